@@ -1,0 +1,89 @@
+"""Linear Gaussian SEM sampling: conceptid vs sempler 0.2.14, and vs the noise-drawing floor.
+
+Model: an Erdos-Renyi DAG on d nodes (expected degree 3), random weights and variances. For the
+observational context and one hard intervention, time drawing n samples:
+
+- ``sempler``: ``sempler.LGANM(W, means, variances).sample(n, do_interventions=...)`` (the peer);
+- ``conceptid f64`` / ``f32``: ``SEM.intervene(ctx).sample(n, rng, dtype=...)``;
+- ``noise floor f64`` / ``f32``: ``rng.standard_normal((n, d))``, the least any sampler of this kind
+  must do.
+
+Each time is the best of ``--repeats`` runs, all measured in this one process. Printed ratios:
+``speedup vs sempler`` (goal >= 2) and ``time / noise floor`` of the same precision (goal <= 1.5).
+
+Run: ``.venv/bin/python benchmarks/bench_sampling.py [--d 50] [--n 100000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+from simulations import Context, Hard, erdos_renyi, random_sem
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--d", type=int, default=50)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sempler warns that its optional rpy2 extra is missing
+        import sempler
+
+    rng = np.random.default_rng(0)
+    graph = erdos_renyi(a.d, 3.0, rng)
+    sem = random_sem(graph, rng, noise_mean_scale=1.0)
+    variances = np.array([S[0, 0] for S in sem.noise_cov])
+    peer = sempler.LGANM(sem.weights.T, sem.noise_mean, variances)
+    target = graph.order[a.d // 2]
+    contexts = {
+        "observational": (Context.observational(), {}),
+        f"do({graph.names[target]})": (Context((Hard(target, 1.5, 0.7),)), {target: (1.5, 0.7)}),
+    }
+    results = {}
+    print(f"linear Gaussian SEM, d = {a.d} nodes, n = {a.n} samples, best of {a.repeats}")
+    print(
+        f"{'context':<16}{'sampler':<18}{'time [ms]':>10}{'Msamples/s':>12}"
+        f"{'vs sempler':>12}{'/ floor':>9}"
+    )
+    floors = {
+        np.float64: best_time(lambda: rng.standard_normal((a.n, a.d)), a.repeats),
+        np.float32: best_time(lambda: rng.standard_normal((a.n, a.d), dtype=np.float32), a.repeats),
+    }
+    for label, (ctx, do) in contexts.items():
+        t_peer = best_time(lambda do=do: peer.sample(a.n, do_interventions=do), a.repeats)
+        isem = sem.intervene(ctx)
+        rows = [("sempler 0.2.14", t_peer, None)]
+        for dt, name in ((np.float64, "conceptid f64"), (np.float32, "conceptid f32")):
+            t = best_time(lambda dt=dt, s=isem: s.sample(a.n, rng, dtype=dt), a.repeats)
+            rows.append((name, t, dt))
+        for dt, name in ((np.float64, "noise floor f64"), (np.float32, "noise floor f32")):
+            rows.append((name, floors[dt], None))
+        for name, t, dt in rows:
+            speed = t_peer / t
+            floor = f"{t / floors[dt]:>9.2f}" if dt is not None else f"{'':>9}"
+            print(
+                f"{label:<16}{name:<18}{1e3 * t:>10.1f}{a.n / t / 1e6:>12.2f}{speed:>11.2f}x{floor}"
+            )
+            results[(label, name)] = {"seconds": t, "speedup_vs_sempler": speed}
+    print("goals: conceptid >= 2x sempler; conceptid time <= 1.5x the noise floor of its precision")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""conceptid: the command line, and the pipelines that wire simulations, identifiability, models."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("conceptid")
+except PackageNotFoundError:  # pragma: no cover - source tree without metadata
+    __version__ = "0+unknown"

@@ -1,0 +1,95 @@
+"""Figures for the command line (matplotlib, Agg backend, atomic PNG writes)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from simulations.benchmark import SPLITS, Dataset
+
+
+def _atomic_savefig(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def samples_grid(
+    ds: Dataset, path: str | os.PathLike, *, per_context: int = 8, seed: int = 0
+) -> Path:
+    """A PNG of samples per context: images in a grid (rows = contexts), or, for vector data,
+    histograms of every concept per context against the observational context."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    names = ds.context_names
+    rows = []
+    for k, name in enumerate(names):
+        split = "test" if ds.card["contexts"][k]["held_out"] else "train"
+        idx = np.flatnonzero(ds.mask(split, k))
+        if idx.size:
+            rows.append((name, split, idx))
+    if not rows:
+        raise ValueError("the dataset has no samples to plot")
+    if ds.card["observation"]["kind"] == "image":
+        ncol = per_context
+        fig, axes = plt.subplots(len(rows), ncol, figsize=(1.1 * ncol + 1.5, 1.1 * len(rows)))
+        axes = np.atleast_2d(axes)
+        for r, (name, split, idx) in enumerate(rows):
+            pick = rng.choice(idx, size=min(ncol, idx.size), replace=False)
+            for c in range(ncol):
+                ax = axes[r, c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c < pick.size:
+                    ax.imshow(ds.x[pick[c]])
+            axes[r, 0].set_ylabel(
+                f"{name}\n({split})", rotation=0, ha="right", va="center", fontsize=7
+            )
+        fig.suptitle("samples per context")
+    else:
+        K = ds.concepts.shape[1]
+        labels = [
+            name if k == 1 else f"{name}[{i}]"
+            for name, k in zip(ds.card["concept_names"], ds.card["block_sizes"])
+            for i in range(k)
+        ]
+        fig, axes = plt.subplots(
+            len(rows), K, figsize=(1.6 * K + 1.5, 1.0 * len(rows)), sharex="col"
+        )
+        axes = np.atleast_2d(axes)
+        obs = ds.concepts[rows[0][2]]
+        for r, (name, split, idx) in enumerate(rows):
+            for j in range(K):
+                ax = axes[r, j]
+                lo, hi = np.percentile(ds.concepts[:, j], [0.5, 99.5])
+                bins = np.linspace(lo, hi, 30)
+                ax.hist(obs[:, j], bins=bins, color="0.75", density=True)
+                ax.hist(ds.concepts[idx, j], bins=bins, histtype="step", color="C0", density=True)
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(labels[j], fontsize=8)
+            axes[r, 0].set_ylabel(
+                f"{name}\n({split})", rotation=0, ha="right", va="center", fontsize=7
+            )
+        fig.suptitle("concept marginals per context (grey: observational)")
+    try:
+        return _atomic_savefig(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+__all__ = ["SPLITS", "samples_grid"]

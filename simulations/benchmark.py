@@ -1,0 +1,400 @@
+"""Benchmark specs and context-labelled datasets on disk.
+
+A :class:`BenchmarkSpec` (JSON-serialisable) names a preset with its arguments, or carries an
+explicit model (:meth:`ConceptModel.to_dict`), with sample counts per context and split and a seed.
+:func:`generate` turns it into a :class:`Dataset`: observations, true concepts, nuisance, context
+labels and split labels, plus a *card* (spec, seeds, versions, ground truth, per-array SHA-256 and a
+content hash). Training contexts appear in every split; held-out composed contexts only in
+``test``. Every (split, context) cell is drawn from its own seed stream, so a test set never repeats
+training samples, and the same spec gives byte-identical files.
+
+On disk a dataset is a directory: ``card.json`` and one ``.npy`` file per array. Writes are atomic
+(a temporary sibling directory renamed into place); :func:`load_dataset` verifies every array
+against the card and refuses a corrupted or truncated dataset with :class:`DatasetError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .model import ConceptModel
+from .presets import build_preset
+
+__all__ = [
+    "SPLITS",
+    "BenchmarkSpec",
+    "Dataset",
+    "DatasetError",
+    "generate",
+    "load_dataset",
+]
+
+FORMAT = "conceptid.dataset/1"
+SPLITS = ("train", "val", "test")
+ARRAYS = ("x", "concepts", "nuisance", "context", "split")
+
+
+class DatasetError(ValueError):
+    """A dataset or spec is malformed, corrupted, truncated, or would overwrite existing files."""
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("conceptid")
+    except Exception:  # pragma: no cover - running from a source tree without metadata
+        return "0+unknown"
+
+
+@dataclass
+class BenchmarkSpec:
+    """What to generate.
+
+    Parameters
+    ----------
+    preset : str or None
+        ``chain``, ``random`` or ``quad``; or None with ``model`` given.
+    preset_args : dict
+        Keyword arguments of the preset (e.g. ``{"m": 5, "mixing": "mlp", "nuisance_dim": 2}``).
+    model : dict or None
+        An explicit :meth:`ConceptModel.to_dict`, instead of a preset.
+    n_train, n_val, n_test : int
+        Samples per context in each split (held-out contexts: ``n_test`` in ``test`` only).
+    seed : int
+        Seeds the model (for random presets) and, through separate streams, every split.
+    """
+
+    preset: str | None = "quad"
+    preset_args: dict = field(default_factory=dict)
+    model: dict | None = None
+    n_train: int = 2000
+    n_val: int = 500
+    n_test: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.preset is None) == (self.model is None):
+            raise DatasetError("a spec needs exactly one of 'preset' and 'model'")
+        if not isinstance(self.preset_args, dict):
+            raise DatasetError(f"preset_args must be a dict, got {type(self.preset_args).__name__}")
+        for name in ("n_train", "n_val", "n_test", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 0:
+                raise DatasetError(f"{name} must be a non-negative integer, got {v!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BenchmarkSpec:
+        if not isinstance(d, dict):
+            raise DatasetError(f"a spec must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise DatasetError(
+                f"unknown spec keys {unknown}; known: {sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> BenchmarkSpec:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"spec file {path} is not valid JSON: {err}") from None
+
+    def rng(self, *key: int) -> np.random.Generator:
+        """The generator of stream ``key``: ``(0,)`` the model, ``(1, split, context)`` a cell."""
+        return np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=key))
+
+    def build_model(self) -> ConceptModel:
+        if self.model is not None:
+            return ConceptModel.from_dict(self.model)
+        return build_preset(self.preset, self.rng(0), **self.preset_args)
+
+
+def _hash_array(a: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _content_hash(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(_hash_array(arrays[name]).encode())
+    return h.hexdigest()
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Arrays and card of a generated benchmark.
+
+    Attributes
+    ----------
+    x : ndarray, (N, *obs_shape)
+        float32 vectors, or uint8 RGB images ``(N, H, W, 3)``.
+    concepts : ndarray, (N, K) float64
+    nuisance : ndarray, (N, d - K) float64
+    context : ndarray, (N,) int16
+        Index into ``card["contexts"]``.
+    split : ndarray, (N,) int8
+        Index into :data:`SPLITS`.
+    card : dict
+    """
+
+    x: np.ndarray
+    concepts: np.ndarray
+    nuisance: np.ndarray
+    context: np.ndarray
+    split: np.ndarray
+    card: dict
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ARRAYS}
+
+    @property
+    def context_names(self) -> list[str]:
+        return [c["name"] for c in self.card["contexts"]]
+
+    @property
+    def model(self) -> ConceptModel:
+        """The ground-truth model, rebuilt from the card."""
+        return ConceptModel.from_dict(self.card["ground_truth"])
+
+    def mask(self, split: str | None = None, context: str | int | None = None) -> np.ndarray:
+        """Boolean row mask for a split name and/or a context (name or index)."""
+        m = np.ones(len(self.context), dtype=bool)
+        if split is not None:
+            if split not in SPLITS:
+                raise DatasetError(f"unknown split {split!r}; splits are {SPLITS}")
+            m &= self.split == SPLITS.index(split)
+        if context is not None:
+            names = self.context_names
+            if isinstance(context, str):
+                if context not in names:
+                    raise DatasetError(f"unknown context {context!r}; contexts are {names}")
+                context = names.index(context)
+            m &= self.context == int(context)
+        return m
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write atomically to directory ``path``; refuses an existing path unless ``overwrite``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise DatasetError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        old = None
+        try:
+            for name, a in self.arrays.items():
+                with open(tmp / f"{name}.npy", "wb") as fh:
+                    np.save(fh, a, allow_pickle=False)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            (tmp / "card.json").write_text(json.dumps(self.card, indent=1, sort_keys=True) + "\n")
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+                os.rmdir(old)
+                os.rename(path, old)
+            os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None and old.exists() and not path.exists():
+                os.rename(old, path)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def summary(self) -> str:
+        """Card headline and per-context concept statistics (sample, and exact where known)."""
+        card = self.card
+        lines = [
+            f"dataset   {card['name']}  ({card['format']}, conceptid {card['package_version']})",
+            f"spec      {json.dumps(card['spec'], sort_keys=True)}",
+            f"concepts  {', '.join(card['concept_names'])}  (K = {self.concepts.shape[1]})",
+            f"observed  {card['observation']['kind']} {tuple(card['observation']['shape'])} "
+            f"{card['observation']['dtype']}; nuisance dim {self.nuisance.shape[1]}",
+            "edges     "
+            + ", ".join(f"{p}->{c}" for p, c in card["ground_truth"]["sem"]["graph"]["edges"]),
+            f"hash      {card['content_hash']}",
+            "",
+        ]
+        model = None
+        if card["ground_truth"]["sem"]["mechanism"] == "linear":
+            model = self.model
+        names = card["concept_names"]
+        dims = [
+            nm if k == 1 else f"{nm}[{i}]"
+            for nm, k in zip(names, card["block_sizes"])
+            for i in range(k)
+        ]
+        lines.append(
+            "per-context concept statistics: sample mean/std over all splits"
+            + ("; exact population values below" if model is not None else "")
+        )
+        lines.append(
+            f"{'context':<22}{'n train/val/test':<18}{'':<6}"
+            + "".join(f"{d[:9]:>10}" for d in dims)
+        )
+
+        def row(label: str, vals) -> str:
+            return f"{'':<22}{'':<18}{label:<6}" + "".join(f"{v:>10.3f}" for v in vals)
+
+        for k, ctx in enumerate(card["contexts"]):
+            rows = self.context == k
+            counts = "/".join(
+                str(int((rows & (self.split == s)).sum())) for s in range(len(SPLITS))
+            )
+            c = self.concepts[rows]
+            lines.append(f"{ctx['name'][:21]:<22}{counts}")
+            lines.append(row("mean", c.mean(axis=0) if len(c) else np.full(len(dims), np.nan)))
+            if model is not None:
+                mu, cov = model.population_moments(model.context(ctx["name"]))
+                lines.append(row("exact", mu))
+            lines.append(row("std", c.std(axis=0) if len(c) else np.full(len(dims), np.nan)))
+            if model is not None:
+                lines.append(row("exact", np.sqrt(np.diag(cov))))
+        return "\n".join(lines)
+
+
+def _context_records(model: ConceptModel) -> list[dict]:
+    recs = []
+    for k, c in enumerate(model.all_contexts):
+        recs.append(
+            {
+                "index": k,
+                "name": c.name,
+                "targets": [model.sem.names[model.sem.resolve(t)] for t in c.targets],
+                "held_out": k >= len(model.contexts),
+            }
+        )
+    return recs
+
+
+def generate(spec: BenchmarkSpec, *, progress: bool = False, name: str = "") -> Dataset:
+    """Sample the dataset a spec describes (deterministic in the spec).
+
+    Each (split, context) cell uses the generator ``spec.rng(1, split, context)``.
+    """
+    model = spec.build_model()
+    counts = {"train": spec.n_train, "val": spec.n_val, "test": spec.n_test}
+    cells = [
+        (s, k)
+        for s, split in enumerate(SPLITS)
+        for k in range(len(model.all_contexts))
+        if counts[split] and (k < len(model.contexts) or split == "test")
+    ]
+    xs, cs, ns, ks, ss = [], [], [], [], []
+    it = cells
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(cells, desc="sampling contexts", unit="cell")
+    is_image = model.mixing.kind == "image"
+    for s, k in it:
+        n = counts[SPLITS[s]]
+        smp = model.sample(model.all_contexts[k], n, spec.rng(1, s, k))
+        x = smp.x
+        if is_image:
+            from .render import to_uint8
+
+            x = to_uint8(x)
+        else:
+            x = x.astype(np.float32)
+        xs.append(x)
+        cs.append(smp.c)
+        ns.append(smp.nuisance)
+        ks.append(np.full(n, k, dtype=np.int16))
+        ss.append(np.full(n, s, dtype=np.int8))
+    obs_shape = model.mixing.output_shape
+    arrays = {
+        "x": np.concatenate(xs) if xs else np.zeros((0, *obs_shape), np.float32),
+        "concepts": np.concatenate(cs) if cs else np.zeros((0, model.K)),
+        "nuisance": np.concatenate(ns) if ns else np.zeros((0, model.nuisance_dim)),
+        "context": np.concatenate(ks) if ks else np.zeros(0, np.int16),
+        "split": np.concatenate(ss) if ss else np.zeros(0, np.int8),
+    }
+    card = {
+        "format": FORMAT,
+        "name": name or (spec.preset or "custom"),
+        "package_version": _package_version(),
+        "numpy_version": np.__version__,
+        "spec": spec.to_dict(),
+        "seeds": {
+            "entropy": int(spec.seed),
+            "model_stream": [0],
+            "cell_streams": {
+                f"{SPLITS[s]}/{model.all_contexts[k].name}": [1, s, k] for s, k in cells
+            },
+        },
+        "concept_names": list(model.sem.names),
+        "block_sizes": list(model.sem.block_sizes),
+        "contexts": _context_records(model),
+        "splits": list(SPLITS),
+        "observation": {
+            "kind": model.mixing.kind,
+            "shape": list(obs_shape),
+            "dtype": str(arrays["x"].dtype),
+            "scale": "uint8 = round(255 * image)" if is_image else "float32",
+        },
+        "ground_truth": model.to_dict(),
+        "arrays": {
+            k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _hash_array(a)}
+            for k, a in arrays.items()
+        },
+        "content_hash": _content_hash(arrays),
+    }
+    return Dataset(**arrays, card=card)
+
+
+def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
+    """Load and verify a dataset directory; raises DatasetError on anything missing or altered."""
+    path = Path(path)
+    card_path = path / "card.json"
+    if not path.is_dir():
+        raise DatasetError(f"{path} is not a dataset directory")
+    if not card_path.is_file():
+        raise DatasetError(f"{path} has no card.json: not a dataset, or an incomplete one")
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{card_path} is corrupted (not valid JSON): {err}") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise DatasetError(f"{card_path}: not a conceptid dataset card (format must be {FORMAT!r})")
+    arrays = {}
+    for name in ARRAYS:
+        f = path / f"{name}.npy"
+        meta = card.get("arrays", {}).get(name)
+        if meta is None:
+            raise DatasetError(f"{card_path} does not describe the array {name!r}")
+        if not f.is_file():
+            raise DatasetError(f"{path} is missing {f.name}")
+        try:
+            a = np.load(f, allow_pickle=False, mmap_mode="r" if mmap else None)
+        except (ValueError, OSError, EOFError) as err:
+            raise DatasetError(f"{f} is corrupted or truncated: {err}") from None
+        if a.dtype.str != meta["dtype"] or list(a.shape) != meta["shape"]:
+            raise DatasetError(
+                f"{f} has dtype {a.dtype.str} and shape {list(a.shape)}, but the card says "
+                f"{meta['dtype']} {meta['shape']} (truncated or replaced?)"
+            )
+        if _hash_array(a) != meta["sha256"]:
+            raise DatasetError(f"{f} does not match its SHA-256 in the card: the data were altered")
+        arrays[name] = a
+    if _content_hash(arrays) != card.get("content_hash"):
+        raise DatasetError(f"{path}: content hash does not match the card")
+    return Dataset(**arrays, card=card)

@@ -1,0 +1,303 @@
+"""Interventions with known targets, and contexts (sets of interventions).
+
+An intervention edits the mechanism of one concept ``j`` of an :class:`~simulations.sem.SEM`,
+whose mechanism is ``c_j = sum_{i in pa(j)} B_ji phi_i(c_i) + eps_j``:
+
+- :class:`Hard` (perfect, stochastic): ``c_j = eps~_j``, ``eps~_j ~ N(mean, cov)``; all incoming
+  edges are cut.
+- :class:`Soft`: new incoming weights ``B~_ji`` (for some or all existing parents) and, optionally,
+  a new noise law; the parent set is kept.
+- :class:`Shift`: the noise mean moves by ``shift`` and, optionally, ``extra_cov`` is added to its
+  covariance (sempler's ``shift_interventions``); weights are kept.
+
+A :class:`Context` is a set of interventions on distinct targets. The observational context is the
+empty set; contexts compose by union (:meth:`Context.compose`), and applying a composed context
+equals applying its parts one after the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .sem import SEM
+
+__all__ = ["Context", "Hard", "Intervention", "InterventionError", "Shift", "Soft"]
+
+
+class InterventionError(ValueError):
+    """An intervention or context is malformed (unknown target, bad parameters, repeated target)."""
+
+
+Target = str | int
+
+
+def _vec(x, k: int, what: str) -> np.ndarray:
+    v = np.atleast_1d(np.asarray(x, dtype=float)).reshape(-1)
+    if v.shape != (k,):
+        raise InterventionError(f"{what} must have {k} entries, got shape {np.shape(x)}")
+    if not np.all(np.isfinite(v)):
+        raise InterventionError(f"{what} contains NaN or infinite values")
+    return v
+
+
+def _cov(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray:
+    S = np.asarray(x, dtype=float)
+    if S.ndim == 0 or (S.ndim == 1 and S.size == 1):
+        S = S.reshape(1, 1) * np.eye(k) if k > 1 else S.reshape(1, 1)
+    elif S.ndim == 1:
+        S = np.diag(S)
+    if S.shape != (k, k):
+        raise InterventionError(f"{what} must be a {k}x{k} covariance, got shape {S.shape}")
+    if not np.all(np.isfinite(S)):
+        raise InterventionError(f"{what} contains NaN or infinite values")
+    if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12):
+        raise InterventionError(f"{what} must be symmetric")
+    eig = np.linalg.eigvalsh(S)
+    if psd_only:
+        if eig.min() < -1e-12:
+            raise InterventionError(
+                f"{what} must be positive semi-definite (min eigenvalue {eig.min():.3g})"
+            )
+    elif eig.min() <= 0:
+        raise InterventionError(
+            f"{what} must be positive definite: a variance must be > 0 "
+            f"(min eigenvalue {eig.min():.3g})"
+        )
+    return S
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Base class: an intervention on one concept, given by name or index."""
+
+    target: Target
+
+    kind = "intervention"
+
+    def apply(self, sem: SEM, j: int, B: np.ndarray, mean: np.ndarray, covs: list, fams: list):
+        """Edit the SEM's arrays in place for target index ``j`` (called by ``SEM.intervene``)."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    @staticmethod
+    def from_dict(d: Mapping) -> Intervention:
+        """Rebuild any intervention from its :meth:`to_dict` form."""
+        kinds = {"hard": Hard, "soft": Soft, "shift": Shift}
+        kind = d.get("kind") if isinstance(d, Mapping) else None
+        if kind not in kinds:
+            raise InterventionError(
+                f"unknown intervention kind {kind!r}; expected one of {list(kinds)}"
+            )
+        return kinds[kind]._from_dict(d)
+
+
+def _target_json(t: Target):
+    return int(t) if isinstance(t, int | np.integer) else t
+
+
+@dataclass(frozen=True)
+class Hard(Intervention):
+    """Hard stochastic intervention ``do(c_j ~ family(mean, cov))``; cuts all incoming edges."""
+
+    mean: object = 0.0
+    cov: object = 1.0
+    family: str = "gaussian"
+    kind = "hard"
+
+    def apply(self, sem, j, B, mean, covs, fams):
+        k = sem.block_sizes[j]
+        sl = sem.slices[j]
+        B[sl, :] = 0.0
+        mean[sl] = _vec(self.mean, k, f"mean of the hard intervention on {sem.names[j]!r}")
+        covs[j] = _cov(self.cov, k, f"cov of the hard intervention on {sem.names[j]!r}")
+        fams[j] = _check_family(self.family)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "hard",
+            "target": _target_json(self.target),
+            "mean": np.asarray(self.mean, dtype=float).tolist(),
+            "cov": np.asarray(self.cov, dtype=float).tolist(),
+            "family": self.family,
+        }
+
+    @classmethod
+    def _from_dict(cls, d):
+        return cls(d["target"], d.get("mean", 0.0), d.get("cov", 1.0), d.get("family", "gaussian"))
+
+
+@dataclass(frozen=True)
+class Soft(Intervention):
+    """Soft intervention: new weights on (some of) the existing incoming edges, optionally a new
+    noise mean/covariance. ``weights`` maps a parent (name or index) to its ``(k_j, k_i)`` block."""
+
+    weights: Mapping = field(default_factory=dict)
+    mean: object = None
+    cov: object = None
+    kind = "soft"
+
+    def apply(self, sem, j, B, mean, covs, fams):
+        sl = sem.slices[j]
+        k = sem.block_sizes[j]
+        parents = set(sem.graph.parents(j))
+        for p, w in self.weights.items():
+            i = sem.resolve(p)
+            if i not in parents:
+                raise InterventionError(
+                    f"soft intervention on {sem.names[j]!r} gives a weight for {sem.names[i]!r}, "
+                    f"which is not a parent; parents are {[sem.names[q] for q in sorted(parents)]}"
+                )
+            W = np.asarray(w, dtype=float).reshape(k, sem.block_sizes[i])
+            if not np.all(np.isfinite(W)):
+                raise InterventionError(
+                    f"soft weight {sem.names[i]!r} -> {sem.names[j]!r} is not finite"
+                )
+            B[sl, sem.slices[i]] = W
+        if self.mean is not None:
+            mean[sl] = _vec(self.mean, k, f"mean of the soft intervention on {sem.names[j]!r}")
+        if self.cov is not None:
+            covs[j] = _cov(self.cov, k, f"cov of the soft intervention on {sem.names[j]!r}")
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "soft",
+            "target": _target_json(self.target),
+            "weights": {
+                str(p): np.asarray(w, dtype=float).tolist() for p, w in self.weights.items()
+            },
+            "mean": None if self.mean is None else np.asarray(self.mean, dtype=float).tolist(),
+            "cov": None if self.cov is None else np.asarray(self.cov, dtype=float).tolist(),
+        }
+
+    @classmethod
+    def _from_dict(cls, d):
+        return cls(d["target"], dict(d.get("weights", {})), d.get("mean"), d.get("cov"))
+
+    def __hash__(self) -> int:  # weights is a dict
+        return hash(("soft", self.target))
+
+
+@dataclass(frozen=True)
+class Shift(Intervention):
+    """Shift intervention: the noise mean moves by ``shift``; ``extra_cov`` (PSD) is added to the
+    noise covariance. Weights and parents are kept."""
+
+    shift: object = 1.0
+    extra_cov: object = None
+    kind = "shift"
+
+    def apply(self, sem, j, B, mean, covs, fams):
+        sl = sem.slices[j]
+        k = sem.block_sizes[j]
+        mean[sl] = mean[sl] + _vec(self.shift, k, f"shift on {sem.names[j]!r}")
+        if self.extra_cov is not None:
+            add = _cov(self.extra_cov, k, f"extra_cov on {sem.names[j]!r}", psd_only=True)
+            covs[j] = covs[j] + add
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "shift",
+            "target": _target_json(self.target),
+            "shift": np.asarray(self.shift, dtype=float).tolist(),
+            "extra_cov": None
+            if self.extra_cov is None
+            else np.asarray(self.extra_cov, dtype=float).tolist(),
+        }
+
+    @classmethod
+    def _from_dict(cls, d):
+        return cls(d["target"], d.get("shift", 1.0), d.get("extra_cov"))
+
+
+NOISE_FAMILIES = ("gaussian", "laplace", "uniform")
+
+
+def _check_family(f: str) -> str:
+    if f not in NOISE_FAMILIES:
+        raise InterventionError(f"noise family must be one of {NOISE_FAMILIES}, got {f!r}")
+    return f
+
+
+@dataclass(frozen=True)
+class Context:
+    """A set of interventions on distinct targets; the empty context is observational.
+
+    Parameters
+    ----------
+    interventions : iterable of Intervention
+    name : str, optional
+        Display name; defaults to ``"obs"`` or ``"do(a,b)"`` built from the targets.
+    """
+
+    interventions: tuple[Intervention, ...] = ()
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        ivs = tuple(self.interventions)
+        for iv in ivs:
+            if not isinstance(iv, Intervention):
+                raise InterventionError(f"a context holds Intervention objects, got {iv!r}")
+        targets = [iv.target for iv in ivs]
+        if len(set(targets)) != len(targets):
+            dup = sorted({str(t) for t in targets if targets.count(t) > 1})
+            raise InterventionError(
+                f"a context may intervene on each concept once; repeated: {dup}"
+            )
+        object.__setattr__(self, "interventions", ivs)
+        if not self.name:
+            label = "obs" if not ivs else "do(" + ",".join(str(t) for t in targets) + ")"
+            object.__setattr__(self, "name", label)
+
+    @classmethod
+    def observational(cls) -> Context:
+        """The empty context."""
+        return cls((), "obs")
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The intervened concepts, in the order given."""
+        return tuple(iv.target for iv in self.interventions)
+
+    @property
+    def is_observational(self) -> bool:
+        return not self.interventions
+
+    def compose(self, *others: Context, name: str = "") -> Context:
+        """Union with other contexts on disjoint targets (raises on a shared target)."""
+        ivs = list(self.interventions)
+        for o in others:
+            ivs.extend(o.interventions)
+        return Context(tuple(ivs), name)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "interventions": [iv.to_dict() for iv in self.interventions]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Context:
+        if not isinstance(d, Mapping) or "interventions" not in d:
+            raise InterventionError("a context dict needs the key 'interventions'")
+        return cls(tuple(Intervention.from_dict(x) for x in d["interventions"]), d.get("name", ""))
+
+    def __iter__(self):
+        return iter(self.interventions)
+
+    def __len__(self) -> int:
+        return len(self.interventions)
+
+
+def as_context(ctx: Context | Intervention | Iterable[Intervention] | None) -> Context:
+    """Accept a Context, a single intervention, an iterable of them, or None (observational)."""
+    if ctx is None:
+        return Context.observational()
+    if isinstance(ctx, Context):
+        return ctx
+    if isinstance(ctx, Intervention):
+        return Context((ctx,))
+    return Context(tuple(ctx))

@@ -1,0 +1,327 @@
+"""Mixing functions ``f``: from the embedding ``e`` (``(n, d)``) to observations ``x``.
+
+- :class:`LinearMixing`: ``x = e A^T`` with ``A`` ``(p, d)`` of full column rank and a chosen
+  condition number; injective, with the pseudo-inverse as its inverse on the image.
+- :class:`MLPMixing`: an invertible MLP. Each hidden layer is ``u -> sigma(W u + b)`` with ``W`` of
+  full column rank (widths never shrink) and ``sigma`` strictly increasing (leaky-ReLU, or the
+  smooth ``s u + (1 - s) softplus(u)``); the last layer is linear. A composition of injective
+  maps is injective, so the mixing is injective *by construction*, and :meth:`MLPMixing.inverse`
+  computes the inverse on the image exactly (leaky-ReLU) or to machine precision (smooth, by
+  Newton's method).
+- :class:`ImageMixing`: the quad-scene renderer of :mod:`simulations.render`. It is *not* injective
+  everywhere (rotational symmetries of the shapes); the identifiability layer checks that
+  numerically.
+
+Every mixing has ``input_dim``, ``output_shape``, ``__call__``, ``to_dict`` and
+:func:`mixing_from_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "ImageMixing",
+    "LinearMixing",
+    "MLPMixing",
+    "Mixing",
+    "MixingError",
+    "mixing_from_dict",
+    "well_conditioned_matrix",
+]
+
+
+class MixingError(ValueError):
+    """A mixing is malformed, or was given input of the wrong shape or with NaNs."""
+
+
+def well_conditioned_matrix(
+    rows: int, cols: int, rng: np.random.Generator, condition_number: float = 5.0
+) -> np.ndarray:
+    """A random ``(rows, cols)`` matrix of rank ``min(rows, cols)`` with singular values spread
+    geometrically from 1 to ``1 / condition_number`` (so its condition number is exactly that)."""
+    if condition_number < 1 or not np.isfinite(condition_number):
+        raise MixingError(f"condition_number must be a finite number >= 1, got {condition_number}")
+    r = min(rows, cols)
+    U = np.linalg.qr(rng.standard_normal((rows, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((cols, r)))[0]
+    s = np.geomspace(1.0, 1.0 / condition_number, r) if r > 1 else np.ones(1)
+    return (U * s) @ V.T
+
+
+def _check_input(e: np.ndarray, d: int, who: str) -> np.ndarray:
+    e = np.asarray(e)
+    if e.ndim != 2 or e.shape[1] != d:
+        raise MixingError(f"{who}: e must have shape (n, {d}), got {e.shape}")
+    if not np.issubdtype(e.dtype, np.floating):
+        e = e.astype(float)
+    if not np.all(np.isfinite(e)):
+        raise MixingError(f"{who}: e contains NaN or infinite values")
+    return e
+
+
+class Mixing:
+    """Base class of mixing functions."""
+
+    kind = "mixing"
+    input_dim: int
+    output_shape: tuple[int, ...]
+    #: whether injectivity holds by construction (else it is to be checked numerically)
+    injective_by_construction = False
+
+    def __call__(self, e: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class LinearMixing(Mixing):
+    """``x = e A^T``; ``A`` is ``(p, d)`` with ``p >= d`` and full column rank."""
+
+    A: np.ndarray
+    kind = "linear"
+    injective_by_construction = True
+
+    def __post_init__(self) -> None:
+        A = np.array(self.A, dtype=float)
+        if A.ndim != 2 or A.shape[0] < A.shape[1]:
+            raise MixingError(f"A must be (p, d) with p >= d, got shape {A.shape}")
+        if not np.all(np.isfinite(A)):
+            raise MixingError("A contains NaN or infinite values")
+        s = np.linalg.svd(A, compute_uv=False)
+        if s[-1] <= 1e-10 * s[0]:
+            raise MixingError("A must have full column rank (linear mixing must be injective)")
+        A.setflags(write=False)
+        object.__setattr__(self, "A", A)
+
+    @classmethod
+    def random(
+        cls, d: int, p: int, rng: np.random.Generator, condition_number: float = 5.0
+    ) -> LinearMixing:
+        """A random mixing with the given condition number."""
+        if p < d:
+            raise MixingError(f"p (observed dimension) must be >= d = {d}, got {p}")
+        return cls(well_conditioned_matrix(p, d, rng, condition_number))
+
+    @property
+    def input_dim(self) -> int:  # type: ignore[override]
+        return self.A.shape[1]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return (self.A.shape[0],)
+
+    @property
+    def condition_number(self) -> float:
+        s = np.linalg.svd(self.A, compute_uv=False)
+        return float(s[0] / s[-1])
+
+    def __call__(self, e: np.ndarray) -> np.ndarray:
+        e = _check_input(e, self.input_dim, "LinearMixing")
+        return e @ self.A.T.astype(e.dtype)
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        """The embedding of observations on the image (least squares)."""
+        return np.linalg.lstsq(self.A, np.asarray(x, dtype=float).T, rcond=None)[0].T
+
+    def to_dict(self) -> dict:
+        return {"kind": "linear", "A": self.A.tolist()}
+
+
+def _softplus(u):
+    return np.logaddexp(0.0, u)
+
+
+@dataclass(frozen=True, eq=False)
+class MLPMixing(Mixing):
+    """An injective MLP: hidden layers ``sigma(W u + b)``, a final linear layer ``W u + b``.
+
+    Parameters
+    ----------
+    weights : sequence of ndarray
+        ``W_l`` of shape ``(p_l, p_{l-1})`` with ``p_l >= p_{l-1}`` and full column rank.
+    biases : sequence of ndarray
+        ``b_l`` of shape ``(p_l,)``.
+    activation : {"leaky_relu", "smooth"}
+        ``leaky_relu``: ``max(u, s u)``; ``smooth``: ``s u + (1 - s) softplus(u)`` (C-infinity,
+        derivative in ``(s, 1)``). Both strictly increasing.
+    slope : float in (0, 1)
+    """
+
+    weights: tuple
+    biases: tuple
+    activation: str = "leaky_relu"
+    slope: float = 0.2
+    kind = "mlp"
+    injective_by_construction = True
+    _pinvs: tuple = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        Ws = tuple(np.array(W, dtype=float) for W in self.weights)
+        bs = tuple(np.array(b, dtype=float).reshape(-1) for b in self.biases)
+        if not Ws or len(Ws) != len(bs):
+            raise MixingError("weights and biases must be non-empty and of the same length")
+        if self.activation not in ("leaky_relu", "smooth"):
+            raise MixingError(
+                f"activation must be 'leaky_relu' or 'smooth', got {self.activation!r}"
+            )
+        if not 0 < self.slope < 1:
+            raise MixingError(f"slope must lie in (0, 1), got {self.slope}")
+        for layer, (W, b) in enumerate(zip(Ws, bs)):
+            if W.ndim != 2 or W.shape[0] < W.shape[1] or b.shape != (W.shape[0],):
+                raise MixingError(
+                    f"layer {layer}: W must be (p_out, p_in) with p_out >= p_in and b (p_out,); "
+                    f"got {W.shape} and {b.shape}"
+                )
+            if layer and W.shape[1] != Ws[layer - 1].shape[0]:
+                raise MixingError(f"layer {layer}: input width {W.shape[1]} != previous output")
+            if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+                raise MixingError(f"layer {layer}: weights contain NaN or infinite values")
+            s = np.linalg.svd(W, compute_uv=False)
+            if s[-1] <= 1e-10 * s[0]:
+                raise MixingError(f"layer {layer}: W must have full column rank (injectivity)")
+            W.setflags(write=False)
+            b.setflags(write=False)
+        object.__setattr__(self, "weights", Ws)
+        object.__setattr__(self, "biases", bs)
+        object.__setattr__(self, "_pinvs", tuple(np.linalg.pinv(W) for W in Ws))
+
+    @classmethod
+    def random(
+        cls,
+        d: int,
+        p: int,
+        rng: np.random.Generator,
+        *,
+        n_layers: int = 3,
+        hidden: int | None = None,
+        activation: str = "leaky_relu",
+        slope: float = 0.2,
+        condition_number: float = 3.0,
+    ) -> MLPMixing:
+        """A random injective MLP ``R^d -> R^p`` with ``n_layers`` layers (``n_layers - 1``
+        nonlinear); hidden width ``hidden`` (default ``max(d, p)``) must lie in ``[d, p]``."""
+        if n_layers < 1:
+            raise MixingError(f"n_layers must be >= 1, got {n_layers}")
+        hidden = max(d, p) if hidden is None else hidden
+        if not d <= hidden <= p:
+            raise MixingError(
+                f"hidden must lie in [d, p] = [{d}, {p}] to keep every layer injective"
+            )
+        widths = [d] + [hidden] * (n_layers - 1) + [p]
+        Ws, bs = [], []
+        for a, b in zip(widths[:-1], widths[1:]):
+            Ws.append(np.sqrt(b / a) * well_conditioned_matrix(b, a, rng, condition_number))
+            bs.append(0.1 * rng.standard_normal(b))
+        return cls(tuple(Ws), tuple(bs), activation, slope)
+
+    @property
+    def input_dim(self) -> int:  # type: ignore[override]
+        return self.weights[0].shape[1]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return (self.weights[-1].shape[0],)
+
+    def _act(self, u):
+        s = self.slope
+        if self.activation == "leaky_relu":
+            return np.where(u > 0, u, s * u)
+        return s * u + (1 - s) * _softplus(u)
+
+    def _act_inv(self, y):
+        s = self.slope
+        if self.activation == "leaky_relu":
+            return np.where(y > 0, y, y / s)
+        # sigma is convex and increasing with sigma(u) >= u, so Newton from u0 = y (right of the
+        # root) decreases monotonically to it.
+        u = np.array(y, dtype=float)
+        for _ in range(100):
+            g = s * u + (1 - s) * _softplus(u) - y
+            step = g / (s + (1 - s) / (1 + np.exp(-u)))
+            u -= step
+            if np.max(np.abs(step), initial=0.0) < 1e-13 * (1 + np.max(np.abs(u), initial=0.0)):
+                break
+        return u
+
+    def __call__(self, e: np.ndarray) -> np.ndarray:
+        u = _check_input(e, self.input_dim, "MLPMixing")
+        last = len(self.weights) - 1
+        for layer, (W, b) in enumerate(zip(self.weights, self.biases)):
+            u = u @ W.T.astype(u.dtype) + b.astype(u.dtype)
+            if layer < last:
+                u = self._act(u)
+        return u
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        """The embedding ``e`` with ``f(e) = x`` for ``x`` on the image (``(n, d)``)."""
+        y = np.asarray(x, dtype=float)
+        last = len(self.weights) - 1
+        for layer in range(last, -1, -1):
+            if layer < last:
+                y = self._act_inv(y)
+            y = (y - self.biases[layer]) @ self._pinvs[layer].T
+        return y
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "mlp",
+            "weights": [W.tolist() for W in self.weights],
+            "biases": [b.tolist() for b in self.biases],
+            "activation": self.activation,
+            "slope": self.slope,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ImageMixing(Mixing):
+    """The quad-scene renderer as a mixing: ``e`` (8 concepts, optionally 2 position nuisances)
+    to ``(size, size, 3)`` RGB images in ``[0, 1]``. Not injective everywhere: see
+    :mod:`simulations.render`."""
+
+    size: int = 32
+    nuisance: bool = False
+    kind = "image"
+    injective_by_construction = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int | np.integer) or self.size < 8:
+            raise MixingError(f"size must be an integer >= 8, got {self.size!r}")
+
+    @property
+    def input_dim(self) -> int:  # type: ignore[override]
+        return 10 if self.nuisance else 8
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return (int(self.size), int(self.size), 3)
+
+    def __call__(self, e: np.ndarray, *, progress: bool = False) -> np.ndarray:
+        from .render import render_quad
+
+        e = _check_input(e, self.input_dim, "ImageMixing")
+        return render_quad(e, int(self.size), progress=progress)
+
+    def to_dict(self) -> dict:
+        return {"kind": "image", "size": int(self.size), "nuisance": bool(self.nuisance)}
+
+
+def mixing_from_dict(d: dict) -> Mixing:
+    """Rebuild a mixing from its ``to_dict`` form."""
+    kind = d.get("kind") if isinstance(d, dict) else None
+    if kind == "linear":
+        return LinearMixing(np.asarray(d["A"], dtype=float))
+    if kind == "mlp":
+        return MLPMixing(
+            tuple(np.asarray(W) for W in d["weights"]),
+            tuple(np.asarray(b) for b in d["biases"]),
+            d.get("activation", "leaky_relu"),
+            d.get("slope", 0.2),
+        )
+    if kind == "image":
+        return ImageMixing(int(d.get("size", 32)), bool(d.get("nuisance", False)))
+    raise MixingError(f"unknown mixing kind {kind!r}; expected 'linear', 'mlp' or 'image'")

@@ -1,0 +1,258 @@
+"""The full generative model of DESIGN.md section 1: concepts, nuisance, embedding, observation.
+
+Under context ``k`` the concepts ``c`` follow the intervened :class:`~simulations.sem.SEM`; the
+nuisance ``n`` is drawn independently from the same Gaussian law in every context (A5); the
+embedding is ``e = T^{-1} [c; n]`` with ``T = [C; N]`` invertible (so ``c = C e`` in every context,
+A1, with ``C`` of full row rank, A2); the observation is ``x = f(e)`` for a :class:`Mixing` ``f``.
+
+One :class:`ConceptModel` carries the SEM, the read-out ``T``, the nuisance law, the mixing and the
+context design (training contexts and held-out composed contexts); it samples benchmarks and is
+the object whose assumptions the identifiability layer checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .interventions import Context, InterventionError, as_context
+from .mixing import Mixing, MixingError, mixing_from_dict, well_conditioned_matrix
+from .sem import SEM
+
+__all__ = ["ConceptModel", "ModelError", "Sample", "random_readout"]
+
+
+class ModelError(ValueError):
+    """A concept model is inconsistent (shapes of read-out, nuisance and mixing disagree, ...)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Draws from one context: observations ``x`` ``(n, *output_shape)``, concepts ``c``
+    ``(n, K)``, nuisance ``nuisance`` ``(n, d - K)`` and embedding ``e`` ``(n, d)``."""
+
+    x: np.ndarray
+    c: np.ndarray
+    nuisance: np.ndarray
+    e: np.ndarray
+
+
+def random_readout(K: int, d: int, rng: np.random.Generator, condition_number: float = 3.0):
+    """A random invertible ``T = [C; N]`` (``(d, d)``) with the given condition number."""
+    if d < K:
+        raise ModelError(f"embedding dimension d = {d} must be >= K = {K}")
+    return well_conditioned_matrix(d, d, rng, condition_number)
+
+
+@dataclass(frozen=True, eq=False)
+class ConceptModel:
+    """Concepts -> embedding -> observation, with a context design.
+
+    Parameters
+    ----------
+    sem : SEM
+        The observational concept SEM (context 0).
+    mixing : Mixing
+        ``f``, with ``input_dim == d``.
+    readout : ndarray, shape (d, d), optional
+        ``T = [C; N]``, invertible; default identity (``e = [c; n]``).
+    nuisance_dim : int
+        ``d - K``; the nuisance law is ``N(0, nuisance_scale^2 I)``.
+    nuisance_scale : float
+    contexts : sequence of Context
+        Training contexts (the first is usually observational).
+    held_out : sequence of Context
+        Composed contexts reserved for out-of-distribution tests.
+    """
+
+    sem: SEM
+    mixing: Mixing
+    readout: np.ndarray | None = None
+    nuisance_dim: int = 0
+    nuisance_scale: float = 1.0
+    contexts: tuple = (Context.observational(),)
+    held_out: tuple = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sem, SEM):
+            raise ModelError(f"sem must be an SEM, got {type(self.sem).__name__}")
+        if not isinstance(self.mixing, Mixing):
+            raise ModelError(f"mixing must be a Mixing, got {type(self.mixing).__name__}")
+        if int(self.nuisance_dim) < 0:
+            raise ModelError(f"nuisance_dim must be >= 0, got {self.nuisance_dim}")
+        if not (np.isfinite(self.nuisance_scale) and self.nuisance_scale > 0):
+            raise ModelError(f"nuisance_scale must be finite and > 0, got {self.nuisance_scale}")
+        d = self.sem.K + int(self.nuisance_dim)
+        if self.mixing.input_dim != d:
+            raise ModelError(
+                f"mixing takes {self.mixing.input_dim} inputs but K + nuisance_dim = "
+                f"{self.sem.K} + {self.nuisance_dim} = {d}"
+            )
+        T = np.eye(d) if self.readout is None else np.array(self.readout, dtype=float)
+        if T.shape != (d, d):
+            raise ModelError(f"readout T must be ({d}, {d}), got {T.shape}")
+        if not np.all(np.isfinite(T)):
+            raise ModelError("readout contains NaN or infinite values")
+        if np.linalg.matrix_rank(T) < d:
+            raise ModelError("readout T = [C; N] must be invertible")
+        T.setflags(write=False)
+        Tinv = np.linalg.inv(T)
+        Tinv.setflags(write=False)
+        object.__setattr__(self, "readout", T)
+        object.__setattr__(self, "_Tinv", Tinv)
+        object.__setattr__(self, "nuisance_dim", int(self.nuisance_dim))
+        ctxs = tuple(as_context(c) for c in self.contexts)
+        held = tuple(as_context(c) for c in self.held_out)
+        names = [c.name for c in ctxs + held]
+        if len(set(names)) != len(names):
+            raise ModelError(f"context names must be unique, got {names}")
+        for c in ctxs + held:
+            for t in c.targets:
+                self.sem.resolve(t)  # raises InterventionError on an unknown target
+        object.__setattr__(self, "contexts", ctxs)
+        object.__setattr__(self, "held_out", held)
+
+    # -- facts --------------------------------------------------------------------------------
+
+    @property
+    def K(self) -> int:
+        return self.sem.K
+
+    @property
+    def d(self) -> int:
+        """Embedding dimension ``K + nuisance_dim``."""
+        return self.sem.K + self.nuisance_dim
+
+    @property
+    def C(self) -> np.ndarray:
+        """Concept read-out ``(K, d)``: ``c = C e``."""
+        return self.readout[: self.K]
+
+    @property
+    def N(self) -> np.ndarray:
+        """Nuisance read-out ``(d - K, d)``: ``n = N e``."""
+        return self.readout[self.K :]
+
+    @property
+    def all_contexts(self) -> tuple[Context, ...]:
+        return self.contexts + self.held_out
+
+    def context(self, name: str) -> Context:
+        """A context of the design by name."""
+        for c in self.all_contexts:
+            if c.name == name:
+                return c
+        raise InterventionError(
+            f"unknown context {name!r}; contexts are {[c.name for c in self.all_contexts]}"
+        )
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def embed(self, c: np.ndarray, nuisance: np.ndarray) -> np.ndarray:
+        """``e = T^{-1} [c; n]`` row-wise (``(n, d)``)."""
+        cn = np.concatenate([c, nuisance], axis=1)
+        return cn @ self._Tinv.T.astype(cn.dtype)  # type: ignore[attr-defined]
+
+    def sample(
+        self,
+        context,
+        n: int,
+        rng: np.random.Generator,
+        *,
+        dtype: type = np.float64,
+        progress: bool = False,
+    ) -> Sample:
+        """``n`` draws under ``context`` (a Context, its name, an intervention, or None)."""
+        ctx = self.context(context) if isinstance(context, str) else as_context(context)
+        c = self.sem.intervene(ctx).sample(n, rng, dtype=dtype)
+        nu = (self.nuisance_scale * rng.standard_normal((n, self.nuisance_dim))).astype(dtype)
+        e = self.embed(c, nu)
+        kw = {"progress": progress} if self.mixing.kind == "image" else {}
+        x = self.mixing(e, **kw)
+        return Sample(x=x, c=c, nuisance=nu, e=e)
+
+    def population_moments(self, context) -> tuple[np.ndarray, np.ndarray]:
+        """Exact mean ``(K,)`` and covariance ``(K, K)`` of the concepts under ``context``."""
+        ctx = self.context(context) if isinstance(context, str) else as_context(context)
+        s = self.sem.intervene(ctx)
+        return s.population_mean(), s.population_covariance()
+
+    # -- serialisation ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {
+            "sem": self.sem.to_dict(),
+            "mixing": self.mixing.to_dict(),
+            "readout": self.readout.tolist(),
+            "nuisance_dim": self.nuisance_dim,
+            "nuisance_scale": float(self.nuisance_scale),
+            "contexts": [c.to_dict() for c in self.contexts],
+            "held_out": [c.to_dict() for c in self.held_out],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ConceptModel:
+        if not isinstance(d, dict) or "sem" not in d or "mixing" not in d:
+            raise ModelError("a model dict needs at least the keys 'sem' and 'mixing'")
+        try:
+            mixing = mixing_from_dict(d["mixing"])
+        except (KeyError, TypeError) as err:
+            raise MixingError(f"malformed mixing: {err}") from None
+        return cls(
+            SEM.from_dict(d["sem"]),
+            mixing,
+            None if d.get("readout") is None else np.asarray(d["readout"], dtype=float),
+            int(d.get("nuisance_dim", 0)),
+            float(d.get("nuisance_scale", 1.0)),
+            tuple(Context.from_dict(c) for c in d.get("contexts", [{"interventions": []}])),
+            tuple(Context.from_dict(c) for c in d.get("held_out", [])),
+        )
+
+
+def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = "pairs"):
+    """Held-out compositions of single-target contexts.
+
+    Parameters
+    ----------
+    single : sequence of Context
+        Single-target contexts (observational ones are ignored).
+    groups : "pairs", "all" or sequence of sequences of target names
+        ``"pairs"``: every pair of targets; ``"all"``: every subset of size >= 2 (beware: 2^m);
+        or an explicit list such as ``[["size", "quad1"], ["quad2", "quad3", "quad4"]]``.
+
+    Returns
+    -------
+    tuple of Context, named ``do(a,b)``.
+    """
+    from itertools import combinations
+
+    by_target = {}
+    for c in single:
+        if len(c) == 1:
+            by_target[str(c.targets[0])] = c
+        elif len(c) > 1:
+            raise ModelError(f"compose() takes single-target contexts, got {c.name}")
+    targets = list(by_target)
+    if isinstance(groups, str):
+        if groups == "pairs":
+            groups = list(combinations(targets, 2))
+        elif groups == "all":
+            groups = [g for r in range(2, len(targets) + 1) for g in combinations(targets, r)]
+        else:
+            raise ModelError(
+                f"groups must be 'pairs', 'all' or a list of target lists, got {groups!r}"
+            )
+    out = []
+    for g in groups:
+        g = [str(t) for t in g]
+        unknown = [t for t in g if t not in by_target]
+        if unknown:
+            raise InterventionError(
+                f"cannot compose {g}: no single-target context for {unknown}; have {targets}"
+            )
+        if len(g) < 2:
+            raise ModelError(f"a composition needs at least two targets, got {g}")
+        out.append(by_target[g[0]].compose(*(by_target[t] for t in g[1:])))
+    return tuple(out)
