@@ -38,6 +38,21 @@ def _parse_kv(items: list[str]) -> dict:
 
 def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
     if a.spec:
+        given = [
+            flag
+            for flag, v in (
+                ("--image-size", a.image_size),
+                ("--m", a.m),
+                ("--mixing", a.mixing),
+                ("--nuisance-dim", a.nuisance_dim),
+                ("--preset-arg", a.preset_arg or None),
+            )
+            if v is not None
+        ]
+        if given:
+            raise DatasetError(
+                f"{', '.join(given)} cannot be combined with --spec: put them in the spec file"
+            )
         spec = BenchmarkSpec.from_json(a.spec)
         overrides = {}
     else:
@@ -86,7 +101,9 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 
     ds = load_dataset(a.dir)
     print(ds.summary())
-    if not a.no_figure:
+    if not a.no_figure and len(ds.context) == 0:
+        print("\nthe dataset holds no samples: no figure written")
+    elif not a.no_figure:
         fig = Path(a.figure) if a.figure else Path(a.dir) / "samples_per_context.png"
         samples_grid(ds, fig, per_context=a.per_context)
         print(f"\nwrote {fig}")

@@ -15,6 +15,9 @@ def _atomic_savefig(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
         os.replace(tmp, path)
@@ -40,6 +43,8 @@ def samples_grid(
     for k, name in enumerate(names):
         split = "test" if ds.card["contexts"][k]["held_out"] else "train"
         idx = np.flatnonzero(ds.mask(split, k))
+        if not idx.size:  # e.g. a dataset generated with n_train = 0: take any split
+            split, idx = "any split", np.flatnonzero(ds.mask(None, k))
         if idx.size:
             rows.append((name, split, idx))
     if not rows:
@@ -76,6 +81,8 @@ def samples_grid(
             for j in range(K):
                 ax = axes[r, j]
                 lo, hi = np.percentile(ds.concepts[:, j], [0.5, 99.5])
+                if not hi > lo:  # a constant or single-sample column
+                    lo, hi = lo - 0.5, lo + 0.5
                 bins = np.linspace(lo, hi, 30)
                 ax.hist(obs[:, j], bins=bins, color="0.75", density=True)
                 ax.hist(ds.concepts[idx, j], bins=bins, histtype="step", color="C0", density=True)

@@ -108,7 +108,11 @@ class BenchmarkSpec:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> BenchmarkSpec:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            text = Path(path).read_text()
+        except OSError as err:
+            raise DatasetError(f"cannot read spec file {path}: {err.strerror}") from None
+        try:
+            return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as err:
             raise DatasetError(f"spec file {path} is not valid JSON: {err}") from None
 
@@ -135,6 +139,13 @@ def _content_hash(arrays: dict[str, np.ndarray]) -> str:
         h.update(name.encode())
         h.update(_hash_array(arrays[name]).encode())
     return h.hexdigest()
+
+
+def _card_hash(card: dict) -> str:
+    """SHA-256 of the card's canonical JSON without its own ``card_hash`` entry: an edit of the
+    ground truth or the spec in card.json is detected on load."""
+    body = {k: v for k, v in card.items() if k != "card_hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(eq=False)
@@ -197,6 +208,9 @@ class Dataset:
             raise DatasetError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual directory mode
         old = None
         try:
             for name, a in self.arrays.items():
@@ -358,6 +372,7 @@ def generate(spec: BenchmarkSpec, *, progress: bool = False, name: str = "") -> 
         },
         "content_hash": _content_hash(arrays),
     }
+    card["card_hash"] = _card_hash(card)
     return Dataset(**arrays, card=card)
 
 
@@ -378,9 +393,12 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
     arrays = {}
     for name in ARRAYS:
         f = path / f"{name}.npy"
-        meta = card.get("arrays", {}).get(name)
-        if meta is None:
-            raise DatasetError(f"{card_path} does not describe the array {name!r}")
+        entries = card.get("arrays")
+        meta = entries.get(name) if isinstance(entries, dict) else None
+        if not isinstance(meta, dict) or not {"dtype", "shape", "sha256"} <= set(meta):
+            raise DatasetError(
+                f"{card_path} does not describe the array {name!r} (dtype, shape, sha256)"
+            )
         if not f.is_file():
             raise DatasetError(f"{path} is missing {f.name}")
         try:
@@ -397,4 +415,6 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
         arrays[name] = a
     if _content_hash(arrays) != card.get("content_hash"):
         raise DatasetError(f"{path}: content hash does not match the card")
+    if _card_hash(card) != card.get("card_hash"):
+        raise DatasetError(f"{card_path} was altered after it was written (card_hash mismatch)")
     return Dataset(**arrays, card=card)

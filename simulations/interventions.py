@@ -37,7 +37,13 @@ Target = str | int
 
 
 def _vec(x, k: int, what: str) -> np.ndarray:
-    v = np.atleast_1d(np.asarray(x, dtype=float)).reshape(-1)
+    """A length-``k`` vector; a scalar is broadcast to every coordinate of the block."""
+    try:
+        v = np.atleast_1d(np.asarray(x, dtype=float)).reshape(-1)
+    except (TypeError, ValueError):
+        raise InterventionError(f"{what} must be numeric, got {x!r}") from None
+    if v.size == 1 and k > 1:
+        v = np.full(k, v[0])
     if v.shape != (k,):
         raise InterventionError(f"{what} must have {k} entries, got shape {np.shape(x)}")
     if not np.all(np.isfinite(v)):
@@ -154,7 +160,13 @@ class Soft(Intervention):
                     f"soft intervention on {sem.names[j]!r} gives a weight for {sem.names[i]!r}, "
                     f"which is not a parent; parents are {[sem.names[q] for q in sorted(parents)]}"
                 )
-            W = np.asarray(w, dtype=float).reshape(k, sem.block_sizes[i])
+            W = np.asarray(w, dtype=float)
+            if W.size != k * sem.block_sizes[i]:
+                raise InterventionError(
+                    f"soft weight {sem.names[i]!r} -> {sem.names[j]!r} must be a "
+                    f"({k}, {sem.block_sizes[i]}) block, got shape {W.shape}"
+                )
+            W = W.reshape(k, sem.block_sizes[i])
             if not np.all(np.isfinite(W)):
                 raise InterventionError(
                     f"soft weight {sem.names[i]!r} -> {sem.names[j]!r} is not finite"
@@ -169,16 +181,20 @@ class Soft(Intervention):
         return {
             "kind": "soft",
             "target": _target_json(self.target),
-            "weights": {
-                str(p): np.asarray(w, dtype=float).tolist() for p, w in self.weights.items()
-            },
+            # [parent, block] pairs: JSON object keys would turn an index parent into a string
+            "weights": [
+                [_target_json(p), np.asarray(w, dtype=float).tolist()]
+                for p, w in self.weights.items()
+            ],
             "mean": None if self.mean is None else np.asarray(self.mean, dtype=float).tolist(),
             "cov": None if self.cov is None else np.asarray(self.cov, dtype=float).tolist(),
         }
 
     @classmethod
     def _from_dict(cls, d):
-        return cls(d["target"], dict(d.get("weights", {})), d.get("mean"), d.get("cov"))
+        w = d.get("weights", [])
+        pairs = w.items() if isinstance(w, Mapping) else [tuple(p) for p in w]
+        return cls(d["target"], dict(pairs), d.get("mean"), d.get("cov"))
 
     def __hash__(self) -> int:  # weights is a dict
         return hash(("soft", self.target))

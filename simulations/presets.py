@@ -78,9 +78,15 @@ def make_mixing(
     if kind == "identity":
         return LinearMixing(np.eye(d))
     if kind == "linear":
+        unknown = sorted(set(kwargs) - {"condition_number"})
+        if unknown:
+            raise MixingError(f"mixing 'linear' takes only condition_number, got {unknown}")
         return LinearMixing.random(d, p, rng, kwargs.get("condition_number", 5.0))
     if kind == "mlp":
-        return MLPMixing.random(d, p, rng, **kwargs)
+        try:
+            return MLPMixing.random(d, p, rng, **kwargs)
+        except TypeError as err:
+            raise MixingError(f"bad mixing_args for 'mlp': {err}") from None
     raise MixingError(
         f"mixing must be 'identity', 'linear', 'mlp' (or 'image' for quad), got {kind!r}"
     )

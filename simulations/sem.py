@@ -391,9 +391,9 @@ class SEM:
             np.asarray(d["noise_mean"], dtype=float),
             tuple(np.asarray(S, dtype=float) for S in d["noise_cov"]),
             tuple(d.get("block_sizes", ())),
-            tuple(d.get("noise_family", ("gaussian",)))
-            if not isinstance(d.get("noise_family"), str)
-            else d["noise_family"],
+            d.get("noise_family", "gaussian")
+            if isinstance(d.get("noise_family", "gaussian"), str)
+            else tuple(d["noise_family"]),
             d.get("mechanism", "linear"),
             tuple(
                 {k: np.asarray(v, dtype=float) for k, v in p.items()}
@@ -412,6 +412,11 @@ class SEM:
             and all(np.array_equal(a, b) for a, b in zip(self.noise_cov, other.noise_cov))
             and self.noise_family == other.noise_family
             and self.mechanism == other.mechanism
+            and len(self.mlp_params) == len(other.mlp_params)
+            and all(
+                all(np.array_equal(p[key], q[key]) for key in ("W1", "b1", "W2"))
+                for p, q in zip(self.mlp_params, other.mlp_params)
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,334 @@
+"""Tests for the conceptid command line (simulate, inspect)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conceptid.cli import main
+from simulations.benchmark import load_dataset
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def listing(d: Path) -> list[str]:
+    """Every path under ``d`` (hidden temp directories included), relative, sorted."""
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def small_ds(tmp_path_factory) -> Path:
+    """A small chain dataset (2 concepts: 4 contexts) for inspect tests."""
+    out = tmp_path_factory.mktemp("cli") / "small"
+    rc = main(
+        [
+            "simulate",
+            "--preset",
+            "chain",
+            "--m",
+            "2",
+            "--n-per-context",
+            "40",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    return out
+
+
+def test_simulate_chain_writes_a_loadable_dataset(tmp_path, capsys):
+    out = tmp_path / "d"
+    rc = main(
+        ["simulate", "--preset", "chain", "--n-per-context", "100", "--out", str(out), "--quiet"]
+    )
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert f"wrote {out}" in captured.out
+    assert captured.err == ""
+    ds = load_dataset(out)
+    assert ds.card["spec"]["preset"] == "chain"
+    assert ds.card["spec"]["n_train"] == 100 and ds.card["spec"]["n_val"] == 25
+    assert ds.mask("train", "obs").sum() == 100
+    assert ds.mask("test", "obs").sum() == 25
+    assert len(ds.card["concept_names"]) == 5  # the chain preset's default m
+    assert listing(tmp_path) == ["d", *(f"d/{f}" for f in sorted(p.name for p in out.iterdir()))]
+
+
+def test_simulate_options_reach_the_spec(tmp_path):
+    out = tmp_path / "d"
+    rc = main(
+        [
+            "simulate",
+            "--preset",
+            "chain",
+            "--m",
+            "3",
+            "--mixing",
+            "identity",
+            "--nuisance-dim",
+            "1",
+            "--n-per-context",
+            "8",
+            "--n-val",
+            "3",
+            "--n-test",
+            "2",
+            "--seed",
+            "5",
+            "--preset-arg",
+            "noise=laplace",
+            "--preset-arg",
+            'held_out=[["c0", "c2"]]',
+            "--name",
+            "mine",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    ds = load_dataset(out)
+    spec = ds.card["spec"]
+    assert spec["seed"] == 5 and (spec["n_train"], spec["n_val"], spec["n_test"]) == (8, 3, 2)
+    assert spec["preset_args"] == {
+        "m": 3,
+        "mixing": "identity",
+        "nuisance_dim": 1,
+        "noise": "laplace",
+        "held_out": [["c0", "c2"]],
+    }
+    assert ds.card["name"] == "mine"
+    assert ds.context_names == ["obs", "do(c0)", "do(c1)", "do(c2)", "do(c0,c2)"]
+    assert ds.x.shape == (4 * 13 + 2, 4)
+
+
+def test_simulate_from_spec_file(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "preset": "random",
+                "preset_args": {"m": 3},
+                "n_train": 10,
+                "n_val": 2,
+                "n_test": 3,
+                "seed": 1,
+            }
+        )
+    )
+    out = tmp_path / "d"
+    assert main(["simulate", "--spec", str(spec), "--seed", "4", "--out", str(out), "--quiet"]) == 0
+    card = load_dataset(out).card
+    assert card["spec"]["preset"] == "random" and card["spec"]["seed"] == 4
+    assert card["spec"]["n_train"] == 10
+
+
+def test_simulate_overwrite_replaces(tmp_path):
+    out = tmp_path / "d"
+    args = [
+        "simulate",
+        "--preset",
+        "chain",
+        "--m",
+        "2",
+        "--n-per-context",
+        "4",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main([*args, "--seed", "1"]) == 0
+    first = load_dataset(out).card["content_hash"]
+    assert main([*args, "--seed", "2", "--overwrite"]) == 0
+    assert load_dataset(out).card["content_hash"] != first
+    assert listing(tmp_path) == ["d", *(f"d/{f.name}" for f in sorted(out.iterdir()))]
+
+
+def test_inspect_prints_summary_and_writes_png(small_ds, capsys):
+    assert main(["inspect", str(small_ds)]) == 0
+    out = capsys.readouterr().out
+    for name in ("obs", "do(c0)", "do(c1)", "do(c0,c1)"):
+        assert name in out
+    assert "c0->c1" in out
+    png = small_ds / "samples_per_context.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert f"wrote {png}" in out
+
+
+def test_inspect_figure_path_and_no_figure(small_ds, tmp_path, capsys):
+    fig = tmp_path / "figs" / "f.png"
+    assert main(["inspect", str(small_ds), "--figure", str(fig), "--per-context", "2"]) == 0
+    assert fig.read_bytes()[:8] == PNG_MAGIC
+    before = listing(tmp_path)
+    assert main(["inspect", str(small_ds), "--no-figure", "--figure", str(tmp_path / "g.png")]) == 0
+    assert listing(tmp_path) == before
+    assert "do(c0,c1)" in capsys.readouterr().out
+
+
+def test_simulate_quad_tiny_images(tmp_path, capsys):
+    out = tmp_path / "q"
+    rc = main(
+        [
+            "simulate",
+            "--preset",
+            "quad",
+            "--image-size",
+            "32",
+            "--n-per-context",
+            "20",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    ds = load_dataset(out)
+    assert ds.x.dtype == np.uint8 and ds.x.shape[1:] == (32, 32, 3)
+    assert len(ds.context_names) == 7 + 15
+    assert ds.mask("train").sum() == 7 * 20
+    assert ds.x.std() > 0  # not blank images
+    assert "uint8 (32, 32, 3)" in capsys.readouterr().out
+
+
+# -- bad input: exit status 2, one error line naming the problem, nothing written ---------------
+
+
+def run_error(args: list[str], capsys) -> str:
+    rc = main(args)
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    assert captured.err.startswith(f"conceptid {args[0]}: error: "), captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    return captured.err
+
+
+def test_existing_out_dir_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    err = run_error(["simulate", "--preset", "chain", "--out", str(out), "--quiet"], capsys)
+    assert str(out) in err and "--overwrite" in err
+    assert listing(tmp_path) == ["d", "d/mine.txt"]
+    assert (out / "mine.txt").read_text() == "keep"
+
+
+def test_spec_file_with_unknown_keys(tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"preset": "chain", "n_trian": 10}))
+    out = tmp_path / "d"
+    err = run_error(["simulate", "--spec", str(spec), "--out", str(out), "--quiet"], capsys)
+    assert "n_trian" in err
+    assert listing(tmp_path) == ["spec.json"]
+
+
+def test_spec_file_with_invalid_json(tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text("{nope")
+    err = run_error(["simulate", "--spec", str(spec), "--out", str(tmp_path / "d")], capsys)
+    assert "not valid JSON" in err and "spec.json" in err
+    assert listing(tmp_path) == ["spec.json"]
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["--preset-arg", "colour=red"], "colour"),
+        (["--preset-arg", "m"], "KEY=VALUE"),
+        (["--preset-arg", "noise=cauchy"], "cauchy"),
+        (["--mixing", "conv"], "conv"),
+        (["--image-size", "32"], "--image-size"),
+        (["--n-per-context", "-3"], "n_train"),
+    ],
+)
+def test_bad_chain_arguments(tmp_path, capsys, extra, named):
+    out = tmp_path / "d"
+    err = run_error(["simulate", "--preset", "chain", "--out", str(out), "--quiet", *extra], capsys)
+    assert named in err
+    assert listing(tmp_path) == []
+
+
+def test_inspect_of_corrupted_dataset(small_ds, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small_ds, bad)
+    (bad / "samples_per_context.png").unlink(missing_ok=True)
+    raw = bytearray((bad / "concepts.npy").read_bytes())
+    raw[-1] ^= 0x01
+    (bad / "concepts.npy").write_bytes(bytes(raw))
+    before = listing(tmp_path)
+    err = run_error(["inspect", str(bad)], capsys)
+    assert "concepts.npy" in err
+    assert listing(tmp_path) == before  # no figure written
+
+
+def test_inspect_of_missing_dataset(tmp_path, capsys):
+    err = run_error(["inspect", str(tmp_path / "none")], capsys)
+    assert "not a dataset directory" in err
+
+
+def test_missing_spec_file(tmp_path, capsys):
+    err = run_error(
+        ["simulate", "--spec", str(tmp_path / "nope.json"), "--out", str(tmp_path / "d")], capsys
+    )
+    assert "nope.json" in err
+
+
+def test_unknown_mixing_arg(tmp_path, capsys):
+    err = run_error(
+        [
+            "simulate",
+            "--preset",
+            "chain",
+            "--mixing",
+            "mlp",
+            "--preset-arg",
+            'mixing_args={"depth": 3}',
+            "--out",
+            str(tmp_path / "d"),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert "depth" in err
+    assert listing(tmp_path) == []
+
+
+def test_spec_with_preset_options_is_not_silently_ignored(tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"preset": "chain", "preset_args": {"m": 2}, "n_train": 4}))
+    out = tmp_path / "d"
+    rc = main(["simulate", "--spec", str(spec), "--m", "4", "--out", str(out), "--quiet"])
+    if rc == 0:  # either the option is applied ...
+        assert len(load_dataset(out).card["concept_names"]) == 4
+    else:  # ... or refused as a user error, writing nothing
+        assert rc == 2 and "--m" in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_inspect_dataset_with_only_validation_rows(tmp_path, capsys):
+    out = tmp_path / "d"
+    rc = main(
+        [
+            "simulate",
+            "--preset",
+            "chain",
+            "--m",
+            "2",
+            "--n-per-context",
+            "0",
+            "--n-test",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    assert len(load_dataset(out).x) == 3  # one val row per training context
+    assert main(["inspect", str(out)]) in (0, 2)
