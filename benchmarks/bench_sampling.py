@@ -8,7 +8,8 @@ observational context and one hard intervention, time drawing n samples:
 - ``noise floor f64`` / ``f32``: ``rng.standard_normal((n, d))``, the least any sampler of this kind
   must do.
 
-Each time is the best of ``--repeats`` runs, all measured in this one process. Printed ratios:
+Each time is the best of ``--repeats`` rounds, the five samplers interleaved in every round, all
+in this one process. Printed ratios:
 ``speedup vs sempler`` (goal >= 2) and ``time / noise floor`` of the same precision (goal <= 1.5).
 
 Run: ``.venv/bin/python benchmarks/bench_sampling.py [--d 50] [--n 100000]``
@@ -25,14 +26,18 @@ import numpy as np
 from simulations import Context, Hard, erdos_renyi, random_sem
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def best_times(fns: dict, repeats: int) -> dict:
+    """Best wall time of each callable, the callables interleaved in every round so that a slow
+    phase of a shared machine hits all of them alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -61,26 +66,28 @@ def main(argv: list[str] | None = None) -> dict:
         f"{'context':<16}{'sampler':<18}{'time [ms]':>10}{'Msamples/s':>12}"
         f"{'vs sempler':>12}{'/ floor':>9}"
     )
-    floors = {
-        np.float64: best_time(lambda: rng.standard_normal((a.n, a.d)), a.repeats),
-        np.float32: best_time(lambda: rng.standard_normal((a.n, a.d), dtype=np.float32), a.repeats),
-    }
     for label, (ctx, do) in contexts.items():
-        t_peer = best_time(lambda do=do: peer.sample(a.n, do_interventions=do), a.repeats)
         isem = sem.intervene(ctx)
-        rows = [("sempler 0.2.14", t_peer, None)]
-        for dt, name in ((np.float64, "conceptid f64"), (np.float32, "conceptid f32")):
-            t = best_time(lambda dt=dt, s=isem: s.sample(a.n, rng, dtype=dt), a.repeats)
-            rows.append((name, t, dt))
-        for dt, name in ((np.float64, "noise floor f64"), (np.float32, "noise floor f32")):
-            rows.append((name, floors[dt], None))
-        for name, t, dt in rows:
-            speed = t_peer / t
-            floor = f"{t / floors[dt]:>9.2f}" if dt is not None else f"{'':>9}"
+        t = best_times(
+            {
+                "sempler 0.2.14": lambda do=do: peer.sample(a.n, do_interventions=do),
+                "conceptid f64": lambda s=isem: s.sample(a.n, rng),
+                "conceptid f32": lambda s=isem: s.sample(a.n, rng, dtype=np.float32),
+                "noise floor f64": lambda: rng.standard_normal((a.d, a.n)),
+                "noise floor f32": lambda: rng.standard_normal((a.d, a.n), dtype=np.float32),
+            },
+            a.repeats,
+        )
+        for name, sec in t.items():
+            speed = t["sempler 0.2.14"] / sec
+            floor = ""
+            if name.startswith("conceptid"):
+                floor = f"{sec / t['noise floor ' + name[-3:]]:>9.2f}"
             print(
-                f"{label:<16}{name:<18}{1e3 * t:>10.1f}{a.n / t / 1e6:>12.2f}{speed:>11.2f}x{floor}"
+                f"{label:<16}{name:<18}{1e3 * sec:>10.1f}{a.n / sec / 1e6:>12.2f}{speed:>11.2f}x"
+                + floor
             )
-            results[(label, name)] = {"seconds": t, "speedup_vs_sempler": speed}
+            results[(label, name)] = {"seconds": sec, "speedup_vs_sempler": speed}
     print("goals: conceptid >= 2x sempler; conceptid time <= 1.5x the noise floor of its precision")
     return results
 

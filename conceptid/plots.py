@@ -80,7 +80,9 @@ def samples_grid(
         for r, (name, split, idx) in enumerate(rows):
             for j in range(K):
                 ax = axes[r, j]
-                lo, hi = np.percentile(ds.concepts[:, j], [0.5, 99.5])
+                # trim outliers only when there are enough samples for percentiles to mean much
+                q = [0.5, 99.5] if len(ds.concepts) >= 200 else [0.0, 100.0]
+                lo, hi = np.percentile(ds.concepts[:, j], q)
                 if not hi > lo:  # a constant or single-sample column
                     lo, hi = lo - 0.5, lo + 0.5
                 bins = np.linspace(lo, hi, 30)
@@ -93,6 +95,10 @@ def samples_grid(
                 f"{name}\n({split})", rotation=0, ha="right", va="center", fontsize=7
             )
         fig.suptitle("concept marginals per context (grey: observational)")
+    # keep the title close to the grid whatever the number of rows
+    h = fig.get_figheight()
+    fig.subplots_adjust(top=1 - 0.55 / h)
+    fig._suptitle.set_y(1 - 0.12 / h)
     try:
         return _atomic_savefig(fig, Path(path))
     finally:

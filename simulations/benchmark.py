@@ -415,6 +415,8 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
         arrays[name] = a
     if _content_hash(arrays) != card.get("content_hash"):
         raise DatasetError(f"{path}: content hash does not match the card")
-    if _card_hash(card) != card.get("card_hash"):
+    if "card_hash" not in card:
+        raise DatasetError(f"{card_path} has no card_hash (edited, or written by an older format)")
+    if _card_hash(card) != card["card_hash"]:
         raise DatasetError(f"{card_path} was altered after it was written (card_hash mismatch)")
     return Dataset(**arrays, card=card)

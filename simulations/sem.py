@@ -311,25 +311,42 @@ class SEM:
         linear = self.mechanism == "linear"
         Phi = C if linear else np.empty_like(C)
         tmp = np.empty(int(n), dtype=dtype)
-        for j in self.graph.order:
-            sl = self.slices[j]
-            L = np.linalg.cholesky(self.noise_cov[j]).astype(dtype)
-            mu = self.noise_mean[sl].astype(dtype)
+        for j, sl, L, mu, parents in self._plan(dtype):
             if L.shape == (1, 1):
                 C[sl] *= L[0, 0]
                 C[sl] += mu[0]
             else:
                 C[sl] = L @ C[sl] + mu[:, None]
-            for i in self.graph.parents(j):
-                w = self.weights[sl, self.slices[i]].astype(dtype)
+            for psl, w in parents:
                 if w.shape == (1, 1):
-                    np.multiply(Phi[self.slices[i]][0], w[0, 0], out=tmp)
+                    np.multiply(Phi[psl.start], w[0, 0], out=tmp)
                     C[sl.start] += tmp
                 else:
-                    C[sl] += w @ Phi[self.slices[i]]
+                    C[sl] += w @ Phi[psl]
             if not linear:
                 Phi[sl] = self._phi(j, C[sl])
         return C.T
+
+    def _plan(self, dtype) -> tuple:
+        """Per concept, in topological order: ``(j, slice, L_j, mu_j, ((parent slice, B_ji),
+        ...))`` in ``dtype``; computed once per SEM and dtype (the SEM is immutable)."""
+        key = np.dtype(dtype).str
+        cache = self.__dict__.setdefault("_plans", {})
+        if key not in cache:
+            cache[key] = tuple(
+                (
+                    j,
+                    self.slices[j],
+                    np.linalg.cholesky(self.noise_cov[j]).astype(dtype),
+                    self.noise_mean[self.slices[j]].astype(dtype),
+                    tuple(
+                        (self.slices[i], self.weights[self.slices[j], self.slices[i]].astype(dtype))
+                        for i in self.graph.parents(j)
+                    ),
+                )
+                for j in self.graph.order
+            )
+        return cache[key]
 
     def _phi(self, j: int, u: np.ndarray) -> np.ndarray:
         """Parent feature map on a ``(k_j, n)`` block."""
