@@ -1,7 +1,7 @@
 """The ``conceptid`` command line.
 
-Subcommands (this release): ``simulate`` (spec or preset -> dataset directory) and ``inspect``
-(card, per-context statistics, and a PNG of samples per context).
+Subcommands: ``simulate`` (spec or preset -> dataset directory), ``inspect`` (card, per-context
+statistics, and a PNG of samples per context), ``check`` (identifiability report of a model).
 """
 
 from __future__ import annotations
@@ -110,6 +110,44 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(a: argparse.Namespace):
+    """The model to check: --preset, a dataset directory, a spec file or a model file."""
+    from simulations.model import ConceptModel
+
+    if a.source is None:
+        args = _parse_kv(a.preset_arg)
+        seed = a.seed if a.seed is not None else 0
+        return BenchmarkSpec(preset=a.preset, preset_args=args, seed=seed).build_model()
+    if a.preset_arg:
+        raise DatasetError("--preset-arg applies to --preset only; put arguments in the spec file")
+    path = Path(a.source)
+    if path.is_dir():
+        return load_dataset(path).model
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path} is not valid JSON: {err}") from None
+    if isinstance(data, dict) and "sem" in data and "mixing" in data:
+        return ConceptModel.from_dict(data)
+    spec = BenchmarkSpec.from_dict(data)
+    if a.seed is not None and a.seed != spec.seed:
+        spec = BenchmarkSpec.from_dict({**spec.to_dict(), "seed": a.seed})
+    return spec.build_model()
+
+
+def cmd_check(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from identifiability import check
+
+    model = _load_model(a)
+    report = check(model, a.method, rng=np.random.default_rng(a.seed or 0))
+    print(report.to_json() if a.json else report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="conceptid", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -146,6 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--per-context", type=int, default=8)
     i.add_argument("--no-figure", action="store_true")
     i.set_defaults(func=cmd_inspect)
+
+    c = sub.add_parser(
+        "check",
+        help="decide identifiability of a model's concepts (per concept and per assumption)",
+    )
+    c.add_argument(
+        "source",
+        nargs="?",
+        help="a spec JSON, a model JSON (ConceptModel.to_dict), or a dataset dir",
+    )
+    c.add_argument("--preset", choices=["chain", "random", "quad"], default="quad")
+    c.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("--seed", type=int, default=None, help="seed of the model and numeric searches")
+    c.add_argument("--method", choices=["exact", "numeric"], default="exact")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.set_defaults(func=cmd_check)
     return p
 
 

@@ -1,5 +1,35 @@
 """The theorem as code (numpy/scipy/sympy; never imports torch).
 
-Filled by the identifiability issue: assumption predicates A1-A7, the equivalence class, exact and
-numeric checks, counterexample builders and hypothesis strategies. See DESIGN.md section 1.
+- :func:`check`: a verdict per concept (identifiable / not identifiable with a verified witness /
+  not covered) and per assumption A1-A7 (+ A7+), exactly or numerically;
+- :mod:`.assumptions`: the predicates; :mod:`.equivalence`: the class, :func:`align`,
+  :func:`contains`; :mod:`.linear`: identification from context moments under linear mixing;
+- :mod:`.witnesses`: counterexample builders; :mod:`.injectivity`: numeric check of A3;
+- :mod:`.strategies`: hypothesis strategies (imported on demand: ``identifiability.strategies``).
+
+The statements and proofs are in ``proofs/``; DESIGN.md section 1 fixes the setting.
 """
+
+from .assumptions import ASSUMPTIONS, Verdict, evaluate
+from .check import IDENTIFIABLE, NOT_COVERED, NOT_IDENTIFIABLE, ConceptVerdict, Report, check
+from .equivalence import AlignResult, EquivalenceClass, align, contains, readout_distance
+from .linalg import Exact, Numeric, arithmetic
+from .linear import IdentificationError, IdentifiedModel, identify_linear, model_moments
+from .witnesses import (
+    Witness,
+    WitnessError,
+    WitnessVerification,
+    identity_intervention,
+    isotropic_block_rotation,
+    missing_intervention,
+    observational_only,
+)
+
+__all__ = [
+    "ASSUMPTIONS", "IDENTIFIABLE", "NOT_COVERED", "NOT_IDENTIFIABLE", "AlignResult",
+    "ConceptVerdict", "EquivalenceClass", "Exact", "IdentificationError", "IdentifiedModel",
+    "Numeric", "Report", "Verdict", "Witness", "WitnessError", "WitnessVerification", "align",
+    "arithmetic", "check", "contains", "evaluate", "identify_linear", "identity_intervention",
+    "isotropic_block_rotation", "missing_intervention", "model_moments", "observational_only",
+    "readout_distance",
+]  # fmt: skip

@@ -1,0 +1,363 @@
+"""``check(model)``: a verdict per concept and per assumption, with how it is known.
+
+In the manner of StructuralIdentifiability.jl, every concept gets one of three answers:
+
+- ``identifiable``: up to the class (an invertible affine map of the concept, or of the block),
+  by a named theorem whose hypotheses were all verified (exactly, by construction, or ... never by
+  a numeric search alone);
+- ``not identifiable``: a second model, built explicitly, has the same observed law in every
+  context while this concept differs outside the class; the witness is *verified* from both
+  models' own parameters before the answer is given;
+- ``not covered``: some hypothesis fails (or could not be verified) and no witness is known; the
+  failing assumption is named. The package never claims more than is proved.
+
+Which theorem applies (proofs/theorem.md): Theorem L (linear mixing, blocks allowed, A7+; proved
+here) or Theorem S (scalar concepts, nonlinear injective mixing; step (ii) cites Buchholz et al.
+2023). Blocks under nonlinear mixing are open.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulations.mixing import LinearMixing
+from simulations.model import ConceptModel
+
+from .assumptions import ASSUMPTIONS, evaluate, intervention_contexts
+from .equivalence import EquivalenceClass, readout_distance
+from .linalg import arithmetic
+from .linear import IdentificationError, identify_linear, model_moments
+from .witnesses import (
+    Witness,
+    WitnessError,
+    identity_intervention,
+    isotropic_block_rotation,
+    missing_intervention,
+    observational_only,
+)
+
+__all__ = ["ConceptVerdict", "Report", "check"]
+
+IDENTIFIABLE, NOT_IDENTIFIABLE, NOT_COVERED = "identifiable", "not identifiable", "not covered"
+
+
+@dataclass
+class ConceptVerdict:
+    """The answer for one concept."""
+
+    concept: str
+    status: str
+    equivalence: str
+    reason: str
+    how: str
+    witness: Witness | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "concept": self.concept,
+            "status": self.status,
+            "equivalence": self.equivalence,
+            "reason": self.reason,
+            "how": self.how,
+            "witness": None if self.witness is None else self.witness.to_dict(),
+        }
+
+
+@dataclass
+class Report:
+    """Result of :func:`check`.
+
+    Attributes
+    ----------
+    method : str
+        ``exact`` or ``numeric``, with the arithmetic's description in ``arithmetic``.
+    assumptions : dict of str -> Verdict
+    concepts : list of ConceptVerdict
+    theorem : str
+        The theorem whose hypotheses were checked, or why none applies.
+    confirmation : dict or None
+        For linear mixing: the identification algorithm run on the model's population moments,
+        and its distance to the class (evidence; the verdict rests on the theorem).
+    seconds : float
+    """
+
+    model_summary: str
+    method: str
+    arithmetic: str
+    assumptions: dict
+    concepts: list
+    theorem: str
+    confirmation: dict | None
+    seconds: float
+
+    def status(self, concept: str) -> str:
+        for v in self.concepts:
+            if v.concept == concept:
+                return v.status
+        raise KeyError(f"unknown concept {concept!r}")
+
+    @property
+    def identifiable(self) -> bool:
+        """Every concept identifiable up to the class."""
+        return all(v.status == IDENTIFIABLE for v in self.concepts)
+
+    @property
+    def witnesses(self) -> list[Witness]:
+        seen, out = set(), []
+        for v in self.concepts:
+            if v.witness is not None and id(v.witness) not in seen:
+                seen.add(id(v.witness))
+                out.append(v.witness)
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model_summary,
+            "method": self.method,
+            "arithmetic": self.arithmetic,
+            "theorem": self.theorem,
+            "assumptions": {k: v.to_dict() for k, v in self.assumptions.items()},
+            "concepts": [c.to_dict() for c in self.concepts],
+            "confirmation": self.confirmation,
+            "seconds": self.seconds,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, default=_json_default)
+
+    def __str__(self) -> str:
+        mark = {True: "holds", False: "FAILS", None: "unverified"}
+        lines = [
+            f"identifiability check: {self.model_summary}",
+            f"method: {self.arithmetic}",
+            f"theorem: {self.theorem}",
+            "",
+            "assumptions",
+        ]
+        for name in ASSUMPTIONS:
+            v = self.assumptions[name]
+            lines.append(f"  {name:<4} {mark[v.holds]:<11} {v.reason}")
+            lines.append(f"  {'':<4} {'':<11} [{v.how}]")
+        lines += ["", "concepts"]
+        width = max(len(c.concept) for c in self.concepts)
+        for c in self.concepts:
+            lines.append(f"  {c.concept:<{width}}  {c.status:<17} {c.equivalence or c.reason}")
+            if c.equivalence:
+                lines.append(f"  {'':<{width}}  {'':<17} {c.reason}")
+        for w in self.witnesses:
+            v = w.verification
+            lines += ["", f"witness {w.kind} ({w.assumption}): {w.description}"]
+            if v is not None:
+                lines.append(
+                    f"  verified: equal laws in {len(v.contexts)} contexts = {v.equal_laws}, "
+                    f"outside the class = {v.outside_class}, max discrepancy "
+                    f"{v.max_discrepancy:.3g} [{v.how}]"
+                )
+        if self.confirmation:
+            c = self.confirmation
+            lines += [
+                "",
+                f"confirmation: {c['description']}",
+                f"  max distance of the recovered read-out to the class: {c['max_distance']:.3g}",
+            ]
+        lines.append(f"\n({self.seconds:.2f} s)")
+        return "\n".join(lines)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def _summary(model: ConceptModel) -> str:
+    sem = model.sem
+    blocks = "scalar" if all(k == 1 for k in sem.block_sizes) else f"blocks {sem.block_sizes}"
+    return (
+        f"{sem.m} concepts ({blocks}), {len(sem.graph.edges)} edges, {sem.mechanism} mechanism, "
+        f"nuisance dim {model.nuisance_dim}, {model.mixing.kind} mixing, "
+        f"{len(model.contexts)} training contexts"
+    )
+
+
+def check(
+    model: ConceptModel,
+    method: str = "exact",
+    *,
+    rng: np.random.Generator | None = None,
+    rtol: float = 1e-8,
+    confirm: bool = True,
+) -> Report:
+    """Decide identifiability of every concept of ``model``.
+
+    Parameters
+    ----------
+    model : ConceptModel
+    method : {"exact", "numeric"}
+        Arithmetic of every rank and equality decision (A3 for a mixing given only as a function
+        is always numeric, and then never counts as verified).
+    rng : numpy.random.Generator, optional
+        For the numeric injectivity search (default: seeded with 0, reproducible).
+    rtol : float
+        Relative tolerance of the numeric arithmetic.
+    confirm : bool
+        For linear mixing, also run the identification algorithm on population moments.
+
+    Returns
+    -------
+    Report
+    """
+    if not isinstance(model, ConceptModel):
+        raise TypeError(f"check() takes a ConceptModel, got {type(model).__name__}")
+    t0 = time.perf_counter()
+    A = arithmetic(method, rtol)
+    verdicts = evaluate(model, A, rng)
+    sem = model.sem
+    scalar = all(k == 1 for k in sem.block_sizes)
+    linear = isinstance(model.mixing, LinearMixing)
+    cls = EquivalenceClass(sem.block_sizes)
+    failing = [n for n in ASSUMPTIONS if verdicts[n].holds is False]
+    unverified = [n for n in ASSUMPTIONS if verdicts[n].holds is None]
+
+    # which theorem applies when everything holds
+    needed = ["A1", "A2", "A3", "A4", "A5", "A6", "A7"] + ([] if scalar else ["A7+"])
+    all_hold = all(verdicts[n].holds is True for n in needed)
+    if linear:
+        theorem = "Theorem L (linear mixing; proved in proofs/lemma_linear_identification.md)"
+    elif scalar:
+        theorem = (
+            "Theorem S (scalar concepts, injective mixing; step (i) proofs/lemma_*.md, step (ii) "
+            "rests on Buchholz et al. 2023, see proofs/theorem.md)"
+        )
+    else:
+        theorem = "none: concept blocks under nonlinear mixing are an open case (proofs/theorem.md)"
+
+    if all_hold and scalar and not linear:
+        generic = _genericity(model, A)
+        theorem += f"; genericity of Lemma 5: {generic[1]}"
+        if not generic[0]:
+            all_hold = False
+    out: list[ConceptVerdict] = []
+    witness_for: dict[str, Witness] = {}
+
+    def try_witness(build, *args) -> Witness | None:
+        try:
+            w = build(*args)
+        except WitnessError:
+            return None
+        w.verify(A)
+        return w if w.verification.ok else None
+
+    # witnesses for the failing assumptions that have a builder
+    have = intervention_contexts(model)
+    if verdicts["A4"].holds and verdicts["A5"].holds:
+        if not have and sem.m >= 2 and scalar:
+            w = try_witness(observational_only, model)
+            if w is not None:
+                for name in sem.names:
+                    witness_for[name] = w
+        for name in verdicts["A6"].concepts:
+            if name not in witness_for:
+                w = try_witness(missing_intervention, model, name)
+                if w is not None:
+                    witness_for[name] = w
+        for name in verdicts["A7"].concepts:
+            w = try_witness(identity_intervention, model, name)
+            if w is not None:
+                witness_for[name] = w
+        if not linear and not scalar:
+            for j, name in enumerate(sem.names):
+                if sem.block_sizes[j] > 1 and name not in witness_for:
+                    w = try_witness(isotropic_block_rotation, model, name)
+                    if w is not None:
+                        witness_for[name] = w
+    for name in sem.names:
+        w = witness_for.get(name)
+        if w is not None:
+            out.append(
+                ConceptVerdict(
+                    name,
+                    NOT_IDENTIFIABLE,
+                    "",
+                    f"{w.assumption}: verified witness {w.kind}",
+                    w.verification.how,
+                    w,
+                )  # fmt: skip
+            )
+        elif all_hold and (linear or scalar):
+            out.append(
+                ConceptVerdict(
+                    name,
+                    IDENTIFIABLE,
+                    cls.description,
+                    theorem.split(" (")[0] + ": all hypotheses verified",
+                    A.description,
+                )  # fmt: skip
+            )
+        else:
+            why = failing + [f"{n} unverified" for n in unverified if n in needed]
+            if all_hold and not (linear or scalar):
+                reason = "blocks under nonlinear mixing: open (no theorem, no witness)"
+            else:
+                reason = "hypotheses fail: " + ", ".join(why) + "; no witness known"
+            out.append(ConceptVerdict(name, NOT_COVERED, "", reason, A.description))
+
+    confirmation = None
+    if confirm and linear and all_hold:
+        confirmation = _confirm(model, A)
+    return Report(
+        model_summary=_summary(model),
+        method=method,
+        arithmetic=A.description,
+        assumptions=verdicts,
+        concepts=out,
+        theorem=theorem if all_hold else theorem + " -- hypotheses not all met",
+        confirmation=confirmation,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _genericity(model: ConceptModel, A) -> tuple[bool, str]:
+    """Lemma 5's condition at a point: the Jacobian of the log-ratio map Q = (q_1..q_m) of the
+    concepts has rank m at a fixed point with distinct rational coordinates (then Q's fibre through
+    that point is discrete; for polynomial maps full rank at one point means full rank almost
+    everywhere)."""
+    from .gaussian import concept_law, homogeneous_precision
+
+    sem = model.sem
+    K = sem.K
+    psi0 = homogeneous_precision(*concept_law(sem, None, A), A)
+    point = A.T(A.mat([[*(0.5 + 0.25 * i for i in range(K)), 1.0]]))
+    rows = []
+    for _, ctx in sorted(intervention_contexts(model).items()):
+        delta = A.sub(homogeneous_precision(*concept_law(sem, ctx, A), A), psi0)
+        rows.append(A.T(A.rows(A.mul(delta, point), range(K))))
+    J = A.vstack(*rows)
+    r = A.rank(J)
+    return r == sem.m, f"rank of the log-ratio Jacobian at a point = {r} (needs {sem.m})"
+
+
+def _confirm(model: ConceptModel, A) -> dict:
+    """Run the peeling identification on the model's population moments."""
+    try:
+        moments, targets = model_moments(model, A)
+        res = identify_linear(moments, targets, model.sem.block_sizes, A, names=model.sem.names)
+    except IdentificationError as err:
+        return {"description": f"identification failed: {err}", "max_distance": float("inf")}
+    dist = readout_distance(res.readout, model)
+    graph_ok = bool(np.array_equal(res.graph.adjacency, model.sem.graph.adjacency))
+    return {
+        "description": (
+            "identification from population moments (peeling) recovered every concept up to the "
+            f"class; graph recovered: {graph_ok}; order {[model.sem.names[j] for j in res.order]}"
+        ),
+        "max_distance": float(np.max(dist)),
+        "graph_recovered": graph_ok,
+        "order": [model.sem.names[j] for j in res.order],
+    }

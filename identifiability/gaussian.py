@@ -1,0 +1,86 @@
+"""Exact population laws of a linear Gaussian :class:`~simulations.model.ConceptModel`.
+
+All functions take an :class:`~identifiability.linalg.Arithmetic`, so the same formulas run in
+rationals or in floats:
+
+- concept law in a context: mean ``M mu`` and covariance ``M S M^T`` with ``M = (I - B)^{-1}``;
+- embedding law: ``e = T^{-1} [c; n]`` with ``n ~ N(0, s^2 I)`` independent of ``c``;
+- the *homogeneous precision* ``Psi`` of a Gaussian: ``log p(z) = -1/2 z^T Psi z + const`` with
+  ``z = (x, 1)``, i.e. ``Psi = [[Theta, -Theta mu], [-mu^T Theta, mu^T Theta mu]]``. Differences
+  ``Psi_k - Psi_0`` are the log-density ratios between contexts, up to a constant (Lemma 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulations.interventions import Context
+from simulations.model import ConceptModel
+from simulations.sem import SEM
+
+from .linalg import Arithmetic, to_fraction
+
+__all__ = ["concept_law", "embedding_law", "homogeneous_precision", "sem_matrices"]
+
+
+def sem_matrices(sem: SEM, A: Arithmetic):
+    """``(B, mu, S)`` of an SEM in arithmetic ``A``: ``(K, K)``, ``(K, 1)``, ``(K, K)``."""
+    S = A.mat(sem.noise_cov_matrix())
+    return A.mat(sem.weights), A.T(A.mat(sem.noise_mean)), S
+
+
+def _intervened(sem: SEM, context: Context | None, A: Arithmetic, base):
+    """The intervened SEM's matrices; with ``base`` (exact observational ``(B, mu, S)`` as object
+    arrays of Fractions) only the targets' rows are taken from the float intervened SEM, so that a
+    model whose parameters are known exactly stays exact."""
+    s = sem.intervene(context)
+    if base is None:
+        return sem_matrices(s, A)
+    B, mu, S = (np.array(x, dtype=object) for x in base)
+    for iv in context.interventions if context is not None else ():
+        j = sem.resolve(iv.target)
+        sl = sem.slices[j]
+        B[sl, :] = [[to_fraction(x) for x in row] for row in s.weights[sl]]
+        mu[sl] = [to_fraction(x) for x in s.noise_mean[sl]]
+        S[sl, sl] = [[to_fraction(x) for x in row] for row in s.noise_cov[j]]
+    return A.mat(B), A.T(A.mat(mu)), A.mat(S)
+
+
+def concept_law(sem: SEM, context: Context | None, A: Arithmetic, base=None):
+    """Mean ``(K, 1)`` and covariance ``(K, K)`` of the concepts under ``context``.
+
+    ``base``: optional exact observational parameters ``(B, mu, S)`` (object arrays of
+    Fractions) overriding the SEM's floats, for models built in exact arithmetic."""
+    B, mu, S = _intervened(sem, context, A, base)
+    M = A.inv(A.sub(A.eye(sem.K), B))
+    return A.mul(M, mu), A.mul(A.mul(M, S), A.T(M))
+
+
+def embedding_law(model: ConceptModel, context: Context | None, A: Arithmetic, exact=None):
+    """Mean ``(d, 1)`` and covariance ``(d, d)`` of the embedding ``e`` under ``context``.
+
+    ``exact``: optional ``{"base": (B, mu, S), "readout": T}`` of Fraction object arrays that
+    replace the model's floats (see :func:`concept_law`)."""
+    base = exact["base"] if exact is not None else None
+    mu_c, cov_c = concept_law(model.sem, context, A, base)
+    d, K = model.d, model.K
+    mean = A.vstack(mu_c, A.zeros(d - K, 1)) if d > K else mu_c
+    if d > K:
+        s2 = A.scale(A.eye(d - K), to_fraction(model.nuisance_scale) ** 2)
+        top = A.hstack(cov_c, A.zeros(K, d - K))
+        cov = A.vstack(top, A.hstack(A.zeros(d - K, K), s2))
+    else:
+        cov = cov_c
+    T = exact["readout"] if exact is not None else model.readout
+    Tinv = A.inv(A.mat(T))
+    return A.mul(Tinv, mean), A.mul(A.mul(Tinv, cov), A.T(Tinv))
+
+
+def homogeneous_precision(mean, cov, A: Arithmetic):
+    """``Psi`` (``(n+1, n+1)``) with ``log p(z) = -1/2 [z; 1]^T Psi [z; 1] + const``."""
+    Theta = A.inv(cov)
+    Tm = A.mul(Theta, mean)
+    corner = A.mul(A.T(mean), Tm)
+    top = A.hstack(Theta, A.scale(Tm, -1))
+    bottom = A.hstack(A.scale(A.T(Tm), -1), corner)
+    return A.vstack(top, bottom)

@@ -1,0 +1,306 @@
+"""Identification of concepts under linear mixing from context moments (Theorem L, peeling).
+
+Input: the mean and covariance of ``x`` in the observational context and in one hard-intervention
+context per concept (population moments, or sample moments), the targets and block sizes.
+Output: the concept read-out ``c = H x`` up to an invertible linear map of each block, the causal
+order, graph, SEM and intervention laws in the identified coordinates.
+
+The algorithm (proofs/lemma_linear_identification.md):
+
+1. Pick ``d = rank Sigma_0`` coordinates ``y`` of ``x`` that are an invertible linear function of
+   ``(c, n)``.
+2. ``Delta_k = Psi_k - Psi_0``, the difference of homogeneous precisions (log-density ratio);
+   ``L_k`` = linear parts of its row space. Under A5 the nuisance cancels; under A7+ ``L_k`` is
+   the read-out image of ``span(E_k, B_k.)``.
+3. Peel in causal order: with ``S`` the concepts identified so far (ancestrally closed), a concept
+   ``k`` whose parents all lie in ``S`` is exactly one with ``dim(L_k + span H_S) = dim H_S + k_k``;
+   its block is ``Z_k = {r in L_k : Cov_k(r y, H_S y) = 0}`` (Lemma 4).
+4. Regress each block on its predecessors in observational concept moments: ``B``, noise laws and
+   graph; the intervention laws come from each context.
+
+In exact arithmetic every rank decision is exact. With sample moments the rank decisions are made
+by singular-value gaps: the candidate with the smallest excess singular value is peeled next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulations.graphs import DAG
+
+from .gaussian import homogeneous_precision
+from .linalg import Arithmetic, Numeric
+
+__all__ = ["IdentificationError", "IdentifiedModel", "identify_linear", "model_moments"]
+
+
+class IdentificationError(ValueError):
+    """The moments do not fit the assumptions of Theorem L (or are of the wrong shape)."""
+
+
+@dataclass
+class IdentifiedModel:
+    """Result of :func:`identify_linear` (concept coordinates fixed only up to the class).
+
+    Attributes
+    ----------
+    readout : ndarray, (K, p)
+        ``H``: identified concepts ``c_hat = H x``.
+    order : list of int
+        Concepts in the order they were peeled (a causal order).
+    weights : ndarray, (K, K)
+        SEM weights in the identified coordinates (rows child, columns parent).
+    noise_mean : ndarray, (K,)
+    noise_cov : list of ndarray
+    intervention_mean, intervention_cov : dict
+        Concept index -> hard-intervention law in the identified coordinates.
+    graph : DAG
+        Blocks with a nonzero weight block (exact zeros, or Frobenius norm above ``edge_tol``).
+    method : str
+    """
+
+    readout: np.ndarray
+    order: list
+    weights: np.ndarray
+    noise_mean: np.ndarray
+    noise_cov: list
+    intervention_mean: dict
+    intervention_cov: dict
+    graph: DAG
+    method: str
+
+
+def model_moments(model, A: Arithmetic):
+    """Population moments of ``x`` under linear mixing: one ``(mean (p, 1), cov (p, p))`` per
+    training context of ``model``, in arithmetic ``A``, and the target of each context."""
+    from simulations.mixing import LinearMixing
+
+    from .gaussian import embedding_law
+
+    if not isinstance(model.mixing, LinearMixing):
+        raise IdentificationError("population moments of x need a linear mixing")
+    G = A.mat(model.mixing.A)
+    out, targets = [], []
+    for ctx in model.contexts:
+        m, S = embedding_law(model, ctx, A)
+        out.append((A.mul(G, m), A.mul(A.mul(G, S), A.T(G))))
+        targets.append(None if ctx.is_observational else model.sem.resolve(ctx.targets[0]))
+    return out, targets
+
+
+def _select_coordinates(S0, A: Arithmetic) -> list[int]:
+    """Indices of ``rank(S0)`` coordinates whose covariance block is invertible."""
+    if A.exact:
+        _, pivots = S0.rref()
+        return list(pivots)
+    import scipy.linalg
+
+    S = A.to_float(S0)
+    r = A.rank(S)
+    _, _, piv = scipy.linalg.qr(S, pivoting=True)
+    return sorted(int(i) for i in piv[:r])
+
+
+def identify_linear(
+    moments: Sequence[tuple],
+    targets: Sequence[int | None],
+    block_sizes: Sequence[int],
+    A: Arithmetic | None = None,
+    *,
+    edge_tol: float = 0.1,
+    names: Sequence[str] | None = None,
+) -> IdentifiedModel:
+    """Identify concept read-outs, graph and SEM from context moments of ``x``.
+
+    Parameters
+    ----------
+    moments : sequence of (mean, cov)
+        One per context: ``mean`` ``(p,)`` or ``(p, 1)``, ``cov`` ``(p, p)``; arrays or matrices
+        of ``A``. Exactly one context must be observational.
+    targets : sequence of int or None
+        The intervened concept of each context (``None``: observational).
+    block_sizes : sequence of int
+        ``k_j`` of each concept; every concept needs exactly one context.
+    A : Arithmetic
+        ``Exact()`` for population moments in rationals, ``Numeric()`` (default) otherwise.
+    edge_tol : float
+        Numeric only: a weight block counts as an edge when its Frobenius norm exceeds this.
+
+    Raises
+    ------
+    IdentificationError
+        Wrong shapes, a missing or repeated target, or moments that do not fit the assumptions
+        (no concept can be peeled).
+    """
+    A = A if A is not None else Numeric()
+    ks = [int(k) for k in block_sizes]
+    m, K = len(ks), sum(ks)
+    if len(moments) != len(targets):
+        raise IdentificationError(f"{len(moments)} moment pairs but {len(targets)} targets")
+    obs = [i for i, t in enumerate(targets) if t is None]
+    if len(obs) != 1:
+        raise IdentificationError(f"exactly one observational context needed, got {len(obs)}")
+    ctx_of = {}
+    for i, t in enumerate(targets):
+        if t is None:
+            continue
+        if not 0 <= int(t) < m:
+            raise IdentificationError(f"target {t} out of range for {m} concepts")
+        if int(t) in ctx_of:
+            raise IdentificationError(f"concept {t} has two intervention contexts")
+        ctx_of[int(t)] = i
+    missing = [j for j in range(m) if j not in ctx_of]
+    if missing:
+        raise IdentificationError(f"concepts {missing} have no intervention context (A6)")
+    mats = []
+    for mean, cov in moments:
+        mean = mean if not isinstance(mean, np.ndarray) else mean.reshape(-1, 1)
+        mean_m, cov_m = A.mat(mean), A.mat(cov)
+        if A.shape(mean_m)[1] != 1 and A.shape(mean_m)[0] == 1:
+            mean_m = A.T(mean_m)
+        if A.shape(cov_m)[0] != A.shape(cov_m)[1] or A.shape(cov_m)[0] != A.shape(mean_m)[0]:
+            raise IdentificationError("each context needs a (p,) mean and a (p, p) covariance")
+        if not A.exact and not np.all(np.isfinite(A.to_float(cov_m))):
+            raise IdentificationError("moments contain NaN or infinite values")
+        mats.append((mean_m, cov_m))
+    p = A.shape(mats[0][1])[0]
+    S0 = mats[obs[0]][1]
+    if A.exact:
+        # y = d coordinates of x with an invertible covariance block (rational, no square roots)
+        idx = _select_coordinates(S0, A)
+        d = len(idx)
+        ys = [(A.rows(mu, idx), A.rows(A.cols(S, idx), idx)) for mu, S in mats]
+        to_y = np.zeros((d, p))
+        to_y[np.arange(d), idx] = 1.0
+    else:
+        # y = W x whitens the observational context: sample noise is then not amplified by the
+        # condition number of the mixing when precisions are taken
+        lam, U = np.linalg.eigh(A.to_float(S0))
+        d = A.rank(A.to_float(S0))
+        lam, U = lam[::-1][:d], U[:, ::-1][:, :d]
+        to_y = (U / np.sqrt(lam)).T
+        ys = [(to_y @ A.to_float(mu), to_y @ A.to_float(S) @ to_y.T) for mu, S in mats]
+    if d < K:
+        raise IdentificationError(f"rank of the observational covariance {d} < K = {K}")
+    psis = [homogeneous_precision(mu, S, A) for mu, S in ys]
+    psi0 = psis[obs[0]]
+
+    # L_k: linear parts of the row space of Delta_k. Numerically: the rows of the top 2 k_j
+    # singular triplets weighted by their singular values, so that noise directions weigh little.
+    L = {}
+    for j in range(m):
+        delta = A.sub(psis[ctx_of[j]], psi0)
+        if A.exact:
+            L[j] = A.row_basis(A.cols(A.row_basis(delta), range(d)))
+        else:
+            _, s, Vt = np.linalg.svd(A.to_float(delta))
+            r = min(2 * ks[j], len(s))
+            L[j] = (s[:r, None] * Vt[:r])[:, :d]
+    H: dict = {}
+    order: list[int] = []
+    remaining = set(range(m))
+    while remaining:
+        HS = A.vstack(*[H[s] for s in order]) if order else None
+        best, best_score, best_P = None, None, None
+        for j in sorted(remaining):
+            if A.exact:
+                # rows of L_j independent modulo span(H_S), picked greedily
+                P, stack = [], HS
+                have = A.rank(HS) if HS is not None else 0
+                for i in range(A.shape(L[j])[0]):
+                    row = A.rows(L[j], [i])
+                    cand = A.vstack(stack, row) if stack is not None else row
+                    if A.rank(cand) > have:
+                        P.append(row)
+                        stack, have = cand, have + 1
+                if len(P) == ks[j]:
+                    best, best_P = j, A.vstack(*P)
+                    break
+            else:
+                R = L[j]
+                if HS is not None:
+                    Q = np.linalg.qr(HS.T)[0]
+                    R = R - (R @ Q) @ Q.T
+                _, s, Vt = np.linalg.svd(R)
+                s = np.concatenate([s, np.zeros(max(0, ks[j] + 1 - len(s)))])
+                if s[ks[j] - 1] <= 1e-12 * max(1.0, s[0]):
+                    continue
+                score = s[ks[j]] / s[ks[j] - 1]
+                if best_score is None or score < best_score:
+                    best, best_score, best_P = j, score, Vt[: ks[j]]
+        if best is None:
+            raise IdentificationError(
+                f"no concept among {sorted(remaining)} can be identified next: the moments do "
+                "not fit Theorem L's assumptions (A4-A7+, linear mixing)"
+            )
+        j, P = best, best_P
+        if HS is not None:
+            # Z = P (I - Sigma_k H_S^T (H_S Sigma_k H_S^T)^-1 H_S): the part of span(P, H_S) that
+            # is uncorrelated with H_S y in context j (Lemma 4)
+            Sk = ys[ctx_of[j]][1]
+            SH = A.mul(Sk, A.T(HS))
+            proj = A.mul(A.mul(SH, A.inv(A.mul(HS, SH))), HS)
+            P = A.sub(P, A.mul(P, proj))
+        if A.rank(P) != ks[j]:
+            raise IdentificationError(f"concept {j}: identified block has rank < {ks[j]}")
+        H[j] = P
+        order.append(j)
+        remaining.discard(j)
+
+    Hc = A.vstack(*[H[j] for j in range(m)])
+    offsets = np.concatenate([[0], np.cumsum(ks)]).astype(int)
+    sl = [list(range(offsets[j], offsets[j + 1])) for j in range(m)]
+    # concept moments in the identified coordinates
+    mu0 = A.mul(Hc, ys[obs[0]][0])
+    S0c = A.mul(A.mul(Hc, ys[obs[0]][1]), A.T(Hc))
+    B = np.zeros((K, K))
+    noise_mean = np.zeros(K)
+    noise_cov: list = [None] * m
+    adjacency = np.zeros((m, m), dtype=bool)
+    for pos, j in enumerate(order):
+        prev = [i for q in order[:pos] for i in sl[q]]
+        Sjj = A.rows(A.cols(S0c, sl[j]), sl[j])
+        muj = A.rows(mu0, sl[j])
+        if prev:
+            Sjp = A.rows(A.cols(S0c, prev), sl[j])
+            Spp = A.rows(A.cols(S0c, prev), prev)
+            W = A.mul(Sjp, A.inv(Spp))
+            Sjj = A.sub(Sjj, A.mul(W, A.T(Sjp)))
+            muj = A.sub(muj, A.mul(W, A.rows(mu0, prev)))
+            Wf = A.to_float(W)
+            B[np.ix_(sl[j], prev)] = Wf
+            for q in order[:pos]:
+                block = A.cols(W, [prev.index(i) for i in sl[q]])
+                edge = (
+                    not A.is_zero(block)
+                    if A.exact
+                    else np.linalg.norm(A.to_float(block)) > edge_tol
+                )
+                adjacency[q, j] = edge
+                if not edge:
+                    B[np.ix_(sl[j], sl[q])] = 0.0
+        noise_mean[sl[j]] = A.to_float(muj).reshape(-1)
+        noise_cov[j] = A.to_float(Sjj)
+    int_mean, int_cov = {}, {}
+    for j in range(m):
+        mu_k, S_k = ys[ctx_of[j]]
+        muc = A.mul(Hc, mu_k)
+        Sc = A.mul(A.mul(Hc, S_k), A.T(Hc))
+        int_mean[j] = A.to_float(A.rows(muc, sl[j])).reshape(-1)
+        int_cov[j] = A.to_float(A.rows(A.cols(Sc, sl[j]), sl[j]))
+    Hx = A.to_float(Hc) @ to_y
+    graph = DAG(adjacency, tuple(names) if names is not None else ())
+    return IdentifiedModel(
+        readout=Hx,
+        order=order,
+        weights=B,
+        noise_mean=noise_mean,
+        noise_cov=noise_cov,
+        intervention_mean=int_mean,
+        intervention_cov=int_cov,
+        graph=graph,
+        method=A.description if A.exact else "numeric (float64, singular-value gaps)",
+    )
