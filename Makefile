@@ -32,6 +32,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/bench_sampling.py
 	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_check.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache

@@ -192,7 +192,7 @@ def check(
     *,
     rng: np.random.Generator | None = None,
     rtol: float = 1e-8,
-    confirm: bool = True,
+    confirm: bool | None = None,
 ) -> Report:
     """Decide identifiability of every concept of ``model``.
 
@@ -206,8 +206,10 @@ def check(
         For the numeric injectivity search (default: seeded with 0, reproducible).
     rtol : float
         Relative tolerance of the numeric arithmetic.
-    confirm : bool
-        For linear mixing, also run the identification algorithm on population moments.
+    confirm : bool or None
+        For linear mixing, also run the identification algorithm on population moments
+        (evidence, not part of the verdict). ``None`` (default): only when ``K <= 20``, since
+        for large models it costs more than the check itself.
 
     Returns
     -------
@@ -309,6 +311,8 @@ def check(
             out.append(ConceptVerdict(name, NOT_COVERED, "", reason, A.description))
 
     confirmation = None
+    if confirm is None:
+        confirm = sem.K <= 20
     if confirm and linear and all_hold:
         confirmation = _confirm(model, A)
     return Report(

@@ -2,8 +2,8 @@
 
 Every algorithm of this package that decides a rank, a null space or an equality goes through a
 :class:`Arithmetic`, so that the same code runs exactly (``Exact``: sympy's ``DomainMatrix`` over
-``QQ``; a float parameter is read as the rational number its shortest decimal representation
-denotes, e.g. ``1.23 -> 123/100``) or numerically (``Numeric``: float64, ranks by SVD with a
+``QQ``; a float parameter is read as the rational number it is exactly, a binary fraction: the
+model in memory is the model checked) or numerically (``Numeric``: float64, ranks by SVD with a
 relative tolerance). Reports say which one answered and with what tolerance.
 """
 
@@ -19,12 +19,12 @@ __all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "to_fraction"]
 
 
 def to_fraction(x) -> Fraction:
-    """The rational a float *prints as* (shortest round-trip decimal), exactly."""
+    """The exact rational value of a float (a binary fraction), an int, or a Fraction."""
     if isinstance(x, Fraction):
         return x
     if isinstance(x, int | np.integer):
         return Fraction(int(x))
-    return Fraction(repr(float(x)))
+    return Fraction(float(x))
 
 
 class Arithmetic:
@@ -136,7 +136,9 @@ class Exact(Arithmetic):
     """Exact rational arithmetic (sympy ``DomainMatrix`` over ``QQ``)."""
 
     exact = True
-    description = "exact (rational arithmetic over QQ; floats read as their shortest decimal form)"
+    description = (
+        "exact (rational arithmetic over QQ; floats read as the binary rationals they are)"
+    )
 
     def _q(self, x):
         if hasattr(x, "numerator") and hasattr(x, "denominator") and not isinstance(x, float):

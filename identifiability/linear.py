@@ -204,6 +204,7 @@ def identify_linear(
     remaining = set(range(m))
     while remaining:
         HS = A.vstack(*[H[s] for s in order]) if order else None
+        Q = np.linalg.qr(HS.T)[0] if HS is not None and not A.exact else None
         best, best_score, best_P = None, None, None
         for j in sorted(remaining):
             if A.exact:
@@ -220,10 +221,7 @@ def identify_linear(
                     best, best_P = j, A.vstack(*P)
                     break
             else:
-                R = L[j]
-                if HS is not None:
-                    Q = np.linalg.qr(HS.T)[0]
-                    R = R - (R @ Q) @ Q.T
+                R = L[j] if Q is None else L[j] - (L[j] @ Q) @ Q.T
                 _, s, Vt = np.linalg.svd(R)
                 s = np.concatenate([s, np.zeros(max(0, ks[j] + 1 - len(s)))])
                 if s[ks[j] - 1] <= 1e-12 * max(1.0, s[0]):

@@ -126,18 +126,17 @@ def linear_mixings(draw, d: int, p: int) -> LinearMixing:
     return LinearMixing(np.vstack([top, F]))
 
 
-@st.composite
 def models(
-    draw,
     min_concepts: int = 2,
     max_concepts: int = 4,
     max_nuisance: int = 2,
     mixing: str = "linear",
     block_size: int = 1,
     violate: str | None = None,
-) -> ConceptModel:
-    """A :class:`ConceptModel` satisfying A1-A7 (``violate=None``) or violating exactly one of
-    ``"A4"``, ``"A6"``, ``"A7"`` (see the module docstring)."""
+) -> st.SearchStrategy[ConceptModel]:
+    """:class:`ConceptModel` s satisfying A1-A7 (``violate=None``) or violating exactly one of
+    ``"A4"``, ``"A6"``, ``"A7"`` (see the module docstring). Raises ``ValueError`` at once for an
+    assumption no such model can violate alone."""
     if violate == "A2":
         raise ValueError(
             "no model violates A2 alone: under A1 and A4, Cov(c) = C Cov(e) C^T is positive "
@@ -148,6 +147,13 @@ def models(
             f"violate must be None, 'A4', 'A6' or 'A7', got {violate!r} (A1 and A5 hold by "
             "construction of a ConceptModel; A3 fails only for image mixings)"
         )
+    if mixing not in ("linear", "mlp"):
+        raise ValueError(f"mixing must be 'linear' or 'mlp', got {mixing!r}")
+    return _models(min_concepts, max_concepts, max_nuisance, mixing, block_size, violate)
+
+
+@st.composite
+def _models(draw, min_concepts, max_concepts, max_nuisance, mixing, block_size, violate):
     graphs = dags(min_concepts, max_concepts)
     if violate == "A6":  # the concept that loses its context needs a non-descendant
         graphs = graphs.filter(_has_nondescendant_pair)
@@ -170,11 +176,9 @@ def models(
     if mixing == "linear":
         p = draw(st.integers(d, d + 2))
         f = draw(linear_mixings(d, p))
-    elif mixing == "mlp":
+    else:
         seed = draw(st.integers(0, 2**16))
         f = MLPMixing.random(d, d + 2, np.random.default_rng(seed), n_layers=2)
-    else:
-        raise ValueError(f"mixing must be 'linear' or 'mlp', got {mixing!r}")
     return ConceptModel(sem, f, T, nuisance, 1.0, contexts)
 
 

@@ -39,7 +39,7 @@ from simulations.sem import SEM
 from .assumptions import intervention_contexts
 from .equivalence import contains
 from .gaussian import embedding_law
-from .linalg import Arithmetic, Numeric
+from .linalg import Arithmetic, Numeric, to_fraction
 
 __all__ = [
     "Witness",
@@ -161,11 +161,10 @@ def _verify_linear(model_a: ConceptModel, model_b: ConceptModel, exact_b: dict) 
                 float(np.max(np.abs(A.to_float(Sa) - A.to_float(Sb)))),
             )
             names.append(ca.name)
-        outside = (
-            not _contains_exact(model_a, exact_b["readout"], A)
-            if A.exact
-            else not (contains(model_a, model_b, A))
-        )
+        if A.exact and exact_b is not None:
+            outside = not _contains_exact(model_a, exact_b["readout"], A)
+        else:
+            outside = not contains(model_a, model_b, A)
         how = (
             "laws of the embedding e compared from each model's own SEM, read-out and nuisance "
             f"(same mixing f, so equal laws of e give equal laws of x), {A.description}"
@@ -191,7 +190,7 @@ def _exact_base(sem: SEM):
     """The SEM's observational ``(B, mu, S)`` as Fraction object arrays (decimal reading)."""
     return (
         _frac_matrix(sem.weights),
-        np.array([Fraction(repr(float(x))) for x in sem.noise_mean], dtype=object),
+        np.array([to_fraction(x) for x in sem.noise_mean], dtype=object),
         _frac_matrix(sem.noise_cov_matrix()),
     )
 
@@ -205,9 +204,9 @@ def _lin_transform(P: np.ndarray, K: int) -> Callable:
 
 
 def _frac_matrix(M) -> np.ndarray:
-    """Fractions of a float matrix, each read as its shortest decimal (see linalg.to_fraction)."""
+    """Exact Fractions of a float matrix (see linalg.to_fraction)."""
     return np.array(
-        [[x if isinstance(x, Fraction) else Fraction(repr(float(x))) for x in row] for row in M],
+        [[x if isinstance(x, Fraction) else to_fraction(x) for x in row] for row in M],
         dtype=object,
     )
 
@@ -249,7 +248,7 @@ def missing_intervention(
             raise WitnessError(f"context {ctx.name} intervenes on {sem.names[j]!r}")
     K, d = sem.K, model.d
     sj, si = sem.slices[j], sem.slices[i]
-    a = Fraction(repr(float(alpha))) if not isinstance(alpha, Fraction) else alpha
+    a = to_fraction(alpha) if not isinstance(alpha, Fraction) else alpha
     W = np.zeros((K, K), dtype=object)
     W[:] = Fraction(0)
     for r in range(min(sj.stop - sj.start, si.stop - si.start)):
@@ -339,8 +338,8 @@ def identity_intervention(model: ConceptModel, concept: str | int) -> Witness:
             if sem.resolve(iv.target) == j and iv.kind != "hard":
                 raise WitnessError(f"context {c.name} has a non-hard intervention on {name!r}")
     K, d = sem.K, model.d
-    var = Fraction(repr(float(sem.noise_cov[j][0, 0])))
-    s2 = Fraction(repr(float(model.nuisance_scale))) ** 2
+    var = to_fraction(sem.noise_cov[j][0, 0])
+    s2 = to_fraction(model.nuisance_scale) ** 2
     q = [1 / var, 1 / s2]
     v = [Fraction(1), Fraction(1)]
     vQv = q[0] * v[0] ** 2 + q[1] * v[1] ** 2
@@ -396,13 +395,13 @@ def observational_only(model: ConceptModel, *, alpha=0.5) -> Witness:
     if sem.mechanism != "linear":
         raise WitnessError("observational_only needs a linear SEM")
     K, d = sem.K, model.d
-    a = Fraction(repr(float(alpha)))
+    a = to_fraction(alpha)
     P = np.eye(d, dtype=object) * Fraction(1)
     P[0, 1] = a
     # exact observational law of c, transformed
     M = _frac_inv(np.eye(K, dtype=object) * Fraction(1) - _frac_matrix(sem.weights))
     S = M @ _frac_matrix(sem.noise_cov_matrix()) @ M.T
-    mu = M @ np.array([Fraction(repr(float(x))) for x in sem.noise_mean], dtype=object)
+    mu = M @ np.array([to_fraction(x) for x in sem.noise_mean], dtype=object)
     Pc = P[:K, :K]
     S2 = Pc @ S @ Pc.T
     mu2 = Pc @ mu

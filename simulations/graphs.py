@@ -182,10 +182,18 @@ class DAG:
         return out
 
     def remove_incoming(self, nodes: Iterable[int]) -> DAG:
-        """The mutilated graph with every edge into ``nodes`` removed (a hard intervention)."""
+        """The mutilated graph with every edge into ``nodes`` removed (a hard intervention).
+
+        Removing edges keeps a DAG acyclic and keeps its topological order valid, so the result
+        is built without re-validation."""
         A = self.adjacency.copy()
         A[:, list(nodes)] = False
-        return DAG(A, self.names)
+        A.setflags(write=False)
+        new = object.__new__(DAG)
+        object.__setattr__(new, "adjacency", A)
+        object.__setattr__(new, "names", self.names)
+        object.__setattr__(new, "_order", self._order)  # type: ignore[attr-defined]
+        return new
 
     def to_dict(self) -> dict:
         """JSON-serialisable form: ``{"nodes": [...], "edges": [[parent, child], ...]}``."""

@@ -61,7 +61,7 @@ def _cov(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray:
         raise InterventionError(f"{what} must be a {k}x{k} covariance, got shape {S.shape}")
     if not np.all(np.isfinite(S)):
         raise InterventionError(f"{what} contains NaN or infinite values")
-    if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12):
+    if np.max(np.abs(S - S.T), initial=0.0) > 1e-12 + 1e-10 * np.max(np.abs(S), initial=0.0):
         raise InterventionError(f"{what} must be symmetric")
     eig = np.linalg.eigvalsh(S)
     if psd_only:

@@ -235,16 +235,29 @@ class SEM:
             if iv.kind == "hard":
                 cut.append(j)
         graph = self.graph.remove_incoming(cut) if cut else self.graph
-        return SEM(
-            graph,
-            B,
-            mean,
-            tuple(covs),
-            self.block_sizes,
-            tuple(fams),
-            self.mechanism,
-            self.mlp_params,
-        )
+        # every edited part was validated by the intervention itself (shapes, finiteness,
+        # positive definiteness, parents only); the untouched parts were validated when this
+        # SEM was built, so the result skips a second full validation (it dominates large m)
+        return self._edited(graph, B, mean, tuple(covs), tuple(fams))
+
+    def _edited(self, graph: DAG, B, mean, covs, fams) -> SEM:
+        """A copy with new graph/weights/noise, trusted (see :meth:`intervene`)."""
+        new = object.__new__(SEM)
+        for a in (B, mean):
+            a.setflags(write=False)
+        for name, val in (
+            ("graph", graph),
+            ("weights", B),
+            ("noise_mean", mean),
+            ("noise_cov", covs),
+            ("block_sizes", self.block_sizes),
+            ("noise_family", fams),
+            ("mechanism", self.mechanism),
+            ("mlp_params", self.mlp_params),
+            ("slices", self.slices),
+        ):
+            object.__setattr__(new, name, val)
+        return new
 
     # -- exact moments ------------------------------------------------------------------------
 
