@@ -20,6 +20,7 @@ from .witnesses import (
     WitnessError,
     WitnessVerification,
     identity_intervention,
+    invariant_block_direction,
     isotropic_block_rotation,
     missing_intervention,
     observational_only,
@@ -30,6 +31,6 @@ __all__ = [
     "ConceptVerdict", "EquivalenceClass", "Exact", "IdentificationError", "IdentifiedModel",
     "Numeric", "Report", "Verdict", "Witness", "WitnessError", "WitnessVerification", "align",
     "arithmetic", "check", "contains", "evaluate", "identify_linear", "identity_intervention",
-    "isotropic_block_rotation", "missing_intervention", "model_moments", "observational_only",
-    "readout_distance",
+    "invariant_block_direction", "isotropic_block_rotation", "missing_intervention",
+    "model_moments", "observational_only", "readout_distance",
 ]  # fmt: skip

@@ -35,6 +35,7 @@ from .witnesses import (
     Witness,
     WitnessError,
     identity_intervention,
+    invariant_block_direction,
     isotropic_block_rotation,
     missing_intervention,
     observational_only,
@@ -273,6 +274,11 @@ def check(
             w = try_witness(identity_intervention, model, name)
             if w is not None:
                 witness_for[name] = w
+        for name in verdicts["A7+"].concepts:
+            if name not in witness_for:
+                w = try_witness(invariant_block_direction, model, name)
+                if w is not None:
+                    witness_for[name] = w
         if not linear and not scalar:
             for j, name in enumerate(sem.names):
                 if sem.block_sizes[j] > 1 and name not in witness_for:

@@ -29,7 +29,7 @@ def sem_matrices(sem: SEM, A: Arithmetic):
     return A.mat(sem.weights), A.T(A.mat(sem.noise_mean)), S
 
 
-def _intervened(sem: SEM, context: Context | None, A: Arithmetic, base):
+def _intervened(sem: SEM, context: Context | None, A: Arithmetic, base, override=None):
     """The intervened SEM's matrices; with ``base`` (exact observational ``(B, mu, S)`` as object
     arrays of Fractions) only the targets' rows are taken from the float intervened SEM, so that a
     model whose parameters are known exactly stays exact."""
@@ -43,15 +43,17 @@ def _intervened(sem: SEM, context: Context | None, A: Arithmetic, base):
         B[sl, :] = [[to_fraction(x) for x in row] for row in s.weights[sl]]
         mu[sl] = [to_fraction(x) for x in s.noise_mean[sl]]
         S[sl, sl] = [[to_fraction(x) for x in row] for row in s.noise_cov[j]]
+        if override and j in override:  # exact intervention law (its floats are rounded)
+            mu[sl], S[sl, sl] = override[j]
     return A.mat(B), A.T(A.mat(mu)), A.mat(S)
 
 
-def concept_law(sem: SEM, context: Context | None, A: Arithmetic, base=None):
+def concept_law(sem: SEM, context: Context | None, A: Arithmetic, base=None, override=None):
     """Mean ``(K, 1)`` and covariance ``(K, K)`` of the concepts under ``context``.
 
     ``base``: optional exact observational parameters ``(B, mu, S)`` (object arrays of
     Fractions) overriding the SEM's floats, for models built in exact arithmetic."""
-    B, mu, S = _intervened(sem, context, A, base)
+    B, mu, S = _intervened(sem, context, A, base, override)
     M = A.inv(A.sub(A.eye(sem.K), B))
     return A.mul(M, mu), A.mul(A.mul(M, S), A.T(M))
 
@@ -62,7 +64,8 @@ def embedding_law(model: ConceptModel, context: Context | None, A: Arithmetic, e
     ``exact``: optional ``{"base": (B, mu, S), "readout": T}`` of Fraction object arrays that
     replace the model's floats (see :func:`concept_law`)."""
     base = exact["base"] if exact is not None else None
-    mu_c, cov_c = concept_law(model.sem, context, A, base)
+    override = exact.get("override") if exact is not None else None
+    mu_c, cov_c = concept_law(model.sem, context, A, base, override)
     d, K = model.d, model.K
     mean = A.vstack(mu_c, A.zeros(d - K, 1)) if d > K else mu_c
     if d > K:

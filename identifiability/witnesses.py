@@ -20,7 +20,10 @@ Builders:
 - :func:`observational_only` (N4, no intervention contexts): a shear of the concepts, the second
   SEM read off its LDL^T factorisation;
 - :func:`isotropic_block_rotation` (N5, blocks under nonlinear mixing): ``(c_j, n) ->
-  (R(theta(n)) c_j, n)`` for an isolated zero-mean isotropic block.
+  (R(theta(n)) c_j, n)`` for an isolated zero-mean isotropic block;
+- :func:`invariant_block_direction` (N6, A7 holds but A7+ fails, even under linear mixing): a
+  direction of a childless block that escapes its parents and its intervention is reflected
+  with a nuisance coordinate.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from fractions import Fraction
 import numpy as np
 
 from simulations.graphs import DAG
-from simulations.interventions import Context
+from simulations.interventions import Context, Hard
 from simulations.model import ConceptModel
 from simulations.sem import SEM
 
@@ -453,6 +456,108 @@ def _frac_inv(M: np.ndarray) -> np.ndarray:
                 f = A[r][col]
                 A[r] = [x - f * y for x, y in zip(A[r], A[col])]
     return np.array([row[n:] for row in A], dtype=object)
+
+
+def invariant_block_direction(model: ConceptModel, concept: str | int) -> Witness:
+    """N6 (A7+ fails for a block under *linear* mixing): block ``j`` has no children, its hard
+    intervention keeps its noise law (``S~_j = S_j``, ``mu~_j = mu_j``), and some direction
+    ``w != 0`` has ``w^T B_j. = 0`` and ``w^T mu_j = 0``; the model has a nuisance.
+
+    Then ``t = w^T c_j ~ N(0, w^T S_j w)`` has the same law in every context and is independent
+    of everything else, exactly like a nuisance coordinate. The second model reflects ``(t, n_0)``
+    (law-preserving, rational) and writes ``c'_j = c_j + u (t' - t)`` with
+    ``u = S_j w / (w^T S_j w)``; its SEM keeps the weights, its noise and intervention laws of
+    ``j`` become ``N(mu_j, S'_j)``. A7 holds in both models; the concepts differ outside the class.
+    """
+    from .linalg import Exact
+
+    sem = model.sem
+    j = sem.resolve(concept)
+    name = sem.names[j]
+    k = sem.block_sizes[j]
+    if k < 2:
+        raise WitnessError(f"concept {name!r} is scalar (for scalars A7+ is A7)")
+    if sem.graph.children(j):
+        raise WitnessError(f"concept {name!r} must have no children")
+    if model.nuisance_dim < 1:
+        raise WitnessError("the model needs at least one nuisance dimension")
+    ctx = intervention_contexts(model).get(j)
+    if ctx is None:
+        raise WitnessError(f"concept {name!r} has no hard intervention context")
+    sl = sem.slices[j]
+    s_int = sem.intervene(ctx)
+    if not (
+        np.array_equal(s_int.noise_mean[sl], sem.noise_mean[sl])
+        and np.array_equal(s_int.noise_cov[j], sem.noise_cov[j])
+    ):
+        raise WitnessError(f"the intervention on {name!r} must keep its noise law")
+    for c in model.all_contexts:
+        for iv in c.interventions:
+            if sem.resolve(iv.target) == j and iv.kind != "hard":
+                raise WitnessError(f"context {c.name} has a non-hard intervention on {name!r}")
+    E = Exact()
+    Bj = _frac_matrix(sem.weights[sl])  # (k, K)
+    mu = np.array([to_fraction(x) for x in sem.noise_mean[sl]], dtype=object)
+    M = np.concatenate([Bj, mu[:, None]], axis=1)  # w^T M = 0
+    null = E.null_rows(E.mat(M.T))
+    if E.shape(null)[0] == 0:
+        raise WitnessError(f"no direction of {name!r} escapes its parents and mean (A7+ holds?)")
+    w = np.array([Fraction(int(x.p), int(x.q)) for x in null.to_Matrix().row(0)], dtype=object)
+    S = _frac_matrix(sem.noise_cov[j])
+    Sw = S @ w
+    var_t = w @ Sw
+    u = Sw / var_t
+    s2 = to_fraction(model.nuisance_scale) ** 2
+    q = [1 / var_t, 1 / s2]
+    vQv = q[0] + q[1]
+    R = [[(1 if a == b else 0) - 2 * q[b] / vQv for b in range(2)] for a in range(2)]
+    K, d = sem.K, model.d
+    P = np.eye(d, dtype=object) * Fraction(1)
+    # c'_j = c_j + u ((R00 - 1) w^T c_j + R01 n_0);  n'_0 = R10 w^T c_j + R11 n_0
+    for r in range(k):
+        for cidx in range(k):
+            P[sl.start + r, sl.start + cidx] += u[r] * (R[0][0] - 1) * w[cidx]
+        P[sl.start + r, K] = u[r] * R[0][1]
+    for cidx in range(k):
+        P[K, sl.start + cidx] = R[1][0] * w[cidx]
+    P[K, K] = R[1][1]
+    F = np.eye(k, dtype=object) * Fraction(1) + np.outer(u, w) * (R[0][0] - 1)
+    S_new = F @ S @ F.T + np.outer(u, u) * (R[0][1] ** 2 * s2)
+    S_new_f = _to_float(S_new)
+    covs = list(sem.noise_cov)
+    covs[j] = S_new_f
+    sem_b = SEM(sem.graph, sem.weights, sem.noise_mean, tuple(covs), sem.block_sizes,
+                sem.noise_family)  # fmt: skip
+
+    def swap(c: Context) -> Context:
+        ivs = tuple(
+            Hard(iv.target, sem.noise_mean[sl], S_new_f) if sem.resolve(iv.target) == j else iv
+            for iv in c.interventions
+        )
+        return Context(ivs, c.name)
+
+    Tq = P @ _frac_matrix(model.readout)
+    model_b = ConceptModel(sem_b, model.mixing, _to_float(Tq), model.nuisance_dim,
+                           model.nuisance_scale, tuple(swap(c) for c in model.contexts),
+                           tuple(swap(c) for c in model.held_out))  # fmt: skip
+    Bq, muq, Sq = _exact_base(sem)
+    Sq = np.array(Sq, dtype=object)
+    Sq[sl, sl] = S_new
+    exact_b = {"base": (Bq, muq, Sq), "readout": Tq, "override": {j: (mu, S_new)}}
+    return Witness(
+        kind="N6",
+        assumption="A7+",
+        concepts=(name,),
+        description=(
+            f"the direction w = {[str(x) for x in w]} of block {name!r} escapes its parents, its "
+            "mean and its (law-preserving) intervention: w^T c_j behaves like a nuisance "
+            "coordinate in every context, and a reflection with n_0 gives the second model"
+        ),
+        model_a=model,
+        model_b=model_b,
+        transform=_lin_transform(_to_float(P), K),
+        _verify=_verify_linear(model, model_b, exact_b),
+    )
 
 
 # -- the nuisance-dependent rotation of an isotropic block (N5) ------------------------------

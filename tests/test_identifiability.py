@@ -268,7 +268,11 @@ def test_a7_plus_block_counterexample_is_named():
     assert (
         "'k'" in report.assumptions["A7+"].reason or "k (rank" in report.assumptions["A7+"].reason
     )
-    assert report.status("k") == NOT_COVERED
+    # witness N6: w^T c_k with w orthogonal to the parent weight behaves like a nuisance
+    assert report.status("k") == NOT_IDENTIFIABLE
+    w = next(c for c in report.concepts if c.concept == "k").witness
+    assert w.kind == "N6" and w.verification.max_discrepancy == 0.0
+    assert w.verify(Numeric()).ok
 
 
 # -- equivalence class -------------------------------------------------------------------------
