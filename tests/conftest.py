@@ -23,3 +23,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "conceptid"))
+
+
+def pytest_configure(config) -> None:
+    """One torch thread: the suite's models are tiny, and two threads per process on a 2-core
+    machine shared with other work slow everything down by orders of magnitude."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)

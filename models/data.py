@@ -1,0 +1,85 @@
+"""From a :class:`simulations.benchmark.Dataset` to torch tensors with per-sample target masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from simulations.benchmark import Dataset
+
+__all__ = ["Batch", "TensorData", "from_dataset", "targets_mask"]
+
+
+def targets_mask(ds: Dataset) -> np.ndarray:
+    """``(n_contexts, m)`` bool: which concepts each context of the card intervenes on."""
+    names = ds.card["concept_names"]
+    out = np.zeros((len(ds.card["contexts"]), len(names)), dtype=bool)
+    for k, ctx in enumerate(ds.card["contexts"]):
+        for t in ctx["targets"]:
+            out[k, names.index(t)] = True
+    return out
+
+
+@dataclass
+class Batch:
+    """``x`` ``(b, *obs)`` float32, ``targets`` ``(b, m)`` bool, ``context`` ``(b,)`` long,
+    ``concepts`` ``(b, K)`` (ground truth, for evaluation only)."""
+
+    x: torch.Tensor
+    targets: torch.Tensor
+    context: torch.Tensor
+    concepts: torch.Tensor
+
+    def to(self, device) -> Batch:
+        return Batch(*(t.to(device) for t in (self.x, self.targets, self.context, self.concepts)))
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+@dataclass
+class TensorData:
+    """All rows of one split as tensors; images scaled to [0, 1] and laid out ``(b, 3, H, W)``."""
+
+    x: torch.Tensor
+    targets: torch.Tensor
+    context: torch.Tensor
+    concepts: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batch(self, idx: torch.Tensor) -> Batch:
+        return Batch(self.x[idx], self.targets[idx], self.context[idx], self.concepts[idx])
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle=True):
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for i in range(0, n, batch_size):
+            yield self.batch(order[i : i + batch_size])
+
+
+def from_dataset(ds: Dataset, split: str, contexts: str = "all") -> TensorData:
+    """Rows of ``split``; ``contexts``: ``"all"``, ``"training"`` (not held out) or
+    ``"held_out"``."""
+    mask = ds.mask(split)
+    held = np.array([c["held_out"] for c in ds.card["contexts"]])
+    if contexts == "training":
+        mask &= ~held[ds.context]
+    elif contexts == "held_out":
+        mask &= held[ds.context]
+    elif contexts != "all":
+        raise ValueError(f"contexts must be 'all', 'training' or 'held_out', got {contexts!r}")
+    x = np.asarray(ds.x[mask])
+    if x.dtype == np.uint8:
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
+    tmask = targets_mask(ds)
+    ctx = np.asarray(ds.context[mask]).astype(np.int64)
+    return TensorData(
+        x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        targets=torch.from_numpy(tmask[ctx]),
+        context=torch.from_numpy(ctx),
+        concepts=torch.from_numpy(np.asarray(ds.concepts[mask], dtype=np.float32)),
+    )

@@ -1,0 +1,329 @@
+"""Estimators sharing one interface: ``loss(batch)``, ``concepts(x, targets)``, ``generate``.
+
+- :class:`TheoremMatchedVAE`: the context module's linear Gaussian special case, written so that
+  its optimum is what the theorem identifies: a context-free encoder ``q(c, n | x)``, a
+  per-context linear Gaussian SEM prior over the concepts with known targets (observational
+  mechanisms shared; a separate interventional noise law per target), a standard normal nuisance
+  prior, exact Gaussian KL. Acyclicity: a NOTEARS-style penalty ``h(W) = tr exp(W) - m`` on the
+  squared block norms ``W_ij = |B_ij|^2`` (zero exactly when the graph is a DAG), weighted by
+  ``dag_weight``; :meth:`TheoremMatchedVAE.graph` thresholds and breaks any remaining cycle at its
+  weakest edge. Why a penalty rather than a fixed or sampled order: the order is unknown, a fixed
+  wrong order cannot fit the interventional contexts, and a smooth penalty keeps one gradient
+  path (an unconstrained B was seen to converge to 2-cycles).
+- :class:`ContextModuleVAE`: the paper's architecture (encoder -> exogenous noise and nuisance,
+  standard normal prior, the :class:`~models.context_module.ContextModule`, decoder);
+  ``use_labels=False`` is the ablation that ignores the contexts.
+- :class:`PooledVAE`: contexts ignored, standard normal prior (``beta > 1``: beta-VAE).
+- :class:`IVAE`: a context-conditional factorised Gaussian prior, one learned mean and
+  log-variance per context (iVAE-style).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .context_module import ContextModule, block_index
+from .data import Batch
+from .nets import make_nets
+
+__all__ = [
+    "ContextModuleVAE",
+    "IVAE",
+    "PooledVAE",
+    "SEMPrior",
+    "TheoremMatchedVAE",
+    "gaussian_kl",
+    "reconstruction_nll",
+]
+
+LOG2PI = math.log(2 * math.pi)
+
+
+def reconstruction_nll(
+    x: torch.Tensor, out: torch.Tensor, likelihood: str, log_sigma
+) -> torch.Tensor:
+    """Per-sample negative log-likelihood in nats: Gaussian with scale ``exp(log_sigma)`` or
+    Bernoulli with logits ``out`` (for data in [0, 1])."""
+    x = x.flatten(1)
+    out = out.flatten(1)
+    if likelihood == "gaussian":
+        return 0.5 * (((x - out) / log_sigma.exp()) ** 2 + 2 * log_sigma + LOG2PI).sum(1)
+    if likelihood == "bernoulli":
+        return nn.functional.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1)
+    raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
+
+
+def gaussian_kl(mean, log_var, prior_mean, prior_precision, prior_logdet) -> torch.Tensor:
+    """``KL(N(mean, diag(exp(log_var))) || N(prior_mean, prior_precision^-1))`` per sample.
+
+    ``mean``, ``log_var`` ``(b, K)``; ``prior_mean`` ``(b, K)``; ``prior_precision``
+    ``(b, K, K)`` or ``(K, K)``; ``prior_logdet`` = log det of the prior *covariance*, ``(b,)``.
+    """
+    var = log_var.exp()
+    trace = (torch.diagonal(prior_precision, dim1=-2, dim2=-1) * var).sum(-1)
+    d = prior_mean - mean
+    P = prior_precision if prior_precision.dim() == 3 else prior_precision.expand(len(d), -1, -1)
+    quad = torch.einsum("bi,bij,bj->b", d, P, d)
+    return 0.5 * (trace + quad - mean.shape[1] + prior_logdet - log_var.sum(1))
+
+
+class SEMPrior(nn.Module):
+    """Per-context linear Gaussian SEM over concept coordinates (diagonal noise per coordinate).
+
+    Context with targets ``T``: rows of ``T`` in ``B`` are zeroed and their noise mean and
+    log-variance switch to the interventional ones. ``moments(targets)`` gives the prior mean
+    ``(b, K)``, precision ``(b, K, K)`` and log det covariance ``(b,)`` for every sample at once.
+    """
+
+    def __init__(self, block_sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.block_sizes = tuple(int(k) for k in block_sizes)
+        idx = block_index(self.block_sizes)
+        K, m = len(idx), len(self.block_sizes)
+        self.register_buffer("concept_of", idx)
+        self.register_buffer("off_block", (idx[:, None] != idx[None, :]).float())
+        onehot = torch.zeros(m, K)
+        onehot[idx, torch.arange(K)] = 1.0
+        self.register_buffer("pool", onehot)  # (m, K): sums coordinates into concepts
+        self.B = nn.Parameter(torch.zeros(K, K))
+        self.mu_obs = nn.Parameter(torch.zeros(K))
+        self.logvar_obs = nn.Parameter(torch.zeros(K))
+        self.mu_int = nn.Parameter(torch.zeros(K))
+        self.logvar_int = nn.Parameter(torch.zeros(K))
+
+    @property
+    def weights(self) -> torch.Tensor:
+        return self.B * self.off_block
+
+    def moments(self, targets: torch.Tensor):
+        tgt = targets[:, self.concept_of].to(self.B.dtype)  # (b, K)
+        K = tgt.shape[1]
+        I_B = torch.eye(K, device=tgt.device) - self.weights[None] * (1 - tgt)[:, :, None]
+        mu_eps = self.mu_obs + tgt * (self.mu_int - self.mu_obs)
+        logvar = self.logvar_obs + tgt * (self.logvar_int - self.logvar_obs)
+        precision = torch.einsum("bki,bk,bkj->bij", I_B, torch.exp(-logvar), I_B)
+        mean = torch.linalg.solve(I_B, mu_eps.unsqueeze(-1)).squeeze(-1)
+        logdet = logvar.sum(1) - 2 * torch.linalg.slogdet(I_B)[1]
+        return mean, precision, logdet
+
+    def block_norms(self) -> torch.Tensor:
+        """``(m, m)``: squared Frobenius norm of each ``B_ij`` block (row child, column parent)."""
+        return self.pool @ (self.weights**2) @ self.pool.T
+
+    def dag_penalty(self) -> torch.Tensor:
+        W = self.block_norms()
+        return torch.trace(torch.matrix_exp(W)) - W.shape[0]
+
+
+class _VAEBase(nn.Module):
+    likelihood: str
+
+    def _setup_likelihood(self, likelihood: str) -> None:
+        if likelihood not in ("gaussian", "bernoulli"):
+            raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
+        self.likelihood = likelihood
+        self.log_sigma = nn.Parameter(torch.tensor(-1.0), requires_grad=likelihood == "gaussian")
+
+    @staticmethod
+    def _sample(mean, log_var, generator=None):
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.exp(0.5 * log_var) * eps
+
+    def _decode_mean(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+
+class TheoremMatchedVAE(_VAEBase):
+    """Encoder ``q(c, n | x)``, SEM prior over ``c`` per context, ``N(0, I)`` nuisance prior.
+
+    Parameters
+    ----------
+    obs_shape : tuple
+        ``(p,)`` or ``(3, S, S)``.
+    block_sizes : sequence of int
+    nuisance_dim : int
+    likelihood : {"gaussian", "bernoulli"}
+    beta : float
+        Weight of the KL terms.
+    dag_weight : float
+        Weight of the acyclicity penalty.
+    """
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        block_sizes: Sequence[int],
+        nuisance_dim: int = 0,
+        likelihood: str = "gaussian",
+        beta: float = 1.0,
+        dag_weight: float = 10.0,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        self.block_sizes = tuple(int(k) for k in block_sizes)
+        self.K, self.nuisance_dim = sum(self.block_sizes), int(nuisance_dim)
+        self.encoder, self.decoder = make_nets(obs_shape, self.K + self.nuisance_dim, hidden)
+        self.prior = SEMPrior(self.block_sizes)
+        self.beta, self.dag_weight = float(beta), float(dag_weight)
+        self._setup_likelihood(likelihood)
+
+    def loss(self, batch: Batch, generator=None):
+        mean, log_var = self.encoder(batch.x)
+        z = self._sample(mean, log_var, generator)
+        nll = reconstruction_nll(batch.x, self.decoder(z), self.likelihood, self.log_sigma)
+        K = self.K
+        pm, prec, logdet = self.prior.moments(batch.targets)
+        kl_c = gaussian_kl(mean[:, :K], log_var[:, :K], pm, prec, logdet)
+        mn, lvn = mean[:, K:], log_var[:, K:]
+        kl_n = 0.5 * (lvn.exp() + mn**2 - 1 - lvn).sum(1)
+        dag = self.prior.dag_penalty()
+        loss = (nll + self.beta * (kl_c + kl_n)).mean() + self.dag_weight * dag
+        logs = {"nll": nll.mean().item(), "kl": (kl_c + kl_n).mean().item(), "dag": dag.item()}
+        return loss, logs
+
+    @torch.no_grad()
+    def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Posterior mean of the concepts ``(b, K)`` (context-free)."""
+        return self.encoder(x)[0][:, : self.K]
+
+    @torch.no_grad()
+    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
+        """Samples of ``x`` under per-sample target masks ``(b, m)`` (any set of targets)."""
+        pm, prec, _ = self.prior.moments(targets)
+        cov = torch.linalg.inv(prec)
+        L = torch.linalg.cholesky(0.5 * (cov + cov.transpose(1, 2)))
+        b = targets.shape[0]
+        eps = torch.randn(b, self.K, 1, generator=generator)
+        c = pm + (L @ eps).squeeze(-1)
+        n = torch.randn(b, self.nuisance_dim, generator=generator)
+        return self._decode_mean(self.decoder(torch.cat([c, n], 1)))
+
+    def graph(self, threshold: float = 0.1) -> torch.Tensor:
+        """Estimated adjacency ``(m, m)`` (``[i, j]``: edge ``i -> j``), acyclic: blocks with norm
+        above ``threshold``; each remaining cycle loses its weakest edge."""
+        W = self.prior.block_norms().detach().sqrt().T.clone()  # parent i -> child j
+        A = W > threshold
+        while True:
+            cyc = _find_cycle(A)
+            if cyc is None:
+                return A
+            edges = list(zip(cyc[:-1], cyc[1:]))
+            i, j = min(edges, key=lambda e: W[e[0], e[1]].item())
+            A[i, j] = False
+
+
+def _find_cycle(A: torch.Tensor):
+    import numpy as np
+
+    from simulations.graphs import _find_cycle as find
+
+    return find(np.asarray(A.cpu().numpy(), dtype=bool))
+
+
+class ContextModuleVAE(_VAEBase):
+    """The paper's architecture: encoder -> (eps, n) with ``N(0, I)`` prior -> context module ->
+    decoder. ``use_labels=False`` runs every sample through the observational weights."""
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        block_sizes: Sequence[int],
+        nuisance_dim: int = 0,
+        likelihood: str = "gaussian",
+        beta: float = 1.0,
+        use_labels: bool = True,
+        rep_dim: int | None = None,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        self.block_sizes = tuple(int(k) for k in block_sizes)
+        self.K, self.nuisance_dim = sum(self.block_sizes), int(nuisance_dim)
+        self.m = len(self.block_sizes)
+        rep_dim = rep_dim or self.K
+        self.encoder, _ = make_nets(obs_shape, self.K + self.nuisance_dim, hidden)
+        _, self.decoder = make_nets(obs_shape, rep_dim + self.nuisance_dim, hidden)
+        self.module = ContextModule(self.block_sizes, rep_dim, self.nuisance_dim)
+        self.beta, self.use_labels = float(beta), bool(use_labels)
+        self._setup_likelihood(likelihood)
+
+    def _targets(self, targets: torch.Tensor) -> torch.Tensor:
+        return targets if self.use_labels else torch.zeros_like(targets, dtype=torch.bool)
+
+    def loss(self, batch: Batch, generator=None):
+        mean, log_var = self.encoder(batch.x)
+        z = self._sample(mean, log_var, generator)
+        rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(batch.targets))
+        nll = reconstruction_nll(batch.x, self.decoder(rep), self.likelihood, self.log_sigma)
+        kl = 0.5 * (log_var.exp() + mean**2 - 1 - log_var).sum(1)
+        loss = (nll + self.beta * kl).mean()
+        return loss, {"nll": nll.mean().item(), "kl": kl.mean().item()}
+
+    @torch.no_grad()
+    def concepts(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        mean, _ = self.encoder(x)
+        return self.module.concepts(mean[:, : self.K], self._targets(targets))
+
+    @torch.no_grad()
+    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
+        b = targets.shape[0]
+        z = torch.randn(b, self.K + self.nuisance_dim, generator=generator)
+        rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(targets))
+        return self._decode_mean(self.decoder(rep))
+
+
+class PooledVAE(_VAEBase):
+    """A plain VAE on all contexts pooled (``beta > 1``: beta-VAE)."""
+
+    def __init__(self, obs_shape, latent_dim: int, likelihood: str = "gaussian", beta: float = 1.0,
+                 hidden: int = 128) -> None:  # fmt: skip
+        super().__init__()
+        self.latent_dim = int(latent_dim)
+        self.encoder, self.decoder = make_nets(obs_shape, self.latent_dim, hidden)
+        self.beta = float(beta)
+        self._setup_likelihood(likelihood)
+
+    def loss(self, batch: Batch, generator=None):
+        mean, log_var = self.encoder(batch.x)
+        z = self._sample(mean, log_var, generator)
+        nll = reconstruction_nll(batch.x, self.decoder(z), self.likelihood, self.log_sigma)
+        kl = 0.5 * (log_var.exp() + mean**2 - 1 - log_var).sum(1)
+        return (nll + self.beta * kl).mean(), {"nll": nll.mean().item(), "kl": kl.mean().item()}
+
+    @torch.no_grad()
+    def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(x)[0]
+
+    @torch.no_grad()
+    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
+        z = torch.randn(targets.shape[0], self.latent_dim, generator=generator)
+        return self._decode_mean(self.decoder(z))
+
+
+class IVAE(PooledVAE):
+    """iVAE-style: the prior over the latent is ``N(mu_k, diag(exp(lv_k)))`` for context ``k``,
+    learned per context index (so unseen compositions cannot be generated; ``generate`` takes
+    context indices)."""
+
+    def __init__(self, obs_shape, latent_dim: int, n_contexts: int, likelihood: str = "gaussian",
+                 beta: float = 1.0, hidden: int = 128) -> None:  # fmt: skip
+        super().__init__(obs_shape, latent_dim, likelihood, beta, hidden)
+        self.prior_mean = nn.Parameter(torch.zeros(n_contexts, latent_dim))
+        self.prior_logvar = nn.Parameter(torch.zeros(n_contexts, latent_dim))
+
+    def loss(self, batch: Batch, generator=None):
+        mean, log_var = self.encoder(batch.x)
+        z = self._sample(mean, log_var, generator)
+        nll = reconstruction_nll(batch.x, self.decoder(z), self.likelihood, self.log_sigma)
+        pm, plv = self.prior_mean[batch.context], self.prior_logvar[batch.context]
+        kl = 0.5 * ((log_var.exp() + (mean - pm) ** 2) / plv.exp() - 1 + plv - log_var).sum(1)
+        return (nll + self.beta * kl).mean(), {"nll": nll.mean().item(), "kl": kl.mean().item()}
+
+    @torch.no_grad()
+    def generate(self, context: torch.Tensor, generator=None) -> torch.Tensor:
+        pm, plv = self.prior_mean[context], self.prior_logvar[context]
+        z = pm + torch.exp(0.5 * plv) * torch.randn(pm.shape, generator=generator)
+        return self._decode_mean(self.decoder(z))

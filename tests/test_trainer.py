@@ -1,0 +1,96 @@
+"""The trainer: determinism, checkpoints and resume, bad checkpoints, early stopping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.data import from_dataset
+from models.estimators import IVAE, ContextModuleVAE, PooledVAE, TheoremMatchedVAE
+from models.trainer import CheckpointError, TrainConfig, fit
+from simulations import BenchmarkSpec, generate
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = generate(BenchmarkSpec(preset="chain", preset_args={"m": 3, "nuisance_dim": 1},
+                                n_train=100, n_val=40, n_test=40, seed=0))  # fmt: skip
+    return from_dataset(ds, "train"), from_dataset(ds, "val"), ds
+
+
+def _tm():
+    torch.manual_seed(0)
+    return TheoremMatchedVAE((8,), (1, 1, 1), nuisance_dim=1, hidden=16)
+
+
+def _cfg(**kw):
+    return TrainConfig(**{"epochs": 3, "batch_size": 64, "progress": False, "seed": 1, **kw})
+
+
+def test_training_is_deterministic_under_a_seed(data):
+    tr, va, _ = data
+    a, b = _tm(), _tm()
+    ha, hb = fit(a, tr, va, _cfg()), fit(b, tr, va, _cfg())
+    assert ha["val_loss"] == hb["val_loss"]
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    c = _tm()
+    hc = fit(c, tr, va, _cfg(seed=2))
+    assert hc["val_loss"] != ha["val_loss"]
+
+
+def test_loss_decreases_for_every_estimator(data):
+    tr, va, ds = data
+    n_ctx = len(ds.card["contexts"])
+    for model in (
+        _tm(),
+        ContextModuleVAE((8,), (1, 1, 1), 1, hidden=16),
+        PooledVAE((8,), 4, hidden=16),
+        PooledVAE((8,), 4, beta=4.0, hidden=16),
+        ContextModuleVAE((8,), (1, 1, 1), 1, use_labels=False, hidden=16),
+        IVAE((8,), 4, n_ctx, hidden=16),
+    ):
+        h = fit(model, tr, va, _cfg(epochs=15, lr=5e-3))
+        assert h["val_loss"][h["best_epoch"]] < h["val_loss"][0], type(model).__name__
+
+
+def test_resume_continues_exactly(tmp_path, data):
+    tr, va, _ = data
+    full = _tm()
+    h_full = fit(full, tr, va, _cfg(epochs=4, checkpoint=str(tmp_path / "a.pt")))
+    part = _tm()
+    fit(part, tr, va, _cfg(epochs=2, checkpoint=str(tmp_path / "b.pt")))
+    resumed = _tm()
+    h_res = fit(resumed, tr, va, _cfg(epochs=4, checkpoint=str(tmp_path / "b.pt")))
+    assert h_res["resumed"] and len(h_res["val_loss"]) == 4
+    assert h_res["val_loss"] == pytest.approx(h_full["val_loss"], rel=1e-6)
+
+
+def test_bad_checkpoints_are_refused(tmp_path, data):
+    tr, va, _ = data
+    path = tmp_path / "c.pt"
+    fit(_tm(), tr, va, _cfg(epochs=1, checkpoint=str(path)))
+    with pytest.raises(CheckpointError, match="holds a TheoremMatchedVAE"):
+        fit(PooledVAE((8,), 4, hidden=16), tr, va, _cfg(checkpoint=str(path)))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupted"):
+        fit(_tm(), tr, va, _cfg(checkpoint=str(path)))
+    assert not list(tmp_path.glob(".c.pt.*"))  # no half-written temp files
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(lr=-1.0)
+
+
+def test_early_stopping_restores_the_best_weights(data):
+    tr, va, _ = data
+    model = _tm()
+    h = fit(model, tr, va, _cfg(epochs=40, lr=0.05, patience=2))
+    assert len(h["val_loss"]) < 40 or h["best_epoch"] == 39
+    from models.trainer import evaluate_loss
+
+    g = torch.Generator().manual_seed(2)  # the validation noise stream of seed 1
+    assert evaluate_loss(model, va, 64, g) == pytest.approx(min(h["val_loss"]), rel=1e-9)
