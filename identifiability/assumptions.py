@@ -5,10 +5,11 @@ Each predicate takes a :class:`~simulations.model.ConceptModel` and an
 holds (``True``/``False``, or ``None`` when a numeric search found no defect but cannot prove
 absence), why, how it was decided, and which concepts it fails for.
 
-A7+ (non-degenerate interventions, block form): for every intervened concept ``k`` the log-density
-ratio between its context and the observational one uses every direction its mechanism could,
-``rank(Psi_k - Psi_0) = dim span(E^_k, A^_k)`` (Lemma 3). For scalar concepts A7+ is equivalent
-to A7; for blocks it is strictly stronger, and the linear identification theorem needs it.
+A7+ (non-degenerate interventions, block form; proofs/lemma_rank_a7plus.md): for every intervened
+concept ``k`` the linear parts of the log-density ratio between its context and the observational
+one span everything its mechanism involves, ``rank T_k = k_k + rank B_k.`` with ``T_k`` the first
+``K`` rows of ``Delta_k = Psi_k - Psi_0``. For scalar concepts A7+ is equivalent to A7; for blocks
+it is strictly stronger (witness N6), and the linear identification theorem needs it.
 """
 
 from __future__ import annotations
@@ -292,17 +293,19 @@ def log_ratio_form(sem, j: int, ctx: Context, A: Arithmetic):
 
 
 def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
-    """A7+ via Lemma 1's closed form: ``Psi_k - Psi_0 = X^T W X`` with ``X = [E^_k; A^_k]``
-    (homogeneous rows of the target block) and ``W = diag(S~_k^{-1}, -S_k^{-1})``, so its rank is
-    that of a ``(2 k_k) x (K + 1)`` computation per concept, never a ``K x K`` inversion. (The tests
-    compare it with the difference of homogeneous precisions computed from covariances.)"""
+    """A7+ via Lemma 1's closed form ``Psi_k - Psi_0 = X^T W X`` (see :func:`log_ratio_form`): a
+    ``(2 k_k) x (K + 1)`` computation per concept, never a ``K x K`` inversion. (The tests compare
+    the closed form with the difference of homogeneous precisions computed from covariances.)"""
     sem = model.sem
     if sem.mechanism != "linear":
         return Verdict("A7+", None, "defined for linear SEMs only (A4 fails)", "not evaluated")
     bad = []
     for j, ctx in intervention_contexts(model).items():
-        delta, X = log_ratio_form(sem, j, ctx, A)
-        got, need = A.rank(delta), A.rank(X)
+        delta, _ = log_ratio_form(sem, j, ctx, A)
+        # Lemma 3: T_k = the first K rows of Delta_k (the log-det constant sits only in the
+        # corner); A7+ is rank T_k = k_k + rank B_k.
+        got = A.rank(A.rows(delta, range(sem.K)))
+        need = sem.block_sizes[j] + A.rank(A.mat(sem.weights[sem.slices[j]]))
         if got < need:
             bad.append((sem.names[j], got, need))
     if bad:

@@ -3,8 +3,10 @@
 In the manner of StructuralIdentifiability.jl, every concept gets one of three answers:
 
 - ``identifiable``: up to the class (an invertible affine map of the concept, or of the block),
-  by a named theorem whose hypotheses were all verified (exactly, by construction, or ... never by
-  a numeric search alone);
+  by a named theorem whose hypotheses were all verified (exactly or by construction; a numeric
+  search that found no defect never counts as verification). When that theorem is not proved here
+  end to end (Theorem S rests on a cited result), the verdict carries ``conditional`` saying so
+  and prints as ``identifiable*``;
 - ``not identifiable``: a second model, built explicitly, has the same observed law in every
   context while this concept differs outside the class; the witness is *verified* from both
   models' own parameters before the answer is given;
@@ -56,11 +58,14 @@ class ConceptVerdict:
     reason: str
     how: str
     witness: Witness | None = field(default=None, repr=False)
+    #: for "identifiable": None when the theorem used is proved here, else what it rests on
+    conditional: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "concept": self.concept,
             "status": self.status,
+            "conditional": self.conditional,
             "equivalence": self.equivalence,
             "reason": self.reason,
             "how": self.how,
@@ -146,9 +151,13 @@ class Report:
         lines += ["", "concepts"]
         width = max(len(c.concept) for c in self.concepts)
         for c in self.concepts:
-            lines.append(f"  {c.concept:<{width}}  {c.status:<17} {c.equivalence or c.reason}")
+            status = c.status + ("*" if c.conditional else "")
+            lines.append(f"  {c.concept:<{width}}  {status:<17} {c.equivalence or c.reason}")
             if c.equivalence:
                 lines.append(f"  {'':<{width}}  {'':<17} {c.reason}")
+        notes = sorted({c.conditional for c in self.concepts if c.conditional})
+        for note in notes:
+            lines.append(f"  * conditional: {note}")
         for w in self.witnesses:
             v = w.verification
             lines += ["", f"witness {w.kind} ({w.assumption}): {w.description}"]
@@ -235,8 +244,8 @@ def check(
         theorem = "Theorem L (linear mixing; proved in proofs/lemma_linear_identification.md)"
     elif scalar:
         theorem = (
-            "Theorem S (scalar concepts, injective mixing; step (i) proofs/lemma_*.md, step (ii) "
-            "rests on Buchholz et al. 2023, see proofs/theorem.md)"
+            "Theorem S (scalar concepts, injective mixing; step (i) proved in "
+            "proofs/lemma_nuisance_fibres.md, step (ii) rests on Buchholz et al. 2023)"
         )
     else:
         theorem = "none: concept blocks under nonlinear mixing are an open case (proofs/theorem.md)"
@@ -299,6 +308,13 @@ def check(
                 )  # fmt: skip
             )
         elif all_hold and (linear or scalar):
+            conditional = None
+            if not linear:
+                conditional = (
+                    "Theorem S rests on a published result (Buchholz et al. 2023, step (ii)) "
+                    "whose non-degeneracy conditions were not all verified here, and on the "
+                    "regularity condition (R) for the models compared; see proofs/theorem.md"
+                )
             out.append(
                 ConceptVerdict(
                     name,
@@ -306,7 +322,9 @@ def check(
                     cls.description,
                     theorem.split(" (")[0] + ": all hypotheses verified",
                     A.description,
-                )  # fmt: skip
+                    None,
+                    conditional,
+                )
             )
         else:
             why = failing + [f"{n} unverified" for n in unverified if n in needed]

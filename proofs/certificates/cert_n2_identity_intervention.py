@@ -1,0 +1,100 @@
+"""Certificate for witness N2 (proofs/necessity.md): when A7 fails (the intervention on a childless
+source j is the identity, noise mean 0) and there is a nuisance, concept j is not identifiable.
+
+Model 1: concepts 0 -> 1 and an isolated concept 2 (= j) with eps_2 ~ N(0, sigma^2) and the
+identity intervention eps~_2 ~ N(0, sigma^2); a 1-d nuisance n ~ N(0, tau^2) (A5).
+Witness: rotate (c_2 / sigma, n / tau) by a fixed angle theta:
+    c'_2 = sigma (cos theta c_2 / sigma - sin theta n / tau),
+    n'   = tau   (sin theta c_2 / sigma + cos theta n / tau),
+other concepts unchanged. This is a linear change of the embedding read-out T -> G T (G invertible),
+so the mixing f is unchanged and the laws of x are equal iff the laws of (c, n) are.
+
+Facts checked (theta, sigma, tau and all SEM parameters symbolic): in context 0, do(0), do(1) and
+do(2), the mean and covariance of G (c, n) equal those of (c, n); c'_2 depends on n (outside the
+class) for sin theta != 0.
+
+falsify(): the same rotation when the intervention on concept 2 changes its variance (A7 holds):
+the law in context do(2) changes.
+
+Run as a script: prints each fact and PASS/FAIL; exit status 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import sympy as sp
+
+
+def _law(B, mu, S):
+    M = (sp.eye(B.shape[0]) - B).inv()
+    return M * mu, M * S * M.T
+
+
+def _trig_zero(M, theta):
+    """Exact test that a matrix of polynomials in cos(theta), sin(theta) (coefficients rational
+    functions of the other symbols) vanishes, using sin^2 = 1 - cos^2."""
+    for e in sp.Matrix(M):
+        e = sp.expand(e).subs(sp.sin(theta) ** 2, 1 - sp.cos(theta) ** 2)
+        if sp.cancel(sp.expand(e)) != 0:
+            return False
+    return True
+
+
+def _checks(wrong: bool) -> list[tuple[str, bool]]:
+    th = sp.Symbol("theta")
+    sig, tau = sp.symbols("sigma tau", positive=True)
+    b10 = sp.Symbol("b10")
+    mu0, mu1, mt0, mt1 = sp.symbols("mu0 mu1 mt0 mt1")
+    s0, s1, st0, st1 = sp.symbols("s0 s1 st0 st1", positive=True)
+    B = sp.zeros(3, 3)
+    B[1, 0] = b10
+    mu = sp.Matrix([mu0, mu1, 0])
+    S = sp.diag(s0, s1, sig**2)
+    st2 = 2 * sig**2 if wrong else sig**2  # identity intervention on concept 2 (A7 fails)
+    contexts = {"context 0": (B, mu, S)}
+    for k, (mt, st) in enumerate([(mt0, st0), (mt1, st1), (0, st2)]):
+        Bk, muk, Sk = B.copy(), mu.copy(), S.copy()
+        Bk[k, :] = sp.zeros(1, 3)
+        muk[k], Sk[k, k] = mt, st
+        contexts[f"context do({k})"] = (Bk, muk, Sk)
+    c, s = sp.cos(th), sp.sin(th)
+    G = sp.eye(4)  # coordinates (c0, c1, c2, n)
+    G[2, 2], G[2, 3] = c, -sig * s / tau
+    G[3, 2], G[3, 3] = tau * s / sig, c
+    facts = []
+    for label, (Bk, muk, Sk) in contexts.items():
+        m, C = _law(Bk, muk, Sk)
+        m = m.col_join(sp.Matrix([0]))
+        C = sp.diag(C, tau**2)
+        same = _trig_zero(G * m - m, th) and _trig_zero(G * C * G.T - C, th)
+        facts.append((f"{label}: law of (c', n') equals law of (c, n)", same))
+    facts.append(("G is invertible (det G = 1)", _trig_zero([G.det() - 1], th)))
+    facts.append(
+        ("c'_2 depends on n (coefficient -sigma sin(theta)/tau): outside the class", G[2, 3] != 0)
+    )
+    return facts
+
+
+def certify() -> list[tuple[str, bool]]:
+    """Every fact of witness N2; all must be True."""
+    return _checks(False)
+
+
+def falsify() -> list[tuple[str, bool]]:
+    """The same rotation with an intervention that changes the variance; some must be False."""
+    return _checks(True)
+
+
+def main() -> int:
+    facts = certify()
+    for name, ok in facts:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    wrong = falsify()
+    rejected = sum(not ok for _, ok in wrong)
+    print(f"falsify: {rejected} of {len(wrong)} checks reject the deliberately wrong claims")
+    return 0 if all(ok for _, ok in facts) and rejected > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
