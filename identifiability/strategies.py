@@ -183,12 +183,7 @@ def _models(draw, min_concepts, max_concepts, max_nuisance, mixing, block_size, 
 
 
 def _nondescendants(graph: DAG, j: int) -> list[int]:
-    desc, stack = set(), list(graph.children(j))
-    while stack:
-        c = stack.pop()
-        if c not in desc:
-            desc.add(c)
-            stack.extend(graph.children(c))
+    desc = graph.descendants(j)
     return [i for i in range(graph.m) if i != j and i not in desc]
 
 

@@ -233,7 +233,7 @@ def missing_intervention(
     j = sem.resolve(concept)
     if j in intervention_contexts(model):
         raise WitnessError(f"concept {sem.names[j]!r} has an intervention context (A6 holds)")
-    desc = _descendants(sem.graph, j)
+    desc = sem.graph.descendants(j)
     candidates = [i for i in sem.graph.order if i != j and i not in desc]
     if other is not None:
         i = sem.resolve(other)
@@ -295,14 +295,15 @@ def missing_intervention(
     )
 
 
-def _descendants(graph: DAG, j: int) -> set[int]:
-    out, stack = set(), list(graph.children(j))
-    while stack:
-        c = stack.pop()
-        if c not in out:
-            out.add(c)
-            stack.extend(graph.children(c))
-    return out
+def _require_hard_only(model: ConceptModel, j: int) -> None:
+    """The witnesses below rewrite concept ``j``'s hard interventions; any other kind on ``j``
+    would need its own rewriting."""
+    for c in model.all_contexts:
+        for iv in c.interventions:
+            if model.sem.resolve(iv.target) == j and iv.kind != "hard":
+                raise WitnessError(
+                    f"context {c.name} has a non-hard intervention on {model.sem.names[j]!r}"
+                )
 
 
 def identity_intervention(model: ConceptModel, concept: str | int) -> Witness:
@@ -336,10 +337,7 @@ def identity_intervention(model: ConceptModel, concept: str | int) -> Witness:
         raise WitnessError(
             f"the intervention on {name!r} must equal its noise law N(0, sigma^2) (A7 failing)"
         )
-    for c in model.all_contexts:
-        for iv in c.interventions:
-            if sem.resolve(iv.target) == j and iv.kind != "hard":
-                raise WitnessError(f"context {c.name} has a non-hard intervention on {name!r}")
+    _require_hard_only(model, j)
     K, d = sem.K, model.d
     var = to_fraction(sem.noise_cov[j][0, 0])
     s2 = to_fraction(model.nuisance_scale) ** 2
@@ -491,10 +489,7 @@ def invariant_block_direction(model: ConceptModel, concept: str | int) -> Witnes
         and np.array_equal(s_int.noise_cov[j], sem.noise_cov[j])
     ):
         raise WitnessError(f"the intervention on {name!r} must keep its noise law")
-    for c in model.all_contexts:
-        for iv in c.interventions:
-            if sem.resolve(iv.target) == j and iv.kind != "hard":
-                raise WitnessError(f"context {c.name} has a non-hard intervention on {name!r}")
+    _require_hard_only(model, j)
     E = Exact()
     Bj = _frac_matrix(sem.weights[sl])  # (k, K)
     mu = np.array([to_fraction(x) for x in sem.noise_mean[sl]], dtype=object)
@@ -594,9 +589,7 @@ def isotropic_block_rotation(
                 f"the noise of {name!r} must be zero-mean and isotropic in every context "
                 f"(fails in {ctx.name})"
             )
-        for iv in ctx.interventions:
-            if sem.resolve(iv.target) == j and iv.kind != "hard":
-                raise WitnessError(f"context {ctx.name} has a non-hard intervention on {name!r}")
+    _require_hard_only(model, j)
     th = theta if theta is not None else (lambda n: np.pi * np.tanh(n[:, 0]))
     K = sem.K
 

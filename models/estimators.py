@@ -224,6 +224,63 @@ def _find_cycle(A: torch.Tensor):
     return find(np.asarray(A.cpu().numpy(), dtype=bool))
 
 
+class LogRatioClassifier(nn.Module):
+    """Contrastive estimator: classify the context of ``x`` with logits of the log-ratio form.
+
+    An encoder ``h: x -> c`` (context-free, ``K`` outputs; no decoder) and, for each concept
+    ``k``, the logit of "context k versus observational" in the exact form Lemma 1 gives for a
+    hard intervention on ``k`` of a linear Gaussian SEM (scalar concepts):
+
+        q_k(c) = -(c_k - mu~_k)^2 / (2 w~_k) + (c_k - B_k. c - mu_k)^2 / (2 w_k) + const_k,
+
+    with ``B`` zero on the diagonal. Cross-entropy over the training contexts (observational
+    logit 0, plus the log of each context's share of the data). At the optimum the logits are the
+    true log-density ratios, which depend on ``x`` only through the concepts (A5), so the encoder
+    is pushed onto the class the theorem identifies; no reconstruction is learned, so the
+    nuisance never competes for capacity. Multi-target contexts are not used in training.
+    """
+
+    def __init__(self, obs_shape: Sequence[int], m: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.m = self.K = int(m)
+        self.encoder, _ = make_nets(obs_shape, self.K, hidden)  # uses the mean half only
+        self.B = nn.Parameter(torch.zeros(m, m))
+        self.mu = nn.Parameter(torch.zeros(m))
+        self.log_w = nn.Parameter(torch.zeros(m))
+        self.mu_int = nn.Parameter(torch.zeros(m))
+        self.log_w_int = nn.Parameter(torch.zeros(m))
+        self.const = nn.Parameter(torch.zeros(m))
+        self.register_buffer("off_diag", 1.0 - torch.eye(m))
+        self.register_buffer("log_share", torch.zeros(m + 1))
+
+    def set_class_shares(self, counts: torch.Tensor) -> None:
+        """``counts`` ``(m + 1,)``: samples of the observational context, then of each ``do(k)``."""
+        share = counts.double() / counts.sum()
+        self.log_share.copy_(torch.log(share / share[0]).float())
+
+    def logits(self, c: torch.Tensor) -> torch.Tensor:
+        """``(b, m + 1)``: observational (0) and one logit per single-target context."""
+        resid = c - c @ (self.B * self.off_diag).T - self.mu
+        q = -0.5 * (c - self.mu_int) ** 2 * torch.exp(-self.log_w_int)
+        q = q + 0.5 * resid**2 * torch.exp(-self.log_w) + self.const
+        return torch.cat([torch.zeros_like(q[:, :1]), q], 1) + self.log_share
+
+    def loss(self, batch: Batch, generator=None):
+        single = batch.targets.sum(1) <= 1
+        label = torch.where(
+            batch.targets.any(1),
+            batch.targets.float().argmax(1) + 1,
+            torch.zeros_like(batch.context),
+        )
+        c = self.encoder(batch.x)[0]
+        ce = nn.functional.cross_entropy(self.logits(c[single]), label[single])
+        return ce, {"ce": ce.item()}
+
+    @torch.no_grad()
+    def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(x)[0]
+
+
 class ContextModuleVAE(_VAEBase):
     """The paper's architecture: encoder -> (eps, n) with ``N(0, I)`` prior -> context module ->
     decoder. ``use_labels=False`` runs every sample through the observational weights."""

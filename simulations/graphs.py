@@ -172,13 +172,20 @@ class DAG:
 
     def ancestors(self, node: str | int) -> set[int]:
         """Indices of all proper ancestors of ``node``."""
+        return self._reach(node, self.parents)
+
+    def descendants(self, node: str | int) -> set[int]:
+        """Indices of all proper descendants of ``node``."""
+        return self._reach(node, self.children)
+
+    def _reach(self, node: str | int, step) -> set[int]:
         out: set[int] = set()
-        stack = self.parents(node)
+        stack = step(node)
         while stack:
             i = stack.pop()
             if i not in out:
                 out.add(i)
-                stack.extend(self.parents(i))
+                stack.extend(step(i))
         return out
 
     def remove_incoming(self, nodes: Iterable[int]) -> DAG:
