@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from models.data import from_dataset
-from models.estimators import IVAE, ContextModuleVAE, PooledVAE, TheoremMatchedVAE
+from models.estimators import (
+    IVAE,
+    ContextModuleVAE,
+    LogRatioClassifier,
+    PooledVAE,
+    TheoremMatchedVAE,
+)
 from models.trainer import CheckpointError, TrainConfig, fit
 from simulations import BenchmarkSpec, generate
 
@@ -49,9 +55,22 @@ def test_loss_decreases_for_every_estimator(data):
         PooledVAE((8,), 4, beta=4.0, hidden=16),
         ContextModuleVAE((8,), (1, 1, 1), 1, use_labels=False, hidden=16),
         IVAE((8,), 4, n_ctx, hidden=16),
+        LogRatioClassifier((8,), 3, hidden=16),
     ):
         h = fit(model, tr, va, _cfg(epochs=15, lr=5e-3))
         assert h["val_loss"][h["best_epoch"]] < h["val_loss"][0], type(model).__name__
+
+
+def test_log_ratio_logits_have_the_hard_intervention_form():
+    model = LogRatioClassifier((8,), 2)
+    with torch.no_grad():
+        model.B[1, 0] = 2.0
+        model.mu_int[1], model.log_w_int[1], model.const[1] = 1.0, 0.0, 0.3
+    c = torch.tensor([[0.5, 2.0]])
+    logit = model.logits(c)[0, 2]  # context do(c1) against observational
+    expect = -0.5 * (2.0 - 1.0) ** 2 + 0.5 * (2.0 - 2.0 * 0.5) ** 2 + 0.3
+    assert logit.item() == pytest.approx(expect)
+    assert model.logits(c)[0, 0].item() == 0.0
 
 
 def test_resume_continues_exactly(tmp_path, data):
