@@ -233,16 +233,20 @@ class LogRatioClassifier(nn.Module):
 
         q_k(c) = -(c_k - mu~_k)^2 / (2 w~_k) + (c_k - B_k. c - mu_k)^2 / (2 w_k) + const_k,
 
-    with ``B`` zero on the diagonal. Cross-entropy over the training contexts (observational
-    logit 0, plus the log of each context's share of the data). At the optimum the logits are the
+    with ``B`` zero on the diagonal (``dag_weight > 0`` adds the acyclicity penalty
+    ``tr exp(B o B) - m``). Cross-entropy over the training contexts (observational logit 0, plus
+    the log of each context's share of the data). At the optimum the logits are the
     true log-density ratios, which depend on ``x`` only through the concepts (A5), so the encoder
     is pushed onto the class the theorem identifies; no reconstruction is learned, so the
     nuisance never competes for capacity. Multi-target contexts are not used in training.
     """
 
-    def __init__(self, obs_shape: Sequence[int], m: int, hidden: int = 128) -> None:
+    def __init__(
+        self, obs_shape: Sequence[int], m: int, hidden: int = 128, dag_weight: float = 0.0
+    ) -> None:
         super().__init__()
         self.m = self.K = int(m)
+        self.dag_weight = float(dag_weight)
         self.encoder, _ = make_nets(obs_shape, self.K, hidden)  # uses the mean half only
         self.B = nn.Parameter(torch.zeros(m, m))
         self.mu = nn.Parameter(torch.zeros(m))
@@ -274,7 +278,11 @@ class LogRatioClassifier(nn.Module):
         )
         c = self.encoder(batch.x)[0]
         ce = nn.functional.cross_entropy(self.logits(c[single]), label[single])
-        return ce, {"ce": ce.item()}
+        if self.dag_weight == 0:
+            return ce, {"ce": ce.item()}
+        W = (self.B * self.off_diag) ** 2
+        dag = torch.trace(torch.matrix_exp(W)) - self.m
+        return ce + self.dag_weight * dag, {"ce": ce.item(), "dag": dag.item()}
 
     @torch.no_grad()
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:

@@ -71,6 +71,20 @@ def test_log_ratio_logits_have_the_hard_intervention_form():
     expect = -0.5 * (2.0 - 1.0) ** 2 + 0.5 * (2.0 - 2.0 * 0.5) ** 2 + 0.3
     assert logit.item() == pytest.approx(expect)
     assert model.logits(c)[0, 0].item() == 0.0
+    # with a DAG penalty, a 2-cycle costs, a DAG does not
+    penalised = LogRatioClassifier((8,), 2, dag_weight=1.0)
+    batch = type("B", (), {})()
+    batch.x, batch.targets = (
+        torch.randn(4, 8),
+        torch.tensor([[0, 0], [1, 0], [0, 1], [0, 0]]).bool(),
+    )
+    batch.context = torch.tensor([0, 1, 2, 0])
+    with torch.no_grad():
+        penalised.B.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0]]))
+    assert penalised.loss(batch)[1]["dag"] == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        penalised.B[0, 1] = 1.0
+    assert penalised.loss(batch)[1]["dag"] > 0.5
 
 
 def test_resume_continues_exactly(tmp_path, data):
