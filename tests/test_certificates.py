@@ -20,6 +20,9 @@ MODULES = sorted(p for p in CERT_DIR.glob("cert_*.py"))
 
 
 def _load(path: Path):
+    # certificates share proofs/certificates/_common.py, imported as a sibling module
+    if str(CERT_DIR) not in sys.path:
+        sys.path.insert(0, str(CERT_DIR))
     spec = importlib.util.spec_from_file_location(f"proofs_certificates_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None

@@ -18,29 +18,11 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from sympy.polys.matrices import DomainMatrix
-
-
-def _dm(M):
-    """M as a matrix over QQ or the field of rational functions in its symbols (exact)."""
-    M = sp.Matrix(M)
-    syms = sorted(M.free_symbols, key=str)
-    field = sp.QQ.frac_field(*syms) if syms else sp.QQ
-    rows = [[field.from_sympy(sp.sympify(x)) for x in row] for row in M.tolist()]
-    return DomainMatrix(rows, M.shape, field)
-
-
-def _inv(M):
-    return _dm(M).inv().to_Matrix()
-
-
-def _det(M):
-    dm = _dm(M)
-    return dm.domain.to_sympy(dm.det())
+from _common import det, inv, run  # the certificates directory is on sys.path
 
 
 def _cov(B, S):
-    M = _inv(sp.eye(B.shape[0]) - B)
+    M = inv(sp.eye(B.shape[0]) - B)
     return M * S * M.T
 
 
@@ -52,16 +34,16 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     B = sp.Matrix([[0, 0, 0], [b10, 0, 0], [b20, b21, 0]])
     if wrong:  # a 2-cycle 0 <-> 1: not acyclic
         B[0, 1] = b01
-    M = _inv(sp.eye(3) - B)
-    facts.append(("det (I - B)^{-1} = 1 (complete DAG on 3 nodes)", sp.cancel(_det(M) - 1) == 0))
-    d0 = _det(_cov(B, sp.diag(*s)))
+    M = inv(sp.eye(3) - B)
+    facts.append(("det (I - B)^{-1} = 1 (complete DAG on 3 nodes)", sp.cancel(det(M) - 1) == 0))
+    d0 = det(_cov(B, sp.diag(*s)))
     facts.append(("det Cov_0(c) = s0 s1 s2", sp.cancel(d0 - s[0] * s[1] * s[2]) == 0))
     for k in range(3):
         Bk = B.copy()
         Bk[k, :] = sp.zeros(1, 3)
         Sk = list(s)
         Sk[k] = st[k]
-        dk = _det(_cov(Bk, sp.diag(*Sk)))
+        dk = det(_cov(Bk, sp.diag(*Sk)))
         target = sp.Mul(*Sk)
         facts.append(
             (f"det Cov_{k + 1}(c) = product of noise variances", sp.cancel(dk - target) == 0)
@@ -72,7 +54,7 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     if wrong:
         Bb[0, 1] = b01
     Sb = sp.diag(s[0], sp.Matrix([[a, h], [h, g]]))
-    db = _det(_cov(Bb, Sb))
+    db = det(_cov(Bb, Sb))
     facts.append(("block: det Cov_0(c) = s0 det S_1", sp.cancel(db - s[0] * (a * g - h**2)) == 0))
     # dependent rows of C: det(C Sigma_e C^T) = 0 for every Sigma_e
     x = sp.symbols("x0:6")
@@ -83,7 +65,7 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     C = r1.col_join(r2).col_join(r3)
     e = sp.symbols("e0:6")
     Se = sp.Matrix([[e[0], e[1], e[2]], [e[1], e[3], e[4]], [e[2], e[4], e[5]]])
-    det3 = _det(C * Se * C.T)
+    det3 = det(C * Se * C.T)
     facts.append(("dependent rows (d = 3): det(C Sigma_e C^T) = 0 identically", det3 == 0))
     # d = 4, symbolic Sigma_e (10 entries), rational C with row 3 = 2 row 1 - row 2
     f = sp.symbols("f0:10")
@@ -92,7 +74,7 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     C4 = sp.Matrix([[1, -2, 0, 3], [2, 1, -1, 0], [0, -5, 1, 6]])
     if wrong:
         C4[2, 3] = 7
-    det4 = _det(C4 * Se4 * C4.T)
+    det4 = det(C4 * Se4 * C4.T)
     facts.append(("dependent rows (d = 4): det(C Sigma_e C^T) = 0 identically", det4 == 0))
     return facts
 
@@ -108,13 +90,7 @@ def falsify() -> list[tuple[str, bool]]:
 
 
 def main() -> int:
-    facts = certify()
-    for name, ok in facts:
-        print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    wrong = falsify()
-    rejected = sum(not ok for _, ok in wrong)
-    print(f"falsify: {rejected} of {len(wrong)} checks reject the deliberately wrong claims")
-    return 0 if all(ok for _, ok in facts) and rejected > 0 else 1
+    return run(certify, falsify)
 
 
 if __name__ == "__main__":
