@@ -198,6 +198,19 @@ def _exact_base(sem: SEM):
     )
 
 
+def _second_model(model: ConceptModel, sem_b: SEM, P: np.ndarray, swap=None):
+    """The second model of a linear witness: SEM ``sem_b``, read-out ``T_B = P T`` (returned
+    exactly, as Fractions, beside the float model), the same mixing and nuisance, and the same
+    contexts (each passed through ``swap`` when given)."""
+    Tq = P @ _frac_matrix(model.readout)
+    swap = swap if swap is not None else (lambda c: c)
+    model_b = ConceptModel(
+        sem_b, model.mixing, _to_float(Tq), model.nuisance_dim, model.nuisance_scale,
+        tuple(swap(c) for c in model.contexts), tuple(swap(c) for c in model.held_out),
+    )  # fmt: skip
+    return model_b, Tq
+
+
 def _lin_transform(P: np.ndarray, K: int) -> Callable:
     def transform(c, n):
         z = np.concatenate([np.atleast_2d(c), np.atleast_2d(n)], axis=1) @ P.T
@@ -270,14 +283,9 @@ def missing_intervention(
     sem_b = SEM(graph_b, Bp_f, sem.noise_mean, sem.noise_cov, sem.block_sizes, sem.noise_family)
     P = np.eye(d, dtype=object) * Fraction(1)
     P[:K, :K] -= W
-    Tq = P @ _frac_matrix(model.readout)
-    T_b = _to_float(Tq)
+    model_b, Tq = _second_model(model, sem_b, P)
     _, muq, Sq = _exact_base(sem)
     exact_b = {"base": (Bp, muq, Sq), "readout": Tq}
-    model_b = ConceptModel(
-        sem_b, model.mixing, T_b, model.nuisance_dim, model.nuisance_scale,
-        model.contexts, model.held_out,
-    )  # fmt: skip
     return Witness(
         kind="N1",
         assumption="A6",
@@ -350,13 +358,8 @@ def identity_intervention(model: ConceptModel, concept: str | int) -> Witness:
     for a in range(2):
         for b in range(2):
             P[idx[a], idx[b]] = Fraction(R[a][b])
-    Tq = P @ _frac_matrix(model.readout)
-    T_b = _to_float(Tq)
+    model_b, Tq = _second_model(model, sem, P)
     exact_b = {"base": _exact_base(sem), "readout": Tq}
-    model_b = ConceptModel(
-        sem, model.mixing, T_b, model.nuisance_dim, model.nuisance_scale,
-        model.contexts, model.held_out,
-    )  # fmt: skip
     return Witness(
         kind="N2",
         assumption="A7",
@@ -418,12 +421,10 @@ def observational_only(model: ConceptModel, *, alpha=0.5) -> Witness:
     obs = (Context.observational(),)
     model_a = ConceptModel(sem, model.mixing, model.readout, model.nuisance_dim,
                            model.nuisance_scale, obs, ())  # fmt: skip
-    Tq = P @ _frac_matrix(model.readout)
+    model_b, Tq = _second_model(model_a, sem_b, P)
     Sb = np.array([[D[r] if r == c else Fraction(0) for c in range(K)] for r in range(K)],
                   dtype=object)  # fmt: skip
     exact_b = {"base": (Bp, noise_mean, Sb), "readout": Tq}
-    model_b = ConceptModel(sem_b, model.mixing, _to_float(Tq),
-                           model.nuisance_dim, model.nuisance_scale, obs, ())  # fmt: skip
     return Witness(
         kind="N4",
         assumption="A6",
@@ -531,10 +532,7 @@ def invariant_block_direction(model: ConceptModel, concept: str | int) -> Witnes
         )
         return Context(ivs, c.name)
 
-    Tq = P @ _frac_matrix(model.readout)
-    model_b = ConceptModel(sem_b, model.mixing, _to_float(Tq), model.nuisance_dim,
-                           model.nuisance_scale, tuple(swap(c) for c in model.contexts),
-                           tuple(swap(c) for c in model.held_out))  # fmt: skip
+    model_b, Tq = _second_model(model, sem_b, P, swap)
     Bq, muq, Sq = _exact_base(sem)
     Sq = np.array(Sq, dtype=object)
     Sq[sl, sl] = S_new
