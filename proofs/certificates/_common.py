@@ -39,3 +39,19 @@ def run(certify: Callable[[], Facts], falsify: Callable[[], Facts]) -> int:
     rejected = sum(not ok for _, ok in wrong)
     print(f"falsify: {rejected} of {len(wrong)} checks reject the deliberately wrong claims")
     return 0 if all(ok for _, ok in facts) and rejected > 0 else 1
+
+
+def law(B, mu, S) -> tuple[sp.Matrix, sp.Matrix]:
+    """Mean and covariance of ``c = B c + eps``, ``eps ~ N(mu, S)`` (entries expanded)."""
+    M = (sp.eye(B.shape[0]) - B).inv()
+    return (M * mu).applyfunc(sp.expand), (M * S * M.T).applyfunc(sp.expand)
+
+
+def trig_zero(M, theta) -> bool:
+    """Exact test that a matrix (or scalar) of polynomials in cos(theta), sin(theta), with
+    coefficients rational functions of the other symbols, vanishes (uses sin^2 = 1 - cos^2)."""
+    for e in sp.Matrix([M]) if not isinstance(M, sp.MatrixBase) else M:
+        e = sp.expand(e).subs(sp.sin(theta) ** 2, 1 - sp.cos(theta) ** 2)
+        if sp.cancel(sp.expand(e)) != 0:
+            return False
+    return True

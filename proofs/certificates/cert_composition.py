@@ -26,15 +26,10 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import run  # the certificates directory is on sys.path
+from _common import law, run  # the certificates directory is on sys.path
 
 R = sp.Rational
 TARGETS = [0, 2]
-
-
-def _law(B, mu, S):
-    M = (sp.eye(B.shape[0]) - B).inv()
-    return (M * mu).applyfunc(sp.expand), (M * S * M.T).applyfunc(sp.expand)
 
 
 def _do(B, mu, S, targets, mt, st, soft=False):
@@ -43,7 +38,7 @@ def _do(B, mu, S, targets, mt, st, soft=False):
         if not soft:
             B2[k, :] = sp.zeros(1, B.shape[0])
         mu2[k], S2[k, k] = mt[k], st[k]
-    return _law(B2, mu2, S2)
+    return law(B2, mu2, S2)
 
 
 def _read_off(laws, n):
@@ -79,7 +74,7 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     S = sp.diag(*sp.symbols("s0:3", positive=True))
     mt = dict(enumerate(sp.symbols("mt0:3")))
     st = dict(enumerate(sp.symbols("st0:3", positive=True)))
-    laws = {None: _law(B, mu, S)}
+    laws = {None: law(B, mu, S)}
     for k in range(n):
         laws[k] = _do(B, mu, S, [k], mt, st)
     truth = _do(B, mu, S, TARGETS, mt, st)
@@ -110,7 +105,7 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     mtr, str_ = {0: 2, 1: 0, 2: 1}, {0: 3, 1: 1, 2: R(1, 3)}
     F = sp.Matrix([[2, -1, 0, 1], [1, 3, -2, 0], [0, 1, 1, -1], [R(1, 2), 0, 2, 3]])
     mn, sn = R(1, 2), R(2)
-    m0, C0 = _law(Br, mur, Sr)
+    m0, C0 = law(Br, mur, Sr)
     mS, CS = _do(Br, mur, Sr, TARGETS, mtr, str_, soft=wrong)
     # context 0: joint law of (c, y); conditional law of y given c
     J = sp.eye(3).col_join(sp.zeros(1, 3))  # (c, n) -> c part

@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import det, inv, run  # the certificates directory is on sys.path
+from _common import det, inv, law, run  # the certificates directory is on sys.path
 
 R = sp.Rational
 F = sp.Matrix([[2, -1, 0, 1], [1, 3, -2, 0], [0, 1, 1, -1], [R(1, 2), 0, 2, 3]])
@@ -42,11 +42,6 @@ def _psi(mean, cov):
     theta = inv(cov)
     lin = -theta * mean
     return theta.row_join(lin).col_join(lin.T.row_join(mean.T * theta * mean))
-
-
-def _law(B, mu, S):
-    M = inv(sp.eye(B.shape[0]) - B)
-    return M * mu, M * S * M.T
 
 
 def _delta(K, idx, B, mu, S, mu_t, S_t):
@@ -68,8 +63,8 @@ def _run(name, B, mu, S, idx, mu_t, S_t, wrong):
         muk[i] = mu_t[a]
         for b, j in enumerate(idx):
             Sk[i, j] = S_t[a, b]
-    m0, C0 = _law(B, mu, S)
-    mk, Ck = _law(Bk, muk, Sk)
+    m0, C0 = law(B, mu, S)
+    mk, Ck = law(Bk, muk, Sk)
     sn_k = 3 * sn if wrong else sn
     y0 = (F * m0.col_join(sp.Matrix([mn])), F * sp.diag(C0, sn) * F.T)
     yk = (F * mk.col_join(sp.Matrix([mn])), F * sp.diag(Ck, sn_k) * F.T)

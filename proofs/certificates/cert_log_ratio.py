@@ -23,13 +23,7 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import det, inv, run  # the certificates directory is on sys.path
-
-
-def _law(B, mu, S):
-    """Mean and covariance of c = B c + eps, eps ~ N(mu, S)."""
-    M = inv(sp.eye(B.shape[0]) - B)
-    return M * mu, M * S * M.T
+from _common import det, inv, law, run  # the certificates directory is on sys.path
 
 
 def _intervene(B, mu, S, idx, mu_t, S_t):
@@ -73,11 +67,11 @@ def _delta(K, idx, B, mu, S, mu_t, S_t, sign):
 
 def _check_model(name, K, B, mu, S, interventions, parents, wrong):
     """Compare both sides for every intervention of the model; returns a list of facts."""
-    m0, S0 = _law(B, mu, S)
+    m0, S0 = law(B, mu, S)
     psi0, d0 = _psi(m0, S0), det(S0)
     facts = []
     for k, (idx, mu_t, S_t) in interventions.items():
-        mk, Sk = _law(*_intervene(B, mu, S, idx, mu_t, S_t))
+        mk, Sk = law(*_intervene(B, mu, S, idx, mu_t, S_t))
         diff = _psi(mk, Sk) - psi0
         D = _delta(K, idx, B, mu, S, mu_t, S_t, 1 if wrong else -1)
         ratio = det(Sk) / d0 - det(S_t) / det(S.extract(idx, idx))
@@ -154,8 +148,8 @@ def _nuisance(wrong):
     st1 = sp.Symbol("st1", positive=True)
     B = sp.Matrix([[0, 0], [b10, 0]])
     S = sp.diag(*s)
-    m0, S0 = _law(B, mu, S)
-    m1, S1 = _law(*_intervene(B, mu, S, [1], sp.Matrix([mt1]), sp.Matrix([[st1]])))
+    m0, S0 = law(B, mu, S)
+    m1, S1 = law(*_intervene(B, mu, S, [1], sp.Matrix([mt1]), sp.Matrix([[st1]])))
     # nuisance law in context 1: the same (A5); the wrong claim lets its variance change
     sn1 = 2 * sn if wrong else sn
     joint0 = _psi(m0.col_join(sp.Matrix([mn])), sp.diag(S0, sn))

@@ -26,21 +26,16 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import run  # the certificates directory is on sys.path
-
-
-def _law(B, mu, S):
-    M = (sp.eye(B.shape[0]) - B).inv()
-    return (M * mu).applyfunc(sp.expand), (M * S * M.T).applyfunc(sp.expand)
+from _common import law, run  # the certificates directory is on sys.path
 
 
 def _ctx(B, mu, S, k, mt, st):
     if k is None:
-        return _law(B, mu, S)
+        return law(B, mu, S)
     B2, mu2, S2 = B.copy(), mu.copy(), S.copy()
     B2[k, :] = sp.zeros(1, B.shape[0])
     mu2[k], S2[k, k] = mt[k], st[k]
-    return _law(B2, mu2, S2)
+    return law(B2, mu2, S2)
 
 
 def _witness(name, edges, j, i, wrong):

@@ -24,22 +24,7 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import run  # the certificates directory is on sys.path
-
-
-def _law(B, mu, S):
-    M = (sp.eye(B.shape[0]) - B).inv()
-    return M * mu, M * S * M.T
-
-
-def _trig_zero(M, theta):
-    """Exact test that a matrix of polynomials in cos(theta), sin(theta) (coefficients rational
-    functions of the other symbols) vanishes, using sin^2 = 1 - cos^2."""
-    for e in sp.Matrix(M):
-        e = sp.expand(e).subs(sp.sin(theta) ** 2, 1 - sp.cos(theta) ** 2)
-        if sp.cancel(sp.expand(e)) != 0:
-            return False
-    return True
+from _common import law, run, trig_zero  # the certificates directory is on sys.path
 
 
 def _checks(wrong: bool) -> list[tuple[str, bool]]:
@@ -65,12 +50,12 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     G[3, 2], G[3, 3] = tau * s / sig, c
     facts = []
     for label, (Bk, muk, Sk) in contexts.items():
-        m, C = _law(Bk, muk, Sk)
+        m, C = law(Bk, muk, Sk)
         m = m.col_join(sp.Matrix([0]))
         C = sp.diag(C, tau**2)
-        same = _trig_zero(G * m - m, th) and _trig_zero(G * C * G.T - C, th)
+        same = trig_zero(G * m - m, th) and trig_zero(G * C * G.T - C, th)
         facts.append((f"{label}: law of (c', n') equals law of (c, n)", same))
-    facts.append(("G is invertible (det G = 1)", _trig_zero([G.det() - 1], th)))
+    facts.append(("G is invertible (det G = 1)", trig_zero([G.det() - 1], th)))
     facts.append(
         ("c'_2 depends on n (coefficient -sigma sin(theta)/tau): outside the class", G[2, 3] != 0)
     )

@@ -20,18 +20,9 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import run  # the certificates directory is on sys.path
+from _common import run, trig_zero  # the certificates directory is on sys.path
 
 R = sp.Rational
-
-
-def _trig_zero(M, theta):
-    """Exact zero test for polynomials in cos(theta), sin(theta) (sin^2 = 1 - cos^2)."""
-    for e in sp.Matrix(M):
-        e = sp.expand(e).subs(sp.sin(theta) ** 2, 1 - sp.cos(theta) ** 2)
-        if sp.expand(e) != 0:
-            return False
-    return True
 
 
 def _checks(wrong: bool) -> list[tuple[str, bool]]:
@@ -57,7 +48,7 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     facts.append(
         (
             "(b) Cov(L R(theta) L^-1 c) = Sigma for every theta",
-            _trig_zero(Wb * Sigma * Wb.T - Sigma, th),
+            trig_zero(Wb * Sigma * Wb.T - Sigma, th),
         )
     )
     offdiag = any(sp.expand(Wb[i, j]) != 0 for i in range(3) for j in range(3) if i != j)

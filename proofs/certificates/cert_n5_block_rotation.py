@@ -25,13 +25,7 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import run  # the certificates directory is on sys.path
-
-
-def _trig_zero(expr, theta):
-    """Exact test that a polynomial in cos(theta), sin(theta) vanishes (uses sin^2 = 1 - cos^2)."""
-    e = sp.expand(expr).subs(sp.sin(theta) ** 2, 1 - sp.cos(theta) ** 2)
-    return sp.expand(e) == 0
+from _common import run, trig_zero  # the certificates directory is on sys.path
 
 
 def _checks(wrong: bool) -> list[tuple[str, bool]]:
@@ -44,14 +38,14 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     hu = Rm * u
     hmap = sp.Matrix([hu[0], hu[1], n])
     J = hmap.jacobian(sp.Matrix([u0, u1, n]))
-    facts = [("Jacobian determinant of h is 1", _trig_zero(J.det() - 1, theta))]
+    facts = [("Jacobian determinant of h is 1", trig_zero(J.det() - 1, theta))]
     for name, var in (("s", s), ("s~", st)):
         Sinv = sp.diag(1 / var, 1 / (2 * var)) if wrong else sp.eye(2) / var
 
         def log_dens(x, Sinv=Sinv):  # log of exp(-x^T S^{-1} x / 2) g(n)
             return -(x.T * Sinv * x)[0, 0] / 2 + sp.log(g)
 
-        same = _trig_zero(log_dens(hu) - log_dens(u), theta)
+        same = trig_zero(log_dens(hu) - log_dens(u), theta)
         facts.append((f"density of (c_j, n) invariant under h (block variance {name} I)", same))
     dep = sp.simplify(sp.diff(hu, n).subs(sp.Derivative(theta, n), 1)) != sp.zeros(2, 1)
     facts.append(("c'_j depends on n when theta' != 0 (outside the class)", dep))

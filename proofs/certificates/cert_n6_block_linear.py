@@ -25,24 +25,9 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import run  # the certificates directory is on sys.path
+from _common import law, run, trig_zero  # the certificates directory is on sys.path
 
 R = sp.Rational
-
-
-def _law(B, mu, S):
-    M = (sp.eye(B.shape[0]) - B).inv()
-    return M * mu, M * S * M.T
-
-
-def _trig_zero(M, theta):
-    """Exact test that a matrix of polynomials in cos(theta), sin(theta) (coefficients rational
-    functions of the other symbols) vanishes, using sin^2 = 1 - cos^2."""
-    for e in sp.Matrix(M):
-        e = sp.expand(e).subs(sp.sin(theta) ** 2, 1 - sp.cos(theta) ** 2)
-        if sp.cancel(sp.expand(e)) != 0:
-            return False
-    return True
 
 
 def _checks(wrong: bool) -> list[tuple[str, bool]]:
@@ -74,12 +59,12 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     G[3, 3] = c
     facts = []
     for label, (Bx, mux, Sx) in ctx.items():
-        m, C = _law(Bx, mux, Sx)
+        m, C = law(Bx, mux, Sx)
         m = m.col_join(sp.Matrix([0]))
         C = sp.diag(C, tau**2)
-        same = _trig_zero(G * m - m, th) and _trig_zero(G * C * G.T - C, th)
+        same = trig_zero(G * m - m, th) and trig_zero(G * C * G.T - C, th)
         facts.append((f"{label}: law of G (c, n) equals law of (c, n)", same))
-    facts.append(("det G = 1", _trig_zero([G.det() - 1], th)))
+    facts.append(("det G = 1", trig_zero([G.det() - 1], th)))
     facts.append(("c'_k depends on n: outside the class", G[1:3, 3] != sp.zeros(2, 1)))
     return facts
 
