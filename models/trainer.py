@@ -84,7 +84,7 @@ def _save(path: Path, state: dict) -> None:
         raise
 
 
-def _load(path: Path, model, cfg: TrainConfig) -> dict:
+def _load(path: Path, model) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises several types for a damaged file
@@ -122,7 +122,7 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     best, best_state, start, bad_epochs = math.inf, None, 0, 0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     if ckpt is not None and ckpt.exists():
-        state = _load(ckpt, model, cfg)
+        state = _load(ckpt, model)
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         hist = state["history"]
