@@ -185,7 +185,13 @@ def identify_linear(
         ys = [(to_y @ A.to_float(mu), to_y @ A.to_float(S) @ to_y.T) for mu, S in mats]
     if d < K:
         raise IdentificationError(f"rank of the observational covariance {d} < K = {K}")
-    psis = [homogeneous_precision(mu, S, A) for mu, S in ys]
+    if A.exact:
+        psis = [homogeneous_precision(mu, S, A) for mu, S in ys]
+    else:
+        # centred at the observational mean: the rank decisions below weigh singular values,
+        # which an offset of x would otherwise change (exact ranks are affine-invariant anyway)
+        y0 = ys[obs[0]][0]
+        psis = [homogeneous_precision(mu - y0, S, A) for mu, S in ys]
     psi0 = psis[obs[0]]
 
     # L_k: linear parts of the row space of Delta_k. Numerically: the rows of the top 2 k_j
