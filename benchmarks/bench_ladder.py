@@ -25,6 +25,7 @@ from identifiability import Numeric, align, identify_linear
 from models.data import from_dataset
 from models.estimators import ContextModuleVAE, LogRatioClassifier, PooledVAE, TheoremMatchedVAE
 from models.metrics import active_dims
+from models.mle import ManifoldMLE
 from models.trainer import TrainConfig, fit
 from simulations import BenchmarkSpec, generate
 
@@ -36,6 +37,7 @@ RUNGS = {
 }
 NAMES = {
     "peel": "peeling (moments)",
+    "mle": "manifold MLE + peel",
     "tm": "theorem-matched VAE",
     "lr": "log-ratio classifier",
     "cm": "context-module VAE",
@@ -44,6 +46,8 @@ NAMES = {
 
 
 def build(kind: str, p: int, m: int, nuisance: int, train):
+    if kind == "mle":
+        return ManifoldMLE((p,), [1] * m, nuisance)
     if kind == "tm":
         return TheoremMatchedVAE((p,), [1] * m, nuisance)
     if kind == "lr":
@@ -83,8 +87,9 @@ def run(rung: str, kind: str, seed: int, epochs: int) -> dict:
         learned, te.concepts.numpy(), assignment="hungarian" if kind == "pooled" else "given"
     )
     with torch.no_grad():
-        enc = model.encoder(te.x)[0].numpy()
-    return {"r2": res.r2, "active": active_dims(enc), "latent": enc.shape[1], "seconds": sec}
+        enc = model.encode(te.x) if kind == "mle" else model.encoder(te.x)[0]
+    return {"r2": res.r2, "active": active_dims(enc.numpy()), "latent": enc.shape[1],
+            "seconds": sec}  # fmt: skip
 
 
 def _peel(tr, te, m: int) -> dict:
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rungs", default="L1,L2,L3,L4")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--estimators", default="peel,tm,lr,cm,pooled")
+    ap.add_argument("--estimators", default="peel,mle,tm,lr,cm,pooled")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in a.seeds.split(",")]

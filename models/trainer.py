@@ -108,6 +108,10 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     Returns a history dict: per-epoch ``train_loss``, ``val_loss``, ``lr``, the ``best_epoch``,
     ``seconds`` and whether training ``resumed``. With ``cfg.checkpoint`` set, an existing
     checkpoint is resumed and a new one is written atomically after every epoch.
+
+    A model may define ``epoch_end(epoch, train) -> bool``, called after each training epoch;
+    returning ``True`` says that its parametrisation or objective changed (a stage switch, a
+    reparametrisation), so the optimiser state and the best-model tracking start afresh.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -151,6 +155,12 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
             opt.step()
             total += loss.item() * len(batch)
             n += len(batch)
+        hook = getattr(model, "epoch_end", None)
+        if hook is not None and hook(epoch, train):
+            # the model changed its parametrisation or its objective: Adam's moments and the
+            # best validation loss so far no longer refer to the same quantities
+            opt.state.clear()
+            best, best_state, bad_epochs = math.inf, None, 0
         val_gen.manual_seed(cfg.seed + 1)
         vloss = evaluate_loss(model, val, cfg.batch_size, val_gen)
         hist["train_loss"].append(total / n)

@@ -1,0 +1,246 @@
+"""The theorem-matched estimator as a maximum-likelihood fit on the data manifold.
+
+The data of the ladder are noiseless: ``x = f(e)`` with ``f`` injective. The likelihood the theorem
+speaks of is then the density of ``x`` on the image of ``f``, which for ``z = g(x)`` and a decoder
+``f`` with Jacobian ``J_f(z)`` (``p x D``) is
+
+    log p_k(x) = log p_k(z) - 1/2 log det(J_f(z)^T J_f(z)),      x = f(z),
+
+with ``p_k`` the per-context linear Gaussian SEM prior over the concepts (shared observational
+mechanisms, one interventional noise law per target; :class:`~models.estimators.SEMPrior`) times
+``N(0, I)`` for the nuisance. :class:`ManifoldMLE` minimises
+
+    E[ -log p_k(g(x)) + 1/2 log det(J_f^T J_f)(g(x)) + rec_weight * |x - f(g(x))|^2 ]
+
+(the penalty keeps ``f o g`` the identity on the data, so the change of variables is valid). No
+posterior variance, no reparametrisation noise, no decoder scale: the ELBO of a VAE on noiseless
+data is unbounded as its decoder scale goes to zero, and the prior term that carries the
+identifying information is swamped (measured: the VAE drifts away from the identified solution
+even when started on it).
+
+Optimisation follows the proof's two steps. Gradient descent on the likelihood has local optima
+in the *linear* part (a wrong causal order, concepts mixed linearly): measured on L1, a run from
+random initialisation ends at a validation loss of 9.7 against 1.9 at the identified solution. The
+linear part is exactly what Theorem L solves in closed form, so :meth:`ManifoldMLE.snap` runs
+:func:`identifiability.identify_linear` (peeling) on the latent moments of every training context
+and folds the identified read-out into the encoder's last and the decoder's first linear layer
+(an invertible affine reparametrisation of ``z``; nuisance coordinates become the whitened
+observational complement of the concepts), and sets the SEM prior to the identified one. The
+first ``ae_epochs`` train a plain autoencoder (an injective representation to peel), then the
+likelihood and a snap every ``snap_every`` epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import jacfwd, vmap
+
+from identifiability import Numeric, identify_linear
+from identifiability.linear import IdentificationError
+
+from .data import Batch, TensorData
+from .estimators import SEMPrior
+from .nets import make_nets
+
+__all__ = ["ManifoldMLE"]
+
+
+def _linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+class ManifoldMLE(nn.Module):
+    """Context-free encoder ``g``, decoder ``f``, SEM prior; exact likelihood on the manifold.
+
+    Parameters
+    ----------
+    obs_shape : tuple
+        ``(p,)`` or ``(3, S, S)``.
+    block_sizes : sequence of int
+    nuisance_dim : int
+    rec_weight : float
+        Weight of the reconstruction penalty ``|x - f(g(x))|^2``.
+    dag_weight : float
+        Weight of the acyclicity penalty on the prior's graph (between snaps).
+    ae_epochs, snap_every : int
+        Autoencoder warm-up epochs; epochs between peeling snaps (0: never snap).
+    volume_eps : float
+        Floor added to ``J_f^T J_f`` in the volume term (see :meth:`log_volume`).
+    encoder, decoder : nn.Module, optional
+        Your own networks: ``encoder(x)`` returns ``(b, D)`` or a tuple whose first element is
+        (the rest is ignored), ``D = sum(block_sizes) + nuisance_dim``; the encoder's *last*
+        and the decoder's *first* ``nn.Linear`` are the layers a snap rewrites.
+    """
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        block_sizes: Sequence[int],
+        nuisance_dim: int = 0,
+        rec_weight: float = 100.0,
+        dag_weight: float = 10.0,
+        ae_epochs: int = 10,
+        snap_every: int = 10,
+        hidden: int = 128,
+        volume_eps: float = 1e-3,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.block_sizes = tuple(int(k) for k in block_sizes)
+        self.m, self.K = len(self.block_sizes), sum(self.block_sizes)
+        self.nuisance_dim = int(nuisance_dim)
+        self.D = self.K + self.nuisance_dim
+        if encoder is None or decoder is None:
+            enc, dec = make_nets(obs_shape, self.D, hidden)
+            encoder, decoder = encoder or enc, decoder or dec
+        self.encoder, self.decoder = encoder, decoder
+        if not _linears(self.encoder) or not _linears(self.decoder):
+            raise ValueError("the encoder must end and the decoder start with an nn.Linear")
+        self.prior = SEMPrior(self.block_sizes)
+        self.rec_weight, self.dag_weight = float(rec_weight), float(dag_weight)
+        self.ae_epochs, self.snap_every = int(ae_epochs), int(snap_every)
+        self.volume_eps = float(volume_eps)
+        self.register_buffer("stage", torch.tensor(0))  # 0: autoencoder, 1: likelihood
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(x)
+        z = out[0] if isinstance(out, tuple) else out
+        return z[:, : self.D]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def log_volume(self, z: torch.Tensor) -> torch.Tensor:
+        """``1/2 log det(J_f(z)^T J_f(z) + eps I)`` per sample ``(b,)`` (forward-mode Jacobian).
+
+        ``eps`` (``volume_eps``) keeps the term bounded below: the reconstruction penalty only
+        holds ``f o g`` to the identity *at* the samples, so a decoder could otherwise fold (a
+        singular Jacobian at a sample) and send the loss to minus infinity."""
+        J = vmap(jacfwd(lambda u: self.decoder(u[None]).flatten()))(z)  # (b, P, D)
+        eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
+        return 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J + self.volume_eps * eye)[1]
+
+    def prior_nll(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``-log p_k(z)`` per sample: SEM prior on the concepts, ``N(0, I)`` on the nuisance."""
+        pm, prec, logdet = self.prior.moments(targets)
+        d = z[:, : self.K] - pm
+        quad = torch.einsum("bi,bij,bj->b", d, prec, d)
+        nuis = (z[:, self.K :] ** 2).sum(1)
+        return 0.5 * (quad + logdet + nuis + self.D * np.log(2 * np.pi))
+
+    def loss(self, batch: Batch, generator=None):
+        z = self.encode(batch.x)
+        rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)
+        if int(self.stage) == 0:
+            return rec.mean(), {"rec": rec.mean().item()}
+        nll = self.prior_nll(z, batch.targets) + self.log_volume(z)
+        dag = self.prior.dag_penalty()
+        loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
+        return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
+
+    def epoch_end(self, epoch: int, train: TensorData) -> bool:
+        """Switch from the autoencoder to the likelihood after ``ae_epochs``; snap on schedule."""
+        done = epoch + 1
+        changed = False
+        if int(self.stage) == 0 and done >= self.ae_epochs:
+            self.stage.fill_(1)
+            changed = True
+        if self.snap_every and done >= self.ae_epochs:
+            if (done - self.ae_epochs) % self.snap_every == 0:
+                changed = self.snap(train) or changed
+        return changed
+
+    @torch.no_grad()
+    def snap(self, data: TensorData, batch_size: int = 2048) -> bool:
+        """Theorem L on the latent moments: reparametrise ``z`` so that its first ``K``
+        coordinates are the identified concepts (unit observational variance) and the rest the
+        whitened nuisance, and set the prior to the identified SEM. Returns whether it applied
+        (``False`` when the latent moments do not fit the linear theorem, e.g. early on)."""
+        was = self.training
+        self.eval()
+        dev = self.prior.B.device
+        Z = torch.cat([self.encode(b.x.to(dev)) for b in data.batches(batch_size, shuffle=False)])
+        self.train(was)
+        Z, T = Z.double().cpu().numpy(), data.targets.cpu().numpy()
+        single = T.sum(1) <= 1
+        moments, targets = [], []
+        for k in range(self.m + 1):
+            rows = ~T.any(1) if k == 0 else T[:, k - 1] & single
+            if rows.sum() <= self.D:
+                return False
+            moments.append((Z[rows].mean(0), np.cov(Z[rows].T)))
+            targets.append(None if k == 0 else k - 1)
+        try:
+            ident = identify_linear(moments, targets, self.block_sizes, Numeric())
+        except IdentificationError:
+            return False
+        S0, z0 = moments[0][1], moments[0][0]
+        H = ident.readout  # (K, D): c = H z
+        scale = 1.0 / np.sqrt(np.diag(H @ S0 @ H.T))
+        H = H * scale[:, None]
+        rows, shift = [H], [np.zeros(self.K)]
+        if self.nuisance_dim:
+            # nuisance: directions of z uncorrelated with the concepts (observationally), whitened
+            basis = np.linalg.svd(H @ S0)[2][self.K :]
+            w, V = np.linalg.eigh(basis @ S0 @ basis.T)
+            N = (V / np.sqrt(w)).T @ basis
+            rows.append(N)
+            shift.append(-N @ z0)
+        M, t = np.vstack(rows), np.concatenate(shift)
+        if np.linalg.cond(M) > 1e8:
+            return False
+        self._reparametrise(M, t)
+        self._set_prior(ident, scale)
+        return True
+
+    def _reparametrise(self, M: np.ndarray, t: np.ndarray) -> None:
+        """``z' = M z + t``: fold into the encoder's last and decoder's first linear layer."""
+        enc, dec = _linears(self.encoder)[-1], _linears(self.decoder)[0]
+        D = self.D
+        Mt = torch.as_tensor(M, dtype=torch.float64)
+        tt = torch.as_tensor(t, dtype=torch.float64)
+        W, b = enc.weight[:D].double().clone(), enc.bias[:D].double().clone()
+        enc.weight[:D] = (Mt @ W).to(enc.weight.dtype)
+        enc.bias[:D] = (Mt @ b + tt).to(enc.bias.dtype)
+        Minv = torch.linalg.inv(Mt)
+        W2 = dec.weight.double().clone()  # .double() of a float64 tensor is the tensor itself
+        dec.weight.copy_(W2 @ Minv)
+        dec.bias.copy_(dec.bias.double() - W2 @ Minv @ tt)
+
+    def _set_prior(self, ident, scale: np.ndarray) -> None:
+        """Copy the identified SEM into the prior, in the rescaled coordinates (block noise laws
+        enter through their diagonals: the prior's noise is diagonal per coordinate)."""
+        P = self.prior
+        S = np.diag(scale)
+        Si = np.diag(1.0 / scale)
+        P.B.copy_(torch.as_tensor(S @ ident.weights @ Si))
+        var_obs = np.concatenate([np.diag(np.atleast_2d(c)) for c in ident.noise_cov]) * scale**2
+        mean_int = np.concatenate([np.ravel(ident.intervention_mean[j]) for j in range(self.m)])
+        var_int = np.concatenate(
+            [np.diag(np.atleast_2d(ident.intervention_cov[j])) for j in range(self.m)]
+        )
+        P.mu_obs.copy_(torch.as_tensor(np.ravel(ident.noise_mean) * scale))
+        P.logvar_obs.copy_(torch.as_tensor(np.log(np.maximum(var_obs, 1e-8))))
+        P.mu_int.copy_(torch.as_tensor(mean_int * scale))
+        P.logvar_int.copy_(torch.as_tensor(np.log(np.maximum(var_int * scale**2, 1e-8))))
+
+    @torch.no_grad()
+    def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """The learned concepts ``g(x)[:, :K]`` ``(b, K)`` (context-free)."""
+        return self.encode(x)[:, : self.K]
+
+    @torch.no_grad()
+    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
+        """Samples of ``x`` under per-sample target masks ``(b, m)`` (any set of targets)."""
+        pm, prec, _ = self.prior.moments(targets)
+        cov = torch.linalg.inv(prec)
+        L = torch.linalg.cholesky(0.5 * (cov + cov.transpose(1, 2)))
+        b = targets.shape[0]
+        c = pm + (L @ torch.randn(b, self.K, 1, generator=generator)).squeeze(-1)
+        n = torch.randn(b, self.nuisance_dim, generator=generator)
+        return self.decode(torch.cat([c, n], 1))
