@@ -291,7 +291,15 @@ class LogRatioClassifier(nn.Module):
 
 class ContextModuleVAE(_VAEBase):
     """The paper's architecture: encoder -> (eps, n) with ``N(0, I)`` prior -> context module ->
-    decoder. ``use_labels=False`` runs every sample through the observational weights."""
+    decoder. ``use_labels=False`` runs every sample through the observational weights.
+
+    Variants (the paper's three ways to train the module):
+
+    - end-to-end: the default, everything trained together;
+    - fine-tune: :meth:`from_base` with ``unfreeze_after=E``: encoder and decoder taken from a
+      trained base VAE and frozen, the module trained alone for ``E`` epochs, then everything;
+    - frozen: :meth:`from_base` with ``unfreeze_after=None``: encoder and decoder stay fixed.
+    """
 
     def __init__(
         self,
@@ -315,10 +323,58 @@ class ContextModuleVAE(_VAEBase):
         self.beta, self.use_labels = float(beta), bool(use_labels)
         self._setup_likelihood(likelihood)
 
+    @classmethod
+    def from_base(
+        cls, base: PooledVAE, obs_shape: Sequence[int], block_sizes: Sequence[int],
+        nuisance_dim: int = 0, unfreeze_after: int | None = 10, **kw,
+    ) -> ContextModuleVAE:  # fmt: skip
+        """A module between the encoder and decoder of a trained ``base`` (a copy of them; the
+        base's latent size must be ``sum(block_sizes) + nuisance_dim``). They are frozen; with
+        ``unfreeze_after=E`` they are trained too from epoch ``E`` on (fine-tune), with ``None``
+        never (frozen)."""
+        K = sum(int(k) for k in block_sizes)
+        if base.latent_dim != K + nuisance_dim:
+            raise ValueError(
+                f"the base VAE has {base.latent_dim} latent dimensions; the module needs "
+                f"sum(block_sizes) + nuisance_dim = {K + nuisance_dim}"
+            )
+        model = cls(obs_shape, block_sizes, nuisance_dim, base.likelihood, **kw)
+        model.encoder.load_state_dict(base.encoder.state_dict())
+        model.decoder.load_state_dict(base.decoder.state_dict())
+        with torch.no_grad():
+            model.log_sigma.copy_(base.log_sigma)
+        model.unfreeze_after = unfreeze_after
+        model.register_buffer("nets_frozen", torch.tensor(True))  # saved with checkpoints
+        model.set_nets_trainable(False)
+        return model
+
+    def set_nets_trainable(self, flag: bool) -> None:
+        """Freeze (``False``) or unfreeze the encoder, the decoder and the likelihood scale."""
+        for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
+            p.requires_grad_(flag)
+        self.log_sigma.requires_grad_(flag and self.likelihood == "gaussian")
+        if hasattr(self, "nets_frozen"):
+            self.nets_frozen.fill_(not flag)
+
+    @property
+    def encoder_trainable(self) -> bool:
+        return next(self.encoder.parameters()).requires_grad
+
+    def epoch_end(self, epoch: int, train) -> bool:
+        """Fine-tune schedule: unfreeze the encoder and decoder after ``unfreeze_after`` epochs."""
+        after = getattr(self, "unfreeze_after", None)
+        if after is not None and epoch + 1 == after:
+            self.set_nets_trainable(True)
+            return True
+        return False
+
     def _targets(self, targets: torch.Tensor) -> torch.Tensor:
         return targets if self.use_labels else torch.zeros_like(targets, dtype=torch.bool)
 
     def loss(self, batch: Batch, generator=None):
+        frozen = getattr(self, "nets_frozen", None)
+        if frozen is not None and not frozen and not self.encoder_trainable:
+            self.set_nets_trainable(True)  # a checkpoint resumed after the unfreezing epoch
         mean, log_var = self.encoder(batch.x)
         z = self._sample(mean, log_var, generator)
         rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(batch.targets))

@@ -119,9 +119,9 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model.to(device)
-    opt = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
+    # every parameter is registered: a frozen one (requires_grad False) gets no gradient and Adam
+    # skips it, and a model may unfreeze it later (``epoch_end``) without a new optimiser
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     hist = {"train_loss": [], "val_loss": [], "lr": [], "best_epoch": -1, "resumed": False}
     best, best_state, start, bad_epochs = math.inf, None, 0, 0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None

@@ -127,3 +127,54 @@ def test_early_stopping_restores_the_best_weights(data):
 
     g = torch.Generator().manual_seed(2)  # the validation noise stream of seed 1
     assert evaluate_loss(model, va, 64, g) == pytest.approx(min(h["val_loss"]), rel=1e-9)
+
+
+def _base(tr, va):
+    torch.manual_seed(0)
+    base = PooledVAE((8,), 4, hidden=16)
+    fit(base, tr, va, _cfg(epochs=2))
+    return base
+
+
+def test_frozen_variant_trains_only_the_module(data):
+    tr, va, _ = data
+    base = _base(tr, va)
+    model = ContextModuleVAE.from_base(base, (8,), (1, 1, 1), 1, unfreeze_after=None, hidden=16)
+    module_before = [p.clone() for p in model.module.parameters()]
+    fit(model, tr, va, _cfg(epochs=3))
+    for p, q in zip(model.encoder.parameters(), base.encoder.parameters()):
+        assert torch.equal(p, q)
+    for p, q in zip(model.decoder.parameters(), base.decoder.parameters()):
+        assert torch.equal(p, q)
+    assert any(not torch.equal(p, q) for p, q in zip(model.module.parameters(), module_before))
+
+
+def test_fine_tune_variant_unfreezes_on_schedule_and_resumes_unfrozen(tmp_path, data):
+    tr, va, _ = data
+    base = _base(tr, va)
+
+    def make():
+        torch.manual_seed(0)
+        return ContextModuleVAE.from_base(base, (8,), (1, 1, 1), 1, unfreeze_after=2, hidden=16)
+
+    model = make()
+    fit(model, tr, va, _cfg(epochs=2))  # unfreezes at the end of epoch 2
+    assert all(torch.equal(p, q) for p, q in zip(model.encoder.parameters(),
+                                                 base.encoder.parameters()))  # fmt: skip
+    assert model.encoder_trainable
+    fit(model, tr, va, _cfg(epochs=2, seed=3))
+    assert any(not torch.equal(p, q) for p, q in zip(model.encoder.parameters(),
+                                                     base.encoder.parameters()))  # fmt: skip
+    # a checkpoint written after the unfreezing epoch resumes with the networks trainable
+    path = str(tmp_path / "ft.pt")
+    full = make()
+    h_full = fit(full, tr, va, _cfg(epochs=4, checkpoint=str(tmp_path / "full.pt")))
+    fit(make(), tr, va, _cfg(epochs=3, checkpoint=path))
+    resumed = make()
+    h_res = fit(resumed, tr, va, _cfg(epochs=4, checkpoint=path))
+    assert h_res["val_loss"] == pytest.approx(h_full["val_loss"], rel=1e-6)
+
+
+def test_from_base_rejects_a_base_of_the_wrong_size(data):
+    with pytest.raises(ValueError, match="latent dimensions"):
+        ContextModuleVAE.from_base(PooledVAE((8,), 3, hidden=16), (8,), (1, 1, 1), 1)
