@@ -1,7 +1,11 @@
 """The ``conceptid`` command line.
 
-Subcommands: ``simulate`` (spec or preset -> dataset directory), ``inspect`` (card, per-context
-statistics, and a PNG of samples per context), ``check`` (identifiability report of a model).
+``run`` does the main job (benchmark -> check -> train -> evaluate -> report) in a run directory;
+each stage also runs on its own, reading and writing the same files: ``simulate`` (spec or
+preset -> dataset directory), ``inspect`` (card, statistics, a PNG of samples per context),
+``check`` (identifiability report), ``train`` (one method into RUN/models/METHOD), ``evaluate``
+(metrics, figures and report of the trained methods of a run), ``generate`` (samples of a
+trained model under any set of targets).
 """
 
 from __future__ import annotations
@@ -148,6 +152,147 @@ def cmd_check(a: argparse.Namespace) -> int:
     return 0
 
 
+#: the built-in default benchmark of ``conceptid run`` and ``make demo``
+DEFAULT_RUN = {"preset": "quad", "preset_args": {"image_size": 32}, "n_train": 500, "n_val": 100,
+               "n_test": 100}  # fmt: skip
+
+
+def _run_spec(a: argparse.Namespace) -> BenchmarkSpec:
+    if a.spec:
+        spec = BenchmarkSpec.from_json(a.spec)
+    else:
+        base = dict(DEFAULT_RUN) if a.preset == "quad" else {"preset": a.preset}
+        base["preset_args"] = {**base.get("preset_args", {}), **_parse_kv(a.preset_arg)}
+        spec = BenchmarkSpec.from_dict({**BenchmarkSpec(preset=a.preset).to_dict(), **base})
+    over = {"seed": a.seed}
+    if a.n_per_context is not None:
+        n = a.n_per_context
+        over.update(n_train=n, n_val=max(1, n // 4), n_test=max(1, n // 4))
+    return BenchmarkSpec.from_dict({**spec.to_dict(), **over})
+
+
+def _methods(text: str | None) -> list[str] | None:
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .pipeline import RunConfig, run
+
+    cfg = RunConfig(spec=_run_spec(a), out=Path(a.out), seed=a.seed, epochs=a.epochs,
+                    batch_size=a.batch_size, device=a.device, methods=_methods(a.methods),
+                    check_method=a.check_method, progress=not a.quiet)  # fmt: skip
+    run(cfg)
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .pipeline import default_methods, train_method
+
+    ds = load_dataset(a.data)
+    out = Path(a.out)
+    for name in _methods(a.methods) or default_methods(ds):
+        model, hist = train_method(name, ds, out, seed=a.seed, epochs=a.epochs,
+                                   batch_size=a.batch_size, device=a.device,
+                                   progress=not a.quiet)  # fmt: skip
+        print(f"{name}: {len(hist['val_loss'])} epochs, best validation loss "
+              f"{min(hist['val_loss']):.4g} -> {out / 'models' / name / 'final.pt'}")  # fmt: skip
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from identifiability import check
+
+    from .pipeline import RunConfig, _write_json, evaluate_run, load_trained
+    from .report import write_report
+
+    out = Path(a.run)
+    ds = load_dataset(a.data or out / "data")
+    finals = sorted((out / "models").glob("*/final.pt"))
+    if not finals:
+        raise DatasetError(f"{out / 'models'} holds no trained model (run `conceptid train`)")
+    trained, histories = {}, {}
+    for f in finals:
+        model, state = load_trained(f, ds)
+        trained[state["method"]], histories[state["method"]] = model, state["history"]
+    first = torch_load_config(finals[0])
+    spec = BenchmarkSpec.from_dict(ds.card["spec"])
+    cfg = RunConfig(spec=spec, out=out, seed=first["seed"], epochs=first["epochs"],
+                    batch_size=first["batch_size"], lr=first["lr"], methods=list(trained),
+                    progress=False)  # fmt: skip
+    report = check(ds.model, a.check_method, rng=np.random.default_rng(cfg.seed))
+    metrics = evaluate_run(ds, trained, cfg, report)
+    timings = {"data": 0.0, "check": report.seconds, "evaluate": 0.0,
+               "train": {k: h.get("seconds", 0.0) for k, h in histories.items()}}  # fmt: skip
+    _write_json(out / "metrics.json", metrics)
+    write_report(out, ds, trained, histories, metrics, timings, report, cfg)
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def torch_load_config(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)["config"]
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .pipeline import load_trained
+
+    model_dir = Path(a.model)
+    final = model_dir / "final.pt" if model_dir.is_dir() else model_dir
+    run_dir = final.parent.parent.parent
+    ds = load_dataset(a.data or run_dir / "data")
+    model, state = load_trained(final, ds)
+    names = list(ds.card["concept_names"])
+    targets = [t.strip() for t in (a.targets or "").split(",") if t.strip()]
+    unknown = [t for t in targets if t not in names]
+    if unknown:
+        raise DatasetError(f"unknown intervention targets {unknown}; concepts: {names}")
+    if a.n < 1:
+        raise DatasetError(f"--n must be a positive integer, got {a.n}")
+    mask = torch.zeros(a.n, len(names), dtype=torch.bool)
+    for t in targets:
+        mask[:, names.index(t)] = True
+    g = torch.Generator().manual_seed(a.seed)
+    with torch.no_grad():
+        x = model.generate(mask, generator=g).numpy()
+    norm = state.get("normaliser") or {}
+    if norm.get("mean") is not None:  # back to the data's units
+        x = x * norm["std"].numpy() + norm["mean"].numpy()
+    out = Path(a.out)
+    if out.suffix == ".png":
+        from .report import _plt
+
+        plt = _plt()
+        if x.ndim != 4:
+            raise DatasetError("a PNG needs image samples; write vector samples to a .npy file")
+        cols = min(8, a.n)
+        rows = -(-a.n // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(cols, rows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, img in zip(axes.flat, x):
+            ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1))
+        from .plots import _atomic_savefig
+
+        _atomic_savefig(fig, out)
+        plt.close(fig)
+    elif out.suffix == ".npy":
+        from .pipeline import atomic_npy
+
+        atomic_npy(out, x.astype(np.float32))
+    else:
+        raise DatasetError(f"--out must end in .npy or .png, got {out.name!r}")
+    label = "do(" + ",".join(targets) + ")" if targets else "observational"
+    print(f"wrote {out}: {a.n} samples of {label} from {state['method']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="conceptid", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -200,6 +345,49 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--method", choices=["exact", "numeric"], default="exact")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("run", help="the main job: benchmark, check, train, evaluate, report")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--preset", choices=["chain", "random", "quad"], default="quad",
+                     help="default: quad at 32x32, 500 training samples per context")  # fmt: skip
+    src.add_argument("--spec", help="a BenchmarkSpec JSON file")
+    r.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument("--n-per-context", type=int, help="training samples per context")
+    r.add_argument("--out", default="runs/default", help="run directory (default runs/default)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--epochs", type=int, default=20)
+    r.add_argument("--batch-size", type=int, default=128)
+    r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    r.add_argument("--methods", help="comma-separated (default: every method that applies)")
+    r.add_argument("--check-method", choices=["exact", "numeric"], default="exact")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train", help="train methods on a dataset into RUN/models/METHOD")
+    t.add_argument("data", help="a dataset directory")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--methods", help="comma-separated (default: every method that applies)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics, figures and report of a run's trained models")
+    e.add_argument("run", help="run directory (with models/*/final.pt)")
+    e.add_argument("--data", help="dataset directory (default RUN/data)")
+    e.add_argument("--check-method", choices=["exact", "numeric"], default="exact")
+    e.set_defaults(func=cmd_evaluate)
+
+    g = sub.add_parser("generate", help="samples of a trained model under any set of targets")
+    g.add_argument("model", help="RUN/models/METHOD (or its final.pt)")
+    g.add_argument("--targets", default="", help="comma-separated concepts (empty: observational)")
+    g.add_argument("--n", type=int, default=16)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--data", help="dataset directory (default RUN/data)")
+    g.add_argument("--out", required=True, help="a .npy file, or .png for images")
+    g.set_defaults(func=cmd_generate)
     return p
 
 
@@ -208,9 +396,23 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     try:
         return a.func(a)
-    except USER_ERRORS as err:
+    except Exception as err:
+        if not isinstance(err, USER_ERRORS + _late_user_errors()):
+            raise
         print(f"conceptid {a.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _late_user_errors() -> tuple:
+    """User-input errors of the torch layers, if they were imported (the data commands never
+    import torch)."""
+    out = []
+    for module, name in (("models.trainer", "CheckpointError"),
+                         ("conceptid.pipeline", "PipelineError")):  # fmt: skip
+        mod = sys.modules.get(module)
+        if mod is not None:
+            out.append(getattr(mod, name))
+    return tuple(out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -133,6 +133,12 @@ class ManifoldMLE(nn.Module):
         nuis = (z[:, self.K :] ** 2).sum(1)
         return 0.5 * (quad + logdet + nuis + self.D * np.log(2 * np.pi))
 
+    @torch.no_grad()
+    def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``-log p_k(x)`` on the manifold per sample, in nats (whatever the training stage)."""
+        z = self.encode(x)
+        return self.prior_nll(z, targets) + self.log_volume(z)
+
     def loss(self, batch: Batch, generator=None):
         z = self.encode(batch.x)
         rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)

@@ -1,0 +1,115 @@
+"""``conceptid run`` end to end, its determinism and resumption, and the stage subcommands."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conceptid import pipeline
+from conceptid.cli import main
+
+TINY = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
+        "--n-per-context", "60", "--epochs", "2", "--quiet"]  # fmt: skip
+FIGURES = ["samples_per_context", "compositions", "concept_scatter", "r2_matrix",
+           "training_curves"]  # fmt: skip
+NUMBERS = ["mean_r2", "mcc", "concept_swd", "composition_swd", "bits_per_dim"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    assert main(["run", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_run_writes_every_promised_file_with_finite_metrics(tiny_run):
+    for name in ["report.md", "metrics.json", "timings.json", "check.json", "check.txt"]:
+        assert (tiny_run / name).is_file(), name
+    for name in FIGURES:
+        assert (tiny_run / "figures" / f"{name}.png").stat().st_size > 1000, name
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert set(metrics["methods"]) == set(pipeline.METHODS)
+    for method, m in metrics["methods"].items():
+        for key in NUMBERS:
+            assert isinstance(m[key], float) and math.isfinite(m[key]), (method, key)
+        assert len(m["r2"]) == 3 and all(math.isfinite(v) for v in m["r2"])
+        assert (tiny_run / "models" / method / "final.pt").is_file()
+        assert not (tiny_run / "models" / method / "checkpoint.pt").exists()
+    assert metrics["verdict"] == {"c0": "identifiable", "c1": "identifiable", "c2": "identifiable"}
+    report = (tiny_run / "report.md").read_text()
+    assert "identifiable" in report and "| pooled VAE |" in report and "conceptid run" in report
+    assert not list(tiny_run.rglob(".*.tmp")) and not list(tiny_run.rglob(".*.png"))
+
+
+def test_same_command_and_seed_give_the_same_metrics(tiny_run, tmp_path):
+    other = tmp_path / "again"
+    assert main(["run", *TINY, "--out", str(other)]) == 0
+    assert (other / "metrics.json").read_bytes() == (tiny_run / "metrics.json").read_bytes()
+
+
+def test_a_run_interrupted_after_training_resumes_at_evaluation(tiny_run, tmp_path, monkeypatch):
+    import shutil
+
+    run = tmp_path / "resumed"
+    shutil.copytree(tiny_run / "data", run / "data")
+    shutil.copytree(tiny_run / "models", run / "models")  # training had finished, nothing else
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("retrained a method whose final.pt exists")
+
+    monkeypatch.setattr(pipeline, "fit", no_training)
+    assert main(["run", *TINY, "--out", str(run)]) == 0
+    assert (run / "metrics.json").read_bytes() == (tiny_run / "metrics.json").read_bytes()
+    assert (run / "report.md").is_file()
+
+
+def test_stage_subcommands_share_the_run_directory(tmp_path, capsys):
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["simulate", "--preset", "random", "--m", "3", "--n-per-context", "60",
+                 "--out", str(data), "--quiet"]) == 0  # fmt: skip
+    assert main(["train", str(data), "--out", str(run), "--methods", "context-module,pooled",
+                 "--epochs", "2", "--quiet"]) == 0  # fmt: skip
+    assert main(["evaluate", str(run), "--data", str(data)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"context-module", "pooled"}
+    samples = tmp_path / "s.npy"
+    assert main(["generate", str(run / "models" / "context-module"), "--data", str(data),
+                 "--targets", "c0,c2", "--n", "7", "--out", str(samples)]) == 0  # fmt: skip
+    x = np.load(samples)
+    p = np.load(data / "x.npy", mmap_mode="r").shape[1]
+    assert x.shape == (7, p) and np.all(np.isfinite(x))
+    capsys.readouterr()
+    # bad input: a clear one-line error, exit status 2, nothing written
+    bad = tmp_path / "bad.npy"
+    assert main(["generate", str(run / "models" / "pooled"), "--data", str(data),
+                 "--targets", "nope", "--out", str(bad)]) == 2  # fmt: skip
+    assert "unknown intervention targets ['nope']" in capsys.readouterr().err
+    assert not bad.exists()
+    assert main(["train", str(data), "--out", str(run), "--methods", "magic"]) == 2
+    assert "unknown method 'magic'" in capsys.readouterr().err
+    final = run / "models" / "pooled" / "final.pt"
+    final.write_bytes(final.read_bytes()[:64])
+    assert main(["evaluate", str(run), "--data", str(data)]) == 2
+    assert "corrupted" in capsys.readouterr().err
+
+
+def test_run_on_images_writes_image_figures(tmp_path):
+    out = tmp_path / "quad"
+    args = ["--n-per-context", "16", "--epochs", "1", "--methods", "context-module,pooled"]
+    assert main(["run", "--preset", "quad", *args, "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["verdict"]["color"] == "not identifiable"
+    for m in metrics["methods"].values():
+        assert all(math.isfinite(m[k]) for k in NUMBERS)
+    for name in FIGURES:
+        assert (out / "figures" / f"{name}.png").is_file()
+
+
+def test_manifold_mle_refuses_images(tmp_path, capsys):
+    out = tmp_path / "q"
+    assert main(["run", "--preset", "quad", "--n-per-context", "4", "--epochs", "1",
+                 "--methods", "manifold-mle", "--out", str(out), "--quiet"]) == 2  # fmt: skip
+    assert "needs vector observations" in capsys.readouterr().err
