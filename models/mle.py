@@ -32,6 +32,7 @@ likelihood and a snap every ``snap_every`` epochs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,13 +45,57 @@ from identifiability.linear import IdentificationError
 
 from .data import Batch, TensorData
 from .estimators import SEMPrior
-from .nets import make_nets
+from .nets import _mlp, make_nets
 
 __all__ = ["ManifoldMLE"]
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+class ResidualEncoder(nn.Module):
+    """``x -> head(skip(x) + mlp(x))``: a linear map plus an MLP correction (its last layer
+    starts at zero, so the net starts linear); ``head`` (``D x D``) is the last linear layer, the
+    one a snap rewrites. ``(b, p)`` -> ``(b, D)``."""
+
+    def __init__(self, in_dim: int, D: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.skip = nn.Linear(in_dim, D)
+        self.mlp = _residual_mlp(in_dim, D, hidden)
+        self.head = nn.Linear(D, D)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.eye(D))
+            self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        return self.head(self.skip(x) + self.mlp(x))
+
+
+class ResidualDecoder(nn.Module):
+    """``z -> skip(u) + mlp(u)`` with ``u = head(z)``; ``head`` is the first linear layer."""
+
+    def __init__(self, D: int, out_dim: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.head = nn.Linear(D, D)
+        self.skip = nn.Linear(D, out_dim)
+        self.mlp = _residual_mlp(D, out_dim, hidden)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.eye(D))
+            self.head.bias.zero_()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        u = self.head(z)
+        return self.skip(u) + self.mlp(u)
+
+
+def _residual_mlp(a: int, b: int, hidden: int) -> nn.Sequential:
+    net = _mlp([a, hidden, hidden, b])
+    with torch.no_grad():
+        net[-1].weight.zero_()
+        net[-1].bias.zero_()
+    return net
 
 
 class ManifoldMLE(nn.Module):
@@ -96,7 +141,11 @@ class ManifoldMLE(nn.Module):
         self.nuisance_dim = int(nuisance_dim)
         self.D = self.K + self.nuisance_dim
         if encoder is None or decoder is None:
-            enc, dec = make_nets(obs_shape, self.D, hidden)
+            if len(obs_shape) == 1:
+                enc = ResidualEncoder(int(obs_shape[0]), self.D, hidden)
+                dec = ResidualDecoder(self.D, int(obs_shape[0]), hidden)
+            else:
+                enc, dec = make_nets(obs_shape, self.D, hidden)
             encoder, decoder = encoder or enc, decoder or dec
         self.encoder, self.decoder = encoder, decoder
         if not _linears(self.encoder) or not _linears(self.decoder):
@@ -106,6 +155,19 @@ class ManifoldMLE(nn.Module):
         self.ae_epochs, self.snap_every = int(ae_epochs), int(snap_every)
         self.volume_eps = float(volume_eps)
         self.register_buffer("stage", torch.tensor(0))  # 0: autoencoder, 1: likelihood
+        self.snaps = {"tried": 0, "applied": 0, "accepted": 0}
+        self._set_residual_trainable(False)
+
+    def _residual_params(self) -> list[nn.Parameter]:
+        return [p for net in (self.encoder, self.decoder)
+                if isinstance(net, ResidualEncoder | ResidualDecoder)
+                for p in net.mlp.parameters()]  # fmt: skip
+
+    def _set_residual_trainable(self, flag: bool) -> None:
+        """The residual MLPs are frozen (at zero: the nets are linear) while the autoencoder
+        warms up, so that the first snap peels an exactly linear representation."""
+        for p in self._residual_params():
+            p.requires_grad_(flag)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         out = self.encoder(x)
@@ -139,7 +201,17 @@ class ManifoldMLE(nn.Module):
         z = self.encode(x)
         return self.prior_nll(z, targets) + self.log_volume(z)
 
+    def objective(self, batch: Batch) -> torch.Tensor:
+        """The likelihood-stage loss on ``batch`` (without the stage switch)."""
+        z = self.encode(batch.x)
+        rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)
+        nll = self.prior_nll(z, batch.targets) + self.log_volume(z)
+        return (nll + self.rec_weight * rec).mean() + self.dag_weight * self.prior.dag_penalty()
+
     def loss(self, batch: Batch, generator=None):
+        res = self._residual_params()
+        if int(self.stage) == 1 and res and not res[0].requires_grad:
+            self._set_residual_trainable(True)  # resumed from a checkpoint past the switch
         z = self.encode(batch.x)
         rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)
         if int(self.stage) == 0:
@@ -153,20 +225,48 @@ class ManifoldMLE(nn.Module):
         """Switch from the autoencoder to the likelihood after ``ae_epochs``; snap on schedule."""
         done = epoch + 1
         changed = False
+        first = False
         if int(self.stage) == 0 and done >= self.ae_epochs:
             self.stage.fill_(1)
-            changed = True
+            self._set_residual_trainable(True)
+            changed = first = True
         if self.snap_every and done >= self.ae_epochs:
             if (done - self.ae_epochs) % self.snap_every == 0:
-                changed = self.snap(train) or changed
+                changed = self.snap(train, require_improvement=not first) or changed
         return changed
 
     @torch.no_grad()
-    def snap(self, data: TensorData, batch_size: int = 2048) -> bool:
+    def snap(
+        self, data: TensorData, batch_size: int = 2048, require_improvement: bool = False
+    ) -> bool:
         """Theorem L on the latent moments: reparametrise ``z`` so that its first ``K``
         coordinates are the identified concepts (unit observational variance) and the rest the
-        whitened nuisance, and set the prior to the identified SEM. Returns whether it applied
-        (``False`` when the latent moments do not fit the linear theorem, e.g. early on)."""
+        whitened nuisance, and set the prior to the identified SEM.
+
+        Returns whether it was kept: ``False`` when the latent moments do not fit the linear
+        theorem (e.g. early on), or, with ``require_improvement``, when the likelihood objective
+        on (up to 4096 rows of) ``data`` did not improve; the model is then left as it was. Once
+        the representation is nonlinear, peeling its moments is only an approximation and can
+        make things worse: a snap is a proposal, accepted on the objective.
+        """
+        self.snaps["tried"] += 1
+        probe = data.batch(torch.arange(min(len(data), 4096)))
+        dev = self.prior.B.device
+        probe = probe.to(dev)
+        before = self.objective(probe).item() if require_improvement else None
+        state = copy.deepcopy(self.state_dict()) if require_improvement else None
+        if not self._snap(data, batch_size):
+            return False
+        self.snaps["applied"] += 1
+        if require_improvement:
+            after = self.objective(probe).item()
+            if not after < before:
+                self.load_state_dict(state)
+                return False
+        self.snaps["accepted"] += 1
+        return True
+
+    def _snap(self, data: TensorData, batch_size: int) -> bool:
         was = self.training
         self.eval()
         dev = self.prior.B.device
