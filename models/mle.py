@@ -128,7 +128,7 @@ class ManifoldMLE(nn.Module):
         nuisance_dim: int = 0,
         rec_weight: float = 100.0,
         dag_weight: float = 10.0,
-        ae_epochs: int = 10,
+        ae_epochs: int = 0,
         snap_every: int = 10,
         hidden: int = 128,
         volume_eps: float = 1e-3,
@@ -221,6 +221,27 @@ class ManifoldMLE(nn.Module):
         loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
         return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
 
+    @torch.no_grad()
+    def prepare(self, train: TensorData) -> None:
+        """Before training: with the default (residual) nets, the linear path is set to the
+        best linear autoencoder, principal component analysis of the training data (closed
+        form; exact reconstruction when the data span ``D`` dimensions, as under linear mixing).
+        With ``ae_epochs = 0`` the likelihood stage then starts at once, from a snap."""
+        enc, dec = self.encoder, self.decoder
+        if isinstance(enc, ResidualEncoder) and isinstance(dec, ResidualDecoder):
+            X = train.x.flatten(1).double()
+            mean = X.mean(0)
+            V = torch.linalg.svd(X - mean, full_matrices=False)[2][: self.D]  # (D, p)
+            enc.skip.weight.copy_(V)
+            enc.skip.bias.copy_(-V @ mean)
+            dec.skip.weight.copy_(V.T)
+            dec.skip.bias.copy_(mean)
+        if self.ae_epochs == 0 and int(self.stage) == 0:
+            self.stage.fill_(1)
+            self._set_residual_trainable(True)
+            if self.snap_every:
+                self.snap(train)
+
     def epoch_end(self, epoch: int, train: TensorData) -> bool:
         """Switch from the autoencoder to the likelihood after ``ae_epochs``; snap on schedule."""
         done = epoch + 1
@@ -231,7 +252,7 @@ class ManifoldMLE(nn.Module):
             self._set_residual_trainable(True)
             changed = first = True
         if self.snap_every and done >= self.ae_epochs:
-            if (done - self.ae_epochs) % self.snap_every == 0:
+            if (done - self.ae_epochs) % self.snap_every == 0 and (first or done > 0):
                 changed = self.snap(train, require_improvement=not first) or changed
         return changed
 

@@ -109,7 +109,9 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     ``seconds`` and whether training ``resumed``. With ``cfg.checkpoint`` set, an existing
     checkpoint is resumed and a new one is written atomically after every epoch.
 
-    A model may define ``epoch_end(epoch, train) -> bool``, called after each training epoch;
+    A model may define ``prepare(train)``, called once before the first epoch of a fresh (not
+    resumed) run (a data-dependent initialisation), and ``epoch_end(epoch, train) -> bool``,
+    called after each training epoch;
     returning ``True`` says that its parametrisation or objective changed (a stage switch, a
     reparametrisation), so the optimiser state and the best-model tracking start afresh.
     """
@@ -133,6 +135,9 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
         hist["resumed"] = True
         best, start, bad_epochs = state["best"], state["epoch"] + 1, state["bad_epochs"]
         best_state = state["best_model"]
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None and not hist["resumed"]:
+        prepare(train)
     val_gen = torch.Generator().manual_seed(cfg.seed + 1)
     t0 = time.perf_counter()
     bar = None
