@@ -92,11 +92,10 @@ def _pooled(ds, **kw):
     return PooledVAE(_shape(ds), sum(blocks) + nd, _likelihood(ds), **kw)
 
 
-def _mle(ds, epochs: int = 40, **kw):
-    """Autoencoder warm-up and snap period: a quarter of the budget, at most 10 epochs."""
+def _mle(ds, epochs: int = 60, **kw):
+    """Snap period: a sixth of the budget, between 1 and 10 epochs."""
     blocks, nd = _dims(ds)
-    stage = max(1, min(10, epochs // 4))
-    return ManifoldMLE(_shape(ds), blocks, nd, ae_epochs=stage, snap_every=stage, **kw)
+    return ManifoldMLE(_shape(ds), blocks, nd, snap_every=max(1, min(10, epochs // 6)), **kw)
 
 
 METHODS: dict[str, Method] = {

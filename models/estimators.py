@@ -311,17 +311,40 @@ class ContextModuleVAE(_VAEBase):
         use_labels: bool = True,
         rep_dim: int | None = None,
         hidden: int = 128,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.block_sizes = tuple(int(k) for k in block_sizes)
         self.K, self.nuisance_dim = sum(self.block_sizes), int(nuisance_dim)
         self.m = len(self.block_sizes)
         rep_dim = rep_dim or self.K
-        self.encoder, _ = make_nets(obs_shape, self.K + self.nuisance_dim, hidden)
-        _, self.decoder = make_nets(obs_shape, rep_dim + self.nuisance_dim, hidden)
+        own = encoder is not None or decoder is not None
+        self.encoder = encoder or make_nets(obs_shape, self.K + self.nuisance_dim, hidden)[0]
+        self.decoder = decoder or make_nets(obs_shape, rep_dim + self.nuisance_dim, hidden)[1]
         self.module = ContextModule(self.block_sizes, rep_dim, self.nuisance_dim)
         self.beta, self.use_labels = float(beta), bool(use_labels)
         self._setup_likelihood(likelihood)
+        if own:
+            self._check_nets(tuple(obs_shape), rep_dim)
+
+    @torch.no_grad()
+    def _check_nets(self, obs_shape: tuple, rep_dim: int) -> None:
+        """A dry run on two zero inputs: your encoder must return ``(mean, log_var)``, each
+        ``(b, K + nuisance_dim)``; your decoder must map ``(b, rep_dim + nuisance_dim)`` to
+        ``(b, *obs_shape)``."""
+        D = self.K + self.nuisance_dim
+        out = self.encoder(torch.zeros(2, *obs_shape))
+        if not (isinstance(out, tuple) and len(out) == 2
+                and all(t.shape == (2, D) for t in out)):  # fmt: skip
+            got = [tuple(t.shape) for t in out] if isinstance(out, tuple) else tuple(out.shape)
+            raise ValueError(f"the encoder must return (mean, log_var), each (batch, {D}) = "
+                             f"(batch, K + nuisance_dim); got {got}")  # fmt: skip
+        d_in = rep_dim + self.nuisance_dim
+        x = self.decoder(torch.zeros(2, d_in))
+        if tuple(x.shape[1:]) != obs_shape:
+            raise ValueError(f"the decoder must return (batch, *{obs_shape}) from "
+                             f"(batch, {d_in}); got {tuple(x.shape)}")  # fmt: skip
 
     @classmethod
     def from_base(

@@ -178,3 +178,25 @@ def test_fine_tune_variant_unfreezes_on_schedule_and_resumes_unfrozen(tmp_path, 
 def test_from_base_rejects_a_base_of_the_wrong_size(data):
     with pytest.raises(ValueError, match="latent dimensions"):
         ContextModuleVAE.from_base(PooledVAE((8,), 3, hidden=16), (8,), (1, 1, 1), 1)
+
+
+class _Enc(torch.nn.Module):
+    def __init__(self, out: int) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 2 * out)
+        self.out = out
+
+    def forward(self, x):
+        h = self.lin(x)
+        return h[:, : self.out], h[:, self.out :]
+
+
+def test_your_own_encoder_and_decoder_plug_into_the_context_module(data):
+    tr, va, _ = data
+    model = ContextModuleVAE((8,), (1, 1, 1), 1, encoder=_Enc(4), decoder=torch.nn.Linear(4, 8))
+    h = fit(model, tr, va, _cfg(epochs=5, lr=5e-3))
+    assert h["val_loss"][h["best_epoch"]] < h["val_loss"][0]
+    with pytest.raises(ValueError, match=r"encoder must return \(mean, log_var\)"):
+        ContextModuleVAE((8,), (1, 1, 1), 1, encoder=torch.nn.Linear(8, 4))
+    with pytest.raises(ValueError, match="decoder must return"):
+        ContextModuleVAE((8,), (1, 1, 1), 1, encoder=_Enc(4), decoder=torch.nn.Linear(4, 5))
