@@ -259,6 +259,7 @@ def train_method(
         "normaliser": norm.state(), "history": hist, "card_hash": ds.card["card_hash"],
     })  # fmt: skip
     (folder / "checkpoint.pt").unlink(missing_ok=True)
+    model._normaliser = norm
     return model, hist
 
 
@@ -276,6 +277,8 @@ def load_trained(path: Path, ds: Dataset):
     model = METHODS[state["method"]].make(ds, state["config"]["epochs"])
     _load(path, model)
     model.eval()
+    n = state.get("normaliser") or {}
+    model._normaliser = Normaliser(n.get("mean"), n.get("std"))
     return model, state
 
 
@@ -418,7 +421,6 @@ def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None) -> dic
     the same for the same command and seed)."""
     per = {}
     for name, model in trained.items():
-        _attach_normaliser(model, cfg.out / "models" / name / "final.pt")
         per[name] = evaluate_method(name, model, ds, cfg.seed, cfg.n_generate)
         m = per[name]
         comp = m["composition_swd"]
@@ -443,12 +445,6 @@ def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None) -> dic
             "python": platform.python_version(),
         },
     }  # fmt: skip
-
-
-def _attach_normaliser(model, final: Path) -> None:
-    state = torch.load(final, map_location="cpu", weights_only=False)
-    n = state.get("normaliser") or {}
-    model._normaliser = Normaliser(n.get("mean"), n.get("std"))
 
 
 def _package_version() -> str:
