@@ -25,14 +25,15 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest -q
 
+# the main job on the built-in default benchmark (quad, 32x32); an interrupted demo resumes
 demo: setup
-	$(VENV)/bin/conceptid simulate --preset quad --n-per-context 2000 --image-size 32 --out demo_out/quad --overwrite
-	$(VENV)/bin/conceptid inspect demo_out/quad
+	$(VENV)/bin/conceptid run --out demo_out
 
 bench: setup
 	$(PY) benchmarks/bench_sampling.py
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_check.py
+	$(PY) benchmarks/bench_masking.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo_out runs .pytest_cache .ruff_cache
