@@ -18,10 +18,8 @@ from the trainer's checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from models.estimators import ContextModuleVAE, PooledVAE
 from models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
 from models.mle import ManifoldMLE
 from models.trainer import CheckpointError, TrainConfig, _load, _save, fit
+from simulations.atomic import atomic_path
 from simulations.benchmark import BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
 
 __all__ = [
@@ -150,27 +149,13 @@ def _say(msg: str) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def atomic_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, ".npy") as tmp:
+        np.save(tmp, array)
 
 
 def _write_json(path: Path, obj) -> None:

@@ -110,6 +110,15 @@ class SEMPrior(nn.Module):
         logdet = logvar.sum(1) - 2 * torch.linalg.slogdet(I_B)[1]
         return mean, precision, logdet
 
+    @torch.no_grad()
+    def sample(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
+        """Concepts ``(b, K)`` drawn under per-sample target masks ``(b, m)``."""
+        pm, prec, _ = self.moments(targets)
+        cov = torch.linalg.inv(prec)
+        L = torch.linalg.cholesky(0.5 * (cov + cov.transpose(1, 2)))
+        eps = torch.randn(targets.shape[0], len(self.concept_of), 1, generator=generator)
+        return pm + (L @ eps).squeeze(-1)
+
     def block_norms(self) -> torch.Tensor:
         """``(m, m)``: squared Frobenius norm of each ``B_ij`` block (row child, column parent)."""
         return self.pool @ (self.weights**2) @ self.pool.T
@@ -193,13 +202,8 @@ class TheoremMatchedVAE(_VAEBase):
     @torch.no_grad()
     def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
         """Samples of ``x`` under per-sample target masks ``(b, m)`` (any set of targets)."""
-        pm, prec, _ = self.prior.moments(targets)
-        cov = torch.linalg.inv(prec)
-        L = torch.linalg.cholesky(0.5 * (cov + cov.transpose(1, 2)))
-        b = targets.shape[0]
-        eps = torch.randn(b, self.K, 1, generator=generator)
-        c = pm + (L @ eps).squeeze(-1)
-        n = torch.randn(b, self.nuisance_dim, generator=generator)
+        c = self.prior.sample(targets, generator)
+        n = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
         return self._decode_mean(self.decoder(torch.cat([c, n], 1)))
 
     def graph(self, threshold: float = 0.1) -> torch.Tensor:

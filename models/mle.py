@@ -364,10 +364,6 @@ class ManifoldMLE(nn.Module):
     @torch.no_grad()
     def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
         """Samples of ``x`` under per-sample target masks ``(b, m)`` (any set of targets)."""
-        pm, prec, _ = self.prior.moments(targets)
-        cov = torch.linalg.inv(prec)
-        L = torch.linalg.cholesky(0.5 * (cov + cov.transpose(1, 2)))
-        b = targets.shape[0]
-        c = pm + (L @ torch.randn(b, self.K, 1, generator=generator)).squeeze(-1)
-        n = torch.randn(b, self.nuisance_dim, generator=generator)
+        c = self.prior.sample(targets, generator)
+        n = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
         return self.decode(torch.cat([c, n], 1))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
+from simulations.atomic import atomic_path
 
 from .data import TensorData
 
@@ -73,15 +73,8 @@ def evaluate_loss(model, data: TensorData, batch_size: int, generator: torch.Gen
 
 
 def _save(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load(path: Path, model) -> dict:
