@@ -115,9 +115,6 @@ class ManifoldMLE(nn.Module):
         Autoencoder warm-up epochs; epochs between peeling snaps (0: never snap).
     volume_eps : float
         Floor added to ``J_f^T J_f`` in the volume term (see :meth:`log_volume`).
-    prior_steps : int
-        Full-batch steps fitting the prior after each snap, before it is judged
-        (:meth:`fit_prior`).
     encoder, decoder : nn.Module, optional
         Your own networks: ``encoder(x)`` returns ``(b, D)`` or a tuple whose first element is
         (the rest is ignored), ``D = sum(block_sizes) + nuisance_dim``; the encoder's *last*
@@ -135,7 +132,6 @@ class ManifoldMLE(nn.Module):
         snap_every: int = 10,
         hidden: int = 128,
         volume_eps: float = 1e-3,
-        prior_steps: int = 100,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
     ) -> None:
@@ -158,7 +154,6 @@ class ManifoldMLE(nn.Module):
         self.rec_weight, self.dag_weight = float(rec_weight), float(dag_weight)
         self.ae_epochs, self.snap_every = int(ae_epochs), int(snap_every)
         self.volume_eps = float(volume_eps)
-        self.prior_steps = int(prior_steps)
         self.register_buffer("stage", torch.tensor(0))  # 0: autoencoder, 1: likelihood
         self.snaps = {"tried": 0, "applied": 0, "accepted": 0}
         self._set_residual_trainable(False)
@@ -284,8 +279,6 @@ class ManifoldMLE(nn.Module):
         if not self._snap(data, batch_size):
             return False
         self.snaps["applied"] += 1
-        if self.prior_steps:
-            self.fit_prior(probe, self.prior_steps)
         if require_improvement:
             after = self.objective(probe).item()
             if not after < before:
@@ -293,22 +286,6 @@ class ManifoldMLE(nn.Module):
                 return False
         self.snaps["accepted"] += 1
         return True
-
-    def fit_prior(self, batch: Batch, steps: int, lr: float = 0.02) -> None:
-        """Maximum likelihood of the SEM prior alone (full batch, Adam, the latents fixed), from
-        its current (peeled) values: peeling reads the SEM from moments, which under a
-        nonlinear latent is only a starting point, so a snap is judged with its best prior."""
-        with torch.no_grad():
-            z = self.encode(batch.x)
-        params = list(self.prior.parameters())
-        opt = torch.optim.Adam(params, lr=lr)
-        with torch.enable_grad():
-            for _ in range(steps):
-                opt.zero_grad(set_to_none=True)
-                loss = self.prior_nll(z, batch.targets).mean()
-                loss = loss + self.dag_weight * self.prior.dag_penalty()
-                loss.backward()
-                opt.step()
 
     def _snap(self, data: TensorData, batch_size: int) -> bool:
         was = self.training
