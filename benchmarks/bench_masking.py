@@ -42,15 +42,19 @@ class PlainStack(nn.Module):
         return torch.cat([self.representation(c), nuisance], 1), c
 
 
-def _time(step, repeats: int) -> float:
-    for _ in range(10):
-        step()
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(repeats):
+def _time_all(steps: dict, repeats: int, rounds: int = 7) -> dict:
+    """Best time per call of each step; the steps are interleaved in every round, so that a
+    slow patch of the shared machine hits all of them alike."""
+    for step in steps.values():
+        for _ in range(10):
             step()
-        best = min(best, (time.perf_counter() - t0) / repeats)
+    best = dict.fromkeys(steps, float("inf"))
+    for _ in range(rounds):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - t0) / repeats)
     return best
 
 
@@ -103,16 +107,16 @@ def main(argv: list[str] | None = None) -> None:
 
         return step
 
-    t = {
-        "module, mixed batch": _time(mixed(module), a.repeats),
-        "module, per context": _time(per_context, a.repeats),
-        "plain MLP": _time(mixed(plain), a.repeats),
-        "step, mixed batch": _time(full(module, False), a.repeats),
-        "step, per context": _time(full(module, True), a.repeats),
-        "step, plain MLP": _time(full(plain, False), a.repeats),
-    }
+    t = _time_all({
+        "module, mixed batch": mixed(module),
+        "module, per context": per_context,
+        "plain MLP": mixed(plain),
+        "step, mixed batch": full(module, False),
+        "step, per context": full(module, True),
+        "step, plain MLP": full(plain, False),
+    }, a.repeats)  # fmt: skip
     print(f"context-module masking cost: batch {b}, {m + 1} contexts, K={K}, "
-          f"{a.threads} thread(s), best of 5 x {a.repeats}")  # fmt: skip
+          f"{a.threads} thread(s), best of 7 interleaved rounds x {a.repeats} calls")  # fmt: skip
     for name, sec in t.items():
         print(f"  {name:<22}{sec * 1e6:>9.0f} us")
     for what in ("module", "step"):

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 __all__ = [
     "CausalLayer",
@@ -82,10 +83,13 @@ class InterventionLayer(nn.Module):
 
     def forward(self, eps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         targets = _check_targets(targets, len(self.block_sizes))
-        col = targets[:, self.concept_of].to(eps.dtype)  # (batch, K): coordinate intervened
-        u_obs = eps @ (self.weight_obs * self.block_mask).T + self.bias_obs
-        u_int = eps @ (self.weight_int * self.block_mask).T + self.bias_int
-        return u_obs + col * (u_int - u_obs)
+        return self.apply_mask(eps, targets[:, self.concept_of].to(eps.dtype))
+
+    def apply_mask(self, eps: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        """``col`` ``(batch, K)``: 1 where the coordinate's concept is intervened, else 0."""
+        u_obs = F.linear(eps, self.weight_obs * self.block_mask, self.bias_obs)
+        u_int = F.linear(eps, self.weight_int * self.block_mask, self.bias_int)
+        return torch.lerp(u_obs, u_int, col)
 
     def extra_repr(self) -> str:
         return f"block_sizes={self.block_sizes}"
@@ -121,8 +125,8 @@ class ExpressiveLayer(nn.Module):
             nn.init.zeros_(self.b2)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(u @ (self.w1 * self.mask_in).T + self.b1)
-        return u + h @ (self.w2 * self.mask_out).T + self.b2
+        h = torch.tanh(F.linear(u, self.w1 * self.mask_in, self.b1))
+        return u + F.linear(h, self.w2 * self.mask_out, self.b2)
 
     def extra_repr(self) -> str:
         return f"block_sizes={self.block_sizes}, hidden={self.hidden}"
@@ -153,12 +157,16 @@ class CausalLayer(nn.Module):
 
     def forward(self, u: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         targets = _check_targets(targets, len(self.block_sizes))
-        tgt = targets[:, self.concept_of].to(u.dtype)  # (batch, K)
+        return self.apply_mask(u, targets[:, self.concept_of].to(u.dtype))
+
+    def apply_mask(self, u: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        """``col`` ``(batch, K)``: 1 where the coordinate's concept is intervened, else 0."""
         # columns: intervened coordinates feed through the interventional weights
-        spill = (u * (1 - tgt)) @ (self.weight_obs * self.off_block).T
-        spill = spill + (u * tgt) @ (self.weight_int * self.off_block).T
+        u_int = u * col
+        spill = F.linear(u - u_int, self.weight_obs * self.off_block)
+        spill = spill + F.linear(u_int, self.weight_int * self.off_block)
         # rows: an intervened concept receives nothing from other blocks
-        return u + (1 - tgt) * spill
+        return torch.addcmul(u, 1 - col, spill)
 
     def extra_repr(self) -> str:
         return f"block_sizes={self.block_sizes}"
@@ -209,8 +217,10 @@ class ContextModule(nn.Module):
         """Concepts ``(batch, K)`` from exogenous noise under per-sample targets."""
         if eps.dim() != 2 or eps.shape[1] != self.K:
             raise ValueError(f"eps must be (batch, {self.K}), got {tuple(eps.shape)}")
-        u = self.intervention(eps, targets)
-        return self.causal(self.expressive(u), targets)
+        targets = _check_targets(targets, self.m)
+        col = targets[:, self.intervention.concept_of].to(eps.dtype)  # one mask for two layers
+        u = self.intervention.apply_mask(eps, col)
+        return self.causal.apply_mask(self.expressive(u), col)
 
     def forward(self, eps: torch.Tensor, nuisance: torch.Tensor, targets: torch.Tensor):
         if nuisance.dim() != 2 or nuisance.shape[1] != self.nuisance_dim:
