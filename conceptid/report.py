@@ -88,8 +88,8 @@ def fig_samples(path: Path, ds: Dataset, model, te, held, ids, title: str, seed:
             ax.set_xticks([])
             ax.set_yticks([])
         axes.flat[0].legend(fontsize=7, markerscale=3)
-        fig.tight_layout()
-    fig.suptitle(title, y=1.02)
+    fig.tight_layout()
+    fig.suptitle(title, y=1.01)
     try:
         return _atomic_savefig(fig, path)
     finally:
