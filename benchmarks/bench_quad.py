@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from conceptid.pipeline import METHODS, ensure_data, evaluate_method, train_method
+from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
 from simulations import BenchmarkSpec
 
 
@@ -44,12 +44,13 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             ds = ensure_data(spec, out, progress=False)
+            parts = splits(ds)
             for name in methods:
                 t0 = time.perf_counter()
                 model, _ = train_method(name, ds, out, seed=seed, epochs=a.epochs,
-                                        progress=False)  # fmt: skip
+                                        progress=False, data_splits=parts)  # fmt: skip
                 sec = time.perf_counter() - t0
-                m = evaluate_method(name, model.eval(), ds, seed)
+                m = evaluate_method(name, model.eval(), ds, seed, data_splits=parts)
                 m["seconds"] = sec
                 rows[name].append(m)
                 print(f"seed {seed} {name:<15} mean R2 {m['mean_r2']:.3f}  concept SWD "

@@ -204,37 +204,27 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     from identifiability import check
 
-    from .pipeline import RunConfig, _write_json, evaluate_run, load_trained
-    from .report import write_report
+    from .pipeline import RunConfig, evaluate_and_report, load_trained
 
     out = Path(a.run)
     ds = load_dataset(a.data or out / "data")
     finals = sorted((out / "models").glob("*/final.pt"))
     if not finals:
         raise DatasetError(f"{out / 'models'} holds no trained model (run `conceptid train`)")
-    trained, histories = {}, {}
+    trained, histories, first = {}, {}, None
     for f in finals:
         model, state = load_trained(f, ds)
         trained[state["method"]], histories[state["method"]] = model, state["history"]
-    first = torch_load_config(finals[0])
+        first = first or state["config"]
     spec = BenchmarkSpec.from_dict(ds.card["spec"])
     cfg = RunConfig(spec=spec, out=out, seed=first["seed"], epochs=first["epochs"],
                     batch_size=first["batch_size"], lr=first["lr"], methods=list(trained),
                     progress=False)  # fmt: skip
     report = check(ds.model, a.check_method, rng=np.random.default_rng(cfg.seed))
-    metrics = evaluate_run(ds, trained, cfg, report)
-    timings = {"data": 0.0, "check": report.seconds, "evaluate": 0.0,
+    timings = {"data": 0.0, "check": report.seconds,
                "train": {k: h.get("seconds", 0.0) for k, h in histories.items()}}  # fmt: skip
-    _write_json(out / "metrics.json", metrics)
-    write_report(out, ds, trained, histories, metrics, timings, report, cfg)
-    print(f"report: {out / 'report.md'}")
+    evaluate_and_report(ds, trained, histories, cfg, report, timings)
     return 0
-
-
-def torch_load_config(path: Path) -> dict:
-    import torch
-
-    return torch.load(path, map_location="cpu", weights_only=False)["config"]
 
 
 def cmd_generate(a: argparse.Namespace) -> int:

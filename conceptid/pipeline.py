@@ -43,6 +43,7 @@ __all__ = [
     "Method",
     "RunConfig",
     "default_methods",
+    "evaluate_and_report",
     "evaluate_run",
     "load_trained",
     "run",
@@ -217,9 +218,10 @@ def splits(ds: Dataset, norm: Normaliser | None = None):
 
 def train_method(
     name: str, ds: Dataset, out: Path, *, seed: int = 0, epochs: int = 20, batch_size: int = 128,
-    lr: float = 2e-3, device: str = "cpu", progress: bool = True,
+    lr: float = 2e-3, device: str = "cpu", progress: bool = True, data_splits=None,
 ) -> tuple[torch.nn.Module, dict]:  # fmt: skip
-    """Train ``name`` on ``ds`` into ``out/models/name`` (skipped if ``final.pt`` exists)."""
+    """Train ``name`` on ``ds`` into ``out/models/name`` (skipped if ``final.pt`` exists).
+    ``data_splits``: the result of :func:`splits` when the caller already has it."""
     if name not in METHODS:
         raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
     folder = out / "models" / name
@@ -230,7 +232,7 @@ def train_method(
     method = METHODS[name]
     if method.vectors_only and ds.x.dtype == np.uint8:
         raise PipelineError(f"{name} needs vector observations; this dataset holds images")
-    norm, (tr, va, _, _) = splits(ds)
+    norm, (tr, va, _, _) = data_splits or splits(ds)
     torch.manual_seed(seed)
     model = method.make(ds, epochs)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
@@ -279,24 +281,27 @@ def _generate(model, targets: torch.Tensor, seed: int) -> np.ndarray:
 def _val_bits(model, val: TensorData, seed: int) -> tuple[float, str]:
     """Validation negative ELBO (VAEs, beta = 1) or manifold NLL, in bits per dimension."""
     g = torch.Generator().manual_seed(seed)
+    manifold = isinstance(model, ManifoldMLE)
     total, n = 0.0, 0
     model.eval()
     with torch.no_grad():
         for batch in val.batches(512, shuffle=False):
-            if isinstance(model, ManifoldMLE):
+            if manifold:
                 value = model.nll(batch.x, batch.targets).mean().item()
             else:
                 _, logs = model.loss(batch, g)
                 value = logs["nll"] + logs["kl"]
             total += value * len(batch)
             n += len(batch)
-    kind = "manifold NLL" if isinstance(model, ManifoldMLE) else "negative ELBO"
+    kind = "manifold NLL" if manifold else "negative ELBO"
     return bits_per_dim(total / n, int(np.prod(val.x.shape[1:]))), kind
 
 
-def evaluate_method(name: str, model, ds: Dataset, seed: int = 0, n_generate: int = 500) -> dict:
+def evaluate_method(
+    name: str, model, ds: Dataset, seed: int = 0, n_generate: int = 500, data_splits=None
+) -> dict:
     """Recovery up to the class, MCC, concept and composition SWD, bits/dim, active dims."""
-    _, (tr, va, te, held) = splits(ds, _normaliser_of(model))
+    _, (_, va, te, held) = data_splits or splits(ds, _normaliser_of(model))
     blocks, _ = _dims(ds)
     learned = model.concepts(te.x, te.targets).numpy()
     true = te.concepts.numpy()
@@ -364,11 +369,11 @@ def run(cfg: RunConfig) -> dict:
     _write_text(out / "check.txt", str(report) + "\n")
     _write_text(out / "check.json", report.to_json() + "\n")
     timings["check"] = time.perf_counter() - t0
-    verdicts = {c.concept: c.status + ("*" if c.conditional else "") for c in report.concepts}
-    _say("      " + ", ".join(f"{k}: {v}" for k, v in verdicts.items()))
+    _say("      " + ", ".join(f"{k}: {v}" for k, v in verdicts(report).items()))
     _say(f"      full report: {out / 'check.txt'} ({timings['check']:.1f} s)")
 
     methods = list(cfg.methods or default_methods(ds))
+    data_splits = splits(ds)  # once: every method is trained and evaluated on these tensors
     trained, histories, timings["train"] = {}, {}, {}
     for i, name in enumerate(methods):
         t0 = time.perf_counter()
@@ -377,36 +382,51 @@ def run(cfg: RunConfig) -> dict:
                                                                   else ""))  # fmt: skip
         model, hist = train_method(name, ds, out, seed=cfg.seed, epochs=cfg.epochs,
                                    batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
-                                   progress=cfg.progress)  # fmt: skip
+                                   progress=cfg.progress, data_splits=data_splits)  # fmt: skip
         model.to("cpu").eval()
         trained[name], histories[name] = model, hist
         timings["train"][name] = hist.get("seconds", 0.0)
         _say(f"      {len(hist['val_loss'])} epochs, best val loss "
              f"{min(hist['val_loss']):.4g} ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
 
+    return evaluate_and_report(ds, trained, histories, cfg, report, timings, data_splits)
+
+
+def evaluate_and_report(
+    ds: Dataset, trained: dict, histories: dict, cfg: RunConfig, report, timings: dict,
+    data_splits=None,
+) -> dict:  # fmt: skip
+    """Stages 4 and 5: ``metrics.json``, ``timings.json``, the figures and ``report.md`` in
+    ``cfg.out``; returns the metrics."""
+    from .report import write_report
+
+    data_splits = data_splits or splits(ds, _normaliser_of(next(iter(trained.values()))))
     t0 = time.perf_counter()
     _say("[4/5] evaluate")
-    metrics = evaluate_run(ds, trained, cfg, report)
+    metrics = evaluate_run(ds, trained, cfg, report, data_splits)
     timings["evaluate"] = time.perf_counter() - t0
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "timings.json", timings)
+    _write_json(cfg.out / "metrics.json", metrics)
+    _write_json(cfg.out / "timings.json", timings)
 
     t0 = time.perf_counter()
     _say("[5/5] report")
-    from .report import write_report
-
-    write_report(out, ds, trained, histories, metrics, timings, report, cfg)
+    write_report(cfg.out, ds, trained, histories, metrics, timings, report, cfg, data_splits)
     _say(f"      ({time.perf_counter() - t0:.1f} s)")
-    _say(f"report: {out / 'report.md'}")
+    _say(f"report: {cfg.out / 'report.md'}")
     return metrics
 
 
-def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None) -> dict:
+def verdicts(report) -> dict:
+    """Concept -> status (``*`` marks a verdict conditional on a cited theorem)."""
+    return {c.concept: c.status + ("*" if c.conditional else "") for c in report.concepts}
+
+
+def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None, data_splits=None) -> dict:
     """Metrics of every trained method plus what reproduces them (no wall times: the file is
     the same for the same command and seed)."""
     per = {}
     for name, model in trained.items():
-        per[name] = evaluate_method(name, model, ds, cfg.seed, cfg.n_generate)
+        per[name] = evaluate_method(name, model, ds, cfg.seed, cfg.n_generate, data_splits)
         m = per[name]
         comp = m["composition_swd"]
         _say(f"      {name:<15} mean R2 {m['mean_r2']:.3f}  MCC {m['mcc']:.3f}  concept SWD "
@@ -419,9 +439,7 @@ def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None) -> dic
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
         "concepts": list(ds.card["concept_names"]),
-        "verdict": None if report is None else {
-            c.concept: c.status + ("*" if c.conditional else "") for c in report.concepts
-        },
+        "verdict": None if report is None else verdicts(report),
         "methods": per,
         "versions": {
             "conceptid": _package_version(),

@@ -166,16 +166,19 @@ def _fmt(v, spec=".3f") -> str:
     return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
 
 
-def write_report(out: Path, ds, trained, histories, metrics, timings, report, cfg) -> Path:
-    """Figures and ``report.md`` (atomic writes)."""
+def write_report(
+    out: Path, ds, trained, histories, metrics, timings, report, cfg, data_splits=None
+) -> Path:
+    """Figures and ``report.md`` (atomic writes); ``data_splits`` as from
+    :func:`conceptid.pipeline.splits`, computed when not given."""
     from identifiability import align
 
-    from .pipeline import METHODS, _write_text, splits
+    from .pipeline import METHODS, _normaliser_of, _write_text, splits
 
     figs = out / "figures"
     primary = _primary(trained)
     model = trained[primary]
-    _, (tr, va, te, held) = splits(ds, getattr(model, "_normaliser", None))
+    _, (_, _, te, held) = data_splits or splits(ds, _normaliser_of(model))
     train_ids = [c["index"] for c in ds.card["contexts"] if not c["held_out"]]
     held_ids = [c["index"] for c in ds.card["contexts"] if c["held_out"]]
     fig_samples(figs / "samples_per_context.png", ds, model, te, held, train_ids,
@@ -240,4 +243,5 @@ def write_report(out: Path, ds, trained, histories, metrics, timings, report, cf
     L += [f"- versions: conceptid {v['conceptid']}, torch {v['torch']}, numpy {v['numpy']}, "
           f"Python {v['python']} on {platform.platform()}", ""]  # fmt: skip
     L += ["Spec:", "", "```json", json.dumps(metrics["spec"], indent=1), "```", ""]
-    return _write_text(out / "report.md", "\n".join(L)) or out / "report.md"
+    _write_text(out / "report.md", "\n".join(L))
+    return out / "report.md"
