@@ -371,7 +371,6 @@ class ContextModuleVAE(_VAEBase):
         with torch.no_grad():
             model.log_sigma.copy_(base.log_sigma)
         model.unfreeze_after = unfreeze_after
-        model.register_buffer("nets_frozen", torch.tensor(True))  # saved with checkpoints
         model.set_nets_trainable(False)
         return model
 
@@ -380,12 +379,6 @@ class ContextModuleVAE(_VAEBase):
         for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
             p.requires_grad_(flag)
         self.log_sigma.requires_grad_(flag and self.likelihood == "gaussian")
-        if hasattr(self, "nets_frozen"):
-            self.nets_frozen.fill_(not flag)
-
-    @property
-    def encoder_trainable(self) -> bool:
-        return next(self.encoder.parameters()).requires_grad
 
     def epoch_end(self, epoch: int, train) -> bool:
         """Fine-tune schedule: unfreeze the encoder and decoder after ``unfreeze_after`` epochs."""
@@ -399,9 +392,6 @@ class ContextModuleVAE(_VAEBase):
         return targets if self.use_labels else torch.zeros_like(targets, dtype=torch.bool)
 
     def loss(self, batch: Batch, generator=None):
-        frozen = getattr(self, "nets_frozen", None)
-        if frozen is not None and not frozen and not self.encoder_trainable:
-            self.set_nets_trainable(True)  # a checkpoint resumed after the unfreezing epoch
         mean, log_var = self.encoder(batch.x)
         z = self._sample(mean, log_var, generator)
         rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(batch.targets))

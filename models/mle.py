@@ -201,25 +201,19 @@ class ManifoldMLE(nn.Module):
         z = self.encode(x)
         return self.prior_nll(z, targets) + self.log_volume(z)
 
-    def objective(self, batch: Batch) -> torch.Tensor:
-        """The likelihood-stage loss on ``batch`` (without the stage switch)."""
+    def objective(self, batch: Batch, stage: int = 1):
+        """The loss of ``stage`` (0: reconstruction only, 1: likelihood) and its logs."""
         z = self.encode(batch.x)
         rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)
-        nll = self.prior_nll(z, batch.targets) + self.log_volume(z)
-        return (nll + self.rec_weight * rec).mean() + self.dag_weight * self.prior.dag_penalty()
-
-    def loss(self, batch: Batch, generator=None):
-        res = self._residual_params()
-        if int(self.stage) == 1 and res and not res[0].requires_grad:
-            self._set_residual_trainable(True)  # resumed from a checkpoint past the switch
-        z = self.encode(batch.x)
-        rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)
-        if int(self.stage) == 0:
+        if stage == 0:
             return rec.mean(), {"rec": rec.mean().item()}
         nll = self.prior_nll(z, batch.targets) + self.log_volume(z)
         dag = self.prior.dag_penalty()
         loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
         return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
+
+    def loss(self, batch: Batch, generator=None):
+        return self.objective(batch, int(self.stage))
 
     @torch.no_grad()
     def prepare(self, train: TensorData) -> None:
@@ -271,16 +265,15 @@ class ManifoldMLE(nn.Module):
         make things worse: a snap is a proposal, accepted on the objective.
         """
         self.snaps["tried"] += 1
-        probe = data.batch(torch.arange(min(len(data), 4096)))
-        dev = self.prior.B.device
-        probe = probe.to(dev)
-        before = self.objective(probe).item() if require_improvement else None
-        state = copy.deepcopy(self.state_dict()) if require_improvement else None
+        if require_improvement:
+            probe = data.batch(torch.arange(min(len(data), 4096))).to(self.prior.B.device)
+            before = self.objective(probe)[0].item()
+            state = copy.deepcopy(self.state_dict())
         if not self._snap(data, batch_size):
             return False
         self.snaps["applied"] += 1
         if require_improvement:
-            after = self.objective(probe).item()
+            after = self.objective(probe)[0].item()
             if not after < before:
                 self.load_state_dict(state)
                 return False

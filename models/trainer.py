@@ -122,6 +122,11 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     if ckpt is not None and ckpt.exists():
         state = _load(ckpt, model)
+        # which parameters were frozen is part of the training state (staged schedules)
+        if "trainable" not in state:
+            raise CheckpointError(f"{ckpt} lacks the parameter flags of a resumable checkpoint")
+        for p, flag in zip(model.parameters(), state["trainable"]):
+            p.requires_grad_(flag)
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         hist = state["history"]
@@ -179,6 +184,7 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
                 "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch,
                 "best": best, "best_model": best_state, "bad_epochs": bad_epochs,
                 "history": hist, "config": asdict(cfg),
+                "trainable": [p.requires_grad for p in model.parameters()],
             })  # fmt: skip
         if bad_epochs >= cfg.patience:
             break
