@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from conceptid.pipeline import latent_means
 from identifiability import Numeric, align, identify_linear
 from models.data import from_dataset
 from models.estimators import ContextModuleVAE, LogRatioClassifier, PooledVAE, TheoremMatchedVAE
@@ -86,10 +87,8 @@ def run(rung: str, kind: str, seed: int, epochs: int) -> dict:
     res = align(
         learned, te.concepts.numpy(), assignment="hungarian" if kind == "pooled" else "given"
     )
-    with torch.no_grad():
-        enc = model.encode(te.x) if kind == "mle" else model.encoder(te.x)[0]
-    return {"r2": res.r2, "active": active_dims(enc.numpy()), "latent": enc.shape[1],
-            "seconds": sec}  # fmt: skip
+    enc = latent_means(model, te.x)
+    return {"r2": res.r2, "active": active_dims(enc), "latent": enc.shape[1], "seconds": sec}
 
 
 def _peel(tr, te, m: int) -> dict:

@@ -45,6 +45,7 @@ __all__ = [
     "default_methods",
     "evaluate_and_report",
     "evaluate_run",
+    "latent_means",
     "load_trained",
     "run",
     "train_method",
@@ -297,6 +298,12 @@ def _val_bits(model, val: TensorData, seed: int) -> tuple[float, str]:
     return bits_per_dim(total / n, int(np.prod(val.x.shape[1:]))), kind
 
 
+@torch.no_grad()
+def latent_means(model, x: torch.Tensor) -> np.ndarray:
+    """The whole latent of ``x`` (posterior means for the VAEs; ``g(x)`` for the manifold MLE)."""
+    return (model.encode(x) if hasattr(model, "encode") else model.encoder(x)[0]).numpy()
+
+
 def evaluate_method(
     name: str, model, ds: Dataset, seed: int = 0, n_generate: int = 500, data_splits=None
 ) -> dict:
@@ -307,9 +314,7 @@ def evaluate_method(
     true = te.concepts.numpy()
     assignment = "hungarian" if METHODS[name].hungarian else "given"
     res = align(learned, true, blocks, assignment=assignment)
-    with torch.no_grad():
-        latent = model.encode(te.x) if hasattr(model, "encode") else model.encoder(te.x)[0]
-        latent = latent.numpy()
+    latent = latent_means(model, te.x)
     masks = targets_mask(ds)
     names = ds.context_names
     rng = np.random.default_rng(seed)
