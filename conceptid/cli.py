@@ -40,6 +40,14 @@ def _parse_kv(items: list[str]) -> dict:
     return out
 
 
+def _per_context(n: int | None) -> dict:
+    """``--n-per-context N``: N training samples per context, a quarter (at least 1) for
+    validation and test; nothing when not given."""
+    if n is None:
+        return {}
+    return {"n_train": n, "n_val": max(1, n // 4), "n_test": max(1, n // 4)}
+
+
 def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
     if a.spec:
         given = [
@@ -71,9 +79,7 @@ def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
                 args[key] = v
         spec = BenchmarkSpec(preset=a.preset, preset_args=args)
         overrides = {}
-    if a.n_per_context is not None:
-        n = a.n_per_context
-        overrides.update(n_train=n, n_val=max(1, n // 4), n_test=max(1, n // 4))
+    overrides.update(_per_context(a.n_per_context))
     for key in ("n_val", "n_test", "seed"):
         v = getattr(a, key)
         if v is not None:
@@ -164,10 +170,7 @@ def _run_spec(a: argparse.Namespace) -> BenchmarkSpec:
         base = dict(DEFAULT_RUN) if a.preset == "quad" else {"preset": a.preset}
         base["preset_args"] = {**base.get("preset_args", {}), **_parse_kv(a.preset_arg)}
         spec = BenchmarkSpec.from_dict({**BenchmarkSpec(preset=a.preset).to_dict(), **base})
-    over = {"seed": a.seed}
-    if a.n_per_context is not None:
-        n = a.n_per_context
-        over.update(n_train=n, n_val=max(1, n // 4), n_test=max(1, n // 4))
+    over = {"seed": a.seed, **_per_context(a.n_per_context)}
     return BenchmarkSpec.from_dict({**spec.to_dict(), **over})
 
 
