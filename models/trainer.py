@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from simulations.atomic import atomic_path
 
 from .data import TensorData
 
-__all__ = ["CheckpointError", "TrainConfig", "evaluate_loss", "fit"]
+__all__ = ["CheckpointError", "TrainConfig", "evaluate_loss", "fit", "fit_restarts"]
 
 
 class CheckpointError(ValueError):
@@ -106,7 +107,9 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     resumed) run (a data-dependent initialisation), and ``epoch_end(epoch, train) -> bool``,
     called after each training epoch;
     returning ``True`` says that its parametrisation or objective changed (a stage switch, a
-    reparametrisation), so the optimiser state and the best-model tracking start afresh.
+    reparametrisation), so the optimiser state and the best-model tracking start afresh; and
+    ``hold_early_stop() -> bool``, true while early stopping must wait (a warm-up stage whose
+    loss is not the final objective).
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -133,6 +136,7 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
         hist["resumed"] = True
         best, start, bad_epochs = state["best"], state["epoch"] + 1, state["bad_epochs"]
         best_state = state["best_model"]
+    hold = getattr(model, "hold_early_stop", None)
     prepare = getattr(model, "prepare", None)
     if prepare is not None and not hist["resumed"]:
         prepare(train)
@@ -173,7 +177,7 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
             best, bad_epochs = vloss, 0
             best_state = copy.deepcopy(model.state_dict())
             hist["best_epoch"] = epoch
-        else:
+        elif not (hold is not None and hold()):
             bad_epochs += 1
         if bar is not None:
             bar.set_postfix(train=f"{total / n:.3f}", val=f"{vloss:.3f}", best=f"{best:.3f}")
@@ -194,3 +198,37 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
         model.load_state_dict(best_state)
     hist["seconds"] = hist.get("seconds", 0.0) + time.perf_counter() - t0
     return hist
+
+
+def fit_restarts(
+    build: Callable[[], torch.nn.Module], train: TensorData, val: TensorData, cfg: TrainConfig,
+    restarts: int = 1,
+) -> tuple[torch.nn.Module, dict]:  # fmt: skip
+    """Train ``restarts`` models from ``build()`` (seeds ``cfg.seed + 1000 r``) and keep the best.
+
+    Best: the lowest ``model.selection_score(val)`` where a model defines it (a quantity
+    comparable across fits, such as a likelihood), else the lowest validation loss. Restart
+    ``r`` checkpoints to ``cfg.checkpoint + ".r{r}"`` (``r > 0``), so an interrupted run resumes
+    where it stopped; a finished restart resumes at its end and only recomputes its score.
+    Returns the chosen model (on the CPU) and its history, with ``restart_scores``, the chosen
+    ``restart`` and ``seconds`` (all restarts together).
+    """
+    if not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    best, best_hist, scores, seconds = None, None, [], 0.0
+    for r in range(restarts):
+        seed = cfg.seed + 1000 * r
+        ckpt = cfg.checkpoint and (cfg.checkpoint if r == 0 else f"{cfg.checkpoint}.r{r}")
+        torch.manual_seed(seed)
+        model = build()
+        hist = fit(model, train, val, replace(cfg, seed=seed, checkpoint=ckpt))
+        seconds += hist["seconds"]
+        model.to("cpu")
+        score = getattr(model, "selection_score", None)
+        value = float(score(val)) if score is not None else min(hist["val_loss"], default=math.inf)
+        if not scores or value < min(scores):
+            best, best_hist = model, hist
+        scores.append(value)
+    chosen = scores.index(min(scores))
+    best_hist = dict(best_hist, restart_scores=scores, restart=chosen, seconds=seconds)
+    return best, best_hist
