@@ -174,6 +174,9 @@ def _run_spec(a: argparse.Namespace) -> BenchmarkSpec:
     return BenchmarkSpec.from_dict({**spec.to_dict(), **over})
 
 
+RESTARTS_HELP = "fits per method from different seeds; the best is kept (default 1)"
+
+
 def _methods(text: str | None) -> list[str] | None:
     return [m.strip() for m in text.split(",") if m.strip()] if text else None
 
@@ -183,7 +186,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     cfg = RunConfig(spec=_run_spec(a), out=Path(a.out), seed=a.seed, epochs=a.epochs,
                     batch_size=a.batch_size, device=a.device, methods=_methods(a.methods),
-                    check_method=a.check_method, progress=not a.quiet)  # fmt: skip
+                    check_method=a.check_method, restarts=a.restarts,
+                    progress=not a.quiet)  # fmt: skip
     run(cfg)
     return 0
 
@@ -196,7 +200,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     for name in _methods(a.methods) or default_methods(ds):
         model, hist = train_method(name, ds, out, seed=a.seed, epochs=a.epochs,
                                    batch_size=a.batch_size, device=a.device,
-                                   progress=not a.quiet)  # fmt: skip
+                                   progress=not a.quiet, restarts=a.restarts)  # fmt: skip
         print(f"{name}: {len(hist['val_loss'])} epochs, best validation loss "
               f"{min(hist['val_loss']):.4g} -> {out / 'models' / name / 'final.pt'}")  # fmt: skip
     return 0
@@ -222,7 +226,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     spec = BenchmarkSpec.from_dict(ds.card["spec"])
     cfg = RunConfig(spec=spec, out=out, seed=first["seed"], epochs=first["epochs"],
                     batch_size=first["batch_size"], lr=first["lr"], methods=list(trained),
-                    progress=False)  # fmt: skip
+                    restarts=first.get("restarts", 1), progress=False)  # fmt: skip
     report = check(ds.model, a.check_method, rng=np.random.default_rng(cfg.seed))
     timings = {"data": 0.0, "check": report.seconds,
                "train": {k: h.get("seconds", 0.0) for k, h in histories.items()}}  # fmt: skip
@@ -350,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--epochs", type=int, default=20)
     r.add_argument("--batch-size", type=int, default=128)
+    r.add_argument("--restarts", type=int, default=1, help=RESTARTS_HELP)
     r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     r.add_argument("--methods", help="comma-separated (default: every method that applies)")
     r.add_argument("--check-method", choices=["exact", "numeric"], default="exact")
@@ -363,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--restarts", type=int, default=1, help=RESTARTS_HELP)
     t.add_argument("--device", default="cpu")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)

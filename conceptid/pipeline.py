@@ -32,8 +32,8 @@ from identifiability import align, check
 from models.data import TensorData, from_dataset, targets_mask
 from models.estimators import ContextModuleVAE, PooledVAE
 from models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
-from models.mle import ManifoldMLE
-from models.trainer import CheckpointError, TrainConfig, _load, _save, fit
+from models.mle import LatentFlowMLE, ManifoldMLE
+from models.trainer import CheckpointError, TrainConfig, _load, _save, fit_restarts
 from simulations.atomic import atomic_path
 from simulations.benchmark import BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
 
@@ -93,6 +93,13 @@ def _pooled(ds, **kw):
     return PooledVAE(_shape(ds), sum(blocks) + nd, _likelihood(ds), **kw)
 
 
+def _flow(ds, epochs: int = 60, **kw):
+    """Autoencoder for a third of the budget, then the flow; snaps every sixth (1 to 10)."""
+    blocks, nd = _dims(ds)
+    return LatentFlowMLE(_shape(ds), blocks, nd, ae_epochs=max(1, epochs // 3),
+                         snap_every=max(1, min(10, epochs // 6)), **kw)  # fmt: skip
+
+
 def _mle(ds, epochs: int = 60, **kw):
     """Snap period: a sixth of the budget, between 1 and 10 epochs."""
     blocks, nd = _dims(ds)
@@ -106,6 +113,9 @@ METHODS: dict[str, Method] = {
     ),  # fmt: skip
     "pooled": Method("pooled VAE", _pooled, True),
     "beta-vae": Method("beta-VAE (beta = 4)", lambda ds: _pooled(ds, beta=4.0), True),
+    "latent-flow": Method(
+        "latent-flow MLE (two-step)", _flow, False, vectors_only=True, uses_epochs=True
+    ),
     "manifold-mle": Method(
         "theorem-matched manifold MLE", _mle, False, vectors_only=True, uses_epochs=True
     ),
@@ -132,12 +142,13 @@ class RunConfig:
     methods: Sequence[str] | None = None
     check_method: str = "exact"
     n_generate: int = 500
+    restarts: int = 1
     progress: bool = True
     command: str = field(default_factory=lambda: " ".join(sys.argv))
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        for name in ("epochs", "batch_size", "n_generate"):
+        for name in ("epochs", "batch_size", "n_generate", "restarts"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise PipelineError(f"{name} must be a positive integer, got {v!r}")
@@ -220,11 +231,15 @@ def splits(ds: Dataset, norm: Normaliser | None = None):
 def train_method(
     name: str, ds: Dataset, out: Path, *, seed: int = 0, epochs: int = 20, batch_size: int = 128,
     lr: float = 2e-3, device: str = "cpu", progress: bool = True, data_splits=None,
+    restarts: int = 1,
 ) -> tuple[torch.nn.Module, dict]:  # fmt: skip
     """Train ``name`` on ``ds`` into ``out/models/name`` (skipped if ``final.pt`` exists).
-    ``data_splits``: the result of :func:`splits` when the caller already has it."""
+    ``data_splits``: the result of :func:`splits` when the caller already has it. ``restarts``:
+    fits from different seeds, the best kept (:func:`models.trainer.fit_restarts`)."""
     if name not in METHODS:
         raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
+        raise PipelineError(f"restarts must be a positive integer, got {restarts!r}")
     folder = out / "models" / name
     final = folder / "final.pt"
     if final.exists():
@@ -234,19 +249,18 @@ def train_method(
     if method.vectors_only and ds.x.dtype == np.uint8:
         raise PipelineError(f"{name} needs vector observations; this dataset holds images")
     norm, (tr, va, _, _) = data_splits or splits(ds)
-    torch.manual_seed(seed)
-    model = method.make(ds, epochs)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                       patience=max(10, epochs // 3), progress=progress,
                       checkpoint=str(folder / "checkpoint.pt"))  # fmt: skip
-    hist = fit(model, tr, va, cfg)
-    model.to("cpu")
+    model, hist = fit_restarts(lambda: method.make(ds, epochs), tr, va, cfg, restarts)
     _save(final, {
         "model_class": type(model).__name__, "method": name, "model": model.state_dict(),
-        "config": {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr},
+        "config": {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                   "restarts": restarts},
         "normaliser": norm.state(), "history": hist, "card_hash": ds.card["card_hash"],
     })  # fmt: skip
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    for ckpt in folder.glob("checkpoint.pt*"):
+        ckpt.unlink()
     model._normaliser = norm
     return model, hist
 
@@ -387,7 +401,8 @@ def run(cfg: RunConfig) -> dict:
                                                                   else ""))  # fmt: skip
         model, hist = train_method(name, ds, out, seed=cfg.seed, epochs=cfg.epochs,
                                    batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
-                                   progress=cfg.progress, data_splits=data_splits)  # fmt: skip
+                                   progress=cfg.progress, data_splits=data_splits,
+                                   restarts=cfg.restarts)  # fmt: skip
         model.to("cpu").eval()
         trained[name], histories[name] = model, hist
         timings["train"][name] = hist.get("seconds", 0.0)

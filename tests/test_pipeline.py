@@ -60,7 +60,7 @@ def test_a_run_interrupted_after_training_resumes_at_evaluation(tiny_run, tmp_pa
     def no_training(*args, **kwargs):
         raise AssertionError("retrained a method whose final.pt exists")
 
-    monkeypatch.setattr(pipeline, "fit", no_training)
+    monkeypatch.setattr(pipeline, "fit_restarts", no_training)
     assert main(["run", *TINY, "--out", str(run)]) == 0
     assert (run / "metrics.json").read_bytes() == (tiny_run / "metrics.json").read_bytes()
     assert (run / "report.md").is_file()
@@ -108,8 +108,29 @@ def test_run_on_images_writes_image_figures(tmp_path):
         assert (out / "figures" / f"{name}.png").is_file()
 
 
-def test_manifold_mle_refuses_images(tmp_path, capsys):
+@pytest.mark.parametrize("method", ["manifold-mle", "latent-flow"])
+def test_manifold_estimators_refuse_images(tmp_path, capsys, method):
     out = tmp_path / "q"
     assert main(["run", "--preset", "quad", "--n-per-context", "4", "--epochs", "1",
-                 "--methods", "manifold-mle", "--out", str(out), "--quiet"]) == 2  # fmt: skip
+                 "--methods", method, "--out", str(out), "--quiet"]) == 2  # fmt: skip
     assert "needs vector observations" in capsys.readouterr().err
+
+
+def test_restarts_keep_the_best_fit_and_leave_no_checkpoints(tmp_path, capsys):
+    import torch
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["simulate", "--preset", "random", "--m", "3", "--n-per-context", "40",
+                 "--out", str(data), "--quiet"]) == 0  # fmt: skip
+    assert main(["train", str(data), "--out", str(run), "--methods", "latent-flow,pooled",
+                 "--epochs", "3", "--restarts", "2", "--quiet"]) == 0  # fmt: skip
+    for method in ("latent-flow", "pooled"):
+        folder = run / "models" / method
+        state = torch.load(folder / "final.pt", weights_only=False)
+        assert state["config"]["restarts"] == 2
+        scores = state["history"]["restart_scores"]
+        assert len(scores) == 2 and state["history"]["restart"] == int(np.argmin(scores))
+        assert [p.name for p in folder.iterdir()] == ["final.pt"]
+    capsys.readouterr()
+    assert main(["train", str(data), "--out", str(tmp_path / "r2"), "--restarts", "0"]) == 2
+    assert "restarts must be a positive integer" in capsys.readouterr().err
