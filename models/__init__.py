@@ -2,13 +2,15 @@
 
 - :mod:`.context_module`: the four layers (intervention, expressive, causal, representation) and
   the nuisance bypass; per-sample target masks, any set of targets at generation time;
-- :mod:`.mle`: :class:`ManifoldMLE`, maximum likelihood on the data manifold with Theorem L
-  snaps (the theorem-matched estimator that meets the recovery goals);
+- :mod:`.mle`: :class:`LatentFlowMLE`, the two-step maximum likelihood on the data manifold
+  (autoencoder, then an exact flow likelihood with the SEM prior and Theorem L snaps; the
+  recommended theorem-matched estimator), and :class:`ManifoldMLE`, the joint fit (exploitable
+  through its reconstruction penalty; kept for comparison); :mod:`.flow`: the coupling flow;
 - :mod:`.estimators`: :class:`ContextModuleVAE` (end to end, fine-tune, frozen; and the
   labels-ignored ablation), :class:`TheoremMatchedVAE`, :class:`LogRatioClassifier`,
   :class:`PooledVAE` (beta-VAE with ``beta > 1``), :class:`IVAE`;
-- :mod:`.trainer`: :func:`fit` with :class:`TrainConfig`; :mod:`.data`: datasets to tensors;
-  :mod:`.nets`: MLP and conv encoders/decoders; :mod:`.metrics`.
+- :mod:`.trainer`: :func:`fit` with :class:`TrainConfig`, :func:`fit_restarts`; :mod:`.data`:
+  datasets to tensors; :mod:`.nets`: MLP and conv encoders/decoders; :mod:`.metrics`.
 
 Evaluation aligns learned concepts to true ones with :func:`identifiability.align`.
 """
@@ -16,10 +18,11 @@ Evaluation aligns learned concepts to true ones with :func:`identifiability.alig
 from .context_module import ContextModule
 from .data import from_dataset
 from .estimators import IVAE, ContextModuleVAE, LogRatioClassifier, PooledVAE, TheoremMatchedVAE
-from .mle import ManifoldMLE
-from .trainer import CheckpointError, TrainConfig, fit
+from .mle import LatentFlowMLE, ManifoldMLE
+from .trainer import CheckpointError, TrainConfig, fit, fit_restarts
 
 __all__ = [
-    "IVAE", "CheckpointError", "ContextModule", "ContextModuleVAE", "LogRatioClassifier",
-    "ManifoldMLE", "PooledVAE", "TheoremMatchedVAE", "TrainConfig", "fit", "from_dataset",
+    "IVAE", "CheckpointError", "ContextModule", "ContextModuleVAE", "LatentFlowMLE",
+    "LogRatioClassifier", "ManifoldMLE", "PooledVAE", "TheoremMatchedVAE", "TrainConfig", "fit",
+    "fit_restarts", "from_dataset",
 ]  # fmt: skip
