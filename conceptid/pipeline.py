@@ -458,6 +458,7 @@ def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None, data_s
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
+        "restarts": cfg.restarts,
         "concepts": list(ds.card["concept_names"]),
         "verdict": None if report is None else verdicts(report),
         "methods": per,

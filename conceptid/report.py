@@ -204,13 +204,15 @@ def write_report(
     for name, v in report.assumptions.items():
         L.append(f"| {name} | {mark[v.holds]} | {v.reason} |")
     L += ["", "## Results", ""]
-    L.append(f"Test split of the training contexts (R^2, MCC, concept SWD) and of the held-out "
-             f"compositions (composition SWD); seed {cfg.seed}, {cfg.epochs} epochs, batch "
-             f"{cfg.batch_size}, lr {cfg.lr}. R^2 is per concept, up to the proven class "
-             f"(best affine map, `identifiability.align`; Hungarian assignment for models "
-             f"without concept labels). SWD: sliced Wasserstein-2 (POT, 200 projections, "
-             f"fixed seed) between {cfg.n_generate} generated and the test samples, averaged "
-             f"over contexts.")  # fmt: skip
+    L.append(
+        f"Test split of the training contexts (R^2, MCC, concept SWD) and of the held-out "
+        f"compositions (composition SWD); seed {cfg.seed}, {cfg.epochs} epochs, batch "
+        f"{cfg.batch_size}, lr {cfg.lr}, {cfg.restarts} restart(s) per method. R^2 is per "
+        f"concept, up to the proven class (best affine map, `identifiability.align`; Hungarian "
+        f"assignment for models without concept labels). SWD: sliced Wasserstein-2 (POT, 200 "
+        f"projections, fixed seed) between {cfg.n_generate} generated and the test samples, "
+        f"averaged over contexts."
+    )
     L += ["", "| method | R^2 per concept | mean R^2 | MCC | concept SWD | composition SWD | "
           "bits/dim | active dims | train time [s] |", "| --- " * 9 + "|"]  # fmt: skip
     for name, m in metrics["methods"].items():

@@ -131,6 +131,9 @@ def test_restarts_keep_the_best_fit_and_leave_no_checkpoints(tmp_path, capsys):
         scores = state["history"]["restart_scores"]
         assert len(scores) == 2 and state["history"]["restart"] == int(np.argmin(scores))
         assert [p.name for p in folder.iterdir()] == ["final.pt"]
+    assert main(["evaluate", str(run), "--data", str(data)]) == 0
+    assert json.loads((run / "metrics.json").read_text())["restarts"] == 2
+    assert "2 restart(s) per method" in (run / "report.md").read_text()
     capsys.readouterr()
     assert main(["train", str(data), "--out", str(tmp_path / "r2"), "--restarts", "0"]) == 2
     assert "restarts must be a positive integer" in capsys.readouterr().err
