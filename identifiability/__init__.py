@@ -14,7 +14,13 @@ from .assumptions import ASSUMPTIONS, Verdict, evaluate
 from .check import IDENTIFIABLE, NOT_COVERED, NOT_IDENTIFIABLE, ConceptVerdict, Report, check
 from .equivalence import AlignResult, EquivalenceClass, align, contains, readout_distance
 from .linalg import Exact, Numeric, arithmetic
-from .linear import IdentificationError, IdentifiedModel, identify_linear, model_moments
+from .linear import (
+    IdentificationError,
+    IdentifiedModel,
+    identify_linear,
+    identify_linear_ml,
+    model_moments,
+)
 from .witnesses import (
     Witness,
     WitnessError,
@@ -30,7 +36,8 @@ __all__ = [
     "ASSUMPTIONS", "IDENTIFIABLE", "NOT_COVERED", "NOT_IDENTIFIABLE", "AlignResult",
     "ConceptVerdict", "EquivalenceClass", "Exact", "IdentificationError", "IdentifiedModel",
     "Numeric", "Report", "Verdict", "Witness", "WitnessError", "WitnessVerification", "align",
-    "arithmetic", "check", "contains", "evaluate", "identify_linear", "identity_intervention",
-    "invariant_block_direction", "isotropic_block_rotation", "missing_intervention",
+    "arithmetic", "check", "contains", "evaluate", "identify_linear", "identify_linear_ml",
+    "identity_intervention", "invariant_block_direction", "isotropic_block_rotation",
+    "missing_intervention",
     "model_moments", "observational_only", "readout_distance",
 ]  # fmt: skip

@@ -22,10 +22,12 @@ Optimisation follows the proof's two steps. Gradient descent on the likelihood h
 in the *linear* part (a wrong causal order, concepts mixed linearly): measured on L1, a run from
 random initialisation ends at a validation loss of 9.7 against 1.9 at the identified solution. The
 linear part is exactly what Theorem L solves in closed form, so :meth:`ManifoldMLE.snap` runs
-:func:`identifiability.identify_linear` (peeling) on the latent moments of every training context
-and folds the identified read-out into the encoder's last and the decoder's first linear layer
-(an invertible affine reparametrisation of ``z``; nuisance coordinates become the whitened
-observational complement of the concepts), and sets the SEM prior to the identified one. The
+:func:`identifiability.identify_linear_ml` (peeling, with the peel order chosen by the Gaussian
+likelihood of the moments: the greedy order is fragile to the residual nonlinearity of a learned
+latent) on the latent moments of every training context and folds the identified read-out
+into the encoder's last and the decoder's first linear layer (an invertible affine
+reparametrisation of ``z``; nuisance coordinates become the whitened observational complement
+of the concepts), and sets the SEM prior to the identified one. The
 first ``ae_epochs`` train a plain autoencoder (an injective representation to peel), then the
 likelihood and a snap every ``snap_every`` epochs.
 """
@@ -40,7 +42,7 @@ import torch
 from torch import nn
 from torch.func import jacfwd, vmap
 
-from identifiability import Numeric, identify_linear
+from identifiability import identify_linear_ml
 from identifiability.linear import IdentificationError
 
 from .data import Batch, TensorData
@@ -297,15 +299,16 @@ class ManifoldMLE(nn.Module):
         self.train(was)
         Z, T = Z.double().cpu().numpy(), data.targets.cpu().numpy()
         single = T.sum(1) <= 1
-        moments, targets = [], []
+        moments, targets, counts = [], [], []
         for k in range(self.m + 1):
             rows = ~T.any(1) if k == 0 else T[:, k - 1] & single
             if rows.sum() <= self.D:
                 return False
             moments.append((Z[rows].mean(0), np.cov(Z[rows].T)))
             targets.append(None if k == 0 else k - 1)
+            counts.append(int(rows.sum()))
         try:
-            ident = identify_linear(moments, targets, self.block_sizes, Numeric())
+            ident = identify_linear_ml(moments, targets, self.block_sizes, counts)
         except IdentificationError:
             return False
         S0, z0 = moments[0][1], moments[0][0]
