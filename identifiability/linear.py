@@ -353,6 +353,9 @@ def identify_linear_ml(
             f"counts must give a positive sample count for each of the {len(moments)} contexts"
         )
     obs = [i for i, t in enumerate(targets) if t is None]
+    if len(obs) != 1:
+        raise IdentificationError(f"exactly one observational context needed, got {len(obs)}")
+    white = _whitened(moments, obs[0])  # the same for every order
 
     def peel(order):
         kw = {"edge_tol": edge_tol, "names": names, "peel_order": order}
@@ -360,7 +363,7 @@ def identify_linear_ml(
             ident = identify_linear(moments, targets, block_sizes, Numeric(), **kw)
         except (IdentificationError, np.linalg.LinAlgError):
             return None, -np.inf
-        return ident, _gaussian_loglik(ident, moments, targets, block_sizes, counts, obs[0])
+        return ident, _gaussian_loglik(ident, white, targets, block_sizes, counts)
 
     greedy, best_ll = peel(None)
     best = greedy
@@ -386,34 +389,45 @@ def identify_linear_ml(
     return best
 
 
-def _gaussian_loglik(ident, moments, targets, block_sizes, counts, obs: int) -> float:
-    """Gaussian log-likelihood (up to a constant) of every context's sample moments under
-    ``ident``, in the coordinates ``(c, n) = (H x, N x)``: ``N`` spans the observational
-    complement of the read-out, whitened, with its observational mean, the same in every
-    context. Includes ``log |det|`` of the map, so read-outs from different orders compare."""
-    ks = [int(k) for k in block_sizes]
-    off = np.concatenate([[0], np.cumsum(ks)]).astype(int)
-    K = off[-1]
+def _whitened(moments, obs: int):
+    """Whitening of the observational context, ``y = W x`` (``d`` = rank of its covariance):
+    a right inverse ``W^+`` of ``W`` (``W W^+ = I_d``), the observational mean of ``y`` and
+    every context's ``y`` moments."""
     S0 = np.asarray(moments[obs][1], float)
     lam, U = np.linalg.eigh(S0)
     d = Numeric().rank(S0)
     lam, U = lam[::-1][:d], U[:, ::-1][:, :d]
-    to_y, from_y = (U / np.sqrt(lam)).T, U * np.sqrt(lam)  # to_y @ from_y = I_d
+    to_y, from_y = (U / np.sqrt(lam)).T, U * np.sqrt(lam)
+    ys = [(to_y @ np.ravel(m), to_y @ np.asarray(S, float) @ to_y.T) for m, S in moments]
+    return from_y, ys[obs][0], ys
+
+
+def _gaussian_loglik(ident, white, targets, block_sizes, counts) -> float:
+    """Gaussian log-likelihood (up to a constant) of every context's sample moments under
+    ``ident``, in the coordinates ``(c, n) = (H x, N x)``: ``N`` spans the observational
+    complement of the read-out, whitened, with its observational mean, the same in every
+    context. Includes ``log |det|`` of the map, so read-outs from different orders compare.
+    ``white``: :func:`_whitened` of the moments."""
+    ks = [int(k) for k in block_sizes]
+    off = np.concatenate([[0], np.cumsum(ks)]).astype(int)
+    K = off[-1]
+    from_y, y0, ys = white
+    d = from_y.shape[1]
     Hc = ident.readout @ from_y  # (K, d): concepts from whitened coordinates
     N = np.linalg.svd(Hc)[2][K:]  # orthonormal complement: uncorrelated with c in obs
     M = np.vstack([Hc, N])
     sign, logdet_M = np.linalg.slogdet(M)
     if sign == 0:
         return -np.inf
-    y0 = to_y @ np.ravel(moments[obs][0])
     n_mean = N @ y0
     total = 0.0
-    for (mean, cov), t, n in zip(moments, targets, counts):
-        B = np.array(ident.weights, float)
-        mu = np.ravel(ident.noise_mean).astype(float)
-        V = np.zeros((K, K))
-        for j in range(len(ks)):
-            V[off[j] : off[j + 1], off[j] : off[j + 1]] = np.atleast_2d(ident.noise_cov[j])
+    B0 = np.array(ident.weights, float)
+    mu0 = np.ravel(ident.noise_mean).astype(float)
+    V0 = np.zeros((K, K))
+    for j in range(len(ks)):
+        V0[off[j] : off[j + 1], off[j] : off[j + 1]] = np.atleast_2d(ident.noise_cov[j])
+    for (ym, yS), t, n in zip(ys, targets, counts):
+        B, mu, V = B0.copy(), mu0.copy(), V0.copy()
         if t is not None:
             sl = slice(off[t], off[t + 1])
             B[sl] = 0.0
@@ -424,7 +438,6 @@ def _gaussian_loglik(ident, moments, targets, block_sizes, counts, obs: int) -> 
         Sz[:K, :K] = A @ V @ A.T
         Sz[K:, K:] = np.eye(d - K)
         mz = np.concatenate([A @ mu, n_mean])
-        ym, yS = to_y @ np.ravel(mean), to_y @ np.asarray(cov, float) @ to_y.T
         dz = M @ ym - mz
         sign, logdet = np.linalg.slogdet(Sz)
         if sign <= 0:
