@@ -2,6 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from simulations.errors import ConceptIDError
+
+__all__ = ["ConceptIDError", "__version__"]
+
 try:
     __version__ = version("conceptid")
 except PackageNotFoundError:  # pragma: no cover - source tree without metadata

@@ -36,6 +36,7 @@ from models.mle import LatentFlowMLE, ManifoldMLE
 from models.trainer import CheckpointError, TrainConfig, _load, _save, fit_restarts
 from simulations.atomic import atomic_path
 from simulations.benchmark import BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
+from simulations.errors import ConceptIDError
 
 __all__ = [
     "METHODS",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class PipelineError(ValueError):
+class PipelineError(ConceptIDError):
     """A run was asked for something it cannot do (an unknown method, a wrong data kind)."""
 
 

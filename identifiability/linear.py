@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulations.errors import ConceptIDError
 from simulations.graphs import DAG
 
 from .gaussian import homogeneous_precision
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-class IdentificationError(ValueError):
+class IdentificationError(ConceptIDError):
     """The moments do not fit the assumptions of Theorem L (or are of the wrong shape)."""
 
 

@@ -34,6 +34,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from simulations.errors import ConceptIDError
 from simulations.graphs import DAG
 from simulations.interventions import Context, Hard
 from simulations.model import ConceptModel
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-class WitnessError(ValueError):
+class WitnessError(ConceptIDError):
     """The builder's conditions do not hold for this model (the message says which)."""
 
 

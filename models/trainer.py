@@ -18,13 +18,14 @@ from pathlib import Path
 import torch
 
 from simulations.atomic import atomic_path
+from simulations.errors import ConceptIDError
 
 from .data import TensorData
 
 __all__ = ["CheckpointError", "TrainConfig", "evaluate_loss", "fit", "fit_restarts"]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ConceptIDError):
     """A checkpoint is missing, corrupted, or does not belong to this model/config."""
 
 

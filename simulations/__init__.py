@@ -7,6 +7,7 @@ Graphs (:mod:`.graphs`), SEMs over concept blocks (:mod:`.sem`), interventions a
 """
 
 from .benchmark import SPLITS, BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
+from .errors import ConceptIDError
 from .graphs import DAG, GraphError, chain, erdos_renyi, scale_free
 from .interventions import Context, Hard, Intervention, InterventionError, Shift, Soft
 from .mixing import ImageMixing, LinearMixing, Mixing, MixingError, MLPMixing
@@ -15,7 +16,7 @@ from .presets import PRESETS, build_preset, quad, single_target_contexts
 from .sem import SEM, SEMError, random_sem
 
 __all__ = [
-    "DAG", "PRESETS", "SEM", "SPLITS", "BenchmarkSpec", "ConceptModel", "Context", "DAG",
+    "DAG", "PRESETS", "SEM", "SPLITS", "BenchmarkSpec", "ConceptIDError", "ConceptModel", "Context",
     "Dataset", "DatasetError", "GraphError", "Hard", "ImageMixing", "Intervention",
     "InterventionError", "LinearMixing", "MLPMixing", "Mixing", "MixingError", "ModelError",
     "SEMError", "Sample", "Shift", "Soft", "build_preset", "chain", "composed", "erdos_renyi",

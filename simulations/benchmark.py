@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConceptIDError
 from .model import ConceptModel
 from .presets import build_preset
 
@@ -42,7 +43,7 @@ SPLITS = ("train", "val", "test")
 ARRAYS = ("x", "concepts", "nuisance", "context", "split")
 
 
-class DatasetError(ValueError):
+class DatasetError(ConceptIDError):
     """A dataset or spec is malformed, corrupted, truncated, or would overwrite existing files."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ConceptIDError
+
 __all__ = [
     "DAG",
     "GraphError",
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-class GraphError(ValueError):
+class GraphError(ConceptIDError):
     """A graph is not a valid DAG (cycle, self-loop, duplicate or unknown node name)."""
 
 

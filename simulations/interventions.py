@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import ConceptIDError
+
 if TYPE_CHECKING:  # pragma: no cover
     from .sem import SEM
 
 __all__ = ["Context", "Hard", "Intervention", "InterventionError", "Shift", "Soft"]
 
 
-class InterventionError(ValueError):
+class InterventionError(ConceptIDError):
     """An intervention or context is malformed (unknown target, bad parameters, repeated target)."""
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ConceptIDError
+
 __all__ = [
     "ImageMixing",
     "LinearMixing",
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class MixingError(ValueError):
+class MixingError(ConceptIDError):
     """A mixing is malformed, or was given input of the wrong shape or with NaNs."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ConceptIDError
 from .interventions import Context, InterventionError, as_context
 from .mixing import Mixing, MixingError, mixing_from_dict, well_conditioned_matrix
 from .sem import SEM
@@ -24,7 +25,7 @@ from .sem import SEM
 __all__ = ["ConceptModel", "ModelError", "Sample", "random_readout"]
 
 
-class ModelError(ValueError):
+class ModelError(ConceptIDError):
     """A concept model is inconsistent (shapes of read-out, nuisance and mixing disagree, ...)."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ConceptIDError
 from .graphs import DAG, GraphError
 from .interventions import (
     NOISE_FAMILIES,
@@ -41,7 +42,7 @@ __all__ = ["MECHANISMS", "NOISE_FAMILIES", "SEM", "SEMError", "random_sem"]
 MECHANISMS = ("linear", "tanh", "mlp")
 
 
-class SEMError(ValueError):
+class SEMError(ConceptIDError):
     """An SEM's parameters are malformed (shapes, non-finite values, weights off the graph, ...)."""
 
 

@@ -1,0 +1,15 @@
+"""The package's one error base class.
+
+Every error that conceptid raises on bad input derives from :class:`ConceptIDError`, so a caller
+(the command line included) can catch the package's own errors without a list of types. It
+subclasses :class:`ValueError` because every such error is a value the caller passed that the
+package refuses.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConceptIDError"]
+
+
+class ConceptIDError(ValueError):
+    """Base class of every error conceptid raises on bad input or an impossible request."""
