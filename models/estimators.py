@@ -110,6 +110,23 @@ class SEMPrior(nn.Module):
         logdet = logvar.sum(1) - 2 * torch.linalg.slogdet(I_B)[1]
         return mean, precision, logdet
 
+    def nll(self, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``-log p_T(c)`` per sample ``(b,)``, in nats, for concepts ``c`` ``(b, K)``."""
+        pm, prec, logdet = self.moments(targets)
+        d = c - pm
+        quad = torch.einsum("bi,bij,bj->b", d, prec, d)
+        return 0.5 * (quad + logdet + c.shape[1] * LOG2PI)
+
+    @torch.no_grad()
+    def set_linear_gaussian(self, B, mu_obs, var_obs, mu_int, var_int) -> None:
+        """Set the SEM: ``B`` ``(K, K)``; noise means and variances per coordinate ``(K,)``."""
+        t = lambda a: torch.as_tensor(a, dtype=self.B.dtype)  # noqa: E731
+        self.B.copy_(t(B))
+        self.mu_obs.copy_(t(mu_obs))
+        self.logvar_obs.copy_(t(var_obs).clamp_min(1e-8).log())
+        self.mu_int.copy_(t(mu_int))
+        self.logvar_int.copy_(t(var_int).clamp_min(1e-8).log())
+
     @torch.no_grad()
     def sample(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
         """Concepts ``(b, K)`` drawn under per-sample target masks ``(b, m)``."""

@@ -45,6 +45,7 @@ from torch.func import jacfwd, vmap
 from identifiability import identify_linear_ml
 from identifiability.linear import IdentificationError
 
+from .context_prior import ContextFlowPrior
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
@@ -191,12 +192,10 @@ class ManifoldMLE(nn.Module):
         return 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J + self.volume_eps * eye)[1]
 
     def prior_nll(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``-log p_k(z)`` per sample: SEM prior on the concepts, ``N(0, I)`` on the nuisance."""
-        pm, prec, logdet = self.prior.moments(targets)
-        d = z[:, : self.K] - pm
-        quad = torch.einsum("bi,bij,bj->b", d, prec, d)
-        nuis = (z[:, self.K :] ** 2).sum(1)
-        return 0.5 * (quad + logdet + nuis + self.D * np.log(2 * np.pi))
+        """``-log p_k(z)`` per sample: the per-context prior on the concepts, ``N(0, I)`` on the
+        nuisance."""
+        nuis = (z[:, self.K :] ** 2).sum(1) + self.nuisance_dim * np.log(2 * np.pi)
+        return self.prior.nll(z[:, : self.K], targets) + 0.5 * nuis
 
     @torch.no_grad()
     def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -347,19 +346,17 @@ class ManifoldMLE(nn.Module):
     def _set_prior(self, ident, scale: np.ndarray) -> None:
         """Copy the identified SEM into the prior, in the rescaled coordinates (block noise laws
         enter through their diagonals: the prior's noise is diagonal per coordinate)."""
-        P = self.prior
         S = np.diag(scale)
         Si = np.diag(1.0 / scale)
-        P.B.copy_(torch.as_tensor(S @ ident.weights @ Si))
         var_obs = np.concatenate([np.diag(np.atleast_2d(c)) for c in ident.noise_cov]) * scale**2
         mean_int = np.concatenate([np.ravel(ident.intervention_mean[j]) for j in range(self.m)])
         var_int = np.concatenate(
             [np.diag(np.atleast_2d(ident.intervention_cov[j])) for j in range(self.m)]
         )
-        P.mu_obs.copy_(torch.as_tensor(np.ravel(ident.noise_mean) * scale))
-        P.logvar_obs.copy_(torch.as_tensor(np.log(np.maximum(var_obs, 1e-8))))
-        P.mu_int.copy_(torch.as_tensor(mean_int * scale))
-        P.logvar_int.copy_(torch.as_tensor(np.log(np.maximum(var_int * scale**2, 1e-8))))
+        self.prior.set_linear_gaussian(
+            S @ ident.weights @ Si, np.ravel(ident.noise_mean) * scale, var_obs,
+            mean_int * scale, var_int * scale**2,
+        )  # fmt: skip
 
     @torch.no_grad()
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
@@ -395,6 +392,14 @@ class LatentFlowMLE(ManifoldMLE):
     with an exact Jacobian: nothing to exploit. Concepts are ``h(g(x))[:, :K]``; generation is
     ``f(h^-1(c, n))``; :meth:`nll` adds the decoder's volume term, so it is the density of ``x``
     on the learned manifold, comparable across fits (what :meth:`selection_score` returns).
+
+    The prior over the concepts is chosen by ``prior``: ``"sem"`` (default), the linear Gaussian
+    SEM of :class:`~models.estimators.SEMPrior`; or ``"context-module"``, the context module as an
+    exact per-context flow prior (:class:`~models.context_prior.ContextFlowPrior`: intervention,
+    monotone expressive and causal layers, non-Gaussian exogenous laws). Either way a snap sets
+    its linear Gaussian part, and :meth:`generate` composes any set of targets.
+    ``use_labels=False`` is the labels-ignored ablation: every sample is treated as
+    observational in the loss, and no snap runs (a snap reads the labels).
     """
 
     def __init__(
@@ -411,16 +416,23 @@ class LatentFlowMLE(ManifoldMLE):
         volume_eps: float = 1e-3,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
+        prior: str = "sem",
+        use_labels: bool = True,
     ) -> None:
         if int(ae_epochs) < 1:
             raise ValueError(f"ae_epochs must be at least 1 (step 1 learns the manifold), "
                              f"got {ae_epochs!r}")  # fmt: skip
+        if prior not in ("sem", "context-module"):
+            raise ValueError(f"prior must be 'sem' or 'context-module', got {prior!r}")
         super().__init__(
             obs_shape, block_sizes, nuisance_dim, dag_weight=dag_weight, ae_epochs=ae_epochs,
-            snap_every=snap_every, hidden=hidden, volume_eps=volume_eps, encoder=encoder,
-            decoder=decoder,
+            snap_every=snap_every if use_labels else 0, hidden=hidden, volume_eps=volume_eps,
+            encoder=encoder, decoder=decoder,
         )  # fmt: skip
         self.flow = LatentFlow(self.D, flow_layers, flow_hidden)
+        self.prior_kind, self.use_labels = prior, bool(use_labels)
+        if prior == "context-module":
+            self.prior = ContextFlowPrior(self.block_sizes)
 
     def _set_residual_trainable(self, flag: bool) -> None:
         """Every autoencoder parameter trains in step 1 (no linear-only warm-up here)."""
@@ -459,6 +471,20 @@ class LatentFlowMLE(ManifoldMLE):
         z = self.latent(x)
         u, logdet = self.flow(z)
         return self.prior_nll(u, targets) - logdet + self.log_volume(z)
+
+    def _labels(self, targets: torch.Tensor) -> torch.Tensor:
+        """The targets the model sees: none at all in the labels-ignored ablation."""
+        return targets if self.use_labels else torch.zeros_like(targets)
+
+    def prior_nll(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return super().prior_nll(z, self._labels(targets))
+
+    @torch.no_grad()
+    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
+        """Samples of ``x`` under per-sample target masks ``(b, m)``: any set of targets,
+        including ones never seen together in training (composition). The labels-ignored
+        ablation draws from its one (pooled) law whatever the targets."""
+        return super().generate(self._labels(targets), generator)
 
     @torch.no_grad()
     def selection_score(self, data: TensorData, batch_size: int = 512) -> float:
