@@ -276,7 +276,7 @@ class ManifoldMLE(nn.Module):
         """
         self.snaps["tried"] += 1
         if require_improvement:
-            probe = data.batch(torch.arange(min(len(data), 4096))).to(self.prior.B.device)
+            probe = data.batch(torch.arange(min(len(data), 4096))).to(self.prior.weights.device)
             before = self.objective(probe)[0].item()
             state = copy.deepcopy(self.state_dict())
         if not self._snap(data, batch_size):
@@ -293,7 +293,7 @@ class ManifoldMLE(nn.Module):
     def _snap(self, data: TensorData, batch_size: int) -> bool:
         was = self.training
         self.eval()
-        dev = self.prior.B.device
+        dev = self.prior.weights.device
         Z = torch.cat([self.encode(b.x.to(dev)) for b in data.batches(batch_size, shuffle=False)])
         self.train(was)
         Z, T = Z.double().cpu().numpy(), data.targets.cpu().numpy()

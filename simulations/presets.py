@@ -189,6 +189,7 @@ def quad(
     held_out: str | Sequence | None = "pairs",
     standardize: bool = True,
     mixing: str = "image",
+    dependent: bool = True,
 ) -> ConceptModel:
     """The dependent quad scene: eight scalar concepts rendered as an RGB image.
 
@@ -216,11 +217,17 @@ def quad(
         Composed contexts for out-of-distribution tests.
     mixing : "image" (default) or "identity"
         ``identity`` observes the concepts themselves (useful for fast tests of the SEM).
+    dependent : bool
+        ``False`` gives the *independent* quad scene, the paper's other table: the same concepts,
+        noise laws, interventions and renderer with every edge removed (the eight concepts are
+        independent in every context). The noise and intervention parameters are the dependent
+        scene's (the source's independent parameters are not transcribed here).
     """
-    graph = DAG.from_edges([(p, c) for p, c, _ in QUAD_EDGES], nodes=QUAD_NAMES)
+    edges = QUAD_EDGES if dependent else ()
+    graph = DAG.from_edges([(p, c) for p, c, _ in edges], nodes=QUAD_NAMES)
     idx = {n: i for i, n in enumerate(QUAD_NAMES)}
     B = np.zeros((8, 8))
-    for p, c, w in QUAD_EDGES:
+    for p, c, w in edges:
         B[idx[c], idx[p]] = w
     sem = SEM(graph, B, np.zeros(8), tuple(np.array([[v]]) for v in QUAD_NOISE_VAR))
     mean_i = np.array(QUAD_INTERVENTION_MEAN)

@@ -351,6 +351,19 @@ def test_quad_standardized_observational_moments():
     assert np.abs(S - np.diag(np.diag(S))).max() > 0.1
 
 
+def test_independent_quad_has_no_edges_and_independent_concepts_in_every_context():
+    dep, ind = quad(mixing="identity"), quad(mixing="identity", dependent=False)
+    assert ind.sem.graph.edges == [] and len(dep.sem.graph.edges) == 11
+    assert [c.name for c in ind.all_contexts] == [c.name for c in dep.all_contexts]
+    for ctx in ind.all_contexts:
+        mu, S = ind.population_moments(ctx)
+        np.testing.assert_allclose(S, np.diag(np.diag(S)), atol=1e-12)
+    # standardised by its own observational law: identity covariance, zero mean
+    mu, S = ind.population_moments("obs")
+    np.testing.assert_allclose(mu, 0.0, atol=1e-12)
+    np.testing.assert_allclose(S, np.eye(8), atol=1e-12)
+
+
 def test_quad_targets_and_untargeted_concepts():
     model = quad(mixing="identity", held_out="all")
     targets = [c.targets[0] for c in model.contexts[1:]]
