@@ -33,7 +33,10 @@ def fresh_draw(ds: Dataset, context: int, n: int, seed: int, normaliser=None) ->
     name = ds.context_names[context]
     rng = np.random.default_rng([seed, context, 0xF100])
     x = np.asarray(model.sample(model.context(name), n, rng).x)
-    if x.dtype == np.uint8:
+    if ds.x.dtype == np.uint8:  # stored as round(255 * image): the same quantisation here
+        from simulations.render import to_uint8
+
+        x = to_uint8(x)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
     x = torch.as_tensor(x, dtype=torch.float32)
     if normaliser is not None and normaliser.mean is not None:
