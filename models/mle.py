@@ -291,6 +291,11 @@ class ManifoldMLE(nn.Module):
         return True
 
     def _snap(self, data: TensorData, batch_size: int) -> bool:
+        """Peel the concepts that have a single-target context in ``data`` (Theorem L on the
+        latent moments). Concepts without one (never intervened on, like quad's ``color`` and
+        ``shape``) cannot be peeled (witness N1): they get whitened directions of ``z``
+        uncorrelated with the peeled concepts, and no edges, for the likelihood to refine; they
+        stay nodes of the prior's SEM, not nuisance."""
         was = self.training
         self.eval()
         dev = self.prior.weights.device
@@ -298,35 +303,53 @@ class ManifoldMLE(nn.Module):
         self.train(was)
         Z, T = Z.double().cpu().numpy(), data.targets.cpu().numpy()
         single = T.sum(1) <= 1
-        moments, targets, counts = [], [], []
-        for k in range(self.m + 1):
-            rows = ~T.any(1) if k == 0 else T[:, k - 1] & single
-            if rows.sum() <= self.D:
-                return False
-            moments.append((Z[rows].mean(0), np.cov(Z[rows].T)))
-            targets.append(None if k == 0 else k - 1)
-            counts.append(int(rows.sum()))
+        obs = ~T.any(1)
+        if obs.sum() <= self.D:
+            return False
+        moments, targets, counts = [(Z[obs].mean(0), np.cov(Z[obs].T))], [None], [int(obs.sum())]
+        peeled = []
+        for j in range(self.m):
+            rows = T[:, j] & single
+            if rows.sum() > self.D:
+                moments.append((Z[rows].mean(0), np.cov(Z[rows].T)))
+                targets.append(len(peeled))
+                counts.append(int(rows.sum()))
+                peeled.append(j)
+        if not peeled:
+            return False
+        sizes = [self.block_sizes[j] for j in peeled]
         try:
-            ident = identify_linear_ml(moments, targets, self.block_sizes, counts)
+            ident = identify_linear_ml(moments, targets, sizes, counts)
         except IdentificationError:
             return False
         S0, z0 = moments[0][1], moments[0][0]
-        H = ident.readout  # (K, D): c = H z
+        H = ident.readout  # (K_peeled, D): peeled concepts = H z
         scale = 1.0 / np.sqrt(np.diag(H @ S0 @ H.T))
         H = H * scale[:, None]
-        rows, shift = [H], [np.zeros(self.K)]
-        if self.nuisance_dim:
-            # nuisance: directions of z uncorrelated with the concepts (observationally), whitened
-            basis = np.linalg.svd(H @ S0)[2][self.K :]
-            w, V = np.linalg.eigh(basis @ S0 @ basis.T)
-            N = (V / np.sqrt(w)).T @ basis
-            rows.append(N)
-            shift.append(-N @ z0)
-        M, t = np.vstack(rows), np.concatenate(shift)
+        Kp = H.shape[0]
+        # the rest of z: directions uncorrelated with the peeled concepts, whitened
+        basis = np.linalg.svd(H @ S0)[2][Kp:]
+        w, V = np.linalg.eigh(basis @ S0 @ basis.T)
+        N = (V / np.sqrt(w)).T @ basis
+        sl = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(int)
+        M, t = np.zeros((self.D, self.D)), np.zeros(self.D)
+        at_h, at_n, where = 0, 0, np.zeros(Kp, dtype=int)
+        for j in range(self.m):
+            k = self.block_sizes[j]
+            if j in peeled:
+                M[sl[j] : sl[j + 1]] = H[at_h : at_h + k]
+                where[at_h : at_h + k] = np.arange(sl[j], sl[j + 1])
+                at_h += k
+            else:
+                M[sl[j] : sl[j + 1]] = N[at_n : at_n + k]
+                t[sl[j] : sl[j + 1]] = -N[at_n : at_n + k] @ z0
+                at_n += k
+        M[self.K :] = N[at_n:]
+        t[self.K :] = -N[at_n:] @ z0
         if np.linalg.cond(M) > 1e8:
             return False
         self._reparametrise(M, t)
-        self._set_prior(ident, scale)
+        self._set_prior(ident, scale, where)
         return True
 
     def _reparametrise(self, M: np.ndarray, t: np.ndarray) -> None:
@@ -343,20 +366,27 @@ class ManifoldMLE(nn.Module):
         dec.weight.copy_(W2 @ Minv)
         dec.bias.copy_(dec.bias.double() - W2 @ Minv @ tt)
 
-    def _set_prior(self, ident, scale: np.ndarray) -> None:
+    def _set_prior(self, ident, scale: np.ndarray, where: np.ndarray) -> None:
         """Copy the identified SEM into the prior, in the rescaled coordinates (block noise laws
-        enter through their diagonals: the prior's noise is diagonal per coordinate)."""
-        S = np.diag(scale)
-        Si = np.diag(1.0 / scale)
-        var_obs = np.concatenate([np.diag(np.atleast_2d(c)) for c in ident.noise_cov]) * scale**2
-        mean_int = np.concatenate([np.ravel(ident.intervention_mean[j]) for j in range(self.m)])
-        var_int = np.concatenate(
-            [np.diag(np.atleast_2d(ident.intervention_cov[j])) for j in range(self.m)]
-        )
-        self.prior.set_linear_gaussian(
-            S @ ident.weights @ Si, np.ravel(ident.noise_mean) * scale, var_obs,
-            mean_int * scale, var_int * scale**2,
-        )  # fmt: skip
+        enter through their diagonals: the prior's noise is diagonal per coordinate).
+        ``where``: the concept coordinate of each identified one; the others (concepts that were
+        not peeled) get no edges and a standard normal noise in every context."""
+        K = self.K
+        S, Si = np.diag(scale), np.diag(1.0 / scale)
+        mi = len(ident.noise_cov)
+        B = np.zeros((K, K))
+        B[np.ix_(where, where)] = S @ ident.weights @ Si
+        mu_obs, var_obs = np.zeros(K), np.ones(K)
+        mu_int, var_int = np.zeros(K), np.ones(K)
+        mu_obs[where] = np.ravel(ident.noise_mean) * scale
+        var_obs[where] = np.concatenate([np.diag(np.atleast_2d(c)) for c in ident.noise_cov])
+        var_obs[where] *= scale**2
+        mu_int[where] = np.concatenate([np.ravel(ident.intervention_mean[j]) for j in range(mi)])
+        mu_int[where] *= scale
+        var_int[where] = np.concatenate(
+            [np.diag(np.atleast_2d(ident.intervention_cov[j])) for j in range(mi)]
+        ) * scale**2  # fmt: skip
+        self.prior.set_linear_gaussian(B, mu_obs, var_obs, mu_int, var_int)
 
     @torch.no_grad()
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:

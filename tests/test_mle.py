@@ -83,6 +83,38 @@ def test_snap_is_an_exact_reparametrisation_and_identifies_linear_concepts():
     assert np.allclose(Z[obs, 3].mean(), 0.0, atol=1e-6)
 
 
+def test_snap_peels_the_intervened_concepts_when_one_has_no_intervention_context():
+    """A concept without a single-target context (never intervened on) cannot be peeled; the
+    snap still peels the others exactly (here the missing one is a sink, so nothing it peels
+    depends on it), gives the missing one a whitened direction uncorrelated with them, no edges,
+    and keeps it a concept of the prior rather than nuisance."""
+    ds = generate(BenchmarkSpec(preset="random", preset_args={"m": 3, "p": 8, "nuisance_dim": 1},
+                                n_train=3000, n_val=100, n_test=500, seed=3))  # fmt: skip
+    adj = ds.model.sem.graph.adjacency
+    sink = int(np.flatnonzero(~adj.any(1))[0])  # a concept with no children
+    tr, te = from_dataset(ds, "train", "training"), from_dataset(ds, "test", "training")
+    _standardise(tr, te)
+    keep = ~tr.targets[:, sink]
+    tr = type(tr)(tr.x[keep].double(), tr.targets[keep], tr.context[keep], tr.concepts[keep])
+    te.x = te.x.double()
+    torch.manual_seed(0)
+    model = ManifoldMLE((8,), (1, 1, 1), nuisance_dim=1, hidden=16).double()
+    with torch.no_grad():
+        before = model.decode(model.encode(te.x))
+        assert model.snap(tr)
+        after = model.decode(model.encode(te.x))
+    assert torch.allclose(before, after, atol=1e-8)
+    r2 = align(model.concepts(te.x).numpy(), te.concepts.numpy()).r2
+    peeled = [j for j in range(3) if j != sink]
+    assert np.all(r2[peeled] > 0.99), r2
+    B = model.prior.weights.detach().numpy()
+    assert np.all(B[sink] == 0) and np.all(B[:, sink] == 0)
+    Z = model.encode(tr.x).detach().numpy()
+    obs = ~tr.targets.numpy().any(1)
+    assert abs(Z[obs, sink].mean()) < 1e-6 and abs(Z[obs, sink].std(ddof=1) - 1) < 1e-6
+    assert np.abs(np.corrcoef(Z[obs].T)[sink, peeled]).max() < 1e-6
+
+
 def test_recovers_the_concepts_on_the_first_rung():
     """L1 (linear mixing, 5 concepts, no nuisance): R^2 > 0.9 per concept in a short seeded run."""
     ds = generate(BenchmarkSpec(preset="random", preset_args={"m": 5, "p": 16},
