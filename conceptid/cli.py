@@ -16,7 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from simulations.benchmark import BenchmarkSpec, DatasetError, generate, load_dataset
+from simulations.benchmark import (
+    BenchmarkSpec,
+    DatasetError,
+    check_save_target,
+    generate,
+    load_dataset,
+)
 from simulations.graphs import GraphError
 from simulations.interventions import InterventionError
 from simulations.mixing import MixingError
@@ -92,8 +98,7 @@ def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
 def cmd_simulate(a: argparse.Namespace) -> int:
     spec = _spec_from_args(a)
     out = Path(a.out)
-    if out.exists() and not a.overwrite:
-        raise DatasetError(f"{out} exists; pass --overwrite to replace it")
+    check_save_target(out, a.overwrite)
     t0 = time.perf_counter()
     ds = generate(spec, progress=not a.quiet, name=a.name or "")
     ds.save(out, overwrite=a.overwrite)
