@@ -139,7 +139,7 @@ def _read(path: Path) -> dict:
     except Exception as err:  # torch raises several types for a damaged file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path} is corrupted or unreadable: {first}") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+    if not isinstance(state, dict) or "model" not in state or "model_class" not in state:
         raise CheckpointError(f"{path} is not a conceptid checkpoint")
     return state
 
@@ -165,11 +165,11 @@ def _shape_mismatch(model, saved: dict) -> str:
     return ", ".join(parts)
 
 
-def _load(path: Path, model, settings: dict | None = None) -> dict:
-    """Load the checkpoint ``path`` into ``model``; refuse (:class:`CheckpointError`, one line
-    naming the file) a damaged file, another model class, other ``settings`` (when given) or
-    tensors of other shapes."""
-    state = _read(path)
+def _load(path: Path, model, settings: dict | None = None, state: dict | None = None) -> dict:
+    """Load the checkpoint ``path`` (``state``: its contents, when already read) into ``model``;
+    refuse (:class:`CheckpointError`, one line naming the file) a damaged file, another model
+    class, other ``settings`` (when given) or tensors of other shapes."""
+    state = state if state is not None else _read(path)
     if state.get("model_class") != type(model).__name__:
         raise CheckpointError(
             f"{path} holds a {state.get('model_class')}, not a {type(model).__name__}"
