@@ -364,8 +364,8 @@ def test_kill_simulate_train_and_run_at_random_moments(reference, data, tmp_path
     for t in range(trials):
         run = tmp_path / f"train{t}"
         args = ["train", str(data), "--out", str(run), *TRAIN]
-        busy = lambda run=run: any((run / "models").glob("*/*"))  # noqa: E731
-        killed += _kill_at(_spawn(args), rng.uniform(0.0, 1.0), busy)
+        training = lambda run=run: any((run / "models").glob("*/checkpoint.pt*"))  # noqa: E731
+        killed += _kill_at(_spawn(args), rng.uniform(0.0, 0.6), training)
         if run.exists():
             _complete_or_absent(run, reference)
         assert main(args) == 0
@@ -377,8 +377,8 @@ def test_kill_simulate_train_and_run_at_random_moments(reference, data, tmp_path
     for t in range(trials):
         run = tmp_path / f"run{t}"
         args = ["run", *DATA, *TRAIN, "--out", str(run)]
-        checked = lambda run=run: (run / "check.json").exists()  # noqa: E731
-        killed += _kill_at(_spawn(args), rng.uniform(0.0, 2.5), checked)
+        training = lambda run=run: any((run / "models").glob("*/*"))  # noqa: E731
+        killed += _kill_at(_spawn(args), rng.uniform(0.0, 1.5), training)
         if run.exists():
             _complete_or_absent(run, reference)
         assert main(args) == 0
