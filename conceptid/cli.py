@@ -16,7 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-from simulations.benchmark import BenchmarkSpec, DatasetError, generate, load_dataset
+from simulations.benchmark import (
+    BenchmarkSpec,
+    DatasetError,
+    check_save_target,
+    generate,
+    load_dataset,
+)
+from simulations.errors import ConceptIDError
 from simulations.graphs import GraphError
 from simulations.interventions import InterventionError
 from simulations.mixing import MixingError
@@ -92,8 +99,7 @@ def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
 def cmd_simulate(a: argparse.Namespace) -> int:
     spec = _spec_from_args(a)
     out = Path(a.out)
-    if out.exists() and not a.overwrite:
-        raise DatasetError(f"{out} exists; pass --overwrite to replace it")
+    check_save_target(out, a.overwrite)
     t0 = time.perf_counter()
     ds = generate(spec, progress=not a.quiet, name=a.name or "")
     ds.save(out, overwrite=a.overwrite)
@@ -175,6 +181,9 @@ def _run_spec(a: argparse.Namespace) -> BenchmarkSpec:
 
 
 RESTARTS_HELP = "fits per method from different seeds; the best is kept (default 1)"
+RETRAIN_HELP = ("discard each method's saved model and checkpoints (nothing else) and train "
+                "afresh; without it, a model trained under other settings stops the "
+                "command")  # fmt: skip
 
 
 def _methods(text: str | None) -> list[str] | None:
@@ -186,7 +195,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     cfg = RunConfig(spec=_run_spec(a), out=Path(a.out), seed=a.seed, epochs=a.epochs,
                     batch_size=a.batch_size, device=a.device, methods=_methods(a.methods),
-                    check_method=a.check_method, restarts=a.restarts,
+                    check_method=a.check_method, restarts=a.restarts, retrain=a.retrain,
                     progress=not a.quiet)  # fmt: skip
     run(cfg)
     return 0
@@ -200,45 +209,23 @@ def cmd_train(a: argparse.Namespace) -> int:
     for name in _methods(a.methods) or default_methods(ds):
         model, hist = train_method(name, ds, out, seed=a.seed, epochs=a.epochs,
                                    batch_size=a.batch_size, device=a.device,
-                                   progress=not a.quiet, restarts=a.restarts)  # fmt: skip
-        print(f"{name}: {len(hist['val_loss'])} epochs, best validation loss "
+                                   progress=not a.quiet, restarts=a.restarts,
+                                   retrain=a.retrain)  # fmt: skip
+        how = "reused (trained before under the same settings)" if model._reused else "trained"
+        print(f"{name}: {how}, {len(hist['val_loss'])} epochs, best validation loss "
               f"{min(hist['val_loss']):.4g} -> {out / 'models' / name / 'final.pt'}")  # fmt: skip
     return 0
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    import numpy as np
+    from .pipeline import evaluate_dir
 
-    from identifiability import check
-
-    from .pipeline import RunConfig, evaluate_and_report, load_trained
-
-    out = Path(a.run)
-    ds = load_dataset(a.data or out / "data")
-    finals = sorted((out / "models").glob("*/final.pt"))
-    if not finals:
-        raise DatasetError(f"{out / 'models'} holds no trained model (run `conceptid train`)")
-    trained, histories, first = {}, {}, None
-    for f in finals:
-        model, state = load_trained(f, ds)
-        trained[state["method"]], histories[state["method"]] = model, state["history"]
-        first = first or state["config"]
-    spec = BenchmarkSpec.from_dict(ds.card["spec"])
-    cfg = RunConfig(spec=spec, out=out, seed=first["seed"], epochs=first["epochs"],
-                    batch_size=first["batch_size"], lr=first["lr"], methods=list(trained),
-                    restarts=first.get("restarts", 1), progress=False)  # fmt: skip
-    report = check(ds.model, a.check_method, rng=np.random.default_rng(cfg.seed))
-    timings = {"data": 0.0, "check": report.seconds,
-               "train": {k: h.get("seconds", 0.0) for k, h in histories.items()}}  # fmt: skip
-    evaluate_and_report(ds, trained, histories, cfg, report, timings)
+    evaluate_dir(Path(a.run), Path(a.data) if a.data else None, a.check_method)
     return 0
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
-    from .pipeline import load_trained
+    from .pipeline import load_trained, sample
 
     model_dir = Path(a.model)
     final = model_dir / "final.pt" if model_dir.is_dir() else model_dir
@@ -252,15 +239,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
         raise DatasetError(f"unknown intervention targets {unknown}; concepts: {names}")
     if a.n < 1:
         raise DatasetError(f"--n must be a positive integer, got {a.n}")
-    mask = torch.zeros(a.n, len(names), dtype=torch.bool)
-    for t in targets:
-        mask[:, names.index(t)] = True
-    g = torch.Generator().manual_seed(a.seed)
-    with torch.no_grad():
-        x = model.generate(mask, generator=g).numpy()
-    norm = state.get("normaliser") or {}
-    if norm.get("mean") is not None:  # back to the data's units
-        x = x * norm["std"].numpy() + norm["mean"].numpy()
+    x = sample(model, ds, targets, a.n, a.seed)  # the data's units
     out = Path(a.out)
     if out.suffix == ".png":
         from .report import _plt
@@ -274,7 +253,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
         for ax in axes.flat:
             ax.axis("off")
         for ax, img in zip(axes.flat, x):
-            ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1))
+            ax.imshow(img)
         from .plots import _atomic_savefig
 
         _atomic_savefig(fig, out)
@@ -282,7 +261,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     elif out.suffix == ".npy":
         from .pipeline import atomic_npy
 
-        atomic_npy(out, x.astype(np.float32))
+        atomic_npy(out, x)
     else:
         raise DatasetError(f"--out must end in .npy or .png, got {out.name!r}")
     label = "do(" + ",".join(targets) + ")" if targets else "observational"
@@ -358,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     r.add_argument("--methods", help="comma-separated (default: every method that applies)")
     r.add_argument("--check-method", choices=["exact", "numeric"], default="exact")
+    r.add_argument("--retrain", action="store_true", help=RETRAIN_HELP)
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
 
@@ -370,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--restarts", type=int, default=1, help=RESTARTS_HELP)
     t.add_argument("--device", default="cpu")
+    t.add_argument("--retrain", action="store_true", help=RETRAIN_HELP)
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
 
@@ -396,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return a.func(a)
     except Exception as err:
-        if not isinstance(err, USER_ERRORS + _late_user_errors()):
+        if not isinstance(err, (ConceptIDError, *USER_ERRORS, *_late_user_errors())):
             raise
         print(f"conceptid {a.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """The main job, stage by stage: generate -> check -> train -> evaluate -> report.
 
-A *run directory* is the on-disk format every stage reads and writes, so a run can be stopped and
-resumed anywhere (each file is written atomically):
+A *run directory* (:mod:`conceptid.rundir`) is the on-disk format every stage reads and writes,
+so a run can be stopped and resumed anywhere (each file is written atomically):
 
+    RUN/run.json                   the marker of a run directory
     RUN/data/                      the benchmark dataset (simulations.benchmark format)
     RUN/check.json, check.txt      the identifiability verdict
     RUN/models/METHOD/final.pt     a trained model (written once training has finished)
@@ -11,8 +12,12 @@ resumed anywhere (each file is written atomically):
     RUN/timings.json               wall times of every stage and method
     RUN/figures/*.png, RUN/report.md
 
-A method whose ``final.pt`` exists is not retrained; a run interrupted during training resumes
-from the trainer's checkpoint.
+Every ``final.pt`` and checkpoint records the settings that determine it (:func:`train_settings`:
+the dataset's content hash, the method, seed, epochs, batch size, learning rate, restarts, device
+type and the trainer's schedule) and their hash. A method is reused only when its ``final.pt``
+was trained under exactly the settings asked for, and a checkpoint resumed only then; otherwise
+the run stops naming what differs, and ``retrain=True`` (``--retrain``) discards that method's
+model and checkpoints. Metrics and report state the settings stored with the models.
 """
 
 from __future__ import annotations
@@ -33,28 +38,55 @@ from models.data import TensorData, from_dataset, targets_mask
 from models.estimators import ContextModuleVAE, PooledVAE
 from models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
 from models.mle import LatentFlowMLE, ManifoldMLE
-from models.trainer import CheckpointError, TrainConfig, _load, _save, fit_restarts
+from models.trainer import (
+    CheckpointError,
+    TrainConfig,
+    _load,
+    _read,
+    _save,
+    fit_restarts,
+    settings_difference,
+    settings_key,
+)
 from simulations.atomic import atomic_path
 from simulations.benchmark import BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
 from simulations.errors import ConceptIDError
 
+from .rundir import (
+    check_run_dir,
+    method_files,
+    open_run_dir,
+    remove_evaluation,
+    remove_method,
+    require_run_dir,
+)
+
 __all__ = [
     "METHODS",
+    "REPORTED",
     "PipelineError",
     "Method",
     "RunConfig",
+    "common_settings",
     "default_methods",
     "evaluate_and_report",
+    "evaluate_dir",
     "evaluate_run",
     "latent_means",
     "load_trained",
+    "reproduce_commands",
     "run",
+    "sample",
+    "saved_model",
+    "settings_of",
     "train_method",
+    "train_settings",
 ]
 
 
 class PipelineError(ConceptIDError):
-    """A run was asked for something it cannot do (an unknown method, a wrong data kind)."""
+    """A run was asked for something it cannot do (an unknown method, a wrong data kind, a saved
+    model of other settings without ``retrain``, interventions from a model without them)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +191,7 @@ class RunConfig:
     n_generate: int = 500
     restarts: int = 1
     progress: bool = True
+    retrain: bool = False
     command: str = field(default_factory=lambda: " ".join(sys.argv))
 
     def __post_init__(self) -> None:
@@ -194,8 +227,9 @@ def _write_json(path: Path, obj) -> None:
 
 
 def ensure_data(spec: BenchmarkSpec, out: Path, progress: bool = True) -> Dataset:
-    """Load ``out/data`` if it holds this spec's dataset, else generate and save it."""
-    path = out / "data"
+    """Load ``out/data`` if it holds this spec's dataset, else generate and save it (``out`` is
+    a run directory: :func:`conceptid.rundir.open_run_dir`)."""
+    path = open_run_dir(out) / "data"
     if path.exists():
         ds = load_dataset(path)
         if BenchmarkSpec.from_dict(ds.card["spec"]) != spec:
@@ -243,60 +277,220 @@ def splits(ds: Dataset, norm: Normaliser | None = None):
 # ---------------------------------------------------------------------------------- train
 
 
+def _train_config(name: str, ds: Dataset, *, seed: int, epochs: int, batch_size: int, lr: float,
+                  device: str, restarts: int, progress: bool = False,
+                  checkpoint: str | None = None) -> TrainConfig:  # fmt: skip
+    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                       patience=max(10, epochs // 3), progress=progress, checkpoint=checkpoint,
+                       extra={"method": name, "dataset": ds.card["content_hash"],
+                              "restarts": restarts})  # fmt: skip
+
+
+def train_settings(
+    name: str, ds: Dataset, *, seed: int = 0, epochs: int = 20, batch_size: int = 128,
+    lr: float = 2e-3, device: str = "cpu", restarts: int = 1,
+) -> dict:  # fmt: skip
+    """Everything that determines the model :func:`train_method` fits: the dataset's content
+    hash, the method, and every training setting (:meth:`models.trainer.TrainConfig.settings`:
+    seed, epochs, batch size, learning rate, schedule, device type) with the restarts. A saved
+    model or checkpoint is reused only when its settings equal these."""
+    return _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                         device=device, restarts=restarts).settings()  # fmt: skip
+
+
 def train_method(
     name: str, ds: Dataset, out: Path, *, seed: int = 0, epochs: int = 20, batch_size: int = 128,
     lr: float = 2e-3, device: str = "cpu", progress: bool = True, data_splits=None,
-    restarts: int = 1,
+    restarts: int = 1, retrain: bool = False,
 ) -> tuple[torch.nn.Module, dict]:  # fmt: skip
-    """Train ``name`` on ``ds`` into ``out/models/name`` (skipped if ``final.pt`` exists).
-    ``data_splits``: the result of :func:`splits` when the caller already has it. ``restarts``:
-    fits from different seeds, the best kept (:func:`models.trainer.fit_restarts`)."""
-    if name not in METHODS:
-        raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
-    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
-        raise PipelineError(f"restarts must be a positive integer, got {restarts!r}")
+    """Train ``name`` on ``ds`` into the run directory ``out`` (``out/models/name/final.pt``).
+
+    A ``final.pt`` trained under exactly these settings (:func:`train_settings`) is loaded
+    instead; an interrupted training resumes from its checkpoint. ``data_splits``: the result of
+    :func:`splits` when the caller already has it. ``restarts``: fits from different seeds, the
+    best kept (:func:`models.trainer.fit_restarts`). ``retrain``: discard this method's saved
+    model and checkpoints first (nothing else) and train afresh. Training a model removes the
+    run's evaluation (:func:`conceptid.rundir.remove_evaluation`), which described the models
+    before.
+
+    Returns the model (with ``_normaliser``, ``_settings`` and ``_reused`` set) and its history.
+
+    Raises
+    ------
+    PipelineError
+        An unknown method, a method that cannot fit this data, bad ``restarts``, or a
+        ``final.pt`` trained under other settings (naming each that differs, old -> new)
+        without ``retrain``.
+    CheckpointError
+        A damaged ``final.pt`` or checkpoint, or a checkpoint of other settings, without
+        ``retrain``.
+    conceptid.rundir.RunDirError
+        ``out`` is not a run directory.
+    models.trainer.TrainingDivergedError
+        The loss became NaN or infinite (the last good checkpoint is kept).
+    """
+    out = check_run_dir(out)
     folder = out / "models" / name
     final = folder / "final.pt"
-    if final.exists():
-        model, state = load_trained(final, ds)
-        return model, state["history"]
+    cfg = _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                        device=device, restarts=restarts, progress=progress,
+                        checkpoint=str(folder / "checkpoint.pt"))  # fmt: skip
+    settings = cfg.settings()
+    state = saved_model(name, ds, out, settings, retrain)
+    open_run_dir(out)  # everything is checked: from here on files are written
     method = METHODS[name]
-    if method.vectors_only and ds.x.dtype == np.uint8:
-        raise PipelineError(f"{name} needs vector observations; this dataset holds images")
+    if retrain:
+        remove_method(out, name)
+    elif state is not None:
+        model, state = load_trained(final, ds, state)
+        for ckpt in method_files(out, name):  # left by a run killed after saving final.pt
+            if ckpt != final:
+                ckpt.unlink()
+        model._reused = True
+        return model, state["history"]
+    remove_evaluation(out)
     norm, (tr, va, _, _) = data_splits or splits(ds)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                      patience=max(10, epochs // 3), progress=progress,
-                      checkpoint=str(folder / "checkpoint.pt"))  # fmt: skip
-    model, hist = fit_restarts(lambda: method.make(ds, epochs), tr, va, cfg, restarts)
+    try:
+        model, hist = fit_restarts(lambda: method.make(ds, epochs), tr, va, cfg, restarts)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
     _save(final, {
         "model_class": type(model).__name__, "method": name, "model": model.state_dict(),
-        "config": {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                   "restarts": restarts},
+        "settings": settings, "key": settings_key(settings),
         "normaliser": norm.state(), "history": hist, "card_hash": ds.card["card_hash"],
     })  # fmt: skip
-    for ckpt in folder.glob("checkpoint.pt*"):
-        ckpt.unlink()
-    model._normaliser = norm
+    for ckpt in method_files(out, name):
+        if ckpt != final:
+            ckpt.unlink()
+    model._normaliser, model._settings, model._reused = norm, settings, False
     return model, hist
 
 
-def load_trained(path: Path, ds: Dataset):
-    """A trained model from ``final.pt``, checked against the dataset it was trained on."""
-    path = Path(path)
+def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool = False):
+    """The contents of ``out/models/name/final.pt`` when it may be reused under ``settings``
+    (:func:`train_settings`); None when there is none, or ``retrain`` discards it. Checks
+    everything :func:`train_method` would refuse, without writing anything.
+
+    Raises
+    ------
+    PipelineError
+        An unknown method, one that cannot fit this data, bad restarts, or a saved model of
+        other settings (naming each that differs, old -> new) without ``retrain``.
+    CheckpointError
+        A damaged ``final.pt`` without ``retrain``.
+    """
+    if name not in METHODS:
+        raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    restarts = settings.get("restarts")
+    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
+        raise PipelineError(f"restarts must be a positive integer, got {restarts!r}")
+    if METHODS[name].vectors_only and ds.x.dtype == np.uint8:
+        raise PipelineError(f"{name} needs vector observations; this dataset holds images")
+    final = Path(out) / "models" / name / "final.pt"
+    if retrain or not final.exists():
+        return None
+    hint = "pass --retrain (retrain=True) to train it afresh, or use another --out"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise CheckpointError(f"{path} is corrupted or unreadable: {err}") from None
-    if not isinstance(state, dict) or state.get("method") not in METHODS:
+        state = _read(final)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; {hint}") from None
+    if state.get("key") != settings_key(settings):
+        diff = settings_difference(state.get("settings"), settings)
+        raise PipelineError(f"{final} was trained under other settings: {diff}; {hint}")
+    return state
+
+
+def load_trained(path: Path, ds: Dataset, state: dict | None = None):
+    """A trained model from ``final.pt``, checked against the dataset it was trained on.
+
+    Parameters
+    ----------
+    path : Path
+        A ``final.pt``.
+    ds : Dataset
+        The dataset it must have been trained on (same content hash).
+    state : dict, optional
+        The file's contents when the caller has read it already.
+
+    Returns
+    -------
+    (model, state)
+        The model in eval mode, with ``_normaliser`` and ``_settings`` (the settings it was
+        trained under) set; the file's contents.
+
+    Raises
+    ------
+    CheckpointError
+        A damaged file, not a trained conceptid model, no recorded settings (an older format),
+        another dataset, or weights that do not fit.
+    """
+    path = Path(path)
+    state = state if state is not None else _read(path)
+    if state.get("method") not in METHODS:
         raise CheckpointError(f"{path} is not a trained conceptid model")
-    if state.get("card_hash") != ds.card["card_hash"]:
-        raise CheckpointError(f"{path} was trained on a different dataset")
-    model = METHODS[state["method"]].make(ds, state["config"]["epochs"])
-    _load(path, model)
+    settings = state.get("settings")
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{path} records no training settings (written by an older "
+                              "conceptid); train it again (--retrain)")  # fmt: skip
+    if settings.get("dataset") != ds.card["content_hash"]:
+        raise CheckpointError(f"{path} was trained on a different dataset (content hash "
+                              f"{str(settings.get('dataset'))[:12]}..., this one "
+                              f"{ds.card['content_hash'][:12]}...)")  # fmt: skip
+    model = METHODS[state["method"]].make(ds, settings["epochs"])
+    _load(path, model, state=state)
     model.eval()
     n = state.get("normaliser") or {}
     model._normaliser = Normaliser(n.get("mean"), n.get("std"))
+    model._settings = settings
     return model, state
+
+
+def sample(model, ds: Dataset, targets: Sequence[str], n: int, seed: int = 0) -> np.ndarray:
+    """``n`` samples of a trained model under interventions on ``targets``, in the data's units.
+
+    Parameters
+    ----------
+    model
+        From :func:`load_trained` or :func:`train_method`.
+    ds : Dataset
+        Its dataset (concept names, units).
+    targets : sequence of str
+        Concept names to intervene on; empty: observational samples.
+    n : int
+        Number of samples.
+    seed : int
+
+    Returns
+    -------
+    ndarray
+        Like the dataset's ``x``: float32 ``(n, p)`` vectors (the training normalisation
+        undone), or uint8 ``(n, H, W, 3)`` images (``round(255 * image)``).
+
+    Raises
+    ------
+    PipelineError
+        Targets given to a model that cannot generate under interventions (its estimator's
+        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation).
+    """
+    from simulations.render import to_uint8
+
+    names = list(ds.card["concept_names"])
+    method = (getattr(model, "_settings", None) or {}).get("method", type(model).__name__)
+    if targets and not getattr(model, "can_intervene", False):
+        label = METHODS[method].label if method in METHODS else method
+        raise PipelineError(f"{method} ({label}) cannot generate under interventions: it "
+                            "ignores the context labels; ask it for observational samples "
+                            "(no --targets)")  # fmt: skip
+    mask = torch.zeros(n, len(names), dtype=torch.bool)
+    for t in targets:
+        mask[:, names.index(t)] = True
+    x = _generate(model, mask, seed)
+    if ds.x.dtype == np.uint8:
+        return to_uint8(x.transpose(0, 2, 3, 1))
+    norm = _normaliser_of(model)
+    if norm is not None and norm.mean is not None:  # back to the data's units
+        x = x * norm.std.numpy() + norm.mean.numpy()
+    return x.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------- evaluate
@@ -386,8 +580,7 @@ def _normaliser_of(model) -> Normaliser | None:
 
 def run(cfg: RunConfig) -> dict:
     """All stages; returns the metrics dict (also in ``cfg.out/metrics.json``)."""
-    out = cfg.out
-    out.mkdir(parents=True, exist_ok=True)
+    out = open_run_dir(cfg.out)
     timings: dict = {}
 
     t0 = time.perf_counter()
@@ -396,6 +589,11 @@ def run(cfg: RunConfig) -> dict:
     timings["data"] = time.perf_counter() - t0
     _say(f"      {len(ds.context)} samples, {len(ds.context_names)} contexts "
          f"({timings['data']:.1f} s)")  # fmt: skip
+    methods = list(cfg.methods or default_methods(ds))
+    for name in methods:  # a saved model of other settings stops the run before any training
+        saved_model(name, ds, out, train_settings(name, ds, seed=cfg.seed, epochs=cfg.epochs,
+                    batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
+                    restarts=cfg.restarts), cfg.retrain)  # fmt: skip
 
     t0 = time.perf_counter()
     _say(f"[2/5] identifiability check ({cfg.check_method})")
@@ -406,23 +604,21 @@ def run(cfg: RunConfig) -> dict:
     _say("      " + ", ".join(f"{k}: {v}" for k, v in verdicts(report).items()))
     _say(f"      full report: {out / 'check.txt'} ({timings['check']:.1f} s)")
 
-    methods = list(cfg.methods or default_methods(ds))
     data_splits = splits(ds)  # once: every method is trained and evaluated on these tensors
     trained, histories, timings["train"] = {}, {}, {}
     for i, name in enumerate(methods):
         t0 = time.perf_counter()
-        done = (out / "models" / name / "final.pt").exists()
-        _say(f"[3/5] train {name} ({i + 1}/{len(methods)})" + (": done before, loaded" if done
-                                                                  else ""))  # fmt: skip
+        _say(f"[3/5] train {name} ({i + 1}/{len(methods)})")
         model, hist = train_method(name, ds, out, seed=cfg.seed, epochs=cfg.epochs,
                                    batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
                                    progress=cfg.progress, data_splits=data_splits,
-                                   restarts=cfg.restarts)  # fmt: skip
+                                   restarts=cfg.restarts, retrain=cfg.retrain)  # fmt: skip
         model.to("cpu").eval()
         trained[name], histories[name] = model, hist
         timings["train"][name] = hist.get("seconds", 0.0)
+        reused = "; trained before under the same settings, reused" if model._reused else ""
         _say(f"      {len(hist['val_loss'])} epochs, best val loss "
-             f"{min(hist['val_loss']):.4g} ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+             f"{min(hist['val_loss']):.4g} ({time.perf_counter() - t0:.1f} s{reused})")  # fmt: skip
 
     return evaluate_and_report(ds, trained, histories, cfg, report, timings, data_splits)
 
@@ -456,12 +652,41 @@ def verdicts(report) -> dict:
     return {c.concept: c.status + ("*" if c.conditional else "") for c in report.concepts}
 
 
+#: the training settings the report and metrics.json state for every method
+REPORTED = ("seed", "epochs", "batch_size", "lr", "restarts", "device")
+
+
+def settings_of(model, cfg: RunConfig | None = None) -> dict:
+    """The settings ``model`` was trained under (stored with it), or, for a model that carries
+    none (built outside :func:`train_method`), those of ``cfg``."""
+    stored = getattr(model, "_settings", None)
+    if stored is not None:
+        return stored
+    if cfg is None:
+        raise PipelineError("the model carries no training settings, and no config was given")
+    return {"seed": cfg.seed, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
+            "restarts": cfg.restarts, "device": torch.device(cfg.device).type}  # fmt: skip
+
+
+def common_settings(settings: Sequence[dict]) -> dict:
+    """Each of :data:`REPORTED` with the value every method shares, None where they differ."""
+    out = {}
+    for key in REPORTED:
+        values = {json.dumps(s.get(key)) for s in settings}
+        out[key] = settings[0].get(key) if len(values) == 1 else None
+    return out
+
+
 def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None, data_splits=None) -> dict:
-    """Metrics of every trained method plus what reproduces them (no wall times: the file is
-    the same for the same command and seed)."""
+    """Metrics of every trained method, each with the settings it was trained under, plus what
+    reproduces them (no wall times: the file is the same for the same command and seed). Each
+    method is evaluated under its own training seed; the top-level settings are those every
+    method shares (None where they differ)."""
     per = {}
     for name, model in trained.items():
-        per[name] = evaluate_method(name, model, ds, cfg.seed, cfg.n_generate, data_splits)
+        st = settings_of(model, cfg)
+        per[name] = evaluate_method(name, model, ds, st["seed"], cfg.n_generate, data_splits)
+        per[name]["training"] = dict(st)
         m = per[name]
         comp = m["composition_swd"]
         _say(f"      {name:<15} mean R2 {m['mean_r2']:.3f}  MCC {m['mcc']:.3f}  concept SWD "
@@ -469,11 +694,7 @@ def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None, data_s
              f"{'n/a' if comp is None else f'{comp:.4f}'}")  # fmt: skip
     return {
         "spec": cfg.spec.to_dict(),
-        "seed": cfg.seed,
-        "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size,
-        "lr": cfg.lr,
-        "restarts": cfg.restarts,
+        **common_settings([settings_of(m, cfg) for m in trained.values()]),
         "concepts": list(ds.card["concept_names"]),
         "verdict": None if report is None else verdicts(report),
         "methods": per,
@@ -484,6 +705,80 @@ def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None, data_s
             "python": platform.python_version(),
         },
     }  # fmt: skip
+
+
+def reproduce_commands(run_dir: Path, data: Path | None, trained: dict,
+                       check_method: str = "exact") -> str:  # fmt: skip
+    """The command lines that train ``trained`` as they were trained (from the settings stored
+    with them; methods trained alike share a line) and evaluate them."""
+    import shlex
+
+    groups: dict = {}
+    for name, model in trained.items():
+        st = settings_of(model)
+        groups.setdefault(tuple(st.get(k) for k in REPORTED), []).append(name)
+    data_arg = shlex.quote(str(data if data is not None else Path(run_dir) / "data"))
+    run_arg = shlex.quote(str(run_dir))
+    lines = []
+    for values, names in groups.items():
+        st = dict(zip(REPORTED, values))
+        line = (f"conceptid train {data_arg} --out {run_arg} --methods {','.join(names)} "
+                f"--seed {st['seed']} --epochs {st['epochs']} --batch-size {st['batch_size']} "
+                f"--restarts {st['restarts']} --device {st['device']}")  # fmt: skip
+        if st["lr"] != RunConfig.lr:
+            line += f"  # learning rate {st['lr']}: train_method(lr=...) in Python"
+        lines.append(line)
+    line = f"conceptid evaluate {run_arg}" + (f" --data {data_arg}" if data is not None else "")
+    lines.append(line + (f" --check-method {check_method}" if check_method != "exact" else ""))
+    return "\n".join(lines)
+
+
+def evaluate_dir(run_dir: Path, data: Path | None = None, check_method: str = "exact") -> dict:
+    """Evaluate every trained model of the run directory ``run_dir`` (``conceptid evaluate``):
+    metrics, figures and report, stating the settings stored with the models.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A run directory with ``models/*/final.pt``.
+    data : Path, optional
+        The dataset directory the models were trained on (default ``run_dir/data``).
+    check_method : {"exact", "numeric"}
+
+    Returns
+    -------
+    dict
+        The metrics (also in ``run_dir/metrics.json``).
+
+    Raises
+    ------
+    conceptid.rundir.RunDirError
+        ``run_dir`` is not a run directory.
+    PipelineError
+        It holds no trained model.
+    CheckpointError, DatasetError
+        A damaged model or dataset, or a model trained on another dataset.
+    """
+    run_dir = require_run_dir(run_dir)
+    ds = load_dataset(data if data is not None else run_dir / "data")
+    finals = sorted((run_dir / "models").glob("*/final.pt"))
+    if not finals:
+        raise PipelineError(f"{run_dir / 'models'} holds no trained model (run `conceptid "
+                            "train`)")  # fmt: skip
+    trained, histories = {}, {}
+    for f in finals:
+        model, state = load_trained(f, ds)
+        trained[state["method"]], histories[state["method"]] = model, state["history"]
+    first = settings_of(next(iter(trained.values())))
+    cfg = RunConfig(spec=BenchmarkSpec.from_dict(ds.card["spec"]), out=run_dir,
+                    seed=first["seed"], epochs=first["epochs"], batch_size=first["batch_size"],
+                    lr=first["lr"], restarts=first["restarts"], methods=list(trained),
+                    check_method=check_method, progress=False,
+                    command=reproduce_commands(run_dir, data, trained, check_method))  # fmt: skip
+    report = check(ds.model, check_method, rng=np.random.default_rng(cfg.seed))
+    timings = {"data": 0.0, "check": report.seconds,
+               "train": {k: h.get("seconds", 0.0) for k, h in histories.items()}}  # fmt: skip
+    return evaluate_and_report(ds, trained, histories, cfg, report, timings)
 
 
 def _package_version() -> str:

@@ -177,7 +177,7 @@ def write_report(
     :func:`conceptid.pipeline.splits`, computed when not given."""
     from identifiability import align
 
-    from .pipeline import METHODS, _normaliser_of, _write_text, splits
+    from .pipeline import METHODS, REPORTED, _normaliser_of, _write_text, splits
 
     figs = out / "figures"
     primary = _primary(trained)
@@ -208,15 +208,27 @@ def write_report(
     for name, v in report.assumptions.items():
         L.append(f"| {name} | {mark[v.holds]} | {v.reason} |")
     L += ["", "## Results", ""]
+    # the settings stored with the models (metrics.json), not the command's: a reused or
+    # separately trained model is described as it was trained
+    if all(metrics[k] is not None for k in REPORTED):
+        trained_as = (f"seed {metrics['seed']}, {metrics['epochs']} epochs, batch "
+                      f"{metrics['batch_size']}, lr {metrics['lr']}, {metrics['restarts']} "
+                      f"restart(s) per method, on {metrics['device']}")  # fmt: skip
+    else:
+        trained_as = "training settings per method in the table below"
     L.append(
         f"Test split of the training contexts (R^2, MCC, concept SWD) and of the held-out "
-        f"compositions (composition SWD); seed {cfg.seed}, {cfg.epochs} epochs, batch "
-        f"{cfg.batch_size}, lr {cfg.lr}, {cfg.restarts} restart(s) per method. R^2 is per "
+        f"compositions (composition SWD); {trained_as}. R^2 is per "
         f"concept, up to the proven class (best affine map, `identifiability.align`; Hungarian "
         f"assignment for models without concept labels). SWD: sliced Wasserstein-2 (POT, 200 "
         f"projections, fixed seed) between {cfg.n_generate} generated and the test samples, "
         f"averaged over contexts."
     )
+    if trained_as.startswith("training settings per method"):
+        L += ["", "| method | " + " | ".join(REPORTED) + " |", "| --- " * (len(REPORTED) + 1) + "|"]
+        for name, m in metrics["methods"].items():
+            L.append(f"| {METHODS[name].label} | "
+                     + " | ".join(str(m["training"].get(k)) for k in REPORTED) + " |")  # fmt: skip
     L += ["", "| method | R^2 per concept | mean R^2 | MCC | concept SWD | composition SWD | "
           "bits/dim | active dims | train time [s] |", "| --- " * 9 + "|"]  # fmt: skip
     for name, m in metrics["methods"].items():

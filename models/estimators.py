@@ -16,6 +16,10 @@
 - :class:`PooledVAE`: contexts ignored, standard normal prior (``beta > 1``: beta-VAE).
 - :class:`IVAE`: a context-conditional factorised Gaussian prior, one learned mean and
   log-variance per context (iVAE-style).
+
+Each estimator says whether ``generate`` honours a target mask: ``can_intervene`` (a class
+attribute, or a property where a constructor argument decides it). Only those that model the
+interventions can be asked for samples under a set of targets.
 """
 
 from __future__ import annotations
@@ -147,6 +151,8 @@ class SEMPrior(nn.Module):
 
 class _VAEBase(nn.Module):
     likelihood: str
+    #: whether ``generate(targets)`` samples under the interventions ``targets`` names
+    can_intervene: bool = False
 
     def _setup_likelihood(self, likelihood: str) -> None:
         if likelihood not in ("gaussian", "bernoulli"):
@@ -178,6 +184,8 @@ class TheoremMatchedVAE(_VAEBase):
     dag_weight : float
         Weight of the acyclicity penalty.
     """
+
+    can_intervene = True  # the SEM prior, with known targets
 
     def __init__(
         self,
@@ -261,6 +269,8 @@ class LogRatioClassifier(nn.Module):
     is pushed onto the class the theorem identifies; no reconstruction is learned, so the
     nuisance never competes for capacity. Multi-target contexts are not used in training.
     """
+
+    can_intervene = False  # no decoder: it does not generate
 
     def __init__(
         self, obs_shape: Sequence[int], m: int, hidden: int = 128, dag_weight: float = 0.0
@@ -391,6 +401,12 @@ class ContextModuleVAE(_VAEBase):
         model.set_nets_trainable(False)
         return model
 
+    @property
+    def can_intervene(self) -> bool:
+        """True, except for the labels-ignored ablation: it runs every sample through the
+        observational weights, so ``generate(targets)`` ignores the targets."""
+        return self.use_labels
+
     def set_nets_trainable(self, flag: bool) -> None:
         """Freeze (``False``) or unfreeze the encoder, the decoder and the likelihood scale."""
         for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
@@ -431,7 +447,10 @@ class ContextModuleVAE(_VAEBase):
 
 
 class PooledVAE(_VAEBase):
-    """A plain VAE on all contexts pooled (``beta > 1``: beta-VAE)."""
+    """A plain VAE on all contexts pooled (``beta > 1``: beta-VAE). It knows no contexts, so
+    ``generate`` ignores its targets (``can_intervene`` is false)."""
+
+    can_intervene = False
 
     def __init__(self, obs_shape, latent_dim: int, likelihood: str = "gaussian", beta: float = 1.0,
                  hidden: int = 128) -> None:  # fmt: skip
@@ -461,7 +480,7 @@ class PooledVAE(_VAEBase):
 class IVAE(PooledVAE):
     """iVAE-style: the prior over the latent is ``N(mu_k, diag(exp(lv_k)))`` for context ``k``,
     learned per context index (so unseen compositions cannot be generated; ``generate`` takes
-    context indices)."""
+    context indices, not target masks: ``can_intervene`` is false)."""
 
     def __init__(self, obs_shape, latent_dim: int, n_contexts: int, likelihood: str = "gaussian",
                  beta: float = 1.0, hidden: int = 128) -> None:  # fmt: skip

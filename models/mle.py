@@ -125,6 +125,8 @@ class ManifoldMLE(nn.Module):
         and the decoder's *first* ``nn.Linear`` are the layers a snap rewrites.
     """
 
+    can_intervene = True  # the SEM prior, with known targets: any set of targets
+
     def __init__(
         self,
         obs_shape: Sequence[int],

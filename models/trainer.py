@@ -4,11 +4,18 @@ Adam; linear warm-up then cosine decay of the learning rate; early stopping on v
 with the best weights restored; atomic checkpoints (model, optimiser, step, config, seeds) after
 every epoch and resume from them; a tqdm progress bar with running losses; deterministic under a
 seed (a ``torch.Generator`` drives shuffling and reparameterisation noise). CPU by default.
+
+Every checkpoint carries the settings that determine the fit (:meth:`TrainConfig.settings`) and
+their hash; one written under other settings (another dataset, seed, budget...) is refused, naming
+what differs, rather than resumed. A NaN or infinite loss stops training with
+:class:`TrainingDivergedError`; the last good checkpoint stays on disk.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -22,16 +29,34 @@ from simulations.errors import ConceptIDError
 
 from .data import TensorData
 
-__all__ = ["CheckpointError", "TrainConfig", "evaluate_loss", "fit", "fit_restarts"]
+__all__ = [
+    "CheckpointError",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "evaluate_loss",
+    "fit",
+    "fit_restarts",
+    "settings_difference",
+    "settings_key",
+]
 
 
 class CheckpointError(ConceptIDError):
     """A checkpoint is missing, corrupted, or does not belong to this model/config."""
 
 
+class TrainingDivergedError(ConceptIDError):
+    """The training or validation loss became NaN or infinite: training stopped (the message
+    names the epoch and batch), and the checkpoint of the last finished epoch was kept."""
+
+
 @dataclass
 class TrainConfig:
-    """Everything the loop needs; recorded in every checkpoint."""
+    """Everything the loop needs; recorded in every checkpoint.
+
+    ``extra``: whatever else determines the fit that the loop does not see (a caller puts the
+    dataset's hash and the method here); part of :meth:`settings`.
+    """
 
     epochs: int = 100
     batch_size: int = 256
@@ -53,6 +78,35 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+
+    def settings(self) -> dict:
+        """What determines the fitted weights: every field but ``progress``, ``checkpoint`` and
+        ``threads``, the device by its type (``cuda:0`` and ``cuda:1`` compute alike, ``cpu``
+        and ``cuda`` do not), and ``extra``."""
+        out = {k: v for k, v in asdict(self).items()
+               if k not in ("progress", "checkpoint", "threads", "extra")}  # fmt: skip
+        out["device"] = torch.device(self.device).type
+        out.update(self.extra)
+        return out
+
+
+def settings_key(settings: dict) -> str:
+    """SHA-256 of the settings' canonical JSON: equal exactly when every setting is equal."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _show(v) -> str:
+    return f"{v[:12]}..." if isinstance(v, str) and len(v) == 64 else repr(v)  # a hash: its head
+
+
+def settings_difference(old: dict | None, new: dict) -> str:
+    """``epochs 2 -> 3, seed 0 -> 1``: the settings that differ (``old`` recorded in a file,
+    ``new`` asked for now), or a note that the file records none."""
+    if not isinstance(old, dict):
+        return "it records no training settings (written by an older conceptid)"
+    keys = sorted(set(old) | set(new), key=lambda k: (k not in new, k))
+    return ", ".join(f"{k} {_show(old.get(k))} -> {_show(new.get(k))}"
+                     for k in keys if old.get(k) != new.get(k))  # fmt: skip
 
 
 def _lr_factor(epoch: float, cfg: TrainConfig) -> float:
@@ -79,22 +133,67 @@ def _save(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def _load(path: Path, model) -> dict:
+def _read(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises several types for a damaged file
-        raise CheckpointError(f"checkpoint {path} is corrupted or unreadable: {err}") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupted or unreadable: {first}") from None
+    if not isinstance(state, dict) or "model" not in state or "model_class" not in state:
         raise CheckpointError(f"{path} is not a conceptid checkpoint")
+    return state
+
+
+def _shape_mismatch(model, saved: dict) -> str:
+    """One line on how the tensors in ``saved`` differ from ``model``'s (empty: they fit)."""
+    own = model.state_dict()
+    if not isinstance(saved, dict):
+        return "it holds no state dict"
+    wrong = [k for k in own if k in saved and tuple(own[k].shape) != tuple(saved[k].shape)]
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    parts = []
+    if wrong:
+        k = wrong[0]
+        got, want = tuple(saved[k].shape), tuple(own[k].shape)
+        parts.append(f"{len(wrong)} tensor(s) of other shapes (first {k}: {got} in the file, "
+                     f"{want} here)")  # fmt: skip
+    if missing:
+        parts.append(f"{len(missing)} missing (first {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (first {unexpected[0]})")
+    return ", ".join(parts)
+
+
+def _load(path: Path, model, settings: dict | None = None, state: dict | None = None) -> dict:
+    """Load the checkpoint ``path`` (``state``: its contents, when already read) into ``model``;
+    refuse (:class:`CheckpointError`, one line naming the file) a damaged file, another model
+    class, other ``settings`` (when given) or tensors of other shapes."""
+    state = state if state is not None else _read(path)
     if state.get("model_class") != type(model).__name__:
         raise CheckpointError(
             f"{path} holds a {state.get('model_class')}, not a {type(model).__name__}"
         )
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{path} does not fit this model: {err}") from None
+    if settings is not None and state.get("key") != settings_key(settings):
+        raise CheckpointError(f"{path} belongs to another training, refusing to resume it: "
+                              f"{settings_difference(state.get('settings'), settings)}; remove "
+                              "it to start afresh")  # fmt: skip
+    mismatch = _shape_mismatch(model, state["model"])
+    if mismatch:
+        raise CheckpointError(f"{path} does not fit this model: {mismatch}")
+    model.load_state_dict(state["model"])
     return state
+
+
+def _diverged(what: str, epoch: int, batch: int | None, model, ckpt: Path | None):
+    where = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch is not None else "")
+    if ckpt is not None and ckpt.exists():
+        kept = f"the checkpoint of the last finished epoch is kept in {ckpt}"
+    else:
+        kept = "no epoch had finished, nothing was saved"
+    return TrainingDivergedError(f"{type(model).__name__}: the {what} at {where}; training "
+                                 f"stopped ({kept}); a lower learning rate or another seed may "
+                                 "help")  # fmt: skip
 
 
 def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
@@ -102,7 +201,12 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
 
     Returns a history dict: per-epoch ``train_loss``, ``val_loss``, ``lr``, the ``best_epoch``,
     ``seconds`` and whether training ``resumed``. With ``cfg.checkpoint`` set, an existing
-    checkpoint is resumed and a new one is written atomically after every epoch.
+    checkpoint is resumed and a new one is written atomically after every epoch; resuming gives
+    the weights and history an uninterrupted fit gives.
+
+    Raises :class:`CheckpointError` for a checkpoint that is damaged, of another model or shape,
+    or written under other :meth:`TrainConfig.settings`; :class:`TrainingDivergedError` when a
+    loss becomes NaN or infinite.
 
     A model may define ``prepare(train)``, called once before the first epoch of a fresh (not
     resumed) run (a data-dependent initialisation), and ``epoch_end(epoch, train) -> bool``,
@@ -124,8 +228,9 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     hist = {"train_loss": [], "val_loss": [], "lr": [], "best_epoch": -1, "resumed": False}
     best, best_state, start, bad_epochs = math.inf, None, 0, 0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    settings = cfg.settings()
     if ckpt is not None and ckpt.exists():
-        state = _load(ckpt, model)
+        state = _load(ckpt, model, settings)
         # which parameters were frozen is part of the training state (staged schedules)
         if "trainable" not in state:
             raise CheckpointError(f"{ckpt} lacks the parameter flags of a resumable checkpoint")
@@ -148,53 +253,58 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.epochs, initial=start, desc=type(model).__name__, leave=False)
-    for epoch in range(start, cfg.epochs):
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * _lr_factor(epoch, cfg)
-        model.train()
-        total, n = 0.0, 0
-        for batch in train.batches(cfg.batch_size, gen):
-            batch = batch.to(device)
-            loss, logs = model.loss(batch, gen)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}: {logs}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(batch)
-            n += len(batch)
-        hook = getattr(model, "epoch_end", None)
-        if hook is not None and hook(epoch, train):
-            # the model changed its parametrisation or its objective: Adam's moments and the
-            # best validation loss so far no longer refer to the same quantities
-            opt.state.clear()
-            best, best_state, bad_epochs = math.inf, None, 0
-        val_gen.manual_seed(cfg.seed + 1)
-        vloss = evaluate_loss(model, val, cfg.batch_size, val_gen)
-        hist["train_loss"].append(total / n)
-        hist["val_loss"].append(vloss)
-        hist["lr"].append(opt.param_groups[0]["lr"])
-        if vloss < best - 1e-6:
-            best, bad_epochs = vloss, 0
-            best_state = copy.deepcopy(model.state_dict())
-            hist["best_epoch"] = epoch
-        elif not (hold is not None and hold()):
-            bad_epochs += 1
+    try:
+        for epoch in range(start, cfg.epochs):
+            if bad_epochs >= cfg.patience:  # also when resuming a fit that had stopped early
+                break
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * _lr_factor(epoch, cfg)
+            model.train()
+            total, n = 0.0, 0
+            for b, batch in enumerate(train.batches(cfg.batch_size, gen)):
+                batch = batch.to(device)
+                loss, _ = model.loss(batch, gen)
+                if not torch.isfinite(loss):
+                    raise _diverged(f"training loss became {loss.item()}", epoch, b, model, ckpt)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(batch)
+                n += len(batch)
+            hook = getattr(model, "epoch_end", None)
+            if hook is not None and hook(epoch, train):
+                # the model changed its parametrisation or its objective: Adam's moments and the
+                # best validation loss so far no longer refer to the same quantities
+                opt.state.clear()
+                best, best_state, bad_epochs = math.inf, None, 0
+            val_gen.manual_seed(cfg.seed + 1)
+            vloss = evaluate_loss(model, val, cfg.batch_size, val_gen)
+            if not math.isfinite(vloss):
+                raise _diverged(f"validation loss became {vloss}", epoch, None, model, ckpt)
+            hist["train_loss"].append(total / n)
+            hist["val_loss"].append(vloss)
+            hist["lr"].append(opt.param_groups[0]["lr"])
+            if vloss < best - 1e-6:
+                best, bad_epochs = vloss, 0
+                best_state = copy.deepcopy(model.state_dict())
+                hist["best_epoch"] = epoch
+            elif not (hold is not None and hold()):
+                bad_epochs += 1
+            if bar is not None:
+                bar.set_postfix(train=f"{total / n:.3f}", val=f"{vloss:.3f}", best=f"{best:.3f}")
+                bar.update(1)
+            if ckpt is not None:
+                _save(ckpt, {
+                    "model_class": type(model).__name__, "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch,
+                    "best": best, "best_model": best_state, "bad_epochs": bad_epochs,
+                    "history": hist, "config": asdict(cfg), "settings": settings,
+                    "key": settings_key(settings),
+                    "trainable": [p.requires_grad for p in model.parameters()],
+                })  # fmt: skip
+    finally:
         if bar is not None:
-            bar.set_postfix(train=f"{total / n:.3f}", val=f"{vloss:.3f}", best=f"{best:.3f}")
-            bar.update(1)
-        if ckpt is not None:
-            _save(ckpt, {
-                "model_class": type(model).__name__, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch,
-                "best": best, "best_model": best_state, "bad_epochs": bad_epochs,
-                "history": hist, "config": asdict(cfg),
-                "trainable": [p.requires_grad for p in model.parameters()],
-            })  # fmt: skip
-        if bad_epochs >= cfg.patience:
-            break
-    if bar is not None:
-        bar.close()
+            bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     hist["seconds"] = hist.get("seconds", 0.0) + time.perf_counter() - t0

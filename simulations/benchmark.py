@@ -8,9 +8,11 @@ content hash). Training contexts appear in every split; held-out composed contex
 ``test``. Every (split, context) cell is drawn from its own seed stream, so a test set never repeats
 training samples, and the same spec gives byte-identical files.
 
-On disk a dataset is a directory: ``card.json`` and one ``.npy`` file per array. Writes are atomic
-(a temporary sibling directory renamed into place); :func:`load_dataset` verifies every array
-against the card and refuses a corrupted or truncated dataset with :class:`DatasetError`.
+On disk a dataset is a directory: ``card.json`` and one ``.npy`` file per array. A new dataset
+appears at once (a temporary sibling directory renamed into place); an overwrite replaces only a
+dataset, and in it only the package's own files (:meth:`Dataset.save`). :func:`load_dataset`
+verifies every array against the card and refuses a corrupted, truncated or half-replaced dataset
+with :class:`DatasetError`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import describe_contents, remove_stale, temp_prefix
 from .errors import ConceptIDError
 from .model import ConceptModel
 from .presets import build_preset
@@ -34,13 +37,22 @@ __all__ = [
     "BenchmarkSpec",
     "Dataset",
     "DatasetError",
+    "PACKAGE_FILES",
+    "check_save_target",
     "generate",
+    "is_dataset_dir",
     "load_dataset",
 ]
 
 FORMAT = "conceptid.dataset/1"
 SPLITS = ("train", "val", "test")
 ARRAYS = ("x", "concepts", "nuisance", "context", "split")
+CARD = "card.json"
+ASIDE = ".card.json.replacing"  # the old card while a replacement is under way
+#: every file the package writes into a dataset directory, and so the only ones an overwrite
+#: removes: the card (and the old card kept aside while it is replaced), one ``.npy`` per array,
+#: and the figure ``conceptid inspect`` writes there by default
+PACKAGE_FILES = frozenset({CARD, ASIDE, *(f"{a}.npy" for a in ARRAYS), "samples_per_context.png"})
 
 
 class DatasetError(ConceptIDError):
@@ -149,6 +161,101 @@ def _card_hash(card: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def is_dataset_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a directory the package wrote as a dataset: its ``card.json`` (or the
+    card set aside by an interrupted overwrite) is JSON naming the dataset format."""
+    path = Path(path)
+    for name in (CARD, ASIDE):
+        try:
+            card = json.loads((path / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(card, dict) and card.get("format") == FORMAT:
+            return True
+    return False
+
+
+def check_save_target(path: str | os.PathLike, overwrite: bool) -> bool:
+    """Refuse, before any work, a path :meth:`Dataset.save` must not write to.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The dataset directory to be written.
+    overwrite : bool
+        Whether an existing dataset may be replaced.
+
+    Returns
+    -------
+    bool
+        True when an existing dataset will be replaced; False when ``path`` is missing or an
+        empty directory.
+
+    Raises
+    ------
+    DatasetError
+        ``path`` is a file, or a non-empty directory that is not a conceptid dataset (named
+        with what it contains), or a dataset while ``overwrite`` is false.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
+    if not path.is_dir():
+        raise DatasetError(f"refusing to overwrite {path}: a file, not a conceptid dataset")
+    if not any(path.iterdir()):
+        return False
+    if not is_dataset_dir(path):
+        what = f"not a conceptid dataset (contains {describe_contents(path)})"
+        if overwrite:
+            raise DatasetError(f"refusing to overwrite {path}: {what}")
+        raise DatasetError(f"refusing to write to {path}: it exists and is {what}; choose "
+                           "another path (--overwrite replaces only a dataset)")  # fmt: skip
+    if not overwrite:
+        raise DatasetError(f"{path} exists (a dataset); pass overwrite=True (--overwrite) to "
+                           "replace it")  # fmt: skip
+    return True
+
+
+def _new_dir(parent: Path, prefix: str) -> Path:
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual directory mode
+    return tmp
+
+
+def _replace_in_place(path: Path, new: Path) -> None:
+    """Move the complete dataset in ``new`` into the dataset directory ``path``, replacing only
+    package files; on an exception put the old ones back."""
+    card, aside = path / CARD, path / ASIDE
+    old = _new_dir(path.parent, temp_prefix(path.name, "old"))
+    set_aside, moved_in = False, []
+    try:
+        if card.exists():  # absent after an interrupted replacement: the old card is aside
+            os.replace(card, aside)
+            set_aside = True
+        for name in sorted(PACKAGE_FILES - {CARD, ASIDE}):
+            remove_stale(path, name)
+            if (path / name).exists():
+                os.replace(path / name, old / name)
+        for f in sorted(new.iterdir()):
+            if f.name != CARD:
+                os.replace(f, path / f.name)
+                moved_in.append(f.name)
+        os.replace(new / CARD, card)  # the new dataset is complete from here on
+    except BaseException:
+        for name in moved_in:
+            (path / name).unlink(missing_ok=True)
+        for f in old.iterdir():
+            os.replace(f, path / f.name)
+        if set_aside:
+            os.replace(aside, card)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    aside.unlink(missing_ok=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @dataclass(eq=False)
 class Dataset:
     """Arrays and card of a generated benchmark.
@@ -203,35 +310,51 @@ class Dataset:
         return m
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write atomically to directory ``path``; refuses an existing path unless ``overwrite``."""
+        """Write the dataset to directory ``path``, atomically.
+
+        A new (or empty) directory appears complete or not at all: the files are written to a
+        hidden sibling that is renamed into place. ``overwrite=True`` replaces only a conceptid
+        dataset (:func:`check_save_target`), and in it only the files the package writes
+        (:data:`PACKAGE_FILES`): any other file there is kept. During a replacement the old card
+        waits as ``.card.json.replacing``, so the directory never loads as a mix of two
+        datasets and a rerun with ``overwrite=True`` still recognises it; an exception restores
+        the old dataset, and the next save removes what a killed writer left behind.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The dataset directory.
+        overwrite : bool
+            Replace the dataset already there.
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Raises
+        ------
+        DatasetError
+            ``path`` exists and ``overwrite`` is false, or it is not a dataset (nothing written).
+        """
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise DatasetError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        replace = check_save_target(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual directory mode
-        old = None
+        remove_stale(path.parent, path.name, ("tmp", "old"), PACKAGE_FILES)
+        tmp = _new_dir(path.parent, temp_prefix(path.name, "tmp"))
         try:
             for name, a in self.arrays.items():
                 with open(tmp / f"{name}.npy", "wb") as fh:
                     np.save(fh, a, allow_pickle=False)
                     fh.flush()
                     os.fsync(fh.fileno())
-            (tmp / "card.json").write_text(json.dumps(self.card, indent=1, sort_keys=True) + "\n")
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-                os.rmdir(old)
-                os.rename(path, old)
-            os.rename(tmp, path)
-        except BaseException:
+            (tmp / CARD).write_text(json.dumps(self.card, indent=1, sort_keys=True) + "\n")
+            if replace:
+                _replace_in_place(path, tmp)
+            else:
+                os.rename(tmp, path)  # onto a missing or empty directory: all at once
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None and old.exists() and not path.exists():
-                os.rename(old, path)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return path
 
     def summary(self) -> str:
@@ -383,6 +506,8 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
     card_path = path / "card.json"
     if not path.is_dir():
         raise DatasetError(f"{path} is not a dataset directory")
+    if not card_path.is_file() and (path / ASIDE).is_file():
+        raise DatasetError(f"{path} is incomplete: an overwrite of it was interrupted (rerun it)")
     if not card_path.is_file():
         raise DatasetError(f"{path} has no card.json: not a dataset, or an incomplete one")
     try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from simulations.atomic import atomic_path
+from simulations.atomic import atomic_path, remove_stale
 
 
 def test_success_replaces_the_target(tmp_path):
@@ -26,3 +28,29 @@ def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.npy"]
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "f.json"
+    dead = tmp_path / f".f.json.partial-{_dead_pid()}-abc_12xy"
+    alive = tmp_path / f".f.json.partial-{os.getppid()}-abc_12xy"  # a running writer's
+    other = tmp_path / f".g.json.partial-{_dead_pid()}-abc_12xy"  # another target's
+    mine = tmp_path / ".f.json.partial-notes"  # not a temporary's name
+    for p in (dead, alive, other, mine):
+        p.write_text("half")
+    with atomic_path(target) as tmp:
+        assert tmp.name.startswith(f".f.json.partial-{os.getpid()}-")
+        tmp.write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["f.json", alive.name, other.name, mine.name]
+    )
+    assert remove_stale(tmp_path, "g.json") == [other]

@@ -362,38 +362,158 @@ def test_failed_overwrite_keeps_the_old_dataset(tmp_path, chain_ds, monkeypatch)
     assert np.array_equal(load_dataset(target).x, chain_ds.x)
 
 
-def test_failed_rename_during_overwrite_restores_the_old_dataset(tmp_path, chain_ds, monkeypatch):
-    # the last step (renaming the new directory into place) fails after the old one moved aside
+def _replace_failing_at(monkeypatch, k: int, action) -> dict:
+    """``os.replace`` runs ``action()`` before its ``k``-th call (1-based)."""
+    real = os.replace
+    calls = {"n": 0}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == k:
+            action()
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+def _simulated_failure():
+    raise OSError("simulated failure")
+
+
+def test_a_failure_at_any_step_of_an_overwrite_restores_the_old_dataset(
+    tmp_path, chain_ds, monkeypatch
+):  # fmt: skip
     target = chain_ds.save(tmp_path / "ds")
+    (target / "notes.txt").write_text("mine")
     before = {p.name: p.read_bytes() for p in target.iterdir()}
     other = generate(chain_spec(seed=99))
-    real_rename = os.rename
+    k = 0
+    while True:
+        k += 1
+        calls = _replace_failing_at(monkeypatch, k, _simulated_failure)
+        try:
+            other.save(target, overwrite=True)
+        except OSError as err:
+            assert "simulated failure" in str(err)
+        else:
+            break
+        finally:
+            monkeypatch.undo()
+        assert {p.name: p.read_bytes() for p in target.iterdir()} == before, k
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"], k
+    assert k > 5 and calls["n"] == k - 1  # every step of a whole overwrite was failed once
+    assert np.array_equal(load_dataset(target).x, other.x)
+    assert (target / "notes.txt").read_text() == "mine"
 
-    def rename(src, dst):
-        if Path(dst) == target and ".tmp-" in Path(src).name:
-            raise OSError("simulated rename failure")
-        return real_rename(src, dst)
 
-    monkeypatch.setattr(os, "rename", rename)
-    with pytest.raises(OSError, match="simulated rename failure"):
-        other.save(target, overwrite=True)
-    monkeypatch.undo()
-    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+def _killed_child(work) -> None:
+    """Run ``work`` in a forked child that may end by ``os._exit`` (a kill: no clean-up)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            work()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
-def test_overwrite_replaces_the_directory(tmp_path, chain_ds):
-    target = tmp_path / "ds"
-    target.mkdir()
-    (target / "stale.txt").write_text("old")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_an_overwrite_killed_at_any_step_never_loads_as_a_mix_and_a_rerun_finishes(
+    tmp_path, chain_ds, monkeypatch
+):  # fmt: skip
     other = generate(chain_spec(seed=99))
-    chain_ds.save(target, overwrite=True)
-    assert not (target / "stale.txt").exists()
+    seen = []
+    for k in range(1, 40):
+        folder = tmp_path / str(k)
+        target = chain_ds.save(folder / "ds")
+        (target / "notes.txt").write_text("mine")
+
+        def work(k=k, target=target):
+            _replace_failing_at(monkeypatch, k, lambda: os._exit(9))
+            other.save(target, overwrite=True)
+
+        _killed_child(work)
+        assert (target / "notes.txt").read_text() == "mine"
+        try:
+            x = load_dataset(target).x
+        except DatasetError as err:  # neither dataset: refused, and still recognised as one
+            assert "interrupted" in str(err), err
+            seen.append("refused")
+        else:
+            assert np.array_equal(x, chain_ds.x) or np.array_equal(x, other.x), k
+            seen.append("old" if np.array_equal(x, chain_ds.x) else "new")
+        other.save(target, overwrite=True)  # the rerun
+        assert np.array_equal(load_dataset(target).x, other.x)
+        assert sorted(p.name for p in folder.iterdir()) == ["ds"], k  # no temporaries left
+        names = sorted(p.name for p in target.iterdir())
+        assert names == sorted(["card.json", "notes.txt", *ARRAY_FILES]), k
+        if seen[-1] == "new":  # the kill came after the last step
+            break
+    assert seen[0] == "old" and "refused" in seen and seen[-1] == "new", seen
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_save_killed_mid_write_leaves_nothing_a_rerun_does_not_clear(tmp_path, chain_ds):
+    def work():
+        real = np.save
+        calls = {"n": 0}
+
+        def dying(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                os._exit(9)
+            return real(*args, **kwargs)
+
+        np.save = dying
+        chain_ds.save(tmp_path / "ds")
+
+    _killed_child(work)
+    assert not (tmp_path / "ds").exists()
+    assert [p.name.startswith(".ds.tmp-") for p in tmp_path.iterdir()] == [True]
+    chain_ds.save(tmp_path / "ds")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert np.array_equal(load_dataset(tmp_path / "ds").x, chain_ds.x)
+
+
+def test_overwrite_replaces_only_the_package_files(tmp_path, chain_ds):
+    target = chain_ds.save(tmp_path / "ds")
+    (target / "notes.txt").write_text("mine")
+    (target / "samples_per_context.png").write_bytes(b"a figure of the old data")
+    other = generate(chain_spec(seed=99))
     other.save(target, overwrite=True)
-    ds = load_dataset(target)
-    assert np.array_equal(ds.x, other.x)
-    assert sorted(p.name for p in target.iterdir()) == sorted(["card.json", *ARRAY_FILES])
+    assert np.array_equal(load_dataset(target).x, other.x)
+    assert sorted(p.name for p in target.iterdir()) == sorted(["card.json", "notes.txt",
+                                                               *ARRAY_FILES])  # fmt: skip
+    assert (target / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"], "old/temp directories left"
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_save_refuses_a_directory_that_is_not_a_dataset(tmp_path, chain_ds, overwrite):
+    target = tmp_path / "proj"
+    (target / "src").mkdir(parents=True)
+    (target / "notes.txt").write_text("mine")
+    (target / "card.json").write_text('{"format": "another tool"}')
+    with pytest.raises(DatasetError) as err:
+        chain_ds.save(target, overwrite=overwrite)
+    assert "not a conceptid dataset (contains card.json, notes.txt, src/)" in str(err.value)
+    assert sorted(p.name for p in target.iterdir()) == ["card.json", "notes.txt", "src"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]
+
+
+def test_save_refuses_a_file_and_leaves_no_hidden_copy(tmp_path, chain_ds):
+    target = tmp_path / "f"
+    target.write_text("mine")
+    with pytest.raises(DatasetError, match="refusing to overwrite .*f: a file"):
+        chain_ds.save(target, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["f"] and target.read_text() == "mine"
+
+
+def test_save_into_an_empty_directory(tmp_path, chain_ds):
+    (tmp_path / "ds").mkdir()
+    chain_ds.save(tmp_path / "ds")
+    assert np.array_equal(load_dataset(tmp_path / "ds").x, chain_ds.x)
 
 
 def test_save_creates_missing_parents(tmp_path, chain_ds):

@@ -332,3 +332,28 @@ def test_inspect_dataset_with_only_validation_rows(tmp_path, capsys):
     assert rc == 0
     assert len(load_dataset(out).x) == 3  # one val row per training context
     assert main(["inspect", str(out)]) in (0, 2)
+
+
+def test_overwrite_refuses_what_the_package_did_not_write(tmp_path, capsys):
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "src" / "main.py").write_text("print('mine')")
+    (proj / "notes.txt").write_text("keep")
+    args = ["simulate", "--preset", "chain", "--m", "2", "--n-per-context", "4", "--quiet"]
+    err = run_error([*args, "--out", str(proj), "--overwrite"], capsys)
+    assert f"refusing to overwrite {proj}: not a conceptid dataset" in err
+    assert "(contains notes.txt, src/)" in err
+    assert listing(tmp_path) == ["proj", "proj/notes.txt", "proj/src", "proj/src/main.py"]
+    file = tmp_path / "notes.md"
+    file.write_text("keep")
+    err = run_error([*args, "--out", str(file), "--overwrite"], capsys)
+    assert "a file, not a conceptid dataset" in err
+    assert file.read_text() == "keep" and "notes.md" in listing(tmp_path)
+    assert not [p for p in listing(tmp_path) if p.startswith(".")]  # no hidden .NAME.old-*
+    # a dataset is replaced, and a file of the user's inside it is kept
+    data = tmp_path / "d"
+    assert main([*args, "--out", str(data), "--seed", "1"]) == 0
+    (data / "notes.txt").write_text("keep")
+    assert main([*args, "--out", str(data), "--seed", "2", "--overwrite"]) == 0
+    assert load_dataset(data).card["spec"]["seed"] == 2
+    assert (data / "notes.txt").read_text() == "keep"

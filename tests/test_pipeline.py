@@ -56,6 +56,7 @@ def test_a_run_interrupted_after_training_resumes_at_evaluation(tiny_run, tmp_pa
     run = tmp_path / "resumed"
     shutil.copytree(tiny_run / "data", run / "data")
     shutil.copytree(tiny_run / "models", run / "models")  # training had finished, nothing else
+    shutil.copy(tiny_run / "run.json", run / "run.json")
 
     def no_training(*args, **kwargs):
         raise AssertionError("retrained a method whose final.pt exists")
@@ -127,7 +128,7 @@ def test_restarts_keep_the_best_fit_and_leave_no_checkpoints(tmp_path, capsys):
     for method in ("latent-flow", "pooled"):
         folder = run / "models" / method
         state = torch.load(folder / "final.pt", weights_only=False)
-        assert state["config"]["restarts"] == 2
+        assert state["settings"]["restarts"] == 2
         scores = state["history"]["restart_scores"]
         assert len(scores) == 2 and state["history"]["restart"] == int(np.argmin(scores))
         assert [p.name for p in folder.iterdir()] == ["final.pt"]

@@ -87,16 +87,39 @@ def test_log_ratio_logits_have_the_hard_intervention_form():
     assert penalised.loss(batch)[1]["dag"] > 0.5
 
 
-def test_resume_continues_exactly(tmp_path, data):
+class _Interrupted(BaseException):
+    """An interruption between two checkpoints (what a kill leaves on disk)."""
+
+
+def _interrupted_fit(model, tr, va, cfg, after: int, monkeypatch) -> None:
+    """Fit until the ``after``-th checkpoint is written, then stop as if killed."""
+    from models import trainer
+
+    real, saves = trainer._save, []
+
+    def save(path, state):
+        real(path, state)
+        saves.append(path)
+        if len(saves) == after:
+            raise _Interrupted
+
+    monkeypatch.setattr(trainer, "_save", save)
+    with pytest.raises(_Interrupted):
+        fit(model, tr, va, cfg)
+    monkeypatch.undo()
+
+
+def test_resume_continues_exactly(tmp_path, data, monkeypatch):
     tr, va, _ = data
     full = _tm()
     h_full = fit(full, tr, va, _cfg(epochs=4, checkpoint=str(tmp_path / "a.pt")))
-    part = _tm()
-    fit(part, tr, va, _cfg(epochs=2, checkpoint=str(tmp_path / "b.pt")))
+    _interrupted_fit(_tm(), tr, va, _cfg(epochs=4, checkpoint=str(tmp_path / "b.pt")), 2,
+                     monkeypatch)  # fmt: skip
     resumed = _tm()
     h_res = fit(resumed, tr, va, _cfg(epochs=4, checkpoint=str(tmp_path / "b.pt")))
     assert h_res["resumed"] and len(h_res["val_loss"]) == 4
-    assert h_res["val_loss"] == pytest.approx(h_full["val_loss"], rel=1e-6)
+    assert h_res["val_loss"] == h_full["val_loss"]
+    assert all(torch.equal(p, q) for p, q in zip(full.parameters(), resumed.parameters()))
 
 
 def test_bad_checkpoints_are_refused(tmp_path, data):
@@ -149,7 +172,7 @@ def test_frozen_variant_trains_only_the_module(data):
     assert any(not torch.equal(p, q) for p, q in zip(model.module.parameters(), module_before))
 
 
-def test_fine_tune_variant_unfreezes_on_schedule_and_resumes_unfrozen(tmp_path, data):
+def test_fine_tune_variant_unfreezes_on_schedule_and_resumes_unfrozen(tmp_path, data, monkeypatch):
     tr, va, _ = data
     base = _base(tr, va)
 
@@ -169,10 +192,10 @@ def test_fine_tune_variant_unfreezes_on_schedule_and_resumes_unfrozen(tmp_path, 
     path = str(tmp_path / "ft.pt")
     full = make()
     h_full = fit(full, tr, va, _cfg(epochs=4, checkpoint=str(tmp_path / "full.pt")))
-    fit(make(), tr, va, _cfg(epochs=3, checkpoint=path))
+    _interrupted_fit(make(), tr, va, _cfg(epochs=4, checkpoint=path), 3, monkeypatch)
     resumed = make()
     h_res = fit(resumed, tr, va, _cfg(epochs=4, checkpoint=path))
-    assert h_res["val_loss"] == pytest.approx(h_full["val_loss"], rel=1e-6)
+    assert h_res["resumed"] and h_res["val_loss"] == h_full["val_loss"]
 
 
 def test_from_base_rejects_a_base_of_the_wrong_size(data):
@@ -200,3 +223,90 @@ def test_your_own_encoder_and_decoder_plug_into_the_context_module(data):
         ContextModuleVAE((8,), (1, 1, 1), 1, encoder=torch.nn.Linear(8, 4))
     with pytest.raises(ValueError, match="decoder must return"):
         ContextModuleVAE((8,), (1, 1, 1), 1, encoder=_Enc(4), decoder=torch.nn.Linear(4, 5))
+
+
+def test_a_checkpoint_of_other_settings_is_refused_naming_what_differs(tmp_path, data):
+    tr, va, _ = data
+    path = tmp_path / "c.pt"
+    fit(_tm(), tr, va, _cfg(epochs=2, checkpoint=str(path), extra={"dataset": "a" * 64}))
+    before = path.read_bytes()
+    for kw, named in [({"seed": 2}, "seed 1 -> 2"), ({"batch_size": 32}, "batch_size 64 -> 32"),
+                      ({"extra": {"dataset": "b" * 64}}, "dataset aaaaaaaaaaaa... -> "
+                                                         "bbbbbbbbbbbb...")]:  # fmt: skip
+        cfg = _cfg(epochs=2, checkpoint=str(path), **{"extra": {"dataset": "a" * 64}, **kw})
+        with pytest.raises(CheckpointError) as err:
+            fit(_tm(), tr, va, cfg)
+        msg = str(err.value)
+        assert str(path) in msg and named in msg and "\n" not in msg, msg
+    assert path.read_bytes() == before  # nothing resumed, nothing rewritten
+    # the same settings resume (with 2 epochs done of 2: no more training)
+    h = fit(_tm(), tr, va, _cfg(epochs=2, checkpoint=str(path), extra={"dataset": "a" * 64}))
+    assert h["resumed"] and len(h["val_loss"]) == 2
+
+
+def test_a_checkpoint_of_other_shapes_is_refused_in_one_line(tmp_path, data):
+    tr, va, _ = data
+    path = tmp_path / "c.pt"
+    fit(_tm(), tr, va, _cfg(epochs=1, checkpoint=str(path)))
+    torch.manual_seed(0)
+    wider = TheoremMatchedVAE((8,), (1, 1, 1), nuisance_dim=1, hidden=32)
+    with pytest.raises(CheckpointError) as err:
+        fit(wider, tr, va, _cfg(epochs=1, checkpoint=str(path)))
+    msg = str(err.value)
+    assert msg.startswith(f"{path} does not fit this model: ") and "\n" not in msg, msg
+    assert "(16, 8) in the file, (32, 8) here" in msg
+
+
+class _Diverging(TheoremMatchedVAE):
+    """Its training loss turns NaN at the ``at``-th training batch."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__((8,), (1, 1, 1), nuisance_dim=1, hidden=16)
+        self.at, self.calls = at, 0
+
+    def loss(self, batch, generator=None):
+        loss, logs = super().loss(batch, generator)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                loss = loss * float("nan")
+        return loss, logs
+
+
+def test_a_nan_loss_stops_training_naming_the_epoch_and_keeps_the_last_checkpoint(
+    tmp_path, data
+):  # fmt: skip
+    from models.trainer import TrainingDivergedError
+    from simulations.errors import ConceptIDError
+
+    tr, va, _ = data
+    path = tmp_path / "c.pt"
+    per_epoch = -(-len(tr) // 64)
+    torch.manual_seed(0)
+    model = _Diverging(at=2 * per_epoch + 2)  # the second batch of the third epoch
+    with pytest.raises(TrainingDivergedError) as err:
+        fit(model, tr, va, _cfg(epochs=5, checkpoint=str(path)))
+    msg = str(err.value)
+    assert isinstance(err.value, ConceptIDError) and "\n" not in msg
+    assert "training loss became nan at epoch 3, batch 2" in msg and str(path) in msg, msg
+    state = torch.load(path, weights_only=False)
+    assert state["epoch"] == 1 and len(state["history"]["val_loss"]) == 2  # epochs 1 and 2
+    # the kept checkpoint resumes the same fit an undisturbed model makes
+    torch.manual_seed(0)
+    h_full = fit(_Diverging(at=0), tr, va, _cfg(epochs=5))
+    torch.manual_seed(0)
+    h_res = fit(_Diverging(at=0), tr, va, _cfg(epochs=5, checkpoint=str(path)))
+    assert h_res["resumed"] and h_res["val_loss"] == h_full["val_loss"]
+
+
+def test_resuming_a_fit_that_stopped_early_trains_no_further(tmp_path, data):
+    tr, va, _ = data
+    path = tmp_path / "c.pt"
+    cfg = _cfg(epochs=40, lr=0.05, patience=2, checkpoint=str(path))
+    first = _tm()
+    h1 = fit(first, tr, va, cfg)
+    assert len(h1["val_loss"]) < 40  # it did stop early
+    again = _tm()
+    h2 = fit(again, tr, va, cfg)
+    assert h2["resumed"] and h2["val_loss"] == h1["val_loss"]
+    assert all(torch.equal(p, q) for p, q in zip(first.parameters(), again.parameters()))

@@ -1,0 +1,151 @@
+"""Run directories: which files the package writes into one, and so the only ones it removes.
+
+A run directory is marked by ``run.json`` (``{"format": "conceptid.run/1"}``), written when the
+package first uses a missing or empty directory. The package writes only these paths in it::
+
+    run.json                           the marker
+    data/                              the dataset (a dataset directory, with its own card)
+    check.json, check.txt              the identifiability verdict
+    models/METHOD/final.pt             a trained model, with the settings it was trained under
+    models/METHOD/checkpoint.pt[.rN]   the trainer's resumable state (restart N)
+    metrics.json, timings.json, report.md, figures/NAME.png   the evaluation
+
+and removes only some of them: a method's model and checkpoints when it is retrained
+(:func:`remove_method`), and the evaluation when a model changes (:func:`remove_evaluation`), since
+it described the models before. Anything else in the directory is the user's and is never touched;
+a directory that is neither empty nor marked is refused (:func:`check_run_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from simulations.atomic import atomic_path, describe_contents, remove_stale
+from simulations.errors import ConceptIDError
+
+__all__ = [
+    "EVALUATION",
+    "FIGURES",
+    "FORMAT",
+    "MARKER",
+    "RunDirError",
+    "check_run_dir",
+    "is_run_dir",
+    "method_files",
+    "open_run_dir",
+    "remove_evaluation",
+    "remove_method",
+    "require_run_dir",
+]
+
+FORMAT = "conceptid.run/1"
+MARKER = "run.json"
+EVALUATION = ("metrics.json", "timings.json", "report.md")
+FIGURES = ("samples_per_context", "compositions", "concept_scatter", "r2_matrix",
+           "training_curves")  # fmt: skip
+_CHECKPOINT = re.compile(r"^checkpoint\.pt(\.r\d+)?$")
+_TEMPORARY = re.compile(r"^\.(final\.pt|checkpoint\.pt(?:\.r\d+)?)\.partial-")
+
+
+class RunDirError(ConceptIDError):
+    """A path cannot be used as a run directory (a file, or a directory the package did not
+    write as a run)."""
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds the run marker ``run.json`` naming the run format."""
+    try:
+        marker = json.loads((Path(path) / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("format") == FORMAT
+
+
+def check_run_dir(path: str | os.PathLike) -> Path:
+    """Refuse, writing nothing, a ``path`` that cannot be a run directory: a file, or a
+    non-empty directory without the run marker (:class:`RunDirError`, naming what it
+    contains). Returns ``path``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"refusing to use {path} as a run directory: it is a file")
+    if path.is_dir() and not is_run_dir(path):
+        remove_stale(path, MARKER)  # a marker whose writer was killed
+        if any(path.iterdir()):
+            what = f"not a conceptid run directory (contains {describe_contents(path)})"
+            raise RunDirError(f"refusing to write into {path}: {what}; choose another --out")
+    return path
+
+
+def open_run_dir(path: str | os.PathLike) -> Path:
+    """``path`` as a run directory: created (with its marker) when missing or empty, accepted
+    when marked.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    RunDirError
+        ``path`` is a file, or a non-empty directory without the run marker (named with what it
+        contains): nothing is written there.
+    """
+    path = check_run_dir(path)
+    if not is_run_dir(path):
+        with atomic_path(path / MARKER) as tmp:
+            tmp.write_text(json.dumps({"format": FORMAT}) + "\n")
+    return path
+
+
+def require_run_dir(path: str | os.PathLike) -> Path:
+    """``path`` if it is a marked run directory, else :class:`RunDirError`."""
+    path = Path(path)
+    if not is_run_dir(path):
+        what = "does not exist" if not path.exists() else f"has no {MARKER}"
+        raise RunDirError(f"{path} is not a conceptid run directory (it {what})")
+    return path
+
+
+def method_files(run: str | os.PathLike, name: str) -> list[Path]:
+    """The files the package wrote for method ``name``: ``final.pt`` and its checkpoints."""
+    folder = Path(run) / "models" / name
+    if not folder.is_dir():
+        return []
+    ours = (p for p in folder.iterdir() if p.name == "final.pt" or _CHECKPOINT.match(p.name))
+    return sorted(p for p in ours if p.is_file())
+
+
+def remove_method(run: str | os.PathLike, name: str) -> None:
+    """Remove method ``name``'s model and checkpoints (and a killed writer's temporaries of
+    them); the folder too when nothing else is left in it."""
+    folder = Path(run) / "models" / name
+    for p in method_files(run, name):
+        p.unlink()
+    if folder.is_dir():
+        for p in list(folder.iterdir()):
+            target = _TEMPORARY.match(p.name)
+            if target:
+                remove_stale(folder, target.group(1))
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def remove_evaluation(run: str | os.PathLike) -> None:
+    """Remove the run's evaluation (metrics, timings, report, figures): it described models
+    that are about to change. ``evaluate`` (or the end of ``run``) writes it again."""
+    run = Path(run)
+    for name in EVALUATION:
+        (run / name).unlink(missing_ok=True)
+    figures = run / "figures"
+    if figures.is_dir():
+        for name in FIGURES:
+            (figures / f"{name}.png").unlink(missing_ok=True)
+        if not any(figures.iterdir()):
+            figures.rmdir()

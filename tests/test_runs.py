@@ -1,0 +1,387 @@
+"""A run never lies and never destroys: run directories, reuse by settings, checkpoints, honest
+reports, interventions only from models that can make them, samples in the data's units, training
+faults, and a kill at any moment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conceptid import pipeline
+from conceptid.cli import main
+from conceptid.rundir import is_run_dir
+from models import trainer
+from models.trainer import settings_key
+from simulations.benchmark import load_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
+        "--n-per-context", "40"]  # fmt: skip
+TRAIN = ["--epochs", "3", "--restarts", "2", "--methods", "pooled,latent-flow", "--quiet"]
+TEMPORARY = re.compile(r"^\..+\.(partial|tmp|old)-\d+-")
+
+
+class _Interrupted(BaseException):
+    """Stops a command between two statements, as a kill would (no handler runs for it)."""
+
+
+def listing(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+def one_error(args: list[str], capsys) -> str:
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith(f"conceptid {args[0]}: error: ") and len(err.strip().splitlines()) == 1
+    return err
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted run: what every interrupted one must end up as."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    assert main(["run", *DATA, *TRAIN, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(reference) -> Path:
+    return reference / "data"
+
+
+# -- run directories ------------------------------------------------------------------------------
+
+
+def test_commands_refuse_a_directory_the_package_did_not_write(tmp_path, data, capsys):
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "notes.txt").write_text("mine")
+    before = listing(tmp_path)
+    for args in (["run", *DATA, "--out", str(proj), "--quiet"],
+                 ["train", str(data), "--out", str(proj), "--methods", "pooled"]):  # fmt: skip
+        err = one_error(args, capsys)
+        assert f"refusing to write into {proj}: not a conceptid run directory" in err
+        assert "(contains notes.txt, src/)" in err
+    assert "not a conceptid run directory" in one_error(["evaluate", str(proj)], capsys)
+    assert listing(tmp_path) == before
+
+
+# -- a saved model is reused only under the settings it was trained with --------------------------
+
+
+def test_a_model_is_reused_only_under_its_own_settings(tmp_path, data, capsys, monkeypatch):
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--methods", "pooled", "--quiet"]
+    assert main([*args, "--epochs", "2"]) == 0
+    final = run / "models" / "pooled" / "final.pt"
+    saved = final.read_bytes()
+    (run / "models" / "pooled" / "notes.txt").write_text("mine")
+
+    def no_training(*a, **k):
+        raise AssertionError("retrained a model saved under the same settings")
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "fit_restarts", no_training)
+        assert main([*args, "--epochs", "2"]) == 0
+    assert "pooled: reused" in capsys.readouterr().out
+    for extra, named in [(["--epochs", "3"], "epochs 2 -> 3"),
+                         (["--epochs", "2", "--seed", "4"], "seed 0 -> 4"),
+                         (["--epochs", "2", "--batch-size", "64"], "batch_size 128 -> 64"),
+                         (["--epochs", "2", "--restarts", "2"], "restarts 1 -> 2")]:  # fmt: skip
+        err = one_error([*args, *extra], capsys)
+        assert f"{final} was trained under other settings: {named}" in err and "--retrain" in err
+        assert final.read_bytes() == saved
+    assert main([*args, "--epochs", "3", "--retrain"]) == 0
+    state = torch.load(final, weights_only=False)
+    assert state["settings"]["epochs"] == 3 and state["key"] == settings_key(state["settings"])
+    assert (run / "models" / "pooled" / "notes.txt").read_text() == "mine"  # not the package's
+
+
+def test_the_report_states_the_settings_stored_with_the_models(tmp_path, data, monkeypatch):
+    run = tmp_path / "run"
+    common = ["train", str(data), "--out", str(run), "--quiet"]
+    assert main([*common, "--methods", "pooled", "--epochs", "2"]) == 0
+    assert main([*common, "--methods", "context-module", "--epochs", "3", "--seed", "1"]) == 0
+    assert main(["evaluate", str(run), "--data", str(data)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] is None and metrics["seed"] is None  # they differ: no one value
+    assert metrics["batch_size"] == 128 and metrics["device"] == "cpu"
+    trained = {k: (m["training"]["epochs"], m["training"]["seed"])
+               for k, m in metrics["methods"].items()}  # fmt: skip
+    assert trained == {"pooled": (2, 0), "context-module": (3, 1)}
+    report = (run / "report.md").read_text()
+    assert "training settings per method in the table below" in report
+    assert "| context module (end to end) | 1 | 3 | 128 |" in report
+    reproduce = report.split("## Reproduce")[1]
+    assert "--methods pooled --seed 0 --epochs 2" in reproduce
+    assert "--methods context-module --seed 1 --epochs 3" in reproduce
+    assert f"conceptid train {data} --out {run} --methods pooled" in reproduce
+    assert f"conceptid evaluate {run} --data {data}" in reproduce
+    # training a model again removes the evaluation that described the old one
+    assert main([*common, "--methods", "pooled", "--epochs", "3", "--retrain"]) == 0
+    assert not (run / "metrics.json").exists() and not (run / "report.md").exists()
+    assert not (run / "figures").exists()
+    assert sorted(p.name for p in (run / "models").iterdir()) == ["context-module", "pooled"]
+
+
+def test_a_run_states_what_it_reused(reference):
+    metrics = json.loads((reference / "metrics.json").read_text())
+    assert (metrics["epochs"], metrics["restarts"], metrics["seed"]) == (3, 2, 0)
+    for m in metrics["methods"].values():
+        assert (m["training"]["epochs"], m["training"]["restarts"]) == (3, 2)
+    assert "3 epochs, batch 128, lr 0.002, 2 restart(s)" in (reference / "report.md").read_text()
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+
+
+def _interrupt_after_saves(monkeypatch, n: int) -> None:
+    real, saves = trainer._save, []
+
+    def save(path, state):
+        real(path, state)
+        saves.append(path)
+        if len(saves) == n:
+            raise _Interrupted
+
+    monkeypatch.setattr(trainer, "_save", save)
+
+
+def test_a_checkpoint_of_another_dataset_is_refused_naming_it(tmp_path, data, capsys, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_after_saves(m, 1)
+        with pytest.raises(_Interrupted):
+            main(["train", str(data), "--out", str(run), "--methods", "pooled", "--quiet"])
+    ckpt = run / "models" / "pooled" / "checkpoint.pt"
+    saved = ckpt.read_bytes()
+    for extra in (["--seed", "5"], ["--m", "4"]):  # same shapes; other shapes
+        other = tmp_path / f"other{extra[1]}"
+        sim = ["simulate", "--preset", "random", "--n-per-context", "40", "--m", "3",
+               "--nuisance-dim", "1", "--quiet"]  # fmt: skip
+        assert main([*sim, *extra, "--out", str(other)]) == 0
+        err = one_error(["train", str(other), "--out", str(run), "--methods", "pooled"], capsys)
+        assert f"{ckpt} belongs to another training" in err and "dataset " in err, err
+        assert ckpt.read_bytes() == saved and not (ckpt.parent / "final.pt").exists()
+
+
+# -- generate ------------------------------------------------------------------------------------
+
+
+def test_only_a_model_that_can_intervene_generates_under_targets(tmp_path, capsys):
+    from models.estimators import IVAE, ContextModuleVAE, PooledVAE, TheoremMatchedVAE
+    from models.mle import LatentFlowMLE, ManifoldMLE
+
+    assert ContextModuleVAE((4,), (1, 1), 0).can_intervene
+    assert not ContextModuleVAE((4,), (1, 1), 0, use_labels=False).can_intervene
+    assert not PooledVAE((4,), 2).can_intervene and not IVAE((4,), 2, 3).can_intervene
+    assert TheoremMatchedVAE.can_intervene and ManifoldMLE.can_intervene
+    assert LatentFlowMLE.can_intervene
+
+    quad, run = tmp_path / "quad", tmp_path / "run"
+    assert main(["simulate", "--preset", "quad", "--image-size", "32", "--n-per-context", "2",
+                 "--out", str(quad), "--quiet"]) == 0  # fmt: skip
+    assert main(["train", str(quad), "--out", str(run), "--methods",
+                 "context-module,pooled,ablation", "--epochs", "1", "--quiet"]) == 0  # fmt: skip
+    for method, label in [("pooled", "pooled VAE"), ("ablation", "labels ignored")]:
+        out = tmp_path / f"{method}.npy"
+        err = one_error(["generate", str(run / "models" / method), "--data", str(quad),
+                         "--targets", "size,color", "--out", str(out)], capsys)  # fmt: skip
+        assert f"{method} (" in err and label in err and "cannot generate under" in err
+        assert not out.exists()
+        # observational samples are what such a model can give
+        assert main(["generate", str(run / "models" / method), "--data", str(quad), "--n", "3",
+                     "--out", str(out)]) == 0  # fmt: skip
+    # images come back in the data's units: uint8 (N, H, W, 3), round(255 * image)
+    out = tmp_path / "do.npy"
+    cm = str(run / "models" / "context-module")
+    assert main(["generate", cm, "--data", str(quad), "--targets", "size,color", "--n", "5",
+                 "--seed", "3", "--out", str(out)]) == 0  # fmt: skip
+    x = np.load(out)
+    ds = load_dataset(quad)
+    assert x.dtype == ds.x.dtype == np.uint8 and x.shape == (5, *ds.x.shape[1:]) == (5, 32, 32, 3)
+    model, _ = pipeline.load_trained(run / "models" / "context-module" / "final.pt", ds)
+    mask = torch.zeros(5, len(ds.card["concept_names"]), dtype=torch.bool)
+    mask[:, [ds.card["concept_names"].index(c) for c in ("size", "color")]] = True
+    with torch.no_grad():
+        raw = model.generate(mask, generator=torch.Generator().manual_seed(3)).numpy()
+    assert np.array_equal(
+        x, np.rint(np.clip(raw, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    )
+    png = tmp_path / "do.png"
+    assert main(["generate", str(run / "models" / "context-module"), "--data", str(quad),
+                 "--targets", "size", "--n", "4", "--out", str(png)]) == 0  # fmt: skip
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_decides_from_the_estimator_not_its_name():
+    class Silent(torch.nn.Module):
+        can_intervene = False
+
+        def generate(self, targets, generator=None):  # pragma: no cover - never reached
+            raise AssertionError("generated under targets")
+
+    ds = type("D", (), {"card": {"concept_names": ["a", "b"]}, "x": np.zeros((1, 2), "f4")})()
+    model = Silent()
+    model._settings = {"method": "my-estimator"}
+    with pytest.raises(pipeline.PipelineError, match="my-estimator .*cannot generate under"):
+        pipeline.sample(model, ds, ["a"], 2)
+
+
+# -- training faults ------------------------------------------------------------------------------
+
+
+def test_a_nan_loss_stops_train_with_one_line_and_keeps_the_checkpoint(
+    tmp_path, data, capsys, monkeypatch
+):  # fmt: skip
+    from models.estimators import PooledVAE
+
+    real, calls = PooledVAE.loss, {"n": 0}
+    per_epoch = -(-int(load_dataset(data).mask("train").sum()) // 128)
+
+    def loss(self, batch, generator=None):
+        value, logs = real(self, batch, generator)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 2 * per_epoch + 1:  # the first batch of the third epoch
+                value = value * float("inf")
+        return value, logs
+
+    monkeypatch.setattr(PooledVAE, "loss", loss)
+    run = tmp_path / "run"
+    err = one_error(["train", str(data), "--out", str(run), "--methods", "pooled", "--epochs",
+                     "5", "--quiet"], capsys)  # fmt: skip
+    ckpt = run / "models" / "pooled" / "checkpoint.pt"
+    assert "training loss became inf at epoch 3, batch 1" in err and str(ckpt) in err, err
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1  # the second epoch, finished
+    assert not (ckpt.parent / "final.pt").exists()
+
+
+def test_an_interrupted_run_resumes_to_the_same_metrics(reference, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_after_saves(m, 4)  # pooled, restart 1, first epoch
+        with pytest.raises(_Interrupted):
+            main(["run", *DATA, *TRAIN, "--out", str(run)])
+    assert (run / "models" / "pooled" / "checkpoint.pt.r1").is_file()
+    assert main(["run", *DATA, *TRAIN, "--out", str(run)]) == 0
+    assert (run / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()
+
+
+# -- kill at random moments -----------------------------------------------------------------------
+
+
+def _spawn(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "conceptid.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def _kill_at(proc: subprocess.Popen, delay: float, ready=lambda: True) -> bool:
+    """SIGKILL ``proc`` ``delay`` seconds after ``ready()`` holds; False if it ended first."""
+    deadline = time.monotonic() + 120
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(delay)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return killed
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    sa, sb = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    return sa["key"] == sb["key"] and all(torch.equal(sa["model"][k], sb["model"][k])
+                                          for k in sa["model"])  # fmt: skip
+
+
+def _complete_or_absent(run: Path, reference: Path) -> None:
+    """Every file of a killed run is whole and valid, or absent (a hidden temporary is not yet
+    a file of the run: the next write of its target removes it)."""
+    ds = None
+    for p in sorted(run.rglob("*")):
+        rel = p.relative_to(run)
+        if p.is_dir() or TEMPORARY.match(p.name):
+            continue
+        if rel.parts[0] == "data":
+            ds = load_dataset(run / "data")
+            assert ds.card["content_hash"] == load_dataset(reference / "data").card["content_hash"]
+        elif rel == Path("run.json"):
+            assert is_run_dir(run)
+        elif rel.parts[0] == "models" and p.name == "final.pt":
+            pipeline.load_trained(p, ds or load_dataset(reference / "data"))
+            assert _same_weights(p, reference / rel), rel
+        elif rel.parts[0] == "models":
+            state = trainer._read(p)  # a checkpoint: whole, and keyed by its settings
+            assert re.fullmatch(r"checkpoint\.pt(\.r1)?", p.name), rel
+            assert state["key"] == settings_key(state["settings"])
+        elif p.suffix == ".json":
+            json.loads(p.read_text())
+            if p.name == "metrics.json":  # written once, at the end, from the finished models
+                assert p.read_bytes() == (reference / rel).read_bytes()
+        elif p.suffix == ".png":
+            raw = p.read_bytes()
+            assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[-8:-4] == b"IEND", rel
+        elif p.suffix in (".md", ".txt"):
+            assert p.stat().st_size > 0
+        else:
+            raise AssertionError(f"unexpected file {rel}")
+
+
+def _no_temporaries(d: Path) -> None:
+    assert not [p for p in d.rglob("*") if TEMPORARY.match(p.name)], listing(d)
+
+
+def test_kill_simulate_train_and_run_at_random_moments(reference, data, tmp_path):
+    rng = np.random.default_rng(11)
+    trials = int(os.environ.get("CONCEPTID_FAULT_TRIALS", "1"))
+    content = load_dataset(data).card["content_hash"]
+    sim = ["simulate", "--preset", "random", "--m", "3", "--nuisance-dim", "1",
+           "--n-per-context", "40", "--quiet"]  # fmt: skip
+    killed = 0
+    for t in range(2 * trials):
+        out = tmp_path / f"sim{t}" / "d"
+        killed += _kill_at(_spawn([*sim, "--out", str(out)]), rng.uniform(0.1, 1.5))
+        if out.exists():
+            assert load_dataset(out).card["content_hash"] == content
+        else:
+            assert main([*sim, "--out", str(out)]) == 0
+        assert load_dataset(out).card["content_hash"] == content
+        _no_temporaries(out.parent)
+
+    for t in range(trials):
+        run = tmp_path / f"train{t}"
+        args = ["train", str(data), "--out", str(run), *TRAIN]
+        training = lambda run=run: any((run / "models").glob("*/checkpoint.pt*"))  # noqa: E731
+        killed += _kill_at(_spawn(args), rng.uniform(0.0, 0.6), training)
+        if run.exists():
+            _complete_or_absent(run, reference)
+        assert main(args) == 0
+        for method in ("pooled", "latent-flow"):
+            final = run / "models" / method / "final.pt"
+            assert _same_weights(final, reference / "models" / method / "final.pt")
+            assert [p.name for p in final.parent.iterdir()] == ["final.pt"]
+
+    for t in range(trials):
+        run = tmp_path / f"run{t}"
+        args = ["run", *DATA, *TRAIN, "--out", str(run)]
+        training = lambda run=run: any((run / "models").glob("*/*"))  # noqa: E731
+        killed += _kill_at(_spawn(args), rng.uniform(0.0, 1.5), training)
+        if run.exists():
+            _complete_or_absent(run, reference)
+        assert main(args) == 0
+        assert (run / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()
+        _no_temporaries(run)
+    assert killed >= trials  # the kills happened while the commands ran
