@@ -504,6 +504,11 @@ class LatentFlowMLE(ManifoldMLE):
         u, logdet = self.flow(z)
         return self.prior_nll(u, targets) - logdet + self.log_volume(z)
 
+    @property
+    def can_intervene(self) -> bool:
+        """The labels-ignored ablation has one (pooled) law: its samples ignore the targets."""
+        return self.use_labels
+
     def _labels(self, targets: torch.Tensor) -> torch.Tensor:
         """The targets the model sees: none at all in the labels-ignored ablation."""
         return targets if self.use_labels else torch.zeros_like(targets)
