@@ -122,7 +122,7 @@ def test_the_report_states_the_settings_stored_with_the_models(tmp_path, data, m
     assert trained == {"pooled": (2, 0), "context-module": (3, 1)}
     report = (run / "report.md").read_text()
     assert "training settings per method in the table below" in report
-    assert "| context module (end to end) | 1 | 3 | 128 |" in report
+    assert f"| {pipeline.METHODS['context-module'].label} | 1 | 3 | 128 |" in report
     reproduce = report.split("## Reproduce")[1]
     assert "--methods pooled --seed 0 --epochs 2" in reproduce
     assert "--methods context-module --seed 1 --epochs 3" in reproduce
