@@ -138,3 +138,24 @@ def test_restarts_keep_the_best_fit_and_leave_no_checkpoints(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", str(data), "--out", str(tmp_path / "r2"), "--restarts", "0"]) == 2
     assert "restarts must be a positive integer" in capsys.readouterr().err
+
+
+def test_context_flow_generates_a_composition_on_images_and_its_ablation_refuses(tmp_path, capsys):
+    """The context module as exact prior trains on images through the command line and
+    generates under a target set never seen in training; its labels-ignored ablation cannot
+    intervene and says so."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["simulate", "--preset", "quad", "--n-per-context", "24", "--out", str(data),
+                 "--quiet"]) == 0  # fmt: skip
+    assert main(["train", str(data), "--out", str(run), "--epochs", "3", "--quiet",
+                 "--methods", "context-flow,context-flow-ablation"]) == 0  # fmt: skip
+    out = tmp_path / "s.npy"
+    assert main(["generate", str(run / "models" / "context-flow"), "--data", str(data),
+                 "--targets", "quad1,size", "--n", "5", "--out", str(out)]) == 0  # fmt: skip
+    x = np.load(out)
+    assert x.dtype == np.uint8 and x.shape == (5, 32, 32, 3)
+    capsys.readouterr()
+    bad = tmp_path / "bad.npy"
+    assert main(["generate", str(run / "models" / "context-flow-ablation"), "--data", str(data),
+                 "--targets", "quad1", "--out", str(bad)]) == 2  # fmt: skip
+    assert "context-flow-ablation" in capsys.readouterr().err and not bad.exists()
