@@ -21,6 +21,7 @@ Run: ``.venv/bin/python benchmarks/bench_composition.py [--preset quad] [--indep
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-test", type=int, default=500, help="test samples per context (>= 500)")
     ap.add_argument("--methods", default="context-flow,context-flow-ablation,pooled")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--preset-arg", action="append", default=[], metavar="KEY=JSON",
+                    help="extra preset argument, e.g. mixing='\"identity\"'")  # fmt: skip
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -71,6 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     preset_args: dict = {"image_size": 32} if a.preset == "quad" else {}
     if a.independent:
         preset_args["dependent"] = False
+    for kv in a.preset_arg:
+        key, _, value = kv.partition("=")
+        preset_args[key] = json.loads(value)
+    if preset_args.get("mixing", "image") != "image":
+        preset_args.pop("image_size", None)
     rows: dict = {m: [] for m in methods}
     floors: list[dict] = []
     for seed in seeds:

@@ -146,6 +146,7 @@ class ManifoldMLE(nn.Module):
         self.m, self.K = len(self.block_sizes), sum(self.block_sizes)
         self.nuisance_dim = int(nuisance_dim)
         self.D = self.K + self.nuisance_dim
+        self.images = len(obs_shape) == 3  # (3, S, S) in [0, 1]
         if encoder is None or decoder is None:
             if len(obs_shape) == 1:
                 enc = ResidualEncoder(int(obs_shape[0]), self.D, hidden)
@@ -400,7 +401,9 @@ class ManifoldMLE(nn.Module):
         """Samples of ``x`` under per-sample target masks ``(b, m)`` (any set of targets)."""
         c = self.prior.sample(targets, generator)
         n = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
-        return self.decode(torch.cat([c, n], 1))
+        x = self.decode(torch.cat([c, n], 1))
+        # images live in [0, 1]; the decoder is unconstrained, so keep samples in the data's range
+        return x.clamp(0.0, 1.0) if self.images else x
 
 
 class LatentFlowMLE(ManifoldMLE):
