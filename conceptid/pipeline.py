@@ -37,6 +37,7 @@ from models.trainer import CheckpointError, TrainConfig, _load, _save, fit_resta
 from simulations.atomic import atomic_path
 from simulations.benchmark import BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
 from simulations.errors import ConceptIDError
+from simulations.validation import check_number
 
 __all__ = [
     "METHODS",
@@ -150,9 +151,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         for name in ("epochs", "batch_size", "n_generate", "restarts"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise PipelineError(f"{name} must be a positive integer, got {v!r}")
+            check_number(getattr(self, name), name, error=PipelineError)
         unknown = [m for m in (self.methods or []) if m not in METHODS]
         if unknown:
             raise PipelineError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
@@ -239,8 +238,7 @@ def train_method(
     fits from different seeds, the best kept (:func:`models.trainer.fit_restarts`)."""
     if name not in METHODS:
         raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
-    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
-        raise PipelineError(f"restarts must be a positive integer, got {restarts!r}")
+    check_number(restarts, "restarts", error=PipelineError)
     folder = out / "models" / name
     final = folder / "final.pt"
     if final.exists():

@@ -28,6 +28,7 @@ import numpy as np
 from .errors import ConceptIDError
 from .model import ConceptModel
 from .presets import build_preset
+from .validation import check_number
 
 __all__ = [
     "SPLITS",
@@ -85,12 +86,14 @@ class BenchmarkSpec:
     def __post_init__(self) -> None:
         if (self.preset is None) == (self.model is None):
             raise DatasetError("a spec needs exactly one of 'preset' and 'model'")
+        if self.preset is not None and not isinstance(self.preset, str):
+            raise DatasetError(f"preset must be a string, got {self.preset!r}")
+        if self.model is not None and not isinstance(self.model, dict):
+            raise DatasetError(f"model must be a dict (ConceptModel.to_dict), got {self.model!r}")
         if not isinstance(self.preset_args, dict):
             raise DatasetError(f"preset_args must be a dict, got {type(self.preset_args).__name__}")
         for name in ("n_train", "n_val", "n_test", "seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 0:
-                raise DatasetError(f"{name} must be a non-negative integer, got {v!r}")
+            check_number(getattr(self, name), name, minimum=0, error=DatasetError)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +115,8 @@ class BenchmarkSpec:
             text = Path(path).read_text()
         except OSError as err:
             raise DatasetError(f"cannot read spec file {path}: {err.strerror}") from None
+        except UnicodeDecodeError:
+            raise DatasetError(f"spec file {path} is not valid JSON (not UTF-8 text)") from None
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as err:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConceptIDError
+from .validation import check_number
 
 __all__ = [
     "DAG",
@@ -271,9 +272,7 @@ def _topological_order(A: np.ndarray) -> tuple[int, ...]:
 
 
 def _check_m(m: int) -> int:
-    if not isinstance(m, int | np.integer) or isinstance(m, bool) or m < 1:
-        raise GraphError(f"m (number of nodes) must be a positive integer, got {m!r}")
-    return int(m)
+    return check_number(m, "m (number of nodes)", error=GraphError)
 
 
 def _random_order_dag(A_lower: np.ndarray, rng: np.random.Generator, names) -> DAG:

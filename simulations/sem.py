@@ -36,6 +36,7 @@ from .interventions import (
     _cov,
     as_context,
 )
+from .validation import check_number
 
 __all__ = ["MECHANISMS", "NOISE_FAMILIES", "SEM", "SEMError", "random_sem"]
 
@@ -314,8 +315,7 @@ class SEM:
         ndarray, shape (n, K)
             A Fortran-ordered (column-major) array.
         """
-        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0:
-            raise SEMError(f"n must be a non-negative integer, got {n!r}")
+        n = check_number(n, "n", minimum=0, error=SEMError)
         if not isinstance(rng, np.random.Generator):
             raise SEMError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         dtype = np.dtype(dtype)
