@@ -28,6 +28,7 @@ import numpy as np
 from .errors import ConceptIDError
 from .model import ConceptModel
 from .presets import build_preset
+from .resources import check_memory, estimate_dataset
 from .validation import check_number
 
 __all__ = [
@@ -305,11 +306,39 @@ def _context_records(model: ConceptModel) -> list[dict]:
     return recs
 
 
-def generate(spec: BenchmarkSpec, *, progress: bool = False, name: str = "") -> Dataset:
+def generate(
+    spec: BenchmarkSpec, *, progress: bool = False, name: str = "", max_memory: float | None = None
+) -> Dataset:
     """Sample the dataset a spec describes (deterministic in the spec).
 
     Each (split, context) cell uses the generator ``spec.rng(1, split, context)``.
+
+    Parameters
+    ----------
+    spec : BenchmarkSpec
+    progress : bool
+        A progress bar over the (split, context) cells.
+    name : str
+        Dataset name recorded in the card (default: the preset's name).
+    max_memory : float, optional
+        Memory limit in GiB; default: the ``CONCEPTID_MAX_MEMORY`` environment variable, else
+        the memory available now (:func:`simulations.resources.memory_limit`).
+
+    Raises
+    ------
+    MemoryLimitError
+        Before anything is allocated, when the estimated memory of the request
+        (:func:`simulations.resources.estimate_dataset`) exceeds the limit.
+    ConceptIDError
+        A subclass naming the problem when the spec's preset arguments or model are invalid.
     """
+    estimate = estimate_dataset(spec)
+    if estimate is not None:
+        check_memory(
+            estimate.peak_bytes,
+            f"generating {estimate.rows} samples of shape {estimate.obs_shape}",
+            max_memory,
+        )
     model = spec.build_model()
     counts = {"train": spec.n_train, "val": spec.n_val, "test": spec.n_test}
     cells = [
