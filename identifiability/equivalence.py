@@ -23,6 +23,7 @@ import numpy as np
 
 from simulations.errors import UsageError
 from simulations.model import ConceptModel
+from simulations.validation import check_number
 
 from .linalg import Arithmetic
 
@@ -60,7 +61,13 @@ class AlignResult:
 
 
 def _check_array(a, name: str) -> np.ndarray:
-    a = np.asarray(a, dtype=float)
+    try:
+        complex_ = np.iscomplexobj(a)
+        a = np.asarray(a, dtype=float)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a real array (n, dims), got {a!r}") from None
+    if complex_:
+        raise UsageError(f"{name} must be real, got a complex array")
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:
@@ -116,7 +123,12 @@ def align(
         raise UsageError(f"learned has {X.shape[0]} rows but true has {Y.shape[0]}")
     if X.shape[0] < 3:
         raise UsageError("align needs at least 3 samples")
-    ks = [1] * Y.shape[1] if block_sizes is None else [int(k) for k in block_sizes]
+    if block_sizes is None:
+        ks = [1] * Y.shape[1]
+    elif isinstance(block_sizes, list | tuple | np.ndarray):
+        ks = [check_number(k, "each of block_sizes") for k in block_sizes]
+    else:
+        raise UsageError(f"block_sizes must be a sequence of positive ints, got {block_sizes!r}")
     if sum(ks) != Y.shape[1]:
         raise UsageError(f"block_sizes sum to {sum(ks)} but true has {Y.shape[1]} columns")
     offs = np.concatenate([[0], np.cumsum(ks)]).astype(int)
@@ -141,7 +153,13 @@ def align(
                 )
             blocks = true_cols
         else:
-            blocks = [list(map(int, b)) for b in learned_blocks]
+            try:
+                blocks = [[check_number(i, "a learned_blocks column", minimum=0) for i in b]
+                          for b in learned_blocks]  # fmt: skip
+            except TypeError:
+                raise UsageError(
+                    f"learned_blocks must be a list of lists of columns, got {learned_blocks!r}"
+                ) from None
             if len(blocks) != len(ks):
                 raise UsageError(f"learned_blocks has {len(blocks)} blocks for {len(ks)} concepts")
             bad = [i for b in blocks for i in b if not 0 <= i < L]

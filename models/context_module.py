@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from simulations.errors import UsageError
 from simulations.validation import check_number
 
-from .nets import check_block_sizes
+from .nets import check_block_sizes, check_size
 
 __all__ = [
     "CausalLayer",
@@ -214,6 +214,9 @@ class ContextModule(nn.Module):
         self.m, self.K = len(self.block_sizes), sum(self.block_sizes)
         self.nuisance_dim = check_number(nuisance_dim, "nuisance_dim", minimum=0)
         out_dim, hidden = check_number(out_dim, "out_dim"), check_number(hidden, "hidden")
+        K = self.K  # four K x K layers, the expressive MLPs, the representation
+        check_size(4 * K * K + 3 * K * hidden + K * out_dim,
+                   f"a context module of {K} concept dimensions")  # fmt: skip
         self.intervention = InterventionLayer(self.block_sizes)
         self.expressive = ExpressiveLayer(self.block_sizes, hidden)
         self.causal = CausalLayer(self.block_sizes)

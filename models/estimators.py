@@ -31,7 +31,7 @@ from simulations.validation import check_number
 
 from .context_module import ContextModule, block_index
 from .data import Batch
-from .nets import check_block_sizes, check_obs_shape, make_nets
+from .nets import check_block_sizes, check_obs_shape, check_size, make_nets
 
 __all__ = [
     "ContextModuleVAE",
@@ -84,7 +84,8 @@ class SEMPrior(nn.Module):
 
     def __init__(self, block_sizes: Sequence[int]) -> None:
         super().__init__()
-        self.block_sizes = tuple(int(k) for k in block_sizes)
+        self.block_sizes = check_block_sizes(block_sizes)
+        check_size(sum(self.block_sizes) ** 2, f"an SEM prior of {sum(self.block_sizes)} concepts")
         idx = block_index(self.block_sizes)
         K, m = len(idx), len(self.block_sizes)
         self.register_buffer("concept_of", idx)
@@ -458,6 +459,7 @@ class IVAE(PooledVAE):
                  beta: float = 1.0, hidden: int = 128) -> None:  # fmt: skip
         super().__init__(obs_shape, latent_dim, likelihood, beta, hidden)
         n_contexts = check_number(n_contexts, "n_contexts")
+        check_size(2 * n_contexts * self.latent_dim, f"priors of {n_contexts} contexts")
         self.prior_mean = nn.Parameter(torch.zeros(n_contexts, latent_dim))
         self.prior_logvar = nn.Parameter(torch.zeros(n_contexts, latent_dim))
 

@@ -50,7 +50,7 @@ from simulations.validation import check_number
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
-from .nets import _mlp, check_block_sizes, check_obs_shape, make_nets
+from .nets import _mlp, check_block_sizes, check_obs_shape, check_size, make_nets
 
 __all__ = ["LatentFlowMLE", "ManifoldMLE"]
 
@@ -152,6 +152,9 @@ class ManifoldMLE(nn.Module):
         hidden = check_number(hidden, "hidden")
         if encoder is None or decoder is None:
             if len(obs_shape) == 1:
+                p = obs_shape[0]
+                check_size(2 * (p * self.D + p * hidden + hidden * hidden + self.D * self.D),
+                           f"residual nets for {p} observations")  # fmt: skip
                 enc = ResidualEncoder(int(obs_shape[0]), self.D, hidden)
                 dec = ResidualDecoder(self.D, int(obs_shape[0]), hidden)
             else:
@@ -427,6 +430,8 @@ class LatentFlowMLE(ManifoldMLE):
             snap_every=snap_every, hidden=hidden, volume_eps=volume_eps, encoder=encoder,
             decoder=decoder,
         )  # fmt: skip
+        check_size(flow_layers * (2 * self.D * flow_hidden + flow_hidden**2) + self.D**2,
+                   f"a flow of {flow_layers} layers of {flow_hidden} units")  # fmt: skip
         self.flow = LatentFlow(self.D, flow_layers, flow_hidden)
 
     def _set_residual_trainable(self, flag: bool) -> None:

@@ -7,12 +7,14 @@ the logits (Bernoulli likelihood) of ``x``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from simulations.errors import UsageError
+from simulations.resources import check_memory
 from simulations.validation import check_number
 
 __all__ = [
@@ -49,6 +51,20 @@ def check_obs_shape(obs_shape: object, *, own_nets: bool = False) -> tuple[int, 
     raise UsageError(
         f"obs_shape must be (p,) or (3, S, S) with S in {IMAGE_SIZES}, got {obs_shape!r}"
     )
+
+
+def check_size(n_values: int, what: str) -> None:
+    """Refuse a model whose parameters cannot fit in memory, before torch allocates them.
+
+    ``n_values`` float32 parameters are counted four times (values, gradients and the two
+    moments of Adam); the limit is :func:`simulations.resources.memory_limit`'s.
+
+    Raises
+    ------
+    MemoryLimitError
+        Naming ``what``, with the estimate in GiB.
+    """
+    check_memory(16 * n_values, what)
 
 
 def check_block_sizes(block_sizes: object) -> tuple[int, ...]:
@@ -142,6 +158,9 @@ def make_nets(obs_shape: Sequence[int], latent_dim: int, hidden: int = 128):
     for another shape or a size that is not a positive integer."""
     obs_shape = check_obs_shape(obs_shape)
     latent_dim, hidden = check_number(latent_dim, "latent_dim"), check_number(hidden, "hidden")
+    p = math.prod(obs_shape) if len(obs_shape) == 1 else 128 * 4 * 4  # the conv nets' head
+    check_size(2 * (p * hidden + hidden * hidden + 3 * hidden * latent_dim),
+               f"nets for {obs_shape} observations and {latent_dim} latents")  # fmt: skip
     if len(obs_shape) == 1:
         p = int(obs_shape[0])
         return MLPEncoder(p, latent_dim, (hidden, hidden)), MLPDecoder(

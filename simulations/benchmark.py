@@ -415,12 +415,19 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
     """Load and verify a dataset directory; raises DatasetError on anything missing or altered."""
     path = Path(path)
     card_path = path / "card.json"
-    if not path.is_dir():
+    try:  # a name too long, a directory without permission: the path given is unusable
+        is_dir, has_card = path.is_dir(), card_path.is_file()
+        text = card_path.read_text() if has_card else ""
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{card_path} is corrupted (not valid JSON): {err}") from None
+    if not is_dir:
         raise DatasetError(f"{path} is not a dataset directory")
-    if not card_path.is_file():
+    if not has_card:
         raise DatasetError(f"{path} has no card.json: not a dataset, or an incomplete one")
     try:
-        card = json.loads(card_path.read_text())
+        card = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(f"{card_path} is corrupted (not valid JSON): {err}") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:

@@ -314,7 +314,10 @@ def erdos_renyi(
         Randomly permute node labels (default) so the index order is not a causal order.
     """
     m = _check_m(m)
-    if not np.isfinite(expected_degree) or not 0 <= expected_degree <= max(m - 1, 0):
+    expected_degree = check_number(
+        expected_degree, "expected_degree", integer=False, minimum=0, error=GraphError
+    )
+    if not 0 <= expected_degree <= max(m - 1, 0):
         raise GraphError(
             f"expected_degree must lie in [0, m-1] = [0, {m - 1}], got {expected_degree}"
         )

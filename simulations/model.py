@@ -270,6 +270,14 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
             raise ModelError(
                 f"groups must be 'pairs', 'all' or a list of target lists, got {groups!r}"
             )
+    lists = (list, tuple)
+    if not isinstance(groups, lists) or not all(
+        isinstance(g, lists) and all(isinstance(t, str | int) for t in g) for g in groups
+    ):
+        raise ModelError(
+            f"held-out groups must be 'pairs', 'all' or a list of lists of targets (names or "
+            f"indices), got {groups!r}"
+        )
     out = []
     for g in groups:
         g = [str(t) for t in g]
@@ -279,6 +287,6 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
                 f"cannot compose {g}: no single-target context for {unknown}; have {targets}"
             )
         if len(g) < 2:
-            raise ModelError(f"a composition needs at least two targets, got {g}")
+            raise ModelError(f"a held-out composition needs at least two targets, got {g}")
         out.append(by_target[g[0]].compose(*(by_target[t] for t in g[1:])))
     return tuple(out)
