@@ -2,9 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from simulations.errors import ConceptIDError
+from simulations.errors import ConceptIDError, UsageError
 
-__all__ = ["ConceptIDError", "__version__"]
+__all__ = ["ConceptIDError", "UsageError", "__version__"]
 
 try:
     __version__ = version("conceptid")

@@ -6,14 +6,23 @@ preset -> dataset directory), ``inspect`` (card, statistics, a PNG of samples pe
 ``check`` (identifiability report), ``train`` (one method into RUN/models/METHOD), ``evaluate``
 (metrics, figures and report of the trained methods of a run), ``generate`` (samples of a
 trained model under any set of targets).
+
+Every subcommand validates all of its arguments (:func:`main` calls its ``validate_*`` function)
+before any work starts, so a refusal writes nothing. Bad input, the package's own errors
+(:class:`~simulations.errors.ConceptIDError`) included, prints one line
+``conceptid COMMAND: error: MESSAGE`` and exits with status 2; Ctrl-C prints one line and exits
+with 130; a closed output pipe (``conceptid check | head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from simulations.benchmark import (
@@ -23,15 +32,276 @@ from simulations.benchmark import (
     generate,
     load_dataset,
 )
-from simulations.errors import ConceptIDError
-from simulations.graphs import GraphError
-from simulations.interventions import InterventionError
-from simulations.mixing import MixingError
-from simulations.model import ModelError
-from simulations.sem import SEMError
+from simulations.errors import ConceptIDError, UsageError
+from simulations.presets import PRESETS
+from simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
+from simulations.validation import check_number
 
-#: errors that come from bad user input: printed as one line, exit status 2
-USER_ERRORS = (DatasetError, GraphError, InterventionError, MixingError, ModelError, SEMError)
+from . import __version__
+
+#: ``conceptid --help``: plain text (the module docstring is reStructuredText)
+DESCRIPTION = """\
+Causal concept identifiability: synthetic benchmarks with ground truth, identifiability checks,
+and concept learners trained and evaluated against the proven equivalence class.
+
+`conceptid run` does the main job in one run directory; each other command is one stage of it.
+`conceptid COMMAND --help` lists a command's options with their defaults."""
+
+EPILOG = """\
+Bad input prints one line naming the problem and exits with status 2; Ctrl-C exits with 130."""
+
+#: the methods of ``run`` and ``train`` (conceptid.pipeline.METHODS; a test keeps them equal, so
+#: that ``--help`` can list them without importing torch)
+METHOD_NAMES = (
+    "context-flow",
+    "context-flow-ablation",
+    "context-module",
+    "ablation",
+    "pooled",
+    "beta-vae",
+    "latent-flow",
+    "manifold-mle",
+)
+#: image sizes the models take (models.nets.IMAGE_SIZES; a test keeps them equal)
+IMAGE_SIZES = (32, 64)
+#: built-in benchmark presets
+PRESET_NAMES = tuple(PRESETS)
+
+
+class ArgumentsError(UsageError):
+    """The command line itself is malformed (an unknown option, a missing or mistyped value).
+
+    Raised instead of argparse's usage-and-exit, so that :func:`main` prints it as one line.
+    ``prog`` is the (sub)command it belongs to, e.g. ``"conceptid simulate"``.
+    """
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and number options whose ranges one validator checks."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+        self.numbers: list[tuple[str, str, dict]] = []
+        self.set_defaults(numbers=self.numbers)
+
+    def error(self, message: str):  # argparse would print the usage and exit
+        raise ArgumentsError(self.prog, message)
+
+    def add_number(self, flag: str, *, integer: bool = True, minimum: float = 1,
+                   exclusive: bool = False, **kwargs) -> argparse.Action:  # fmt: skip
+        """An option holding a number; :func:`check_numbers` checks its range with
+        :func:`simulations.validation.check_number` (one rule, one wording, everywhere)."""
+        kind = "N" if integer else "X"
+        action = self.add_argument(
+            flag, type=_integer if integer else _number, metavar=kwargs.pop("metavar", kind),
+            **kwargs,
+        )  # fmt: skip
+        rule = {"integer": integer, "minimum": minimum, "exclusive": exclusive}
+        self.numbers.append((flag, action.dest, rule))
+        return action
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks; appends the default to every option that has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        hidden = d is None or d is False or d == [] or d is argparse.SUPPRESS
+        if action.option_strings and not hidden and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _integer(text: str) -> int:
+    """A count on the command line; float notation is accepted when integral (``5e7``)."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # a ValueError here makes argparse say "invalid integer value"
+        if not value.is_integer():
+            raise argparse.ArgumentTypeError(f"invalid integer value: {text!r}") from None
+        return int(value)
+
+
+_integer.__name__ = "integer"
+
+
+def _number(text: str) -> float:
+    return float(text)
+
+
+_number.__name__ = "number"
+
+
+def check_numbers(a: argparse.Namespace) -> None:
+    """Every number option of the subcommand within its range (:meth:`_Parser.add_number`).
+
+    Raises
+    ------
+    UsageError
+        ``"--FLAG must be a positive integer, got 0"`` and the like, for the first one outside.
+    """
+    for flag, dest, rule in a.numbers:
+        value = getattr(a, dest)
+        if value is not None:
+            check_number(value, flag, **rule)
+
+
+# ---------------------------------------------------------------------------------- validation
+
+
+def check_device(name: str) -> None:
+    """Refuse a ``--device`` this torch cannot use.
+
+    Raises
+    ------
+    UsageError
+        For a string torch does not parse as a device, CUDA on a CPU-only build or with no GPU
+        visible (or an index beyond the visible ones), MPS where it is not available, and any
+        other device type (the trainer runs on cpu, cuda and mps only).
+    """
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(
+            f"--device {name!r} is not a device; use cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cpu":
+        return
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise UsageError(
+                f"--device {name}: this torch {torch.__version__} cannot use CUDA ({why}); "
+                f"use --device cpu"
+            )
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"--device {name}: {count} CUDA device(s) visible, cuda:0 to "
+                             f"cuda:{count - 1}")  # fmt: skip
+        return
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UsageError(
+                "--device mps: MPS (Apple GPU) is not available here; use --device cpu"
+            )
+        return
+    raise UsageError(f"--device {name}: only cpu, cuda, cuda:N and mps are supported")
+
+
+def check_out(path: str, flag: str, *, directory: bool, replace: bool = False) -> Path:
+    """``path`` as a Path, if an output can be written there; checked before any work.
+
+    Parameters
+    ----------
+    path : str
+        The output: a directory (``directory``) or a file.
+    flag : str
+        How the command line calls it, for the message (``"--out"``).
+    replace : bool
+        The output is written beside itself and renamed into place (a dataset directory), so
+        its parent must be writable even when it exists.
+
+    Raises
+    ------
+    UsageError
+        For a NUL byte or a name longer than 255 bytes, a file where a directory is needed (or
+        the reverse), a file on the way to it, or a place without write permission.
+    """
+    if "\0" in path:
+        raise UsageError(f"{flag} {path!r}: a path cannot contain a NUL byte")
+    out = Path(path)
+    long = [part for part in out.parts if len(os.fsencode(part)) > 255]
+    if long:
+        raise UsageError(f"{flag}: the name {long[0][:32]}... is longer than 255 bytes")
+    if out.exists() and out.is_dir() != directory:
+        kind = ("a file, not a directory", "a directory, not a file")[out.is_dir()]
+        raise UsageError(f"{flag} {out} is {kind}")
+    places = [out] if directory and out.is_dir() else []
+    if replace or not places:
+        parent = out.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        places.append(parent)
+    for place in places:
+        if not place.is_dir():
+            raise UsageError(f"{flag} {out}: {place} is a file, not a directory")
+        if not os.access(place, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {out}: cannot write in {place} (permission denied)")
+    return out
+
+
+def check_spec(spec: BenchmarkSpec, what: str, *, training: bool = False,
+               image_sizes: bool = True):  # fmt: skip
+    """The ConceptModel of ``spec``, built only once the request fits.
+
+    Parameters
+    ----------
+    spec : BenchmarkSpec
+    what : str
+        The request, for the message (``"this run"``).
+    training : bool
+        Count the training tensors too (float32 copies of every row) besides generating.
+    image_sizes : bool
+        Refuse images of a size the models do not take (:data:`IMAGE_SIZES`).
+
+    Raises
+    ------
+    UsageError
+        For an image size the models do not take.
+    MemoryLimitError
+        When the estimate (:func:`simulations.resources.estimate_dataset`) exceeds the limit.
+    ConceptIDError
+        The preset's or the model's own refusal of a bad argument (before anything is written).
+    """
+    if spec.model is not None:
+        mixing = spec.model.get("mixing")
+        image = isinstance(mixing, dict) and mixing.get("kind") == "image"
+        size = mixing.get("size", 32) if image else None
+    else:
+        image = spec.preset == "quad" and spec.preset_args.get("mixing", "image") == "image"
+        size = spec.preset_args.get("image_size", 32) if image else None
+    if image and image_sizes and size not in IMAGE_SIZES:
+        raise UsageError(f"image size {size!r} is not supported: the models take "
+                         f"{' or '.join(map(str, IMAGE_SIZES))} pixels")  # fmt: skip
+    est = estimate_dataset(spec)
+    if est is not None:
+        need = est.peak_bytes
+        if training:
+            need = max(need, est.array_bytes + training_bytes(est.rows, est.obs_shape))
+        shape = f" ({est.rows} samples of shape {est.obs_shape})" if est.rows else ""
+        check_memory(need, what + shape)
+    return spec.build_model()  # a bad preset argument is refused now, before anything is written
+
+
+def check_methods(text: str | None, images: bool | None) -> list[str] | None:
+    """``--methods``: known names, at least one, none that needs vectors when the data are
+    images (``images=None``: not known yet); None when not given (every method that applies)."""
+    if text is None:
+        return None
+    from .pipeline import METHODS
+
+    names = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not names:
+        raise UsageError(f"--methods {text!r} names no method; choose from {', '.join(METHODS)}")
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise UsageError(f"--methods: unknown method {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(METHODS)}")  # fmt: skip
+    vectors = [m for m in names if METHODS[m].vectors_only]
+    if images and vectors:
+        raise UsageError(f"--methods: {', '.join(vectors)} needs vector observations; this "
+                         f"benchmark holds images")  # fmt: skip
+    return names
 
 
 def _parse_kv(items: list[str]) -> dict:
@@ -39,7 +309,7 @@ def _parse_kv(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise DatasetError(f"--preset-arg expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"--preset-arg expects KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -69,7 +339,7 @@ def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
             if v is not None
         ]
         if given:
-            raise DatasetError(
+            raise UsageError(
                 f"{', '.join(given)} cannot be combined with --spec: put them in the spec file"
             )
         spec = BenchmarkSpec.from_json(a.spec)
@@ -78,7 +348,7 @@ def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
         args = _parse_kv(a.preset_arg)
         if a.image_size is not None:
             if a.preset != "quad":
-                raise DatasetError("--image-size applies to the quad preset only")
+                raise UsageError("--image-size applies to the quad preset only")
             args["image_size"] = a.image_size
         for key in ("m", "mixing", "nuisance_dim"):
             v = getattr(a, key)
@@ -96,8 +366,95 @@ def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
     return spec
 
 
+def validate_simulate(a: argparse.Namespace) -> None:
+    a.benchmark = _spec_from_args(a)
+    check_out(a.out, "--out", directory=True, replace=True)
+    check_spec(a.benchmark, "this benchmark")
+
+
+def validate_inspect(a: argparse.Namespace) -> None:
+    if a.no_figure:
+        return
+    if a.figure is not None:
+        if Path(a.figure).suffix.lower() != ".png":
+            raise UsageError(f"--figure must be a .png file, got {a.figure!r}")
+        check_out(a.figure, "--figure", directory=False)
+    elif Path(a.dir).is_dir():
+        check_out(str(Path(a.dir) / "samples_per_context.png"), "DIR", directory=False)
+
+
+def validate_check(a: argparse.Namespace) -> None:
+    if a.source is not None and (a.preset is not None or a.preset_arg):
+        flag = "--preset" if a.preset is not None else "--preset-arg"
+        raise UsageError(f"{flag} applies without SOURCE only; put arguments in the spec file")
+
+
+def validate_run(a: argparse.Namespace) -> None:
+    check_device(a.device)
+    if a.spec and a.preset_arg:
+        raise UsageError("--preset-arg cannot be combined with --spec: put it in the spec file")
+    check_methods(a.methods, images=None)  # names first: cheaper than sizing the benchmark
+    a.benchmark = spec = _run_spec(a)
+    empty = [k for k in ("n_train", "n_val", "n_test") if getattr(spec, k) < 1]
+    if empty:
+        raise UsageError(f"a run needs training, validation and test samples; the benchmark has "
+                         f"{', '.join(f'{k} = 0' for k in empty)}")  # fmt: skip
+    check_out(a.out, "--out", directory=True)
+    model = check_spec(spec, "this run", training=True)
+    a.method_list = check_methods(a.methods, model.mixing.kind == "image")
+
+
+def validate_train(a: argparse.Namespace) -> None:
+    check_device(a.device)
+    check_out(a.out, "--out", directory=True)
+    a.dataset = ds = load_dataset(a.data)
+    empty = [s for s in ("train", "val") if not ds.mask(s).any()]
+    if empty:
+        raise UsageError(f"{a.data} holds no {' and no '.join(empty)} samples (n_{empty[0]} = 0); "
+                         f"training needs both")  # fmt: skip
+    images = ds.x.ndim == 4
+    if images and ds.x.shape[1] not in IMAGE_SIZES:
+        raise UsageError(f"{a.data} holds {ds.x.shape[1]}x{ds.x.shape[2]} images; the models "
+                         f"take {' or '.join(map(str, IMAGE_SIZES))} pixels")  # fmt: skip
+    a.method_list = check_methods(a.methods, images)
+    check_memory(training_bytes(len(ds.x), ds.x.shape[1:]), f"training on {a.data}")
+
+
+def validate_evaluate(a: argparse.Namespace) -> None:
+    if not Path(a.run).is_dir():
+        raise UsageError(f"{a.run} is not a run directory")
+    check_out(a.run, "RUN", directory=True)
+
+
+def validate_generate(a: argparse.Namespace) -> None:
+    if Path(a.out).suffix not in (".npy", ".png"):
+        raise UsageError(f"--out must end in .npy or .png, got {Path(a.out).name!r}")
+    check_out(a.out, "--out", directory=False)
+
+
+@contextmanager
+def _memory_limit(gib: float | None):
+    """``--max-memory`` applies to every estimate made while the command runs (through the
+    environment variable that :func:`simulations.resources.memory_limit` reads)."""
+    if gib is None:
+        yield
+        return
+    before = os.environ.get(ENV)
+    os.environ[ENV] = repr(float(gib))
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENV]
+        else:
+            os.environ[ENV] = before
+
+
+# ---------------------------------------------------------------------------------- commands
+
+
 def cmd_simulate(a: argparse.Namespace) -> int:
-    spec = _spec_from_args(a)
+    spec = a.benchmark
     out = Path(a.out)
     check_save_target(out, a.overwrite)
     t0 = time.perf_counter()
@@ -133,18 +490,21 @@ def _load_model(a: argparse.Namespace):
     if a.source is None:
         args = _parse_kv(a.preset_arg)
         seed = a.seed if a.seed is not None else 0
-        return BenchmarkSpec(preset=a.preset, preset_args=args, seed=seed).build_model()
-    if a.preset_arg:
-        raise DatasetError("--preset-arg applies to --preset only; put arguments in the spec file")
+        spec = BenchmarkSpec(preset=a.preset or "quad", preset_args=args, seed=seed, n_train=0,
+                             n_val=0, n_test=0)  # fmt: skip
+        return check_spec(spec, "this model", image_sizes=False)
     path = Path(a.source)
     if path.is_dir():
         return load_dataset(path).model
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as err:
-        raise DatasetError(f"cannot read {path}: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path} is not valid JSON: {err}") from None
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetError(
+            f"{path} is not valid JSON (a spec or model file, or a dataset directory, is "
+            f"expected): {err}"
+        ) from None
     if isinstance(data, dict) and "sem" in data and "mixing" in data:
         return ConceptModel.from_dict(data)
     spec = BenchmarkSpec.from_dict(data)
@@ -176,25 +536,16 @@ def _run_spec(a: argparse.Namespace) -> BenchmarkSpec:
         base = dict(DEFAULT_RUN) if a.preset == "quad" else {"preset": a.preset}
         base["preset_args"] = {**base.get("preset_args", {}), **_parse_kv(a.preset_arg)}
         spec = BenchmarkSpec.from_dict({**BenchmarkSpec(preset=a.preset).to_dict(), **base})
-    over = {"seed": a.seed, **_per_context(a.n_per_context)}
+    over = {"seed": a.seed} if a.seed is not None else {}  # else the spec's own seed
+    over.update(_per_context(a.n_per_context))
     return BenchmarkSpec.from_dict({**spec.to_dict(), **over})
-
-
-RESTARTS_HELP = "fits per method from different seeds; the best is kept (default 1)"
-RETRAIN_HELP = ("discard each method's saved model and checkpoints (nothing else) and train "
-                "afresh; without it, a model trained under other settings stops the "
-                "command")  # fmt: skip
-
-
-def _methods(text: str | None) -> list[str] | None:
-    return [m.strip() for m in text.split(",") if m.strip()] if text else None
 
 
 def cmd_run(a: argparse.Namespace) -> int:
     from .pipeline import RunConfig, run
 
-    cfg = RunConfig(spec=_run_spec(a), out=Path(a.out), seed=a.seed, epochs=a.epochs,
-                    batch_size=a.batch_size, device=a.device, methods=_methods(a.methods),
+    cfg = RunConfig(spec=a.benchmark, out=Path(a.out), seed=a.benchmark.seed, epochs=a.epochs,
+                    batch_size=a.batch_size, device=a.device, methods=a.method_list,
                     check_method=a.check_method, restarts=a.restarts, retrain=a.retrain,
                     progress=not a.quiet)  # fmt: skip
     run(cfg)
@@ -204,9 +555,9 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from .pipeline import default_methods, train_method
 
-    ds = load_dataset(a.data)
+    ds = a.dataset  # loaded and verified by validate_train
     out = Path(a.out)
-    for name in _methods(a.methods) or default_methods(ds):
+    for name in a.method_list or default_methods(ds):
         model, hist = train_method(name, ds, out, seed=a.seed, epochs=a.epochs,
                                    batch_size=a.batch_size, device=a.device,
                                    progress=not a.quiet, restarts=a.restarts,
@@ -236,9 +587,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
     targets = [t.strip() for t in (a.targets or "").split(",") if t.strip()]
     unknown = [t for t in targets if t not in names]
     if unknown:
-        raise DatasetError(f"unknown intervention targets {unknown}; concepts: {names}")
-    if a.n < 1:
-        raise DatasetError(f"--n must be a positive integer, got {a.n}")
+        raise UsageError(f"unknown intervention targets {unknown}; concepts: {names}")
+    check_memory(3 * 4 * a.n * math.prod(ds.x.shape[1:]), f"generating {a.n} samples")
     x = sample(model, ds, targets, a.n, a.seed)  # the data's units
     out = Path(a.out)
     if out.suffix == ".png":
@@ -246,7 +596,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
         plt = _plt()
         if x.ndim != 4:
-            raise DatasetError("a PNG needs image samples; write vector samples to a .npy file")
+            raise UsageError("a PNG needs image samples; write vector samples to a .npy file")
         cols = min(8, a.n)
         rows = -(-a.n // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(cols, rows), squeeze=False)
@@ -263,136 +613,208 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
         atomic_npy(out, x)
     else:
-        raise DatasetError(f"--out must end in .npy or .png, got {out.name!r}")
+        raise UsageError(f"--out must end in .npy or .png, got {out.name!r}")
     label = "do(" + ",".join(targets) + ")" if targets else "observational"
     print(f"wrote {out}: {a.n} samples of {label} from {state['method']}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="conceptid", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+def _methods_help() -> str:
+    return (f"comma-separated, from {', '.join(METHOD_NAMES)} (default: every method that applies: "
+            f"all of them for vectors, the first six for images)")  # fmt: skip
 
-    s = sub.add_parser("simulate", help="generate a benchmark dataset directory")
+
+def _add_max_memory(p: _Parser) -> None:
+    p.add_number("--max-memory", integer=False, minimum=0, exclusive=True, metavar="GIB",
+                 help=f"refuse a request whose estimated memory exceeds GIB (default: the "
+                      f"{ENV} environment variable, else the memory available now)")  # fmt: skip
+
+
+def _add_training(p: _Parser, seed_help: str = "seed of training and evaluation",
+                  seed_default: int | None = 0) -> None:  # fmt: skip
+    p.add_number("--seed", minimum=0, default=seed_default, help=seed_help)
+    p.add_number("--epochs", default=20, help="training epochs per method")
+    p.add_number("--batch-size", default=128, help="training batch size")
+    p.add_number("--restarts", default=1,
+                 help="fits per method from different seeds; the best is kept")  # fmt: skip
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, cuda:N or mps (checked before anything runs)")  # fmt: skip
+    p.add_argument("--methods", help=_methods_help())
+    p.add_argument("--retrain", action="store_true",
+                   help="discard each method's saved model and checkpoints (nothing else) and "
+                        "train afresh; without it, a model trained under other settings stops "
+                        "the command")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand; each subcommand sets ``func`` (the work) and ``validate``
+    (every check of its arguments, run first)."""
+    p = _Parser(prog="conceptid", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"conceptid {__version__}",
+                   help="print the version and exit")  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    presets = ", ".join(PRESET_NAMES)
+
+    s = sub.add_parser("simulate", help="generate a benchmark dataset directory",
+                       description="Generate a benchmark dataset (arrays, card with the ground "
+                       "truth) from a preset or a spec file.", epilog=EPILOG)  # fmt: skip
     src = s.add_mutually_exclusive_group()
-    src.add_argument("--preset", choices=["chain", "random", "quad"], default="quad")
-    src.add_argument("--spec", help="a BenchmarkSpec JSON file")
+    src.add_argument("--preset", choices=PRESET_NAMES, default="quad",
+                     help=f"a built-in benchmark: {presets}")  # fmt: skip
+    src.add_argument("--spec", metavar="FILE",
+                     help="a BenchmarkSpec JSON file (README: the spec format; an example is "
+                          "examples/spec_chain.json)")  # fmt: skip
     s.add_argument("--out", required=True, help="dataset directory to write (atomically)")
-    s.add_argument(
-        "--n-per-context", type=int, help="training samples per context (val/test: a quarter)"
-    )
-    s.add_argument("--n-val", type=int)
-    s.add_argument("--n-test", type=int)
-    s.add_argument("--seed", type=int)
-    s.add_argument("--image-size", type=int, help="quad: image width/height (32 or 64)")
-    s.add_argument("--m", type=int, help="chain/random: number of concepts")
+    s.add_number("--n-per-context", help="training samples per context (validation and test: "
+                 "a quarter each, at least 1; default: the spec's, else 2000)")  # fmt: skip
+    s.add_number("--n-val", minimum=0, help="validation samples per context")
+    s.add_number("--n-test", minimum=0, help="test samples per context")
+    s.add_number("--seed", minimum=0, help="seed of the model and of every sample (default 0)")
+    s.add_argument("--image-size", type=int, choices=IMAGE_SIZES, metavar="{32,64}",
+                   help="quad: image width and height in pixels")  # fmt: skip
+    s.add_number("--m", help="chain/random: number of concepts")
     s.add_argument(
         "--mixing", help="identity | linear | mlp (chain/random); image | identity (quad)"
     )
-    s.add_argument("--nuisance-dim", type=int, help="chain/random: nuisance dimensions")
-    s.add_argument(
-        "--preset-arg", action="append", default=[], metavar="KEY=VALUE",
-        help="any other preset argument, VALUE parsed as JSON (repeatable)",
-    )  # fmt: skip
+    s.add_number("--nuisance-dim", minimum=0, help="chain/random: nuisance dimensions")
+    s.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other preset argument, VALUE parsed as JSON (repeatable)")  # fmt: skip
     s.add_argument("--name", help="dataset name recorded in the card")
     s.add_argument("--overwrite", action="store_true", help="replace an existing directory")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_simulate)
+    _add_max_memory(s)
+    s.set_defaults(func=cmd_simulate, validate=validate_simulate)
 
-    i = sub.add_parser("inspect", help="print a dataset's card and statistics, plot samples")
-    i.add_argument("dir")
+    i = sub.add_parser("inspect", help="print a dataset's card and statistics, plot samples",
+                       epilog=EPILOG)  # fmt: skip
+    i.add_argument("dir", metavar="DIR", help="a dataset directory")
     i.add_argument("--figure", help="PNG path (default DIR/samples_per_context.png)")
-    i.add_argument("--per-context", type=int, default=8)
-    i.add_argument("--no-figure", action="store_true")
-    i.set_defaults(func=cmd_inspect)
+    i.add_number("--per-context", default=8, help="samples per context in the figure")
+    i.add_argument("--no-figure", action="store_true", help="print only; write no figure")
+    i.set_defaults(func=cmd_inspect, validate=validate_inspect)
 
-    c = sub.add_parser(
-        "check",
-        help="decide identifiability of a model's concepts (per concept and per assumption)",
-    )
-    c.add_argument(
-        "source",
-        nargs="?",
-        help="a spec JSON, a model JSON (ConceptModel.to_dict), or a dataset dir",
-    )
-    c.add_argument("--preset", choices=["chain", "random", "quad"], default="quad")
-    c.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE")
-    c.add_argument("--seed", type=int, default=None, help="seed of the model and numeric searches")
-    c.add_argument("--method", choices=["exact", "numeric"], default="exact")
+    c = sub.add_parser("check", epilog=EPILOG,
+                       help="decide identifiability of a model's concepts (per concept and per "
+                            "assumption)")  # fmt: skip
+    c.add_argument("source", nargs="?", metavar="SOURCE",
+                   help="a spec JSON, a model JSON (ConceptModel.to_dict), or a dataset "
+                        "directory (default: --preset)")  # fmt: skip
+    c.add_argument("--preset", choices=PRESET_NAMES,
+                   help=f"a built-in model, without SOURCE: {presets} (default quad)")  # fmt: skip
+    c.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="a preset argument, VALUE parsed as JSON (repeatable)")  # fmt: skip
+    c.add_number("--seed", minimum=0,
+                 help="seed of the model and of the numeric searches (default: the spec's, "
+                      "else 0)")  # fmt: skip
+    c.add_argument("--method", choices=["exact", "numeric"], default="exact",
+                   help="arithmetic of every rank decision")  # fmt: skip
     c.add_argument("--json", action="store_true", help="print the report as JSON")
-    c.set_defaults(func=cmd_check)
+    c.set_defaults(func=cmd_check, validate=validate_check)
 
-    r = sub.add_parser("run", help="the main job: benchmark, check, train, evaluate, report")
+    r = sub.add_parser("run", help="the main job: benchmark, check, train, evaluate, report",
+                       epilog=EPILOG)  # fmt: skip
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--preset", choices=["chain", "random", "quad"], default="quad",
-                     help="default: quad at 32x32, 500 training samples per context")  # fmt: skip
-    src.add_argument("--spec", help="a BenchmarkSpec JSON file")
-    r.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE")
-    r.add_argument("--n-per-context", type=int, help="training samples per context")
-    r.add_argument("--out", default="runs/default", help="run directory (default runs/default)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--epochs", type=int, default=20)
-    r.add_argument("--batch-size", type=int, default=128)
-    r.add_argument("--restarts", type=int, default=1, help=RESTARTS_HELP)
-    r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    r.add_argument("--methods", help="comma-separated (default: every method that applies)")
-    r.add_argument("--check-method", choices=["exact", "numeric"], default="exact")
-    r.add_argument("--retrain", action="store_true", help=RETRAIN_HELP)
+    src.add_argument("--preset", choices=PRESET_NAMES, default="quad",
+                     help=f"a built-in benchmark: {presets}; quad runs at 32x32 with 500 training "
+                          f"samples per context")  # fmt: skip
+    src.add_argument("--spec", metavar="FILE",
+                     help="a BenchmarkSpec JSON file (README: the spec format)")  # fmt: skip
+    r.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="a preset argument, VALUE parsed as JSON (repeatable)")  # fmt: skip
+    r.add_number(
+        "--n-per-context", help="training samples per context (validation and test: a quarter each)"
+    )
+    r.add_argument("--out", default="runs/default", help="run directory")
+    _add_training(r, "seed of the benchmark, training and evaluation (default: the spec's, "
+                     "else 0)", seed_default=None)  # fmt: skip
+    r.add_argument("--check-method", choices=["exact", "numeric"], default="exact",
+                   help="arithmetic of the identifiability check")  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bars")
-    r.set_defaults(func=cmd_run)
+    _add_max_memory(r)
+    r.set_defaults(func=cmd_run, validate=validate_run)
 
-    t = sub.add_parser("train", help="train methods on a dataset into RUN/models/METHOD")
-    t.add_argument("data", help="a dataset directory")
+    t = sub.add_parser("train", help="train methods on a dataset into RUN/models/METHOD",
+                       epilog=EPILOG)  # fmt: skip
+    t.add_argument("data", metavar="DATA", help="a dataset directory")
     t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--methods", help="comma-separated (default: every method that applies)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--restarts", type=int, default=1, help=RESTARTS_HELP)
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--retrain", action="store_true", help=RETRAIN_HELP)
-    t.add_argument("--quiet", action="store_true")
-    t.set_defaults(func=cmd_train)
+    _add_training(t)
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_max_memory(t)
+    t.set_defaults(func=cmd_train, validate=validate_train)
 
-    e = sub.add_parser("evaluate", help="metrics, figures and report of a run's trained models")
-    e.add_argument("run", help="run directory (with models/*/final.pt)")
+    e = sub.add_parser("evaluate", help="metrics, figures and report of a run's trained models",
+                       epilog=EPILOG)  # fmt: skip
+    e.add_argument("run", metavar="RUN", help="run directory (with models/*/final.pt)")
     e.add_argument("--data", help="dataset directory (default RUN/data)")
-    e.add_argument("--check-method", choices=["exact", "numeric"], default="exact")
-    e.set_defaults(func=cmd_evaluate)
+    e.add_argument("--check-method", choices=["exact", "numeric"], default="exact",
+                   help="arithmetic of the identifiability check")  # fmt: skip
+    e.set_defaults(func=cmd_evaluate, validate=validate_evaluate)
 
-    g = sub.add_parser("generate", help="samples of a trained model under any set of targets")
-    g.add_argument("model", help="RUN/models/METHOD (or its final.pt)")
-    g.add_argument("--targets", default="", help="comma-separated concepts (empty: observational)")
-    g.add_argument("--n", type=int, default=16)
-    g.add_argument("--seed", type=int, default=0)
+    g = sub.add_parser("generate", help="samples of a trained model under any set of targets",
+                       epilog=EPILOG)  # fmt: skip
+    g.add_argument("model", metavar="MODEL", help="RUN/models/METHOD (or its final.pt)")
+    g.add_argument(
+        "--targets",
+        default="",
+        help="comma-separated concepts to intervene on (empty: observational)",
+    )
+    g.add_number("--n", default=16, help="number of samples")
+    g.add_number("--seed", minimum=0, default=0, help="seed of the samples")
     g.add_argument("--data", help="dataset directory (default RUN/data)")
     g.add_argument("--out", required=True, help="a .npy file, or .png for images")
-    g.set_defaults(func=cmd_generate)
+    g.set_defaults(func=cmd_generate, validate=validate_generate)
     return p
 
 
+def _say_error(line: str) -> None:
+    print(" ".join(str(line).split()), file=sys.stderr)  # one line, whatever the message holds
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command line (default ``sys.argv[1:]``) and return its exit status.
+
+    0: done (also ``--help`` and ``--version``); 2: bad input, any ConceptIDError, printed as
+    one line ``conceptid COMMAND: error: MESSAGE`` on stderr, with nothing written (every
+    argument is validated first); 130: interrupted (Ctrl-C), one line; 141: the reader of stdout
+    went away (``| head``), nothing printed; 1: the operating system refused (a full disk), one
+    line. Any other exception is a bug and propagates with its traceback.
+    """
     parser = build_parser()
-    a = parser.parse_args(argv)
+    prog = parser.prog
     try:
-        return a.func(a)
-    except Exception as err:
-        if not isinstance(err, (ConceptIDError, *USER_ERRORS, *_late_user_errors())):
-            raise
-        print(f"conceptid {a.command}: error: {err}", file=sys.stderr)
+        a, extra = parser.parse_known_args(argv)
+        prog = f"{parser.prog} {a.command}"
+        if extra:  # argparse would blame the top-level parser; name the subcommand
+            raise ArgumentsError(prog, f"unrecognized arguments: {' '.join(extra)}")
+        check_numbers(a)
+        with _memory_limit(getattr(a, "max_memory", None)):
+            try:
+                a.validate(a)
+            except OSError as err:  # a path given that the system refuses (a name too long)
+                raise UsageError(f"{err.filename or ''}: {err.strerror or err}") from None
+            status = a.func(a)
+            sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+            return status
+    except SystemExit as done:  # --help and --version print and exit
+        return done.code if isinstance(done.code, int) else 0
+    except ArgumentsError as err:
+        _say_error(f"{err.prog}: error: {err} (see {err.prog} --help)")
         return 2
-
-
-def _late_user_errors() -> tuple:
-    """User-input errors of the torch layers, if they were imported (the data commands never
-    import torch)."""
-    out = []
-    for module, name in (("models.trainer", "CheckpointError"),
-                         ("conceptid.pipeline", "PipelineError")):  # fmt: skip
-        mod = sys.modules.get(module)
-        if mod is not None:
-            out.append(getattr(mod, name))
-    return tuple(out)
+    except ConceptIDError as err:
+        _say_error(f"{prog}: error: {err}")
+        return 2
+    except KeyboardInterrupt:
+        _say_error(f"{prog}: interrupted")
+        return 130
+    except BrokenPipeError:
+        # the reader went away (``| head``): nothing more to say, and Python's own flush at exit
+        # must not fail either, so stdout now goes to /dev/null
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # the status of a process killed by SIGPIPE
+    except OSError as err:  # the machine refused (a full disk, a lost mount): not a bug
+        _say_error(f"{prog}: error: {err}")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

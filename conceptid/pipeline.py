@@ -51,6 +51,7 @@ from models.trainer import (
 from simulations.atomic import atomic_path
 from simulations.benchmark import BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
 from simulations.errors import ConceptIDError
+from simulations.validation import check_number
 
 from .rundir import (
     check_run_dir,
@@ -197,9 +198,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         for name in ("epochs", "batch_size", "n_generate", "restarts"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise PipelineError(f"{name} must be a positive integer, got {v!r}")
+            check_number(getattr(self, name), name, error=PipelineError)
         unknown = [m for m in (self.methods or []) if m not in METHODS]
         if unknown:
             raise PipelineError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
@@ -329,6 +328,9 @@ def train_method(
     models.trainer.TrainingDivergedError
         The loss became NaN or infinite (the last good checkpoint is kept).
     """
+    if name not in METHODS:
+        raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    check_number(restarts, "restarts", error=PipelineError)
     out = check_run_dir(out)
     folder = out / "models" / name
     final = folder / "final.pt"

@@ -9,6 +9,7 @@ import numpy as np
 
 from simulations.atomic import atomic_path
 from simulations.benchmark import SPLITS, Dataset
+from simulations.errors import UsageError
 
 
 def _atomic_savefig(fig, path: Path) -> Path:
@@ -38,7 +39,7 @@ def samples_grid(
         if idx.size:
             rows.append((name, split, idx))
     if not rows:
-        raise ValueError("the dataset has no samples to plot")
+        raise UsageError("the dataset has no samples to plot")
     if ds.card["observation"]["kind"] == "image":
         ncol = per_context
         fig, axes = plt.subplots(len(rows), ncol, figsize=(1.1 * ncol + 1.5, 1.1 * len(rows)))

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simulations.errors import UsageError
 from simulations.mixing import LinearMixing
 from simulations.model import ConceptModel
+from simulations.validation import check_number
 
 from .assumptions import ASSUMPTIONS, evaluate, intervention_contexts
 from .equivalence import EquivalenceClass, readout_distance
@@ -224,9 +226,21 @@ def check(
     Returns
     -------
     Report
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a :class:`ConceptModel`.
+    UsageError
+        If ``method``, ``rng``, ``rtol`` or ``confirm`` is not one of the values above.
     """
     if not isinstance(model, ConceptModel):
         raise TypeError(f"check() takes a ConceptModel, got {type(model).__name__}")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise UsageError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
+    if confirm is not None and not isinstance(confirm, bool | np.bool_):
+        raise UsageError(f"confirm must be True, False or None, got {confirm!r}")
+    rtol = check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
     t0 = time.perf_counter()
     A = arithmetic(method, rtol)
     verdicts = evaluate(model, A, rng)

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulations.errors import UsageError
 from simulations.model import ConceptModel
+from simulations.validation import check_number
 
 from .linalg import Arithmetic
 
@@ -59,13 +61,19 @@ class AlignResult:
 
 
 def _check_array(a, name: str) -> np.ndarray:
-    a = np.asarray(a, dtype=float)
+    try:
+        complex_ = np.iscomplexobj(a)
+        a = np.asarray(a, dtype=float)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a real array (n, dims), got {a!r}") from None
+    if complex_:
+        raise UsageError(f"{name} must be real, got a complex array")
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n, dims), got shape {a.shape}")
+        raise UsageError(f"{name} must be a 2-D array (n, dims), got shape {a.shape}")
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise UsageError(f"{name} contains NaN or infinite values")
     return a
 
 
@@ -106,27 +114,32 @@ def align(
 
     Raises
     ------
-    ValueError
+    UsageError
         On mismatched shapes, NaNs, or an impossible assignment.
     """
     X = _check_array(learned, "learned")
     Y = _check_array(true, "true")
     if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"learned has {X.shape[0]} rows but true has {Y.shape[0]}")
+        raise UsageError(f"learned has {X.shape[0]} rows but true has {Y.shape[0]}")
     if X.shape[0] < 3:
-        raise ValueError("align needs at least 3 samples")
-    ks = [1] * Y.shape[1] if block_sizes is None else [int(k) for k in block_sizes]
+        raise UsageError("align needs at least 3 samples")
+    if block_sizes is None:
+        ks = [1] * Y.shape[1]
+    elif isinstance(block_sizes, list | tuple | np.ndarray):
+        ks = [check_number(k, "each of block_sizes") for k in block_sizes]
+    else:
+        raise UsageError(f"block_sizes must be a sequence of positive ints, got {block_sizes!r}")
     if sum(ks) != Y.shape[1]:
-        raise ValueError(f"block_sizes sum to {sum(ks)} but true has {Y.shape[1]} columns")
+        raise UsageError(f"block_sizes sum to {sum(ks)} but true has {Y.shape[1]} columns")
     offs = np.concatenate([[0], np.cumsum(ks)]).astype(int)
     true_cols = [list(range(offs[j], offs[j + 1])) for j in range(len(ks))]
     L = X.shape[1]
     r2m = np.array([[_r2(Y[:, tc], X[:, [i]])[0] for tc in true_cols] for i in range(L)])
     if assignment == "hungarian":
         if any(k != 1 for k in ks):
-            raise ValueError("hungarian assignment is defined for scalar concepts only")
+            raise UsageError("hungarian assignment is defined for scalar concepts only")
         if L < len(ks):
-            raise ValueError(f"hungarian assignment needs >= {len(ks)} learned dims, got {L}")
+            raise UsageError(f"hungarian assignment needs >= {len(ks)} learned dims, got {L}")
         from scipy.optimize import linear_sum_assignment
 
         rows, cols = linear_sum_assignment(-r2m)
@@ -134,20 +147,26 @@ def align(
     elif assignment == "given":
         if learned_blocks is None:
             if L != Y.shape[1]:
-                raise ValueError(
+                raise UsageError(
                     f"learned has {L} columns but true has {Y.shape[1]}: give learned_blocks "
                     "or use assignment='hungarian'"
                 )
             blocks = true_cols
         else:
-            blocks = [list(map(int, b)) for b in learned_blocks]
+            try:
+                blocks = [[check_number(i, "a learned_blocks column", minimum=0) for i in b]
+                          for b in learned_blocks]  # fmt: skip
+            except TypeError:
+                raise UsageError(
+                    f"learned_blocks must be a list of lists of columns, got {learned_blocks!r}"
+                ) from None
             if len(blocks) != len(ks):
-                raise ValueError(f"learned_blocks has {len(blocks)} blocks for {len(ks)} concepts")
+                raise UsageError(f"learned_blocks has {len(blocks)} blocks for {len(ks)} concepts")
             bad = [i for b in blocks for i in b if not 0 <= i < L]
             if bad:
-                raise ValueError(f"learned_blocks name columns {bad} outside 0..{L - 1}")
+                raise UsageError(f"learned_blocks name columns {bad} outside 0..{L - 1}")
     else:
-        raise ValueError(f"assignment must be 'given' or 'hungarian', got {assignment!r}")
+        raise UsageError(f"assignment must be 'given' or 'hungarian', got {assignment!r}")
     r2, maps = np.zeros(len(ks)), []
     residuals = np.zeros_like(Y)
     for j, (tc, lb) in enumerate(zip(true_cols, blocks)):
@@ -167,10 +186,10 @@ def readout_distance(readout: np.ndarray, model: ConceptModel) -> np.ndarray:
     from simulations.mixing import LinearMixing
 
     if not isinstance(model.mixing, LinearMixing):
-        raise ValueError("readout_distance needs a model with linear mixing")
+        raise UsageError("readout_distance needs a model with linear mixing")
     H = np.asarray(readout, dtype=float)
     if H.shape != (model.K, model.mixing.output_shape[0]):
-        raise ValueError(f"readout must be (K, p) = ({model.K}, {model.mixing.output_shape[0]})")
+        raise UsageError(f"readout must be (K, p) = ({model.K}, {model.mixing.output_shape[0]})")
     HG = H @ model.mixing.A @ np.linalg.inv(model.readout)
     out = np.zeros(model.sem.m)
     for j, sl in enumerate(model.sem.slices):
@@ -218,7 +237,7 @@ def contains(model_a: ConceptModel, model_b: ConceptModel, method: str = "exact"
     from .linalg import arithmetic
 
     if model_a.mixing.to_dict() != model_b.mixing.to_dict():
-        raise ValueError("contains() needs two models with the same mixing; use align() on samples")
+        raise UsageError("contains() needs two models with the same mixing; use align() on samples")
     if model_a.sem.block_sizes != model_b.sem.block_sizes:
         return False
     A = arithmetic(method) if isinstance(method, str) else method

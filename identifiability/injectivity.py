@@ -78,6 +78,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
+from simulations.errors import UsageError
+from simulations.validation import check_number
+
 __all__ = [
     "Collision",
     "InjectivityReport",
@@ -214,19 +217,19 @@ class InjectivityReport:
 
 
 def _check_points(points: object, name: str, d: int | None = None) -> np.ndarray:
-    """``points`` as a finite float64 ``(n, d)`` array with ``n, d >= 1``, else ValueError."""
+    """``points`` as a finite float64 ``(n, d)`` array with ``n, d >= 1``, else UsageError."""
     if np.iscomplexobj(points):
-        raise ValueError(f"{name} must be real, got a complex array")
+        raise UsageError(f"{name} must be real, got a complex array")
     try:
         arr = np.array(points, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a real array of shape (n, d): {err}") from None
+        raise UsageError(f"{name} must be a real array of shape (n, d): {err}") from None
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, got shape {arr.shape}")
+        raise UsageError(f"{name} must have shape (n, d) with n, d >= 1, got shape {arr.shape}")
     if d is not None and arr.shape[1] != d:
-        raise ValueError(f"{name} must have {d} columns, got shape {arr.shape}")
+        raise UsageError(f"{name} must have {d} columns, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite: it contains NaN or inf")
+        raise UsageError(f"{name} must be finite: it contains NaN or inf")
     return arr
 
 
@@ -234,17 +237,17 @@ def _eval(f: Callable, E: np.ndarray) -> tuple[np.ndarray, np.dtype]:
     """``f(E)`` flattened to float64 ``(n, p)``, and the dtype ``f`` returned."""
     out = np.asarray(f(E))
     if out.ndim < 1 or out.shape[0] != E.shape[0]:
-        raise ValueError(
+        raise UsageError(
             f"f must map an (n, d) array to an (n, ...) array; for n = {E.shape[0]} it returned "
             f"shape {out.shape}"
         )
     if not (np.issubdtype(out.dtype, np.floating) or np.issubdtype(out.dtype, np.integer)):
-        raise ValueError(f"f must return real numbers, got dtype {out.dtype}")
+        raise UsageError(f"f must return real numbers, got dtype {out.dtype}")
     flat = out.reshape(E.shape[0], -1).astype(np.float64)
     if flat.shape[1] == 0:
-        raise ValueError(f"f returned an empty output per point (shape {out.shape})")
+        raise UsageError(f"f returned an empty output per point (shape {out.shape})")
     if not np.all(np.isfinite(flat)):
-        raise ValueError("f returned NaN or inf")
+        raise UsageError("f returned NaN or inf")
     return flat, out.dtype
 
 
@@ -289,7 +292,7 @@ def _jacobians(f: Callable, E: np.ndarray, h: float, p: int | None = None) -> np
         batch = np.concatenate([plus[lo:hi], minus[lo:hi]]).reshape(-1, d)
         F, _ = _eval(f, batch)
         if F.shape[1] != p:
-            raise ValueError(f"f returned {F.shape[1]} values per point, expected {p}")
+            raise UsageError(f"f returned {F.shape[1]} values per point, expected {p}")
         F = F.reshape(2, hi - lo, d, p)
         J[lo:hi] = ((F[0] - F[1]) / taken[lo:hi, :, None]).transpose(0, 2, 1)
     return J
@@ -317,7 +320,7 @@ def jacobian_fd(f: Callable, e: np.ndarray, h: float = 1e-4) -> np.ndarray:
 
     Raises
     ------
-    ValueError
+    UsageError
         If ``e`` is not a finite real vector or ``(n, d)`` array, if ``h`` is not a positive
         finite number, or if ``f`` returns the wrong number of rows or non-finite values.
     """
@@ -332,21 +335,17 @@ def _names(names: Sequence[str] | None, d: int) -> tuple[str, ...]:
     if names is None:
         return tuple(f"e{j}" for j in range(d))
     if isinstance(names, str):
-        raise ValueError("names must be a sequence of strings, got a single string")
+        raise UsageError("names must be a sequence of strings, got a single string")
     names = tuple(str(s) for s in names)
     if len(names) != d:
-        raise ValueError(
+        raise UsageError(
             f"names must have one entry per input coordinate (d = {d}), got {len(names)}"
         )
     return names
 
 
 def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+    return check_number(value, name, integer=False, minimum=0, exclusive=True)
 
 
 def _dominant(vec: np.ndarray, names: tuple[str, ...], k: int = 2) -> str:
@@ -599,7 +598,7 @@ def check_injectivity(
 
     Raises
     ------
-    ValueError
+    UsageError
         If ``points`` is not a finite ``(n, d)`` array, ``names`` has the wrong length, a
         tolerance is not positive, or ``f`` returns the wrong shape or non-finite values.
     """
@@ -607,17 +606,14 @@ def check_injectivity(
     n, d = points.shape
     names_t = _names(names, d)
     if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(n_collision_starts, bool) or not isinstance(n_collision_starts, int | np.integer):
-        raise ValueError(f"n_collision_starts must be an int >= 0, got {n_collision_starts!r}")
-    if n_collision_starts < 0:
-        raise ValueError(f"n_collision_starts must be an int >= 0, got {n_collision_starts!r}")
+        raise UsageError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    n_collision_starts = check_number(n_collision_starts, "n_collision_starts", minimum=0)
     min_separation = _positive(min_separation, "min_separation")
 
     try:
         F0, dtype = _eval(f, points)
     except ValueError as err:
-        raise ValueError(f"f cannot be evaluated at points (shape {points.shape}): {err}") from err
+        raise UsageError(f"f cannot be evaluated at points (shape {points.shape}): {err}") from err
     (h0, r0), precision = _precision_defaults(dtype)
     h = h0 if h is None else _positive(h, "h")
     rank_rtol = r0 if rank_rtol is None else _positive(rank_rtol, "rank_rtol")
@@ -734,11 +730,10 @@ def check_mixing_injectivity(
     -------
     InjectivityReport
     """
-    if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 2:
-        raise ValueError(f"n_points must be an int >= 2, got {n_points!r}")
+    n_points = check_number(n_points, "n_points", minimum=2)
     broad_scale = _positive(broad_scale, "broad_scale")
     if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        raise UsageError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     d = model.d
     T = np.asarray(model.readout, dtype=float)
     identity = np.array_equal(T, np.eye(d))

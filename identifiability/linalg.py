@@ -15,6 +15,8 @@ import numpy as np
 from sympy import QQ
 from sympy.polys.matrices import DomainMatrix
 
+from simulations.errors import UsageError
+
 __all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "to_fraction"]
 
 
@@ -44,7 +46,7 @@ class Numeric(Arithmetic):
 
     def __init__(self, rtol: float = 1e-8) -> None:
         if not rtol > 0:
-            raise ValueError(f"rtol must be > 0, got {rtol}")
+            raise UsageError(f"rtol must be > 0, got {rtol}")
         self.rtol = float(rtol)
         self.description = (
             f"numeric (float64, singular values below {self.rtol:g} x scale are zero)"
@@ -153,7 +155,7 @@ class Exact(Arithmetic):
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
         if arr.ndim != 2:
-            raise ValueError(f"expected a matrix, got shape {arr.shape}")
+            raise UsageError(f"expected a matrix, got shape {arr.shape}")
         rows = [[self._q(x) for x in row] for row in arr]
         return DomainMatrix(rows, arr.shape, QQ)
 
@@ -240,4 +242,4 @@ def arithmetic(method: str, rtol: float = 1e-8) -> Arithmetic:
         return Exact()
     if method == "numeric":
         return Numeric(rtol)
-    raise ValueError(f"method must be 'exact' or 'numeric', got {method!r}")
+    raise UsageError(f"method must be 'exact' or 'numeric', got {method!r}")

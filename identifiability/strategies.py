@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from simulations.errors import UsageError
 from simulations.graphs import DAG
 from simulations.interventions import Context, Hard
 from simulations.mixing import LinearMixing, MLPMixing
@@ -135,20 +136,20 @@ def models(
     violate: str | None = None,
 ) -> st.SearchStrategy[ConceptModel]:
     """:class:`ConceptModel` s satisfying A1-A7 (``violate=None``) or violating exactly one of
-    ``"A4"``, ``"A6"``, ``"A7"`` (see the module docstring). Raises ``ValueError`` at once for an
+    ``"A4"``, ``"A6"``, ``"A7"`` (see the module docstring). Raises ``UsageError`` at once for an
     assumption no such model can violate alone."""
     if violate == "A2":
-        raise ValueError(
+        raise UsageError(
             "no model violates A2 alone: under A1 and A4, Cov(c) = C Cov(e) C^T is positive "
             "definite, so rank C = K (proofs/lemma_a2.md)"
         )
     if violate not in (None, "A4", "A6", "A7"):
-        raise ValueError(
+        raise UsageError(
             f"violate must be None, 'A4', 'A6' or 'A7', got {violate!r} (A1 and A5 hold by "
             "construction of a ConceptModel; A3 fails only for image mixings)"
         )
     if mixing not in ("linear", "mlp"):
-        raise ValueError(f"mixing must be 'linear' or 'mlp', got {mixing!r}")
+        raise UsageError(f"mixing must be 'linear' or 'mlp', got {mixing!r}")
     return _models(min_concepts, max_concepts, max_nuisance, mixing, block_size, violate)
 
 

@@ -29,6 +29,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from simulations.errors import UsageError
+from simulations.validation import check_number
+
+from .nets import check_block_sizes, check_size
+
 __all__ = [
     "CausalLayer",
     "ContextModule",
@@ -48,7 +53,7 @@ def block_index(block_sizes: Sequence[int]) -> torch.Tensor:
 
 def _check_targets(targets: torch.Tensor, m: int) -> torch.Tensor:
     if targets.dim() != 2 or targets.shape[1] != m:
-        raise ValueError(f"targets must be a (batch, {m}) boolean mask, got {tuple(targets.shape)}")
+        raise UsageError(f"targets must be a (batch, {m}) boolean mask, got {tuple(targets.shape)}")
     return targets.to(torch.bool)
 
 
@@ -205,9 +210,13 @@ class ContextModule(nn.Module):
         self, block_sizes: Sequence[int], out_dim: int, nuisance_dim: int = 0, hidden: int = 16
     ) -> None:
         super().__init__()
-        self.block_sizes = tuple(int(k) for k in block_sizes)
+        self.block_sizes = check_block_sizes(block_sizes)
         self.m, self.K = len(self.block_sizes), sum(self.block_sizes)
-        self.nuisance_dim = int(nuisance_dim)
+        self.nuisance_dim = check_number(nuisance_dim, "nuisance_dim", minimum=0)
+        out_dim, hidden = check_number(out_dim, "out_dim"), check_number(hidden, "hidden")
+        K = self.K  # four K x K layers, the expressive MLPs, the representation
+        check_size(4 * K * K + 3 * K * hidden + K * out_dim,
+                   f"a context module of {K} concept dimensions")  # fmt: skip
         self.intervention = InterventionLayer(self.block_sizes)
         self.expressive = ExpressiveLayer(self.block_sizes, hidden)
         self.causal = CausalLayer(self.block_sizes)
@@ -216,7 +225,7 @@ class ContextModule(nn.Module):
     def concepts(self, eps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Concepts ``(batch, K)`` from exogenous noise under per-sample targets."""
         if eps.dim() != 2 or eps.shape[1] != self.K:
-            raise ValueError(f"eps must be (batch, {self.K}), got {tuple(eps.shape)}")
+            raise UsageError(f"eps must be (batch, {self.K}), got {tuple(eps.shape)}")
         targets = _check_targets(targets, self.m)
         col = targets[:, self.intervention.concept_of].to(eps.dtype)  # one mask for two layers
         u = self.intervention.apply_mask(eps, col)
@@ -224,7 +233,7 @@ class ContextModule(nn.Module):
 
     def forward(self, eps: torch.Tensor, nuisance: torch.Tensor, targets: torch.Tensor):
         if nuisance.dim() != 2 or nuisance.shape[1] != self.nuisance_dim:
-            raise ValueError(
+            raise UsageError(
                 f"nuisance must be (batch, {self.nuisance_dim}), got {tuple(nuisance.shape)}"
             )
         c = self.concepts(eps, targets)

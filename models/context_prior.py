@@ -39,7 +39,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from simulations.errors import UsageError
+
 from .context_module import _check_targets, block_index
+from .nets import check_block_sizes
 
 __all__ = ["ContextFlowPrior", "InterventionAffine", "MonotoneExpressive", "StructuralCausal"]
 
@@ -193,14 +196,13 @@ class ContextFlowPrior(nn.Module):
         Gaussian SEM with a full noise covariance per block.
 
     Shapes: concepts ``c`` ``(b, K)``; ``targets`` ``(b, m)`` boolean (any set per sample,
-    including sets never seen in training). Raises ``ValueError`` on a mask of the wrong shape.
+    including sets never seen in training). Raises ``simulations.errors.UsageError`` (a
+    ``ConceptIDError``) on bad block sizes or a mask or concepts of the wrong shape.
     """
 
     def __init__(self, block_sizes: Sequence[int], expressive: bool = True) -> None:
         super().__init__()
-        self.block_sizes = tuple(int(k) for k in block_sizes)
-        if not self.block_sizes or min(self.block_sizes) < 1:
-            raise ValueError(f"block_sizes must be positive integers, got {block_sizes!r}")
+        self.block_sizes = check_block_sizes(block_sizes)
         idx = block_index(self.block_sizes)
         self.m, self.K = len(self.block_sizes), len(idx)
         self.register_buffer("concept_of", idx)
@@ -228,7 +230,7 @@ class ContextFlowPrior(nn.Module):
     def inverse(self, c: torch.Tensor, targets: torch.Tensor):
         """``(eps, log |det deps/dc|)``: the exact inverse of :meth:`forward`."""
         if c.dim() != 2 or c.shape[1] != self.K:
-            raise ValueError(f"concepts must be (batch, {self.K}), got {tuple(c.shape)}")
+            raise UsageError(f"concepts must be (batch, {self.K}), got {tuple(c.shape)}")
         col = self._col(targets, c)
         v, ld = self.causal.inverse(c, col)
         if self.expressive is not None:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from simulations.benchmark import Dataset
+from simulations.errors import UsageError
 
 __all__ = ["Batch", "TensorData", "from_dataset", "targets_mask"]
 
@@ -71,7 +72,7 @@ def from_dataset(ds: Dataset, split: str, contexts: str = "all") -> TensorData:
     elif contexts == "held_out":
         mask &= held[ds.context]
     elif contexts != "all":
-        raise ValueError(f"contexts must be 'all', 'training' or 'held_out', got {contexts!r}")
+        raise UsageError(f"contexts must be 'all', 'training' or 'held_out', got {contexts!r}")
     x = np.asarray(ds.x[mask])
     if x.dtype == np.uint8:
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float32) / 255.0

@@ -30,9 +30,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from simulations.errors import UsageError
+from simulations.validation import check_number
+
 from .context_module import ContextModule, block_index
 from .data import Batch
-from .nets import make_nets
+from .nets import check_block_sizes, check_obs_shape, check_size, make_nets
 
 __all__ = [
     "ContextModuleVAE",
@@ -58,7 +61,7 @@ def reconstruction_nll(
         return 0.5 * (((x - out) / log_sigma.exp()) ** 2 + 2 * log_sigma + LOG2PI).sum(1)
     if likelihood == "bernoulli":
         return nn.functional.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1)
-    raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
+    raise UsageError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
 
 
 def gaussian_kl(mean, log_var, prior_mean, prior_precision, prior_logdet) -> torch.Tensor:
@@ -85,7 +88,8 @@ class SEMPrior(nn.Module):
 
     def __init__(self, block_sizes: Sequence[int]) -> None:
         super().__init__()
-        self.block_sizes = tuple(int(k) for k in block_sizes)
+        self.block_sizes = check_block_sizes(block_sizes)
+        check_size(sum(self.block_sizes) ** 2, f"an SEM prior of {sum(self.block_sizes)} concepts")
         idx = block_index(self.block_sizes)
         K, m = len(idx), len(self.block_sizes)
         self.register_buffer("concept_of", idx)
@@ -156,7 +160,7 @@ class _VAEBase(nn.Module):
 
     def _setup_likelihood(self, likelihood: str) -> None:
         if likelihood not in ("gaussian", "bernoulli"):
-            raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
+            raise UsageError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
         self.likelihood = likelihood
         self.log_sigma = nn.Parameter(torch.tensor(-1.0), requires_grad=likelihood == "gaussian")
 
@@ -198,11 +202,13 @@ class TheoremMatchedVAE(_VAEBase):
         hidden: int = 128,
     ) -> None:
         super().__init__()
-        self.block_sizes = tuple(int(k) for k in block_sizes)
-        self.K, self.nuisance_dim = sum(self.block_sizes), int(nuisance_dim)
+        self.block_sizes = check_block_sizes(block_sizes)
+        self.K = sum(self.block_sizes)
+        self.nuisance_dim = check_number(nuisance_dim, "nuisance_dim", minimum=0)
         self.encoder, self.decoder = make_nets(obs_shape, self.K + self.nuisance_dim, hidden)
         self.prior = SEMPrior(self.block_sizes)
-        self.beta, self.dag_weight = float(beta), float(dag_weight)
+        self.beta = check_number(beta, "beta", integer=False, minimum=0)
+        self.dag_weight = check_number(dag_weight, "dag_weight", integer=False, minimum=0)
         self._setup_likelihood(likelihood)
 
     def loss(self, batch: Batch, generator=None):
@@ -276,7 +282,7 @@ class LogRatioClassifier(nn.Module):
         self, obs_shape: Sequence[int], m: int, hidden: int = 128, dag_weight: float = 0.0
     ) -> None:
         super().__init__()
-        self.m = self.K = int(m)
+        self.m = self.K = check_number(m, "m")
         self.dag_weight = float(dag_weight)
         self.encoder, _ = make_nets(obs_shape, self.K, hidden)  # uses the mean half only
         self.B = nn.Parameter(torch.zeros(m, m))
@@ -346,15 +352,18 @@ class ContextModuleVAE(_VAEBase):
         decoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.block_sizes = tuple(int(k) for k in block_sizes)
-        self.K, self.nuisance_dim = sum(self.block_sizes), int(nuisance_dim)
-        self.m = len(self.block_sizes)
-        rep_dim = rep_dim or self.K
+        self.block_sizes = check_block_sizes(block_sizes)
+        self.K, self.m = sum(self.block_sizes), len(self.block_sizes)
+        self.nuisance_dim = check_number(nuisance_dim, "nuisance_dim", minimum=0)
+        both_own = encoder is not None and decoder is not None
+        obs_shape = check_obs_shape(obs_shape, own_nets=both_own)
+        rep_dim = self.K if rep_dim is None else check_number(rep_dim, "rep_dim")
         own = encoder is not None or decoder is not None
         self.encoder = encoder or make_nets(obs_shape, self.K + self.nuisance_dim, hidden)[0]
         self.decoder = decoder or make_nets(obs_shape, rep_dim + self.nuisance_dim, hidden)[1]
         self.module = ContextModule(self.block_sizes, rep_dim, self.nuisance_dim)
-        self.beta, self.use_labels = float(beta), bool(use_labels)
+        self.beta = check_number(beta, "beta", integer=False, minimum=0)
+        self.use_labels = bool(use_labels)
         self._setup_likelihood(likelihood)
         if own:
             self._check_nets(tuple(obs_shape), rep_dim)
@@ -369,12 +378,12 @@ class ContextModuleVAE(_VAEBase):
         if not (isinstance(out, tuple) and len(out) == 2
                 and all(t.shape == (2, D) for t in out)):  # fmt: skip
             got = [tuple(t.shape) for t in out] if isinstance(out, tuple) else tuple(out.shape)
-            raise ValueError(f"the encoder must return (mean, log_var), each (batch, {D}) = "
+            raise UsageError(f"the encoder must return (mean, log_var), each (batch, {D}) = "
                              f"(batch, K + nuisance_dim); got {got}")  # fmt: skip
         d_in = rep_dim + self.nuisance_dim
         x = self.decoder(torch.zeros(2, d_in))
         if tuple(x.shape[1:]) != obs_shape:
-            raise ValueError(f"the decoder must return (batch, *{obs_shape}) from "
+            raise UsageError(f"the decoder must return (batch, *{obs_shape}) from "
                              f"(batch, {d_in}); got {tuple(x.shape)}")  # fmt: skip
 
     @classmethod
@@ -388,7 +397,7 @@ class ContextModuleVAE(_VAEBase):
         never (frozen)."""
         K = sum(int(k) for k in block_sizes)
         if base.latent_dim != K + nuisance_dim:
-            raise ValueError(
+            raise UsageError(
                 f"the base VAE has {base.latent_dim} latent dimensions; the module needs "
                 f"sum(block_sizes) + nuisance_dim = {K + nuisance_dim}"
             )
@@ -455,9 +464,9 @@ class PooledVAE(_VAEBase):
     def __init__(self, obs_shape, latent_dim: int, likelihood: str = "gaussian", beta: float = 1.0,
                  hidden: int = 128) -> None:  # fmt: skip
         super().__init__()
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = check_number(latent_dim, "latent_dim")
         self.encoder, self.decoder = make_nets(obs_shape, self.latent_dim, hidden)
-        self.beta = float(beta)
+        self.beta = check_number(beta, "beta", integer=False, minimum=0)
         self._setup_likelihood(likelihood)
 
     def loss(self, batch: Batch, generator=None):
@@ -485,6 +494,8 @@ class IVAE(PooledVAE):
     def __init__(self, obs_shape, latent_dim: int, n_contexts: int, likelihood: str = "gaussian",
                  beta: float = 1.0, hidden: int = 128) -> None:  # fmt: skip
         super().__init__(obs_shape, latent_dim, likelihood, beta, hidden)
+        n_contexts = check_number(n_contexts, "n_contexts")
+        check_size(2 * n_contexts * self.latent_dim, f"priors of {n_contexts} contexts")
         self.prior_mean = nn.Parameter(torch.zeros(n_contexts, latent_dim))
         self.prior_logvar = nn.Parameter(torch.zeros(n_contexts, latent_dim))
 

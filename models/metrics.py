@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from identifiability.equivalence import AlignResult, align
+from simulations.errors import UsageError
 
 __all__ = ["active_dims", "bits_per_dim", "mcc", "recovery", "sliced_wasserstein"]
 
@@ -40,9 +41,9 @@ def mcc(learned: np.ndarray, true: np.ndarray) -> float:
     L = np.asarray(learned, dtype=float)
     C = np.asarray(true, dtype=float)
     if L.ndim != 2 or C.ndim != 2 or L.shape[0] != C.shape[0]:
-        raise ValueError(f"learned {L.shape} and true {C.shape} must be (n, .) with equal n")
+        raise UsageError(f"learned {L.shape} and true {C.shape} must be (n, .) with equal n")
     if L.shape[1] < C.shape[1]:
-        raise ValueError("mcc needs at least as many learned dimensions as true concepts")
+        raise UsageError("mcc needs at least as many learned dimensions as true concepts")
     Ls = (L - L.mean(0)) / np.where(L.std(0) > 0, L.std(0), 1.0)
     Cs = (C - C.mean(0)) / np.where(C.std(0) > 0, C.std(0), 1.0)
     corr = np.abs(Ls.T @ Cs) / L.shape[0]
@@ -59,9 +60,9 @@ def sliced_wasserstein(
     A = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
     B = np.asarray(b, dtype=np.float64).reshape(len(b), -1)
     if A.shape[1] != B.shape[1]:
-        raise ValueError(f"sample sets have different dimensions {A.shape[1]} and {B.shape[1]}")
+        raise UsageError(f"sample sets have different dimensions {A.shape[1]} and {B.shape[1]}")
     if not (np.all(np.isfinite(A)) and np.all(np.isfinite(B))):
-        raise ValueError("samples contain NaN or infinite values")
+        raise UsageError("samples contain NaN or infinite values")
     return float(ot.sliced_wasserstein_distance(A, B, n_projections=n_projections, seed=seed))
 
 
@@ -74,5 +75,5 @@ def active_dims(posterior_means: np.ndarray, threshold: float = 0.01) -> int:
 def bits_per_dim(neg_elbo_nats: float, n_dims: int) -> float:
     """Negative ELBO per sample (nats) as bits per observed dimension."""
     if n_dims < 1:
-        raise ValueError(f"n_dims must be >= 1, got {n_dims}")
+        raise UsageError(f"n_dims must be >= 1, got {n_dims}")
     return float(neg_elbo_nats) / (n_dims * np.log(2.0))

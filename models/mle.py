@@ -44,12 +44,14 @@ from torch.func import jacfwd, vmap
 
 from identifiability import identify_linear_ml
 from identifiability.linear import IdentificationError
+from simulations.errors import UsageError
+from simulations.validation import check_number
 
 from .context_prior import ContextFlowPrior
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
-from .nets import _mlp, make_nets
+from .nets import _mlp, check_block_sizes, check_obs_shape, check_size, make_nets
 
 __all__ = ["LatentFlowMLE", "ManifoldMLE"]
 
@@ -142,13 +144,21 @@ class ManifoldMLE(nn.Module):
         decoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.block_sizes = tuple(int(k) for k in block_sizes)
+        self.block_sizes = check_block_sizes(block_sizes)
         self.m, self.K = len(self.block_sizes), sum(self.block_sizes)
-        self.nuisance_dim = int(nuisance_dim)
+        self.nuisance_dim = check_number(nuisance_dim, "nuisance_dim", minimum=0)
         self.D = self.K + self.nuisance_dim
+        own = encoder is not None and decoder is not None
+        obs_shape = check_obs_shape(obs_shape, own_nets=own)
+        ae_epochs = check_number(ae_epochs, "ae_epochs", minimum=0)
+        snap_every = check_number(snap_every, "snap_every (0: no snaps)", minimum=0)
+        hidden = check_number(hidden, "hidden")
         self.images = len(obs_shape) == 3  # (3, S, S) in [0, 1]
         if encoder is None or decoder is None:
             if len(obs_shape) == 1:
+                p = obs_shape[0]
+                check_size(2 * (p * self.D + p * hidden + hidden * hidden + self.D * self.D),
+                           f"residual nets for {p} observations")  # fmt: skip
                 enc = ResidualEncoder(int(obs_shape[0]), self.D, hidden)
                 dec = ResidualDecoder(self.D, int(obs_shape[0]), hidden)
             else:
@@ -156,7 +166,7 @@ class ManifoldMLE(nn.Module):
             encoder, decoder = encoder or enc, decoder or dec
         self.encoder, self.decoder = encoder, decoder
         if not _linears(self.encoder) or not _linears(self.decoder):
-            raise ValueError("the encoder must end and the decoder start with an nn.Linear")
+            raise UsageError("the encoder must end and the decoder start with an nn.Linear")
         self.prior = SEMPrior(self.block_sizes)
         self.rec_weight, self.dag_weight = float(rec_weight), float(dag_weight)
         self.ae_epochs, self.snap_every = int(ae_epochs), int(snap_every)
@@ -454,16 +464,18 @@ class LatentFlowMLE(ManifoldMLE):
         prior: str = "sem",
         use_labels: bool = True,
     ) -> None:
-        if int(ae_epochs) < 1:
-            raise ValueError(f"ae_epochs must be at least 1 (step 1 learns the manifold), "
-                             f"got {ae_epochs!r}")  # fmt: skip
+        check_number(ae_epochs, "ae_epochs (step 1 learns the manifold)")
+        check_number(flow_layers, "flow_layers")
+        check_number(flow_hidden, "flow_hidden")
         if prior not in ("sem", "context-module"):
-            raise ValueError(f"prior must be 'sem' or 'context-module', got {prior!r}")
+            raise UsageError(f"prior must be 'sem' or 'context-module', got {prior!r}")
         super().__init__(
             obs_shape, block_sizes, nuisance_dim, dag_weight=dag_weight, ae_epochs=ae_epochs,
             snap_every=snap_every if use_labels else 0, hidden=hidden, volume_eps=volume_eps,
             encoder=encoder, decoder=decoder,
         )  # fmt: skip
+        check_size(flow_layers * (2 * self.D * flow_hidden + flow_hidden**2) + self.D**2,
+                   f"a flow of {flow_layers} layers of {flow_hidden} units")  # fmt: skip
         self.flow = LatentFlow(self.D, flow_layers, flow_hidden)
         self.prior_kind, self.use_labels = prior, bool(use_labels)
         if prior == "context-module":

@@ -7,12 +7,76 @@ the logits (Bernoulli likelihood) of ``x``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "make_nets"]
+from simulations.errors import UsageError
+from simulations.resources import check_memory
+from simulations.validation import check_number
+
+__all__ = [
+    "IMAGE_SIZES",
+    "ConvDecoder",
+    "ConvEncoder",
+    "MLPDecoder",
+    "MLPEncoder",
+    "check_block_sizes",
+    "check_obs_shape",
+    "make_nets",
+]
+
+#: the image sizes the conv nets take
+IMAGE_SIZES = (32, 64)
+
+
+def check_obs_shape(obs_shape: object, *, own_nets: bool = False) -> tuple[int, ...]:
+    """``obs_shape`` as a tuple of ints; raises UsageError naming it otherwise.
+
+    The built-in nets take ``(p,)`` with ``p >= 1`` or ``(3, S, S)`` with ``S`` in
+    :data:`IMAGE_SIZES`; with ``own_nets`` (the caller's encoder and decoder) any non-empty shape
+    of positive integers is accepted."""
+    try:
+        shape = tuple(obs_shape)
+    except TypeError:
+        raise UsageError(f"obs_shape must be (p,) or (3, S, S), got {obs_shape!r}") from None
+    if own_nets and shape:
+        return tuple(check_number(s, "each entry of obs_shape") for s in shape)
+    if len(shape) == 1:
+        return (check_number(shape[0], "obs_shape[0] (p)"),)
+    if len(shape) == 3 and shape[0] == 3 and shape[1] == shape[2] and shape[1] in IMAGE_SIZES:
+        return tuple(int(s) for s in shape)
+    raise UsageError(
+        f"obs_shape must be (p,) or (3, S, S) with S in {IMAGE_SIZES}, got {obs_shape!r}"
+    )
+
+
+def check_size(n_values: int, what: str) -> None:
+    """Refuse a model whose parameters cannot fit in memory, before torch allocates them.
+
+    ``n_values`` float32 parameters are counted four times (values, gradients and the two
+    moments of Adam); the limit is :func:`simulations.resources.memory_limit`'s.
+
+    Raises
+    ------
+    MemoryLimitError
+        Naming ``what``, with the estimate in GiB.
+    """
+    check_memory(16 * n_values, what)
+
+
+def check_block_sizes(block_sizes: object) -> tuple[int, ...]:
+    """``block_sizes`` as a tuple of positive ints (at least one); raises UsageError otherwise."""
+    if isinstance(block_sizes, str | bytes) or not hasattr(block_sizes, "__iter__"):
+        raise UsageError(
+            f"block_sizes must be a sequence of positive integers, got {block_sizes!r}"
+        )
+    sizes = tuple(check_number(k, "each block size") for k in block_sizes)
+    if not sizes:
+        raise UsageError("block_sizes must name at least one concept, got an empty sequence")
+    return sizes
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -53,7 +117,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, size: int, latent_dim: int, width: int = 32) -> None:
         super().__init__()
         if size not in (32, 64):
-            raise ValueError(f"image size must be 32 or 64, got {size}")
+            raise UsageError(f"image size must be 32 or 64, got {size}")
         n_down = 3 if size == 32 else 4
         layers: list[nn.Module] = []
         c = 3
@@ -75,7 +139,7 @@ class ConvDecoder(nn.Module):
     def __init__(self, latent_dim: int, size: int, width: int = 32) -> None:
         super().__init__()
         if size not in (32, 64):
-            raise ValueError(f"image size must be 32 or 64, got {size}")
+            raise UsageError(f"image size must be 32 or 64, got {size}")
         n_up = 3 if size == 32 else 4
         chans = [width * 2 ** min(i, 2) for i in range(n_up)][::-1]
         self.fc = nn.Linear(latent_dim, chans[0] * 4 * 4)
@@ -90,7 +154,13 @@ class ConvDecoder(nn.Module):
 
 
 def make_nets(obs_shape: Sequence[int], latent_dim: int, hidden: int = 128):
-    """An encoder/decoder pair for vectors ``(p,)`` or images ``(3, S, S)``."""
+    """An encoder/decoder pair for vectors ``(p,)`` or images ``(3, S, S)``; raises UsageError
+    for another shape or a size that is not a positive integer."""
+    obs_shape = check_obs_shape(obs_shape)
+    latent_dim, hidden = check_number(latent_dim, "latent_dim"), check_number(hidden, "hidden")
+    p = math.prod(obs_shape) if len(obs_shape) == 1 else 128 * 4 * 4  # the conv nets' head
+    check_size(2 * (p * hidden + hidden * hidden + 3 * hidden * latent_dim),
+               f"nets for {obs_shape} observations and {latent_dim} latents")  # fmt: skip
     if len(obs_shape) == 1:
         p = int(obs_shape[0])
         return MLPEncoder(p, latent_dim, (hidden, hidden)), MLPDecoder(
@@ -98,4 +168,4 @@ def make_nets(obs_shape: Sequence[int], latent_dim: int, hidden: int = 128):
         )
     if len(obs_shape) == 3 and obs_shape[0] == 3:
         return ConvEncoder(obs_shape[1], latent_dim), ConvDecoder(latent_dim, obs_shape[1])
-    raise ValueError(f"obs_shape must be (p,) or (3, S, S), got {tuple(obs_shape)}")
+    raise UsageError(f"obs_shape must be (p,) or (3, S, S), got {tuple(obs_shape)}")

@@ -26,6 +26,7 @@ import torch
 
 from simulations.atomic import atomic_path
 from simulations.errors import ConceptIDError
+from simulations.validation import check_number
 
 from .data import TensorData
 
@@ -73,11 +74,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "warmup_epochs", "patience"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < (0 if name == "warmup_epochs" else 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+            check_number(getattr(self, name), name, minimum=0 if name == "warmup_epochs" else 1)
+        check_number(self.lr, "lr", integer=False, minimum=0, exclusive=True)
 
     def settings(self) -> dict:
         """What determines the fitted weights: every field but ``progress``, ``checkpoint`` and
@@ -324,8 +322,7 @@ def fit_restarts(
     Returns the chosen model (on the CPU) and its history, with ``restart_scores``, the chosen
     ``restart`` and ``seconds`` (all restarts together).
     """
-    if not isinstance(restarts, int) or restarts < 1:
-        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    check_number(restarts, "restarts")
     best, best_hist, scores, seconds = None, None, [], 0.0
     for r in range(restarts):
         seed = cfg.seed + 1000 * r

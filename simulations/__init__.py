@@ -7,7 +7,7 @@ Graphs (:mod:`.graphs`), SEMs over concept blocks (:mod:`.sem`), interventions a
 """
 
 from .benchmark import SPLITS, BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
-from .errors import ConceptIDError
+from .errors import ConceptIDError, UsageError
 from .graphs import DAG, GraphError, chain, erdos_renyi, scale_free
 from .interventions import Context, Hard, Intervention, InterventionError, Shift, Soft
 from .mixing import ImageMixing, LinearMixing, Mixing, MixingError, MLPMixing
@@ -19,7 +19,7 @@ __all__ = [
     "DAG", "PRESETS", "SEM", "SPLITS", "BenchmarkSpec", "ConceptIDError", "ConceptModel", "Context",
     "Dataset", "DatasetError", "GraphError", "Hard", "ImageMixing", "Intervention",
     "InterventionError", "LinearMixing", "MLPMixing", "Mixing", "MixingError", "ModelError",
-    "SEMError", "Sample", "Shift", "Soft", "build_preset", "chain", "composed", "erdos_renyi",
-    "generate", "load_dataset", "quad", "random_readout", "random_sem", "scale_free",
-    "single_target_contexts",
+    "SEMError", "Sample", "Shift", "Soft", "UsageError", "build_preset", "chain", "composed",
+    "erdos_renyi", "generate", "load_dataset", "quad", "random_readout", "random_sem",
+    "scale_free", "single_target_contexts",
 ]  # fmt: skip

@@ -31,6 +31,8 @@ from .atomic import describe_contents, remove_stale, temp_prefix
 from .errors import ConceptIDError
 from .model import ConceptModel
 from .presets import build_preset
+from .resources import check_memory, estimate_dataset
+from .validation import check_number
 
 __all__ = [
     "SPLITS",
@@ -97,12 +99,14 @@ class BenchmarkSpec:
     def __post_init__(self) -> None:
         if (self.preset is None) == (self.model is None):
             raise DatasetError("a spec needs exactly one of 'preset' and 'model'")
+        if self.preset is not None and not isinstance(self.preset, str):
+            raise DatasetError(f"preset must be a string, got {self.preset!r}")
+        if self.model is not None and not isinstance(self.model, dict):
+            raise DatasetError(f"model must be a dict (ConceptModel.to_dict), got {self.model!r}")
         if not isinstance(self.preset_args, dict):
             raise DatasetError(f"preset_args must be a dict, got {type(self.preset_args).__name__}")
         for name in ("n_train", "n_val", "n_test", "seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 0:
-                raise DatasetError(f"{name} must be a non-negative integer, got {v!r}")
+            check_number(getattr(self, name), name, minimum=0, error=DatasetError)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +128,8 @@ class BenchmarkSpec:
             text = Path(path).read_text()
         except OSError as err:
             raise DatasetError(f"cannot read spec file {path}: {err.strerror}") from None
+        except UnicodeDecodeError:
+            raise DatasetError(f"spec file {path} is not valid JSON (not UTF-8 text)") from None
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as err:
@@ -423,11 +429,39 @@ def _context_records(model: ConceptModel) -> list[dict]:
     return recs
 
 
-def generate(spec: BenchmarkSpec, *, progress: bool = False, name: str = "") -> Dataset:
+def generate(
+    spec: BenchmarkSpec, *, progress: bool = False, name: str = "", max_memory: float | None = None
+) -> Dataset:
     """Sample the dataset a spec describes (deterministic in the spec).
 
     Each (split, context) cell uses the generator ``spec.rng(1, split, context)``.
+
+    Parameters
+    ----------
+    spec : BenchmarkSpec
+    progress : bool
+        A progress bar over the (split, context) cells.
+    name : str
+        Dataset name recorded in the card (default: the preset's name).
+    max_memory : float, optional
+        Memory limit in GiB; default: the ``CONCEPTID_MAX_MEMORY`` environment variable, else
+        the memory available now (:func:`simulations.resources.memory_limit`).
+
+    Raises
+    ------
+    MemoryLimitError
+        Before anything is allocated, when the estimated memory of the request
+        (:func:`simulations.resources.estimate_dataset`) exceeds the limit.
+    ConceptIDError
+        A subclass naming the problem when the spec's preset arguments or model are invalid.
     """
+    estimate = estimate_dataset(spec)
+    if estimate is not None:
+        check_memory(
+            estimate.peak_bytes,
+            f"generating {estimate.rows} samples of shape {estimate.obs_shape}",
+            max_memory,
+        )
     model = spec.build_model()
     counts = {"train": spec.n_train, "val": spec.n_val, "test": spec.n_test}
     cells = [
@@ -504,14 +538,21 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
     """Load and verify a dataset directory; raises DatasetError on anything missing or altered."""
     path = Path(path)
     card_path = path / "card.json"
-    if not path.is_dir():
+    try:  # a name too long, a directory without permission: the path given is unusable
+        is_dir, has_card = path.is_dir(), card_path.is_file()
+        text = card_path.read_text() if has_card else ""
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{card_path} is corrupted (not valid JSON): {err}") from None
+    if not is_dir:
         raise DatasetError(f"{path} is not a dataset directory")
-    if not card_path.is_file() and (path / ASIDE).is_file():
+    if not has_card and (path / ASIDE).is_file():
         raise DatasetError(f"{path} is incomplete: an overwrite of it was interrupted (rerun it)")
-    if not card_path.is_file():
+    if not has_card:
         raise DatasetError(f"{path} has no card.json: not a dataset, or an incomplete one")
     try:
-        card = json.loads(card_path.read_text())
+        card = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(f"{card_path} is corrupted (not valid JSON): {err}") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:

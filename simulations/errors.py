@@ -1,4 +1,4 @@
-"""The package's one error base class.
+"""The package's one error base class, and the error of an argument outside its domain.
 
 Every error that conceptid raises on bad input derives from :class:`ConceptIDError`, so a caller
 (the command line included) can catch the package's own errors without a list of types. It
@@ -8,8 +8,14 @@ package refuses.
 
 from __future__ import annotations
 
-__all__ = ["ConceptIDError"]
+__all__ = ["ConceptIDError", "UsageError"]
 
 
 class ConceptIDError(ValueError):
     """Base class of every error conceptid raises on bad input or an impossible request."""
+
+
+class UsageError(ConceptIDError):
+    """An argument is outside its domain: a count that must be positive, an unknown choice, an
+    array of the wrong shape, options that cannot go together, a request too large for the
+    machine. The message names the argument."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConceptIDError
+from .validation import check_number
 
 __all__ = [
     "DAG",
@@ -271,9 +272,7 @@ def _topological_order(A: np.ndarray) -> tuple[int, ...]:
 
 
 def _check_m(m: int) -> int:
-    if not isinstance(m, int | np.integer) or isinstance(m, bool) or m < 1:
-        raise GraphError(f"m (number of nodes) must be a positive integer, got {m!r}")
-    return int(m)
+    return check_number(m, "m (number of nodes)", error=GraphError)
 
 
 def _random_order_dag(A_lower: np.ndarray, rng: np.random.Generator, names) -> DAG:
@@ -315,7 +314,10 @@ def erdos_renyi(
         Randomly permute node labels (default) so the index order is not a causal order.
     """
     m = _check_m(m)
-    if not np.isfinite(expected_degree) or not 0 <= expected_degree <= max(m - 1, 0):
+    expected_degree = check_number(
+        expected_degree, "expected_degree", integer=False, minimum=0, error=GraphError
+    )
+    if not 0 <= expected_degree <= max(m - 1, 0):
         raise GraphError(
             f"expected_degree must lie in [0, m-1] = [0, {m - 1}], got {expected_degree}"
         )

@@ -38,12 +38,19 @@ class InterventionError(ConceptIDError):
 Target = str | int
 
 
+def _floats(x, what: str, error: type[ConceptIDError] | None = None) -> np.ndarray:
+    """``x`` as a float array; a value that is not numbers (a string, a ragged list, None in a
+    list) raises ``error`` (default InterventionError) naming ``what``, never numpy's
+    ValueError or TypeError."""
+    try:
+        return np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise (error or InterventionError)(f"{what} must be numeric, got {x!r}") from None
+
+
 def _vec(x, k: int, what: str) -> np.ndarray:
     """A length-``k`` vector; a scalar is broadcast to every coordinate of the block."""
-    try:
-        v = np.atleast_1d(np.asarray(x, dtype=float)).reshape(-1)
-    except (TypeError, ValueError):
-        raise InterventionError(f"{what} must be numeric, got {x!r}") from None
+    v = np.atleast_1d(_floats(x, what)).reshape(-1)
     if v.size == 1 and k > 1:
         v = np.full(k, v[0])
     if v.shape != (k,):
@@ -54,7 +61,7 @@ def _vec(x, k: int, what: str) -> np.ndarray:
 
 
 def _cov(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray:
-    S = np.asarray(x, dtype=float)
+    S = _floats(x, what)
     if S.ndim == 0 or (S.ndim == 1 and S.size == 1):
         S = S.reshape(1, 1) * np.eye(k) if k > 1 else S.reshape(1, 1)
     elif S.ndim == 1:
@@ -162,7 +169,7 @@ class Soft(Intervention):
                     f"soft intervention on {sem.names[j]!r} gives a weight for {sem.names[i]!r}, "
                     f"which is not a parent; parents are {[sem.names[q] for q in sorted(parents)]}"
                 )
-            W = np.asarray(w, dtype=float)
+            W = _floats(w, f"soft weight {sem.names[i]!r} -> {sem.names[j]!r}")
             if W.size != k * sem.block_sizes[i]:
                 raise InterventionError(
                     f"soft weight {sem.names[i]!r} -> {sem.names[j]!r} must be a "

@@ -54,11 +54,18 @@ def well_conditioned_matrix(
 
 
 def _check_input(e: np.ndarray, d: int, who: str) -> np.ndarray:
-    e = np.asarray(e)
+    try:
+        complex_ = np.iscomplexobj(e)
+        arr = np.asarray(e)
+        if not np.issubdtype(arr.dtype, np.floating):
+            arr = arr.astype(float)
+    except (TypeError, ValueError):
+        raise MixingError(f"{who}: e must be a real array of shape (n, {d}), got {e!r}") from None
+    if complex_:
+        raise MixingError(f"{who}: e must be real, got a complex array")
+    e = arr
     if e.ndim != 2 or e.shape[1] != d:
         raise MixingError(f"{who}: e must have shape (n, {d}), got {e.shape}")
-    if not np.issubdtype(e.dtype, np.floating):
-        e = e.astype(float)
     if not np.all(np.isfinite(e)):
         raise MixingError(f"{who}: e contains NaN or infinite values")
     return e

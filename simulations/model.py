@@ -195,12 +195,33 @@ class ConceptModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> ConceptModel:
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        ConceptIDError
+            A subclass naming the problem (:class:`ModelError` for a dict whose structure or
+            value types are wrong: the input is untrusted JSON, so a missing key or a string
+            where a number belongs is refused, never a traceback).
+        """
         if not isinstance(d, dict) or "sem" not in d or "mixing" not in d:
             raise ModelError("a model dict needs at least the keys 'sem' and 'mixing'")
+        malformed = (KeyError, TypeError, ValueError, AttributeError, IndexError)
         try:
             mixing = mixing_from_dict(d["mixing"])
-        except (KeyError, TypeError) as err:
-            raise MixingError(f"malformed mixing: {err}") from None
+        except ConceptIDError:
+            raise
+        except malformed as err:
+            raise MixingError(f"malformed mixing: {_reason(err)}") from None
+        try:
+            return cls._from_parts(d, mixing)
+        except ConceptIDError:
+            raise
+        except malformed as err:
+            raise ModelError(f"malformed model dict: {_reason(err)}") from None
+
+    @classmethod
+    def _from_parts(cls, d: dict, mixing: Mixing) -> ConceptModel:
         return cls(
             SEM.from_dict(d["sem"]),
             mixing,
@@ -210,6 +231,10 @@ class ConceptModel:
             tuple(Context.from_dict(c) for c in d.get("contexts", [{"interventions": []}])),
             tuple(Context.from_dict(c) for c in d.get("held_out", [])),
         )
+
+
+def _reason(err: Exception) -> str:
+    return f"missing key {err}" if isinstance(err, KeyError) else str(err)
 
 
 def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = "pairs"):
@@ -245,6 +270,14 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
             raise ModelError(
                 f"groups must be 'pairs', 'all' or a list of target lists, got {groups!r}"
             )
+    lists = (list, tuple)
+    if not isinstance(groups, lists) or not all(
+        isinstance(g, lists) and all(isinstance(t, str | int) for t in g) for g in groups
+    ):
+        raise ModelError(
+            f"held-out groups must be 'pairs', 'all' or a list of lists of targets (names or "
+            f"indices), got {groups!r}"
+        )
     out = []
     for g in groups:
         g = [str(t) for t in g]
@@ -254,6 +287,6 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
                 f"cannot compose {g}: no single-target context for {unknown}; have {targets}"
             )
         if len(g) < 2:
-            raise ModelError(f"a composition needs at least two targets, got {g}")
+            raise ModelError(f"a held-out composition needs at least two targets, got {g}")
         out.append(by_target[g[0]].compose(*(by_target[t] for t in g[1:])))
     return tuple(out)

@@ -17,6 +17,7 @@ from .interventions import Context, Hard, InterventionError, Shift, Soft
 from .mixing import ImageMixing, LinearMixing, Mixing, MixingError, MLPMixing
 from .model import ConceptModel, ModelError, composed, random_readout
 from .sem import SEM, random_sem
+from .validation import check_number
 
 __all__ = [
     "PRESETS",
@@ -92,6 +93,10 @@ def make_mixing(
     )
 
 
+def _is_count(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
+
+
 def _vector_model(
     graph: DAG,
     rng: np.random.Generator,
@@ -106,6 +111,18 @@ def _vector_model(
     held_out,
     mixing_args: Mapping | None,
 ) -> ConceptModel:
+    # preset arguments often come from JSON: refuse a wrong type by name, never a TypeError
+    if not _is_count(block_size) and not (
+        isinstance(block_size, list | tuple) and all(map(_is_count, block_size))
+    ):
+        raise ModelError(
+            f"block_size must be a positive integer or a list of them, got {block_size!r}"
+        )
+    nuisance_dim = check_number(nuisance_dim, "nuisance_dim", minimum=0, error=ModelError)
+    if p is not None:
+        p = check_number(p, "p (observation size)", error=ModelError)
+    if mixing_args is not None and not isinstance(mixing_args, Mapping):
+        raise ModelError(f"mixing_args must be an object (a dict) or null, got {mixing_args!r}")
     sem = random_sem(graph, rng, block_sizes=block_size, mechanism=mechanism, noise_family=noise)
     contexts = single_target_contexts(sem, rng, kind=intervention)
     d = sem.K + nuisance_dim
@@ -223,6 +240,11 @@ def quad(
         independent in every context). The noise and intervention parameters are the dependent
         scene's (the source's independent parameters are not transcribed here).
     """
+    image_size = check_number(image_size, "image_size", error=MixingError)
+    for flag, value in (("nuisance", nuisance), ("standardize", standardize),
+                        ("dependent", dependent)):  # fmt: skip
+        if not isinstance(value, bool | np.bool_):
+            raise ModelError(f"{flag} must be true or false, got {value!r}")
     edges = QUAD_EDGES if dependent else ()
     graph = DAG.from_edges([(p, c) for p, c, _ in edges], nodes=QUAD_NAMES)
     idx = {n: i for i, n in enumerate(QUAD_NAMES)}

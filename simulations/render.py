@@ -79,10 +79,12 @@ about 1e-6 at sizes up to 64.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
+
+from .mixing import MixingError
+from .validation import check_number
 
 __all__ = [
     "QUAD_CONCEPTS",
@@ -128,28 +130,24 @@ _BLOCK_PIXELS = 1 << 16  # pixels per inner block of render_quad: temporaries st
 
 
 def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return check_number(value, name, minimum=minimum, error=MixingError)
 
 
 def _check_e(e: object) -> np.ndarray:
     if np.iscomplexobj(e):
-        raise ValueError("e must be real-valued, got a complex array")
+        raise MixingError("e must be real-valued, got a complex array")
     try:
         arr = np.asarray(e, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"e must be a real array of shape (n, 8) or (n, 10): {err}") from None
+        raise MixingError(f"e must be a real array of shape (n, 8) or (n, 10): {err}") from None
     n_cols = (len(QUAD_CONCEPTS), len(QUAD_CONCEPTS) + len(QUAD_NUISANCE))
     if arr.ndim != 2 or arr.shape[1] not in n_cols:
-        raise ValueError(
+        raise MixingError(
             f"e must have shape (n, {n_cols[0]}) (concepts {', '.join(QUAD_CONCEPTS)}) or "
             f"(n, {n_cols[1]}) (plus nuisance {', '.join(QUAD_NUISANCE)}), got shape {arr.shape}"
         )
     if not np.isfinite(arr).all():
-        raise ValueError("e must be finite: it contains NaN or inf")
+        raise MixingError("e must be finite: it contains NaN or inf")
     return arr
 
 
@@ -352,7 +350,7 @@ def render_quad(
 
     Raises
     ------
-    ValueError
+    MixingError
         If ``e`` is not a 2-D array with 8 or 10 columns or is not finite, if ``size`` is not an
         int >= 8, or if ``chunk_size`` is not an int >= 1.
     """
@@ -420,7 +418,7 @@ def render_quad_loop(e: np.ndarray, size: int = 32) -> np.ndarray:
 
     Raises
     ------
-    ValueError
+    MixingError
         If ``e`` is not a 2-D array with 8 or 10 columns or is not finite, or if ``size`` is not
         an int >= 8.
     """
@@ -484,15 +482,15 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
     Raises
     ------
-    ValueError
+    MixingError
         If ``images`` is not a finite real array.
     """
     try:
         arr = np.asarray(images, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"images must be a real array: {err}") from None
+        raise MixingError(f"images must be a real array: {err}") from None
     if not np.isfinite(arr).all():
-        raise ValueError("images must be finite: it contains NaN or inf")
+        raise MixingError("images must be finite: it contains NaN or inf")
     return np.clip(np.rint(arr * 255.0), 0.0, 255.0).astype(np.uint8)
 
 
@@ -511,10 +509,10 @@ def from_uint8(images: np.ndarray) -> np.ndarray:
 
     Raises
     ------
-    ValueError
+    MixingError
         If ``images`` is not a uint8 array.
     """
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
-        raise ValueError(f"images must be a uint8 array, got dtype {arr.dtype}")
+        raise MixingError(f"images must be a uint8 array, got dtype {arr.dtype}")
     return arr.astype(np.float32) / np.float32(255.0)

@@ -34,8 +34,10 @@ from .interventions import (
     InterventionError,
     _check_family,
     _cov,
+    _floats,
     as_context,
 )
+from .validation import check_number
 
 __all__ = ["MECHANISMS", "NOISE_FAMILIES", "SEM", "SEMError", "random_sem"]
 
@@ -101,13 +103,14 @@ class SEM:
         if not isinstance(self.graph, DAG):
             raise SEMError(f"graph must be a DAG, got {type(self.graph).__name__}")
         m = self.graph.m
-        ks = tuple(int(k) for k in self.block_sizes) if len(self.block_sizes) else (1,) * m
-        if len(ks) != m or any(k < 1 for k in ks):
-            raise SEMError(f"block_sizes must be {m} positive integers, got {self.block_sizes!r}")
+        bs = self.block_sizes
+        if not isinstance(bs, list | tuple | np.ndarray) or (len(bs) and len(bs) != m):
+            raise SEMError(f"block_sizes must be {m} positive integers, got {bs!r}")
+        ks = tuple(check_number(k, "each of block_sizes", error=SEMError) for k in bs) or (1,) * m
         K = sum(ks)
         offsets = np.concatenate([[0], np.cumsum(ks)]).astype(int)
         slices = tuple(slice(int(offsets[j]), int(offsets[j + 1])) for j in range(m))
-        B = np.array(self.weights, dtype=float)
+        B = np.array(_floats(self.weights, "weights", SEMError))
         if B.shape != (K, K):
             raise SEMError(f"weights must have shape (K, K) = ({K}, {K}), got {B.shape}")
         if not np.all(np.isfinite(B)):
@@ -121,11 +124,13 @@ class SEM:
                 f"weights has a nonzero entry for {self.graph.names[ii]!r} -> "
                 f"{self.graph.names[jj]!r}, which is not an edge of the graph"
             )
-        mu = np.array(self.noise_mean, dtype=float).reshape(-1)
+        mu = np.array(_floats(self.noise_mean, "noise_mean", SEMError)).reshape(-1)
         if mu.shape != (K,):
             raise SEMError(f"noise_mean must have K = {K} entries, got {np.shape(self.noise_mean)}")
         if not np.all(np.isfinite(mu)):
             raise SEMError("noise_mean contains NaN or infinite values")
+        if not isinstance(self.noise_cov, list | tuple):
+            raise SEMError(f"noise_cov must be a list of {m} covariances, got {self.noise_cov!r}")
         covs = list(self.noise_cov)
         if len(covs) != m:
             raise SEMError(f"noise_cov must hold one covariance per concept ({m}), got {len(covs)}")
@@ -137,6 +142,8 @@ class SEM:
         except InterventionError as err:
             raise SEMError(str(err)) from None
         fams = self.noise_family
+        if not isinstance(fams, str | list | tuple):
+            raise SEMError(f"noise_family must be a family name or a list of them, got {fams!r}")
         fams = (fams,) * m if isinstance(fams, str) else tuple(fams)
         if len(fams) != m:
             raise SEMError(f"noise_family must be one family or {m} of them, got {len(fams)}")
@@ -314,8 +321,7 @@ class SEM:
         ndarray, shape (n, K)
             A Fortran-ordered (column-major) array.
         """
-        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0:
-            raise SEMError(f"n must be a non-negative integer, got {n!r}")
+        n = check_number(n, "n", minimum=0, error=SEMError)
         if not isinstance(rng, np.random.Generator):
             raise SEMError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         dtype = np.dtype(dtype)

@@ -17,6 +17,7 @@ from scipy import stats
 from torch.func import jacrev
 
 from models.context_prior import ContextFlowPrior
+from simulations.errors import ConceptIDError
 
 ALL_TARGETS_3 = torch.tensor(list(itertools.product([False, True], repeat=3)))
 
@@ -112,11 +113,11 @@ def test_samples_have_the_exact_moments_of_an_unseen_composition():
 
 def test_bad_targets_and_concepts_are_refused():
     p = ContextFlowPrior((1, 2))
-    with pytest.raises(ValueError, match=r"targets must be a \(batch, 2\)"):
+    with pytest.raises(ConceptIDError, match=r"targets must be a \(batch, 2\)"):
         p.nll(torch.zeros(4, 3), torch.zeros(4, 3, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"concepts must be \(batch, 3\)"):
+    with pytest.raises(ConceptIDError, match=r"concepts must be \(batch, 3\)"):
         p.nll(torch.zeros(4, 2), torch.zeros(4, 2, dtype=torch.bool))
-    with pytest.raises(ValueError, match="block_sizes"):
+    with pytest.raises(ConceptIDError, match="block size"):
         ContextFlowPrior((1, 0))
 
 

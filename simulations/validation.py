@@ -1,0 +1,76 @@
+"""The one check of a number a caller passes: a count, a size, a rate.
+
+Every layer validates its counts and rates with :func:`check_number`, so the rules (``bool`` is
+not a number; numpy scalars are; a float is never a count; NaN and infinities are refused) and
+the wording of the refusal are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from .errors import ConceptIDError, UsageError
+
+__all__ = ["check_number", "requirement"]
+
+
+def requirement(*, integer: bool = True, minimum: float = 1, exclusive: bool = False) -> str:
+    """The words for what :func:`check_number` accepts, e.g. ``"a positive integer"``."""
+    if integer:
+        if minimum == 1 and not exclusive or minimum == 0 and exclusive:
+            return "a positive integer"
+        if minimum == 0:
+            return "a non-negative integer"
+        return f"an integer {'>' if exclusive else '>='} {minimum}"
+    if minimum == 0:
+        return "a positive finite number" if exclusive else "a non-negative finite number"
+    return f"a finite number {'>' if exclusive else '>='} {minimum}"
+
+
+def check_number(
+    value: object,
+    name: str,
+    *,
+    integer: bool = True,
+    minimum: float = 1,
+    exclusive: bool = False,
+    error: type[ConceptIDError] = UsageError,
+) -> int | float:
+    """``value`` as an ``int`` (``integer``) or a ``float``, if it is at least ``minimum``.
+
+    Parameters
+    ----------
+    value : object
+        An ``int`` or numpy integer for a count; any real number (numpy scalars included) when
+        ``integer`` is false. ``bool`` is refused either way, and so is a float for a count.
+    name : str
+        How the caller calls it; the message starts with it.
+    minimum : float
+        The smallest value accepted (the default 1 makes a count positive).
+    exclusive : bool
+        Accept only values strictly above ``minimum`` (``minimum=0, exclusive=True``: positive).
+    error : subclass of ConceptIDError
+        What to raise (default :class:`UsageError`), so each layer keeps its own error type.
+
+    Returns
+    -------
+    int or float
+
+    Raises
+    ------
+    error
+        ``"{name} must be {requirement}, got {value!r}"`` when ``value`` is of the wrong type,
+        not finite, or out of range.
+    """
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok:
+        value = int(value) if integer else float(value)
+        ok = (integer or math.isfinite(value)) and (
+            value > minimum if exclusive else value >= minimum
+        )
+    if not ok:
+        what = requirement(integer=integer, minimum=minimum, exclusive=exclusive)
+        raise error(f"{name} must be {what}, got {value!r}")
+    return value

@@ -1,0 +1,292 @@
+"""The command line: one line and exit 2 for every bad input, nothing written; help that helps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import conceptid
+from conceptid import cli
+from conceptid.cli import build_parser, main
+from simulations.benchmark import BenchmarkSpec, load_dataset
+from simulations.resources import ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "spec_chain.json"
+
+
+def listing(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+def refused(args: list[str], capsys, prog: str | None = None) -> str:
+    """Run ``main(args)``: exit 2, exactly one stderr line ``PROG: error: ...``; return it."""
+    rc = main(args)
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"{prog or 'conceptid ' + args[0]}: error: "), lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A 2-concept chain dataset, and beside it one with no training rows."""
+    root = tmp_path_factory.mktemp("hard")
+    assert main(["simulate", "--preset", "chain", "--m", "2", "--n-per-context", "8",
+                 "--out", str(root / "ds"), "--quiet"]) == 0  # fmt: skip
+    spec = root / "no_train.json"
+    spec.write_text(json.dumps({"preset": "chain", "preset_args": {"m": 2}, "n_train": 0,
+                                "n_val": 2, "n_test": 2}))  # fmt: skip
+    assert main(["simulate", "--spec", str(spec), "--out", str(root / "empty"), "--quiet"]) == 0
+    return root
+
+
+# -- every refusal: one line, exit 2, nothing written ------------------------------------------
+
+CASES = [
+    # (arguments, text the line must hold); {T}: the temporary directory, {D}: a dataset
+    (["run", "--device", "cuda:99", "--out", "{T}/r"], "cuda:99"),
+    (["run", "--device", "tpu", "--out", "{T}/r"], "'tpu' is not a device"),
+    (["run", "--device", "meta", "--out", "{T}/r"], "only cpu, cuda, cuda:N and mps"),
+    (["train", "{D}/ds", "--device", "quantum", "--out", "{T}/r"], "is not a device"),
+    (["train", "{D}/ds", "--out", "{T}/r", "--epochs", "0"], "--epochs must be a positive"),
+    (["run", "--epochs", "0", "--out", "{T}/r"], "--epochs must be a positive integer, got 0"),
+    (["run", "--batch-size", "-5", "--out", "{T}/r"], "--batch-size must be a positive"),
+    (["train", "{D}/ds", "--out", "{T}/r", "--restarts", "0"], "--restarts must be a positive"),
+    (["train", "{D}/empty", "--out", "{T}/r"], "holds no train samples (n_train = 0)"),
+    (["run", "--spec", "{D}/no_train.json", "--out", "{T}/r"], "n_train = 0"),
+    (
+        ["run", "--spec", "{D}/no_train.json", "--preset-arg", "m=3", "--out", "{T}/r"],
+        "--preset-arg cannot be combined with --spec",
+    ),
+    (["run", "--methods", ",", "--out", "{T}/r"], "--methods ',' names no method"),
+    (["run", "--methods", "pooled,magic", "--out", "{T}/r"], "unknown method 'magic'"),
+    (["train", "{D}/ds", "--methods", "", "--out", "{T}/r"], "names no method"),
+    (["simulate", "--out", "{T}/f.txt/sub"], "is a file, not a directory"),
+    (["run", "--out", "{T}/f.txt", "--preset", "chain"], "f.txt is a file, not a directory"),
+    (["train", "{D}/ds", "--out", "{T}/f.txt/deeper/still"], "is a file, not a directory"),
+    (["simulate", "--out", "{T}/" + "n" * 300], "longer than 255 bytes"),
+    (
+        ["simulate", "--out", "{T}/d", "--image-size", "33"],
+        "invalid choice: 33 (choose from 32, 64)",
+    ),
+    (["simulate", "--out", "{T}/d", "--preset-arg", "image_size=48"], "image size 48"),
+    (["simulate", "--out", "{T}/d", "--n-per-context", "0"], "--n-per-context must be a positive"),
+    (["simulate", "--out", "{T}/d", "--max-memory", "1e-5"], "needs about"),
+    (["inspect", "{D}/ds", "--per-context", "0"], "--per-context must be a positive integer"),
+    (["inspect", "{D}/ds", "--figure", "{T}/fig.jpg"], "--figure must be a .png file"),
+    (["check", "{T}/binary.json"], "binary.json is not valid JSON"),
+    (["check", "{T}/none.json"], "cannot read"),
+    (["check", "{D}/ds", "--preset", "chain"], "--preset applies without SOURCE only"),
+    (["check", "--preset", "chain", "--seed", "-4"], "--seed must be a non-negative integer"),
+    (["generate", "{T}/m", "--n", "0", "--out", "{T}/x.npy"], "--n must be a positive integer"),
+    (["generate", "{T}/m", "--out", "{T}/x.txt"], "--out must end in .npy or .png"),
+    (["evaluate", "{T}/nothing"], "is not a run directory"),
+    (["simulate", "--out", "{T}/d", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["simulate", "--n-val", "3"], "the following arguments are required: --out"),
+]
+
+
+@pytest.mark.parametrize("args, words", CASES, ids=[" ".join(c[0][:3]) for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tiny, tmp_path, capsys, args, words):
+    (tmp_path / "f.txt").write_text("a file")
+    (tmp_path / "binary.json").write_bytes(bytes(range(256)))
+    before = listing(tmp_path), listing(tiny)
+    argv = [a.replace("{T}", str(tmp_path)).replace("{D}", str(tiny)) for a in args]
+    line = refused(argv, capsys)
+    assert words in line
+    assert (listing(tmp_path), listing(tiny)) == before
+
+
+def test_cuda_on_a_machine_without_it_is_refused_up_front(tmp_path, capsys):
+    """The README's own example (``--device cuda``) on a CPU build: refused before any data."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    line = refused(["run", "--preset", "chain", "--device", "cuda", "--out", str(tmp_path / "r")],
+                   capsys)  # fmt: skip
+    assert "cannot use CUDA" in line and "--device cpu" in line
+    assert listing(tmp_path) == []
+
+
+def test_an_unwritable_out_is_refused_before_generating(tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root writes anywhere: let the permission check see what a user would
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real(p, mode))
+    line = refused(["simulate", "--preset", "chain", "--out", str(locked / "d")], capsys)
+    assert "permission denied" in line
+    assert listing(tmp_path) == ["locked"]
+
+
+def test_top_level_errors_name_the_program(capsys):
+    assert "required: COMMAND" in refused([], capsys, prog="conceptid")
+    assert "invalid choice: 'simualte'" in refused(["simualte"], capsys, prog="conceptid")
+
+
+def test_max_memory_applies_only_while_the_command_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    line = refused(["simulate", "--preset", "chain", "--out", str(tmp_path / "d"),
+                    "--max-memory", "0.00001"], capsys)  # fmt: skip
+    assert "0.00001" not in line and "GiB" in line and "--max-memory" in line
+    assert ENV not in os.environ
+    assert main(["simulate", "--preset", "chain", "--m", "2", "--n-per-context", "4", "--out",
+                 str(tmp_path / "d"), "--quiet", "--max-memory", "1"]) == 0  # fmt: skip
+    assert ENV not in os.environ
+
+
+def test_training_memory_is_checked_before_training(tiny, tmp_path, capsys):
+    line = refused(["train", str(tiny / "ds"), "--out", str(tmp_path / "r"),
+                    "--max-memory", "1e-9"], capsys)  # fmt: skip
+    assert "training on" in line and "needs about" in line
+    assert listing(tmp_path) == []
+
+
+def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """Interrupted while the dataset is being written: the temporary directory is removed."""
+    real_save = np.save
+    calls = []
+
+    def interrupted_save(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second array of the dataset
+            raise KeyboardInterrupt
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(np, "save", interrupted_save)
+    rc = main(["simulate", "--preset", "chain", "--n-per-context", "4", "--out",
+               str(tmp_path / "d"), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 130 and err == "conceptid simulate: interrupted\n"
+    assert len(calls) == 2 and listing(tmp_path) == []
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "conceptid.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # fmt: skip
+
+
+def test_a_closed_pipe_ends_quietly():
+    """``conceptid check ... | head``: the reader is gone before the report is printed."""
+    proc = _cli("check", "--preset", "chain")
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert err == b"" and proc.returncode == 141
+
+
+def test_sigint_in_a_real_process_is_one_line_and_130(tmp_path):
+    proc = _cli("simulate", "--preset", "quad", "--n-per-context", "20000", "--out",
+                str(tmp_path / "q"), "--max-memory", "100")  # fmt: skip
+    first = proc.stderr.read(1)  # tqdm's first bytes: sampling has started, inside main()
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    err = (first + rest).decode()
+    assert proc.returncode == 130, err
+    assert err.rstrip().splitlines()[-1].endswith("conceptid simulate: interrupted")
+    assert "Traceback" not in err and listing(tmp_path) == []
+
+
+# -- help ----------------------------------------------------------------------------------------
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_option_of_every_subcommand_has_help_text():
+    parser = build_parser()
+    subs = _subparsers(parser)
+    assert set(subs) == {"simulate", "inspect", "check", "run", "train", "evaluate", "generate"}
+    for name, sub in [("conceptid", parser), *subs.items()]:
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help and action.help.strip(), f"{name} {action.option_strings}"
+
+
+def _help(*args: str, capsys) -> str:
+    assert main([*args, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def test_help_lists_methods_presets_and_defaults(capsys):
+    for command in ("run", "train"):
+        text = " ".join(_help(command, capsys=capsys).split())
+        for method in cli.METHOD_NAMES:
+            assert method in text
+        assert "(default: 20)" in text and "(default: 128)" in text and "(default: cpu)" in text
+    text = " ".join(_help("simulate", capsys=capsys).split())
+    assert "chain, random, quad" in text and "(default: quad)" in text
+    assert "{32,64}" in text
+    text = _help("inspect", capsys=capsys)
+    assert "(default: 8)" in text
+
+
+def test_the_top_level_help_is_plain_text(capsys):
+    text = _help(capsys=capsys)
+    for markup in ("``", ":class:", ":func:", ":mod:", ":data:"):
+        assert markup not in text
+    assert "conceptid run" in text and "status 2" in text
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"conceptid {conceptid.__version__}\n"
+    assert conceptid.__version__.count(".") == 2
+
+
+def test_the_help_lists_agree_with_the_code():
+    from conceptid.pipeline import METHODS
+    from models.nets import IMAGE_SIZES
+    from simulations.presets import PRESETS
+
+    assert cli.METHOD_NAMES == tuple(METHODS)
+    assert cli.IMAGE_SIZES == IMAGE_SIZES
+    assert cli.PRESET_NAMES == tuple(PRESETS)
+
+
+# -- the example spec file ----------------------------------------------------------------------
+
+
+def test_the_example_spec_is_complete_and_simulate_accepts_it(tmp_path):
+    data = json.loads(EXAMPLE.read_text())
+    assert set(data) == set(BenchmarkSpec.__dataclass_fields__)  # every field, spelled out
+    out = tmp_path / "d"
+    assert main(["simulate", "--spec", str(EXAMPLE), "--out", str(out), "--quiet"]) == 0
+    assert load_dataset(out).card["spec"] == BenchmarkSpec.from_json(EXAMPLE).to_dict()
+
+
+def test_run_accepts_the_example_spec(tmp_path, monkeypatch):
+    """Everything up to the pipeline (the pipeline itself is tested in test_pipeline.py)."""
+    import conceptid.pipeline as pipeline
+
+    seen = []
+    monkeypatch.setattr(pipeline, "run", lambda cfg: seen.append(cfg))
+    assert main(["run", "--spec", str(EXAMPLE), "--seed", "3", "--epochs", "2",
+                 "--methods", "pooled,latent-flow", "--out", str(tmp_path / "r")]) == 0  # fmt: skip
+    (cfg,) = seen
+    expected = {**BenchmarkSpec.from_json(EXAMPLE).to_dict(), "seed": 3}
+    assert cfg.spec.to_dict() == expected
+    assert cfg.methods == ["pooled", "latent-flow"] and cfg.epochs == 2 and cfg.seed == 3
+    assert listing(tmp_path) == []
+
+    # without --seed the spec's own seed is used, not silently replaced by a default
+    spec = tmp_path / "seven.json"
+    spec.write_text(json.dumps({**json.loads(EXAMPLE.read_text()), "seed": 7}))
+    assert main(["run", "--spec", str(spec), "--out", str(tmp_path / "r")]) == 0
+    assert seen[-1].spec.seed == 7 and seen[-1].seed == 7
