@@ -99,7 +99,7 @@ def conditional(mean, cov, out, given):
 
 
 def _to_sympy(M: DomainMatrix) -> sp.Matrix:
-    return M.to_Matrix().applyfunc(sp.factor_terms)
+    return M.to_Matrix()
 
 
 def residual_cov(W, cov, out, given):
