@@ -94,3 +94,18 @@ def test_setting_names_every_assumption():
     text = (PROOFS / "setting.md").read_text()
     for name in ("A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A7+", "(R)"):
         assert f"**{name}**" in text, name
+
+
+def test_no_file_points_outside_the_repository():
+    # the names are split so that this file does not match itself
+    needles = ("DES" + "IGN.md", "../" + "shared", "STY" + "LE.md")
+    skip = {".venv", ".git", "build", "dist", "node_modules", "__pycache__"}
+    hits = []
+    for path in ROOT.rglob("*"):
+        if skip & set(path.relative_to(ROOT).parts) or not path.is_file():
+            continue
+        if path.suffix not in {".py", ".md", ".toml", ".cfg", ".txt", ".yml", ".yaml"}:
+            continue
+        text = path.read_text(errors="replace")
+        hits += [f"{path.relative_to(ROOT)}: {n}" for n in needles if n in text]
+    assert not hits, hits

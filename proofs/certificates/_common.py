@@ -72,7 +72,7 @@ def is_zero(M) -> bool:
     if not syms:
         return all(sp.simplify(x) == 0 for x in entries)
     field = sp.QQ.frac_field(*syms)
-    return all(field.from_sympy(sp.together(x)) == field.zero for x in entries)
+    return all(field.from_sympy(x) == field.zero for x in entries)
 
 
 def conditional(mean, cov, out, given):

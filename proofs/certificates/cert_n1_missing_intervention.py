@@ -30,8 +30,13 @@ the rational instance b = 3/2, s = (1, 2), s~_1 = 1/3 (the model of cert_linear_
 second model has positive variances, satisfies A7, and, written as c = V c' with V[0, 1] = 1 and
 z det V = 1, has the precisions tp0 = 1296 / (2641 z^2), tp1 = 2641/2592, tt1 = 2641/432.
 
-falsify(): the same with the wrong sign B'_li = B_li - alpha B_lj; and the root witness for an
-intervention that moves the mean of c_1 (the mean equation then fails in do(1)).
+Means matter: with an intervention that moves the mean of c_1 (rational instance, no nuisance), the
+equations a second model ordered 0 -> 1 imposes on c' = W c (c'_0 keeps its mean and variance
+between the contexts and is independent of c'_1 in do(1)) have only w01 = w10 = 0.
+
+falsify(): the same with the wrong sign B'_li = B_li - alpha B_lj; the root witness for an
+intervention that moves the mean of c_1 (the mean equation then fails in do(1)); and the
+"only diagonal maps" claim for a mean-preserving intervention (the witness exists).
 
 Run as a script: prints each fact and PASS/FAIL; exit status 1 on any failure.
 """
@@ -181,10 +186,34 @@ def _root_case(wrong: bool) -> list[tuple[str, bool]]:
     return facts
 
 
+def _root_mean_change(wrong: bool) -> list[tuple[str, bool]]:
+    """The root case with a mean-changing intervention on 1 and no nuisance: a second model
+    ordered 0 -> 1 needs c'_0 to keep its law between the contexts and to be independent of c'_1
+    in do(1); those equations leave only diagonal maps. wrong: the mean is kept (the witness)."""
+    w00, w11 = sp.symbols("w00 w11", nonzero=True)
+    w01, w10 = sp.symbols("w01 w10")
+    W = sp.Matrix([[w00, w01], [w10, w11]])
+    B = sp.Matrix([[0, 0], [R(3, 2), 0]])
+    mt = 0 if wrong else 1  # E_0[c_1] = 0
+    m0, C0 = law(B, sp.Matrix([0, 0]), sp.diag(1, 2))
+    m1, C1 = law(sp.zeros(2, 2), sp.Matrix([0, mt]), sp.diag(1, R(1, 3)))
+    p0, p1 = (W * m0, W * C0 * W.T), (W * m1, W * C1 * W.T)
+    eqs = [p0[0][0] - p1[0][0], p0[1][0, 0] - p1[1][0, 0], p1[1][0, 1]]
+    sols = sp.solve(eqs, [w01, w10], dict=True)
+    return [
+        (
+            "root case, intervention on 1 moves the mean of c_1, no nuisance, second model "
+            "ordered 0 -> 1: only w01 = w10 = 0 (diagonal maps)",
+            sols == [{w01: 0, w10: 0}],
+        )
+    ]
+
+
 def _checks(wrong: bool) -> list[tuple[str, bool]]:
     facts = _witness("chain 0->1->2, j=1, i=0 (a parent)", [(0, 1), (1, 2)], 1, 0, wrong)
     facts += _witness("collider 0->2<-1, j=0, i=1 (not adjacent)", [(0, 2), (1, 2)], 0, 1, wrong)
     facts += _root_case(wrong)
+    facts += _root_mean_change(wrong)
     return facts
 
 
