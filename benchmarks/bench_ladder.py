@@ -7,7 +7,7 @@ Estimators: ``peel`` (Theorem L's identification algorithm on sample moments), `
 ``seed + 1000 r``) and keeps the fit with the best validation score (the manifold likelihood
 where a model has one, else the validation loss); the wall time counts all restarts.
 
-Rungs (DESIGN.md section 3): L1 linear mixing; L2 linear + 2 nuisance dims; L3 invertible MLP;
+Rungs (proofs/setting.md): L1 linear mixing; L2 linear + 2 nuisance dims; L3 invertible MLP;
 L4 invertible MLP + 2 nuisance dims (5 concepts, Erdos-Renyi DAG, 16 observed dims, 2000 training
 samples per context). For each rung, estimator and seed: per-concept R^2 up to the class
 (``identifiability.align``; Hungarian assignment for the pooled VAE), active latent dimensions,

@@ -7,7 +7,7 @@
 - :mod:`.witnesses`: counterexample builders; :mod:`.injectivity`: numeric check of A3;
 - :mod:`.strategies`: hypothesis strategies (imported on demand: ``identifiability.strategies``).
 
-The statements and proofs are in ``proofs/``; DESIGN.md section 1 fixes the setting.
+The statements and proofs are in ``proofs/``; ``proofs/setting.md`` fixes the setting.
 """
 
 from .assumptions import ASSUMPTIONS, Verdict, evaluate

@@ -1,4 +1,4 @@
-"""Predicates for the assumptions A1-A7 of DESIGN.md section 1, and A7+ (proofs/theorem.md).
+"""Predicates for the assumptions A1-A7 of proofs/setting.md, and A7+ (proofs/theorem.md).
 
 Each predicate takes a :class:`~simulations.model.ConceptModel` and an
 :class:`~identifiability.linalg.Arithmetic` and returns a :class:`Verdict`: whether the assumption

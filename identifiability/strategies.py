@@ -141,7 +141,7 @@ def models(
     if violate == "A2":
         raise UsageError(
             "no model violates A2 alone: under A1 and A4, Cov(c) = C Cov(e) C^T is positive "
-            "definite, so rank C = K (proofs/lemma_a2.md)"
+            "definite, so rank C = K (proofs/lemma_a2_redundant.md)"
         )
     if violate not in (None, "A4", "A6", "A7"):
         raise UsageError(

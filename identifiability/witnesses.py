@@ -104,7 +104,7 @@ class Witness:
     Attributes
     ----------
     kind : str
-        ``N1`` .. ``N5`` (proofs/necessity.md).
+        ``N1`` .. ``N7`` (proofs/necessity.md).
     assumption : str
         The failing assumption the witness demonstrates.
     concepts : tuple of str

@@ -1,6 +1,6 @@
 """The context module: four small layers between an encoder's latent and a decoder's input.
 
-DESIGN.md section 3, in order (each an ``nn.Module`` with its masks as buffers):
+In the order of the SEM of proofs/setting.md (each an ``nn.Module`` with its masks as buffers):
 
 1. :class:`InterventionLayer`: exogenous noise per concept; an intervened concept's noise goes
    through its own *interventional* affine weights, a non-intervened one through the

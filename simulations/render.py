@@ -2,7 +2,7 @@
 
 A quad scene is an RGB image of ``size x size`` pixels whose content is a smooth function of
 eight real concept values and, optionally, two nuisance values (the L5 rung of the recovery
-ladder in DESIGN.md). It is the image-valued mixing ``x = f(e)`` of the synthetic benchmarks.
+ladder, proofs/setting.md). It is the image-valued mixing ``x = f(e)`` of the benchmarks.
 
 Scene
 -----

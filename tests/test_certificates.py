@@ -2,20 +2,26 @@
 (the same checks on a deliberately wrong claim) must reject at least one of them, so that no
 certificate is one that cannot fail. One certificate is also run as a script.
 
-The certificates import only numpy and sympy (they are an independent check of the mathematics),
-so they are loaded by path, not as a package.
+The certificates import only sympy and the standard library (they are an independent check of the
+mathematics), so they are loaded by path, not as a package; a test checks those imports. Two
+documentation checks keep proofs/ usable: every relative link in its Markdown files resolves, and
+no file of the repository points outside it (the setting lives in proofs/setting.md).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-CERT_DIR = Path(__file__).resolve().parents[1] / "proofs" / "certificates"
+ROOT = Path(__file__).resolve().parents[1]
+PROOFS = ROOT / "proofs"
+CERT_DIR = PROOFS / "certificates"
 MODULES = sorted(p for p in CERT_DIR.glob("cert_*.py"))
 
 
@@ -31,7 +37,7 @@ def _load(path: Path):
 
 
 def test_certificates_are_found():
-    assert len(MODULES) >= 13, [p.name for p in MODULES]
+    assert len(MODULES) >= 16, [p.name for p in MODULES]
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
@@ -53,3 +59,53 @@ def test_certificate_runs_as_a_script():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout and "FAIL" not in result.stdout
+
+
+@pytest.mark.parametrize("path", [*MODULES, CERT_DIR / "_common.py"], ids=lambda p: p.stem)
+def test_certificate_imports_only_sympy_and_the_standard_library(path: Path):
+    allowed = set(sys.stdlib_module_names) | {"sympy", "_common", "__future__"}
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported <= allowed, f"{path.name} imports {sorted(imported - allowed)}"
+
+
+def test_every_certificate_is_listed_in_the_proofs_readme():
+    readme = (PROOFS / "README.md").read_text()
+    missing = [p.name for p in MODULES if f"`{p.name}`" not in readme]
+    assert not missing, missing
+
+
+def test_proof_links_resolve():
+    broken = []
+    for md in sorted(PROOFS.glob("*.md")):
+        for target in re.findall(r"\]\(([^)\s]+)\)", md.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor in the same file
+            if not (md.parent / target.split("#")[0]).exists():
+                broken.append(f"{md.name}: {target}")
+    assert not broken, broken
+
+
+def test_setting_names_every_assumption():
+    text = (PROOFS / "setting.md").read_text()
+    for name in ("A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A7+", "(R)"):
+        assert f"**{name}**" in text, name
+
+
+def test_no_file_points_outside_the_repository():
+    # the names are split so that this file does not match itself
+    needles = ("DES" + "IGN.md", "../" + "shared", "STY" + "LE.md")
+    skip = {".venv", ".git", "build", "dist", "node_modules", "__pycache__"}
+    hits = []
+    for path in ROOT.rglob("*"):
+        if skip & set(path.relative_to(ROOT).parts) or not path.is_file():
+            continue
+        if path.suffix not in {".py", ".md", ".toml", ".cfg", ".txt", ".yml", ".yaml"}:
+            continue
+        text = path.read_text(errors="replace")
+        hits += [f"{path.relative_to(ROOT)}: {n}" for n in needles if n in text]
+    assert not hits, hits

@@ -6,6 +6,8 @@ Facts checked (all symbolic):
 2. The same holds in every hard-intervention context (S_k replaced by S~_k, row k of B zeroed).
 3. If the rows of C are linearly dependent, det(C Sigma_e C^T) = 0 identically, for every
    covariance Sigma_e of the embedding: so Cov(c) cannot be positive definite, contradicting 1.
+4. A6 alone does not give 2: in a context do(k) the other blocks keep the noise of A4, so with
+   S~_k > 0 but a singular S_j (j != k; A4's positive definiteness dropped) det Cov_k(c) = 0.
 
 falsify(): the same identity for a cyclic B (a 2-cycle, not a DAG), and the determinant of a C
 with independent rows; both must fail.
@@ -56,6 +58,16 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     Sb = sp.diag(s[0], sp.Matrix([[a, h], [h, g]]))
     db = det(_cov(Bb, Sb))
     facts.append(("block: det Cov_0(c) = s0 det S_1", sp.cancel(db - s[0] * (a * g - h**2)) == 0))
+    # A6 without A4's positive definite noise: context do(0) of the complete DAG, s1 = 0
+    B0 = B.copy()
+    B0[0, :] = sp.zeros(1, 3)
+    d_sing = det(_cov(B0, sp.diag(st[0], 0, s[2])))
+    facts.append(
+        (
+            "context do(0), S~_0 > 0 but s1 = 0 (A4 dropped for block 1): det Cov(c) = 0",
+            sp.cancel(d_sing) == 0,
+        )
+    )
     # dependent rows of C: det(C Sigma_e C^T) = 0 for every Sigma_e
     x = sp.symbols("x0:6")
     al, be = sp.symbols("alpha beta")

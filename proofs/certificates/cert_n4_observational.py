@@ -7,10 +7,14 @@ Witnesses (both are linear maps of the concepts, hence linear changes of the rea
 the mixing f and the nuisance are unchanged, so the law of x is unchanged iff the law of c is):
 (a) c' = (I - B) c: Cov(c') = S is diagonal, i.e. c' follows the SEM with the EMPTY graph
     (c'_j = eps'_j, variances S): the graph is not identified;
-(b) c'' = L R(theta) L^{-1} c for a rotation R(theta) about any axis: Cov(c'') = Sigma, the same
-    SEM as model 1, but c'' mixes the concepts (not per-concept affine) for generic theta.
+(b) c'' = L R L^{-1} c with L L^T = Sigma (checked, not assumed) and R any orthogonal matrix:
+    Cov(c'') = Sigma, the same SEM as model 1. R is the Cayley transform (I - K)(I + K)^{-1} of a
+    symbolic skew-symmetric K (three free parameters, so every axis is moved; R R^T = I is
+    checked exactly); c'' mixes the concepts, derived from the law: the residual variance of each
+    c''_j given c_j is a non-zero rational function.
 
-falsify(): (a) with I + B instead of I - B; both claims must not hold then.
+falsify(): (a) with I + B instead of I - B; (b) with a wrong factor L (L L^T != Sigma) and with a
+non-orthogonal R; each must be rejected.
 
 Run as a script: prints each fact and PASS/FAIL; exit status 1 on any failure.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import run, trig_zero  # the certificates directory is on sys.path
+from _common import cayley, is_zero, residual_cov, run  # the certificates dir is on sys.path
 
 R = sp.Rational
 
@@ -39,20 +43,21 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
             Ca == S and Ca.is_diagonal(),
         )
     ]
-    th = sp.Symbol("theta")
-    Rt = sp.Matrix([[sp.cos(th), -sp.sin(th), 0], [sp.sin(th), sp.cos(th), 0], [0, 0, 1]])
-    L = M * sp.diag(1, 2, R(3, 2))  # L L^T = Sigma
-    Wb = L * Rt * L.inv()
+    a, b, c = sp.symbols("a b c")
+    Rm = cayley([[0, a, b], [-a, 0, c], [-b, -c, 0]])
+    L = M * sp.diag(1, 2, R(3, 2))
     if wrong:
-        Wb = L * sp.diag(1, 2, 1) * L.inv()  # not an orthogonal map of the whitened concepts
+        L = M * sp.diag(1, 2, 1)  # a wrong factor: L L^T != Sigma
+    facts.append(("(b) L L^T = Sigma", is_zero(L * L.T - Sigma)))
+    facts.append(("(b) R R^T = I (R orthogonal for every a, b, c)", is_zero(Rm * Rm.T - sp.eye(3))))
+    Wb = L * Rm * L.inv()
     facts.append(
-        (
-            "(b) Cov(L R(theta) L^-1 c) = Sigma for every theta",
-            trig_zero(Wb * Sigma * Wb.T - Sigma, th),
-        )
+        ("(b) Cov(L R L^-1 c) = Sigma for every a, b, c", is_zero(Wb * Sigma * Wb.T - Sigma))
     )
-    offdiag = any(sp.expand(Wb[i, j]) != 0 for i in range(3) for j in range(3) if i != j)
-    facts.append(("(b) L R(theta) L^-1 is not diagonal (concepts mixed)", offdiag))
+    Wn = L * (Rm + sp.diag(0, 0, a)) * L.inv()  # not orthogonal: must change the law
+    facts.append(("(b) a non-orthogonal R changes the law", not is_zero(Wn * Sigma * Wn.T - Sigma)))
+    mixed = all(not is_zero(residual_cov(Wb, Sigma, [j], [j])) for j in range(3))
+    facts.append(("(b) every c''_j has Var(c''_j | c_j) != 0: outside the class", mixed))
     return facts
 
 

@@ -1,19 +1,20 @@
 """Certificate for witness N6 (proofs/necessity.md): blocks with LINEAR mixing, A7 holds but A7+
-fails, and the block is not identifiable: DESIGN.md's block claim needs A7+.
+fails, and the block is not identifiable: the block claim for linear mixing needs A7+.
 
 Model: scalar source p (c_p ~ N(mu_p, s_p), intervention N(mu~_p, s~_p)) -> 2-d block k with no
 children, B_kp = b = (3, 4)^T, S_k = S~_k = I, mu_k = mu~_k = 0 (the law of c_k given c_p changes
 from N(b c_p, I) to N(0, I): A7 holds; rank T_k = 2 < 3: A7+ fails, Lemma 3); a 1-d nuisance
 n ~ N(0, tau^2). w = (4, -3)/5 is a unit vector orthogonal to b.
 Witness: z = w^T c_k is N(0, 1) and independent of everything else in every context; rotate
-(z, n / tau) by theta:
+(z, n / tau) by theta (cos theta = (1 - t^2) / (1 + t^2), sin theta = 2 t / (1 + t^2), exact):
     c'_k = c_k + w (z' - z),  z' = cos theta z - sin theta n / tau,
     n' = tau (sin theta z + cos theta n / tau).
 This is a linear map G of (c, n) (a change of the read-out T -> G T; the mixing stays linear).
 
-Facts checked (theta, tau and the parameters of p symbolic): in context 0, do(p) and do(k),
-G maps the mean and covariance of (c_p, c_k, n) to themselves; det G = 1; c'_k depends on n
-(outside the class c'_k = D_k c_k + b_k).
+Facts checked (t, tau and the parameters of p symbolic): in context 0, do(p) and do(k),
+G maps the mean and covariance of (c_p, c_k, n) to themselves; det G = 1; c'_k is outside the class
+c'_k = D_k c_k + b_k, derived from the law: the residual covariance of c'_k given c_k (context 0)
+is not zero.
 
 falsify(): the same map with w not orthogonal to b, and with a non-isotropic S_k.
 
@@ -25,13 +26,13 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import law, run, trig_zero  # the certificates directory is on sys.path
+from _common import is_zero, law, residual_cov, run  # the certificates directory is on sys.path
 
 R = sp.Rational
 
 
 def _checks(wrong: bool) -> list[tuple[str, bool]]:
-    th = sp.Symbol("theta")
+    t = sp.Symbol("t")
     tau = sp.Symbol("tau", positive=True)
     mup, mtp = sp.symbols("mu_p mt_p")
     sp_, stp = sp.symbols("s_p st_p", positive=True)
@@ -49,7 +50,7 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     Bk = B.copy()
     Bk[1, 0] = Bk[2, 0] = 0
     ctx["context do(k)"] = (Bk, mu, sp.diag(sp_, sp.eye(2)))  # S~_k = I, mu~_k = 0
-    c, s = sp.cos(th), sp.sin(th)
+    c, s = (1 - t**2) / (1 + t**2), 2 * t / (1 + t**2)
     # coordinates (c_p, c_k1, c_k2, n); z = w^T c_k
     G = sp.eye(4)
     Wk = w * w.T
@@ -62,10 +63,16 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
         m, C = law(Bx, mux, Sx)
         m = m.col_join(sp.Matrix([0]))
         C = sp.diag(C, tau**2)
-        same = trig_zero(G * m - m, th) and trig_zero(G * C * G.T - C, th)
+        same = is_zero(G * m - m) and is_zero(G * C * G.T - C)
         facts.append((f"{label}: law of G (c, n) equals law of (c, n)", same))
-    facts.append(("det G = 1", trig_zero([G.det() - 1], th)))
-    facts.append(("c'_k depends on n: outside the class", G[1:3, 3] != sp.zeros(2, 1)))
+    facts.append(("det G = 1", is_zero([G.det() - 1])))
+    C0 = sp.diag(law(B, mu, S)[1], tau**2)
+    facts.append(
+        (
+            "Cov(c'_k | c_k) != 0 in context 0: c'_k depends on n, outside the class",
+            not is_zero(residual_cov(G, C0, [1, 2], [1, 2])),
+        )
+    )
     return facts
 
 

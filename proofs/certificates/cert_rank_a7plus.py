@@ -21,7 +21,16 @@ Facts checked:
 6. blocks, A7 does not imply A7+: a 2-d block with one scalar parent, B_kp = b != 0,
    S~_k = S_k = I, mu~_k = mu_k = 0: rank T_k = 2 < 3 (and a source block whose intervention
    shifts the mean only: rank 1 < 2);
-7. blocks, A7+ is not vacuous: the same graph with random S~_k != S_k has rank T_k = 3.
+7. blocks, A7+ is not vacuous: the same graph with random S~_k != S_k has rank T_k = 3;
+8. Lemma 3 (b): A7 fails exactly for the identity intervention. The conditional law of the target
+   given its parents is computed from the joint law of c in context 0 and in context k (regression,
+   never read off the SEM parameters); equating the two and solving for the intervention gives
+   B_k. = 0 and (mu~_k, S~_k) = (mu_k, S_k) as the only solution (scalar 0 -> 1 with symbolic b;
+   scalar parent -> 2-d block with symbolic b, S_k, S~_k), where T_k = 0 (A7+ fails too).
+
+"A7 holds" is never asserted from a parameter: it is decided by comparing those two conditional
+laws (item 6, and in item 4 for every source draw: rank T_k = dim(mechanism space) exactly when
+the conditional laws differ).
 
 Run as a script: prints each fact and PASS/FAIL; exit status 1 on any failure.
 """
@@ -33,7 +42,7 @@ import random
 import sys
 
 import sympy as sp
-from _common import run  # the certificates directory is on sys.path
+from _common import conditional, is_zero, law, run  # the certificates directory is on sys.path
 
 
 def _delta(K, idx, B, mu, S, mu_t, S_t, corner=0):
@@ -47,6 +56,31 @@ def _delta(K, idx, B, mu, S, mu_t, S_t, corner=0):
     D = Eh.T * S_t.inv() * Eh - Ah.T * S.extract(idx, idx).inv() * Ah
     D[K, K] += corner
     return D
+
+
+def _context_law(K, idx, B, mu, S, mu_t, S_t):
+    """Mean and covariance of c under the hard intervention on the coordinates idx."""
+    Bk, muk, Sk = B.copy(), mu.copy(), S.copy()
+    for a, i in enumerate(idx):
+        Bk[i, :] = sp.zeros(1, K)
+        muk[i] = mu_t[a]
+        for b, j in enumerate(idx):
+            Sk[i, j] = S_t[a, b]
+    return law(Bk, muk, Sk)
+
+
+def _a7_equations(K, idx, B, mu, S, mu_t, S_t):
+    """Differences between the conditional laws of c_idx given its parents in context 0 and in
+    the intervention context (coefficient, intercept, residual covariance), from the joint laws.
+    A7 holds iff some difference is non-zero."""
+    parents = [j for j in range(K) if j not in idx and any(B[i, j] != 0 for i in idx)]
+    before = conditional(*law(B, mu, S), idx, parents)
+    after = conditional(*_context_law(K, idx, B, mu, S, mu_t, S_t), idx, parents)
+    return [e for X, Y in zip(before, after) for e in sp.Matrix(X - Y)]
+
+
+def _a7_holds(*args) -> bool:
+    return not is_zero(_a7_equations(*args))
 
 
 def _top(D):
@@ -126,12 +160,31 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
             (mv, sv): 0,  # identity intervention (A7 fails)
         }
         for (mtv, stv), want in cases.items():
+            w01 = q()
             Dsrc = _scalar_model(
-                3, {(0, 1): q()}, 0, dict(mu=[mv, q(), q()], s=[sv, 1, 1], mt=mtv, st=stv)
+                3, {(0, 1): w01}, 0, dict(mu=[mv, q(), q()], s=[sv, 1, 1], mt=mtv, st=stv)
             )
-            ok_src &= _top(Dsrc).rank() == want
+            rank = _top(Dsrc).rank()
+            Bs = sp.zeros(3, 3)
+            Bs[1, 0] = w01
+            a7 = _a7_holds(
+                3,
+                [0],
+                Bs,
+                sp.Matrix([mv, 0, 0]),
+                sp.diag(sv, 1, 1),
+                sp.Matrix([mtv]),
+                sp.Matrix([[stv]]),
+            )
+            ok_src &= rank == want and ((rank == 1) == a7)
     facts.append(("25 random draws: non-source rank T_k = 2", ok_ns))
-    facts.append(("25 random draws: source rank T_k = 1, and 0 only for the identity", ok_src))
+    facts.append(
+        (
+            "25 random draws: source rank T_k = 1, 0 only for the identity; rank T_k = "
+            "dim(mechanism space) exactly when A7 holds (conditional laws compared)",
+            ok_src,
+        )
+    )
     # 5: the brief's full-rank formulation vs T_k; variance-only source (s=1, s~=2, mu~=mu=0)
     Dv = _delta(
         1,
@@ -179,21 +232,74 @@ def _checks(wrong: bool) -> list[tuple[str, bool]]:
     )
     facts.append(
         (
-            "block counterexample: A7 holds (conditional mean b c_p changes to 0; b != 0)",
-            bb != sp.zeros(2, 1),
+            "block counterexample: A7 holds (the conditional law of c_k given c_p changes)",
+            _a7_holds(3, [1, 2], Bb, sp.zeros(3, 1), sp.eye(3), sp.zeros(2, 1), sp.eye(2)),
         )
     )
     Dm = _delta(2, [0, 1], sp.zeros(2, 2), sp.zeros(2, 1), sp.eye(2), sp.Matrix([1, 2]), sp.eye(2))
     facts.append(
         (
             "source block, mean shift only: rank T_k = 1 < 2 (A7 holds, A7+ fails)",
-            _top(Dm).rank() == (2 if wrong else 1),
+            _top(Dm).rank() == (2 if wrong else 1)
+            and _a7_holds(
+                2, [0, 1], sp.zeros(2, 2), sp.zeros(2, 1), sp.eye(2), sp.Matrix([1, 2]), sp.eye(2)
+            ),
         )
     )
     # 7: generic block intervention: A7+ holds
     St = sp.Matrix([[2, sp.Rational(1, 2)], [sp.Rational(1, 2), 1]])
     Dg = _delta(3, [1, 2], Bb, sp.Matrix([1, -1, 2]), sp.diag(3, 1, 2), sp.Matrix([0, 1]), St)
     facts.append(("block with S~_k != S_k: rank T_k = 3 (A7+ holds)", _top(Dg).rank() == 3))
+    facts += _lemma3b(wrong)
+    return facts
+
+
+def _lemma3b(wrong: bool) -> list[tuple[str, bool]]:
+    """Lemma 3 (b): equal conditional laws (A7 fails) force B_k. = 0 and the same noise law.
+    wrong: the intervention is applied softly (parents' weights kept), so B_k. = 0 is not forced."""
+    facts = []
+    b = sp.Symbol("b")
+    s0, s1, st = sp.symbols("s0 s1 st", positive=True)
+    m0, m1, mt = sp.symbols("m0 m1 mt")
+    B = sp.Matrix([[0, 0], [b, 0]])
+    mu, S = sp.Matrix([m0, m1]), sp.diag(s0, s1)
+    eqs = _a7_equations(2, [1], B, mu, S, sp.Matrix([mt]), sp.Matrix([[st]]))
+    if wrong:  # a soft intervention keeps the incoming weight: equations without the b term
+        eqs = [e.subs(b, 0) for e in eqs]
+    sols = sp.solve(eqs, [b, mt, st], dict=True)
+    only_identity = sols == [{b: 0, mt: m1, st: s1}]
+    T_at = _top(_delta(2, [1], B, mu, S, sp.Matrix([mt]), sp.Matrix([[st]]))).subs(sols[0])
+    facts.append(
+        (
+            "Lemma 3 (b), 0 -> 1: equal conditional laws of c_1 given c_0 force b = 0, "
+            "mu~ = mu, s~ = s (the identity), and then T_1 = 0",
+            only_identity and T_at == sp.zeros(2, 3),
+        )
+    )
+    b1, b2 = sp.symbols("b1 b2")
+    x11, x12, x22, y11, y12, y22 = sp.symbols("x11 x12 x22 y11 y12 y22")
+    Sk, St = sp.Matrix([[x11, x12], [x12, x22]]), sp.Matrix([[y11, y12], [y12, y22]])
+    mk, mtk = sp.Matrix(sp.symbols("mk1 mk2")), sp.Matrix(sp.symbols("mt1 mt2"))
+    Bb = sp.zeros(3, 3)
+    Bb[1, 0], Bb[2, 0] = b1, b2
+    mub, Sb = sp.Matrix([m0]).col_join(mk), sp.diag(s0, Sk)
+    eqs = _a7_equations(3, [1, 2], Bb, mub, Sb, mtk, St)
+    if wrong:
+        eqs = [e.subs({b1: 0, b2: 0}) for e in eqs]
+    unknowns = [b1, b2, *mtk, y11, y12, y22]
+    sols = sp.solve(eqs, unknowns, dict=True)
+    want = {b1: 0, b2: 0, mtk[0]: mk[0], mtk[1]: mk[1], y11: x11, y12: x12, y22: x22}
+    ok = sols == [want]
+    if ok:
+        ok = _top(_delta(3, [1, 2], Bb, mub, Sb, mtk, St)).subs(want).applyfunc(sp.cancel)
+        ok = ok == sp.zeros(3, 4)
+    facts.append(
+        (
+            "Lemma 3 (b), scalar parent -> 2-d block: equal conditional laws force B_k. = 0, "
+            "mu~_k = mu_k, S~_k = S_k, and then T_k = 0",
+            ok,
+        )
+    )
     return facts
 
 
