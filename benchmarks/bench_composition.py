@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{fl['composition_same']:.4f}, observational {fl['composition_obs']:.4f}")  # fmt: skip
     peers = [p for p in ("pooled", "context-flow-ablation") if p in rows and rows[p]]
     head = f"{'method':<48}{'mean R2':>8}{'concept SWD':>13}{'composition SWD':>17}"
-    head += "".join(f"{'vs ' + p[:12]:>18}" for p in peers) + f"{'time [s]':>10}"
+    short = {"pooled": "vs pooled", "context-flow-ablation": "vs ablation"}
+    head += "".join(f"{short[p]:>18}" for p in peers) + f"{'time [s]':>10}"
     print(head)
     for name in methods:
         rs = rows[name]
