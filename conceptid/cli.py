@@ -21,6 +21,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,7 +108,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's line breaks; appends the default to every option that has one."""
+    """Keeps the description's line breaks; appends the default to every option that has one;
+    never breaks a line inside a hyphenated name (``context-flow-ablation`` stays one word)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        text = self._whitespace_matcher.sub(" ", text).strip()
+        return textwrap.wrap(text, width, break_on_hyphens=False)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""

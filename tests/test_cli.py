@@ -342,7 +342,7 @@ def test_overwrite_refuses_what_the_package_did_not_write(tmp_path, capsys):
     file = tmp_path / "notes.md"
     file.write_text("keep")
     err = run_error([*args, "--out", str(file), "--overwrite"], capsys)
-    assert "a file, not a conceptid dataset" in err
+    assert f"--out {file} is a file, not a directory" in err
     assert file.read_text() == "keep" and "notes.md" in listing(tmp_path)
     assert not [p for p in listing(tmp_path) if p.startswith(".")]  # no hidden .NAME.old-*
     # a dataset is replaced, and a file of the user's inside it is kept
