@@ -425,7 +425,12 @@ def _confirm(model: ConceptModel, A) -> dict:
             "max_distance": float("inf"),
         }
     dist = float(np.max(readout_distance(res.readout, model)))
-    graph_ok = bool(np.array_equal(res.graph.adjacency, model.sem.graph.adjacency))
+    # the graph Theorem L identifies is the support of B (pa(k) = {p : B_kp != 0}); a declared
+    # edge with zero weights is not part of it
+    sem = model.sem
+    support = np.array([[i != j and bool(np.any(sem.weights[sem.slices[j], sem.slices[i]]))
+                         for j in range(sem.m)] for i in range(sem.m)])  # fmt: skip
+    graph_ok = bool(np.array_equal(res.graph.adjacency, support))
     tol = 1e-9 if A.exact else 1e-6
     ok = dist <= tol and (graph_ok or not A.exact)
     order = [model.sem.names[j] for j in res.order]

@@ -879,7 +879,10 @@ def no_observational_context(model: ConceptModel, concept: str | int) -> Witness
         else:
             u, v = min(i, j), max(i, j)
         hv = hi if v == i else hj
-        ctx_v = next(c for c in model.contexts if hv[c.name])
+        ctx_v = next((c for c in model.contexts if hv[c.name]), None)
+        if ctx_v is None or all(hv[c.name] for c in model.contexts):
+            errors.append(f"{sem.names[u]!r} or {sem.names[v]!r} is never intervened on alone")
+            continue
         s_u = to_fraction(sem.noise_cov[u][0, 0])
         s_v = to_fraction(sem.intervene(ctx_v).noise_cov[v][0, 0])
         beta = -s_v / s_u

@@ -27,6 +27,7 @@ from identifiability import (
     isotropic_block_rotation,
     missing_intervention,
     model_moments,
+    no_observational_context,
     observational_only,
     readout_distance,
 )
@@ -702,3 +703,25 @@ def test_cli_check_with_a_user_mixing(scenes, capsys):
     assert "cannot import module 'nosuchmodule'" in capsys.readouterr().err
     assert main([*args, "--mixing", "render"]) == 2
     assert "package.module:function" in capsys.readouterr().err
+
+
+def test_a_declared_edge_without_weight_is_not_a_failed_confirmation():
+    # the graph Theorem L identifies is the support of B: a -> b declared with weight 0 is
+    # recovered as no edge, which is right, not a failure of the confirming run
+    ctxs = (Context.observational(), Context((Hard("a", 1.0, 2.0),)),
+            Context((Hard("b", 0.0, 3.0),)))  # fmt: skip
+    model = _pair(ctxs, weight=0.0)
+    for method in ("exact", "numeric"):
+        report = check(model, method)
+        assert report.identifiable and report.confirmation["graph_recovered"], report
+
+
+def test_n7_needs_both_concepts_intervened_and_never_crashes():
+    # found by the soundness suite: a -> b with do(a) only made the N7 builder raise
+    # StopIteration out of check()
+    model = _pair((Context((Hard("a", 0.0, 0.5),)),))
+    with pytest.raises(WitnessError, match="never intervened on alone"):
+        no_observational_context(model, "a")
+    report = check(model, "exact")
+    assert report.status("b") == NOT_IDENTIFIABLE  # N1: a is a non-descendant of b
+    assert report.status("a") == NOT_COVERED and "A0" in report.concepts[0].reason
