@@ -1,14 +1,14 @@
 """The theorem as code (numpy/scipy/sympy; never imports torch).
 
 - :func:`check`: a verdict per concept (identifiable / not identifiable with a verified witness /
-  not covered) and per assumption A1-A7 (+ A7+), exactly or numerically;
+  not covered) and per assumption A0-A7 (+ A7+), exactly or numerically;
 - :mod:`.assumptions`: the predicates; :mod:`.equivalence`: the class, :func:`align`,
   :func:`contains`; :mod:`.linear`: identification from context moments under linear mixing;
 - :mod:`.witnesses`: counterexample builders; :mod:`.injectivity`: numeric check of A3
   (:func:`check_injectivity` for any function, e.g. your own mixing);
 - :mod:`.strategies`: hypothesis strategies (imported on demand: ``identifiability.strategies``).
 
-The statements and proofs are in ``proofs/``; DESIGN.md section 1 fixes the setting.
+The setting, statements and proofs are in ``proofs/`` (``proofs/theorem.md``).
 """
 
 from .assumptions import ASSUMPTIONS, Verdict, evaluate

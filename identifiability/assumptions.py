@@ -1,4 +1,4 @@
-"""Predicates for the assumptions A1-A7 of DESIGN.md section 1, A7+ and A0 (proofs/theorem.md).
+"""Predicates for the assumptions A0-A7 and A7+ of the setting (proofs/theorem.md).
 
 Each predicate takes a :class:`~simulations.model.ConceptModel` and an
 :class:`~identifiability.linalg.Arithmetic` and returns a :class:`Verdict`: whether the assumption

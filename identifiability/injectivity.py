@@ -1,6 +1,6 @@
 """Numeric check of assumption A3 (the mixing ``f`` is injective) for a mixing given as a function.
 
-A3 (DESIGN.md section 1) asks that ``f`` be injective and differentiable with a continuous inverse
+A3 (proofs/theorem.md) asks that ``f`` be injective and differentiable with a continuous inverse
 on its image. When ``f`` is only available as a black box (the quad renderer, say), injectivity
 cannot be proved numerically, but two kinds of *defect* can be found, each with evidence:
 

@@ -828,7 +828,26 @@ def no_observational_context(model: ConceptModel, concept: str | int) -> Witness
       an edge ``u' -> v'`` fitted under ``do(u)``. Both concepts leave the class.
 
     Other designs without an observational context are not covered (``check`` says so, naming
-    A0). Raises WitnessError when neither construction applies."""
+    A0).
+
+    Parameters
+    ----------
+    model : ConceptModel
+        A linear Gaussian model whose design has no observational training context.
+    concept : str or int
+        The concept to move out of the class.
+
+    Returns
+    -------
+    Witness
+        Kind ``N7``, assumption ``A0``, not yet verified (call :meth:`Witness.verify`).
+
+    Raises
+    ------
+    WitnessError
+        When the design has an observational context, or neither construction applies (the
+        message lists why, per construction).
+    """
     from .assumptions import observational_contexts
 
     sem = model.sem

@@ -454,10 +454,27 @@ class FunctionMixing(Mixing):
 
 
 def mixing_from_reference(ref: str, input_dim: int) -> Mixing:
-    """The mixing named by ``"package.module:name"``: a :class:`Mixing` instance is returned as
-    it is (its ``input_dim`` must be ``input_dim``), a callable is wrapped in
-    :class:`FunctionMixing`. Raises :class:`MixingError` when the reference cannot be imported,
-    names something else, or takes another input dimension."""
+    """The mixing named by a reference.
+
+    Parameters
+    ----------
+    ref : str
+        ``"package.module:name"`` (``name`` may be dotted, e.g. ``module:Class.method``).
+    input_dim : int
+        The embedding dimension ``d`` of the model the mixing is for.
+
+    Returns
+    -------
+    Mixing
+        A :class:`Mixing` instance named by ``ref`` as it is, or a function wrapped in
+        :class:`FunctionMixing` with ``input_dim``.
+
+    Raises
+    ------
+    MixingError
+        When the reference is malformed or cannot be imported, names neither a function nor a
+        Mixing instance, or names a Mixing that takes another input dimension.
+    """
     obj = _resolve(ref)
     if isinstance(obj, Mixing):
         if obj.input_dim != input_dim:

@@ -1,4 +1,5 @@
-"""The full generative model of DESIGN.md section 1: concepts, nuisance, embedding, observation.
+"""The full generative model of the setting (proofs/theorem.md): concepts, nuisance, embedding,
+observation.
 
 Under context ``k`` the concepts ``c`` follow the intervened :class:`~simulations.sem.SEM`; the
 nuisance ``n`` is drawn independently from the same Gaussian law in every context (A5); the
