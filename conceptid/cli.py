@@ -525,6 +525,15 @@ def cmd_check(a: argparse.Namespace) -> int:
     from identifiability import check
 
     model = _load_model(a)
+    if a.mixing:
+        import os
+        from dataclasses import replace
+
+        from simulations.mixing import mixing_from_reference
+
+        if os.getcwd() not in sys.path:  # like a script: a module of the current directory
+            sys.path.insert(0, os.getcwd())
+        model = replace(model, mixing=mixing_from_reference(a.mixing, model.d))
     report = check(model, a.method, rng=np.random.default_rng(a.seed or 0))
     print(report.to_json() if a.json else report)
     return 0
@@ -715,6 +724,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--method", choices=["exact", "numeric"], default="exact",
                    help="arithmetic of every rank decision")  # fmt: skip
     c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument(
+        "--mixing", metavar="MODULE:FUNCTION",
+        help="replace the model's mixing by your own: a function of the embedding e (n, d) "
+        "(or a Mixing instance), e.g. mypkg.scenes:render",
+    )  # fmt: skip
     c.set_defaults(func=cmd_check, validate=validate_check)
 
     r = sub.add_parser("run", help="the main job: benchmark, check, train, evaluate, report",

@@ -1,4 +1,4 @@
-"""Predicates for the assumptions A1-A7 of proofs/setting.md, and A7+ (proofs/theorem.md).
+"""Predicates for the assumptions A0-A7 and A7+ of proofs/setting.md (proofs: proofs/theorem.md).
 
 Each predicate takes a :class:`~simulations.model.ConceptModel` and an
 :class:`~identifiability.linalg.Arithmetic` and returns a :class:`Verdict`: whether the assumption
@@ -10,6 +10,13 @@ concept ``k`` the linear parts of the log-density ratio between its context and 
 one span everything its mechanism involves, ``rank T_k = k_k + rank B_k.`` with ``T_k`` the first
 ``K`` rows of ``Delta_k = Psi_k - Psi_0``. For scalar concepts A7+ is equivalent to A7; for blocks
 it is strictly stronger (witness N6), and the linear identification theorem needs it.
+
+A0 (observational context): the design contains the observational context. Every proof uses its
+law ``p_0`` (the log-density ratios of Lemma 1 are taken against it), so it is a hypothesis of
+both theorems; without it a concept can be non-identifiable although A1-A7 hold (witness N7).
+
+Which contexts count: the *training* contexts of the design (``model.contexts``). Held-out
+(composed) contexts are never observed, so no predicate reads them.
 """
 
 from __future__ import annotations
@@ -24,17 +31,26 @@ from simulations.model import ConceptModel
 
 from .linalg import Arithmetic
 
-__all__ = ["ASSUMPTIONS", "Verdict", "evaluate", "intervention_contexts", "log_ratio_form"]
+__all__ = [
+    "ASSUMPTIONS",
+    "Verdict",
+    "evaluate",
+    "intervention_contexts",
+    "log_ratio_form",
+    "observational_contexts",
+]
 
-ASSUMPTIONS = ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A7+")
+ASSUMPTIONS = ("A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A7+")
 
 DESCRIPTIONS = {
+    "A0": "observational context: the design contains the observational context (every proof "
+    "uses its law p_0)",
     "A1": "linear representation: c = C e in every context, with the same C",
     "A2": "linear independence: rank C = K",
     "A3": "mixing f injective and differentiable, continuous inverse on its image",
     "A4": "concept SEM: linear Gaussian over a DAG, positive definite noise covariances",
     "A5": "invariant nuisance: n independent of c, same law in every context, positive density",
-    "A6": "a hard single-concept intervention context for every concept, target known",
+    "A6": "a hard single-concept Gaussian intervention context for every concept, target known",
     "A7": "each intervention changes the law of its target given its parents",
     "A7+": "each intervention's log-density ratio uses every direction of its mechanism (blocks)",
 }
@@ -47,7 +63,7 @@ class Verdict:
     Attributes
     ----------
     assumption : str
-        ``"A1"`` .. ``"A7"`` or ``"A7+"``.
+        ``"A0"`` .. ``"A7"`` or ``"A7+"``.
     holds : bool or None
         ``None``: undecided (a numeric search found no defect; absence is not proved).
     reason : str
@@ -84,13 +100,37 @@ class Verdict:
 
 
 def intervention_contexts(model: ConceptModel) -> dict[int, Context]:
-    """Concept index -> its first training context that is a single hard intervention on it."""
+    """Concept index -> its first training context that is a single hard intervention on it with
+    a Gaussian law (A6's context; other contexts of the design only add constraints)."""
     out: dict[int, Context] = {}
     for ctx in model.contexts:
-        if len(ctx) == 1 and isinstance(ctx.interventions[0], Hard):
-            j = model.sem.resolve(ctx.targets[0])
-            out.setdefault(j, ctx)
+        iv = ctx.interventions[0] if len(ctx) == 1 else None
+        if isinstance(iv, Hard) and iv.family == "gaussian":
+            out.setdefault(model.sem.resolve(iv.target), ctx)
     return out
+
+
+def observational_contexts(model: ConceptModel) -> list[Context]:
+    """The training contexts that intervene on nothing."""
+    return [c for c in model.contexts if c.is_observational]
+
+
+def check_a0(model: ConceptModel, A: Arithmetic) -> Verdict:
+    if observational_contexts(model):
+        return Verdict(
+            "A0",
+            True,
+            "the design contains the observational context",
+            "by inspection of the design",
+        )
+    return Verdict(
+        "A0",
+        False,
+        "A0 fails: no training context is observational (every proof uses its law p_0); the "
+        f"contexts are {[c.name for c in model.contexts]}",
+        "by inspection of the design",
+        tuple(model.sem.names),
+    )
 
 
 def check_a1(model: ConceptModel, A: Arithmetic) -> Verdict:
@@ -127,15 +167,26 @@ def check_a3(model: ConceptModel, A: Arithmetic, rng: np.random.Generator | None
         )
     if isinstance(f, MLPMixing):
         bad = [i for i, W in enumerate(f.weights) if A.rank(A.mat(W)) < W.shape[1]]
-        if not bad:
+        if bad:
+            return Verdict("A3", False, f"A3 fails: MLP layers {bad} lose rank", A.description)
+        if f.activation != "smooth" and len(f.weights) > 1:
+            # A3 as the proofs state it asks for a differentiable f; a kink is not covered
             return Verdict(
                 "A3",
-                True,
-                f"invertible MLP ({f.activation}): every layer has full column rank and a strictly "
-                "increasing activation, so the composition is injective with a continuous inverse",
-                "by construction, layer ranks " + A.description,
+                False,
+                f"A3 fails: the MLP's {f.activation} activation is not differentiable at 0 (the "
+                "mixing is injective with a continuous inverse, but A3 asks for a differentiable "
+                "f)",
+                "by construction",
             )
-        return Verdict("A3", False, f"A3 fails: MLP layers {bad} lose rank", A.description)
+        return Verdict(
+            "A3",
+            True,
+            f"invertible MLP ({f.activation}): every layer has full column rank and a strictly "
+            "increasing smooth activation, so the composition is injective and differentiable "
+            "with a continuous inverse",
+            "by construction, layer ranks " + A.description,
+        )
     from .injectivity import check_mixing_injectivity
 
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -242,12 +293,15 @@ def check_a6(model: ConceptModel, A: Arithmetic) -> Verdict:
             "A6",
             False,
             f"A6 fails: {noun} {names} {'has' if len(missing) == 1 else 'have'} no hard "
-            "single-concept intervention context",
+            "single-concept Gaussian intervention context",
             "by inspection of the design",
             tuple(missing),
         )
     return Verdict(
-        "A6", True, "every concept has a hard single-concept context", "by inspection of the design"
+        "A6",
+        True,
+        "every concept has a hard single-concept Gaussian context",
+        "by inspection of the design",
     )
 
 
@@ -326,6 +380,7 @@ def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
 
 
 PREDICATES = {
+    "A0": check_a0,
     "A1": check_a1,
     "A2": check_a2,
     "A4": check_a4,
@@ -339,7 +394,7 @@ PREDICATES = {
 def evaluate(
     model: ConceptModel, A: Arithmetic, rng: np.random.Generator | None = None
 ) -> dict[str, Verdict]:
-    """All predicates, in the order A1 .. A7, A7+."""
+    """All predicates, in the order A0, A1 .. A7, A7+."""
     out = {}
     for name in ASSUMPTIONS:
         out[name] = check_a3(model, A, rng) if name == "A3" else PREDICATES[name](model, A)

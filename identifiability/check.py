@@ -4,12 +4,17 @@ In the manner of StructuralIdentifiability.jl, every concept gets one of three a
 
 - ``identifiable``: up to the class (an invertible affine map of the concept, or of the block),
   by a named theorem whose hypotheses were all verified (exactly or by construction; a numeric
-  search that found no defect never counts as verification). When that theorem is not proved here
-  end to end (Theorem S rests on a cited result), the verdict carries ``conditional`` saying so
-  and prints as ``identifiable*``;
+  search that found no defect never counts as verification), A0 (the design contains the
+  observational context) among them. When that theorem is not proved here end to end (Theorem S
+  rests on a cited result), the verdict carries ``conditional`` saying so and prints as
+  ``identifiable*``. Under linear mixing the identification algorithm is also run on the
+  population moments (``confirmation``); if it fails, the verdict is ``not covered`` with the
+  failure as the reason, never ``identifiable``;
 - ``not identifiable``: a second model, built explicitly, has the same observed law in every
-  context while this concept differs outside the class; the witness is *verified* from both
-  models' own parameters before the answer is given;
+  training context of the design while this concept differs outside the class; the witness is
+  *verified* against the user's model itself, from both models' own parameters, before the
+  answer is given (held-out composed contexts are never observed, so they are not part of the
+  claim; whether the two models agree there too is reported beside it);
 - ``not covered``: some hypothesis fails (or could not be verified) and no witness is known; the
   failing assumption is named. The package never claims more than is proved.
 
@@ -31,7 +36,7 @@ from simulations.mixing import LinearMixing
 from simulations.model import ConceptModel
 from simulations.validation import check_number
 
-from .assumptions import ASSUMPTIONS, evaluate, intervention_contexts
+from .assumptions import ASSUMPTIONS, evaluate, intervention_contexts, observational_contexts
 from .equivalence import EquivalenceClass, readout_distance
 from .linalg import arithmetic
 from .linear import IdentificationError, identify_linear, model_moments
@@ -42,6 +47,7 @@ from .witnesses import (
     invariant_block_direction,
     isotropic_block_rotation,
     missing_intervention,
+    no_observational_context,
     observational_only,
 )
 
@@ -88,8 +94,9 @@ class Report:
     theorem : str
         The theorem whose hypotheses were checked, or why none applies.
     confirmation : dict or None
-        For linear mixing: the identification algorithm run on the model's population moments,
-        and its distance to the class (evidence; the verdict rests on the theorem).
+        For linear mixing when the theorem applies: the identification algorithm run on the
+        model's population moments, its distance to the class and ``ok`` (when not ok, no
+        concept is called identifiable).
     seconds : float
     """
 
@@ -165,17 +172,23 @@ class Report:
             lines += ["", f"witness {w.kind} ({w.assumption}): {w.description}"]
             if v is not None:
                 lines.append(
-                    f"  verified: equal laws in {len(v.contexts)} contexts = {v.equal_laws}, "
-                    f"outside the class = {v.outside_class}, max discrepancy "
+                    f"  verified: equal laws in {len(v.contexts)} training contexts = "
+                    f"{v.equal_laws}, outside the class = {v.outside_class}, max discrepancy "
                     f"{v.max_discrepancy:.3g} [{v.how}]"
                 )
+                if v.held_out_equal is not None:
+                    lines.append(
+                        "  held-out contexts (not observed, not part of the claim): equal laws "
+                        f"= {v.held_out_equal}"
+                    )
         if self.confirmation:
             c = self.confirmation
-            lines += [
-                "",
-                f"confirmation: {c['description']}",
-                f"  max distance of the recovered read-out to the class: {c['max_distance']:.3g}",
-            ]
+            lines += ["", f"confirmation: {c['description']}"]
+            if np.isfinite(c["max_distance"]):
+                lines.append(
+                    f"  max distance of the recovered read-out to the class: "
+                    f"{c['max_distance']:.3g}"
+                )
         lines.append(f"\n({self.seconds:.2f} s)")
         return "\n".join(lines)
 
@@ -219,9 +232,11 @@ def check(
     rtol : float
         Relative tolerance of the numeric arithmetic.
     confirm : bool or None
-        For linear mixing, also run the identification algorithm on population moments
-        (evidence, not part of the verdict). ``None`` (default): only when ``K <= 20``, since
-        for large models it costs more than the check itself.
+        For linear mixing, also run the identification algorithm on the population moments of
+        the theorem's contexts. The verdict rests on the theorem; but if this run fails, no
+        concept is called identifiable (they are ``not covered``, with the failure as the
+        reason). ``None`` (default): only when ``K <= 20``, since for large models it costs more
+        than the check itself.
 
     Returns
     -------
@@ -251,8 +266,8 @@ def check(
     failing = [n for n in ASSUMPTIONS if verdicts[n].holds is False]
     unverified = [n for n in ASSUMPTIONS if verdicts[n].holds is None]
 
-    # which theorem applies when everything holds
-    needed = ["A1", "A2", "A3", "A4", "A5", "A6", "A7"] + ([] if scalar else ["A7+"])
+    # which theorem applies when everything holds (A0: every proof uses the observational law)
+    needed = ["A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7"] + ([] if scalar else ["A7+"])
     all_hold = all(verdicts[n].holds is True for n in needed)
     if linear:
         theorem = "Theorem L (linear mixing; proved in proofs/lemma_linear_identification.md)"
@@ -280,34 +295,39 @@ def check(
         w.verify(A)
         return w if w.verification.ok else None
 
+    def keep(w: Witness | None) -> None:
+        # a witness speaks for every concept it moves out of the class
+        if w is not None:
+            for name in w.concepts:
+                witness_for.setdefault(name, w)
+
     # witnesses for the failing assumptions that have a builder
-    have = intervention_contexts(model)
     if verdicts["A4"].holds and verdicts["A5"].holds:
-        if not have and sem.m >= 2 and scalar:
-            w = try_witness(observational_only, model)
-            if w is not None:
-                for name in sem.names:
-                    witness_for[name] = w
+        if model.contexts and not [c for c in model.contexts if not c.is_observational]:
+            if sem.m >= 2 and scalar:
+                keep(try_witness(observational_only, model))
+        if not observational_contexts(model):
+            for name in sem.names:
+                if name not in witness_for:
+                    keep(try_witness(no_observational_context, model, name))
         for name in verdicts["A6"].concepts:
             if name not in witness_for:
-                w = try_witness(missing_intervention, model, name)
-                if w is not None:
-                    witness_for[name] = w
+                keep(try_witness(missing_intervention, model, name))
         for name in verdicts["A7"].concepts:
-            w = try_witness(identity_intervention, model, name)
-            if w is not None:
-                witness_for[name] = w
+            if name not in witness_for:
+                keep(try_witness(identity_intervention, model, name))
         for name in verdicts["A7+"].concepts:
             if name not in witness_for:
-                w = try_witness(invariant_block_direction, model, name)
-                if w is not None:
-                    witness_for[name] = w
+                keep(try_witness(invariant_block_direction, model, name))
         if not linear and not scalar:
             for j, name in enumerate(sem.names):
                 if sem.block_sizes[j] > 1 and name not in witness_for:
-                    w = try_witness(isotropic_block_rotation, model, name)
-                    if w is not None:
-                        witness_for[name] = w
+                    keep(try_witness(isotropic_block_rotation, model, name))
+    confirmation = None
+    if confirm is None:
+        confirm = sem.K <= 20
+    if confirm and linear and all_hold:
+        confirmation = _confirm(model, A)
     for name in sem.names:
         w = witness_for.get(name)
         if w is not None:
@@ -320,6 +340,18 @@ def check(
                     w.verification.how,
                     w,
                 )  # fmt: skip
+            )
+        elif all_hold and (linear or scalar) and confirmation and not confirmation["ok"]:
+            # the theorem's hypotheses were verified but its algorithm did not recover the class:
+            # a defect somewhere (report it); never answer "identifiable" against the evidence
+            out.append(
+                ConceptVerdict(
+                    name,
+                    NOT_COVERED,
+                    "",
+                    "the confirming identification run failed: " + confirmation["description"],
+                    A.description,
+                )
             )
         elif all_hold and (linear or scalar):
             conditional = None
@@ -342,17 +374,14 @@ def check(
             )
         else:
             why = failing + [f"{n} unverified" for n in unverified if n in needed]
+            if not why:  # every assumption holds: the theorem's own side condition failed
+                why = [theorem.split("; ")[-1]]
             if all_hold and not (linear or scalar):
                 reason = "blocks under nonlinear mixing: open (no theorem, no witness)"
             else:
                 reason = "hypotheses fail: " + ", ".join(why) + "; no witness known"
             out.append(ConceptVerdict(name, NOT_COVERED, "", reason, A.description))
 
-    confirmation = None
-    if confirm is None:
-        confirm = sem.K <= 20
-    if confirm and linear and all_hold:
-        confirmation = _confirm(model, A)
     return Report(
         model_summary=_summary(model),
         method=method,
@@ -367,39 +396,71 @@ def check(
 
 def _genericity(model: ConceptModel, A) -> tuple[bool, str]:
     """Lemma 5's condition at a point: the Jacobian of the log-ratio map Q = (q_1..q_m) of the
-    concepts has rank m at a fixed point with distinct rational coordinates (then Q's fibre through
-    that point is discrete; for polynomial maps full rank at one point means full rank almost
-    everywhere)."""
+    concepts has rank m at some point (then Q's fibre through that point is discrete; for
+    polynomial maps full rank at one point means full rank almost everywhere). A few fixed points
+    with distinct rational coordinates are tried in turn: a single point can sit on the measure-
+    zero set where the rank drops (for a -> b with do(b) ~ N(0, 3), at c = (1/2, 3/4))."""
     from .gaussian import concept_law, homogeneous_precision
 
     sem = model.sem
     K = sem.K
     psi0 = homogeneous_precision(*concept_law(sem, None, A), A)
-    point = A.T(A.mat([[*(0.5 + 0.25 * i for i in range(K)), 1.0]]))
-    rows = []
-    for _, ctx in sorted(intervention_contexts(model).items()):
-        delta = A.sub(homogeneous_precision(*concept_law(sem, ctx, A), A), psi0)
-        rows.append(A.T(A.rows(A.mul(delta, point), range(K))))
-    J = A.vstack(*rows)
-    r = A.rank(J)
-    return r == sem.m, f"rank of the log-ratio Jacobian at a point = {r} (needs {sem.m})"
+    deltas = [
+        A.sub(homogeneous_precision(*concept_law(sem, ctx, A), A), psi0)
+        for _, ctx in sorted(intervention_contexts(model).items())
+    ]
+    best = 0
+    for start, step in ((0.5, 0.25), (-0.75, 0.375), (1.25, -0.625)):
+        point = A.T(A.mat([[*(start + step * i for i in range(K)), 1.0]]))
+        J = A.vstack(*[A.T(A.rows(A.mul(delta, point), range(K))) for delta in deltas])
+        best = max(best, A.rank(J))
+        if best == sem.m:
+            break
+    return best == sem.m, f"rank of the log-ratio Jacobian at a point = {best} (needs {sem.m})"
 
 
 def _confirm(model: ConceptModel, A) -> dict:
-    """Run the peeling identification on the model's population moments."""
+    """Run the peeling identification on the population moments of the theorem's contexts (the
+    observational one and each concept's A6 context; the design's other contexts only add
+    constraints, and the algorithm does not read them). ``ok`` is False when it fails, when the
+    recovered read-out is farther from the class than the arithmetic's tolerance (exact: 1e-9,
+    numeric: 1e-6), or, in exact arithmetic, when the graph is not recovered."""
+    from dataclasses import replace
+
+    have = intervention_contexts(model)
+    used = (observational_contexts(model)[0], *(have[j] for j in range(model.sem.m)))
     try:
-        moments, targets = model_moments(model, A)
+        moments, targets = model_moments(replace(model, contexts=used, held_out=()), A)
         res = identify_linear(moments, targets, model.sem.block_sizes, A, names=model.sem.names)
     except IdentificationError as err:
-        return {"description": f"identification failed: {err}", "max_distance": float("inf")}
-    dist = readout_distance(res.readout, model)
-    graph_ok = bool(np.array_equal(res.graph.adjacency, model.sem.graph.adjacency))
+        return {
+            "ok": False,
+            "description": f"identification failed: {err}",
+            "max_distance": float("inf"),
+        }
+    dist = float(np.max(readout_distance(res.readout, model)))
+    # the graph Theorem L identifies is the support of B (pa(k) = {p : B_kp != 0}); a declared
+    # edge with zero weights is not part of it
+    sem = model.sem
+    support = np.array([[i != j and bool(np.any(sem.weights[sem.slices[j], sem.slices[i]]))
+                         for j in range(sem.m)] for i in range(sem.m)])  # fmt: skip
+    graph_ok = bool(np.array_equal(res.graph.adjacency, support))
+    tol = 1e-9 if A.exact else 1e-6
+    ok = dist <= tol and (graph_ok or not A.exact)
+    order = [model.sem.names[j] for j in res.order]
+    if ok:
+        what = "recovered every concept up to the class"
+    elif dist > tol:
+        what = f"did NOT recover the class (distance {dist:.3g} > {tol:g})"
+    else:
+        what = "recovered the read-out but NOT the graph"
     return {
+        "ok": ok,
         "description": (
-            "identification from population moments (peeling) recovered every concept up to the "
-            f"class; graph recovered: {graph_ok}; order {[model.sem.names[j] for j in res.order]}"
+            f"identification from population moments (peeling, contexts "
+            f"{[c.name for c in used]}) {what}; graph recovered: {graph_ok}; order {order}"
         ),
-        "max_distance": float(np.max(dist)),
+        "max_distance": dist,
         "graph_recovered": graph_ok,
-        "order": [model.sem.names[j] for j in res.order],
+        "order": order,
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulations.interventions import Context
+from simulations.interventions import Context, _cov, _vec
 from simulations.model import ConceptModel
 from simulations.sem import SEM
 
@@ -31,20 +31,38 @@ def sem_matrices(sem: SEM, A: Arithmetic):
 
 def _intervened(sem: SEM, context: Context | None, A: Arithmetic, base, override=None):
     """The intervened SEM's matrices; with ``base`` (exact observational ``(B, mu, S)`` as object
-    arrays of Fractions) only the targets' rows are taken from the float intervened SEM, so that a
-    model whose parameters are known exactly stays exact."""
+    arrays of Fractions) each intervention is applied to the exact parameters (its own numbers,
+    given as floats, read exactly), so that a model whose parameters are known exactly stays
+    exact. ``override``: exact intervention laws ``(mu_j, S_j)`` of a hard intervention, keyed
+    by ``(context name, j)`` or by ``j`` for every context (a float law is rounded)."""
     s = sem.intervene(context)
     if base is None:
         return sem_matrices(s, A)
     B, mu, S = (np.array(x, dtype=object) for x in base)
     for iv in context.interventions if context is not None else ():
         j = sem.resolve(iv.target)
-        sl = sem.slices[j]
-        B[sl, :] = [[to_fraction(x) for x in row] for row in s.weights[sl]]
-        mu[sl] = [to_fraction(x) for x in s.noise_mean[sl]]
-        S[sl, sl] = [[to_fraction(x) for x in row] for row in s.noise_cov[j]]
-        if override and j in override:  # exact intervention law (its floats are rounded)
-            mu[sl], S[sl, sl] = override[j]
+        sl, k = sem.slices[j], sem.block_sizes[j]
+        if iv.kind == "shift":
+            mu[sl] = mu[sl] + [to_fraction(x) for x in _vec(iv.shift, k, "shift")]
+            if iv.extra_cov is not None:
+                add = _cov(iv.extra_cov, k, "extra_cov", psd_only=True)
+                S[sl, sl] = S[sl, sl] + np.array([[to_fraction(x) for x in r] for r in add])
+        elif iv.kind == "soft":
+            for parent, w in iv.weights.items():
+                i = sem.resolve(parent)
+                W = np.asarray(w, dtype=float).reshape(k, sem.block_sizes[i])
+                B[sl, sem.slices[i]] = [[to_fraction(x) for x in r] for r in W]
+            if iv.mean is not None:
+                mu[sl] = [to_fraction(x) for x in s.noise_mean[sl]]
+            if iv.cov is not None:
+                S[sl, sl] = [[to_fraction(x) for x in r] for r in s.noise_cov[j]]
+        else:  # hard: the rows are cut, the law is the intervention's own
+            B[sl, :] = [[to_fraction(x) for x in r] for r in s.weights[sl]]
+            mu[sl] = [to_fraction(x) for x in s.noise_mean[sl]]
+            S[sl, sl] = [[to_fraction(x) for x in r] for r in s.noise_cov[j]]
+            key = (context.name, j)
+            if override and (key in override or j in override):
+                mu[sl], S[sl, sl] = override[key] if key in override else override[j]
     return A.mat(B), A.T(A.mat(mu)), A.mat(S)
 
 

@@ -95,8 +95,17 @@ DEFAULTS_FLOAT64 = (1e-4, 1e-5)
 DEFAULTS_FLOAT32 = (1e-2, 3e-4)
 
 #: Largest number of output values evaluated in one call of ``f`` (bounds memory: 2**22 float64
-#: values are 32 MiB).
+#: values are 32 MiB), except that a call always takes at least one point (a finite difference:
+#: its pair of points).
 _MAX_BATCH_VALUES = 1 << 22
+#: Largest number of Jacobian entries held at once: the probe points are processed in chunks of
+#: ``_jacobian_chunk(p, d)`` points (2**24 float64 values are 128 MiB; one point's ``(p, d)``
+#: Jacobian is always held whole, 240 MiB for a megapixel RGB image and d = 10).
+_MAX_JACOBIAN_VALUES = 1 << 24
+#: The collision search fits at most this many output coordinates (a fixed random subset when
+#: ``p`` is larger: the least-squares Jacobian is then ``(2**16, d)``); a candidate is always
+#: verified on the whole output.
+_MAX_SEARCH_OUTPUTS = 1 << 16
 #: Least-squares budget per collision start (function evaluations; each Jacobian is one extra
 #: batched call of 2d points).
 _COLLISION_MAX_NFEV = 40
@@ -264,12 +273,34 @@ def _steps(E: np.ndarray, h: float) -> np.ndarray:
     return h * np.maximum(1.0, np.abs(E))
 
 
-def _jacobians(f: Callable, E: np.ndarray, h: float, p: int | None = None) -> np.ndarray:
+def _eval_batched(f: Callable, E: np.ndarray, p: int):
+    """``f`` at the rows of ``E`` in batches of at most ``_MAX_BATCH_VALUES`` output values
+    (at least one row each): yields ``(lo, hi, F)`` with ``F`` the flattened float64 outputs of
+    rows ``lo:hi``."""
+    step = max(1, _MAX_BATCH_VALUES // max(p, 1))
+    for lo in range(0, E.shape[0], step):
+        hi = min(E.shape[0], lo + step)
+        F, _ = _eval(f, E[lo:hi])
+        if F.shape[1] != p:
+            raise UsageError(f"f returned {F.shape[1]} values per point, expected {p}")
+        yield lo, hi, F
+
+
+def _jacobian_chunk(p: int, d: int) -> int:
+    """How many probe points' ``(p, d)`` Jacobians are held at once (at least 1)."""
+    return max(1, _MAX_JACOBIAN_VALUES // (p * d))
+
+
+def _jacobians(
+    f: Callable, E: np.ndarray, h: float, p: int | None = None, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Central-difference Jacobians at the rows of ``E`` (``(n, d)``) -> ``(n, p, d)``.
 
-    Several points are stacked into one call of ``f`` (``2 d`` inputs each), in chunks that keep
-    the outputs of one call below ``_MAX_BATCH_VALUES`` values (``p``, the flattened output size,
-    sizes the chunks; if not given, the first point is evaluated alone to learn it).
+    The ``2 n d`` perturbed inputs go to ``f`` in batches whose outputs stay below
+    ``_MAX_BATCH_VALUES`` values (at least one input per call), so that only the result is of
+    size ``n p d``; callers bound ``n`` (:func:`_jacobian_chunk`). ``p``, the flattened output
+    size, sizes the batches (if not given, the first input is evaluated alone to learn it).
+    ``rows``: keep only these output coordinates (the result is then ``(n, len(rows), d)``).
     """
     n, d = E.shape
     steps = _steps(E, h)
@@ -277,25 +308,26 @@ def _jacobians(f: Callable, E: np.ndarray, h: float, p: int | None = None) -> np
     minus = E[:, None, :] - np.eye(d)[None] * steps[:, None, :]
     # the steps actually taken (e + s and e - s are rounded), per point and coordinate
     taken = np.einsum("njj->nj", plus - minus)
-    start, J = 0, None
-    if p is None:
-        F, _ = _eval(f, np.concatenate([plus[0], minus[0]]))
-        p = F.shape[1]
-        J = np.empty((n, p, d))
-        J[0] = ((F[:d] - F[d:]) / taken[0, :, None]).T
-        start = 1
-    if J is None:
-        J = np.empty((n, p, d))
-    chunk = max(1, _MAX_BATCH_VALUES // (2 * d * p))
-    for lo in range(start, n, chunk):
-        hi = min(n, lo + chunk)
-        batch = np.concatenate([plus[lo:hi], minus[lo:hi]]).reshape(-1, d)
-        F, _ = _eval(f, batch)
+    plus, minus = plus.reshape(-1, d), minus.reshape(-1, d)  # (n d, d), row (point, coordinate)
+    half, start, first = n * d, 0, None
+    if p is None:  # the first point's 2 d inputs alone, to learn p
+        first, _ = _eval(f, np.concatenate([plus[:d], minus[:d]]))
+        p, start = first.shape[1], d
+    q = p if rows is None else len(rows)
+    diff = np.empty((half, q))  # f(e + s) - f(e - s)
+    if first is not None:
+        diff[:d] = (first[:d] - first[d:]) if rows is None else (first[:d] - first[d:])[:, rows]
+    step = max(1, _MAX_BATCH_VALUES // (2 * p))  # a batch holds its plus and its minus inputs
+    for lo in range(start, half, step):
+        hi = min(half, lo + step)
+        F, _ = _eval(f, np.concatenate([plus[lo:hi], minus[lo:hi]]))
         if F.shape[1] != p:
             raise UsageError(f"f returned {F.shape[1]} values per point, expected {p}")
-        F = F.reshape(2, hi - lo, d, p)
-        J[lo:hi] = ((F[0] - F[1]) / taken[lo:hi, :, None]).transpose(0, 2, 1)
-    return J
+        if rows is not None:
+            F = F[:, rows]
+        diff[lo:hi] = F[: hi - lo] - F[hi - lo :]
+    J = diff.reshape(n, d, q) / taken[:, :, None]
+    return J.transpose(0, 2, 1)
 
 
 def jacobian_fd(f: Callable, e: np.ndarray, h: float = 1e-4) -> np.ndarray:
@@ -406,7 +438,10 @@ def _scan_start(
     t = np.concatenate([grid, -grid])
     E = np.repeat(e1[None], 2 * k, axis=0)
     E[:, j] += t
-    r = np.linalg.norm(_eval(f, E)[0] - y1, axis=1).reshape(2, k)
+    r = np.empty(2 * k)
+    for lo, hi, F in _eval_batched(f, E, y1.size):
+        r[lo:hi] = np.linalg.norm(F - y1, axis=1)
+    r = r.reshape(2, k)
     best_t, best_r = None, np.inf
     for side in range(2):
         rr = np.concatenate([[0.0], r[side], [np.inf]])
@@ -421,7 +456,7 @@ def _scan_start(
 def _collision_search(
     f: Callable,
     points: np.ndarray,
-    F0: np.ndarray,
+    p: int,
     rng: np.random.Generator,
     n_starts: int,
     h: float,
@@ -431,9 +466,15 @@ def _collision_search(
     n, d = points.shape
     found: list[Collision] = []
     offset = int(rng.integers(d))
+    # a least-squares fit on a huge output would hold several (p, d) matrices: fit a fixed
+    # random subset of the outputs, and verify every candidate on the whole output below
+    rows = None
+    if p > _MAX_SEARCH_OUTPUTS:
+        rows = np.sort(rng.choice(p, _MAX_SEARCH_OUTPUTS, replace=False))
     for start in range(n_starts):
         i = int(rng.integers(n))
-        e1, y1 = points[i], F0[i]
+        e1 = points[i]
+        y1 = _eval(f, e1[None])[0][0]
         j = (offset + start) % d  # every coordinate gets its share of the starts
         x0 = e1 + _JITTER * rng.standard_normal(d)
         try:
@@ -441,18 +482,21 @@ def _collision_search(
         except ValueError:  # f failed (NaN, ...) somewhere on the scanned line
             x0[j] = e1[j] + rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 3.0)
 
-        def resid(x, y1=y1):
-            return _eval(f, x[None])[0][0] - y1
+        y1_fit = y1 if rows is None else y1[rows]
 
-        def jac(x, p=y1.size):
-            return _jacobians(f, x[None], h, p)[0]
+        def resid(x, y1_fit=y1_fit):
+            out = _eval(f, x[None])[0][0]
+            return (out if rows is None else out[rows]) - y1_fit
+
+        def jac(x):
+            return _jacobians(f, x[None], h, p, rows)[0]
 
         try:
             sol = least_squares(
                 resid,
                 x0,
                 jac=jac,
-                method="lm" if y1.size >= d else "trf",  # lm needs p >= d
+                method="lm" if y1_fit.size >= d else "trf",  # lm needs p >= d
                 x_scale="jac",
                 max_nfev=_COLLISION_MAX_NFEV,
                 ftol=1e-12,
@@ -462,7 +506,7 @@ def _collision_search(
         except (ValueError, np.linalg.LinAlgError):  # f failed off the probe region: no evidence
             continue
         e2 = np.asarray(sol.x, dtype=float)
-        norm1 = float(np.linalg.norm(y1))
+        norm1 = float(np.linalg.norm(y1_fit))
         if not np.all(np.isfinite(e2)) or np.linalg.norm(e2 - e1) <= min_separation:
             continue
         if np.linalg.norm(sol.fun) > collision_rtol * (norm1 + 1e-12):
@@ -550,6 +594,47 @@ def _collision_reasons(collisions: list[Collision], names, n_starts: int) -> lis
     return reasons
 
 
+def _integer_valued(f, points, dtype, names, min_separation) -> InjectivityReport:
+    """A3 for an ``f`` with integer (or boolean) outputs, such as uint8 images: decided by
+    cardinality, not numerically. Such an ``f`` takes finitely many values (at most
+    ``2^bits`` per output coordinate) on the uncountable ``R^d``, so it is not injective; it is
+    piecewise constant, so wherever it is differentiable its Jacobian is 0. As evidence, each
+    probe point is moved by ``2 min_separation`` along each axis in turn until the output does
+    not change (a verified collision)."""
+    n, d = points.shape
+    collisions: list[Collision] = []
+    for e1 in points[: min(n, 8)]:
+        E = np.concatenate([e1 + 2 * min_separation * np.eye(d), e1[None]])
+        Y = np.asarray(f(E)).reshape(d + 1, -1).astype(np.float64)
+        same = np.flatnonzero(np.all(Y[:d] == Y[d], axis=1))
+        if same.size:
+            e2 = E[same[0]]
+            collisions.append(Collision(e1.copy(), e2, float(np.linalg.norm(e2 - e1)), 0.0, 0.0))
+            break
+    reasons = [
+        f"f returns {dtype} values: a map into a finite set cannot be injective on R^{d}, and it "
+        "is piecewise constant (where it is differentiable its Jacobian is 0)"
+    ]
+    if collisions:
+        c = collisions[0]
+        reasons.append(
+            f"e.g. moving {_dominant(c.e2 - c.e1, names)} by {c.input_distance:.3g} leaves the "
+            "output unchanged (verified)"
+        )
+    return InjectivityReport(
+        holds=False,
+        method=f"by the output dtype ({dtype}): a cardinality argument, not a numeric search",
+        n_points=n,
+        jacobian_rank_deficient=0,
+        min_relative_singular_value=float("nan"),
+        worst_point=None,
+        null_direction=None,
+        collisions=collisions,
+        reasons=reasons,
+        names=names,
+    )
+
+
 def check_injectivity(
     f: Callable,
     points: np.ndarray,
@@ -594,7 +679,19 @@ def check_injectivity(
     -------
     InjectivityReport
         ``holds`` is ``False`` when some Jacobian is numerically rank-deficient or a verified
-        collision was found, else ``None``.
+        collision was found, else ``None``. When ``f`` returns integers (uint8 images, say),
+        ``holds`` is ``False`` by a cardinality argument (a map into a finite set is not
+        injective on ``R^d``; it is piecewise constant), with a verified collision as evidence
+        when one of the first probe points has one nearby.
+
+    Notes
+    -----
+    Memory: ``f`` is called on batches of at most ``2^22`` output values (at least one point, or
+    the two points of one finite difference),
+    the Jacobians are held for ``max(1, 2^24 // (p d))`` probe points at a time, and the
+    collision search fits at most ``2^16`` output coordinates; so the peak is about
+    ``max(p d, 2^24)`` float64 values plus what ``f`` itself allocates for a batch (measured:
+    see README, "Verify identifiability claims").
 
     Raises
     ------
@@ -611,17 +708,27 @@ def check_injectivity(
     min_separation = _positive(min_separation, "min_separation")
 
     try:
-        F0, dtype = _eval(f, points)
+        first, dtype = _eval(f, points[:1])
+        p = first.shape[1]
+        for _ in _eval_batched(f, points, p):  # f must work at every probe point
+            pass
     except ValueError as err:
         raise UsageError(f"f cannot be evaluated at points (shape {points.shape}): {err}") from err
+    collision_rtol = _positive(collision_rtol, "collision_rtol")
+    if not np.issubdtype(dtype, np.floating):
+        return _integer_valued(f, points, dtype, names_t, min_separation)
     (h0, r0), precision = _precision_defaults(dtype)
     h = h0 if h is None else _positive(h, "h")
     rank_rtol = r0 if rank_rtol is None else _positive(rank_rtol, "rank_rtol")
-    collision_rtol = _positive(collision_rtol, "collision_rtol")
 
-    # -- Jacobian rank ---------------------------------------------------------------------
-    J = _jacobians(f, points, h, F0.shape[1])
-    rel, Vt, rank = _rank_analysis(J, rank_rtol)
+    # -- Jacobian rank, a chunk of probe points at a time (memory: see _MAX_JACOBIAN_VALUES) --
+    rel, Vt, rank = np.empty((n, d)), np.empty((n, d, d)), np.empty(n, dtype=int)
+    chunk = _jacobian_chunk(p, d)
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        rel[lo:hi], Vt[lo:hi], rank[lo:hi] = _rank_analysis(
+            _jacobians(f, points[lo:hi], h, p), rank_rtol
+        )
     min_rel = rel[:, -1]
     worst = int(np.argmin(min_rel))
     deficient = np.flatnonzero(rank < d)
@@ -644,7 +751,7 @@ def check_injectivity(
     # -- collisions ------------------------------------------------------------------------
     collisions = (
         _collision_search(
-            f, points, F0, rng, int(n_collision_starts), h, collision_rtol, min_separation
+            f, points, p, rng, int(n_collision_starts), h, collision_rtol, min_separation
         )
         if n_collision_starts
         else []

@@ -11,14 +11,19 @@ very model that was sampled. Bounds (documented so that generated problems are w
 - read-outs ``T = I + E`` with ``|E_ij| <= 1 / (2 d)``: ``||E||_2 <= 1/2``, so the singular values
   of ``T`` lie in ``[1/2, 3/2]`` (condition number <= 3);
 - linear mixings ``A = [I + E; F]`` with ``|E_ij| <= 1 / (2 d)`` and ``|F_ij| <= 1/2``: full
-  column rank with smallest singular value >= 1/2.
+  column rank with smallest singular value >= 1/2;
+- ``mixing="mlp"``: an invertible two-layer MLP with the smooth activation (a leaky ReLU is not
+  differentiable at 0, so it fails A3 as stated).
 
-``models(violate=...)``: ``None`` (A1-A7 hold), ``"A4"`` (tanh mechanisms), ``"A6"`` (one
+``models(violate=...)``: ``None`` (A0-A7 hold: the contexts are the observational one and one
+hard intervention per concept), ``"A4"`` (tanh mechanisms), ``"A6"`` (one
 concept that has a non-descendant loses its intervention context), ``"A7"`` (an extra isolated
 source with zero noise mean and an identity intervention, plus a nuisance dimension). ``"A2"``
 raises: by Lemma 2 no model violates A2 while satisfying A4. A1 and A5 hold by construction of a
-:class:`~simulations.model.ConceptModel`, and a violation of A3 within it needs an image mixing
-(see the ``quad`` preset).
+:class:`~simulations.model.ConceptModel`; A3 fails for a leaky-ReLU MLP (not differentiable) and
+for the quad renderer (see the ``quad`` preset). Designs without an observational context (A0),
+with soft or shift interventions, and under other mixings are drawn by the soundness suite
+(``tests/test_soundness.py``).
 """
 
 from __future__ import annotations
@@ -146,7 +151,7 @@ def models(
     if violate not in (None, "A4", "A6", "A7"):
         raise UsageError(
             f"violate must be None, 'A4', 'A6' or 'A7', got {violate!r} (A1 and A5 hold by "
-            "construction of a ConceptModel; A3 fails only for image mixings)"
+            "construction of a ConceptModel; A3 fails for leaky-ReLU and image mixings)"
         )
     if mixing not in ("linear", "mlp"):
         raise UsageError(f"mixing must be 'linear' or 'mlp', got {mixing!r}")
@@ -179,7 +184,8 @@ def _models(draw, min_concepts, max_concepts, max_nuisance, mixing, block_size, 
         f = draw(linear_mixings(d, p))
     else:
         seed = draw(st.integers(0, 2**16))
-        f = MLPMixing.random(d, d + 2, np.random.default_rng(seed), n_layers=2)
+        # smooth activation: A3 asks for a differentiable f (leaky ReLU has a kink at 0)
+        f = MLPMixing.random(d, d + 2, np.random.default_rng(seed), n_layers=2, activation="smooth")
     return ConceptModel(sem, f, T, nuisance, 1.0, contexts)
 
 

@@ -10,16 +10,24 @@ from .benchmark import SPLITS, BenchmarkSpec, Dataset, DatasetError, generate, l
 from .errors import ConceptIDError, UsageError
 from .graphs import DAG, GraphError, chain, erdos_renyi, scale_free
 from .interventions import Context, Hard, Intervention, InterventionError, Shift, Soft
-from .mixing import ImageMixing, LinearMixing, Mixing, MixingError, MLPMixing
+from .mixing import (
+    FunctionMixing,
+    ImageMixing,
+    LinearMixing,
+    Mixing,
+    MixingError,
+    MLPMixing,
+)
 from .model import ConceptModel, ModelError, Sample, composed, random_readout
 from .presets import PRESETS, build_preset, quad, single_target_contexts
 from .sem import SEM, SEMError, random_sem
 
 __all__ = [
-    "DAG", "PRESETS", "SEM", "SPLITS", "BenchmarkSpec", "ConceptIDError", "ConceptModel", "Context",
-    "Dataset", "DatasetError", "GraphError", "Hard", "ImageMixing", "Intervention",
-    "InterventionError", "LinearMixing", "MLPMixing", "Mixing", "MixingError", "ModelError",
-    "SEMError", "Sample", "Shift", "Soft", "UsageError", "build_preset", "chain", "composed",
+    "DAG", "PRESETS", "SEM", "SPLITS", "BenchmarkSpec", "ConceptIDError", "ConceptModel",
+    "Context", "Dataset", "DatasetError", "FunctionMixing", "GraphError", "Hard", "ImageMixing",
+    "Intervention", "InterventionError", "LinearMixing", "MLPMixing", "Mixing", "MixingError",
+    "ModelError", "SEMError", "Sample", "Shift", "Soft", "UsageError", "build_preset", "chain",
+    "composed",
     "erdos_renyi", "generate", "load_dataset", "quad", "random_readout", "random_sem",
     "scale_free", "single_target_contexts",
 ]  # fmt: skip

@@ -11,13 +11,34 @@
 - :class:`ImageMixing`: the quad-scene renderer of :mod:`simulations.render`. It is *not* injective
   everywhere (rotational symmetries of the shapes); the identifiability layer checks that
   numerically.
+- :class:`FunctionMixing`: any Python function of the embedding, given with its input dimension
+  (``FunctionMixing(fn, d)``; a :class:`~simulations.model.ConceptModel` wraps a plain callable
+  this way itself). Nothing is known about it by construction: the identifiability layer checks
+  A3 for it numerically, and never counts that as a proof.
 
 Every mixing has ``input_dim``, ``output_shape``, ``__call__``, ``to_dict`` and
 :func:`mixing_from_dict`.
+
+Your own mixing
+---------------
+Either wrap a function (the simplest route; it serialises as a ``module:function`` reference)::
+
+    # mypkg/scenes.py
+    def render(e):            # (n, 4) float array -> (n, 64, 64) array
+        ...
+
+    model = ConceptModel(sem, render, readout, nuisance_dim=1)   # or FunctionMixing(render, 4)
+
+or subclass :class:`Mixing`, giving ``input_dim`` and ``output_shape`` (attributes or
+properties), ``__call__(e)`` for an ``(n, input_dim)`` float array returning ``(n,
+*output_shape)``, a ``kind`` string, and ``to_dict`` if models that use it are to be saved (the
+base class refuses to serialise, naming the class). Set ``injective_by_construction = True`` only
+if you can prove it; the check of A3 does not read it for a custom class.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,12 +46,14 @@ import numpy as np
 from .errors import ConceptIDError
 
 __all__ = [
+    "FunctionMixing",
     "ImageMixing",
     "LinearMixing",
     "MLPMixing",
     "Mixing",
     "MixingError",
     "mixing_from_dict",
+    "mixing_from_reference",
     "well_conditioned_matrix",
 ]
 
@@ -72,7 +95,8 @@ def _check_input(e: np.ndarray, d: int, who: str) -> np.ndarray:
 
 
 class Mixing:
-    """Base class of mixing functions."""
+    """Base class of mixing functions ``f``: ``(n, input_dim)`` embeddings to ``(n,
+    *output_shape)`` observations (see the module docstring for writing your own)."""
 
     kind = "mixing"
     input_dim: int
@@ -84,7 +108,13 @@ class Mixing:
         raise NotImplementedError
 
     def to_dict(self) -> dict:
-        raise NotImplementedError
+        """Raises :class:`MixingError`: a subclass that is to be saved must define ``to_dict``
+        (and be rebuilt by :func:`mixing_from_dict`), or wrap a module-level function in
+        :class:`FunctionMixing`, which serialises as a reference."""
+        raise MixingError(
+            f"cannot serialise a mixing of class {type(self).__name__}: define its to_dict, or "
+            "wrap a module-level function in FunctionMixing (saved as a module:function reference)"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -319,6 +349,151 @@ class ImageMixing(Mixing):
         return {"kind": "image", "size": int(self.size), "nuisance": bool(self.nuisance)}
 
 
+def _reference(fn) -> str | None:
+    """``module:qualname`` of ``fn`` if importing it gives back the very same object, else None."""
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or not name or "<" in name or module == "__main__":
+        # a lambda, a closure or a function of a script: not importable by another process
+        return None
+    try:
+        return f"{module}:{name}" if _resolve(f"{module}:{name}") is fn else None
+    except MixingError:
+        return None
+
+
+def _resolve(ref: str):
+    """The object named by ``"package.module:name"`` (``name`` may be dotted)."""
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        raise MixingError(
+            f"a mixing reference must look like 'package.module:function', got {ref!r}"
+        )
+    module, name = ref.split(":")
+    if not module or not name:
+        raise MixingError(
+            f"a mixing reference must look like 'package.module:function', got {ref!r}"
+        )
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as err:
+        raise MixingError(f"cannot import module {module!r} of mixing {ref!r}: {err}") from None
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise MixingError(f"module {module!r} has no attribute {name!r} (mixing {ref!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
+class FunctionMixing(Mixing):
+    """A mixing given as a Python function.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(e)`` maps an ``(n, input_dim)`` float64 array to an ``(n, ...)`` array of real
+        numbers (float or integer; integer outputs, such as uint8 images, make the map piecewise
+        constant, and the check of A3 says so).
+    input_dim : int
+        ``d``, the embedding dimension ``fn`` takes.
+    output_shape : tuple of int, optional
+        The shape of one observation; by default read off ``fn`` at one point (``e = 0``) the
+        first time it is asked for.
+
+    Notes
+    -----
+    ``to_dict`` records ``fn`` as an importable ``module:qualname`` reference, and raises
+    :class:`MixingError` when ``fn`` cannot be imported back that way (a lambda, a closure, a
+    function defined in a script run as ``__main__``): define it at module level in an
+    importable module. Rebuilding a model from its dict imports that module.
+
+    Raises
+    ------
+    MixingError
+        At construction, if ``fn`` is not callable or ``input_dim`` is not a positive integer;
+        when called, if the input is not a finite ``(n, input_dim)`` array or ``fn`` returns the
+        wrong number of rows.
+    """
+
+    kind = "function"
+    injective_by_construction = False
+
+    def __init__(self, fn, input_dim: int, output_shape: tuple | None = None) -> None:
+        if not callable(fn) or isinstance(fn, type):
+            raise MixingError(f"a function mixing needs a function, got {type(fn).__name__}")
+        d = input_dim
+        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
+            raise MixingError(f"input_dim must be a positive integer, got {d!r}")
+        self.fn = fn
+        self.input_dim = int(d)
+        self._shape = None if output_shape is None else tuple(int(k) for k in output_shape)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        if self._shape is None:
+            self._shape = tuple(int(k) for k in self(np.zeros((1, self.input_dim))).shape[1:])
+        return self._shape
+
+    def __repr__(self) -> str:
+        return f"FunctionMixing({self.name}, input_dim={self.input_dim})"
+
+    @property
+    def name(self) -> str:
+        """``module:qualname`` of the function (or its repr when it has none)."""
+        return _reference(self.fn) or getattr(self.fn, "__qualname__", repr(self.fn))
+
+    def __call__(self, e: np.ndarray) -> np.ndarray:
+        e = _check_input(e, self.input_dim, f"mixing {self.name}")
+        out = np.asarray(self.fn(e))
+        if out.ndim < 1 or out.shape[0] != e.shape[0]:
+            raise MixingError(
+                f"mixing {self.name} must map (n, {self.input_dim}) to (n, ...); for n = "
+                f"{e.shape[0]} it returned shape {out.shape}"
+            )
+        return out
+
+    def to_dict(self) -> dict:
+        ref = _reference(self.fn)
+        if ref is None:
+            raise MixingError(
+                f"cannot serialise the function mixing {self.name}: it is not importable as "
+                "'module:function' (define it at module level in an importable module)"
+            )
+        return {"kind": "function", "ref": ref, "input_dim": self.input_dim}
+
+
+def mixing_from_reference(ref: str, input_dim: int) -> Mixing:
+    """The mixing named by a reference.
+
+    Parameters
+    ----------
+    ref : str
+        ``"package.module:name"`` (``name`` may be dotted, e.g. ``module:Class.method``).
+    input_dim : int
+        The embedding dimension ``d`` of the model the mixing is for.
+
+    Returns
+    -------
+    Mixing
+        A :class:`Mixing` instance named by ``ref`` as it is, or a function wrapped in
+        :class:`FunctionMixing` with ``input_dim``.
+
+    Raises
+    ------
+    MixingError
+        When the reference is malformed or cannot be imported, names neither a function nor a
+        Mixing instance, or names a Mixing that takes another input dimension.
+    """
+    obj = _resolve(ref)
+    if isinstance(obj, Mixing):
+        if obj.input_dim != input_dim:
+            raise MixingError(
+                f"mixing {ref!r} takes {obj.input_dim} inputs, the model has {input_dim}"
+            )
+        return obj
+    if isinstance(obj, type) or not callable(obj):
+        raise MixingError(f"{ref!r} is not a function or a Mixing instance")
+    return FunctionMixing(obj, input_dim)
+
+
 def mixing_from_dict(d: dict) -> Mixing:
     """Rebuild a mixing from its ``to_dict`` form."""
     kind = d.get("kind") if isinstance(d, dict) else None
@@ -333,4 +508,8 @@ def mixing_from_dict(d: dict) -> Mixing:
         )
     if kind == "image":
         return ImageMixing(int(d.get("size", 32)), bool(d.get("nuisance", False)))
-    raise MixingError(f"unknown mixing kind {kind!r}; expected 'linear', 'mlp' or 'image'")
+    if kind == "function":
+        return mixing_from_reference(d["ref"], int(d["input_dim"]))
+    raise MixingError(
+        f"unknown mixing kind {kind!r}; expected 'linear', 'mlp', 'image' or 'function'"
+    )

@@ -19,7 +19,13 @@ import numpy as np
 
 from .errors import ConceptIDError
 from .interventions import Context, InterventionError, as_context
-from .mixing import Mixing, MixingError, mixing_from_dict, well_conditioned_matrix
+from .mixing import (
+    FunctionMixing,
+    Mixing,
+    MixingError,
+    mixing_from_dict,
+    well_conditioned_matrix,
+)
 from .sem import SEM
 
 __all__ = ["ConceptModel", "ModelError", "Sample", "random_readout"]
@@ -55,8 +61,9 @@ class ConceptModel:
     ----------
     sem : SEM
         The observational concept SEM (context 0).
-    mixing : Mixing
-        ``f``, with ``input_dim == d``.
+    mixing : Mixing or callable
+        ``f``, with ``input_dim == d``. A plain function of ``(n, d)`` embeddings is wrapped in
+        :class:`~simulations.mixing.FunctionMixing` with ``input_dim = d``.
     readout : ndarray, shape (d, d), optional
         ``T = [C; N]``, invertible; default identity (``e = [c; n]``).
     nuisance_dim : int
@@ -79,10 +86,15 @@ class ConceptModel:
     def __post_init__(self) -> None:
         if not isinstance(self.sem, SEM):
             raise ModelError(f"sem must be an SEM, got {type(self.sem).__name__}")
-        if not isinstance(self.mixing, Mixing):
-            raise ModelError(f"mixing must be a Mixing, got {type(self.mixing).__name__}")
         if int(self.nuisance_dim) < 0:
             raise ModelError(f"nuisance_dim must be >= 0, got {self.nuisance_dim}")
+        if not isinstance(self.mixing, Mixing):
+            if not callable(self.mixing) or isinstance(self.mixing, type):
+                raise ModelError(
+                    f"mixing must be a Mixing or a function, got {type(self.mixing).__name__}"
+                )
+            wrapped = FunctionMixing(self.mixing, self.sem.K + int(self.nuisance_dim))
+            object.__setattr__(self, "mixing", wrapped)
         if not (np.isfinite(self.nuisance_scale) and self.nuisance_scale > 0):
             raise ModelError(f"nuisance_scale must be finite and > 0, got {self.nuisance_scale}")
         d = self.sem.K + int(self.nuisance_dim)

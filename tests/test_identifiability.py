@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
+from _independent import reverify_linear
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +27,7 @@ from identifiability import (
     isotropic_block_rotation,
     missing_intervention,
     model_moments,
+    no_observational_context,
     observational_only,
     readout_distance,
 )
@@ -37,6 +40,7 @@ from simulations import (
     Hard,
     LinearMixing,
     MLPMixing,
+    ModelError,
     build_preset,
     random_readout,
 )
@@ -220,10 +224,16 @@ def test_missing_intervention_needs_a_non_descendant():
 
 
 def test_observational_only_witness():
-    model = _chain_model(nuisance=0)
+    chain = _chain_model(nuisance=0)
+    model = ConceptModel(chain.sem, chain.mixing, chain.readout, 0, 1.0, chain.contexts[:1])
     w = observational_only(model)
+    assert w.model_a is model  # verified against the user's model itself
     v = w.verify(Exact())
     assert v.equal_laws and v.outside_class and v.max_discrepancy == 0.0
+    assert reverify_linear(w)[:2] == (True, True)
+    # a design that intervenes anywhere is refused: the shear reproduces only the observational law
+    with pytest.raises(WitnessError, match="every training context to be observational"):
+        observational_only(chain)
 
 
 def _isolated_block_model(rng, iso=True):
@@ -409,3 +419,309 @@ def test_numeric_identification_is_invariant_to_an_offset_of_x():
         readouts.append(identify_linear(moments, targets, model.sem.block_sizes, Numeric()))
     assert readouts[0].order == readouts[1].order
     assert np.allclose(readouts[0].readout, readouts[1].readout, atol=1e-8)
+
+
+# -- issue #10: check() must never be wrong ----------------------------------------------------
+
+
+def _pair(contexts, nuisance=0, weight=1.0, mixing=None):
+    """Chain a -> b (noise N(0, 1) each, weight ``weight``) under the given contexts."""
+    g = DAG.from_edges([("a", "b")])
+    B = np.zeros((2, 2))
+    B[1, 0] = weight
+    sem = SEM(g, B, np.zeros(2), (np.eye(1), np.eye(1)))
+    d = 2 + nuisance
+    f = mixing if mixing is not None else LinearMixing(np.eye(d + 1, d))
+    return ConceptModel(sem, f, None, nuisance, 1.0, contexts)
+
+
+def _verdicts(report):
+    return {c.concept: c.status for c in report.concepts}
+
+
+def test_no_observational_context_single_concept_is_not_identifiable():
+    # the referee's case: one scalar concept, a nuisance, do(a) only; rotating (c/2, n)
+    # preserves the only law seen. Was "identifiable by Theorem L".
+    sem = SEM(DAG.from_edges([], nodes=["a"]), np.zeros((1, 1)), np.zeros(1), (np.eye(1),))
+    only = (Context((Hard("a", 0.0, 4.0),)),)
+    model = ConceptModel(sem, LinearMixing(np.eye(2)), None, 1, 1.0, only)
+    report = check(model, "exact")
+    assert report.assumptions["A0"].holds is False
+    assert "A0 fails" in report.assumptions["A0"].reason
+    assert report.status("a") == NOT_IDENTIFIABLE
+    w = report.witnesses[0]
+    assert (w.kind, w.assumption) == ("N7", "A0") and w.verification.max_discrepancy == 0.0
+    assert reverify_linear(w)[:2] == (True, True)
+    # a nonzero mean pins the concept down for linear read-outs; no theorem here says so: the
+    # honest answer is "not covered", naming A0
+    moved = ConceptModel(sem, model.mixing, None, 1, 1.0, (Context((Hard("a", 1.0, 4.0),)),))
+    report = check(moved, "exact")
+    assert report.status("a") == NOT_COVERED and "A0" in report.concepts[0].reason
+
+
+def test_no_observational_context_chain_has_an_exact_second_model():
+    # a -> b with do(a), do(b) only: both concepts were "identifiable" while the confirming
+    # run failed. The second model a' = a + b, b' = beta a + b, beta = -s~_b / s_a = -3.
+    model = _pair((Context((Hard("a", 0.5, 2.0),)), Context((Hard("b", 0.0, 3.0),))))
+    for method in ("exact", "numeric"):
+        report = check(model, method)
+        assert _verdicts(report) == {"a": NOT_IDENTIFIABLE, "b": NOT_IDENTIFIABLE}
+        assert report.confirmation is None
+    w = report.witnesses[0]
+    assert w.kind == "N7" and set(w.concepts) == {"a", "b"}
+    assert "b' = -3 * a + b" in w.description
+    np.testing.assert_array_equal(w.model_b.C[:, :2], [[1.0, 1.0], [-3.0, 1.0]])
+    assert w.verify(Exact()).max_discrepancy == 0.0
+    assert reverify_linear(w)[:2] == (True, True)
+    # a third, observational context pins it down again: Theorem L applies
+    full = _pair((Context.observational(), *model.contexts))
+    assert set(_verdicts(check(full, "exact")).values()) == {IDENTIFIABLE}
+
+
+def test_a_witness_must_hold_in_every_training_context():
+    # the referee's case: observational context plus shifts of both concepts was "not
+    # identifiable, verified witness N4", verified on the observational context alone
+    from simulations import Shift
+
+    model = _pair((Context.observational(), Context((Shift("a", 1.0),)),
+                   Context((Shift("b", 1.0),))))  # fmt: skip
+    report = check(model, "exact")
+    assert _verdicts(report) == {"a": NOT_COVERED, "b": NOT_COVERED}
+    assert not report.witnesses
+    with pytest.raises(WitnessError, match="observational"):
+        observational_only(model)
+    # every witness the check gives is verified on every training context of the user's model
+    chain = _chain_model()
+    thin = ConceptModel(chain.sem, chain.mixing, chain.readout, 1, 1.0,
+                        chain.contexts[:2] + chain.contexts[3:])  # fmt: skip
+    assert check(thin, "exact").witnesses
+    for w in check(thin, "exact").witnesses:
+        assert w.model_a is thin
+        assert w.verification.contexts == [c.name for c in thin.contexts]
+
+
+def test_held_out_contexts_are_not_part_of_the_claim():
+    # a composition that intervenes on the unintervened concept used to block witness N1
+    chain = _chain_model()
+    held = (Context((Hard("c0", 1.0, 2.0), Hard("c1", 0.0, 1.0))),)
+    model = ConceptModel(chain.sem, chain.mixing, chain.readout, 1, 1.0,
+                         chain.contexts[:2] + chain.contexts[3:], held)  # fmt: skip
+    report = check(model, "exact")
+    assert report.status("c1") == NOT_IDENTIFIABLE
+    v = next(c for c in report.concepts if c.concept == "c1").witness.verification
+    assert v.contexts == [c.name for c in model.contexts] and v.held_out_equal is not None
+    assert "held-out contexts (not observed, not part of the claim)" in str(report)
+    json.loads(report.to_json())
+
+
+def test_leaky_relu_mixing_fails_a3_and_a_smooth_one_holds():
+    rng = np.random.default_rng(0)
+    ctxs = (Context.observational(), Context((Hard("a", 1.0, 2.0),)),
+            Context((Hard("b", 0.0, 3.0),)))  # fmt: skip
+    leaky = _pair(ctxs, mixing=MLPMixing.random(2, 4, rng))
+    report = check(leaky, "numeric")
+    assert report.assumptions["A3"].holds is False
+    assert "not differentiable at 0" in report.assumptions["A3"].reason
+    assert set(_verdicts(report).values()) == {NOT_COVERED}
+    smooth = _pair(ctxs, mixing=MLPMixing.random(2, 4, rng, activation="smooth"))
+    report = check(smooth, "numeric")
+    assert report.assumptions["A3"].holds is True
+    assert set(_verdicts(report).values()) == {IDENTIFIABLE}  # identifiable*, Theorem S
+
+
+def test_a_failed_confirmation_is_never_identifiable(monkeypatch):
+    chk = sys.modules["identifiability.check"]
+
+    model = _chain_model()
+    assert check(model, "exact").confirmation["ok"]
+
+    def broken(*args, **kw):
+        raise IdentificationError("no concept can be identified next (simulated)")
+
+    monkeypatch.setattr(chk, "identify_linear", broken)
+    report = check(model, "exact")
+    assert set(_verdicts(report).values()) == {NOT_COVERED}
+    assert all("confirming identification run failed" in c.reason for c in report.concepts)
+    assert "simulated" in str(report) and not report.identifiable
+    monkeypatch.undo()
+    monkeypatch.setattr(chk, "readout_distance", lambda H, m: np.full(m.sem.m, 0.3))
+    report = check(model, "numeric")
+    assert set(_verdicts(report).values()) == {NOT_COVERED}
+    assert "did NOT recover the class" in report.concepts[0].reason
+
+
+def test_extra_contexts_only_add_constraints_and_the_confirmation_uses_the_theorems():
+    # duplicated, multi-target, shift and non-Gaussian hard contexts beside the theorem's design:
+    # still identifiable, and the confirming run reads only the observational and A6 contexts
+    from simulations import Shift
+
+    chain = _chain_model()
+    extra = (Context((Hard("c0", -1.0, 0.5),), "do(c0) again"),
+             Context((Hard("c0", 1.0, 2.0), Hard("c2", 0.0, 1.0))),
+             Context((Shift("c1", 2.0),), "shift(c1)"),
+             Context((Hard("c2", 0.0, 1.0, "laplace"),), "do(c2) laplace"))  # fmt: skip
+    model = ConceptModel(chain.sem, chain.mixing, chain.readout, 1, 1.0, chain.contexts + extra)
+    for method in ("exact", "numeric"):
+        report = check(model, method)
+        assert report.identifiable, report
+        assert report.confirmation["ok"] and report.confirmation["graph_recovered"]
+        assert "again" not in report.confirmation["description"]
+
+
+def test_a_non_gaussian_intervention_is_not_a6_and_witnesses_need_gaussian_laws():
+    chain = _chain_model()
+    lap = Context((Hard("c1", 0.0, 1.0, "laplace"),))
+    ctxs = (chain.contexts[0], chain.contexts[1], lap, chain.contexts[3])
+    model = ConceptModel(chain.sem, chain.mixing, chain.readout, 1, 1.0, ctxs)
+    report = check(model, "exact")
+    assert report.assumptions["A6"].holds is False and "c1" in report.assumptions["A6"].concepts
+    # N1 for c1 would compare means and covariances of a Laplace context: not a proof of equal
+    # laws, so no witness is claimed
+    assert report.status("c1") == NOT_COVERED
+
+
+def test_missing_intervention_root_case_has_a_verified_witness():
+    # the uniqueness certificate's model 0 -> 1 without do(0): c0 has no non-descendant
+    g = DAG.from_edges([("c0", "c1")])
+    B = np.zeros((2, 2))
+    B[1, 0] = 1.5
+    sem = SEM(g, B, np.zeros(2), (np.eye(1), 2.0 * np.eye(1)))
+    ctxs = (Context.observational(), Context((Hard("c1", 0.0, 0.25),)))
+    model = ConceptModel(sem, LinearMixing(np.eye(3)), None, 1, 1.0, ctxs)
+    w = missing_intervention(model, "c0")
+    assert (w.kind, w.assumption, set(w.concepts)) == ("N1", "A6", {"c0", "c1"})
+    assert w.verify(Exact()).ok and w.verification.max_discrepancy == 0.0
+    assert reverify_linear(w)[:2] == (True, True)
+    report = check(model, "exact")
+    assert _verdicts(report) == {"c0": NOT_IDENTIFIABLE, "c1": NOT_IDENTIFIABLE}
+    # an intervention that moves the mean of c1 leaves no witness of this kind
+    moved = ConceptModel(sem, model.mixing, None, 1, 1.0,
+                         (ctxs[0], Context((Hard("c1", 1.0, 0.25),))))  # fmt: skip
+    with pytest.raises(WitnessError, match="moves its mean"):
+        missing_intervention(moved, "c0")
+    assert check(moved, "exact").status("c0") == NOT_COVERED
+
+
+# -- a user's own mixing -----------------------------------------------------------------------
+
+SCENES = '''
+import numpy as np
+
+
+def render(e):
+    """Smooth and injective (it contains e itself)."""
+    return np.concatenate([e, np.tanh(e), e**3], axis=1)
+
+
+def quantised(e):
+    return np.clip(np.round(128 + 40 * np.tanh(e)), 0, 255).astype(np.uint8)
+'''
+
+
+@pytest.fixture
+def scenes(tmp_path, monkeypatch):
+    """An importable module ``userscenes`` with two mixing functions."""
+    (tmp_path / "userscenes.py").write_text(SCENES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    sys.modules.pop("userscenes", None)
+    import userscenes
+
+    yield userscenes
+    sys.modules.pop("userscenes", None)
+
+
+def test_a_plain_function_is_a_mixing_and_checked_numerically(scenes):
+    from simulations import FunctionMixing, MixingError
+
+    chain = _chain_model()
+    model = ConceptModel(chain.sem, scenes.render, chain.readout, 1, 1.0, chain.contexts)
+    assert isinstance(model.mixing, FunctionMixing) and model.mixing.input_dim == 4
+    assert model.mixing.output_shape == (12,)
+    assert model.sample(None, 5, np.random.default_rng(0)).x.shape == (5, 12)
+    report = check(model, "numeric")
+    # no defect found, which is never a proof: the honest answer is "not covered"
+    assert report.assumptions["A3"].holds is None
+    assert set(_verdicts(report).values()) == {NOT_COVERED}
+    assert all("A3 unverified" in c.reason for c in report.concepts)
+    assert "function mixing" in str(report)
+    data = json.loads(report.to_json())
+    # the model serialises with an importable reference, and comes back
+    d = model.to_dict()
+    assert d["mixing"] == {"kind": "function", "ref": "userscenes:render", "input_dim": 4}
+    again = ConceptModel.from_dict(json.loads(json.dumps(d)))
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    np.testing.assert_array_equal(again.mixing(x), model.mixing(x))
+    assert data["assumptions"]["A3"]["holds"] is None
+    # a lambda cannot be imported back: refused, naming what to do
+    lam = ConceptModel(chain.sem, lambda e: e * 2.0, chain.readout, 1, 1.0, chain.contexts)
+    with pytest.raises(MixingError, match="module:function"):
+        lam.to_dict()
+    with pytest.raises(ModelError, match="a Mixing or a function"):
+        ConceptModel(chain.sem, "userscenes:render", chain.readout, 1)
+    with pytest.raises(MixingError, match=r"must map \(n, 4\) to \(n, ...\)"):
+        FunctionMixing(lambda e: e[:1], 4)(np.zeros((3, 4)))
+    with pytest.raises(MixingError, match="input_dim"):
+        FunctionMixing(scenes.render, 0)
+
+
+def test_integer_valued_mixing_is_reported_piecewise_constant(scenes):
+    chain = _chain_model()
+    model = ConceptModel(chain.sem, scenes.quantised, chain.readout, 1, 1.0, chain.contexts)
+    report = check(model, "numeric")
+    a3 = report.assumptions["A3"]
+    assert a3.holds is False and "piecewise constant" in a3.reason and "uint8" in a3.reason
+    assert set(_verdicts(report).values()) == {NOT_COVERED}
+
+
+def test_a_mixing_subclass_without_to_dict_is_refused_by_name():
+    from simulations import Mixing, MixingError
+
+    class Wobble(Mixing):
+        kind = "wobble"
+        input_dim, output_shape = 4, (4,)
+
+        def __call__(self, e):  # derivative 1 + cos(e) / 10 > 0: injective
+            return e + 0.1 * np.sin(e)
+
+    chain = _chain_model()
+    model = ConceptModel(chain.sem, Wobble(), chain.readout, 1, 1.0, chain.contexts)
+    with pytest.raises(MixingError, match="class Wobble"):
+        model.to_dict()
+    assert check(model, "numeric").assumptions["A3"].holds is None
+
+
+def test_cli_check_with_a_user_mixing(scenes, capsys):
+    args = ["check", "--preset", "chain", "--method", "numeric"]
+    assert main([*args, "--mixing", "userscenes:render"]) == 0
+    out = capsys.readouterr().out
+    assert "function mixing" in out and "A3 unverified" in out
+    assert main([*args, "--mixing", "userscenes:nothing"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no attribute 'nothing'" in err
+    assert main([*args, "--mixing", "nosuchmodule:render"]) == 2
+    assert "cannot import module 'nosuchmodule'" in capsys.readouterr().err
+    assert main([*args, "--mixing", "render"]) == 2
+    assert "package.module:function" in capsys.readouterr().err
+
+
+def test_a_declared_edge_without_weight_is_not_a_failed_confirmation():
+    # the graph Theorem L identifies is the support of B: a -> b declared with weight 0 is
+    # recovered as no edge, which is right, not a failure of the confirming run
+    ctxs = (Context.observational(), Context((Hard("a", 1.0, 2.0),)),
+            Context((Hard("b", 0.0, 3.0),)))  # fmt: skip
+    model = _pair(ctxs, weight=0.0)
+    for method in ("exact", "numeric"):
+        report = check(model, method)
+        assert report.identifiable and report.confirmation["graph_recovered"], report
+
+
+def test_n7_needs_both_concepts_intervened_and_never_crashes():
+    # found by the soundness suite: a -> b with do(a) only made the N7 builder raise
+    # StopIteration out of check()
+    model = _pair((Context((Hard("a", 0.0, 0.5),)),))
+    with pytest.raises(WitnessError, match="never intervened on alone"):
+        no_observational_context(model, "a")
+    report = check(model, "exact")
+    assert report.status("b") == NOT_IDENTIFIABLE  # N1: a is a non-descendant of b
+    assert report.status("a") == NOT_COVERED and "A0" in report.concepts[0].reason

@@ -228,6 +228,84 @@ def test_a_map_to_fewer_outputs_than_inputs_is_caught():
     assert report.collisions
 
 
+# -- memory bounds and integer outputs ------------------------------------------------------
+
+
+def test_jacobian_chunks_hold_one_megapixel_point_and_many_small_ones():
+    from identifiability import injectivity as inj
+
+    # a megapixel RGB image with 10 inputs: one (p, d) Jacobian at a time (240 MiB)
+    assert inj._jacobian_chunk(1000 * 1000 * 3, 10) == 1
+    # small outputs: many points per chunk, never more than the value budget
+    k = inj._jacobian_chunk(12, 3)
+    assert k * 12 * 3 <= inj._MAX_JACOBIAN_VALUES < (k + 1) * 12 * 3
+
+
+def test_chunked_and_batched_evaluation_give_the_same_report(monkeypatch):
+    from identifiability import injectivity as inj
+
+    rng = np.random.default_rng(21)
+    A = rng.standard_normal((5, 3))
+
+    def f(e):  # a smooth injective map R^3 -> R^5 (linear, then a strictly increasing map)
+        return np.arcsinh(e @ A.T)
+
+    points = rng.standard_normal((9, 3))
+    whole = check_injectivity(f, points, np.random.default_rng(1), n_collision_starts=3)
+    # one point per Jacobian chunk, and one input (or one finite-difference pair) per call of f
+    monkeypatch.setattr(inj, "_MAX_JACOBIAN_VALUES", 5 * 3)
+    monkeypatch.setattr(inj, "_MAX_BATCH_VALUES", 5)
+    sizes = []
+
+    def g(e):
+        sizes.append(len(e))
+        return f(e)
+
+    chunked = check_injectivity(g, points, np.random.default_rng(1), n_collision_starts=3)
+    assert max(sizes) == 2 and sizes.count(1) > 9
+    assert chunked.holds is whole.holds is None
+    assert chunked.min_relative_singular_value == pytest.approx(
+        whole.min_relative_singular_value, rel=1e-9
+    )
+    np.testing.assert_array_equal(chunked.worst_point, whole.worst_point)
+
+
+def test_collision_search_on_a_subset_of_a_large_output_verifies_on_the_whole(monkeypatch):
+    from identifiability import injectivity as inj
+
+    W = np.random.default_rng(5).uniform(0.5, 2.0, (2, 40))
+
+    def f(e):  # 40 outputs that depend on e0 only through e0^2: e0 -> -e0 collides
+        return np.stack([e[:, 0] ** 2, e[:, 1]], axis=1) @ W
+
+    monkeypatch.setattr(inj, "_MAX_SEARCH_OUTPUTS", 6)  # the fit sees 6 of the 40 outputs
+    points = np.random.default_rng(6).standard_normal((20, 2))
+    report = check_injectivity(f, points, np.random.default_rng(7), n_collision_starts=10)
+    assert report.collisions
+    for c in report.collisions:
+        y = f(np.stack([c.e1, c.e2]))
+        assert np.linalg.norm(y[1] - y[0]) <= 1e-6 * np.linalg.norm(y[0])
+        assert c.e2[0] == pytest.approx(-c.e1[0], abs=1e-5)
+
+
+def quantised(e):
+    """A smooth injective map rounded to uint8: piecewise constant."""
+    return np.clip(np.round(100 + 40 * np.tanh(e)), 0, 255).astype(np.uint8)
+
+
+def test_integer_outputs_are_piecewise_constant_and_fail_a3():
+    points = np.random.default_rng(3).standard_normal((12, 2))
+    report = check_injectivity(quantised, points, np.random.default_rng(4), names=["a", "b"])
+    assert report.holds is False
+    assert "uint8" in report.reasons[0] and "piecewise constant" in report.reasons[0]
+    assert "cardinality" in report.method
+    assert report.collisions
+    c = report.collisions[0]
+    assert c.input_distance > 1e-2
+    y = quantised(np.stack([c.e1, c.e2]))
+    np.testing.assert_array_equal(y[0], y[1])
+
+
 # -- the quad renderer ---------------------------------------------------------------------------
 
 
