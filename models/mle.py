@@ -52,6 +52,7 @@ from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
 from .nets import _mlp, check_block_sizes, check_obs_shape, check_size, make_nets
+from .unpeeled import fit_unpeeled
 
 __all__ = ["LatentFlowMLE", "ManifoldMLE"]
 
@@ -173,6 +174,8 @@ class ManifoldMLE(nn.Module):
         self.volume_eps = float(volume_eps)
         self.register_buffer("stage", torch.tensor(0))  # 0: autoencoder, 1: likelihood
         self.snaps = {"tried": 0, "applied": 0, "accepted": 0}
+        #: a snap refits the basis of concepts it cannot peel, and the SEM, on the moments
+        self.refine_unpeeled = True
         self._set_residual_trainable(False)
 
     def _residual_params(self) -> list[nn.Parameter]:
@@ -361,9 +364,32 @@ class ManifoldMLE(nn.Module):
         t[self.K :] = -N[at_n:] @ z0
         if np.linalg.cond(M) > 1e8:
             return False
+        sem = self._identified_sem(ident, scale, where)
+        if len(peeled) < self.m and self.refine_unpeeled:
+            fitted = self._fit_unpeeled(Z, T, M, t, sem, [j for j in range(self.m)
+                                                          if j not in peeled])  # fmt: skip
+            if fitted is not None:
+                A = fitted.pop("A")
+                M[: self.K], t[: self.K] = A @ M[: self.K], A @ t[: self.K]
+                fitted.pop("nll")
+                sem = fitted
         self._reparametrise(M, t)
-        self._set_prior(ident, scale, where)
+        self.prior.set_linear_gaussian(**sem)
         return True
+
+    def _fit_unpeeled(self, Z, T, M, t, sem: dict, unpeeled: list[int]) -> dict | None:
+        """The unpeeled concepts' basis and the SEM by likelihood on the moments of every
+        training context (:func:`models.unpeeled.fit_unpeeled`)."""
+        U = Z @ M[: self.K].T + t[: self.K]
+        masks, rows = np.unique(T, axis=0, return_inverse=True)
+        moments, counts, keep = [], [], []
+        for c in range(len(masks)):
+            sel = rows.ravel() == c
+            if sel.sum() > self.K:
+                moments.append((U[sel].mean(0), np.cov(U[sel].T)))
+                counts.append(int(sel.sum()))
+                keep.append(c)
+        return fit_unpeeled(moments, counts, masks[keep], self.block_sizes, unpeeled, sem)
 
     def _reparametrise(self, M: np.ndarray, t: np.ndarray) -> None:
         """``z' = M z + t``: fold into the encoder's last and decoder's first linear layer."""
@@ -379,11 +405,12 @@ class ManifoldMLE(nn.Module):
         dec.weight.copy_(W2 @ Minv)
         dec.bias.copy_(dec.bias.double() - W2 @ Minv @ tt)
 
-    def _set_prior(self, ident, scale: np.ndarray, where: np.ndarray) -> None:
-        """Copy the identified SEM into the prior, in the rescaled coordinates (block noise laws
-        enter through their diagonals: the prior's noise is diagonal per coordinate).
-        ``where``: the concept coordinate of each identified one; the others (concepts that were
-        not peeled) get no edges and a standard normal noise in every context."""
+    def _identified_sem(self, ident, scale: np.ndarray, where: np.ndarray) -> dict:
+        """The identified SEM in the rescaled coordinates, as arguments of the prior's
+        ``set_linear_gaussian`` (block noise laws enter through their diagonals: the prior's
+        noise is diagonal per coordinate). ``where``: the concept coordinate of each identified
+        one; the others (concepts that were not peeled) get no edges and a standard normal noise
+        in every context."""
         K = self.K
         S, Si = np.diag(scale), np.diag(1.0 / scale)
         mi = len(ident.noise_cov)
@@ -399,7 +426,8 @@ class ManifoldMLE(nn.Module):
         var_int[where] = np.concatenate(
             [np.diag(np.atleast_2d(ident.intervention_cov[j])) for j in range(mi)]
         ) * scale**2  # fmt: skip
-        self.prior.set_linear_gaussian(B, mu_obs, var_obs, mu_int, var_int)
+        return {"B": B, "mu_obs": mu_obs, "var_obs": var_obs, "mu_int": mu_int,
+                "var_int": var_int}  # fmt: skip
 
     @torch.no_grad()
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
@@ -463,6 +491,7 @@ class LatentFlowMLE(ManifoldMLE):
         decoder: nn.Module | None = None,
         prior: str = "sem",
         use_labels: bool = True,
+        refine_unpeeled: bool = True,
     ) -> None:
         check_number(ae_epochs, "ae_epochs (step 1 learns the manifold)")
         check_number(flow_layers, "flow_layers")
@@ -478,6 +507,7 @@ class LatentFlowMLE(ManifoldMLE):
                    f"a flow of {flow_layers} layers of {flow_hidden} units")  # fmt: skip
         self.flow = LatentFlow(self.D, flow_layers, flow_hidden)
         self.prior_kind, self.use_labels = prior, bool(use_labels)
+        self.refine_unpeeled = bool(refine_unpeeled)
         if prior == "context-module":
             self.prior = ContextFlowPrior(self.block_sizes)
 
