@@ -103,7 +103,7 @@ def fit_unpeeled(
         return (n * per).sum() / n.sum() - jac
 
     best = None
-    t = {k: torch.as_tensor(np.asarray(v, dtype=float), dtype=dt) for k, v in init.items()}
+    t = {k: torch.tensor(np.array(v, dtype=float), dtype=dt) for k, v in init.items()}
     for r in range(max(1, restarts)):
         E = 0.0 if r == 0 else 0.5 * torch.randn(K, K, generator=g, dtype=dt)
         A = (eye + E * free).clone().requires_grad_(True)
