@@ -2,10 +2,11 @@
 
 ``run`` does the main job (benchmark -> check -> train -> evaluate -> report) in a run directory;
 each stage also runs on its own, reading and writing the same files: ``simulate`` (spec or
-preset -> dataset directory), ``import`` (a user's own data -> dataset directory), ``inspect``
-(card, statistics, a PNG of samples per context), ``check`` (identifiability report),
-``train`` (one method into RUN/models/METHOD), ``evaluate`` (metrics, figures and report of the
-trained methods of a run), ``generate`` (samples of a trained model under any set of targets).
+preset -> dataset directory), ``import`` (a user's own data, or contexts made from real
+handwritten digits -> dataset directory), ``inspect`` (card, statistics, a PNG of samples per
+context), ``check`` (identifiability report), ``train`` (one method into RUN/models/METHOD),
+``evaluate`` (metrics, figures and report of the trained methods of a run), ``generate``
+(samples of a trained model under any set of targets).
 
 Every subcommand validates all of its arguments (:func:`main` calls its ``validate_*`` function)
 before any work starts, so a refusal writes nothing. Bad input, the package's own errors
@@ -464,6 +465,13 @@ def validate_import(a: argparse.Namespace) -> None:
     if a.arrays is not None and a.contexts is None:
         raise UsageError("--arrays needs --contexts CTX.json: the concepts, each context's "
                          "targets and each row's context")  # fmt: skip
+    digits_only = [flag for flag, v in (("--n-per-context", a.n_per_context),
+                   ("--image-size", a.image_size)) if v is not None]  # fmt: skip
+    if digits_only and not a.digits:
+        raise UsageError(f"{digits_only[0]} applies to --digits only")
+    if a.digits and a.fractions is not None:
+        raise UsageError("--fractions does not apply to --digits (its splits are by source "
+                         "digit: --n-per-context sets them)")  # fmt: skip
     fractions = parse_fractions(a.fractions) if a.fractions is not None else None
     out = check_out(a.out, "--out", directory=True, replace=True)
     check_save_target(out, a.overwrite)
@@ -472,7 +480,17 @@ def validate_import(a: argparse.Namespace) -> None:
         kw["nuisance_dim"] = a.nuisance_dim
     if fractions is not None:
         kw["fractions"] = fractions
-    if a.arrays is not None:
+    if a.digits:
+        from simulations.digits import morpho_digits
+
+        if a.n_per_context is not None:
+            kw.update({"n_train": a.n_per_context, "n_val": max(1, a.n_per_context // 5),
+                       "n_test": a.n_per_context})  # fmt: skip
+        if a.image_size is not None:
+            kw["image_size"] = a.image_size
+        kw["name"] = kw["name"] or "digits"
+        a.dataset = morpho_digits(**kw)
+    elif a.arrays is not None:
         a.dataset = from_files(a.arrays, a.contexts, **kw)
     else:
         a.dataset = from_folders(a.folders, **kw)
@@ -790,7 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("import", epilog=EPILOG,
                        help="a dataset directory from your own data (arrays, or a folder of "
-                            "images per context)",
+                            "images per context) or from real handwritten digits",
                        description="Import intervention data without ground truth into a "
                        "dataset directory (card, hashes), checked before anything is written. "
                        "Each sample is labelled with its context's targets; the README's \"Your "
@@ -804,11 +822,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROOT",
         help="ROOT/contexts.json and one folder of PNG images per context",
     )
+    src.add_argument("--digits", action="store_true",
+                     help="contexts made from scikit-learn's handwritten digits by image "
+                          "operations, Morpho-MNIST style (pip install "
+                          "conceptid[digits])")  # fmt: skip
     m.add_argument("--contexts", metavar="CTX.json",
                    help="with --arrays: the concepts, each context's targets, each row's context "
                         "(labels) and optionally held_out and split")  # fmt: skip
     m.add_argument("--out", required=True, help="dataset directory to write (atomically)")
-    m.add_number("--seed", minimum=0, default=0, help="seed of the drawn splits")
+    m.add_number("--seed", minimum=0, default=0, help="seed of the drawn splits (and digits)")
     m.add_argument("--fractions", metavar="TRAIN,VAL,TEST",
                    help=f"split fractions of each training context (default: "
                         f"{','.join(map(str, DEFAULT_FRACTIONS))}); held-out contexts are "
@@ -816,8 +838,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_number(
         "--nuisance-dim",
         minimum=0,
-        help="nuisance size of the models trained on it (default: 2)",
+        help="nuisance size of the models trained on it (default: 2; digits 8)",
     )
+    m.add_number("--n-per-context", help="--digits: training and test images per context "
+                 "(validation: a fifth; default 500)")  # fmt: skip
+    m.add_argument("--image-size", type=int, choices=IMAGE_SIZES, metavar="{32,64}",
+                   help="--digits: image width and height in pixels (default 32)")  # fmt: skip
     m.add_argument("--name", help="dataset name recorded in the card")
     m.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     _add_max_memory(m)

@@ -312,8 +312,9 @@ OPTION_CASES = [
     (["--folders", "{T}", "--contexts", "{T}/ctx.json"], "--contexts goes with --arrays"),
     (["--folders", "{T}", "--fractions", "0.5,0.5,0.5"], "split fractions must sum to 1"),
     (["--folders", "{T}", "--fractions", "a,b"], "three numbers"),
+    (["--folders", "{T}", "--n-per-context", "3"], "--n-per-context applies to --digits only"),
     (["--arrays", "{T}/x.npy", "--folders", "{T}"], "not allowed with argument"),
-    ([], "one of the arguments --arrays --folders is required"),
+    ([], "one of the arguments --arrays --folders --digits is required"),
 ]
 
 
