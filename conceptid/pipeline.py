@@ -754,7 +754,7 @@ def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None, data_s
         _say(f"      {name:<15} {recovery}concept SWD {m['concept_swd']:.4f}  composition SWD "
              f"{'n/a' if comp is None else f'{comp:.4f}'}")  # fmt: skip
     return {
-        "spec": None if cfg.spec is None else cfg.spec.to_dict(),
+        "spec": ds.card.get("spec") if cfg.spec is None else cfg.spec.to_dict(),
         "dataset": {"name": ds.card["name"], "content_hash": ds.card["content_hash"],
                     "ground_truth": ds.has_ground_truth},
         "omitted": None if ds.has_ground_truth else NO_GROUND_TRUTH,

@@ -382,3 +382,16 @@ def test_python_refusals_are_package_errors():
         with pytest.raises(error, match=words) as info:
             call()
         assert isinstance(info.value, ConceptIDError)
+
+
+def test_run_data_takes_a_generated_dataset_too(tmp_path, capsys):
+    """With ground truth, ``run --data`` checks identifiability and measures recovery as ever."""
+    data, run = tmp_path / "chain", tmp_path / "run"
+    ok(["simulate", "--preset", "chain", "--m", "2", "--n-per-context", "40", "--out", str(data),
+        "--quiet"], capsys)  # fmt: skip
+    ok(["run", "--data", str(data), "--out", str(run), "--methods", "pooled", "--epochs", "1",
+        "--quiet"], capsys)  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["verdict"] == {"c0": "identifiable", "c1": "identifiable"}
+    assert metrics["spec"] == load_dataset(data).card["spec"] and metrics["omitted"] is None
+    assert len(metrics["methods"]["pooled"]["r2"]) == 2 and (run / "check.json").is_file()
