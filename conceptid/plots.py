@@ -69,7 +69,10 @@ def samples_grid(
         else:  # no concepts to show: the directions along which the observations vary most
             x = np.asarray(ds.x, dtype=np.float64)
             x = x - x.mean(0)
-            pcs = np.linalg.svd(x, full_matrices=False)[2][: min(4, x.shape[1])]
+            # the directions from at most 5000 rows: an SVD of every row would cost more than
+            # the figure is worth on a large dataset
+            basis = x[rng.permutation(len(x))[:5000]]
+            pcs = np.linalg.svd(basis, full_matrices=False)[2][: min(4, x.shape[1])]
             values = x @ pcs.T
             labels = [f"PC{j + 1} of x" for j in range(len(pcs))]
             what = "principal components of the observations"
