@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=500, help="training and test images per context")
     ap.add_argument("--image-size", type=int, default=32, choices=(32, 64))
     ap.add_argument("--nuisance-dim", type=int, default=8)
+    ap.add_argument("--block-sizes", default="", metavar="OP=W,...",
+                    help="concept widths other than 1, e.g. shift=2,swelling=3")  # fmt: skip
     ap.add_argument("--methods", default=",".join(METHOD_NAMES))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
@@ -128,8 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     results: list[list[dict]] = []
     seconds: dict = {n: [] for n in names}
     for seed in seeds:
+        blocks = {k: int(v) for k, v in (kv.split("=") for kv in a.block_sizes.split(",") if kv)}
         ds = morpho_digits(n_train=a.n, n_val=max(50, a.n // 5), n_test=a.n, seed=seed,
-                           image_size=a.image_size, nuisance_dim=a.nuisance_dim)  # fmt: skip
+                           image_size=a.image_size, nuisance_dim=a.nuisance_dim,
+                           block_sizes=blocks)  # fmt: skip
         data_splits = splits(ds)
         models = {}
         with tempfile.TemporaryDirectory() as tmp:
@@ -150,9 +154,9 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\ndigits ({a.image_size}x{a.image_size}, scikit-learn load_digits under "
           f"Morpho-MNIST-style operations), {a.n} training / {a.n} test images per context, "
-          f"{a.epochs} epochs, seeds {seeds}, nuisance dim {a.nuisance_dim}, {a.threads} torch "
-          f"threads; SWD against half the context's test images ({results[0][0]['n']} images), "
-          f"means over seeds")  # fmt: skip
+          f"{a.epochs} epochs, seeds {seeds}, nuisance dim {a.nuisance_dim}, block sizes "
+          f"{a.block_sizes or 'all 1'}, {a.threads} torch threads; SWD against half the "
+          f"context's test images ({results[0][0]['n']} images), means over seeds")  # fmt: skip
     cols = ["same", "observational", *names]
     print(f"{'context':<24}" + "".join(f"{c[:21]:>22}" for c in cols))
 

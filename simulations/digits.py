@@ -36,7 +36,7 @@ This module uses ``scipy.ndimage`` (a core dependency) and scikit-learn (the opt
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -247,6 +247,7 @@ def morpho_digits(
     operations: Sequence[str] = OPERATIONS,
     held_out: Sequence[Sequence[str]] = DEFAULT_HELD_OUT,
     nuisance_dim: int = 8,
+    block_sizes: Mapping[str, int] | None = None,
     name: str = "digits",
     max_memory: float | None = None,
 ) -> Dataset:
@@ -270,6 +271,9 @@ def morpho_digits(
     nuisance_dim : int
         Nuisance size of the models (digit identity and handwriting style vary in every
         context).
+    block_sizes : mapping, optional
+        The width of an operation's concept where it is not 1, e.g. ``{"shift": 2}``: a shift's
+        direction and a swelling's centre are random, more than one degree of freedom.
     name : str
     max_memory : float, optional
         Memory limit in GiB.
@@ -300,6 +304,11 @@ def morpho_digits(
                          f"{list(operations)}")  # fmt: skip
     ops = [o for o in OPERATIONS if o in operations]
     held = _names(held_out, "held_out", ops)
+    widths = dict(block_sizes or {})
+    if not isinstance(block_sizes, Mapping | None) or set(widths) - set(ops):
+        raise UsageError(f"block_sizes must map some of the operations {ops} to widths, got "
+                         f"{block_sizes!r}")  # fmt: skip
+    blocks = [check_number(widths.get(op, 1), f"block_sizes[{op!r}]") for op in ops]
     if image_size not in TRAINABLE_IMAGE_SIZES:
         raise UsageError(f"image_size must be one of {TRAINABLE_IMAGE_SIZES}, got {image_size!r}")
     n_total = len(_load_digits())
@@ -341,10 +350,12 @@ def morpho_digits(
         "image_size": image_size,
         "operations": {op: RANGES[op] for op in ops},
         "order": ops,
+        "block_sizes": dict(zip(ops, blocks)),
         "pools": dict(zip(SPLITS, sizes)),
         "per_context": counts,
     }
     contexts = {context_name(ts): list(ts) for ts in targets}
     return from_arrays(x, np.array(labels), ops, contexts=contexts,
                        held_out=[list(h) for h in held], split=np.array(split, dtype=np.int8),
-                       seed=seed, name=name, nuisance_dim=nuisance_dim, source=source)  # fmt: skip
+                       seed=seed, name=name, nuisance_dim=nuisance_dim, block_sizes=blocks,
+                       source=source)  # fmt: skip

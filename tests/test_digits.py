@@ -106,6 +106,11 @@ def test_the_dataset_has_the_promised_contexts_and_splits(small):
     assert ink["do(thickening)"] > 1.2 * ink["obs"] > 1.2 * ink["do(thinning)"]
 
 
+def test_block_sizes_widen_the_concepts_they_name():
+    ds = digits.morpho_digits(seed=1, block_sizes={"shift": 2}, **SMALL)
+    assert ds.card["block_sizes"] == [1, 1, 1, 1, 1, 2]  # in the order of OPERATIONS
+
+
 def test_the_digits_import_command(tmp_path, capsys):
     out = tmp_path / "digits"
     assert main(["import", "--digits", "--n-per-context", "10", "--out", str(out)]) == 0
@@ -126,6 +131,8 @@ def test_bad_arguments_are_refused():
         ({"held_out": [["thickening", "shear"]], "operations": ["thickening"]}, "'shear' is not"),
         ({"image_size": 28}, "image_size must be one of"),
         ({"n_val": 0}, "n_val must be a positive integer"),
+        ({"block_sizes": {"blur": 2}}, "block_sizes must map some of the operations"),
+        ({"block_sizes": {"shift": 0}}, "block_sizes\\['shift'\\] must be a positive integer"),
     ]:
         with pytest.raises(UsageError, match=words):
             digits.morpho_digits(**kwargs)
