@@ -2,10 +2,11 @@
 
 ``run`` does the main job (benchmark -> check -> train -> evaluate -> report) in a run directory;
 each stage also runs on its own, reading and writing the same files: ``simulate`` (spec or
-preset -> dataset directory), ``inspect`` (card, statistics, a PNG of samples per context),
-``check`` (identifiability report), ``train`` (one method into RUN/models/METHOD), ``evaluate``
-(metrics, figures and report of the trained methods of a run), ``generate`` (samples of a
-trained model under any set of targets).
+preset -> dataset directory), ``import`` (a user's own data, or contexts made from real
+handwritten digits -> dataset directory), ``inspect`` (card, statistics, a PNG of samples per
+context), ``check`` (identifiability report), ``train`` (one method into RUN/models/METHOD),
+``evaluate`` (metrics, figures and report of the trained methods of a run), ``generate``
+(samples of a trained model under any set of targets).
 
 Every subcommand validates all of its arguments (:func:`main` calls its ``validate_*`` function)
 before any work starts, so a refusal writes nothing. Bad input, the package's own errors
@@ -34,6 +35,7 @@ from simulations.benchmark import (
     load_dataset,
 )
 from simulations.errors import ConceptIDError, UsageError
+from simulations.imported import DEFAULT_FRACTIONS
 from simulations.presets import PRESETS
 from simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
 from simulations.validation import check_number
@@ -397,6 +399,17 @@ def validate_check(a: argparse.Namespace) -> None:
 
 def validate_run(a: argparse.Namespace) -> None:
     check_device(a.device)
+    if a.data is not None:
+        given = [flag for flag, v in (("--preset-arg", a.preset_arg),
+                 ("--n-per-context", a.n_per_context)) if v]  # fmt: skip
+        if given:
+            raise UsageError(f"{given[0]} cannot be combined with --data: the dataset is used "
+                             f"as it is")  # fmt: skip
+        check_methods(a.methods, images=None)
+        check_out(a.out, "--out", directory=True)
+        a.benchmark = None
+        _, a.method_list = check_training_data(a.data, a.methods)
+        return
     if a.spec and a.preset_arg:
         raise UsageError("--preset-arg cannot be combined with --spec: put it in the spec file")
     check_methods(a.methods, images=None)  # names first: cheaper than sizing the benchmark
@@ -410,20 +423,77 @@ def validate_run(a: argparse.Namespace) -> None:
     a.method_list = check_methods(a.methods, model.mixing.kind == "image")
 
 
-def validate_train(a: argparse.Namespace) -> None:
-    check_device(a.device)
-    check_out(a.out, "--out", directory=True)
-    a.dataset = ds = load_dataset(a.data)
+def check_training_data(path: str, methods: str | None):
+    """The dataset in ``path``, loaded and verified, if the models can train on it; and the
+    ``--methods`` list for it.
+
+    Raises
+    ------
+    DatasetError
+        Not a dataset, or one that fails its verification.
+    UsageError
+        No training or validation samples, images of a size the models do not take, a method
+        that needs vectors on images, or more memory than the limit.
+    """
+    ds = load_dataset(path)
     empty = [s for s in ("train", "val") if not ds.mask(s).any()]
     if empty:
-        raise UsageError(f"{a.data} holds no {' and no '.join(empty)} samples (n_{empty[0]} = 0); "
+        raise UsageError(f"{path} holds no {' and no '.join(empty)} samples (n_{empty[0]} = 0); "
                          f"training needs both")  # fmt: skip
     images = ds.x.ndim == 4
     if images and ds.x.shape[1] not in IMAGE_SIZES:
-        raise UsageError(f"{a.data} holds {ds.x.shape[1]}x{ds.x.shape[2]} images; the models "
+        raise UsageError(f"{path} holds {ds.x.shape[1]}x{ds.x.shape[2]} images; the models "
                          f"take {' or '.join(map(str, IMAGE_SIZES))} pixels")  # fmt: skip
-    a.method_list = check_methods(a.methods, images)
-    check_memory(training_bytes(len(ds.x), ds.x.shape[1:]), f"training on {a.data}")
+    method_list = check_methods(methods, images)
+    check_memory(training_bytes(len(ds.x), ds.x.shape[1:]), f"training on {path}")
+    return ds, method_list
+
+
+def validate_train(a: argparse.Namespace) -> None:
+    check_device(a.device)
+    check_out(a.out, "--out", directory=True)
+    a.dataset, a.method_list = check_training_data(a.data, a.methods)
+
+
+def validate_import(a: argparse.Namespace) -> None:
+    """Everything is checked and the dataset built in memory; only ``cmd_import`` writes."""
+    from simulations.imported import from_files, from_folders, parse_fractions
+
+    if a.contexts is not None and a.arrays is None:
+        raise UsageError("--contexts goes with --arrays (the JSON file naming each row's "
+                         "context); --folders reads ROOT/contexts.json")  # fmt: skip
+    if a.arrays is not None and a.contexts is None:
+        raise UsageError("--arrays needs --contexts CTX.json: the concepts, each context's "
+                         "targets and each row's context")  # fmt: skip
+    digits_only = [flag for flag, v in (("--n-per-context", a.n_per_context),
+                   ("--image-size", a.image_size)) if v is not None]  # fmt: skip
+    if digits_only and not a.digits:
+        raise UsageError(f"{digits_only[0]} applies to --digits only")
+    if a.digits and a.fractions is not None:
+        raise UsageError("--fractions does not apply to --digits (its splits are by source "
+                         "digit: --n-per-context sets them)")  # fmt: skip
+    fractions = parse_fractions(a.fractions) if a.fractions is not None else None
+    out = check_out(a.out, "--out", directory=True, replace=True)
+    check_save_target(out, a.overwrite)
+    kw = {"seed": a.seed, "name": a.name or ""}
+    if a.nuisance_dim is not None:
+        kw["nuisance_dim"] = a.nuisance_dim
+    if fractions is not None:
+        kw["fractions"] = fractions
+    if a.digits:
+        from simulations.digits import morpho_digits
+
+        if a.n_per_context is not None:
+            kw.update({"n_train": a.n_per_context, "n_val": max(1, a.n_per_context // 5),
+                       "n_test": a.n_per_context})  # fmt: skip
+        if a.image_size is not None:
+            kw["image_size"] = a.image_size
+        kw["name"] = kw["name"] or "digits"
+        a.dataset = morpho_digits(**kw)
+    elif a.arrays is not None:
+        a.dataset = from_files(a.arrays, a.contexts, **kw)
+    else:
+        a.dataset = from_folders(a.folders, **kw)
 
 
 def validate_evaluate(a: argparse.Namespace) -> None:
@@ -501,7 +571,12 @@ def _load_model(a: argparse.Namespace):
         return check_spec(spec, "this model", image_sizes=False)
     path = Path(a.source)
     if path.is_dir():
-        return load_dataset(path).model
+        ds = load_dataset(path)
+        if not ds.has_ground_truth:
+            raise UsageError(f"{path} holds imported data without a ground-truth model; the "
+                             "check decides identifiability from the true model (graph, "
+                             "mechanisms, mixing), so there is nothing to check")  # fmt: skip
+        return ds.model
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as err:
@@ -559,11 +634,25 @@ def _run_spec(a: argparse.Namespace) -> BenchmarkSpec:
 def cmd_run(a: argparse.Namespace) -> int:
     from .pipeline import RunConfig, run
 
-    cfg = RunConfig(spec=a.benchmark, out=Path(a.out), seed=a.benchmark.seed, epochs=a.epochs,
+    seed = a.benchmark.seed if a.benchmark is not None else a.seed or 0
+    cfg = RunConfig(spec=a.benchmark, out=Path(a.out), seed=seed, epochs=a.epochs,
                     batch_size=a.batch_size, device=a.device, methods=a.method_list,
                     check_method=a.check_method, restarts=a.restarts, retrain=a.retrain,
-                    progress=not a.quiet)  # fmt: skip
+                    progress=not a.quiet, data=Path(a.data) if a.data else None)  # fmt: skip
     run(cfg)
+    return 0
+
+
+def cmd_import(a: argparse.Namespace) -> int:
+    ds = a.dataset  # built and checked by validate_import
+    out = Path(a.out)
+    ds.save(out, overwrite=a.overwrite)
+    ctx = ds.card["contexts"]
+    held = sum(c["held_out"] for c in ctx)
+    concepts = ", ".join(ds.card["concept_names"])
+    print(f"wrote {out}: {len(ds.context)} samples, {len(ctx)} contexts ({held} held out), "
+          f"x {ds.x.dtype} {tuple(ds.x.shape[1:])}, concepts {concepts}; no ground "
+          f"truth")  # fmt: skip
     return 0
 
 
@@ -731,6 +820,49 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     c.set_defaults(func=cmd_check, validate=validate_check)
 
+    m = sub.add_parser("import", epilog=EPILOG,
+                       help="a dataset directory from your own data (arrays, or a folder of "
+                            "images per context) or from real handwritten digits",
+                       description="Import intervention data without ground truth into a "
+                       "dataset directory (card, hashes), checked before anything is written. "
+                       "Each sample is labelled with its context's targets; the README's \"Your "
+                       "own data\" gives the JSON format.")  # fmt: skip
+    src = m.add_mutually_exclusive_group(required=True)
+    src.add_argument("--arrays", metavar="X.npy",
+                     help="observations: float (N, p) vectors or uint8 (N, H, W, 3) images, "
+                          "with --contexts")  # fmt: skip
+    src.add_argument(
+        "--folders",
+        metavar="ROOT",
+        help="ROOT/contexts.json and one folder of PNG images per context",
+    )
+    src.add_argument("--digits", action="store_true",
+                     help="contexts made from scikit-learn's handwritten digits by image "
+                          "operations, Morpho-MNIST style (pip install "
+                          "conceptid[digits])")  # fmt: skip
+    m.add_argument("--contexts", metavar="CTX.json",
+                   help="with --arrays: the concepts, each context's targets, each row's context "
+                        "(labels) and optionally held_out and split")  # fmt: skip
+    m.add_argument("--out", required=True, help="dataset directory to write (atomically)")
+    m.add_number("--seed", minimum=0, default=0, help="seed of the drawn splits (and digits)")
+    m.add_argument("--fractions", metavar="TRAIN,VAL,TEST",
+                   help=f"split fractions of each training context (default: "
+                        f"{','.join(map(str, DEFAULT_FRACTIONS))}); held-out contexts are "
+                        f"test-only")  # fmt: skip
+    m.add_number(
+        "--nuisance-dim",
+        minimum=0,
+        help="nuisance size of the models trained on it (default: 2; digits 8)",
+    )
+    m.add_number("--n-per-context", help="--digits: training and test images per context "
+                 "(validation: a fifth; default 500)")  # fmt: skip
+    m.add_argument("--image-size", type=int, choices=IMAGE_SIZES, metavar="{32,64}",
+                   help="--digits: image width and height in pixels (default 32)")  # fmt: skip
+    m.add_argument("--name", help="dataset name recorded in the card")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    _add_max_memory(m)
+    m.set_defaults(func=cmd_import, validate=validate_import)
+
     r = sub.add_parser("run", help="the main job: benchmark, check, train, evaluate, report",
                        epilog=EPILOG)  # fmt: skip
     src = r.add_mutually_exclusive_group()
@@ -739,6 +871,9 @@ def build_parser() -> argparse.ArgumentParser:
                           f"samples per context")  # fmt: skip
     src.add_argument("--spec", metavar="FILE",
                      help="a BenchmarkSpec JSON file (README: the spec format)")  # fmt: skip
+    src.add_argument("--data", metavar="DIR",
+                     help="an existing dataset directory (generated, or imported with `conceptid "
+                          "import`), copied into OUT/data and used as it is")  # fmt: skip
     r.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="a preset argument, VALUE parsed as JSON (repeatable)")  # fmt: skip
     r.add_number(

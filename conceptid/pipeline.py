@@ -4,7 +4,8 @@ A *run directory* (:mod:`conceptid.rundir`) is the on-disk format every stage re
 so a run can be stopped and resumed anywhere (each file is written atomically):
 
     RUN/run.json                   the marker of a run directory
-    RUN/data/                      the benchmark dataset (simulations.benchmark format)
+    RUN/data/                      the dataset (simulations.benchmark format): generated from
+                                   the spec, or a copy of the dataset given (``run --data``)
     RUN/check.json, check.txt      the identifiability verdict
     RUN/models/METHOD/final.pt     a trained model (written once training has finished)
     RUN/models/METHOD/checkpoint.pt  the trainer's resumable checkpoint (while training)
@@ -64,10 +65,12 @@ from .rundir import (
 
 __all__ = [
     "METHODS",
+    "NO_GROUND_TRUTH",
     "REPORTED",
     "PipelineError",
     "Method",
     "RunConfig",
+    "adopt_data",
     "common_settings",
     "default_methods",
     "evaluate_and_report",
@@ -114,7 +117,7 @@ def _likelihood(ds: Dataset) -> str:
 
 
 def _dims(ds: Dataset) -> tuple[tuple[int, ...], int]:
-    return tuple(ds.card["block_sizes"]), int(ds.nuisance.shape[1]) if ds.nuisance.ndim == 2 else 0
+    return tuple(ds.card["block_sizes"]), ds.nuisance_dim
 
 
 def _cm(ds, **kw):
@@ -178,9 +181,13 @@ def default_methods(ds: Dataset) -> list[str]:
 
 @dataclass
 class RunConfig:
-    """Everything a run needs; recorded in metrics.json and the report."""
+    """Everything a run needs; recorded in metrics.json and the report.
 
-    spec: BenchmarkSpec
+    ``spec`` is the benchmark to generate; or None with ``data``, an existing dataset directory
+    (generated or imported) that the run copies into ``out/data`` and uses as it is.
+    """
+
+    spec: BenchmarkSpec | None
     out: Path
     seed: int = 0
     epochs: int = 20
@@ -194,9 +201,12 @@ class RunConfig:
     progress: bool = True
     retrain: bool = False
     command: str = field(default_factory=lambda: " ".join(sys.argv))
+    data: Path | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        if self.data is not None:
+            self.data = Path(self.data)
         for name in ("epochs", "batch_size", "n_generate", "restarts"):
             check_number(getattr(self, name), name, error=PipelineError)
         unknown = [m for m in (self.methods or []) if m not in METHODS]
@@ -237,6 +247,29 @@ def ensure_data(spec: BenchmarkSpec, out: Path, progress: bool = True) -> Datase
             )
         return ds
     ds = generate(spec, progress=progress)
+    ds.save(path)
+    return ds
+
+
+def adopt_data(data: Path, out: Path) -> Dataset:
+    """The dataset in directory ``data``, verified, as the run's ``out/data``: copied there
+    (atomically, by :meth:`Dataset.save`) unless ``out/data`` already holds it.
+
+    Raises
+    ------
+    DatasetError
+        ``data`` is not a dataset or fails its verification, or ``out/data`` holds another one.
+    """
+    path = open_run_dir(out) / "data"
+    ds = load_dataset(data)
+    if path.exists():
+        held = load_dataset(path)
+        if held.card["content_hash"] != ds.card["content_hash"]:
+            raise DatasetError(f"{path} holds another dataset (content hash "
+                               f"{held.card['content_hash'][:12]}..., {data} has "
+                               f"{ds.card['content_hash'][:12]}...); use another "
+                               f"--out")  # fmt: skip
+        return held
     ds.save(path)
     return ds
 
@@ -529,16 +562,30 @@ def latent_means(model, x: torch.Tensor) -> np.ndarray:
     return (model.encode(x) if hasattr(model, "encode") else model.encoder(x)[0]).numpy()
 
 
+#: why a dataset without ground truth gets no recovery metrics (metrics.json and the report)
+NO_GROUND_TRUTH = ("R^2, MCC and the concept scatter compare learned concepts with the true ones, "
+                   "and this dataset has none (imported data): they are omitted, not computed "
+                   "against missing data")  # fmt: skip
+
+
 def evaluate_method(
     name: str, model, ds: Dataset, seed: int = 0, n_generate: int = 500, data_splits=None
 ) -> dict:
-    """Recovery up to the class, MCC, concept and composition SWD, bits/dim, active dims."""
+    """Recovery up to the class, MCC, concept and composition SWD, bits/dim, active dims.
+
+    For a dataset without ground truth (imported) only what the data can measure: concept SWD
+    per training context, composition SWD on held-out contexts, bits per dimension and active
+    dimensions; ``r2``, ``mean_r2``, ``mcc`` and ``r2_matrix`` are None (:data:`NO_GROUND_TRUTH`).
+    """
     _, (_, va, te, held) = data_splits or splits(ds, _normaliser_of(model))
-    blocks, _ = _dims(ds)
-    learned = model.concepts(te.x, te.targets).numpy()
-    true = te.concepts.numpy()
-    assignment = "hungarian" if METHODS[name].hungarian else "given"
-    res = align(learned, true, blocks, assignment=assignment)
+    res = None
+    if ds.has_ground_truth:
+        blocks, _ = _dims(ds)
+        learned = model.concepts(te.x, te.targets).numpy()
+        true = te.concepts.numpy()
+        assignment = "hungarian" if METHODS[name].hungarian else "given"
+        res = align(learned, true, blocks, assignment=assignment)
+        mcc_value = mcc(learned, true) if learned.shape[1] >= true.shape[1] else float("nan")
     latent = latent_means(model, te.x)
     masks = targets_mask(ds)
     names = ds.context_names
@@ -558,9 +605,9 @@ def evaluate_method(
     comp_swd = {names[k]: swd(held, k) for k in held_ids}
     bits, kind = _val_bits(model, va, seed)
     return {
-        "r2": [float(v) for v in res.r2],
-        "mean_r2": float(np.mean(res.r2)),
-        "mcc": mcc(learned, true) if learned.shape[1] >= true.shape[1] else float("nan"),
+        "r2": None if res is None else [float(v) for v in res.r2],
+        "mean_r2": None if res is None else float(np.mean(res.r2)),
+        "mcc": None if res is None else mcc_value,
         "concept_swd": float(np.mean(list(concept_swd.values()))),
         "composition_swd": float(np.mean(list(comp_swd.values()))) if comp_swd else None,
         "concept_swd_per_context": concept_swd,
@@ -569,7 +616,7 @@ def evaluate_method(
         "bits_kind": kind,
         "active_dims": active_dims(latent),
         "latent_dims": int(latent.shape[1]),
-        "r2_matrix": res.r2_matrix.tolist(),
+        "r2_matrix": None if res is None else res.r2_matrix.tolist(),
     }
 
 
@@ -586,8 +633,14 @@ def run(cfg: RunConfig) -> dict:
     timings: dict = {}
 
     t0 = time.perf_counter()
-    _say(f"[1/5] benchmark: {cfg.spec.preset or 'model'} -> {out / 'data'}")
-    ds = ensure_data(cfg.spec, out, cfg.progress)
+    if cfg.data is not None:
+        _say(f"[1/5] dataset: {cfg.data} -> {out / 'data'}")
+        ds = adopt_data(cfg.data, out)
+    elif cfg.spec is not None:
+        _say(f"[1/5] benchmark: {cfg.spec.preset or 'model'} -> {out / 'data'}")
+        ds = ensure_data(cfg.spec, out, cfg.progress)
+    else:
+        raise PipelineError("a run needs a benchmark spec or a dataset (data=)")
     timings["data"] = time.perf_counter() - t0
     _say(f"      {len(ds.context)} samples, {len(ds.context_names)} contexts "
          f"({timings['data']:.1f} s)")  # fmt: skip
@@ -598,13 +651,18 @@ def run(cfg: RunConfig) -> dict:
                     restarts=cfg.restarts), cfg.retrain)  # fmt: skip
 
     t0 = time.perf_counter()
-    _say(f"[2/5] identifiability check ({cfg.check_method})")
-    report = check(ds.model, cfg.check_method, rng=np.random.default_rng(cfg.seed))
-    _write_text(out / "check.txt", str(report) + "\n")
-    _write_text(out / "check.json", report.to_json() + "\n")
+    if ds.has_ground_truth:
+        _say(f"[2/5] identifiability check ({cfg.check_method})")
+        report = check(ds.model, cfg.check_method, rng=np.random.default_rng(cfg.seed))
+        _write_text(out / "check.txt", str(report) + "\n")
+        _write_text(out / "check.json", report.to_json() + "\n")
+        _say("      " + ", ".join(f"{k}: {v}" for k, v in verdicts(report).items()))
+        _say(f"      full report: {out / 'check.txt'} ({time.perf_counter() - t0:.1f} s)")
+    else:
+        report = None
+        _say("[2/5] identifiability check: skipped (imported data: no ground-truth model to "
+             "check)")  # fmt: skip
     timings["check"] = time.perf_counter() - t0
-    _say("      " + ", ".join(f"{k}: {v}" for k, v in verdicts(report).items()))
-    _say(f"      full report: {out / 'check.txt'} ({timings['check']:.1f} s)")
 
     data_splits = splits(ds)  # once: every method is trained and evaluated on these tensors
     trained, histories, timings["train"] = {}, {}, {}
@@ -691,11 +749,15 @@ def evaluate_run(ds: Dataset, trained: dict, cfg: RunConfig, report=None, data_s
         per[name]["training"] = dict(st)
         m = per[name]
         comp = m["composition_swd"]
-        _say(f"      {name:<15} mean R2 {m['mean_r2']:.3f}  MCC {m['mcc']:.3f}  concept SWD "
-             f"{m['concept_swd']:.4f}  composition SWD "
+        recovery = ("" if m["mean_r2"] is None
+                    else f"mean R2 {m['mean_r2']:.3f}  MCC {m['mcc']:.3f}  ")  # fmt: skip
+        _say(f"      {name:<15} {recovery}concept SWD {m['concept_swd']:.4f}  composition SWD "
              f"{'n/a' if comp is None else f'{comp:.4f}'}")  # fmt: skip
     return {
-        "spec": cfg.spec.to_dict(),
+        "spec": ds.card.get("spec") if cfg.spec is None else cfg.spec.to_dict(),
+        "dataset": {"name": ds.card["name"], "content_hash": ds.card["content_hash"],
+                    "ground_truth": ds.has_ground_truth},
+        "omitted": None if ds.has_ground_truth else NO_GROUND_TRUTH,
         **common_settings([settings_of(m, cfg) for m in trained.values()]),
         "concepts": list(ds.card["concept_names"]),
         "verdict": None if report is None else verdicts(report),
@@ -772,13 +834,16 @@ def evaluate_dir(run_dir: Path, data: Path | None = None, check_method: str = "e
         model, state = load_trained(f, ds)
         trained[state["method"]], histories[state["method"]] = model, state["history"]
     first = settings_of(next(iter(trained.values())))
-    cfg = RunConfig(spec=BenchmarkSpec.from_dict(ds.card["spec"]), out=run_dir,
+    spec = ds.card.get("spec")
+    cfg = RunConfig(spec=None if spec is None else BenchmarkSpec.from_dict(spec), out=run_dir,
                     seed=first["seed"], epochs=first["epochs"], batch_size=first["batch_size"],
                     lr=first["lr"], restarts=first["restarts"], methods=list(trained),
                     check_method=check_method, progress=False,
                     command=reproduce_commands(run_dir, data, trained, check_method))  # fmt: skip
-    report = check(ds.model, check_method, rng=np.random.default_rng(cfg.seed))
-    timings = {"data": 0.0, "check": report.seconds,
+    report = None
+    if ds.has_ground_truth:
+        report = check(ds.model, check_method, rng=np.random.default_rng(cfg.seed))
+    timings = {"data": 0.0, "check": 0.0 if report is None else report.seconds,
                "train": {k: h.get("seconds", 0.0) for k, h in histories.items()}}  # fmt: skip
     return evaluate_and_report(ds, trained, histories, cfg, report, timings)
 

@@ -170,14 +170,24 @@ def _fmt(v, spec=".3f") -> str:
     return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
 
 
+def _title(ds, cfg) -> str:
+    if cfg.spec is not None:
+        return f"{cfg.spec.preset or 'model'} benchmark"
+    if ds.has_ground_truth:
+        return f"{ds.card['name']} dataset"
+    return f"imported data `{ds.card['name']}` (no ground truth)"
+
+
 def write_report(
     out: Path, ds, trained, histories, metrics, timings, report, cfg, data_splits=None
 ) -> Path:
     """Figures and ``report.md`` (atomic writes); ``data_splits`` as from
-    :func:`conceptid.pipeline.splits`, computed when not given."""
+    :func:`conceptid.pipeline.splits`, computed when not given. ``report`` is the
+    identifiability report, None for a dataset without ground truth (imported), whose report
+    then says why the check and the recovery metrics and figures are absent."""
     from identifiability import align
 
-    from .pipeline import METHODS, REPORTED, _normaliser_of, _write_text, splits
+    from .pipeline import METHODS, NO_GROUND_TRUTH, REPORTED, _normaliser_of, _write_text, splits
 
     figs = out / "figures"
     primary = _primary(trained)
@@ -190,23 +200,31 @@ def write_report(
     if held_ids:
         fig_samples(figs / "compositions.png", ds, model, te, held, held_ids,
                     f"{primary}: held-out compositions, true vs generated", cfg.seed)  # fmt: skip
-    blocks = tuple(ds.card["block_sizes"])
-    learned = model.concepts(te.x, te.targets).numpy()
-    res = align(learned, te.concepts.numpy(), blocks,
-                assignment="hungarian" if METHODS[primary].hungarian else "given")  # fmt: skip
-    names = list(ds.card["concept_names"])
-    fig_concept_scatter(figs / "concept_scatter.png", names, res, te.concepts.numpy(),
-                        f"{primary}: true vs learned concept (best affine map)")  # fmt: skip
-    fig_r2_matrix(figs / "r2_matrix.png", names, metrics["methods"][primary]["r2_matrix"],
-                  f"{primary}: R^2 of each learned dimension")  # fmt: skip
+    truth = ds.has_ground_truth
+    if truth:
+        blocks = tuple(ds.card["block_sizes"])
+        learned = model.concepts(te.x, te.targets).numpy()
+        res = align(learned, te.concepts.numpy(), blocks,
+                    assignment="hungarian" if METHODS[primary].hungarian else "given")  # fmt: skip
+        names = list(ds.card["concept_names"])
+        fig_concept_scatter(figs / "concept_scatter.png", names, res, te.concepts.numpy(),
+                            f"{primary}: true vs learned concept (best affine map)")  # fmt: skip
+        fig_r2_matrix(figs / "r2_matrix.png", names, metrics["methods"][primary]["r2_matrix"],
+                      f"{primary}: R^2 of each learned dimension")  # fmt: skip
     fig_training(figs / "training_curves.png", histories)
 
-    L = [f"# conceptid run: {cfg.spec.preset or 'model'} benchmark", ""]
-    L += ["## Identifiability verdict", "", "```", str(report), "```", ""]
-    L += ["| assumption | holds | reason |", "| --- | --- | --- |"]
-    mark = {True: "yes", False: "**no**", None: "unverified"}
-    for name, v in report.assumptions.items():
-        L.append(f"| {name} | {mark[v.holds]} | {v.reason} |")
+    L = [f"# conceptid run: {_title(ds, cfg)}", ""]
+    L += ["## Identifiability verdict", ""]
+    if report is None:
+        L += ["Not checked: the check decides identifiability from the true model (its graph, "
+              "mechanisms, mixing and contexts), and this dataset was imported without one.",
+              ""]  # fmt: skip
+    else:
+        L += ["```", str(report), "```", ""]
+        L += ["| assumption | holds | reason |", "| --- | --- | --- |"]
+        mark = {True: "yes", False: "**no**", None: "unverified"}
+        for name, v in report.assumptions.items():
+            L.append(f"| {name} | {mark[v.holds]} | {v.reason} |")
     L += ["", "## Results", ""]
     # the settings stored with the models (metrics.json), not the command's: a reused or
     # separately trained model is described as it was trained
@@ -216,28 +234,40 @@ def write_report(
                       f"restart(s) per method, on {metrics['device']}")  # fmt: skip
     else:
         trained_as = "training settings per method in the table below"
-    L.append(
-        f"Test split of the training contexts (R^2, MCC, concept SWD) and of the held-out "
-        f"compositions (composition SWD); {trained_as}. R^2 is per "
-        f"concept, up to the proven class (best affine map, `identifiability.align`; Hungarian "
-        f"assignment for models without concept labels). SWD: sliced Wasserstein-2 (POT, 200 "
-        f"projections, fixed seed) between {cfg.n_generate} generated and the test samples, "
-        f"averaged over contexts."
-    )
+    swd_text = (f"SWD: sliced Wasserstein-2 (POT, 200 projections, fixed seed) between "
+                f"{cfg.n_generate} generated and the test samples, averaged over "
+                f"contexts.")  # fmt: skip
+    if truth:
+        L.append(
+            f"Test split of the training contexts (R^2, MCC, concept SWD) and of the held-out "
+            f"compositions (composition SWD); {trained_as}. R^2 is per "
+            f"concept, up to the proven class (best affine map, `identifiability.align`; "
+            f"Hungarian assignment for models without concept labels). {swd_text}"
+        )
+    else:
+        L.append(
+            f"Test split of the training contexts (concept SWD) and of the held-out "
+            f"compositions (composition SWD, when the dataset holds any); {trained_as}. "
+            f"{swd_text} {NO_GROUND_TRUTH[0].upper()}{NO_GROUND_TRUTH[1:]}."
+        )
     if trained_as.startswith("training settings per method"):
         L += ["", "| method | " + " | ".join(REPORTED) + " |", "| --- " * (len(REPORTED) + 1) + "|"]
         for name, m in metrics["methods"].items():
             L.append(f"| {METHODS[name].label} | "
                      + " | ".join(str(m["training"].get(k)) for k in REPORTED) + " |")  # fmt: skip
-    L += ["", "| method | R^2 per concept | mean R^2 | MCC | concept SWD | composition SWD | "
-          "bits/dim | active dims | train time [s] |", "| --- " * 9 + "|"]  # fmt: skip
+    recovery = ["R^2 per concept", "mean R^2", "MCC"] if truth else []
+    columns = ["method", *recovery, "concept SWD", "composition SWD", "bits/dim", "active dims",
+               "train time [s]"]  # fmt: skip
+    L += ["", "| " + " | ".join(columns) + " |", "| --- " * len(columns) + "|"]
     for name, m in metrics["methods"].items():
-        r2 = " ".join(f"{v:.2f}" for v in m["r2"])
-        bits = f"{_fmt(m['bits_per_dim'])} ({m['bits_kind']})"
-        L.append(f"| {METHODS[name].label} | {r2} | {_fmt(m['mean_r2'])} | {_fmt(m['mcc'])} | "
-                 f"{_fmt(m['concept_swd'], '.4f')} | {_fmt(m['composition_swd'], '.4f')} | "
-                 f"{bits} | {m['active_dims']}/{m['latent_dims']} | "
-                 f"{timings['train'].get(name, 0.0):.1f} |")  # fmt: skip
+        cells = [METHODS[name].label]
+        if truth:
+            cells += [" ".join(f"{v:.2f}" for v in m["r2"]), _fmt(m["mean_r2"]), _fmt(m["mcc"])]
+        cells += [_fmt(m["concept_swd"], ".4f"), _fmt(m["composition_swd"], ".4f"),
+                  f"{_fmt(m['bits_per_dim'])} ({m['bits_kind']})",
+                  f"{m['active_dims']}/{m['latent_dims']}",
+                  f"{timings['train'].get(name, 0.0):.1f}"]  # fmt: skip
+        L.append("| " + " | ".join(cells) + " |")
     ms = metrics["methods"]
     for name, peer, peer_label in [
         ("context-flow", "pooled", "the pooled VAE's"),
@@ -266,6 +296,10 @@ def write_report(
     v = metrics["versions"]
     L += [f"- versions: conceptid {v['conceptid']}, torch {v['torch']}, numpy {v['numpy']}, "
           f"Python {v['python']} on {platform.platform()}", ""]  # fmt: skip
-    L += ["Spec:", "", "```json", json.dumps(metrics["spec"], indent=1), "```", ""]
+    if metrics["spec"] is not None:
+        L += ["Spec:", "", "```json", json.dumps(metrics["spec"], indent=1), "```", ""]
+    else:
+        L += [f"Dataset: `{ds.card['name']}`, content hash `{ds.card['content_hash']}`, "
+              f"source `{json.dumps(ds.card.get('source'), sort_keys=True)}`.", ""]  # fmt: skip
     _write_text(out / "report.md", "\n".join(L))
     return out / "report.md"

@@ -2,8 +2,9 @@
 
 Graphs (:mod:`.graphs`), SEMs over concept blocks (:mod:`.sem`), interventions and contexts
 (:mod:`.interventions`), mixings (:mod:`.mixing`, :mod:`.render`), the full generative model
-(:mod:`.model`), presets and designs (:mod:`.presets`), and benchmark datasets on disk
-(:mod:`.benchmark`).
+(:mod:`.model`), presets and designs (:mod:`.presets`), benchmark datasets on disk
+(:mod:`.benchmark`), a user's own data as a dataset (:mod:`.imported`), and contexts made from
+real handwritten digits by image operations (:mod:`.digits`, needs scikit-learn and scipy).
 """
 
 from .benchmark import SPLITS, BenchmarkSpec, Dataset, DatasetError, generate, load_dataset

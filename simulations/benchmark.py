@@ -8,6 +8,10 @@ content hash). Training contexts appear in every split; held-out composed contex
 ``test``. Every (split, context) cell is drawn from its own seed stream, so a test set never repeats
 training samples, and the same spec gives byte-identical files.
 
+A user's own intervention data, without ground truth, becomes a :class:`Dataset` of the same
+format through :meth:`Dataset.from_arrays` and :meth:`Dataset.from_folders` (module
+:mod:`.imported`): its card says ``ground_truth: null`` and names the models' nuisance size.
+
 On disk a dataset is a directory: ``card.json`` and one ``.npy`` file per array. A new dataset
 appears at once (a temporary sibling directory renamed into place); an overwrite replaces only a
 dataset, and in it only the package's own files (:meth:`Dataset.save`). :func:`load_dataset`
@@ -44,6 +48,7 @@ __all__ = [
     "generate",
     "is_dataset_dir",
     "load_dataset",
+    "seal",
 ]
 
 FORMAT = "conceptid.dataset/1"
@@ -167,6 +172,20 @@ def _card_hash(card: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def seal(card: dict, arrays: dict[str, np.ndarray]) -> Dataset:
+    """The dataset of ``arrays`` (every name of :data:`ARRAYS`) with ``card`` completed by what
+    :func:`load_dataset` verifies: each array's dtype, shape and SHA-256, the content hash and
+    the card's own hash. Generated and imported datasets are sealed alike."""
+    card = dict(card)
+    card["arrays"] = {
+        k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _hash_array(a)}
+        for k, a in arrays.items()
+    }
+    card["content_hash"] = _content_hash(arrays)
+    card["card_hash"] = _card_hash(card)
+    return Dataset(**arrays, card=card)
+
+
 def is_dataset_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a directory the package wrote as a dataset: its ``card.json`` (or the
     card set aside by an interrupted overwrite) is JSON naming the dataset format."""
@@ -264,14 +283,16 @@ def _replace_in_place(path: Path, new: Path) -> None:
 
 @dataclass(eq=False)
 class Dataset:
-    """Arrays and card of a generated benchmark.
+    """Arrays and card of a generated benchmark, or of a user's imported data.
 
     Attributes
     ----------
     x : ndarray, (N, *obs_shape)
         float32 vectors, or uint8 RGB images ``(N, H, W, 3)``.
     concepts : ndarray, (N, K) float64
+        The true concepts; ``(N, 0)`` for imported data, which has none.
     nuisance : ndarray, (N, d - K) float64
+        The true nuisance; ``(N, 0)`` for imported data.
     context : ndarray, (N,) int16
         Index into ``card["contexts"]``.
     split : ndarray, (N,) int8
@@ -295,9 +316,48 @@ class Dataset:
         return [c["name"] for c in self.card["contexts"]]
 
     @property
+    def has_ground_truth(self) -> bool:
+        """Whether the card holds the true model (generated data) or not (imported data)."""
+        return self.card.get("ground_truth") is not None
+
+    @property
+    def nuisance_dim(self) -> int:
+        """The nuisance size of the models trained on this dataset: the true one for generated
+        data, the one chosen at import (``card["nuisance_dim"]``) for imported data."""
+        if self.has_ground_truth:
+            return int(self.nuisance.shape[1]) if self.nuisance.ndim == 2 else 0
+        return int(self.card["nuisance_dim"])
+
+    @property
     def model(self) -> ConceptModel:
-        """The ground-truth model, rebuilt from the card."""
+        """The ground-truth model, rebuilt from the card.
+
+        Raises
+        ------
+        DatasetError
+            For imported data, which has no ground-truth model.
+        """
+        if not self.has_ground_truth:
+            raise DatasetError(
+                f"dataset {self.card.get('name', '')!r} was imported: it has no ground-truth "
+                "model (concepts, graph, mixing), which this needs"
+            )
         return ConceptModel.from_dict(self.card["ground_truth"])
+
+    @classmethod
+    def from_arrays(cls, x, targets, concept_names, **kwargs) -> Dataset:
+        """A dataset from a user's arrays: :func:`simulations.imported.from_arrays`."""
+        from .imported import from_arrays
+
+        return from_arrays(x, targets, concept_names, **kwargs)
+
+    @classmethod
+    def from_folders(cls, root, **kwargs) -> Dataset:
+        """A dataset from one folder of PNG images per context and ``contexts.json``:
+        :func:`simulations.imported.from_folders`."""
+        from .imported import from_folders
+
+        return from_folders(root, **kwargs)
 
     def mask(self, split: str | None = None, context: str | int | None = None) -> np.ndarray:
         """Boolean row mask for a split name and/or a context (name or index)."""
@@ -364,7 +424,10 @@ class Dataset:
         return path
 
     def summary(self) -> str:
-        """Card headline and per-context concept statistics (sample, and exact where known)."""
+        """Card headline and per-context concept statistics (sample, and exact where known); for
+        imported data, per-context counts and observation statistics."""
+        if not self.has_ground_truth:
+            return self._summary_imported()
         card = self.card
         lines = [
             f"dataset   {card['name']}  ({card['format']}, conceptid {card['package_version']})",
@@ -412,6 +475,36 @@ class Dataset:
             lines.append(row("std", c.std(axis=0) if len(c) else np.full(len(dims), np.nan)))
             if model is not None:
                 lines.append(row("exact", np.sqrt(np.diag(cov))))
+        return "\n".join(lines)
+
+    def _summary_imported(self) -> str:
+        card = self.card
+        obs = card["observation"]
+        blocks = card["block_sizes"]
+        sizes = "" if all(b == 1 for b in blocks) else f"; block sizes {blocks}"
+        lines = [
+            f"dataset   {card['name']}  ({card['format']}, conceptid {card['package_version']})",
+            f"source    {json.dumps(card['source'], sort_keys=True)}",
+            f"concepts  {', '.join(card['concept_names'])}{sizes}",
+            f"observed  {obs['kind']} {tuple(obs['shape'])} {obs['dtype']}; nuisance dim "
+            f"{self.nuisance_dim} (chosen at import)",
+            "truth     none (imported data): no true concepts, graph or mixing to compare with",
+            f"hash      {card['content_hash']}",
+            "",
+            "per-context counts and observation statistics (mean and std of every entry of x, "
+            "all splits)",
+            f"{'context':<22}{'targets':<28}{'n train/val/test':<18}{'x mean':>10}{'x std':>10}",
+        ]
+        for k, ctx in enumerate(card["contexts"]):
+            rows = self.context == k
+            counts = "/".join(
+                str(int((rows & (self.split == s)).sum())) for s in range(len(SPLITS))
+            )
+            x = np.asarray(self.x[rows], dtype=np.float64)
+            targets = ",".join(ctx["targets"]) or "-"
+            held = " (held out)" if ctx["held_out"] else ""
+            lines.append(f"{ctx['name'][:21]:<22}{(targets + held)[:27]:<28}{counts:<18}"
+                         f"{x.mean():>10.3f}{x.std():>10.3f}")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -524,14 +617,8 @@ def generate(
             "scale": "uint8 = round(255 * image)" if is_image else "float32",
         },
         "ground_truth": model.to_dict(),
-        "arrays": {
-            k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _hash_array(a)}
-            for k, a in arrays.items()
-        },
-        "content_hash": _content_hash(arrays),
     }
-    card["card_hash"] = _card_hash(card)
-    return Dataset(**arrays, card=card)
+    return seal(card, arrays)
 
 
 def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
@@ -586,4 +673,9 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
         raise DatasetError(f"{card_path} has no card_hash (edited, or written by an older format)")
     if _card_hash(card) != card["card_hash"]:
         raise DatasetError(f"{card_path} was altered after it was written (card_hash mismatch)")
+    if card.get("ground_truth") is None:
+        nd = card.get("nuisance_dim")
+        if isinstance(nd, bool) or not isinstance(nd, int) or nd < 0:
+            raise DatasetError(f"{card_path}: a dataset without ground truth must name the "
+                               f"models' nuisance size (nuisance_dim), got {nd!r}")  # fmt: skip
     return Dataset(**arrays, card=card)

@@ -211,7 +211,8 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_option_of_every_subcommand_has_help_text():
     parser = build_parser()
     subs = _subparsers(parser)
-    assert set(subs) == {"simulate", "inspect", "check", "run", "train", "evaluate", "generate"}
+    assert set(subs) == {"simulate", "import", "inspect", "check", "run", "train", "evaluate",
+                         "generate"}  # fmt: skip
     for name, sub in [("conceptid", parser), *subs.items()]:
         for action in sub._actions:
             if isinstance(action, argparse._SubParsersAction):

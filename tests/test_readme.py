@@ -4,7 +4,9 @@ Every ```python block and every ``conceptid`` line of the other blocks runs in d
 one temporary directory holding a copy of ``examples/``, as a reader following the README would,
 so two examples that write the same path collide here as they would for the reader. To keep this
 fast, the command lines get ``--n-per-context 16``, ``--epochs 1`` and (``inspect``)
-``--per-context 2``, put in or replacing what the line says, as the README states; the ``run``
+``--per-context 2``, put in or replacing what the line says, as the README states (``import``
+takes ``--n-per-context`` only with ``--digits``: it is replaced where given, never added); the
+``run``
 and ``evaluate`` lines, which take minutes even so, are not run (tests/test_pipeline.py runs both
 on tiny data), but the directories ``run`` writes are checked against every other line's. Lines
 of other programs (``make``, ``.venv/bin/...``) are not run.
@@ -25,8 +27,9 @@ README = ROOT / "README.md"
 TEXT = README.read_text()
 BLOCKS = [(m.group(1), m.group(2)) for m in re.finditer(r"```(\w*)\n(.*?)```", TEXT, re.S)]
 PYTHON = [body for lang, body in BLOCKS if lang == "python"]
-SHRINK = {"--n-per-context": ("simulate", "run"), "--epochs": ("train", "run"),
+SHRINK = {"--n-per-context": ("simulate", "run", "import"), "--epochs": ("train", "run"),
           "--per-context": ("inspect",)}  # fmt: skip
+REPLACE_ONLY = ("import",)  # commands whose SHRINK flags are replaced where given, never added
 TINY = {"--n-per-context": "16", "--epochs": "1", "--per-context": "2"}
 SKIPPED = ("run", "evaluate")
 
@@ -50,7 +53,7 @@ def shrunk(argv: list[str]) -> list[str]:
             continue
         if flag in argv:
             argv[argv.index(flag) + 1] = TINY[flag]
-        else:
+        elif argv[0] not in REPLACE_ONLY:
             argv += [flag, TINY[flag]]
     if argv[0] in ("simulate", "train", "run"):
         argv.append("--quiet")
@@ -66,7 +69,7 @@ def test_readme_opens_with_the_two_commands():
 def test_readme_has_examples_of_every_command():
     assert len(PYTHON) >= 3
     assert {argv[0] for argv in commands()} == {
-        "run", "simulate", "inspect", "check", "train", "evaluate", "generate"
+        "run", "simulate", "import", "inspect", "check", "train", "evaluate", "generate"
     }  # fmt: skip
 
 
@@ -105,7 +108,8 @@ def test_every_example_runs_in_order_in_one_directory(tmp_path, monkeypatch, cap
             assert rc == 0, (line, err)
             ran.append(argv[0])
     assert ran.count("python") == len(PYTHON)
-    assert sorted(set(ran)) == ["check", "generate", "inspect", "python", "simulate", "train"]
+    assert sorted(set(ran)) == ["check", "generate", "import", "inspect", "python", "simulate",
+                                "train"]  # fmt: skip
 
     # what the examples promise is on disk, and the Python examples' own results hold
     assert namespace["report"].identifiable
@@ -117,3 +121,9 @@ def test_every_example_runs_in_order_in_one_directory(tmp_path, monkeypatch, cap
     assert Path("runs/l3-stages/models/manifold-mle/final.pt").is_file()
     samples = np.load("do_c0_c3.npy")
     assert samples.shape == (100, 10) and np.isfinite(samples).all()
+    own = load_dataset("data/own")  # your own data: imported, no ground truth
+    assert not own.has_ground_truth and own.context_names == ["obs", "dose", "light", "both"]
+    assert np.array_equal(own.x, namespace["ds"].x)
+    samples = np.load("own_dose_light.npy")
+    assert samples.shape == (100, 8) and np.isfinite(samples).all()
+    assert load_dataset("data/digits").card["source"]["kind"] == "morpho-digits"
