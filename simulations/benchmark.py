@@ -66,6 +66,21 @@ class DatasetError(ConceptIDError):
     """A dataset or spec is malformed, corrupted, truncated, or would overwrite existing files."""
 
 
+def read_json(path: str | os.PathLike, what: str = "") -> object:
+    """The JSON value in the file ``path``; ``DatasetError`` naming ``what`` + ``path`` when it
+    cannot be read, is not UTF-8 text, or is not valid JSON."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise DatasetError(f"cannot read {what}{path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{what}{path} is not valid JSON (not UTF-8 text)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{what}{path} is not valid JSON: {err}") from None
+
+
 def _package_version() -> str:
     try:
         from importlib.metadata import version
@@ -129,16 +144,7 @@ class BenchmarkSpec:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> BenchmarkSpec:
-        try:
-            text = Path(path).read_text()
-        except OSError as err:
-            raise DatasetError(f"cannot read spec file {path}: {err.strerror}") from None
-        except UnicodeDecodeError:
-            raise DatasetError(f"spec file {path} is not valid JSON (not UTF-8 text)") from None
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as err:
-            raise DatasetError(f"spec file {path} is not valid JSON: {err}") from None
+        return cls.from_dict(read_json(path, "spec file "))
 
     def rng(self, *key: int) -> np.random.Generator:
         """The generator of stream ``key``: ``(0,)`` the model, ``(1, split, context)`` a cell."""

@@ -28,7 +28,6 @@ fractions, nuisance size); each names what was wrong.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark import FORMAT, SPLITS, Dataset, DatasetError, _package_version, seal
+from .benchmark import FORMAT, SPLITS, Dataset, DatasetError, _package_version, read_json, seal
 from .errors import UsageError
 from .resources import check_memory
 from .validation import check_number
@@ -457,16 +456,7 @@ def from_arrays(
 
 
 def _read_json(path: Path, keys: set[str], required: tuple[str, ...]) -> dict:
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise DatasetError(f"{path} is not valid JSON (not UTF-8 text)") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path} is not valid JSON: {err}") from None
+    d = read_json(path)
     if not isinstance(d, dict):
         raise DatasetError(f"{path} must hold a JSON object, got {type(d).__name__}")
     unknown = sorted(set(d) - keys)
