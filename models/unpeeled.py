@@ -84,7 +84,6 @@ def fit_unpeeled(
     free[np.ix_(U, np.ones(K, bool))] = 1.0  # rows of the unpeeled coordinates may change
     Ut = torch.as_tensor(U)
     eye = torch.eye(K, dtype=dt)
-    g = torch.Generator().manual_seed(seed)
 
     def nll(A, B, mu_o, lv_o, mu_i, lv_i):
         Bw = B * off
@@ -102,6 +101,18 @@ def fit_unpeeled(
         jac = torch.linalg.slogdet(A[Ut][:, Ut])[1]
         return (n * per).sum() / n.sum() - jac
 
+    # thousands of tiny (K x K) operations: threads cost more than they give (measured: a snap
+    # on quad took over a minute with 2 threads on this 2-core machine, 7 s with one)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit(nll, K, free, eye, off, pool, init, restarts, steps, seed, dt)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(nll, K, free, eye, off, pool, init, restarts, steps, seed, dt) -> dict | None:
+    g = torch.Generator().manual_seed(seed)
     best = None
     t = {k: torch.tensor(np.array(v, dtype=float), dtype=dt) for k, v in init.items()}
     for r in range(max(1, restarts)):
