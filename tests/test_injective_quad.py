@@ -1,0 +1,208 @@
+"""The identifiable quad variant: the injective renderer, its inverse, the preset, its verdict."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulations import (
+    InjectiveQuadMixing,
+    MixingError,
+)
+from simulations.mixing import ImageMixing, mixing_from_dict
+from simulations.presets import (
+    QUAD_NAMES,
+)
+from simulations.render import (
+    INJECTIVE_RANGES,
+    invert_quad_injective,
+    render_quad_injective,
+    to_uint8,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _draws(cols: int, seed: int, n: int = 300, extreme: float = 12.0) -> np.ndarray:
+    """Random embeddings with many coordinates at +-extreme (the ends of the tested range)."""
+    rng = np.random.default_rng(seed)
+    e = 2.0 * rng.standard_normal((n, cols))
+    ends = rng.random((n, cols)) < 0.3
+    e[ends] = extreme * rng.choice([-1.0, 1.0], size=ends.sum())
+    corners = extreme * np.array(np.meshgrid(*[[-1.0, 1.0]] * 3)).reshape(3, -1).T
+    block = np.zeros((len(corners), cols))
+    block[:, 4], block[:, 6], block[:, 7] = corners.T  # size, shape, orientation together
+    return np.concatenate([e, block])
+
+
+# -- the renderer and its inverse --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [8, 9, 32, 64])
+@pytest.mark.parametrize("cols", [8, 10])
+def test_inverse_recovers_e_to_1e_8_including_extreme_values(size, cols):
+    e = _draws(cols, seed=10 * size + cols)
+    x = render_quad_injective(e, size)
+    back = invert_quad_injective(x, nuisance=cols == 10)
+    assert back.shape == e.shape and back.dtype == np.float64
+    err = np.abs(back - e).max(axis=0)
+    assert err.max() <= 1e-8, dict(zip(QUAD_NAMES + ("pos_x", "pos_y"), err))
+
+
+def test_the_blob_stays_far_above_float64_underflow():
+    # the worst case of the bound in the docstring and the lemma: the narrowest, faintest blob
+    # at a corner of its range, its short axis pointing at the far corner of the image
+    bound = 0.35 * math.exp(-0.5 * 2 * 0.62**2 / (0.06**2 / 3.0))
+    assert bound > 0.35 * math.exp(-321) > 1e-140
+    e = np.zeros((2, 10))
+    e[:, 4], e[:, 6], e[:, 5] = -40.0, 40.0, -40.0  # smallest scale, largest aspect, lowest peak
+    e[0, 8:], e[1, 8:] = 40.0, -40.0  # centre at (0.62, 0.62), then at (0.38, 0.38)
+    e[:, 7] = 2 * math.atanh(-0.75)  # theta = -pi/4: the short axis along the diagonal
+    green = render_quad_injective(e, 64)[..., 1]
+    assert bound < green.min() < bound * math.exp(10)  # the bound is near-tight
+
+
+def test_shape_dtype_range_determinism_and_chunks():
+    e = _draws(10, seed=1, n=37)
+    x = render_quad_injective(e, 16)
+    assert x.shape == (len(e), 16, 16, 3) and x.dtype == np.float64
+    assert x.min() > 0.0 and x.max() < 1.0
+    np.testing.assert_array_equal(render_quad_injective(e, 16), x)
+    for chunk in (1, 5, 1000):
+        np.testing.assert_array_equal(render_quad_injective(e, 16, chunk_size=chunk), x)
+    assert render_quad_injective(np.zeros((0, 8)), 12).shape == (0, 12, 12, 3)
+    assert invert_quad_injective(np.zeros((0, 12, 12, 3))).shape == (0, 8)
+    np.testing.assert_array_equal(render_quad_injective(e.tolist(), 16), x)  # array-likes
+
+
+def test_the_object_never_touches_the_quadrant_channels():
+    base = np.zeros((1, 10))
+    x0 = render_quad_injective(base, 32)
+    for j in range(4, 10):  # the object's concepts and the nuisance
+        moved = base.copy()
+        moved[0, j] = 2.5
+        x1 = render_quad_injective(moved, 32)
+        np.testing.assert_array_equal(x1[..., [0, 2]], x0[..., [0, 2]])
+        assert np.abs(x1[..., 1] - x0[..., 1]).max() > 1e-3, QUAD_NAMES[j] if j < 8 else j
+    moved = base.copy()
+    moved[0, 0] = 2.5  # quad1: the top-left quadrant's red and blue, nothing else
+    x1 = render_quad_injective(moved, 32)
+    np.testing.assert_array_equal(x1[..., 1], x0[..., 1])
+    changed = np.abs(x1 - x0).max(axis=-1)[0] > 0
+    assert changed[:16, :16].all() and not changed[16:].any() and not changed[:, 16:].any()
+    np.testing.assert_allclose(x1[..., 0] + x1[..., 2], 1.0, atol=1e-15)
+
+
+def test_log_of_the_blob_is_a_quadratic_in_the_pixel_coordinates():
+    e = _draws(10, seed=2, n=20, extreme=4.0)
+    n = len(e)
+    green = render_quad_injective(e, 24)[..., 1]
+    t = (np.arange(24) + 0.5) / 24 - 0.5
+    y, x = np.meshgrid(t, t, indexing="ij")
+    design = np.stack([np.ones(576), x.ravel(), y.ravel(), x.ravel() ** 2, (x * y).ravel(),
+                       y.ravel() ** 2], axis=1)  # fmt: skip
+    logs = np.log(green.reshape(n, -1)).T
+    coef, *_ = np.linalg.lstsq(design, logs, rcond=None)
+    assert np.abs(design @ coef - logs).max() < 1e-10 * np.abs(logs).max()
+    # and the quadratic part is negative definite: an ellipse, its long axis defined
+    P = np.array([[-2 * coef[3], -coef[4]], [-coef[4], -2 * coef[5]]]).transpose(2, 0, 1)
+    eig = np.linalg.eigvalsh(P)
+    assert (eig[:, 0] > 0).all() and (eig[:, 1] / eig[:, 0] >= 1.5**2 - 1e-9).all()
+
+
+def test_the_jacobian_has_full_rank():
+    # an injective smooth map has no reason to lose rank; here it never does (checked by central
+    # differences at random points and near the ends of the ranges)
+    rng = np.random.default_rng(3)
+    for e0 in [rng.normal(size=10), np.full(10, 5.0), np.full(10, -5.0)]:
+        h = 1e-5
+        cols = []
+        for j in range(10):
+            step = np.zeros(10)
+            step[j] = h
+            d = render_quad_injective(np.stack([e0 + step, e0 - step]), 16)
+            cols.append(((d[0] - d[1]) / (2 * h)).ravel())
+        s = np.linalg.svd(np.stack(cols, axis=1), compute_uv=False)
+        assert s[-1] > 1e-6 * s[0], s
+
+
+def test_uint8_images_are_not_the_mixing_and_the_inverse_says_so():
+    e = np.zeros((1, 8))
+    e[0, 4] = -3.0  # a small blob: its tails round to 0 in 8 bits
+    x8 = to_uint8(render_quad_injective(e, 32)) / 255.0
+    with pytest.raises(MixingError, match="green channel"):
+        invert_quad_injective(x8)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((2, 8, 8)), "shape"),
+        (np.zeros((2, 6, 6, 3)), "S >= 8"),
+        (np.full((1, 8, 8, 3), np.nan), "finite"),
+        (np.full((1, 8, 8, 3), 0.5), "concave quadratic"),
+        (np.full((1, 8, 8, 3), 0.95), "shade"),
+        (np.zeros((1, 8, 8, 3), dtype=complex), "real"),
+        ("images", "real array"),
+    ],
+)
+def test_inverse_refuses_what_is_not_an_image_of_the_renderer(bad, match):
+    with pytest.raises(MixingError, match=match):
+        invert_quad_injective(bad)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: render_quad_injective(np.zeros((2, 7)), 16), "shape"),
+        (lambda: render_quad_injective(np.full((1, 8), np.inf), 16), "finite"),
+        (lambda: render_quad_injective(np.zeros((1, 8)), 4), "size"),
+        (lambda: render_quad_injective(np.zeros((1, 8)), 16, chunk_size=0), "chunk_size"),
+        (lambda: InjectiveQuadMixing(4), "size"),
+        (lambda: InjectiveQuadMixing(16)(np.zeros((1, 10))), r"\(n, 8\)"),
+        (lambda: InjectiveQuadMixing(16).inverse(np.zeros((1, 32, 32, 3))), r"\(n, 16, 16, 3\)"),
+        (lambda: mixing_from_dict({"kind": "image", "renderer": "blob"}), "renderer 'blob'"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(call, match):
+    with pytest.raises(MixingError, match=match):
+        call()
+
+
+# -- the mixing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nuisance", [False, True])
+def test_mixing_round_trips_through_its_dict_and_inverts(nuisance):
+    f = InjectiveQuadMixing(16, nuisance)
+    assert f.kind == "image" and f.injective_by_construction
+    assert not ImageMixing.injective_by_construction  # the quad renderer is not
+    g = mixing_from_dict(json.loads(json.dumps(f.to_dict())))
+    assert type(g) is InjectiveQuadMixing and (g.size, g.nuisance) == (16, nuisance)
+    assert type(mixing_from_dict(ImageMixing(16).to_dict())) is ImageMixing
+    e = _draws(f.input_dim, seed=4, n=10, extreme=3.0)
+    np.testing.assert_array_equal(g(e), f(e))
+    np.testing.assert_allclose(f.inverse(f(e)), e, atol=1e-10)
+
+
+# -- the certificate and the renderer agree on the numbers --------------------------------------
+
+
+def test_certificate_uses_the_renderers_ranges():
+    path = ROOT / "proofs" / "certificates" / "cert_injective_renderer.py"
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("cert_injective_renderer_ranges", path)
+        cert = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(cert)
+    finally:
+        sys.path.remove(str(path.parent))
+    assert set(cert.RANGES) == set(INJECTIVE_RANGES)
+    for name, (lo, hi) in cert.RANGES.items():
+        assert (float(lo), float(hi)) == pytest.approx(INJECTIVE_RANGES[name], abs=1e-15), name
