@@ -11,13 +11,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conceptid.cli import main
+from identifiability import IDENTIFIABLE, check
 from simulations import (
+    BenchmarkSpec,
+    ConceptModel,
     InjectiveQuadMixing,
     MixingError,
+    ModelError,
+    generate,
 )
 from simulations.mixing import ImageMixing, mixing_from_dict
 from simulations.presets import (
+    QUAD_INTERVENTION_MEAN,
+    QUAD_INTERVENTION_VAR,
     QUAD_NAMES,
+    QUAD_TARGETS,
+    quad,
 )
 from simulations.render import (
     INJECTIVE_RANGES,
@@ -25,6 +35,7 @@ from simulations.render import (
     render_quad_injective,
     to_uint8,
 )
+from simulations.resources import estimate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,6 +200,99 @@ def test_mixing_round_trips_through_its_dict_and_inverts(nuisance):
     e = _draws(f.input_dim, seed=4, n=10, extreme=3.0)
     np.testing.assert_array_equal(g(e), f(e))
     np.testing.assert_allclose(f.inverse(f(e)), e, atol=1e-10)
+    model = quad(identifiable=True, image_size=16, nuisance=nuisance)
+    again = ConceptModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert type(again.mixing) is InjectiveQuadMixing
+    smp = again.sample("obs", 5, np.random.default_rng(0))
+    np.testing.assert_allclose(again.mixing.inverse(smp.x), smp.e, atol=1e-10)
+
+
+# -- the preset and its verdict -----------------------------------------------------------------
+
+
+def test_identifiable_preset_intervenes_on_every_concept():
+    model = quad(identifiable=True)
+    assert type(model.mixing) is InjectiveQuadMixing and model.mixing.output_shape == (32, 32, 3)
+    assert model.contexts[0].is_observational and len(model.contexts) == 9
+    targets = [c.targets for c in model.contexts[1:]]
+    assert targets == [(name,) for name in QUAD_NAMES]
+    assert all(len(c) == 1 and c.interventions[0].kind == "hard" for c in model.contexts[1:])
+    # the transcribed laws (standardised exactly) for every concept, color and shape included
+    raw = quad(identifiable=True, standardize=False, mixing="identity")
+    for j, ctx in enumerate(raw.contexts[1:]):
+        (iv,) = ctx.interventions
+        assert float(iv.mean) == QUAD_INTERVENTION_MEAN[j]
+        assert float(iv.cov) == QUAD_INTERVENTION_VAR[j]
+    # held out: every pair of the eight, never a training context
+    pairs = [frozenset(c.targets) for c in model.held_out]
+    assert len(pairs) == len(set(pairs)) == math.comb(8, 2)
+    assert all(len(p) == 2 and p <= set(QUAD_NAMES) for p in pairs)
+    # the default preset is unchanged
+    assert [c.targets[0] for c in quad().contexts[1:]] == list(QUAD_TARGETS)
+    assert type(quad().mixing) is ImageMixing
+
+
+@pytest.mark.parametrize("dependent", [True, False])
+@pytest.mark.parametrize("nuisance", [False, True])
+def test_check_says_identifiable_star_with_a3_by_construction(dependent, nuisance):
+    # exact arithmetic (A3 needs no search here, so the whole check takes a fraction of a second)
+    report = check(quad(identifiable=True, dependent=dependent, nuisance=nuisance), "exact")
+    assert {k: v.holds for k, v in report.assumptions.items()} == dict.fromkeys(
+        report.assumptions, True
+    )
+    a3 = report.assumptions["A3"]
+    assert a3.how == "by construction" and "lemma_injective_renderer" in a3.reason
+    assert report.theorem.startswith("Theorem S")
+    assert [c.concept for c in report.concepts] == list(QUAD_NAMES)
+    for c in report.concepts:
+        assert c.status == IDENTIFIABLE and c.conditional and "Buchholz" in c.conditional
+    assert str(report).count("identifiable*") == 8
+
+
+def test_observing_the_concepts_of_the_variant_directly_is_theorem_l():
+    # every concept intervened and linear mixing: proved (no star); the source design, whose
+    # color and shape are never intervened, fails A6 under the same mixing
+    report = check(quad(identifiable=True, mixing="identity"), "numeric")
+    assert report.identifiable and report.theorem.startswith("Theorem L")
+    assert all(c.conditional is None for c in report.concepts)
+    assert report.confirmation["ok"]
+    source = check(quad(mixing="identity"), "numeric")
+    assert source.assumptions["A6"].holds is False and not source.identifiable
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"identifiable": "yes"}, ModelError, "identifiable must be true or false"),
+        ({"identifiable": 1}, ModelError, "identifiable"),
+        ({"identifiable": True, "mixing": "mlp"}, MixingError, "quad takes mixing"),
+        ({"identifiable": True, "image_size": 4}, MixingError, "size must be an integer >= 8"),
+    ],
+)
+def test_bad_preset_arguments_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        quad(**kwargs)
+
+
+def test_dataset_size_estimate_counts_the_eight_contexts_and_28_pairs():
+    spec = BenchmarkSpec(preset="quad", preset_args={"identifiable": True}, n_train=10, n_val=2,
+                         n_test=3)  # fmt: skip
+    est = estimate_dataset(spec)
+    assert est.rows == (10 + 2) * 9 + 3 * (9 + 28)
+    assert est.obs_shape == (32, 32, 3) and est.obs_itemsize == 1
+    ds = generate(spec)
+    assert len(ds.x) == est.rows and ds.x.dtype == np.uint8
+    assert type(ds.model.mixing) is InjectiveQuadMixing
+    assert ds.card["observation"]["kind"] == "image"
+
+
+def test_cli_check_preset_identifiable(capsys):
+    assert main(["check", "--preset", "quad", "--preset-arg", "identifiable=true"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("identifiable*") == 8 and "by construction" in out
+    assert main(["check", "--preset", "quad", "--preset-arg", 'identifiable="yes"']) == 2
+    err = capsys.readouterr().err
+    assert "identifiable must be true or false" in err and len(err.strip().splitlines()) == 1
 
 
 # -- the certificate and the renderer agree on the numbers --------------------------------------
