@@ -175,10 +175,11 @@ def check_a3(model: ConceptModel, A: Arithmetic, rng: np.random.Generator | None
             "A3",
             True,
             "identifiable quad renderer: every concept moves one scene parameter through a "
-            "strictly increasing logistic, and the blob's log-intensity is a quadratic in the "
-            "pixel coordinates whose least-squares fit returns its parameters, so f is smooth and "
-            "injective on R^d with a continuous closed-form inverse "
-            "(proofs/lemma_injective_renderer.md)",
+            "strictly increasing logistic, the blob's covariance is the exponential of a "
+            "symmetric matrix (a bijection onto the positive definite ones), and its "
+            "log-intensity is a quadratic in the pixel coordinates whose least-squares fit "
+            "returns its parameters, so f is smooth and injective on R^d with a continuous "
+            "closed-form inverse (proofs/lemma_injective_renderer.md)",
             "by construction",
         )
     if isinstance(f, MLPMixing):

@@ -360,9 +360,10 @@ class InjectiveQuadMixing(ImageMixing):
     images in ``(0, 1)``.
 
     Injective by construction, smooth, with the closed-form continuous inverse
-    :meth:`inverse` (proofs/lemma_injective_renderer.md): quadrant shades in the red and blue
-    channels, the object a Gaussian blob alone in the green channel whose log is a quadratic in
-    the pixel coordinates. This float renderer is the mixing ``f`` that
+    :meth:`inverse` (proofs/lemma_injective_renderer.md): quadrant shades in the red channel,
+    the object a Gaussian blob alone in green and blue, whose log-covariance carries ``size``,
+    ``shape`` and ``orientation`` linearly and whose log is a quadratic in the pixel
+    coordinates. This float renderer is the mixing ``f`` that
     :func:`identifiability.check` judges (A3 holds by construction); a stored dataset quantises
     the images to uint8, which is not injective and is not what the theorem speaks of.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import sys
@@ -40,15 +41,15 @@ from simulations.resources import estimate_dataset
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _draws(cols: int, seed: int, n: int = 300, extreme: float = 12.0) -> np.ndarray:
+def _draws(cols: int, seed: int, n: int = 300, extreme: float = 10.0) -> np.ndarray:
     """Random embeddings with many coordinates at +-extreme (the ends of the tested range)."""
     rng = np.random.default_rng(seed)
     e = 2.0 * rng.standard_normal((n, cols))
     ends = rng.random((n, cols)) < 0.3
     e[ends] = extreme * rng.choice([-1.0, 1.0], size=ends.sum())
     corners = extreme * np.array(np.meshgrid(*[[-1.0, 1.0]] * 3)).reshape(3, -1).T
-    block = np.zeros((len(corners), cols))
-    block[:, 4], block[:, 6], block[:, 7] = corners.T  # size, shape, orientation together
+    block = np.zeros((len(corners) + 1, cols))  # the last row: an isotropic blob (u = w = 0)
+    block[:-1, 4], block[:-1, 6], block[:-1, 7] = corners.T  # size, shape, orientation together
     return np.concatenate([e, block])
 
 
@@ -67,16 +68,16 @@ def test_inverse_recovers_e_to_1e_8_including_extreme_values(size, cols):
 
 
 def test_the_blob_stays_far_above_float64_underflow():
-    # the worst case of the bound in the docstring and the lemma: the narrowest, faintest blob
-    # at a corner of its range, its short axis pointing at the far corner of the image
-    bound = 0.35 * math.exp(-0.5 * 2 * 0.62**2 / (0.06**2 / 3.0))
-    assert bound > 0.35 * math.exp(-321) > 1e-140
-    e = np.zeros((2, 10))
-    e[:, 4], e[:, 6], e[:, 5] = -40.0, 40.0, -40.0  # smallest scale, largest aspect, lowest peak
-    e[0, 8:], e[1, 8:] = 40.0, -40.0  # centre at (0.62, 0.62), then at (0.38, 0.38)
-    e[:, 7] = 2 * math.atanh(-0.75)  # theta = -pi/4: the short axis along the diagonal
-    green = render_quad_injective(e, 64)[..., 1]
-    assert bound < green.min() < bound * math.exp(10)  # the bound is near-tight
+    # the bound of the docstring and the lemma, at the narrowest, faintest blobs with the centre
+    # at each corner of its range and every extreme stretch
+    k_max = math.sqrt(2) * 1.2
+    bound = 0.35 * math.exp(-0.5 * 2 * 0.62**2 * math.exp(k_max) / 0.08**2)
+    assert bound > 1e-143 and bound > 0.35 * math.exp(-327.9)
+    rows = []
+    for u, w, px, py in itertools.product([-40, 0, 40], [-40, 0, 40], [-40, 40], [-40, 40]):
+        rows.append([0, 0, 0, 0, -40, -40, u, w, px, py])  # smallest scale, lowest peak
+    green = render_quad_injective(np.array(rows, dtype=float), 64)[..., 1]
+    assert green.min() > bound
 
 
 def test_shape_dtype_range_determinism_and_chunks():
@@ -92,25 +93,25 @@ def test_shape_dtype_range_determinism_and_chunks():
     np.testing.assert_array_equal(render_quad_injective(e.tolist(), 16), x)  # array-likes
 
 
-def test_the_object_never_touches_the_quadrant_channels():
+def test_the_object_never_touches_the_quadrant_channel():
     base = np.zeros((1, 10))
     x0 = render_quad_injective(base, 32)
-    for j in range(4, 10):  # the object's concepts and the nuisance
+    for j in range(4, 10):  # the object's concepts and the nuisance: green and blue only
         moved = base.copy()
         moved[0, j] = 2.5
         x1 = render_quad_injective(moved, 32)
-        np.testing.assert_array_equal(x1[..., [0, 2]], x0[..., [0, 2]])
+        np.testing.assert_array_equal(x1[..., 0], x0[..., 0])
+        np.testing.assert_array_equal(x1[..., 1], x1[..., 2])
         assert np.abs(x1[..., 1] - x0[..., 1]).max() > 1e-3, QUAD_NAMES[j] if j < 8 else j
     moved = base.copy()
-    moved[0, 0] = 2.5  # quad1: the top-left quadrant's red and blue, nothing else
+    moved[0, 0] = 2.5  # quad1: the top-left quadrant's red, nothing else
     x1 = render_quad_injective(moved, 32)
-    np.testing.assert_array_equal(x1[..., 1], x0[..., 1])
+    np.testing.assert_array_equal(x1[..., 1:], x0[..., 1:])
     changed = np.abs(x1 - x0).max(axis=-1)[0] > 0
     assert changed[:16, :16].all() and not changed[16:].any() and not changed[:, 16:].any()
-    np.testing.assert_allclose(x1[..., 0] + x1[..., 2], 1.0, atol=1e-15)
 
 
-def test_log_of_the_blob_is_a_quadratic_in_the_pixel_coordinates():
+def test_the_blob_is_a_gaussian_with_the_stated_log_covariance():
     e = _draws(10, seed=2, n=20, extreme=4.0)
     n = len(e)
     green = render_quad_injective(e, 24)[..., 1]
@@ -120,11 +121,21 @@ def test_log_of_the_blob_is_a_quadratic_in_the_pixel_coordinates():
                        y.ravel() ** 2], axis=1)  # fmt: skip
     logs = np.log(green.reshape(n, -1)).T
     coef, *_ = np.linalg.lstsq(design, logs, rcond=None)
-    assert np.abs(design @ coef - logs).max() < 1e-10 * np.abs(logs).max()
-    # and the quadratic part is negative definite: an ellipse, its long axis defined
+    assert np.abs(design @ coef - logs).max() < 1e-10 * np.abs(logs).max()  # a quadratic
+    # its precision P = S^-1: log S = 2 log(r) I + [[u, w], [w, -u]] from size, shape, orientation
     P = np.array([[-2 * coef[3], -coef[4]], [-coef[4], -2 * coef[5]]]).transpose(2, 0, 1)
-    eig = np.linalg.eigvalsh(P)
-    assert (eig[:, 0] > 0).all() and (eig[:, 1] / eig[:, 0] >= 1.5**2 - 1e-9).all()
+    val, vec = np.linalg.eigh(P)
+    log_S = -np.einsum("nij,nj,nkj->nik", vec, np.log(val), vec)
+
+    def squash(c, name):
+        lo, hi = INJECTIVE_RANGES[name]
+        return lo + (hi - lo) / (1 + np.exp(-c))
+
+    r, u, w = squash(e[:, 4], "scale"), squash(e[:, 6], "stretch"), squash(e[:, 7], "stretch")
+    want = 2 * np.log(r)[:, None, None] * np.eye(2) + np.stack(
+        [np.stack([u, w], -1), np.stack([w, -u], -1)], 1
+    )
+    np.testing.assert_allclose(log_S, want, atol=1e-8)
 
 
 def test_the_jacobian_has_full_rank():

@@ -8,26 +8,25 @@ Facts checked (exact):
    monomials are linearly independent on every grid of 3 x 3 distinct coordinates (a unisolvent
    6-point subset has a determinant that is a product of coordinate differences): least squares
    over the pixels returns the coefficients exactly.
-2. ``P = R(theta) diag(1/a^2, 1/b^2) R(theta)^T`` with ``a = r sqrt(rho)``, ``b = r / sqrt(rho)``
-   has ``tr P = (rho + 1/rho) / r^2``, ``det P = 1 / r^4``, eigenvalues ``1/a^2, 1/b^2``, and
-   ``(P22 - P11, -2 P12) = delta (cos 2 theta, sin 2 theta)`` with
-   ``delta = (rho - 1/rho) / r^2``; so ``r = det(P)^(-1/4)``, and for ``rho > 1``
-   ``sqrt((P11 - P22)^2 + 4 P12^2) = delta > 0`` and ``rho = (tr P + delta) / (2 sqrt(det P))``.
-3. Two angles of the range with the same ``(cos 2 theta, sin 2 theta)`` are equal: their
-   difference ``t`` lies in ``(-2 Theta, 2 Theta)``, and ``cos 2t = 1`` has the single solution
-   ``t = 0`` there (``solveset``), because the range is shorter than ``pi``. ``P(r, rho, theta)
-   = P(r, 1/rho, theta + pi/2)`` identically, which is why the aspect range must exclude
-   ``rho <= 1``: checked on the ranges.
+2. The generator ``A = [[u, w], [w, -u]]`` has ``A^2 = k^2 I``, ``k = sqrt(u^2 + w^2)``, so
+   ``E(s) = cosh(s k) I - sinh(s k) / k A`` solves ``E' = -A E``, ``E(0) = I``: it is
+   ``expm(-s A)``, and ``P = r^-2 E(1)`` is the renderer's precision matrix.
+3. The closed-form inverse: ``det P = r^-4``; with ``t = tr P / 2`` and
+   ``d^2 = ((P11 - P22) / 2)^2 + P12^2``: ``t = cosh(k) / r^2``, ``d = sinh(k) / r^2``, the
+   eigenvalues ``t +- d = exp(+-k) / r^2``, ``d / t = tanh k`` and ``atanh(tanh k) = k``;
+   ``-(k / d) ((P11 - P22) / 2, P12) = (u, w)``. So ``(r, u, w)`` is recovered exactly from
+   ``P``: the map is injective on all of ``r > 0, (u, w) in R^2``, with no range restriction;
+   and sympy's own ``exp`` of ``-A`` differs at ``w`` and ``w + 2 pi`` (no periodicity).
 4. The ranges: every map ``lo + (hi - lo) sigmoid(c)`` is strictly increasing (``hi > lo``);
-   shades and the peak lie in ``(0, 1]``, the peak and the scale are positive, the aspect exceeds
-   1, the angle interval is shorter than ``pi``, the centre stays inside the image.
+   the shade and the peak lie in ``(0, 1]``, the peak and the scale are positive, the centre
+   stays inside the image.
 5. No underflow: every pixel of the blob exceeds ``0.35 exp(-q_max)`` with
-   ``q_max = 1/2 * 2 max|p - m|^2 * rho_max / r_min^2 < 321``, and that is above ``1e-140``, far
-   above the smallest normal float64 ``2^-1022``.
+   ``q_max = 1/2 * 2 max|p - m|^2 * exp(sqrt(2) s_max) / r_min^2 < 327.9`` (``s_max`` the bound
+   of ``|u|`` and ``|w|``), which is above ``1e-143``, far above the smallest normal float64.
 
-falsify(): the same checks with an angle interval of length ``6 pi / 5``, an aspect range
-``(1/2, 2)`` and a scale down to 0.02: the angle is not unique, ``rho`` and ``1/rho`` collide, the
-blob's tails underflow.
+falsify(): a rotation generator ``A = [[0, w], [-w, 0]]`` in place of the symmetric one
+(``A^2 = -w^2 I``: the exponential is periodic in ``w``, so ``w`` and ``w + 2 pi`` collide) and
+a stretch range of ``(-4, 4)`` (the tails underflow).
 
 Run as a script: prints each fact and PASS/FAIL; exit status 1 on any failure.
 """
@@ -37,34 +36,21 @@ from __future__ import annotations
 import sys
 
 import sympy as sp
-from _common import det, inv, is_zero, run, trig_zero  # the certificates directory is on sys.path
+from _common import det, inv, is_zero, run  # the certificates directory is on sys.path
 
 R_ = sp.Rational
 #: the renderer's ranges (simulations.render.INJECTIVE_RANGES; a test keeps the two equal)
 RANGES = {
     "shade": (R_(1, 10), R_(9, 10)),
-    "scale": (R_(6, 100), R_(12, 100)),
+    "scale": (R_(8, 100), R_(16, 100)),
     "peak": (R_(35, 100), R_(1)),
-    "aspect": (R_(3, 2), R_(3)),
-    "angle": (-sp.pi / 3, sp.pi / 3),
+    "stretch": (R_(-6, 5), R_(6, 5)),
     "centre": (R_(38, 100), R_(62, 100)),
-}
-WRONG = RANGES | {
-    "angle": (-3 * sp.pi / 5, 3 * sp.pi / 5),
-    "aspect": (R_(1, 2), R_(2)),
-    "scale": (R_(2, 100), R_(12, 100)),
 }
 SMALLEST_NORMAL = R_(1, 2**1022)
 
 
-def _precision(r, rho, theta):
-    """``P = R(theta) diag(1/a^2, 1/b^2) R(theta)^T``, ``a^2 = r^2 rho``, ``b^2 = r^2 / rho``."""
-    c, s = sp.cos(theta), sp.sin(theta)
-    rot = sp.Matrix([[c, -s], [s, c]])
-    return rot * sp.diag(1 / (r**2 * rho), rho / r**2) * rot.T
-
-
-def _checks(ranges) -> list[tuple[str, bool]]:
+def _checks(rotation: bool, ranges: dict) -> list[tuple[str, bool]]:
     facts: list[tuple[str, bool]] = []
 
     def add(name: str, ok) -> None:
@@ -100,43 +86,59 @@ def _checks(ranges) -> list[tuple[str, bool]]:
         "the design on a 3 x 3 grid has a 6 x 6 minor = product of coordinate differences",
         dd != 0 and all(f in diffs or -f in diffs for f in factors),
     )
-    # 2. (r, rho, theta) -> P and back
-    r, rho = sp.symbols("r rho", positive=True)
-    theta = sp.symbols("theta", real=True)
-    Pr = _precision(r, rho, theta)
-    cos2, sin2 = sp.cos(theta) ** 2 - sp.sin(theta) ** 2, 2 * sp.sin(theta) * sp.cos(theta)
-    delta = (rho - 1 / rho) / r**2
-    detP = Pr[0, 0] * Pr[1, 1] - Pr[0, 1] ** 2
-    lam = sp.symbols("lam")
-    charpoly = lam**2 - Pr.trace() * lam + detP
-    target = sp.expand((lam - 1 / (r**2 * rho)) * (lam - rho / r**2))
-    add("tr P = (rho + 1/rho) / r^2", trig_zero(Pr.trace() - (rho + 1 / rho) / r**2, theta))
-    add("det P = 1 / r^4", trig_zero(detP - 1 / r**4, theta))
-    add("eigenvalues of P are 1/a^2, 1/b^2", trig_zero(charpoly - target, theta))
-    add("P22 - P11 = delta cos 2 theta", trig_zero(Pr[1, 1] - Pr[0, 0] - delta * cos2, theta))
-    add("-2 P12 = delta sin 2 theta", trig_zero(-2 * Pr[0, 1] - delta * sin2, theta))
-    spread = (Pr[0, 0] - Pr[1, 1]) ** 2 + 4 * Pr[0, 1] ** 2
-    add("(P11 - P22)^2 + 4 P12^2 = delta^2", trig_zero(spread - delta**2, theta))
-    add("r = det(P)^(-1/4)", sp.simplify((1 / r**4) ** R_(-1, 4) - r) == 0)
-    g = sp.symbols("g", positive=True)  # rho = 1 + g > 1: r^2 rho delta = rho^2 - 1 = g^2 + 2 g
-    scaled = sp.expand(sp.cancel(delta * r**2 * rho).subs(rho, 1 + g))
-    add("delta > 0 for rho > 1", scaled == g**2 + 2 * g and scaled.is_positive is True)
-    rho_back = ((rho + 1 / rho) / r**2 + delta) / (2 / r**2)
-    add("rho = (tr P + delta) / (2 sqrt(det P))", sp.simplify(rho_back - rho) == 0)
-    # 3. the angle is unique on its range; rho and 1/rho must not both be in range
-    lo_t, hi_t = ranges["angle"]
-    t, t1, t2 = sp.symbols("t t1 t2", real=True)
-    sols = sp.solveset(sp.cos(2 * t) - 1, t, sp.Interval.open(lo_t - hi_t, hi_t - lo_t))
-    add("(cos 2 theta, sin 2 theta) determine theta on the range", sols == sp.FiniteSet(0))
-    same = sp.cos(2 * t1) * sp.cos(2 * t2) + sp.sin(2 * t1) * sp.sin(2 * t2)
+    # 2. the generator and its exponential
+    u, w, s = sp.symbols("u w s", real=True)
+    r = sp.symbols("r", positive=True)
+    A = sp.Matrix([[0, w], [-w, 0]]) if rotation else sp.Matrix([[u, w], [w, -u]])
+    k = sp.sqrt(u**2 + w**2)
+    add("A^2 = k^2 I", is_zero(list((A * A).applyfunc(sp.expand) - k**2 * sp.eye(2))))
+    E = sp.cosh(s * k) * sp.eye(2) - sp.sinh(s * k) / k * A
+    ode = (E.diff(s) + A * E).applyfunc(lambda v: sp.simplify(v.rewrite(sp.exp)))
     add(
-        "cos 2t1 cos 2t2 + sin 2t1 sin 2t2 = cos 2(t1 - t2)",
-        sp.simplify(sp.expand_trig(same - sp.cos(2 * (t1 - t2)))) == 0,
+        "E(s) = cosh(sk) I - sinh(sk)/k A solves E' = -A E, E(0) = I: E(1) = expm(-A)",
+        all(v == 0 for v in ode) and E.subs(s, 0) == sp.eye(2),
     )
-    swapped = _precision(r, 1 / rho, theta + sp.pi / 2).applyfunc(sp.expand_trig)
-    add("P(r, rho, theta) = P(r, 1/rho, theta + pi/2) identically", trig_zero(swapped - Pr, theta))
-    lo_rho, hi_rho = ranges["aspect"]
-    add("the aspect range excludes rho <= 1 (never rho and 1/rho both)", lo_rho >= 1)
+    Pr = E.subs(s, 1) / r**2
+    # 3. the closed-form inverse; cosh and sinh of k as symbols C, Sh with C^2 - Sh^2 = 1
+    C, Sh = sp.symbols("C Sh", positive=True)
+    Pc = Pr.subs({sp.cosh(k): C, sp.sinh(k): Sh})
+
+    def on_hyperbola(v) -> bool:
+        return sp.simplify(sp.expand(v).subs(C**2, 1 + Sh**2)) == 0
+
+    detP = Pc[0, 0] * Pc[1, 1] - Pc[0, 1] ** 2
+    add("det P = r^-4", on_hyperbola(detP * r**4 - 1))
+    t = (Pc[0, 0] + Pc[1, 1]) / 2
+    half = (Pc[0, 0] - Pc[1, 1]) / 2
+    add("t = tr P / 2 = cosh(k) / r^2", sp.simplify(t - C / r**2) == 0)
+    add(
+        "d^2 = ((P11 - P22)/2)^2 + P12^2 = sinh(k)^2 / r^4",
+        sp.simplify(half**2 + Pc[0, 1] ** 2 - Sh**2 / r**4) == 0,
+    )
+    kk = sp.symbols("k", positive=True)
+    ratio = sp.simplify(((1 + sp.tanh(kk)) / (1 - sp.tanh(kk))).rewrite(sp.exp))
+    add(
+        "atanh(tanh k) = log((1 + tanh k) / (1 - tanh k)) / 2 = k",
+        sp.simplify(sp.expand_log(sp.log(ratio) / 2, force=True) - kk) == 0,
+    )
+    d_ = Sh / r**2  # d > 0: k > 0 and sinh is positive there
+    back = [-(k / d_) * half, -(k / d_) * Pc[0, 1]]
+    add(
+        "-(atanh(d/t) / d) ((P11 - P22)/2, P12) = (u, w)",
+        all(sp.simplify(b - v) == 0 for b, v in zip(back, (u, w))),
+    )
+    eig = sp.Matrix(Pr).subs({u: sp.Rational(3, 5), w: sp.Rational(-4, 5), r: 2}).eigenvals()
+    add(
+        "eigenvalues t +- d = exp(+-k) / r^2 (u = 3/5, w = -4/5, r = 2)",
+        {sp.simplify(v) for v in eig} == {sp.exp(1) / 4, sp.exp(-1) / 4},
+    )
+    # the exponential itself (sympy's, not the closed form) at two points 2 pi apart in w
+    at = [(-A.subs({u: 0, w: v})).exp() for v in (R_(1, 3), R_(1, 3) + 2 * sp.pi)]
+    gap = (at[1] - at[0]).applyfunc(sp.simplify)
+    add(
+        "expm(-A) at w = 1/3 and w = 1/3 + 2 pi differ: no periodic collision",
+        any(v != 0 for v in gap),
+    )
     # 4. the ranges
     c = sp.symbols("c", real=True)
     sig = 1 / (1 + sp.exp(-c))
@@ -146,35 +148,38 @@ def _checks(ranges) -> list[tuple[str, bool]]:
         slope and all(bool(hi > lo) for lo, hi in ranges.values()),
     )
     inside = [
-        ranges["shade"][0] > 0, ranges["shade"][1] < 1, ranges["peak"][0] > 0,
-        ranges["peak"][1] <= 1, ranges["scale"][0] > 0, ranges["centre"][0] > 0,
-        ranges["centre"][1] < 1, hi_t - lo_t < sp.pi,
-    ]  # fmt: skip
-    add(
-        "values in (0, 1], positive widths and peak, angle interval shorter than pi",
-        all(bool(v) for v in inside),
-    )
-    # 5. no underflow: |p - m| < max(hi_c, 1 - lo_c) per coordinate (pixel centres in (0, 1))
+        ranges["shade"][0] > 0,
+        ranges["shade"][1] < 1,
+        ranges["peak"][0] > 0,
+        ranges["peak"][1] <= 1,
+        ranges["scale"][0] > 0,
+        ranges["centre"][0] > 0,
+        ranges["centre"][1] < 1,
+    ]
+    add("values in (0, 1], positive width and peak, centre inside", all(bool(v) for v in inside))
+    # 5. no underflow: |p - m| < max(hi_c, 1 - lo_c) per coordinate (pixel centres in (0, 1)),
+    # lambda_max(P) = exp(k) / r^2 with k <= sqrt(2) max|u|, |w|
     lo_c, hi_c = ranges["centre"]
     far = max(hi_c, 1 - lo_c)
-    q_max = R_(1, 2) * 2 * far**2 * hi_rho / ranges["scale"][0] ** 2
+    k_max = sp.sqrt(2) * max(abs(v) for v in ranges["stretch"])
+    q_max = R_(1, 2) * 2 * far**2 * sp.exp(k_max) / ranges["scale"][0] ** 2
     smallest = ranges["peak"][0] * sp.exp(-q_max)
-    add(f"q_max = {float(q_max):.2f} < 321", q_max < 321)
+    add(f"q_max = {float(q_max):.2f} < 327.9", q_max < R_(3279, 10))
     add(
-        "every blob pixel > 1e-140 > the smallest normal float64",
-        bool(smallest > R_(1, 10**140)) and bool(R_(1, 10**140) > SMALLEST_NORMAL),
+        "every blob pixel > 1e-143 > the smallest normal float64",
+        bool(smallest > R_(1, 10**143)) and bool(R_(1, 10**143) > SMALLEST_NORMAL),
     )
     return facts
 
 
 def certify() -> list[tuple[str, bool]]:
-    """Every fact of Lemma 6 on the renderer's ranges; all must be True."""
-    return _checks(RANGES)
+    """Every fact of Lemma 6 on the renderer's generator and ranges; all must be True."""
+    return _checks(False, RANGES)
 
 
 def falsify() -> list[tuple[str, bool]]:
-    """The same with an angle range longer than pi, aspects below 1 and too thin a blob."""
-    return _checks(WRONG)
+    """The same with a rotation generator (periodic) and a stretch range of (-4, 4)."""
+    return _checks(True, RANGES | {"stretch": (R_(-4), R_(4))})
 
 
 def main() -> int:
