@@ -14,6 +14,7 @@ from .interventions import Context, Hard, Intervention, InterventionError, Shift
 from .mixing import (
     FunctionMixing,
     ImageMixing,
+    InjectiveQuadMixing,
     LinearMixing,
     Mixing,
     MixingError,
@@ -26,9 +27,8 @@ from .sem import SEM, SEMError, random_sem
 __all__ = [
     "DAG", "PRESETS", "SEM", "SPLITS", "BenchmarkSpec", "ConceptIDError", "ConceptModel",
     "Context", "Dataset", "DatasetError", "FunctionMixing", "GraphError", "Hard", "ImageMixing",
-    "Intervention", "InterventionError", "LinearMixing", "MLPMixing", "Mixing", "MixingError",
-    "ModelError", "SEMError", "Sample", "Shift", "Soft", "UsageError", "build_preset", "chain",
-    "composed",
-    "erdos_renyi", "generate", "load_dataset", "quad", "random_readout", "random_sem",
-    "scale_free", "single_target_contexts",
+    "InjectiveQuadMixing", "Intervention", "InterventionError", "LinearMixing", "MLPMixing",
+    "Mixing", "MixingError", "ModelError", "SEMError", "Sample", "Shift", "Soft", "UsageError",
+    "build_preset", "chain", "composed", "erdos_renyi", "generate", "load_dataset", "quad",
+    "random_readout", "random_sem", "scale_free", "single_target_contexts",
 ]  # fmt: skip

@@ -14,7 +14,14 @@ import numpy as np
 from .graphs import DAG, erdos_renyi
 from .graphs import chain as chain_graph
 from .interventions import Context, Hard, InterventionError, Shift, Soft
-from .mixing import ImageMixing, LinearMixing, Mixing, MixingError, MLPMixing
+from .mixing import (
+    ImageMixing,
+    InjectiveQuadMixing,
+    LinearMixing,
+    Mixing,
+    MixingError,
+    MLPMixing,
+)
 from .model import ConceptModel, ModelError, composed, random_readout
 from .sem import SEM, random_sem
 from .validation import check_number
@@ -196,6 +203,10 @@ QUAD_NOISE_VAR = (1.3855, 1.1643, 1.0050, 1.9565, 1.2748, 1.42, 1.31, 1.18)
 QUAD_INTERVENTION_MEAN = (1.1692, 1.4750, -1.6060, -1.9658, 1.0117, -0.85, 1.23, -0.67)
 QUAD_INTERVENTION_VAR = (1.9488, 1.3589, 1.5734, 1.1022, 1.3051, 1.52, 1.41, 1.26)
 QUAD_TARGETS = ("quad1", "quad2", "quad3", "quad4", "size", "orientation")
+#: targets of ``quad(identifiable=True)``: every concept (A6). ``color`` and ``shape`` take the
+#: transcribed lists' entries for them (means -0.85 and 1.23, variances 1.52 and 1.41), which the
+#: source design never uses.
+QUAD_TARGETS_IDENTIFIABLE = QUAD_NAMES
 
 
 def quad(
@@ -207,6 +218,7 @@ def quad(
     standardize: bool = True,
     mixing: str = "image",
     dependent: bool = True,
+    identifiable: bool = False,
 ) -> ConceptModel:
     """The dependent quad scene: eight scalar concepts rendered as an RGB image.
 
@@ -239,10 +251,27 @@ def quad(
         noise laws, interventions and renderer with every edge removed (the eight concepts are
         independent in every context). The noise and intervention parameters are the dependent
         scene's (the source's independent parameters are not transcribed here).
+    identifiable : bool
+        ``True`` gives the variant where the hypotheses of Theorem S hold, so that images have a
+        rung where recovery up to the class is expected: every concept has a hard intervention
+        context (:data:`QUAD_TARGETS_IDENTIFIABLE`; the six of the source design keep their
+        transcribed laws, ``color`` and ``shape`` take the lists' entries for them, and A7
+        holds for both: each has a parent in the dependent scene, and in the independent one
+        the intervention law differs from the observational noise law), and the image mixing
+        is the injective renderer :class:`~simulations.mixing.InjectiveQuadMixing` (A3 by
+        construction). The SEM, ``dependent``, ``nuisance`` and ``standardize`` are as above.
+
+    Raises
+    ------
+    MixingError
+        For an ``image_size`` that is not an integer >= 8, or an unknown ``mixing``.
+    ModelError
+        For a flag (``nuisance``, ``standardize``, ``dependent``, ``identifiable``) that is not
+        a boolean.
     """
     image_size = check_number(image_size, "image_size", error=MixingError)
     for flag, value in (("nuisance", nuisance), ("standardize", standardize),
-                        ("dependent", dependent)):  # fmt: skip
+                        ("dependent", dependent), ("identifiable", identifiable)):  # fmt: skip
         if not isinstance(value, bool | np.bool_):
             raise ModelError(f"{flag} must be true or false, got {value!r}")
     edges = QUAD_EDGES if dependent else ()
@@ -260,13 +289,15 @@ def quad(
         sem = sem.standardized_by(loc, scale)
         mean_i = (mean_i - loc) / scale
         var_i = var_i / scale**2
+    targets = QUAD_TARGETS_IDENTIFIABLE if identifiable else QUAD_TARGETS
     contexts = (Context.observational(),) + tuple(
-        Context((Hard(t, mean_i[idx[t]], var_i[idx[t]]),)) for t in QUAD_TARGETS
+        Context((Hard(t, mean_i[idx[t]], var_i[idx[t]]),)) for t in targets
     )
     held = composed(contexts, held_out) if held_out else ()
     nd = 2 if nuisance else 0
     if mixing == "image":
-        f: Mixing = ImageMixing(int(image_size), nuisance)
+        image = InjectiveQuadMixing if identifiable else ImageMixing
+        f: Mixing = image(int(image_size), bool(nuisance))
     elif mixing == "identity":
         f = LinearMixing(np.eye(8 + nd))
     else:

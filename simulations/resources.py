@@ -41,7 +41,9 @@ __all__ = [
 ENV = "CONCEPTID_MAX_MEMORY"
 GIB = 2**30
 _CONTEXT_BYTES = 4096  # rough cost of one context object (its interventions, name, arrays)
-_IMAGE_TEMP_BYTES = 4 + 8 + 8  # per image value: float32 render, float64 copy and its rounding
+#: per image value, roughly: a float64 render (the injective renderer's; the quad renderer's is
+#: float32, which to_uint8 copies to float64), then to_uint8's scaled copy and its rounding
+_IMAGE_TEMP_BYTES = 8 + 8 + 8
 
 
 class MemoryLimitError(UsageError):
@@ -199,7 +201,7 @@ def _preset_dims(preset: str, args: dict):
     builder then refuses it with its own message)."""
     import inspect
 
-    from .presets import PRESETS, QUAD_TARGETS
+    from .presets import PRESETS, QUAD_TARGETS, QUAD_TARGETS_IDENTIFIABLE
 
     if preset not in PRESETS:
         return None
@@ -209,13 +211,14 @@ def _preset_dims(preset: str, args: dict):
     a = {k: p.default for k, p in params.items() if k != "rng"} | dict(args)
     if preset == "quad":
         nd = 2 if a["nuisance"] else 0
-        held = _n_held(a["held_out"], len(QUAD_TARGETS))
+        targets = len(QUAD_TARGETS_IDENTIFIABLE if a["identifiable"] is True else QUAD_TARGETS)
+        held = _n_held(a["held_out"], targets)
         if a["mixing"] == "image":
             size = _count(a["image_size"], 1)
             if size is None or held is None:
                 return None
-            return 8, nd, (size, size, 3), 1, 0, 1 + len(QUAD_TARGETS), held
-        return 8, nd, (8 + nd,), 4, 8 * (8 + nd) ** 2, 1 + len(QUAD_TARGETS), held
+            return 8, nd, (size, size, 3), 1, 0, 1 + targets, held
+        return 8, nd, (8 + nd,), 4, 8 * (8 + nd) ** 2, 1 + targets, held
     m, nd = _count(a["m"], 1), _count(a["nuisance_dim"])
     bs = a["block_size"]
     if m is None or nd is None:
