@@ -128,10 +128,12 @@ def _pooled(ds, **kw):
 
 
 def _flow(ds, epochs: int = 60, **kw):
-    """Autoencoder for a third of the budget, then the flow; snaps every sixth (1 to 10)."""
+    """Autoencoder for a third of the budget, then the flow; snaps every sixth (1 to 10). ``kw``
+    goes to :class:`LatentFlowMLE` and may replace that schedule (``ae_epochs``,
+    ``snap_every``)."""
     blocks, nd = _dims(ds)
-    return LatentFlowMLE(_shape(ds), blocks, nd, ae_epochs=max(1, epochs // 3),
-                         snap_every=max(1, min(10, epochs // 6)), **kw)  # fmt: skip
+    schedule = {"ae_epochs": max(1, epochs // 3), "snap_every": max(1, min(10, epochs // 6))}
+    return LatentFlowMLE(_shape(ds), blocks, nd, **(schedule | kw))
 
 
 def _context_flow(ds, epochs: int = 60, **kw):
@@ -151,7 +153,7 @@ METHODS: dict[str, Method] = {
     ),
     "context-flow-ablation": Method(
         "context module as exact prior, labels ignored",
-        lambda ds, epochs: _context_flow(ds, epochs, use_labels=False),
+        lambda ds, epochs, **kw: _context_flow(ds, epochs, use_labels=False, **kw),
         False,
         uses_epochs=True,
     ),  # fmt: skip
