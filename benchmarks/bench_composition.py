@@ -17,8 +17,8 @@ concept. The printout has a per-concept R^2 table for that.
 
 Run: ``.venv/bin/python benchmarks/bench_composition.py [--preset quad] [--independent]
 [--seeds 0,1,2] [--epochs 30] [--n 500] [--n-test 500]
-[--methods context-flow,context-flow-ablation,pooled] [--threads 2] [--preset-arg KEY=JSON]
-[--flow-arg KEY=JSON]``
+[--methods context-flow,context-flow-ablation,pooled] [--threads 2] [--restarts 1]
+[--preset-arg KEY=JSON] [--flow-arg KEY=JSON]``
 """
 
 from __future__ import annotations
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-test", type=int, default=500, help="test samples per context (>= 500)")
     ap.add_argument("--methods", default="context-flow,context-flow-ablation,pooled")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--restarts", type=int, default=1,
+                    help="fits per method and seed, the best kept by validation likelihood (the "
+                         "VAEs: by their validation loss)")  # fmt: skip
     ap.add_argument("--preset-arg", action="append", default=[], metavar="KEY=JSON",
                     help="extra preset argument, e.g. mixing='\"identity\"'")  # fmt: skip
     ap.add_argument("--flow-arg", action="append", default=[], metavar="KEY=JSON",
@@ -125,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
             for name in methods:
                 t0 = time.perf_counter()
                 model, _ = train_method(name, ds, out, seed=seed, epochs=a.epochs,
-                                        progress=False, data_splits=(norm, parts))  # fmt: skip
+                                        progress=False, data_splits=(norm, parts),
+                                        restarts=a.restarts)  # fmt: skip
                 sec = time.perf_counter() - t0
                 m = evaluate_method(name, model.eval(), ds, seed, n_generate=a.n_test,
                                     data_splits=(norm, parts))  # fmt: skip
@@ -143,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     title = f"{a.preset} ({', '.join([scene, *extra])})" if a.preset == "quad" else a.preset
     print(f"\n{title}, {a.n} training / {a.n_test} test samples per context, {a.epochs} epochs, "
           f"seeds {seeds}, {a.threads} torch threads"
+          + (f", {a.restarts} restarts" if a.restarts > 1 else "")
           + (f", context-flow arguments {flow_args}" if flow_args else ""))  # fmt: skip
     fl = {k: float(np.mean([f[k] for f in floors])) for k in floors[0]}
     print(f"floors (mean over seeds): concept SWD same-law {fl['concept_same']:.4f}, "

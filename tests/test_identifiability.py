@@ -725,3 +725,26 @@ def test_n7_needs_both_concepts_intervened_and_never_crashes():
     report = check(model, "exact")
     assert report.status("b") == NOT_IDENTIFIABLE  # N1: a is a non-descendant of b
     assert report.status("a") == NOT_COVERED and "A0" in report.concepts[0].reason
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_a_subclass_of_a_mixing_proved_by_construction_is_not_trusted(kind):
+    """A3 "by construction" holds for the classes whose construction is proved; a subclass may
+    compute something else (here a collapse of every input to zero), so it is searched."""
+    args = {"activation": "smooth"} if kind == "mlp" else None
+    base = build_preset("chain", np.random.default_rng(0), m=2, nuisance_dim=1, mixing=kind,
+                        mixing_args=args)  # fmt: skip
+    cls = type(base.mixing)
+
+    class Collapsed(cls):
+        def __call__(self, e, **kw):
+            return 0.0 * super().__call__(e, **kw)
+
+    f = Collapsed.__new__(Collapsed)
+    f.__dict__.update(base.mixing.__dict__)
+    model = ConceptModel(base.sem, f, base.readout, base.nuisance_dim, base.nuisance_scale,
+                         base.contexts)  # fmt: skip
+    report = check(model, "numeric")
+    assert report.assumptions["A3"].holds is not True
+    assert all(c.status != IDENTIFIABLE for c in report.concepts)
+    assert check(base, "numeric").assumptions["A3"].holds is True  # the class itself is trusted

@@ -260,6 +260,17 @@ def test_check_says_identifiable_star_with_a3_by_construction(dependent, nuisanc
     assert str(report).count("identifiable*") == 8
 
 
+def test_a_subclass_of_the_injective_mixing_is_not_trusted_by_construction():
+    class Blurred(InjectiveQuadMixing):  # draws something else: the proof says nothing of it
+        def __call__(self, e, *, progress=False):
+            return np.round(super().__call__(e), 1)
+
+    model = quad(identifiable=True, image_size=8)
+    model = ConceptModel(model.sem, Blurred(8), None, 0, 1.0, model.contexts)
+    a3 = check(model, "numeric").assumptions["A3"]
+    assert a3.how != "by construction" and a3.holds is not True
+
+
 def test_observing_the_concepts_of_the_variant_directly_is_theorem_l():
     # every concept intervened and linear mixing: proved (no star); the source design, whose
     # color and shape are never intervened, fails A6 under the same mixing

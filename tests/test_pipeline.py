@@ -159,3 +159,16 @@ def test_context_flow_generates_a_composition_on_images_and_its_ablation_refuses
     assert main(["generate", str(run / "models" / "context-flow-ablation"), "--data", str(data),
                  "--targets", "quad1", "--out", str(bad)]) == 2  # fmt: skip
     assert "context-flow-ablation" in capsys.readouterr().err and not bad.exists()
+
+
+def test_the_flow_schedule_follows_the_budget_and_can_be_replaced():
+    from conceptid.pipeline import METHODS
+    from simulations import BenchmarkSpec, generate
+
+    ds = generate(BenchmarkSpec(preset="chain", preset_args={"m": 3}, n_train=4, n_val=2,
+                                n_test=2))  # fmt: skip
+    model = METHODS["context-flow"].make(ds, 30)
+    assert (model.ae_epochs, model.snap_every) == (10, 5)  # a third, then a snap every sixth
+    again = METHODS["context-flow-ablation"].build(ds, 30, ae_epochs=3, flow_layers=2)
+    assert again.ae_epochs == 3 and len(again.flow.layers) == 2 and not again.use_labels
+    assert METHODS["context-flow"].build(ds, 30, snap_every=1).snap_every == 1
