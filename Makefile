@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench package clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: setup
 
 test: setup lint
 	$(PY) -m pytest -q
+
+# build the sdist and the wheel, install the wheel into a fresh environment outside the
+# repository and try it there (what a user of the package gets)
+package: setup
+	PY=$(PY) bash .ci/package_smoke
 
 # the main job on the built-in default benchmark (quad, 32x32); an interrupted demo resumes
 demo: setup

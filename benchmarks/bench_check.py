@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
-from identifiability import check
-from identifiability.linalg import Exact
-from simulations import build_preset
+from conceptid.identifiability import check
+from conceptid.identifiability.linalg import Exact
+from conceptid.simulations import build_preset
 
 
 class LaplaceExact(Exact):
@@ -58,7 +58,7 @@ def _model(m: int):
 def _run(kind: str, m: int, queue) -> None:
     import importlib
 
-    chk = importlib.import_module("identifiability.check")  # the module, not the function
+    chk = importlib.import_module("conceptid.identifiability.check")  # the module, not the function
 
     model = _model(m)
     t0 = time.perf_counter()

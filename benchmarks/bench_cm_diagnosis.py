@@ -5,7 +5,7 @@ For each rung and seed (the ladder's data, budget and trainer), three R^2 figure
 concepts (``ContextModuleVAE.concepts``) against the true ones, each the mean over concepts:
 
 - ``labelled``: block ``j`` against concept ``j`` (what the theorem asks: the label of the
-  intervention names the concept; ``identifiability.align`` with the given assignment);
+  intervention names the concept; ``conceptid.identifiability.align`` with the given assignment);
 - ``hungarian``: the best one-to-one assignment of learned to true concepts (``align`` with
   ``assignment="hungarian"``, as for the pooled VAE);
 - ``all``: each true concept from *all* learned concepts by least squares (an affine map of the
@@ -30,12 +30,12 @@ import torch
 from bench_ladder import RUNGS
 from torch import nn
 
-from identifiability import align
-from models.data import from_dataset
-from models.estimators import ContextModuleVAE
-from models.nets import _mlp
-from models.trainer import TrainConfig, fit
-from simulations import BenchmarkSpec, generate
+from conceptid.identifiability import align
+from conceptid.models.data import from_dataset
+from conceptid.models.estimators import ContextModuleVAE
+from conceptid.models.nets import _mlp
+from conceptid.models.trainer import TrainConfig, fit
+from conceptid.simulations import BenchmarkSpec, generate
 
 
 class ContextEncoder(nn.Module):

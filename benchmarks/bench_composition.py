@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from conceptid.floors import swd_floors
+from conceptid.models.metrics import sliced_wasserstein
+from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
-from models.metrics import sliced_wasserstein
-from models.mle import LatentFlowMLE, ManifoldMLE
-from simulations import BenchmarkSpec
+from conceptid.simulations import BenchmarkSpec
 
 
 @torch.no_grad()

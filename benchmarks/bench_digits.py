@@ -1,7 +1,8 @@
 """Real digits: the context module as exact prior against the pooled VAE and its own ablation.
 
 The data are scikit-learn's handwritten digits under Morpho-MNIST-style operations
-(:func:`simulations.digits.morpho_digits`: one context per operation, the plain digits as the
+(:func:`conceptid.simulations.digits.morpho_digits`: one context per operation, the plain digits as
+the
 observational context, and composed operations held out of training). There are no true
 concepts, so only distributions are compared: for each context the SWD between generated and
 test images (concept SWD over the six training interventions and the plain digits, composition
@@ -36,10 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from conceptid.models.data import targets_mask
+from conceptid.models.metrics import sliced_wasserstein
 from conceptid.pipeline import METHODS, _generate, splits, train_method
-from models.data import targets_mask
-from models.metrics import sliced_wasserstein
-from simulations.digits import morpho_digits
+from conceptid.simulations.digits import morpho_digits
 
 METHOD_NAMES = ("context-flow", "context-flow-ablation", "pooled")
 

@@ -10,7 +10,8 @@ where a model has one, else the validation loss); the wall time counts all resta
 Rungs (proofs/setting.md): L1 linear mixing; L2 linear + 2 nuisance dims; L3 invertible MLP;
 L4 invertible MLP + 2 nuisance dims (5 concepts, Erdos-Renyi DAG, 16 observed dims, 2000 training
 samples per context). For each rung, estimator and seed: per-concept R^2 up to the class
-(``identifiability.align``; Hungarian assignment for the pooled VAE), active latent dimensions,
+(``conceptid.identifiability.align``; Hungarian assignment for the pooled VAE), active latent
+dimensions,
 wall time (one torch thread), against the pooled VAE trained on the same data and budget.
 
 Run: ``.venv/bin/python benchmarks/bench_ladder.py [--rungs L1,L2,L3,L4] [--seeds 0,1,2]
@@ -25,14 +26,19 @@ import time
 import numpy as np
 import torch
 
+from conceptid.identifiability import Numeric, align, identify_linear
+from conceptid.models.data import from_dataset
+from conceptid.models.estimators import (
+    ContextModuleVAE,
+    LogRatioClassifier,
+    PooledVAE,
+    TheoremMatchedVAE,
+)
+from conceptid.models.metrics import active_dims
+from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
+from conceptid.models.trainer import TrainConfig, fit_restarts
 from conceptid.pipeline import latent_means
-from identifiability import Numeric, align, identify_linear
-from models.data import from_dataset
-from models.estimators import ContextModuleVAE, LogRatioClassifier, PooledVAE, TheoremMatchedVAE
-from models.metrics import active_dims
-from models.mle import LatentFlowMLE, ManifoldMLE
-from models.trainer import TrainConfig, fit_restarts
-from simulations import BenchmarkSpec, generate
+from conceptid.simulations import BenchmarkSpec, generate
 
 RUNGS = {
     "L1": {"mixing": "linear", "nuisance_dim": 0},

@@ -21,8 +21,8 @@ import time
 import torch
 from torch import nn
 
-from models.context_module import ContextModule
-from models.nets import MLPDecoder, MLPEncoder
+from conceptid.models.context_module import ContextModule
+from conceptid.models.nets import MLPDecoder, MLPEncoder
 
 
 class PlainStack(nn.Module):

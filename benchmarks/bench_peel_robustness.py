@@ -19,9 +19,9 @@ import argparse
 import numpy as np
 from bench_ladder import RUNGS
 
-from identifiability import Numeric, align, identify_linear, identify_linear_ml
-from models.data import from_dataset
-from simulations import BenchmarkSpec, generate
+from conceptid.identifiability import Numeric, align, identify_linear, identify_linear_ml
+from conceptid.models.data import from_dataset
+from conceptid.simulations import BenchmarkSpec, generate
 
 
 def peel_r2(C: np.ndarray, T: np.ndarray, Z: np.ndarray, ml: bool = False) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
-from simulations import BenchmarkSpec
+from conceptid.simulations import BenchmarkSpec
 
 
 def main(argv: list[str] | None = None) -> None:

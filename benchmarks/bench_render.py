@@ -1,7 +1,8 @@
 """Benchmark: vectorised quad-scene rendering against the per-image loop.
 
 Renders the same random scenes (standard normal e with concepts and nuisance, seeded with
-``np.random.default_rng(0)``) with ``simulations.render.render_quad`` (numpy broadcasting over
+``np.random.default_rng(0)``) with ``conceptid.simulations.render.render_quad`` (numpy broadcasting
+over
 the batch, float32) and with its peer ``render_quad_loop`` (a plain Python loop over images,
 numpy per image), and prints images per second for each and their ratio, measured in this run.
 Each timing is the best of ``--repeats`` interleaved runs (time.perf_counter); the loop renders
@@ -22,10 +23,20 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from simulations.render import QUAD_CONCEPTS, QUAD_NUISANCE, render_quad, render_quad_loop
+    from conceptid.simulations.render import (
+        QUAD_CONCEPTS,
+        QUAD_NUISANCE,
+        render_quad,
+        render_quad_loop,
+    )
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from simulations.render import QUAD_CONCEPTS, QUAD_NUISANCE, render_quad, render_quad_loop
+    from conceptid.simulations.render import (
+        QUAD_CONCEPTS,
+        QUAD_NUISANCE,
+        render_quad,
+        render_quad_loop,
+    )
 
 
 def best_times(fns: list[Callable[[], object]], repeats: int) -> list[float]:

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from simulations import Context, Hard, erdos_renyi, random_sem
+from conceptid.simulations import Context, Hard, erdos_renyi, random_sem
 
 
 def best_times(fns: dict, repeats: int) -> dict:

@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.errors import ConceptIDError, UsageError
 
 __all__ = ["ConceptIDError", "UsageError", "__version__"]
 

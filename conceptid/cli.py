@@ -10,7 +10,7 @@ context), ``check`` (identifiability report), ``train`` (one method into RUN/mod
 
 Every subcommand validates all of its arguments (:func:`main` calls its ``validate_*`` function)
 before any work starts, so a refusal writes nothing. Bad input, the package's own errors
-(:class:`~simulations.errors.ConceptIDError`) included, prints one line
+(:class:`~conceptid.simulations.errors.ConceptIDError`) included, prints one line
 ``conceptid COMMAND: error: MESSAGE`` and exits with status 2; Ctrl-C prints one line and exits
 with 130; a closed output pipe (``conceptid check | head``) ends quietly.
 """
@@ -27,18 +27,18 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from simulations.benchmark import (
+from conceptid.simulations.benchmark import (
     BenchmarkSpec,
     DatasetError,
     check_save_target,
     generate,
     load_dataset,
 )
-from simulations.errors import ConceptIDError, UsageError
-from simulations.imported import DEFAULT_FRACTIONS
-from simulations.presets import PRESETS
-from simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
-from simulations.validation import check_number
+from conceptid.simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.imported import DEFAULT_FRACTIONS
+from conceptid.simulations.presets import PRESETS
+from conceptid.simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
+from conceptid.simulations.validation import check_number
 
 from . import __version__
 
@@ -98,7 +98,8 @@ class _Parser(argparse.ArgumentParser):
     def add_number(self, flag: str, *, integer: bool = True, minimum: float = 1,
                    exclusive: bool = False, **kwargs) -> argparse.Action:  # fmt: skip
         """An option holding a number; :func:`check_numbers` checks its range with
-        :func:`simulations.validation.check_number` (one rule, one wording, everywhere)."""
+        :func:`conceptid.simulations.validation.check_number` (one rule, one wording,
+        everywhere)."""
         kind = "N" if integer else "X"
         action = self.add_argument(
             flag, type=_integer if integer else _number, metavar=kwargs.pop("metavar", kind),
@@ -267,7 +268,8 @@ def check_spec(spec: BenchmarkSpec, what: str, *, training: bool = False,
     UsageError
         For an image size the models do not take.
     MemoryLimitError
-        When the estimate (:func:`simulations.resources.estimate_dataset`) exceeds the limit.
+        When the estimate (:func:`conceptid.simulations.resources.estimate_dataset`) exceeds the
+        limit.
     ConceptIDError
         The preset's or the model's own refusal of a bad argument (before anything is written).
     """
@@ -457,7 +459,7 @@ def validate_train(a: argparse.Namespace) -> None:
 
 def validate_import(a: argparse.Namespace) -> None:
     """Everything is checked and the dataset built in memory; only ``cmd_import`` writes."""
-    from simulations.imported import from_files, from_folders, parse_fractions
+    from conceptid.simulations.imported import from_files, from_folders, parse_fractions
 
     if a.contexts is not None and a.arrays is None:
         raise UsageError("--contexts goes with --arrays (the JSON file naming each row's "
@@ -481,7 +483,7 @@ def validate_import(a: argparse.Namespace) -> None:
     if fractions is not None:
         kw["fractions"] = fractions
     if a.digits:
-        from simulations.digits import morpho_digits
+        from conceptid.simulations.digits import morpho_digits
 
         if a.n_per_context is not None:
             kw.update({"n_train": a.n_per_context, "n_val": max(1, a.n_per_context // 5),
@@ -511,7 +513,7 @@ def validate_generate(a: argparse.Namespace) -> None:
 @contextmanager
 def _memory_limit(gib: float | None):
     """``--max-memory`` applies to every estimate made while the command runs (through the
-    environment variable that :func:`simulations.resources.memory_limit` reads)."""
+    environment variable that :func:`conceptid.simulations.resources.memory_limit` reads)."""
     if gib is None:
         yield
         return
@@ -561,7 +563,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 
 def _load_model(a: argparse.Namespace):
     """The model to check: --preset, a dataset directory, a spec file or a model file."""
-    from simulations.model import ConceptModel
+    from conceptid.simulations.model import ConceptModel
 
     if a.source is None:
         args = _parse_kv(a.preset_arg)
@@ -597,14 +599,14 @@ def _load_model(a: argparse.Namespace):
 def cmd_check(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from identifiability import check
+    from conceptid.identifiability import check
 
     model = _load_model(a)
     if a.mixing:
         import os
         from dataclasses import replace
 
-        from simulations.mixing import mixing_from_reference
+        from conceptid.simulations.mixing import mixing_from_reference
 
         if os.getcwd() not in sys.path:  # like a script: a module of the current directory
             sys.path.insert(0, os.getcwd())

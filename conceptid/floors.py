@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.metrics import sliced_wasserstein
-from simulations.benchmark import Dataset
+from conceptid.models.metrics import sliced_wasserstein
+from conceptid.simulations.benchmark import Dataset
 
 __all__ = ["fresh_draw", "swd_floors"]
 
@@ -34,7 +34,7 @@ def fresh_draw(ds: Dataset, context: int, n: int, seed: int, normaliser=None) ->
     rng = np.random.default_rng([seed, context, 0xF100])
     x = np.asarray(model.sample(model.context(name), n, rng).x)
     if ds.x.dtype == np.uint8:  # stored as round(255 * image): the same quantisation here
-        from simulations.render import to_uint8
+        from conceptid.simulations.render import to_uint8
 
         x = to_uint8(x)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
@@ -48,7 +48,8 @@ def swd_floors(
     ds: Dataset, split, contexts, n: int, seed: int = 0, normaliser=None
 ) -> dict[str, dict[str, float]]:
     """``{"same": {name: swd}, "observational": {name: swd}}`` for each context index in
-    ``contexts``, against the rows of ``split`` (a :class:`models.data.TensorData` in evaluation
+    ``contexts``, against the rows of ``split`` (a :class:`conceptid.models.data.TensorData` in
+    evaluation
     units) of that context, up to ``n`` of them."""
     rng = np.random.default_rng(seed)
     observational = [c["index"] for c in ds.card["contexts"] if not c["targets"]]

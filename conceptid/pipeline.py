@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from identifiability import align, check
-from models.data import TensorData, from_dataset, targets_mask
-from models.estimators import ContextModuleVAE, PooledVAE
-from models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
-from models.mle import LatentFlowMLE, ManifoldMLE
-from models.trainer import (
+from conceptid.identifiability import align, check
+from conceptid.models.data import TensorData, from_dataset, targets_mask
+from conceptid.models.estimators import ContextModuleVAE, PooledVAE
+from conceptid.models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
+from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
+from conceptid.models.trainer import (
     CheckpointError,
     TrainConfig,
     _load,
@@ -49,10 +49,16 @@ from models.trainer import (
     settings_difference,
     settings_key,
 )
-from simulations.atomic import atomic_path
-from simulations.benchmark import BenchmarkSpec, Dataset, DatasetError, generate, load_dataset
-from simulations.errors import ConceptIDError
-from simulations.validation import check_number
+from conceptid.simulations.atomic import atomic_path
+from conceptid.simulations.benchmark import (
+    BenchmarkSpec,
+    Dataset,
+    DatasetError,
+    generate,
+    load_dataset,
+)
+from conceptid.simulations.errors import ConceptIDError
+from conceptid.simulations.validation import check_number
 
 from .rundir import (
     check_run_dir,
@@ -331,7 +337,8 @@ def train_settings(
     lr: float = 2e-3, device: str = "cpu", restarts: int = 1,
 ) -> dict:  # fmt: skip
     """Everything that determines the model :func:`train_method` fits: the dataset's content
-    hash, the method, and every training setting (:meth:`models.trainer.TrainConfig.settings`:
+    hash, the method, and every training setting
+    (:meth:`conceptid.models.trainer.TrainConfig.settings`:
     seed, epochs, batch size, learning rate, schedule, device type) with the restarts. A saved
     model or checkpoint is reused only when its settings equal these."""
     return _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -348,7 +355,8 @@ def train_method(
     A ``final.pt`` trained under exactly these settings (:func:`train_settings`) is loaded
     instead; an interrupted training resumes from its checkpoint. ``data_splits``: the result of
     :func:`splits` when the caller already has it. ``restarts``: fits from different seeds, the
-    best kept (:func:`models.trainer.fit_restarts`). ``retrain``: discard this method's saved
+    best kept (:func:`conceptid.models.trainer.fit_restarts`). ``retrain``: discard this method's
+    saved
     model and checkpoints first (nothing else) and train afresh. Training a model removes the
     run's evaluation (:func:`conceptid.rundir.remove_evaluation`), which described the models
     before.
@@ -515,7 +523,7 @@ def sample(model, ds: Dataset, targets: Sequence[str], n: int, seed: int = 0) ->
         Targets given to a model that cannot generate under interventions (its estimator's
         ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation).
     """
-    from simulations.render import to_uint8
+    from conceptid.simulations.render import to_uint8
 
     names = list(ds.card["concept_names"])
     method = (getattr(model, "_settings", None) or {}).get("method", type(model).__name__)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simulations.atomic import atomic_path
-from simulations.benchmark import SPLITS, Dataset
-from simulations.errors import UsageError
+from conceptid.simulations.atomic import atomic_path
+from conceptid.simulations.benchmark import SPLITS, Dataset
+from conceptid.simulations.errors import UsageError
 
 
 def _atomic_savefig(fig, path: Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simulations.benchmark import Dataset
+from conceptid.simulations.benchmark import Dataset
 
 from .plots import _atomic_savefig
 
@@ -35,7 +35,7 @@ def _primary(trained: dict) -> str:
 
 def _context_rows(ds: Dataset, split_data, held_data, ids, per: int, seed: int):
     """For each context id: up to ``per`` data rows (normalised space) and its target mask."""
-    from models.data import targets_mask
+    from conceptid.models.data import targets_mask
 
     masks = targets_mask(ds)
     rng = np.random.default_rng(seed)
@@ -185,7 +185,7 @@ def write_report(
     :func:`conceptid.pipeline.splits`, computed when not given. ``report`` is the
     identifiability report, None for a dataset without ground truth (imported), whose report
     then says why the check and the recovery metrics and figures are absent."""
-    from identifiability import align
+    from conceptid.identifiability import align
 
     from .pipeline import METHODS, NO_GROUND_TRUTH, REPORTED, _normaliser_of, _write_text, splits
 
@@ -241,7 +241,7 @@ def write_report(
         L.append(
             f"Test split of the training contexts (R^2, MCC, concept SWD) and of the held-out "
             f"compositions (composition SWD); {trained_as}. R^2 is per "
-            f"concept, up to the proven class (best affine map, `identifiability.align`; "
+            f"concept, up to the proven class (best affine map, `conceptid.identifiability.align`; "
             f"Hungarian assignment for models without concept labels). {swd_text}"
         )
     else:

@@ -23,8 +23,8 @@ import os
 import re
 from pathlib import Path
 
-from simulations.atomic import atomic_path, describe_contents, remove_stale
-from simulations.errors import ConceptIDError
+from conceptid.simulations.atomic import atomic_path, describe_contents, remove_stale
+from conceptid.simulations.errors import ConceptIDError
 
 __all__ = [
     "EVALUATION",

@@ -6,7 +6,8 @@
   :func:`contains`; :mod:`.linear`: identification from context moments under linear mixing;
 - :mod:`.witnesses`: counterexample builders; :mod:`.injectivity`: numeric check of A3
   (:func:`check_injectivity` for any function, e.g. your own mixing);
-- :mod:`.strategies`: hypothesis strategies (imported on demand: ``identifiability.strategies``).
+- :mod:`.strategies`: hypothesis strategies (imported on demand:
+``conceptid.identifiability.strategies``).
 
 The statements and proofs are in ``proofs/``; ``proofs/setting.md`` fixes the setting.
 """

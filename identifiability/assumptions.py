@@ -1,7 +1,8 @@
 """Predicates for the assumptions A0-A7 and A7+ of proofs/setting.md (proofs: proofs/theorem.md).
 
-Each predicate takes a :class:`~simulations.model.ConceptModel` and an
-:class:`~identifiability.linalg.Arithmetic` and returns a :class:`Verdict`: whether the assumption
+Each predicate takes a :class:`~conceptid.simulations.model.ConceptModel` and an
+:class:`~conceptid.identifiability.linalg.Arithmetic` and returns a :class:`Verdict`: whether the
+assumption
 holds (``True``/``False``, or ``None`` when a numeric search found no defect but cannot prove
 absence), why, how it was decided, and which concepts it fails for.
 
@@ -17,7 +18,8 @@ both theorems; without it a concept can be non-identifiable although A1-A7 hold 
 
 A3 (mixing): decided exactly for linear mixings (the rank of ``A``), by construction for the
 package's invertible MLP (layer ranks; a kinked activation fails) and for the identifiable quad
-renderer (:class:`~simulations.mixing.InjectiveQuadMixing`, proofs/lemma_injective_renderer.md);
+renderer (:class:`~conceptid.simulations.mixing.InjectiveQuadMixing`,
+proofs/lemma_injective_renderer.md);
 any other mixing is searched numerically, and a search that finds no defect leaves A3 unverified.
 
 Which contexts count: the *training* contexts of the design (``model.contexts``). Held-out
@@ -30,9 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulations.interventions import Context, Hard
-from simulations.mixing import InjectiveQuadMixing, LinearMixing, MLPMixing
-from simulations.model import ConceptModel
+from conceptid.simulations.interventions import Context, Hard
+from conceptid.simulations.mixing import InjectiveQuadMixing, LinearMixing, MLPMixing
+from conceptid.simulations.model import ConceptModel
 
 from .linalg import Arithmetic
 

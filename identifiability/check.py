@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulations.errors import UsageError
-from simulations.mixing import LinearMixing
-from simulations.model import ConceptModel
-from simulations.validation import check_number
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.mixing import LinearMixing
+from conceptid.simulations.model import ConceptModel
+from conceptid.simulations.validation import check_number
 
 from .assumptions import ASSUMPTIONS, evaluate, intervention_contexts, observational_contexts
 from .equivalence import EquivalenceClass, readout_distance

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulations.errors import ConceptIDError, UsageError
-from simulations.model import ConceptModel
-from simulations.validation import check_number
+from conceptid.simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.model import ConceptModel
+from conceptid.simulations.validation import check_number
 
 from .linalg import Arithmetic
 
@@ -183,7 +183,7 @@ def readout_distance(readout: np.ndarray, model: ConceptModel) -> np.ndarray:
     the nuisance. Returns, per concept, ``|off-block part of row block j of H G| / |its diagonal
     block|`` (Frobenius norms): 0 exactly on the class.
     """
-    from simulations.mixing import LinearMixing
+    from conceptid.simulations.mixing import LinearMixing
 
     if not isinstance(model.mixing, LinearMixing):
         raise UsageError("readout_distance needs a model with linear mixing")

@@ -1,6 +1,7 @@
-"""Exact population laws of a linear Gaussian :class:`~simulations.model.ConceptModel`.
+"""Exact population laws of a linear Gaussian :class:`~conceptid.simulations.model.ConceptModel`.
 
-All functions take an :class:`~identifiability.linalg.Arithmetic`, so the same formulas run in
+All functions take an :class:`~conceptid.identifiability.linalg.Arithmetic`, so the same formulas
+run in
 rationals or in floats:
 
 - concept law in a context: mean ``M mu`` and covariance ``M S M^T`` with ``M = (I - B)^{-1}``;
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulations.interventions import Context, _cov, _vec
-from simulations.model import ConceptModel
-from simulations.sem import SEM
+from conceptid.simulations.interventions import Context, _cov, _vec
+from conceptid.simulations.model import ConceptModel
+from conceptid.simulations.sem import SEM
 
 from .linalg import Arithmetic, to_fraction
 

@@ -78,8 +78,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
-from simulations.errors import UsageError
-from simulations.validation import check_number
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import check_number
 
 __all__ = [
     "Collision",
@@ -805,7 +805,7 @@ def check_mixing_injectivity(
     extra_points: np.ndarray | None = None,
     **kw,
 ) -> InjectivityReport:
-    """Check A3 for the mixing of a :class:`~simulations.model.ConceptModel`.
+    """Check A3 for the mixing of a :class:`~conceptid.simulations.model.ConceptModel`.
 
     Probe points: half of ``n_points`` drawn from the model's own contexts (spread evenly over
     ``model.all_contexts``), half from a broad ``N(0, broad_scale^2 I)`` in ``e``-space, plus

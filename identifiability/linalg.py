@@ -15,7 +15,7 @@ import numpy as np
 from sympy import QQ
 from sympy.polys.matrices import DomainMatrix
 
-from simulations.errors import UsageError
+from conceptid.simulations.errors import UsageError
 
 __all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "to_fraction"]
 

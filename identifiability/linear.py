@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulations.errors import ConceptIDError
-from simulations.graphs import DAG
+from conceptid.simulations.errors import ConceptIDError
+from conceptid.simulations.graphs import DAG
 
 from .gaussian import homogeneous_precision
 from .linalg import Arithmetic, Numeric
@@ -84,7 +84,7 @@ class IdentifiedModel:
 def model_moments(model, A: Arithmetic):
     """Population moments of ``x`` under linear mixing: one ``(mean (p, 1), cov (p, p))`` per
     training context of ``model``, in arithmetic ``A``, and the target of each context."""
-    from simulations.mixing import LinearMixing
+    from conceptid.simulations.mixing import LinearMixing
 
     from .gaussian import embedding_law
 

@@ -1,7 +1,8 @@
 """Hypothesis strategies for models that satisfy, or violate exactly one of, the assumptions.
 
 Public API; every strategy composes the ones above it. Numbers are *dyadic* (``k / 2^r``), so
-they are exact binary floats and the exact arithmetic of :func:`identifiability.check` sees the
+they are exact binary floats and the exact arithmetic of :func:`conceptid.identifiability.check`
+sees the
 very model that was sampled. Bounds (documented so that generated problems are well posed):
 
 - SEM edge weights: magnitude in ``[1/2, 2]``, random sign (bounded away from zero);
@@ -20,7 +21,8 @@ hard intervention per concept), ``"A4"`` (tanh mechanisms), ``"A6"`` (one
 concept that has a non-descendant loses its intervention context), ``"A7"`` (an extra isolated
 source with zero noise mean and an identity intervention, plus a nuisance dimension). ``"A2"``
 raises: by Lemma 2 no model violates A2 while satisfying A4. A1 and A5 hold by construction of a
-:class:`~simulations.model.ConceptModel`; A3 fails for a leaky-ReLU MLP (not differentiable) and
+:class:`~conceptid.simulations.model.ConceptModel`; A3 fails for a leaky-ReLU MLP (not
+differentiable) and
 for the quad renderer (see the ``quad`` preset). Designs without an observational context (A0),
 with soft or shift interventions, and under other mixings are drawn by the soundness suite
 (``tests/test_soundness.py``).
@@ -31,12 +33,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from simulations.errors import UsageError
-from simulations.graphs import DAG
-from simulations.interventions import Context, Hard
-from simulations.mixing import LinearMixing, MLPMixing
-from simulations.model import ConceptModel
-from simulations.sem import SEM
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.graphs import DAG
+from conceptid.simulations.interventions import Context, Hard
+from conceptid.simulations.mixing import LinearMixing, MLPMixing
+from conceptid.simulations.model import ConceptModel
+from conceptid.simulations.sem import SEM
 
 __all__ = [
     "dags",

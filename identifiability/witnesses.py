@@ -44,11 +44,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from simulations.errors import ConceptIDError
-from simulations.graphs import DAG
-from simulations.interventions import Context, Hard
-from simulations.model import ConceptModel
-from simulations.sem import SEM
+from conceptid.simulations.errors import ConceptIDError
+from conceptid.simulations.graphs import DAG
+from conceptid.simulations.interventions import Context, Hard
+from conceptid.simulations.model import ConceptModel
+from conceptid.simulations.sem import SEM
 
 from .assumptions import intervention_contexts
 from .equivalence import contains

@@ -12,7 +12,7 @@
 - :mod:`.trainer`: :func:`fit` with :class:`TrainConfig`, :func:`fit_restarts`; :mod:`.data`:
   datasets to tensors; :mod:`.nets`: MLP and conv encoders/decoders; :mod:`.metrics`.
 
-Evaluation aligns learned concepts to true ones with :func:`identifiability.align`.
+Evaluation aligns learned concepts to true ones with :func:`conceptid.identifiability.align`.
 """
 
 from .context_module import ContextModule

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from simulations.errors import UsageError
-from simulations.validation import check_number
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import check_number
 
 from .nets import check_block_sizes, check_size
 

@@ -19,7 +19,8 @@ invertible, each with a tractable log-determinant:
    acyclic, which the DAG penalty drives it to, but never assumed).
 
 The representation layer, the map from the concepts (and the nuisance) to the decoder's input, is
-the estimator's business: :class:`~models.mle.LatentFlowMLE` with ``prior="context-module"`` uses
+the estimator's business: :class:`~conceptid.models.mle.LatentFlowMLE` with
+``prior="context-module"`` uses
 its coupling flow and linear head for it. Forward = generation under any targets (composition:
 targets never seen together in training are just another mask); :meth:`ContextFlowPrior.nll` runs
 the inverse and returns the exact ``-log p_T(c)``.
@@ -27,7 +28,7 @@ the inverse and returns the exact ``-log p_T(c)``.
 Targets are per sample (a boolean ``(b, m)`` mask), so one batch mixes contexts; masks are
 expanded to coordinates once and applied by broadcasting, without a loop over samples.
 With the expressive layer at the identity and diagonal ``L`` the prior is exactly the linear
-Gaussian SEM of :class:`~models.estimators.SEMPrior` (the tests check this).
+Gaussian SEM of :class:`~conceptid.models.estimators.SEMPrior` (the tests check this).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from simulations.errors import UsageError
+from conceptid.simulations.errors import UsageError
 
 from .context_module import _check_targets, block_index
 from .nets import check_block_sizes
@@ -196,7 +197,7 @@ class ContextFlowPrior(nn.Module):
         Gaussian SEM with a full noise covariance per block.
 
     Shapes: concepts ``c`` ``(b, K)``; ``targets`` ``(b, m)`` boolean (any set per sample,
-    including sets never seen in training). Raises ``simulations.errors.UsageError`` (a
+    including sets never seen in training). Raises ``conceptid.simulations.errors.UsageError`` (a
     ``ConceptIDError``) on bad block sizes or a mask or concepts of the wrong shape.
     """
 

@@ -1,4 +1,5 @@
-"""From a :class:`simulations.benchmark.Dataset` to torch tensors with per-sample target masks."""
+"""From a :class:`conceptid.simulations.benchmark.Dataset` to torch tensors with per-sample target
+masks."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from simulations.benchmark import Dataset
-from simulations.errors import UsageError
+from conceptid.simulations.benchmark import Dataset
+from conceptid.simulations.errors import UsageError
 
 __all__ = ["Batch", "TensorData", "from_dataset", "targets_mask"]
 

@@ -11,7 +11,7 @@
   wrong order cannot fit the interventional contexts, and a smooth penalty keeps one gradient
   path (an unconstrained B was seen to converge to 2-cycles).
 - :class:`ContextModuleVAE`: the paper's architecture (encoder -> exogenous noise and nuisance,
-  standard normal prior, the :class:`~models.context_module.ContextModule`, decoder);
+  standard normal prior, the :class:`~conceptid.models.context_module.ContextModule`, decoder);
   ``use_labels=False`` is the ablation that ignores the contexts.
 - :class:`PooledVAE`: contexts ignored, standard normal prior (``beta > 1``: beta-VAE).
 - :class:`IVAE`: a context-conditional factorised Gaussian prior, one learned mean and
@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from simulations.errors import UsageError
-from simulations.validation import check_number
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import check_number
 
 from .context_module import ContextModule, block_index
 from .data import Batch
@@ -254,7 +254,7 @@ class TheoremMatchedVAE(_VAEBase):
 def _find_cycle(A: torch.Tensor):
     import numpy as np
 
-    from simulations.graphs import _find_cycle as find
+    from conceptid.simulations.graphs import _find_cycle as find
 
     return find(np.asarray(A.cpu().numpy(), dtype=bool))
 

@@ -1,7 +1,8 @@
 """An invertible map of ``R^D`` with a tractable Jacobian: affine coupling layers (RealNVP,
 Dinh, Sohl-Dickstein and Bengio 2017) followed by one free linear layer, the ``head``.
 
-Used by :class:`~models.mle.LatentFlowMLE` to carry an autoencoder's latent to the concepts. The
+Used by :class:`~conceptid.models.mle.LatentFlowMLE` to carry an autoencoder's latent to the
+concepts. The
 head is the layer a peeling snap rewrites (an affine reparametrisation of the output), so the
 flow's linear part can be set in closed form while the couplings learn the nonlinear part.
 """

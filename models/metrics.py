@@ -1,7 +1,8 @@
 """Evaluation metrics (one module, documented formulas).
 
 - :func:`recovery`: per-concept R^2 of the best affine map from the learned concept (block) to
-  the true one, through :func:`identifiability.align` (the single definition of "recovered up to
+  the true one, through :func:`conceptid.identifiability.align` (the single definition of
+  "recovered up to
   the proven class"); representations without concept blocks are assigned by Hungarian matching.
 - :func:`mcc`: mean correlation coefficient, ``mean_j |corr(l_pi(j), c_j)|`` over the Hungarian
   matching ``pi`` maximising the total absolute Pearson correlation (the literature's MCC).
@@ -18,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from identifiability.equivalence import AlignResult, align
-from simulations.errors import UsageError
+from conceptid.identifiability.equivalence import AlignResult, align
+from conceptid.simulations.errors import UsageError
 
 __all__ = ["active_dims", "bits_per_dim", "mcc", "recovery", "sliced_wasserstein"]
 
@@ -28,7 +29,7 @@ def recovery(
     learned: np.ndarray, true: np.ndarray, block_sizes: Sequence[int] | None = None,
     *, hungarian: bool = False,
 ) -> AlignResult:  # fmt: skip
-    """Per-concept R^2 up to the class (see :func:`identifiability.align`)."""
+    """Per-concept R^2 up to the class (see :func:`conceptid.identifiability.align`)."""
     if hungarian:
         return align(learned, true, block_sizes, assignment="hungarian")
     return align(learned, true, block_sizes)

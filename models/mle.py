@@ -7,7 +7,8 @@ speaks of is then the density of ``x`` on the image of ``f``, which for ``z = g(
     log p_k(x) = log p_k(z) - 1/2 log det(J_f(z)^T J_f(z)),      x = f(z),
 
 with ``p_k`` the per-context linear Gaussian SEM prior over the concepts (shared observational
-mechanisms, one interventional noise law per target; :class:`~models.estimators.SEMPrior`) times
+mechanisms, one interventional noise law per target;
+:class:`~conceptid.models.estimators.SEMPrior`) times
 ``N(0, I)`` for the nuisance. :class:`ManifoldMLE` minimises
 
     E[ -log p_k(g(x)) + 1/2 log det(J_f^T J_f)(g(x)) + rec_weight * |x - f(g(x))|^2 ]
@@ -22,7 +23,8 @@ Optimisation follows the proof's two steps. Gradient descent on the likelihood h
 in the *linear* part (a wrong causal order, concepts mixed linearly): measured on L1, a run from
 random initialisation ends at a validation loss of 9.7 against 1.9 at the identified solution. The
 linear part is exactly what Theorem L solves in closed form, so :meth:`ManifoldMLE.snap` runs
-:func:`identifiability.identify_linear_ml` (peeling, with the peel order chosen by the Gaussian
+:func:`conceptid.identifiability.identify_linear_ml` (peeling, with the peel order chosen by the
+Gaussian
 likelihood of the moments: the greedy order is fragile to the residual nonlinearity of a learned
 latent) on the latent moments of every training context and folds the identified read-out
 into the encoder's last and the decoder's first linear layer (an invertible affine
@@ -42,10 +44,10 @@ import torch
 from torch import nn
 from torch.func import jacfwd, vmap
 
-from identifiability import identify_linear_ml
-from identifiability.linear import IdentificationError
-from simulations.errors import UsageError
-from simulations.validation import check_number
+from conceptid.identifiability import identify_linear_ml
+from conceptid.identifiability.linear import IdentificationError
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import check_number
 
 from .context_prior import ContextFlowPrior
 from .data import Batch, TensorData
@@ -379,7 +381,7 @@ class ManifoldMLE(nn.Module):
 
     def _fit_unpeeled(self, Z, T, M, t, sem: dict, unpeeled: list[int]) -> dict | None:
         """The unpeeled concepts' basis and the SEM by likelihood on the moments of every
-        training context (:func:`models.unpeeled.fit_unpeeled`)."""
+        training context (:func:`conceptid.models.unpeeled.fit_unpeeled`)."""
         U = Z @ M[: self.K].T + t[: self.K]
         masks, rows = np.unique(T, axis=0, return_inverse=True)
         moments, counts, keep = [], [], []
@@ -450,7 +452,8 @@ class LatentFlowMLE(ManifoldMLE):
     1. ``ae_epochs`` of a plain autoencoder ``x -> z = g(x) -> f(z)`` (reconstruction only; the
        linear path starts at PCA, the residual MLPs train too). ``g`` is then frozen: ``z`` is an
        injective, ``D``-dimensional representation of the data.
-    2. A normalising flow ``h`` (:class:`~models.flow.LatentFlow`) carries ``z`` to ``u = (c, n)``
+    2. A normalising flow ``h`` (:class:`~conceptid.models.flow.LatentFlow`) carries ``z`` to ``u =
+    (c, n)``
        with the per-context SEM prior on ``c`` and ``N(0, I)`` on ``n``, fitted by the *exact*
        likelihood ``-log p_k(h(z)) - log |det J_h(z)|``. Snaps (Theorem L on the moments of ``u``)
        rewrite the flow's last linear layer, as in :class:`ManifoldMLE`.
@@ -467,8 +470,10 @@ class LatentFlowMLE(ManifoldMLE):
     on the learned manifold, comparable across fits (what :meth:`selection_score` returns).
 
     The prior over the concepts is chosen by ``prior``: ``"sem"`` (default), the linear Gaussian
-    SEM of :class:`~models.estimators.SEMPrior`; or ``"context-module"``, the context module as an
-    exact per-context flow prior (:class:`~models.context_prior.ContextFlowPrior`: intervention,
+    SEM of :class:`~conceptid.models.estimators.SEMPrior`; or ``"context-module"``, the context
+    module as an
+    exact per-context flow prior (:class:`~conceptid.models.context_prior.ContextFlowPrior`:
+    intervention,
     monotone expressive and causal layers, non-Gaussian exogenous laws). Either way a snap sets
     its linear Gaussian part, and :meth:`generate` composes any set of targets.
     ``use_labels=False`` is the labels-ignored ablation: every sample is treated as

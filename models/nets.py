@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from simulations.errors import UsageError
-from simulations.resources import check_memory
-from simulations.validation import check_number
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.resources import check_memory
+from conceptid.simulations.validation import check_number
 
 __all__ = [
     "IMAGE_SIZES",
@@ -57,7 +57,7 @@ def check_size(n_values: int, what: str) -> None:
     """Refuse a model whose parameters cannot fit in memory, before torch allocates them.
 
     ``n_values`` float32 parameters are counted four times (values, gradients and the two
-    moments of Adam); the limit is :func:`simulations.resources.memory_limit`'s.
+    moments of Adam); the limit is :func:`conceptid.simulations.resources.memory_limit`'s.
 
     Raises
     ------

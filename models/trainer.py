@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from simulations.atomic import atomic_path
-from simulations.errors import ConceptIDError
-from simulations.validation import check_number
+from conceptid.simulations.atomic import atomic_path
+from conceptid.simulations.errors import ConceptIDError
+from conceptid.simulations.validation import check_number
 
 from .data import TensorData
 

@@ -352,7 +352,7 @@ class Dataset:
 
     @classmethod
     def from_arrays(cls, x, targets, concept_names, **kwargs) -> Dataset:
-        """A dataset from a user's arrays: :func:`simulations.imported.from_arrays`."""
+        """A dataset from a user's arrays: :func:`conceptid.simulations.imported.from_arrays`."""
         from .imported import from_arrays
 
         return from_arrays(x, targets, concept_names, **kwargs)
@@ -360,7 +360,7 @@ class Dataset:
     @classmethod
     def from_folders(cls, root, **kwargs) -> Dataset:
         """A dataset from one folder of PNG images per context and ``contexts.json``:
-        :func:`simulations.imported.from_folders`."""
+        :func:`conceptid.simulations.imported.from_folders`."""
         from .imported import from_folders
 
         return from_folders(root, **kwargs)
@@ -544,13 +544,13 @@ def generate(
         Dataset name recorded in the card (default: the preset's name).
     max_memory : float, optional
         Memory limit in GiB; default: the ``CONCEPTID_MAX_MEMORY`` environment variable, else
-        the memory available now (:func:`simulations.resources.memory_limit`).
+        the memory available now (:func:`conceptid.simulations.resources.memory_limit`).
 
     Raises
     ------
     MemoryLimitError
         Before anything is allocated, when the estimated memory of the request
-        (:func:`simulations.resources.estimate_dataset`) exceeds the limit.
+        (:func:`conceptid.simulations.resources.estimate_dataset`) exceeds the limit.
     ConceptIDError
         A subclass naming the problem when the spec's preset arguments or model are invalid.
     """

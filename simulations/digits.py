@@ -22,7 +22,7 @@ another in that order (:data:`OPERATIONS`, morphology before geometry): :func:`a
 exactly the sequential application. There are no ground-truth concepts: the strengths are drawn
 only where a context intervenes, and the plain digits' own thickness, slant or size are unknown,
 so the dataset carries none (``ground_truth: null``) and goes through
-:func:`simulations.imported.from_arrays` like any user's data.
+:func:`conceptid.simulations.imported.from_arrays` like any user's data.
 
 Splits are by source digit: the 1797 digits are permuted by the seed and cut into a train, a
 validation and a test pool (60/10/30%), so a test image never shows a digit seen in training.

@@ -5,7 +5,8 @@ context intervenes on; the empty set is the observational context). There are no
 concepts: the card says ``ground_truth: null``, the ``concepts`` and ``nuisance`` arrays are
 ``(N, 0)``, and the card names the nuisance size the models trained on it will use. Otherwise the
 dataset is written, hashed and verified exactly like a generated one
-(:meth:`~simulations.benchmark.Dataset.save`, :func:`~simulations.benchmark.load_dataset`).
+(:meth:`~conceptid.simulations.benchmark.Dataset.save`,
+:func:`~conceptid.simulations.benchmark.load_dataset`).
 
 Three ways in, one path (:func:`from_arrays`):
 
@@ -20,9 +21,10 @@ Three ways in, one path (:func:`from_arrays`):
 Splits are drawn per context from the seed (``SeedSequence(seed, spawn_key=(2, k))`` for context
 ``k``) in the given fractions, or given per sample; held-out contexts (compositions never seen in
 training) are test-only. Every refusal happens before anything is built or written: a
-:class:`~simulations.benchmark.DatasetError` for the data (shape, dtype, NaN, an unknown target
+:class:`~conceptid.simulations.benchmark.DatasetError` for the data (shape, dtype, NaN, an unknown
+target
 name, a context without samples, an image size the models do not take, no observational context,
-a malformed JSON file), a :class:`~simulations.errors.UsageError` for an argument (seed,
+a malformed JSON file), a :class:`~conceptid.simulations.errors.UsageError` for an argument (seed,
 fractions, nuisance size); each names what was wrong.
 """
 
@@ -51,7 +53,7 @@ __all__ = [
     "parse_fractions",
 ]
 
-#: image sizes the models take (``models.nets.IMAGE_SIZES``; a test keeps them equal): an
+#: image sizes the models take (``conceptid.models.nets.IMAGE_SIZES``; a test keeps them equal): an
 #: imported image dataset of another size could never be trained on, so it is refused at once
 TRAINABLE_IMAGE_SIZES = (32, 64)
 #: train, validation and test fractions of every training context when the split is drawn
@@ -513,7 +515,7 @@ def from_files(
     contexts_path : path
         The JSON file.
     max_memory : float, optional
-        Memory limit in GiB (:func:`simulations.resources.check_memory`).
+        Memory limit in GiB (:func:`conceptid.simulations.resources.check_memory`).
     **kwargs
         ``fractions``, ``seed``, ``name``, ``nuisance_dim`` of :func:`from_arrays`.
 

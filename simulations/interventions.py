@@ -1,6 +1,7 @@
 """Interventions with known targets, and contexts (sets of interventions).
 
-An intervention edits the mechanism of one concept ``j`` of an :class:`~simulations.sem.SEM`,
+An intervention edits the mechanism of one concept ``j`` of an
+:class:`~conceptid.simulations.sem.SEM`,
 whose mechanism is ``c_j = sum_{i in pa(j)} B_ji phi_i(c_i) + eps_j``:
 
 - :class:`Hard` (perfect, stochastic): ``c_j = eps~_j``, ``eps~_j ~ N(mean, cov)``; all incoming

@@ -8,14 +8,16 @@
   maps is injective, so the mixing is injective *by construction*, and :meth:`MLPMixing.inverse`
   computes the inverse on the image exactly (leaky-ReLU) or to machine precision (smooth, by
   Newton's method).
-- :class:`ImageMixing`: the quad-scene renderer of :mod:`simulations.render`. It is *not* injective
+- :class:`ImageMixing`: the quad-scene renderer of :mod:`conceptid.simulations.render`. It is *not*
+injective
   everywhere (rotational symmetries of the shapes); the identifiability layer checks that
   numerically.
 - :class:`InjectiveQuadMixing`: the identifiable quad scene (a Gaussian blob alone in its channel,
   quadrant shades in the others); injective by construction, with a closed-form inverse
   (proofs/lemma_injective_renderer.md).
 - :class:`FunctionMixing`: any Python function of the embedding, given with its input dimension
-  (``FunctionMixing(fn, d)``; a :class:`~simulations.model.ConceptModel` wraps a plain callable
+  (``FunctionMixing(fn, d)``; a :class:`~conceptid.simulations.model.ConceptModel` wraps a plain
+  callable
   this way itself). Nothing is known about it by construction: the identifiability layer checks
   A3 for it numerically, and never counts that as a proof.
 
@@ -324,7 +326,7 @@ class MLPMixing(Mixing):
 class ImageMixing(Mixing):
     """The quad-scene renderer as a mixing: ``e`` (8 concepts, optionally 2 position nuisances)
     to ``(size, size, 3)`` RGB images in ``[0, 1]``. Not injective everywhere: see
-    :mod:`simulations.render`."""
+    :mod:`conceptid.simulations.render`."""
 
     size: int = 32
     nuisance: bool = False
@@ -355,7 +357,8 @@ class ImageMixing(Mixing):
 
 @dataclass(frozen=True, eq=False)
 class InjectiveQuadMixing(ImageMixing):
-    """The identifiable quad scene as a mixing (:func:`simulations.render.render_quad_injective`):
+    """The identifiable quad scene as a mixing
+    (:func:`conceptid.simulations.render.render_quad_injective`):
     ``e`` (8 concepts, optionally 2 position nuisances) to ``(size, size, 3)`` float64 RGB
     images in ``(0, 1)``.
 
@@ -364,7 +367,8 @@ class InjectiveQuadMixing(ImageMixing):
     the object a Gaussian blob alone in green and blue, whose log-covariance carries ``size``,
     ``shape`` and ``orientation`` linearly and whose log is a quadratic in the pixel
     coordinates. This float renderer is the mixing ``f`` that
-    :func:`identifiability.check` judges (A3 holds by construction); a stored dataset quantises
+    :func:`conceptid.identifiability.check` judges (A3 holds by construction); a stored dataset
+    quantises
     the images to uint8, which is not injective and is not what the theorem speaks of.
 
     Parameters
@@ -391,7 +395,7 @@ class InjectiveQuadMixing(ImageMixing):
 
     def inverse(self, x: np.ndarray) -> np.ndarray:
         """The embedding ``e`` ``(n, input_dim)`` of images ``x`` ``(n, size, size, 3)`` on the
-        image of the mixing (:func:`simulations.render.invert_quad_injective`; raises
+        image of the mixing (:func:`conceptid.simulations.render.invert_quad_injective`; raises
         :class:`MixingError` for anything else, including another size)."""
         from .render import invert_quad_injective
 

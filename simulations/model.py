@@ -1,6 +1,7 @@
 """The full generative model of proofs/setting.md: concepts, nuisance, embedding, observation.
 
-Under context ``k`` the concepts ``c`` follow the intervened :class:`~simulations.sem.SEM`; the
+Under context ``k`` the concepts ``c`` follow the intervened
+:class:`~conceptid.simulations.sem.SEM`; the
 nuisance ``n`` is drawn independently from the same Gaussian law in every context (A5); the
 embedding is ``e = T^{-1} [c; n]`` with ``T = [C; N]`` invertible (so ``c = C e`` in every context,
 A1, with ``C`` of full row rank, A2); the observation is ``x = f(e)`` for a :class:`Mixing` ``f``.
@@ -63,7 +64,7 @@ class ConceptModel:
         The observational concept SEM (context 0).
     mixing : Mixing or callable
         ``f``, with ``input_dim == d``. A plain function of ``(n, d)`` embeddings is wrapped in
-        :class:`~simulations.mixing.FunctionMixing` with ``input_dim = d``.
+        :class:`~conceptid.simulations.mixing.FunctionMixing` with ``input_dim = d``.
     readout : ndarray, shape (d, d), optional
         ``T = [C; N]``, invertible; default identity (``e = [c; n]``).
     nuisance_dim : int

@@ -258,7 +258,7 @@ def quad(
         transcribed laws, ``color`` and ``shape`` take the lists' entries for them, and A7
         holds for both: each has a parent in the dependent scene, and in the independent one
         the intervention law differs from the observational noise law), and the image mixing
-        is the injective renderer :class:`~simulations.mixing.InjectiveQuadMixing` (A3 by
+        is the injective renderer :class:`~conceptid.simulations.mixing.InjectiveQuadMixing` (A3 by
         construction). The SEM, ``dependent``, ``nuisance`` and ``standardize`` are as above.
 
     Raises

@@ -581,7 +581,8 @@ def render_quad_injective(
     with R^2 0.82 under the polar form (aspect 1.5..4, angle within +-60 degrees) against 0.93
     and 0.94 (two seeds) under this one.
 
-    This float64 renderer is the *mixing* that :func:`identifiability.check` judges; a stored
+    This float64 renderer is the *mixing* that :func:`conceptid.identifiability.check` judges; a
+    stored
     dataset quantises its images to uint8 (:func:`to_uint8`), which no map can invert exactly.
 
     Parameters

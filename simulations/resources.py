@@ -1,6 +1,7 @@
 """Memory estimates of a request, checked against what the machine has before anything is allocated.
 
-A benchmark request (:class:`~simulations.benchmark.BenchmarkSpec`) fixes every array it will
+A benchmark request (:class:`~conceptid.simulations.benchmark.BenchmarkSpec`) fixes every array it
+will
 produce, so its memory is known from the spec alone: rows per split and context, times the size
 of a row (observation, concepts, nuisance, labels), plus the sampler's temporaries of one
 (split, context) cell and the model's parameters. :func:`estimate_dataset` computes it without
@@ -63,7 +64,8 @@ class DatasetEstimate:
     obs_itemsize : int
         Bytes per observation value (4: float32 vectors; 1: uint8 images).
     array_bytes : int
-        Bytes of the dataset's arrays (what :class:`~simulations.benchmark.Dataset` holds).
+        Bytes of the dataset's arrays (what :class:`~conceptid.simulations.benchmark.Dataset`
+        holds).
     peak_bytes : int
         Estimated peak while generating: the per-cell arrays and their concatenation, one cell's
         sampling temporaries, and the model.

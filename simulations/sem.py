@@ -16,7 +16,8 @@ and covariance ``S_j`` in every family), and ``phi`` the parent feature map:
   (its weights are part of the model and of its ground truth).
 
 The big matrix ``B`` (``K x K``) holds ``B_ji`` in the rows of ``j`` and the columns of ``i``; it is
-zero outside the graph's edges. An intervention (see :mod:`simulations.interventions`) edits the
+zero outside the graph's edges. An intervention (see :mod:`conceptid.simulations.interventions`)
+edits the
 target's rows of ``B`` and its noise, and nothing else; :meth:`SEM.intervene` returns a new SEM.
 """
 

@@ -1,6 +1,7 @@
 """Independent re-verification of witnesses, for the tests.
 
-It shares no code with ``identifiability.witnesses`` or ``identifiability.gaussian``: the laws
+It shares no code with ``conceptid.identifiability.witnesses`` or
+``conceptid.identifiability.gaussian``: the laws
 come from the simulations layer's own population moments (``SEM.population_mean`` and
 ``population_covariance`` of each intervened SEM), in floats, and the class test is a
 least-squares fit of each concept's read-out ``C_B[j] = D_j C_A[j]``. Also the search for second

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from simulations.atomic import atomic_path, remove_stale
+from conceptid.simulations.atomic import atomic_path, remove_stale
 
 
 def test_success_replaces_the_target(tmp_path):

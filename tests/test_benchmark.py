@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations.benchmark import (
+from conceptid.simulations.benchmark import (
     SPLITS,
     BenchmarkSpec,
     Dataset,

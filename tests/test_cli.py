@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conceptid.cli import main
-from simulations.benchmark import load_dataset
+from conceptid.simulations.benchmark import load_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -16,8 +16,8 @@ import pytest
 import conceptid
 from conceptid import cli
 from conceptid.cli import build_parser, main
-from simulations.benchmark import BenchmarkSpec, load_dataset
-from simulations.resources import ENV
+from conceptid.simulations.benchmark import BenchmarkSpec, load_dataset
+from conceptid.simulations.resources import ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "spec_chain.json"
@@ -252,9 +252,9 @@ def test_version(capsys):
 
 
 def test_the_help_lists_agree_with_the_code():
+    from conceptid.models.nets import IMAGE_SIZES
     from conceptid.pipeline import METHODS
-    from models.nets import IMAGE_SIZES
-    from simulations.presets import PRESETS
+    from conceptid.simulations.presets import PRESETS
 
     assert cli.METHOD_NAMES == tuple(METHODS)
     assert cli.IMAGE_SIZES == IMAGE_SIZES

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.context_module import CausalLayer, ContextModule, InterventionLayer
-from models.estimators import SEMPrior, TheoremMatchedVAE, gaussian_kl
+from conceptid.models.context_module import CausalLayer, ContextModule, InterventionLayer
+from conceptid.models.estimators import SEMPrior, TheoremMatchedVAE, gaussian_kl
 
 BLOCKS = (1, 2, 1)  # three concepts, the second a 2-d block; K = 4
 

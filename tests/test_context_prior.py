@@ -16,8 +16,8 @@ import torch
 from scipy import stats
 from torch.func import jacrev
 
-from models.context_prior import ContextFlowPrior
-from simulations.errors import ConceptIDError
+from conceptid.models.context_prior import ContextFlowPrior
+from conceptid.simulations.errors import ConceptIDError
 
 ALL_TARGETS_3 = torch.tensor(list(itertools.product([False, True], repeat=3)))
 

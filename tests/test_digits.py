@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conceptid.cli import main
-from simulations import digits
-from simulations.benchmark import load_dataset
-from simulations.errors import UsageError
+from conceptid.simulations import digits
+from conceptid.simulations.benchmark import load_dataset
+from conceptid.simulations.errors import UsageError
 
 SMALL = {"n_train": 12, "n_val": 3, "n_test": 12}
 

@@ -7,7 +7,7 @@ import pytest
 
 from conceptid.floors import fresh_draw, swd_floors
 from conceptid.pipeline import ensure_data, splits
-from simulations import BenchmarkSpec
+from conceptid.simulations import BenchmarkSpec
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 from torch.func import jacrev
 
-from identifiability import align
-from models.data import from_dataset
-from models.flow import LatentFlow
-from models.mle import LatentFlowMLE
-from models.trainer import TrainConfig, fit, fit_restarts
-from simulations import BenchmarkSpec, generate
+from conceptid.identifiability import align
+from conceptid.models.data import from_dataset
+from conceptid.models.flow import LatentFlow
+from conceptid.models.mle import LatentFlowMLE
+from conceptid.models.trainer import TrainConfig, fit, fit_restarts
+from conceptid.simulations import BenchmarkSpec, generate
 
 
 def _standardise(*splits):
@@ -200,7 +200,7 @@ def test_restarts_keep_the_best_score_and_checkpoint_each(tmp_path):
 
 
 def test_restarts_without_a_score_use_the_validation_loss():
-    from models.estimators import PooledVAE
+    from conceptid.models.estimators import PooledVAE
 
     ds = _data(m=2, p=4, nuisance_dim=0, n_train=100, expected_degree=1.0)
     tr, va = from_dataset(ds, "train", "training"), from_dataset(ds, "val", "training")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulations.graphs import DAG, GraphError, chain, erdos_renyi, scale_free
+from conceptid.simulations.graphs import DAG, GraphError, chain, erdos_renyi, scale_free
 
 # -- local strategies ---------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conceptid.cli import main
-from identifiability import (
+from conceptid.identifiability import (
     IDENTIFIABLE,
     NOT_COVERED,
     NOT_IDENTIFIABLE,
@@ -31,8 +31,8 @@ from identifiability import (
     observational_only,
     readout_distance,
 )
-from identifiability.strategies import models
-from simulations import (
+from conceptid.identifiability.strategies import models
+from conceptid.simulations import (
     DAG,
     SEM,
     ConceptModel,
@@ -44,7 +44,7 @@ from simulations import (
     build_preset,
     random_readout,
 )
-from simulations.presets import quad
+from conceptid.simulations.presets import quad
 
 SLOW = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -110,8 +110,8 @@ def test_nonlinear_mechanisms_are_not_covered(model):
 @given(models(block_size=1) | models(block_size=2, max_concepts=3))
 def test_log_ratio_closed_form_matches_the_covariance_route(model):
     # Lemma 1 as used by the A7+ predicate, against precisions computed from covariances
-    from identifiability.assumptions import intervention_contexts, log_ratio_form
-    from identifiability.gaussian import concept_law, homogeneous_precision
+    from conceptid.identifiability.assumptions import intervention_contexts, log_ratio_form
+    from conceptid.identifiability.gaussian import concept_law, homogeneous_precision
 
     A = Exact()
     sem = model.sem
@@ -197,7 +197,7 @@ def test_witness_verification_can_fail():
     w = missing_intervention(model, "c1")
     assert w.verify(Exact()).ok and w.verify(Numeric()).ok
     # tamper with the second model: a different weight breaks the equal-laws claim
-    from identifiability.witnesses import _verify_linear
+    from conceptid.identifiability.witnesses import _verify_linear
 
     b = w.model_b
     B = b.sem.weights.copy()
@@ -481,7 +481,7 @@ def test_no_observational_context_chain_has_an_exact_second_model():
 def test_a_witness_must_hold_in_every_training_context():
     # the referee's case: observational context plus shifts of both concepts was "not
     # identifiable, verified witness N4", verified on the observational context alone
-    from simulations import Shift
+    from conceptid.simulations import Shift
 
     model = _pair((Context.observational(), Context((Shift("a", 1.0),)),
                    Context((Shift("b", 1.0),))))  # fmt: skip
@@ -530,7 +530,7 @@ def test_leaky_relu_mixing_fails_a3_and_a_smooth_one_holds():
 
 
 def test_a_failed_confirmation_is_never_identifiable(monkeypatch):
-    chk = sys.modules["identifiability.check"]
+    chk = sys.modules["conceptid.identifiability.check"]
 
     model = _chain_model()
     assert check(model, "exact").confirmation["ok"]
@@ -553,7 +553,7 @@ def test_a_failed_confirmation_is_never_identifiable(monkeypatch):
 def test_extra_contexts_only_add_constraints_and_the_confirmation_uses_the_theorems():
     # duplicated, multi-target, shift and non-Gaussian hard contexts beside the theorem's design:
     # still identifiable, and the confirming run reads only the observational and A6 contexts
-    from simulations import Shift
+    from conceptid.simulations import Shift
 
     chain = _chain_model()
     extra = (Context((Hard("c0", -1.0, 0.5),), "do(c0) again"),
@@ -632,7 +632,7 @@ def scenes(tmp_path, monkeypatch):
 
 
 def test_a_plain_function_is_a_mixing_and_checked_numerically(scenes):
-    from simulations import FunctionMixing, MixingError
+    from conceptid.simulations import FunctionMixing, MixingError
 
     chain = _chain_model()
     model = ConceptModel(chain.sem, scenes.render, chain.readout, 1, 1.0, chain.contexts)
@@ -675,7 +675,7 @@ def test_integer_valued_mixing_is_reported_piecewise_constant(scenes):
 
 
 def test_a_mixing_subclass_without_to_dict_is_refused_by_name():
-    from simulations import Mixing, MixingError
+    from conceptid.simulations import Mixing, MixingError
 
     class Wobble(Mixing):
         kind = "wobble"

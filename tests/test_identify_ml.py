@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from identifiability import (
+from conceptid.identifiability import (
     Exact,
     IdentificationError,
     Numeric,
@@ -16,8 +16,8 @@ from identifiability import (
     model_moments,
     readout_distance,
 )
-from models.data import from_dataset
-from simulations import BenchmarkSpec, build_preset, generate
+from conceptid.models.data import from_dataset
+from conceptid.simulations import BenchmarkSpec, build_preset, generate
 
 
 def _counts(targets, n=1000):

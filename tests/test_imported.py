@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from conceptid.cli import main
-from simulations.benchmark import Dataset, DatasetError, load_dataset
-from simulations.errors import ConceptIDError, UsageError
-from simulations.imported import TRAINABLE_IMAGE_SIZES, from_arrays
+from conceptid.simulations.benchmark import Dataset, DatasetError, load_dataset
+from conceptid.simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.imported import TRAINABLE_IMAGE_SIZES, from_arrays
 
 CONCEPTS = ["a", "b"]
 CONTEXTS = {"obs": [], "a": ["a"], "b": ["b"], "ab": ["a", "b"]}
@@ -181,7 +181,7 @@ def test_check_refuses_imported_data_naming_why(tmp_path, capsys):
 
 
 def test_the_image_sizes_agree_with_the_models():
-    from models.nets import IMAGE_SIZES
+    from conceptid.models.nets import IMAGE_SIZES
 
     assert TRAINABLE_IMAGE_SIZES == IMAGE_SIZES
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conceptid.cli import main
-from identifiability import IDENTIFIABLE, check
-from simulations import (
+from conceptid.identifiability import IDENTIFIABLE, check
+from conceptid.simulations import (
     BenchmarkSpec,
     ConceptModel,
     InjectiveQuadMixing,
@@ -22,21 +22,21 @@ from simulations import (
     ModelError,
     generate,
 )
-from simulations.mixing import ImageMixing, mixing_from_dict
-from simulations.presets import (
+from conceptid.simulations.mixing import ImageMixing, mixing_from_dict
+from conceptid.simulations.presets import (
     QUAD_INTERVENTION_MEAN,
     QUAD_INTERVENTION_VAR,
     QUAD_NAMES,
     QUAD_TARGETS,
     quad,
 )
-from simulations.render import (
+from conceptid.simulations.render import (
     INJECTIVE_RANGES,
     invert_quad_injective,
     render_quad_injective,
     to_uint8,
 )
-from simulations.resources import estimate_dataset
+from conceptid.simulations.resources import estimate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

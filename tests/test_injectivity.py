@@ -7,15 +7,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identifiability.injectivity import (
+from conceptid.identifiability.injectivity import (
     Collision,
     InjectivityReport,
     check_injectivity,
     check_mixing_injectivity,
     jacobian_fd,
 )
-from simulations.mixing import LinearMixing, MLPMixing
-from simulations.presets import chain, quad
+from conceptid.simulations.mixing import LinearMixing, MLPMixing
+from conceptid.simulations.presets import chain, quad
 
 QUAD = ("quad1", "quad2", "quad3", "quad4", "size", "color", "shape", "orientation")
 SHAPE, ORIENT = QUAD.index("shape"), QUAD.index("orientation")
@@ -232,7 +232,7 @@ def test_a_map_to_fewer_outputs_than_inputs_is_caught():
 
 
 def test_jacobian_chunks_hold_one_megapixel_point_and_many_small_ones():
-    from identifiability import injectivity as inj
+    from conceptid.identifiability import injectivity as inj
 
     # a megapixel RGB image with 10 inputs: one (p, d) Jacobian at a time (240 MiB)
     assert inj._jacobian_chunk(1000 * 1000 * 3, 10) == 1
@@ -242,7 +242,7 @@ def test_jacobian_chunks_hold_one_megapixel_point_and_many_small_ones():
 
 
 def test_chunked_and_batched_evaluation_give_the_same_report(monkeypatch):
-    from identifiability import injectivity as inj
+    from conceptid.identifiability import injectivity as inj
 
     rng = np.random.default_rng(21)
     A = rng.standard_normal((5, 3))
@@ -271,7 +271,7 @@ def test_chunked_and_batched_evaluation_give_the_same_report(monkeypatch):
 
 
 def test_collision_search_on_a_subset_of_a_large_output_verifies_on_the_whole(monkeypatch):
-    from identifiability import injectivity as inj
+    from conceptid.identifiability import injectivity as inj
 
     W = np.random.default_rng(5).uniform(0.5, 2.0, (2, 40))
 

@@ -2,8 +2,9 @@
 
 Specs (JSON objects with wrong types, missing and extra keys, negative sizes), arrays (wrong
 shapes, dtypes, NaN, infinities), files (corrupted datasets) and command lines go to
-``BenchmarkSpec.from_dict``, ``simulations.generate``, ``load_dataset``, the mixings,
-``identifiability.check`` and ``align``, the model constructors and ``conceptid.cli.main``. Each
+``BenchmarkSpec.from_dict``, ``conceptid.simulations.generate``, ``load_dataset``, the mixings,
+``conceptid.identifiability.check`` and ``align``, the model constructors and
+``conceptid.cli.main``. Each
 must either work or raise a :class:`ConceptIDError` subclass (``TypeError`` where documented)
 whose message names the problem; never another exception. Sizes are drawn small, and every
 generation runs under a small memory limit, so a passing example never allocates much.
@@ -23,13 +24,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conceptid.cli import main
-from identifiability import align, check
-from models import ContextModule, ContextModuleVAE, LatentFlowMLE, ManifoldMLE, PooledVAE
-from simulations import BenchmarkSpec, ConceptIDError, generate, load_dataset
-from simulations.benchmark import ARRAYS, DatasetError
-from simulations.errors import UsageError
-from simulations.mixing import ImageMixing, LinearMixing, MLPMixing
-from simulations.presets import build_preset
+from conceptid.identifiability import align, check
+from conceptid.models import ContextModule, ContextModuleVAE, LatentFlowMLE, ManifoldMLE, PooledVAE
+from conceptid.simulations import BenchmarkSpec, ConceptIDError, generate, load_dataset
+from conceptid.simulations.benchmark import ARRAYS, DatasetError
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.mixing import ImageMixing, LinearMixing, MLPMixing
+from conceptid.simulations.presets import build_preset
 
 MAX_MEMORY = 0.02  # GiB: whatever an example asks for, generation stays small
 

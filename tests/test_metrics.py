@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.metrics import active_dims, bits_per_dim, mcc, recovery, sliced_wasserstein
+from conceptid.models.metrics import active_dims, bits_per_dim, mcc, recovery, sliced_wasserstein
 
 
 def test_recovery_is_one_on_the_class_and_hungarian_finds_the_permutation():

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulations.graphs import chain
-from simulations.interventions import Context, Hard, InterventionError, Shift
-from simulations.mixing import (
+from conceptid.simulations.graphs import chain
+from conceptid.simulations.interventions import Context, Hard, InterventionError, Shift
+from conceptid.simulations.mixing import (
     ImageMixing,
     LinearMixing,
     MixingError,
@@ -19,15 +19,15 @@ from simulations.mixing import (
     mixing_from_dict,
     well_conditioned_matrix,
 )
-from simulations.model import ConceptModel, ModelError, composed, random_readout
-from simulations.presets import (
+from conceptid.simulations.model import ConceptModel, ModelError, composed, random_readout
+from conceptid.simulations.presets import (
     PRESETS,
     QUAD_TARGETS,
     build_preset,
     quad,
     single_target_contexts,
 )
-from simulations.sem import random_sem
+from conceptid.simulations.sem import random_sem
 
 # -- linear mixing ------------------------------------------------------------------------------
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from identifiability import Numeric, align, identify_linear
-from models.data import from_dataset
-from models.mle import ManifoldMLE
-from models.trainer import TrainConfig, fit
-from simulations import BenchmarkSpec, generate
+from conceptid.identifiability import Numeric, align, identify_linear
+from conceptid.models.data import from_dataset
+from conceptid.models.mle import ManifoldMLE
+from conceptid.models.trainer import TrainConfig, fit
+from conceptid.simulations import BenchmarkSpec, generate
 
 
 def _standardise(*splits):

@@ -163,7 +163,7 @@ def test_context_flow_generates_a_composition_on_images_and_its_ablation_refuses
 
 def test_the_flow_schedule_follows_the_budget_and_can_be_replaced():
     from conceptid.pipeline import METHODS
-    from simulations import BenchmarkSpec, generate
+    from conceptid.simulations import BenchmarkSpec, generate
 
     ds = generate(BenchmarkSpec(preset="chain", preset_args={"m": 3}, n_train=4, n_val=2,
                                 n_test=2))  # fmt: skip

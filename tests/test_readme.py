@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptid.cli import main
-from simulations.benchmark import load_dataset
+from conceptid.simulations.benchmark import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

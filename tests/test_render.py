@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from simulations.render import (
+from conceptid.simulations.render import (
     QUAD_CONCEPTS,
     QUAD_NUISANCE,
     from_uint8,

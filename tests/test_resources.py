@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulations.benchmark import BenchmarkSpec, generate
-from simulations.errors import UsageError
-from simulations.presets import build_preset
-from simulations.resources import (
+from conceptid.simulations.benchmark import BenchmarkSpec, generate
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.presets import build_preset
+from conceptid.simulations.resources import (
     ENV,
     GIB,
     MemoryLimitError,

@@ -19,10 +19,10 @@ import torch
 
 from conceptid import pipeline
 from conceptid.cli import main
+from conceptid.models import trainer
+from conceptid.models.trainer import settings_key
 from conceptid.rundir import is_run_dir
-from models import trainer
-from models.trainer import settings_key
-from simulations.benchmark import load_dataset
+from conceptid.simulations.benchmark import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
@@ -180,8 +180,8 @@ def test_a_checkpoint_of_another_dataset_is_refused_naming_it(tmp_path, data, ca
 
 
 def test_only_a_model_that_can_intervene_generates_under_targets(tmp_path, capsys):
-    from models.estimators import IVAE, ContextModuleVAE, PooledVAE, TheoremMatchedVAE
-    from models.mle import LatentFlowMLE, ManifoldMLE
+    from conceptid.models.estimators import IVAE, ContextModuleVAE, PooledVAE, TheoremMatchedVAE
+    from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 
     assert ContextModuleVAE((4,), (1, 1), 0).can_intervene
     assert not ContextModuleVAE((4,), (1, 1), 0, use_labels=False).can_intervene
@@ -245,7 +245,7 @@ def test_sample_decides_from_the_estimator_not_its_name():
 def test_a_nan_loss_stops_train_with_one_line_and_keeps_the_checkpoint(
     tmp_path, data, capsys, monkeypatch
 ):  # fmt: skip
-    from models.estimators import PooledVAE
+    from conceptid.models.estimators import PooledVAE
 
     real, calls = PooledVAE.loss, {"n": 0}
     per_epoch = -(-int(load_dataset(data).mask("train").sum()) // 128)

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulations.graphs import DAG, chain, erdos_renyi
-from simulations.interventions import (
+from conceptid.simulations.graphs import DAG, chain, erdos_renyi
+from conceptid.simulations.interventions import (
     NOISE_FAMILIES,
     Context,
     Hard,
@@ -27,7 +27,7 @@ from simulations.interventions import (
     Shift,
     Soft,
 )
-from simulations.sem import SEM, SEMError, random_sem
+from conceptid.simulations.sem import SEM, SEMError, random_sem
 
 # sempler is a test dependency (pyproject's test extra): a missing one fails here, loudly,
 # rather than skipping the comparisons against an independent library

@@ -35,9 +35,9 @@ from _independent import (
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from identifiability import IDENTIFIABLE, NOT_COVERED, NOT_IDENTIFIABLE, check
-from identifiability.strategies import dags, dyadic, linear_mixings, readouts
-from simulations import (
+from conceptid.identifiability import IDENTIFIABLE, NOT_COVERED, NOT_IDENTIFIABLE, check
+from conceptid.identifiability.strategies import dags, dyadic, linear_mixings, readouts
+from conceptid.simulations import (
     DAG,
     SEM,
     ConceptModel,
@@ -252,7 +252,7 @@ def test_the_search_finds_the_second_models_that_exist(name, model, moved):
 
 
 def test_the_referees_designs_and_the_block_witnesses_are_sound():
-    from simulations import random_readout
+    from conceptid.simulations import random_readout
 
     designs_ = [
         _chain((DO_A, DO_B)),

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.data import from_dataset
-from models.estimators import (
+from conceptid.models.data import from_dataset
+from conceptid.models.estimators import (
     IVAE,
     ContextModuleVAE,
     LogRatioClassifier,
     PooledVAE,
     TheoremMatchedVAE,
 )
-from models.trainer import CheckpointError, TrainConfig, fit
-from simulations import BenchmarkSpec, generate
+from conceptid.models.trainer import CheckpointError, TrainConfig, fit
+from conceptid.simulations import BenchmarkSpec, generate
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ class _Interrupted(BaseException):
 
 def _interrupted_fit(model, tr, va, cfg, after: int, monkeypatch) -> None:
     """Fit until the ``after``-th checkpoint is written, then stop as if killed."""
-    from models import trainer
+    from conceptid.models import trainer
 
     real, saves = trainer._save, []
 
@@ -146,7 +146,7 @@ def test_early_stopping_restores_the_best_weights(data):
     model = _tm()
     h = fit(model, tr, va, _cfg(epochs=40, lr=0.05, patience=2))
     assert len(h["val_loss"]) < 40 or h["best_epoch"] == 39
-    from models.trainer import evaluate_loss
+    from conceptid.models.trainer import evaluate_loss
 
     g = torch.Generator().manual_seed(2)  # the validation noise stream of seed 1
     assert evaluate_loss(model, va, 64, g) == pytest.approx(min(h["val_loss"]), rel=1e-9)
@@ -276,8 +276,8 @@ class _Diverging(TheoremMatchedVAE):
 def test_a_nan_loss_stops_training_naming_the_epoch_and_keeps_the_last_checkpoint(
     tmp_path, data
 ):  # fmt: skip
-    from models.trainer import TrainingDivergedError
-    from simulations.errors import ConceptIDError
+    from conceptid.models.trainer import TrainingDivergedError
+    from conceptid.simulations.errors import ConceptIDError
 
     tr, va, _ = data
     path = tmp_path / "c.pt"

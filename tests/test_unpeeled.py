@@ -1,4 +1,5 @@
-"""models.unpeeled: the basis of never-intervened concepts and the SEM, by likelihood on moments.
+"""conceptid.models.unpeeled: the basis of never-intervened concepts and the SEM, by likelihood on
+moments.
 
 On exact population moments of the quad SEM (observed directly), the concepts without an
 intervention context (``color``, ``shape``) are given the provisional basis a snap gives them
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.unpeeled import fit_unpeeled
-from simulations import Context, Hard, quad
+from conceptid.models.unpeeled import fit_unpeeled
+from conceptid.simulations import Context, Hard, quad
 
 
 def _gauss_kl(m0, S0, m1, S1) -> float:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import conceptid
-import simulations
-from simulations.benchmark import DatasetError
-from simulations.errors import ConceptIDError, UsageError
-from simulations.validation import check_number, requirement
+import conceptid.simulations as simulations
+from conceptid.simulations.benchmark import DatasetError
+from conceptid.simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.validation import check_number, requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("simulations", "identifiability", "models", "conceptid")
@@ -90,7 +90,9 @@ def test_every_error_class_of_the_package_derives_from_the_base_class():
     for f in _package_files():
         if f.name == "__main__.py":
             continue
-        module = importlib.import_module(".".join(f.relative_to(ROOT).with_suffix("").parts))
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        prefix = () if parts[0] == "conceptid" else ("conceptid",)  # installed as conceptid.<layer>
+        module = importlib.import_module(".".join(prefix + parts))
         for name, obj in vars(module).items():
             if isinstance(obj, type) and issubclass(obj, BaseException):
                 if obj.__module__ == module.__name__:
