@@ -1,0 +1,645 @@
+"""Sweeps: a grid of benchmark specs x methods x parameters x seeds, run on Dask.
+
+A sweep is a JSON file (or a :class:`Sweep`)::
+
+    {
+      "name": "consistency",
+      "benchmarks": [{"label": "L3", "spec": {"preset": "random", "preset_args": {...}}}],
+      "spec_grid": {"n_train": [500, 2000]},        # optional: every benchmark at each value
+      "methods": ["latent-flow", "pooled"],
+      "params": {"epochs": [60]},                   # optional: training settings, a grid
+      "seeds": [0, 1, 2],
+      "x": "n_train",                               # optional: the figure's horizontal axis
+      "retries": 2,                                 # optional: a failing cell's extra attempts
+      "threads": 1,                                 # optional: torch threads per cell
+      "task": "conceptid.sweep:fit_cell"            # optional: what one cell runs
+    }
+
+Every combination is a :class:`Cell`. A cell is keyed by a content hash of everything that
+determines it (the task, the benchmark spec with its seed, the method, the parameters, the
+package version), so a rerun skips finished cells, and two sweeps that share a cell share its
+result. Cells run on Dask's ``distributed`` engine: a ``LocalCluster`` on this machine by default
+(one process per worker, one torch thread each), or an existing cluster (``scheduler=ADDRESS``;
+for Slurm or PBS start one with dask-jobqueue). The client alone writes results, each atomically:
+
+    sweep.json              the marker and the sweep's definition
+    cells/KEY.json          a finished cell: its definition and its result
+    cells/KEY.failed.json   a cell that failed every attempt: its error (retried on the next run)
+    cells/KEY/              the default task's run directory (dataset, model, checkpoints)
+    summary.csv, summary.md, summary.png   mean, standard error and per-seed values
+
+A worker that dies mid-cell (killed, out of memory) loses nothing: the scheduler hands the cell to
+another worker, and the default task resumes from the cell's training checkpoint. A cell that
+raises is retried ``retries`` times and then recorded as failed without stopping the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib
+import io
+import json
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+from conceptid.simulations.atomic import atomic_path, describe_contents
+from conceptid.simulations.benchmark import BenchmarkSpec
+from conceptid.simulations.errors import ConceptIDError
+from conceptid.simulations.validation import check_number
+
+__all__ = [
+    "FORMAT",
+    "Cell",
+    "Sweep",
+    "SweepError",
+    "SweepResult",
+    "aggregate",
+    "fit_cell",
+    "run_sweep",
+    "summary_markdown",
+    "sweep_figure",
+    "toy_cell",
+]
+
+FORMAT = "conceptid.sweep/1"
+MARKER = "sweep.json"
+_FIELDS = {"name", "benchmarks", "spec_grid", "methods", "params", "seeds", "x", "retries",
+           "threads", "task"}  # fmt: skip
+_PARAMS = {"epochs", "lr", "batch_size", "restarts"}
+
+
+class SweepError(ConceptIDError):
+    """A malformed sweep definition, a sweep directory that is not one, or a scheduler that
+    cannot be reached."""
+
+
+def _version() -> str:
+    from conceptid import __version__
+
+    return __version__
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One fit: a benchmark spec (seed included), a method, training parameters, a task."""
+
+    label: str
+    spec: Mapping
+    method: str
+    params: Mapping
+    seed: int
+    task: str = "conceptid.sweep:fit_cell"
+    threads: int = 1
+
+    def identity(self) -> dict:
+        """Everything that determines the cell's result (``threads`` does not)."""
+        return {"task": self.task, "spec": dict(self.spec), "method": self.method,
+                "params": dict(self.params), "seed": self.seed, "version": _version()}  # fmt: skip
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(_canonical(self.identity()).encode()).hexdigest()[:20]
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "spec": dict(self.spec), "method": self.method,
+                "params": dict(self.params), "seed": self.seed, "task": self.task,
+                "threads": self.threads}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Cell:
+        return cls(d["label"], d["spec"], d["method"], d["params"], int(d["seed"]), d["task"],
+                   int(d.get("threads", 1)))  # fmt: skip
+
+
+def _grid(d: Mapping, what: str) -> list[dict]:
+    if not isinstance(d, Mapping):
+        raise SweepError(f"{what} must be an object of lists, got {type(d).__name__}")
+    for k, v in d.items():
+        if not isinstance(v, list) or not v:
+            raise SweepError(f"{what}.{k} must be a non-empty list, got {v!r}")
+    keys = sorted(d)
+    return [dict(zip(keys, vals, strict=True)) for vals in product(*(d[k] for k in keys))]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A grid of benchmark specs x methods x parameters x seeds (see the module docstring)."""
+
+    name: str
+    benchmarks: tuple[tuple[str, dict], ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    spec_grid: Mapping = field(default_factory=dict)
+    params: Mapping = field(default_factory=dict)
+    x: str | None = None
+    retries: int = 2
+    threads: int = 1
+    task: str = "conceptid.sweep:fit_cell"
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Sweep:
+        """Validate a sweep definition; every problem is a :class:`SweepError` naming it."""
+        if not isinstance(d, Mapping):
+            raise SweepError(f"a sweep must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - _FIELDS)
+        if unknown:
+            raise SweepError(f"unknown sweep field(s) {unknown}; known: {sorted(_FIELDS)}")
+        for req in ("benchmarks", "methods", "seeds"):
+            if req not in d:
+                raise SweepError(f"a sweep needs {req!r}")
+        benches = d["benchmarks"]
+        if not isinstance(benches, list) or not benches:
+            raise SweepError("benchmarks must be a non-empty list")
+        out, labels = [], set()
+        for i, b in enumerate(benches):
+            if not isinstance(b, Mapping) or "spec" not in b:
+                raise SweepError(f"benchmarks[{i}] must be an object with a 'spec'")
+            label = str(b.get("label", f"b{i}"))
+            if label in labels:
+                raise SweepError(f"benchmark label {label!r} appears twice")
+            labels.add(label)
+            out.append((label, dict(b["spec"])))
+        methods = d["methods"]
+        if not isinstance(methods, list) or not methods:
+            raise SweepError("methods must be a non-empty list of method names")
+        task = str(d.get("task", "conceptid.sweep:fit_cell"))
+        if task == "conceptid.sweep:fit_cell":
+            from conceptid.pipeline import METHODS
+
+            bad = [m for m in methods if m not in METHODS]
+            if bad:
+                raise SweepError(f"unknown method(s) {bad}; known: {sorted(METHODS)}")
+        seeds = d["seeds"]
+        if not isinstance(seeds, list) or not seeds:
+            raise SweepError("seeds must be a non-empty list of integers")
+        seeds = tuple(check_number(s, "seed", minimum=0, error=SweepError) for s in seeds)
+        if len(set(seeds)) != len(seeds):
+            raise SweepError(f"seeds repeat: {list(seeds)}")
+        params = dict(d.get("params", {}))
+        if task == "conceptid.sweep:fit_cell" and set(params) - _PARAMS:
+            raise SweepError(f"unknown training parameter(s) {sorted(set(params) - _PARAMS)}; "
+                             f"known: {sorted(_PARAMS)}")  # fmt: skip
+        sweep = cls(
+            name=str(d.get("name", "sweep")),
+            benchmarks=tuple(out),
+            methods=tuple(str(m) for m in methods),
+            seeds=seeds,
+            spec_grid=dict(d.get("spec_grid", {})),
+            params=params,
+            x=d.get("x"),
+            retries=check_number(d.get("retries", 2), "retries", minimum=0, error=SweepError),
+            threads=check_number(d.get("threads", 1), "threads", error=SweepError),
+            task=task,
+        )
+        cells = sweep.cells(validate=True)  # the grids and every spec, before any work
+        if sweep.x is not None and sweep.x not in set(sweep.spec_grid) | set(sweep.params):
+            raise SweepError(f"x {sweep.x!r} is not an axis of spec_grid or params")
+        if len({c.key for c in cells}) != len(cells):
+            raise SweepError("two cells of the grid are the same fit")
+        return sweep
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> Sweep:
+        try:
+            d = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise SweepError(f"no sweep file {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise SweepError(f"{path} is not a readable JSON sweep: {e}") from None
+        return cls.from_dict(d)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "benchmarks": [{"label": lab, "spec": s}
+                                                  for lab, s in self.benchmarks],
+                "spec_grid": dict(self.spec_grid), "methods": list(self.methods),
+                "params": dict(self.params), "seeds": list(self.seeds), "x": self.x,
+                "retries": self.retries, "threads": self.threads, "task": self.task}  # fmt: skip
+
+    def cells(self, validate: bool = False) -> list[Cell]:
+        """Every cell, in a fixed order (benchmark, spec grid, method, params, seed);
+        ``validate`` builds each spec's model too (refusing a bad preset argument)."""
+        out = []
+        for (label, spec), sg, method, pg, seed in product(
+            self.benchmarks, _grid(self.spec_grid, "spec_grid"), self.methods,
+            _grid(self.params, "params"), self.seeds,
+        ):  # fmt: skip
+            full = {**spec, **sg, "seed": seed}
+            try:
+                bs = BenchmarkSpec.from_dict(full)
+                if validate:
+                    bs.build_model()  # a bad preset or argument is refused before any work
+                full = bs.to_dict()
+            except (ConceptIDError, TypeError) as e:
+                raise SweepError(f"benchmark {label!r}: {e}") from None
+            out.append(Cell(label, full, method, pg, seed, self.task, self.threads))
+        return out
+
+
+def _resolve(task: str) -> Callable[[dict], dict]:
+    module, _, name = task.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise SweepError(f"cannot import the task {task!r}: {e}") from None
+    if not callable(fn):
+        raise SweepError(f"the task {task!r} is not callable")
+    return fn
+
+
+def _run_cell(cell: dict) -> dict:
+    """What a worker runs: the cell's task with the cell's torch threads, timed."""
+    threads = int(cell.get("threads", 1))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    t0 = time.perf_counter()
+    result = _resolve(cell["task"])(cell)
+    return {"result": result, "seconds": time.perf_counter() - t0, "pid": os.getpid()}
+
+
+# ------------------------------------------------------------------------------- tasks
+
+
+def toy_cell(cell: Mapping) -> dict:
+    """A task for trying a cluster and for the tests: sleeps ``params["sleep"]`` seconds
+    (default 0.2) and returns numbers that depend only on the cell (no training)."""
+    params = cell.get("params", {})
+    if params.get("fail") or int(cell["seed"]) in params.get("fail_seeds", ()):
+        raise RuntimeError(f"toy cell told to fail (seed {cell['seed']})")
+    time.sleep(float(params.get("sleep", 0.2)))
+    n = int(cell["spec"].get("n_train", 1))
+    return {"score": 1.0 - 1.0 / math.sqrt(n) + 0.01 * int(cell["seed"]), "n": n}
+
+
+def fit_cell(cell: Mapping, root: str | os.PathLike | None = None) -> dict:
+    """The default task: generate the benchmark, train the method, evaluate.
+
+    Runs in the cell's own run directory ``ROOT/cells/KEY`` (``root`` is the sweep directory,
+    passed by :func:`run_sweep`), so a cell interrupted by a dead worker resumes from its
+    training checkpoint. Returns the pipeline's evaluation (:func:`conceptid.pipeline.
+    evaluate_method`: per-concept R^2 up to the class, concept and composition SWD, ...) and, on
+    vector data with ground truth for a model with a likelihood, the NLL gap on the validation
+    split (:func:`conceptid.simulations.density.true_nll`)."""
+    from conceptid import pipeline
+
+    c = Cell.from_dict(cell)
+    spec = BenchmarkSpec.from_dict(dict(c.spec))
+    root = Path(root if root is not None else cell.get("root", "."))
+    out = root / "cells" / c.key
+    ds = pipeline.ensure_data(spec, out, progress=False)
+    p = dict(c.params)
+    model, _ = pipeline.train_method(
+        c.method, ds, out, seed=c.seed, epochs=int(p.get("epochs", 20)),
+        batch_size=int(p.get("batch_size", 128)), lr=float(p.get("lr", 2e-3)),
+        restarts=int(p.get("restarts", 1)), progress=False,
+    )  # fmt: skip
+    res = pipeline.evaluate_method(c.method, model, ds, seed=c.seed)
+    res = {k: v for k, v in res.items() if k != "r2_matrix"}
+    res["min_r2"] = None if res.get("r2") is None else float(min(res["r2"]))
+    res["nll_gap"] = _nll_gap(model, ds)
+    return res
+
+
+def _nll_gap(model, ds) -> float | None:
+    if not (ds.has_ground_truth and hasattr(model, "nll")) or ds.x.dtype == np.uint8:
+        return None
+    import torch
+
+    from conceptid import pipeline
+    from conceptid.simulations.density import true_nll
+
+    norm, (_, va, _, _) = pipeline.splits(ds, getattr(model, "_normaliser", None))
+    with torch.no_grad():
+        learned = model.nll(va.x, va.targets).double().mean().item()
+    mean = None if norm.mean is None else norm.mean.double().numpy()
+    std = None if norm.std is None else norm.std.double().numpy()
+    return float(learned - true_nll(ds, "val", mean=mean, std=std).mean())
+
+
+# ------------------------------------------------------------------------------- engine
+
+
+@dataclass
+class SweepResult:
+    """What a run of :func:`run_sweep` did and where the results are."""
+
+    out: Path
+    cells: int
+    skipped: int
+    ran: int
+    failed: list[str]
+    seconds: float
+    rows: list[dict]
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+
+def _open_dir(out: Path, sweep: Sweep) -> Path:
+    out = Path(out)
+    marker = out / MARKER
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"{out} is a file, not a sweep directory")
+    if out.is_dir() and any(out.iterdir()) and not marker.exists():
+        raise SweepError(f"{out} is not empty and not a sweep directory (it holds "
+                         f"{describe_contents(out)}); use an empty or new directory")  # fmt: skip
+    if marker.exists():
+        try:
+            fmt = json.loads(marker.read_text()).get("format")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            fmt = None
+        if fmt != FORMAT:
+            raise SweepError(f"{marker} is not a conceptid sweep marker")
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    _write_json(marker, {"format": FORMAT, "sweep": sweep.to_dict()})
+    return out
+
+
+def _write_json(path: Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def _finished(out: Path, cell: Cell) -> dict | None:
+    path = out / "cells" / f"{cell.key}.json"
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if rec.get("identity") != json.loads(_canonical(cell.identity())):
+        return None
+    return rec
+
+
+class _Progress:
+    """Cells done / running / failed, with tqdm's estimate of the time left."""
+
+    def __init__(self, total: int, skipped: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=skipped, desc="sweep", unit="cell")
+        self.failed = 0
+
+    def update(self, running: int, failed: bool = False) -> None:
+        self.failed += int(failed)
+        if self.bar is not None:
+            self.bar.set_postfix(running=running, failed=self.failed, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _client(scheduler: str | None, workers: int, threads: int):
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as e:
+            raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+    env = {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                     "OPENBLAS_NUM_THREADS")}  # fmt: skip
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=":0", env=env)  # fmt: skip
+    return Client(cluster), cluster
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: str | os.PathLike,
+    *,
+    scheduler: str | None = None,
+    workers: int = 2,
+    progress: bool = True,
+    client=None,
+) -> SweepResult:
+    """Run every cell of ``sweep`` not yet finished in ``out``; write each result atomically as
+    it arrives, then the summary (:func:`aggregate`).
+
+    ``scheduler``: the address of a running Dask scheduler; otherwise a ``LocalCluster`` of
+    ``workers`` processes, one thread each, on loopback. ``client``: an existing
+    ``distributed.Client`` (the caller keeps it).
+
+    Raises
+    ------
+    SweepError
+        ``out`` is neither empty nor a sweep directory, the scheduler cannot be reached, or the
+        task cannot be imported (before any cell runs).
+    """
+    workers = check_number(workers, "workers", error=SweepError)
+    out = _open_dir(Path(out), sweep)
+    _resolve(sweep.task)
+    t0 = time.perf_counter()
+    cells = sweep.cells()
+    pending = [c for c in cells if _finished(out, c) is None]
+    skipped = len(cells) - len(pending)
+    failed: list[str] = []
+    if pending:
+        own = None
+        if client is None:
+            client, own = _client(scheduler, workers, sweep.threads)
+        bar = _Progress(len(cells), skipped, progress)
+        try:
+            failed = _run_pending(client, pending, out, sweep.retries, bar)
+        finally:
+            bar.close()
+            if own is not None:
+                client.close()
+                own.close()
+    rows = aggregate(out, sweep)
+    return SweepResult(out, len(cells), skipped, len(pending) - len(failed), failed,
+                       time.perf_counter() - t0, rows)  # fmt: skip
+
+
+def _run_pending(client, pending: Sequence[Cell], out: Path, retries: int, bar) -> list[str]:
+    from distributed import as_completed
+
+    futures = {}
+    for c in pending:
+        payload = c.to_dict() | {"root": str(out.resolve())}
+        fut = client.submit(_run_cell, payload, key=f"cell-{c.key}", retries=retries, pure=False)
+        futures[fut] = c
+    failed = []
+    remaining = len(futures)
+    for fut in as_completed(list(futures)):
+        c = futures[fut]
+        remaining -= 1
+        running = min(remaining, len(client.scheduler_info().get("workers", {})))
+        if fut.status == "finished":
+            rec = fut.result()
+            _write_json(out / "cells" / f"{c.key}.json", {
+                "identity": c.identity(), "cell": c.to_dict(), "result": rec["result"],
+                "seconds": rec["seconds"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            })  # fmt: skip
+            (out / "cells" / f"{c.key}.failed.json").unlink(missing_ok=True)
+            bar.update(running)
+        else:
+            exc = fut.exception()
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            _write_json(out / "cells" / f"{c.key}.failed.json", {
+                "identity": c.identity(), "cell": c.to_dict(),
+                "error": f"{type(exc).__name__}: {exc}", "traceback": tb,
+            })  # fmt: skip
+            failed.append(c.key)
+            bar.update(running, failed=True)
+    return failed
+
+
+# ------------------------------------------------------------------------------- summary
+
+
+def _scalars(result: Mapping) -> dict[str, float]:
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int | float) and math.isfinite(v):
+            out[k] = float(v)
+        elif k == "r2" and isinstance(v, list):
+            out.update({f"r2[{i}]": float(x) for i, x in enumerate(v)})
+    return out
+
+
+def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
+    """Group finished cells over seeds: for each (benchmark, spec grid point, method, params)
+    and each scalar metric, the mean, the standard error (``std / sqrt(n)``, ``ddof = 1``; 0
+    for one seed) and the per-seed values. Writes ``summary.csv``, ``summary.md`` and, when the
+    sweep has an axis to plot (``x``, else its first grid axis with several values),
+    ``summary.png``. Returns the rows."""
+    out = Path(out)
+    groups: dict[str, dict] = {}
+    for c in sweep.cells():
+        rec = _finished(out, c)
+        if rec is None:
+            continue
+        sg = {k: c.spec[k] for k in sweep.spec_grid}
+        gid = _canonical([c.label, sg, c.method, dict(c.params)])
+        g = groups.setdefault(gid, {"benchmark": c.label, **sg, "method": c.method,
+                                    **dict(c.params), "seeds": [], "metrics": {}})  # fmt: skip
+        g["seeds"].append(c.seed)
+        metrics = _scalars(rec["result"]) | {"seconds": float(rec["seconds"])}
+        for k, v in metrics.items():
+            g["metrics"].setdefault(k, {})[c.seed] = v
+    rows = []
+    for g in groups.values():
+        for metric, per in g["metrics"].items():
+            vals = np.array([per[s] for s in sorted(per)])
+            se = float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else 0.0
+            keys = {k: v for k, v in g.items() if k not in ("seeds", "metrics")}
+            rows.append(keys | {"metric": metric, "mean": float(vals.mean()), "se": se,
+                                "n": len(vals), "min": float(vals.min()), "max": float(vals.max()),
+                                "per_seed": [float(v) for v in vals],
+                                "seeds": sorted(per)})  # fmt: skip
+    _write_csv(out / "summary.csv", rows)
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(summary_markdown(rows, sweep))
+    axis = sweep.x or next(
+        (k for k, v in {**sweep.spec_grid, **sweep.params}.items() if len(v) > 1), None
+    )
+    if axis is not None and rows:
+        sweep_figure(rows, axis, out / "summary.png", title=sweep.name)
+    return rows
+
+
+def _write_csv(path: Path, rows: Iterable[dict]) -> None:
+    rows = list(rows)
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+_SHOWN = ("mean_r2", "min_r2", "nll_gap", "composition_swd", "concept_swd", "score", "seconds")
+
+
+def summary_markdown(rows: Sequence[dict], sweep: Sweep) -> str:
+    """One table row per group, one column per headline metric: ``mean +- se [per-seed]``."""
+    metrics = [m for m in _SHOWN if any(r["metric"] == m for r in rows)]
+    keys = ["benchmark", *sweep.spec_grid, "method", *sweep.params]
+    by: dict[tuple, dict] = {}
+    for r in rows:
+        by.setdefault(tuple(str(r.get(k)) for k in keys), {})[r["metric"]] = r
+    lines = [f"# Sweep `{sweep.name}`", "",
+             f"{len(sweep.seeds)} seeds {list(sweep.seeds)}; mean +- standard error "
+             "[per-seed values]", "",
+             "| " + " | ".join(keys + metrics) + " |",
+             "|" + " --- |" * (len(keys) + len(metrics))]  # fmt: skip
+    for group, ms in by.items():
+        cells = []
+        for m in metrics:
+            r = ms.get(m)
+            cells.append("" if r is None else f"{r['mean']:.4g} +- {r['se']:.2g} "
+                         f"[{', '.join(f'{v:.3g}' for v in r['per_seed'])}]")  # fmt: skip
+        lines.append("| " + " | ".join(list(group) + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title: str = "") -> None:
+    """One panel per headline metric against ``axis`` (log scale when its values are positive
+    and span a factor of 10 or more): a line per benchmark and method (and any other grid
+    value), the mean over seeds with its standard error, and every seed as a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in _SHOWN if m != "seconds" and any(r["metric"] == m for r in rows)]
+    if not metrics:
+        metrics = sorted({r["metric"] for r in rows})[:4]
+    skip = {"metric", "mean", "se", "n", "min", "max", "per_seed", "seeds", axis}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        lines: dict[str, list] = {}
+        for r in rows:
+            if r["metric"] == m and r.get(axis) is not None:
+                name = " ".join(f"{r[k]}" for k in r if k not in skip)
+                lines.setdefault(name, []).append(r)
+        for name, rs in sorted(lines.items()):
+            rs = sorted(rs, key=lambda r: r[axis])
+            xs = np.array([float(r[axis]) for r in rs])
+            line = ax.errorbar(xs, [r["mean"] for r in rs], yerr=[r["se"] for r in rs],
+                               marker="o", capsize=3, label=name)  # fmt: skip
+            for xv, r in zip(xs, rs, strict=True):
+                ax.scatter([xv] * len(r["per_seed"]), r["per_seed"], s=8, alpha=0.5,
+                           color=line[0].get_color())  # fmt: skip
+        xs_all = [float(r[axis]) for r in rows if r["metric"] == m and r.get(axis) is not None]
+        if xs_all and min(xs_all) > 0 and max(xs_all) >= 10 * min(xs_all):
+            ax.set_xscale("log")
+        ax.set_xlabel(axis)
+        ax.set_title(m)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)

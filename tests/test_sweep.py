@@ -1,0 +1,189 @@
+"""Sweeps on Dask: the grid, content keys, resumption, failures, a killed worker, the summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import distributed
+import numpy as np
+import pytest
+
+from conceptid.sweep import Sweep, SweepError, run_sweep
+
+
+def _toy(**over) -> dict:
+    d = {
+        "name": "toy",
+        "benchmarks": [{"label": "chain", "spec": {"preset": "chain"}}],
+        "spec_grid": {"n_train": [10, 100]},
+        "methods": ["pooled"],
+        "params": {"sleep": [0.05]},
+        "seeds": [0, 1, 2],
+        "task": "conceptid.sweep:toy_cell",
+    }
+    return d | over
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real LocalCluster on loopback: two worker processes, one thread each."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=":0",
+    ) as cluster, distributed.Client(cluster) as c:  # fmt: skip
+        yield c
+
+
+def _results(out):
+    return sorted((out / "cells").glob("*.json"))
+
+
+def test_the_grid_and_its_keys():
+    sw = Sweep.from_dict(_toy())
+    cells = sw.cells()
+    assert len(cells) == 1 * 2 * 1 * 1 * 3
+    assert len({c.key for c in cells}) == len(cells)
+    assert {c.spec["n_train"] for c in cells} == {10, 100}
+    assert all(c.spec["seed"] == c.seed for c in cells)
+    # a key depends on what determines the cell, not on its label or thread count
+    again = Sweep.from_dict(
+        _toy(threads=2, benchmarks=[{"label": "x", "spec": {"preset": "chain"}}])
+    )
+    assert [c.key for c in again.cells()] == [c.key for c in cells]
+    other = Sweep.from_dict(_toy(params={"sleep": [0.06]}))
+    assert not {c.key for c in other.cells()} & {c.key for c in cells}
+
+
+@pytest.mark.parametrize(
+    "over, words",
+    [
+        ({"methods": []}, "methods must be a non-empty list"),
+        ({"seeds": [0, 0]}, "seeds repeat"),
+        ({"seeds": [-1]}, "seed must be a non-negative integer"),
+        ({"spec_grid": {"n_train": 5}}, "spec_grid.n_train must be a non-empty list"),
+        ({"colour": 1}, "unknown sweep field"),
+        ({"benchmarks": [{"spec": {"preset": "nope"}}]}, "benchmark 'b0'"),
+        ({"x": "lr"}, "x 'lr' is not an axis"),
+        ({"task": "conceptid.sweep:fit_cell", "methods": ["magic"]}, "unknown method"),
+        ({"task": "conceptid.sweep:fit_cell", "methods": ["pooled"]}, "unknown training param"),
+        ({"retries": -1}, "retries must be a non-negative integer"),
+    ],
+)
+def test_bad_sweeps_are_refused_with_one_line(over, words):
+    with pytest.raises(SweepError, match=words):
+        Sweep.from_dict(_toy(**over))
+
+
+def test_a_missing_or_broken_sweep_file(tmp_path):
+    with pytest.raises(SweepError, match="no sweep file"):
+        Sweep.from_json(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SweepError, match="not a readable JSON sweep"):
+        Sweep.from_json(tmp_path / "bad.json")
+
+
+def test_a_foreign_directory_is_refused_untouched(tmp_path, client):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SweepError, match="not a sweep directory"):
+        run_sweep(Sweep.from_dict(_toy()), tmp_path, client=client, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_run_resume_and_summary(tmp_path, client):
+    sw = Sweep.from_dict(_toy())
+    out = tmp_path / "s"
+    res = run_sweep(sw, out, client=client, progress=False)
+    assert (res.cells, res.skipped, res.ran, res.failed) == (6, 0, 6, [])
+    files = _results(out)
+    assert len(files) == 6
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+    # the summary: mean, standard error and per-seed values, exact for the toy's formula
+    row = next(r for r in res.rows if r["metric"] == "score" and r["n_train"] == 100)
+    per = [1 - 1 / 10 + 0.01 * s for s in (0, 1, 2)]
+    assert row["per_seed"] == pytest.approx(per)
+    assert row["mean"] == pytest.approx(np.mean(per))
+    assert row["se"] == pytest.approx(np.std(per, ddof=1) / np.sqrt(3))
+    assert (out / "summary.csv").exists() and (out / "summary.png").stat().st_size > 0
+    assert "| chain | 100 | pooled | 0.05 |" in (out / "summary.md").read_text()
+    # a rerun does no work and rewrites no cell
+    again = run_sweep(sw, out, client=client, progress=False)
+    assert (again.skipped, again.ran) == (6, 0)
+    assert {f: f.stat().st_mtime_ns for f in _results(out)} == mtimes
+    # a grown sweep runs only its new cells
+    grown = Sweep.from_dict(_toy(seeds=[0, 1, 2, 3]))
+    more = run_sweep(grown, out, client=client, progress=False)
+    assert (more.skipped, more.ran) == (6, 2)
+
+
+def test_a_failing_cell_is_retried_then_reported_without_stopping_the_others(tmp_path, client):
+    sw = Sweep.from_dict(_toy(params={"sleep": [0.01], "fail_seeds": [[1]]}, retries=1))
+    out = tmp_path / "f"
+    res = run_sweep(sw, out, client=client, progress=False)
+    assert len(res.failed) == 2 and res.ran == 4 and not res.complete
+    failed = sorted((out / "cells").glob("*.failed.json"))
+    assert len(failed) == 2
+    rec = json.loads(failed[0].read_text())
+    assert "toy cell told to fail (seed 1)" in rec["error"] and rec["cell"]["seed"] == 1
+    # the summary covers the finished seeds only
+    assert all(r["seeds"] == [0, 2] for r in res.rows)
+    # a rerun retries the failed cells only
+    again = run_sweep(sw, out, client=client, progress=False)
+    assert (again.skipped, len(again.failed)) == (4, 2)
+
+
+def test_a_killed_worker_loses_nothing(tmp_path):
+    """Kill one of two workers while cells run: every cell is still present exactly once."""
+    sw = Sweep.from_dict(_toy(spec_grid={"n_train": [10, 100, 1000, 10000]},
+                              params={"sleep": [0.6]}))  # fmt: skip
+    out = tmp_path / "k"
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=":0",
+    ) as cluster, distributed.Client(cluster) as c:  # fmt: skip
+        pids = c.run(os.getpid)
+        killed = []
+
+        def kill_one():
+            deadline = time.time() + 60
+            while time.time() < deadline and not killed:
+                if any(c.processing().values()) and len(_results(out)) >= 1:
+                    pid = sorted(pids.values())[0]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                time.sleep(0.05)
+
+        t = threading.Thread(target=kill_one)
+        t.start()
+        res = run_sweep(sw, out, client=c, progress=False)
+        t.join()
+        survivors = set(c.run(os.getpid).values())
+    assert killed and killed[0] not in survivors
+    assert res.failed == [] and res.ran == 12
+    keys = sorted(f.name for f in _results(out))
+    assert keys == sorted(f"{cell.key}.json" for cell in sw.cells())
+    assert not list((out / "cells").glob(".*partial*"))
+    assert all(r["n"] == 3 for r in res.rows)
+
+
+def test_the_default_task_fits_and_scores_one_cell(tmp_path):
+    """fit_cell in-process: the pipeline's evaluation plus the NLL gap, in the cell's own run
+    directory; run again, it reuses the trained model (same settings) and scores the same."""
+    from conceptid.sweep import fit_cell
+
+    sw = Sweep.from_dict({
+        "benchmarks": [{"label": "L1", "spec": {
+            "preset": "random", "n_train": 300, "n_val": 100, "n_test": 200,
+            "preset_args": {"m": 3, "p": 6, "mixing": "linear"}}}],
+        "methods": ["latent-flow"], "params": {"epochs": [3]}, "seeds": [0],
+    })  # fmt: skip
+    (cell,) = sw.cells()
+    res = fit_cell(cell.to_dict() | {"root": str(tmp_path)})
+    assert len(res["r2"]) == 3 and res["min_r2"] == min(res["r2"])
+    assert np.isfinite(res["nll_gap"]) and res["composition_swd"] > 0
+    assert (tmp_path / "cells" / cell.key / "models" / "latent-flow" / "final.pt").exists()
+    again = fit_cell(cell.to_dict() | {"root": str(tmp_path)})
+    assert again["r2"] == res["r2"] and again["nll_gap"] == res["nll_gap"]
