@@ -63,6 +63,7 @@ __all__ = [
     "SweepError",
     "SweepResult",
     "aggregate",
+    "cell_epochs",
     "fit_cell",
     "run_sweep",
     "summary_markdown",
@@ -74,7 +75,7 @@ FORMAT = "conceptid.sweep/1"
 MARKER = "sweep.json"
 _FIELDS = {"name", "benchmarks", "spec_grid", "methods", "params", "seeds", "x", "retries",
            "threads", "task"}  # fmt: skip
-_PARAMS = {"epochs", "lr", "batch_size", "restarts"}
+_PARAMS = {"epochs", "lr", "batch_size", "restarts", "sample_passes"}
 
 
 class SweepError(ConceptIDError):
@@ -306,7 +307,7 @@ def fit_cell(cell: Mapping, root: str | os.PathLike | None = None) -> dict:
     ds = pipeline.ensure_data(spec, out, progress=False)
     p = dict(c.params)
     model, _ = pipeline.train_method(
-        c.method, ds, out, seed=c.seed, epochs=int(p.get("epochs", 20)),
+        c.method, ds, out, seed=c.seed, epochs=cell_epochs(p, ds),
         batch_size=int(p.get("batch_size", 128)), lr=float(p.get("lr", 2e-3)),
         restarts=int(p.get("restarts", 1)), progress=False,
     )  # fmt: skip
@@ -314,7 +315,21 @@ def fit_cell(cell: Mapping, root: str | os.PathLike | None = None) -> dict:
     res = {k: v for k, v in res.items() if k != "r2_matrix"}
     res["min_r2"] = None if res.get("r2") is None else float(min(res["r2"]))
     res["nll_gap"] = _nll_gap(model, ds)
+    res["epochs"] = cell_epochs(p, ds)
     return res
+
+
+def cell_epochs(params: Mapping, ds) -> int:
+    """The epochs of a cell: ``params["epochs"]`` (default 20), or, with ``sample_passes`` P,
+    a budget in training-sample visits that stays the same as ``n`` grows: ``ceil(P / rows)``
+    epochs over the training rows of the training contexts, at least 10, at most ``epochs``
+    when that is given too."""
+    if "sample_passes" not in params:
+        return int(params.get("epochs", 20))
+    held = np.array([c["held_out"] for c in ds.card["contexts"]])
+    rows = int((ds.mask("train") & ~held[ds.context]).sum())
+    epochs = max(10, math.ceil(float(params["sample_passes"]) / max(rows, 1)))
+    return min(epochs, int(params["epochs"])) if "epochs" in params else epochs
 
 
 def _nll_gap(model, ds) -> float | None:
