@@ -630,31 +630,39 @@ def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title
     if not metrics:
         metrics = sorted({r["metric"] for r in rows})[:4]
     skip = {"metric", "mean", "se", "n", "min", "max", "per_seed", "seeds", axis}
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip]
+    keys = [k for k in keys if len({json.dumps(r.get(k)) for r in rows}) > 1]  # what varies
+
+    def name_of(r):
+        return " ".join(f"{r.get(k)}" for k in keys) or "all"
+
+    names = sorted({name_of(r) for r in rows})
+    colour = {n: f"C{i % 10}" for i, n in enumerate(names)}  # one colour per line, every panel
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):
         lines: dict[str, list] = {}
         for r in rows:
             if r["metric"] == m and r.get(axis) is not None:
-                name = " ".join(f"{r[k]}" for k in r if k not in skip)
-                lines.setdefault(name, []).append(r)
+                lines.setdefault(name_of(r), []).append(r)
         for name, rs in sorted(lines.items()):
             rs = sorted(rs, key=lambda r: r[axis])
             xs = np.array([float(r[axis]) for r in rs])
-            line = ax.errorbar(xs, [r["mean"] for r in rs], yerr=[r["se"] for r in rs],
-                               marker="o", capsize=3, label=name)  # fmt: skip
+            ax.errorbar(xs, [r["mean"] for r in rs], yerr=[r["se"] for r in rs], marker="o",
+                        capsize=3, label=name, color=colour[name])  # fmt: skip
             for xv, r in zip(xs, rs, strict=True):
                 ax.scatter([xv] * len(r["per_seed"]), r["per_seed"], s=8, alpha=0.5,
-                           color=line[0].get_color())  # fmt: skip
+                           color=colour[name])  # fmt: skip
         xs_all = [float(r[axis]) for r in rows if r["metric"] == m and r.get(axis) is not None]
         if xs_all and min(xs_all) > 0 and max(xs_all) >= 10 * min(xs_all):
             ax.set_xscale("log")
         ax.set_xlabel(axis)
         ax.set_title(m)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    handles = [plt.Line2D([], [], color=colour[n], marker="o", label=n) for n in names]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(names), 6), fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(names) - 1) // 6), 1, 1))
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
