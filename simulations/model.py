@@ -191,7 +191,7 @@ class ConceptModel:
         """Exact mean ``(K,)`` and covariance ``(K, K)`` of the concepts under ``context``."""
         ctx = self.context(context) if isinstance(context, str) else as_context(context)
         s = self.sem.intervene(ctx)
-        return s.population_mean(), s.population_covariance()
+        return s.population_moments()
 
     # -- serialisation ------------------------------------------------------------------------
 

@@ -279,16 +279,43 @@ class SEM:
         if self.mechanism != "linear":
             raise SEMError(f"{what} is exact only for mechanism='linear', not {self.mechanism!r}")
 
+    def population_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact mean ``(K,)`` and covariance ``(K, K)`` of ``c``; linear mechanism only.
+
+        ``c = (I - B)^{-1} (mu + L z)`` with ``L`` the block-diagonal Cholesky factor of the
+        noise covariance. In a topological order ``I - B`` is unit lower-triangular, so one
+        triangular solve with the ``K + 1`` right-hand sides ``[mu | L]`` gives both the mean and
+        ``A = (I - B)^{-1} L``, and the covariance is ``A A^T`` (no inverse is formed). Computed
+        once per SEM (it is immutable)."""
+        self._require_linear("population_moments")
+        cache = self.__dict__.setdefault("_moments", [])
+        if not cache:
+            from scipy.linalg import solve_triangular
+
+            perm = np.concatenate([np.arange(self.slices[j].start, self.slices[j].stop)
+                                   for j in self.graph.order])  # fmt: skip
+            L = np.zeros((self.K, self.K))
+            for sl, Sj in zip(self.slices, self.noise_cov):
+                L[sl, sl] = np.linalg.cholesky(Sj)
+            T = -self.weights[np.ix_(perm, perm)]
+            T[np.diag_indices(self.K)] = 1.0
+            rhs = np.column_stack([self.noise_mean[perm], L[np.ix_(perm, perm)]])
+            X = solve_triangular(T, rhs, lower=True, unit_diagonal=True, check_finite=False)
+            inv = np.argsort(perm)
+            A = X[inv, 1:]
+            cache.append((X[inv, 0], A @ A.T))
+        mean, cov = cache[0]
+        return mean.copy(), cov.copy()
+
     def population_mean(self) -> np.ndarray:
         """Exact mean of ``c`` (``(K,)``); linear mechanism only."""
         self._require_linear("population_mean")
-        return self.reduced_form() @ self.noise_mean
+        return self.population_moments()[0]
 
     def population_covariance(self) -> np.ndarray:
         """Exact covariance of ``c`` (``(K, K)``); linear mechanism only."""
         self._require_linear("population_covariance")
-        M = self.reduced_form()
-        return M @ self.noise_cov_matrix() @ M.T
+        return self.population_moments()[1]
 
     # -- sampling -----------------------------------------------------------------------------
 
