@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: setup test lint demo bench package clean
+.PHONY: setup test lint demo bench package docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,15 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest -q
 
+# the documentation site, built strictly (a broken link, a page left out of the navigation or a
+# docstring griffe cannot parse fails it) into site/; the docs extra is installed once
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
+
 # build the sdist and the wheel, install the wheel into a fresh environment outside the
 # repository and try it there (what a user of the package gets)
 package: setup
@@ -41,4 +51,4 @@ bench: setup
 	$(PY) benchmarks/bench_masking.py
 
 clean:
-	rm -rf $(VENV) demo_out runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo_out runs site build/docs_api .pytest_cache .ruff_cache

@@ -1,73 +1,31 @@
 """Numeric check of assumption A3 (the mixing ``f`` is injective) for a mixing given as a function.
 
 A3 (proofs/setting.md) asks that ``f`` be injective and differentiable with a continuous inverse
-on its image. When ``f`` is only available as a black box (the quad renderer, say), injectivity
-cannot be proved numerically, but two kinds of *defect* can be found, each with evidence:
+on its image. When ``f`` is only available as a black box (the quad renderer, a user's function),
+injectivity cannot be proved numerically, but two kinds of *defect* can be found, each with
+evidence:
 
-1. **Rank-deficient Jacobian.** At each probe point ``e`` the Jacobian ``J = df/de`` (``(p, d)``,
-   the output flattened) is estimated by central finite differences and its numerical rank is
-   taken from its singular values: ``sigma_i`` counts when ``sigma_i > rank_rtol * sigma_max``.
-   A rank-deficient ``J`` means that along its near-null right singular vector(s) the output moves
-   by less than ``rank_rtol`` times the most sensitive direction: to the precision of ``f`` the map
-   collapses that direction, and an inverse cannot be Lipschitz there. (Strictly, an injective map
-   may have an isolated singular Jacobian, ``t -> t^3`` at 0; the report says "numerically
-   rank-deficient" and names the input coordinates the null directions are made of.)
-2. **Collision.** From probe points ``e1``, a least-squares search for ``e2`` far from ``e1``
-   (``|e2 - e1| > min_separation``) with ``f(e2) = f(e1)``: ``scipy.optimize.least_squares``
-   (Levenberg-Marquardt, with the batched finite-difference Jacobian) on
-   ``r(e2) = f(e2) - f(e1)``. Start ``k`` perturbs one coordinate (cycling through all of them, so
-   each gets its share of the starts): a scan of that coordinate over 16 offsets on each side of
-   ``e1``, up to 4 away, in one batched call, picks the deepest interior local minimum of
-   ``|r|`` along the line (or, if ``|r|`` only grows, a random offset of size 1 to 3); every
-   coordinate is then jittered slightly (0.05). A candidate is accepted when
-   ``|f(e2) - f(e1)| <= collision_rtol * |f(e1)|`` and then *verified* by evaluating ``f`` at both
-   points again, in one fresh call. A verified collision is a witness of non-injectivity (to the
-   precision of ``f``). The scan is what makes the search reliable on the quad renderer: started
-   from a random offset, Levenberg-Marquardt often runs off into a saturated sigmoid.
+1. **Rank-deficient Jacobian.** At each probe point the Jacobian ``J = df/de`` (the output
+   flattened), estimated by central finite differences, has a singular value below
+   ``rank_rtol`` times its largest: to the precision of ``f`` the map collapses that direction,
+   and an inverse cannot be Lipschitz there. The report names the input coordinates the null
+   directions are made of.
+2. **Collision.** From a probe point ``e1``, a least-squares search (Levenberg-Marquardt, started
+   from a batched scan along one coordinate, since a random start often runs off into a
+   saturated sigmoid) for ``e2`` far from ``e1`` with ``f(e2) = f(e1)``. A candidate counts only
+   once a fresh evaluation of ``f`` at both points confirms it: a verified collision is a witness
+   of non-injectivity.
 
 The result is an :class:`InjectivityReport` whose ``holds`` is ``False`` when a defect was found
 and ``None`` when none was: numeric evidence never proves injectivity, so ``True`` is never
 returned.
 
-Step sizes and tolerances
--------------------------
-``h`` and ``rank_rtol`` depend on the precision of ``f``'s output, read off the dtype of
-``f(points)`` (pass them to override). The step on coordinate ``j`` is
-``h * max(1, |e_j|)``.
-
-* **float64** outputs: ``h = 1e-4`` (central-difference truncation error ``O(h^2)`` ~ 1e-8 of the
-  Jacobian for unit-scale maps, rounding ``eps / h`` ~ 1e-12), ``rank_rtol = 1e-5`` (three orders
-  of magnitude above the finite-difference error).
-* **float32** outputs (the quad renderer computes in float32): rounding (``eps`` = 1.2e-7; the
-  renderer is accurate to about 1e-6 per pixel) divided by ``2 h`` is the finite-difference noise,
-  so the step must be large: ``h = 1e-2``. The truncation error stays small at that step because
-  the renderer is smooth: its anti-aliasing is a logistic ramp half a pixel wide, and a unit change
-  of a concept moves an edge by at most about 5 pixels at 32 pixels (10 at 64), so the ramp spans
-  at least ~0.05 concept units and ``(h / 0.05)^2 / 6`` is about 1% (and in a direction that has
-  no effect the truncation error vanishes too). Measured at ``shape = -40``, where ``p = 2``
-  exactly in float32 and ``orientation`` has no effect at all, the spurious ``orientation``
-  column of the finite-difference Jacobian is 2e-6 to 6e-6 of ``sigma_max`` at 32 pixels and 9e-6
-  at 64 pixels with ``h = 1e-2`` (1e-5 to 2e-5 with ``h = 3e-3``; up to 1e-3 with ``h = 1e-4``,
-  where the Jacobian is noise). ``rank_rtol = 3e-4`` is 30 times above that noise floor and 4 to
-  10 times below ``sigma_min / sigma_max`` at every point drawn from the quad model's contexts
-  (at least 1.2e-3 over 880 draws at 32 pixels, 3e-3 at 64). At ``shape = -10`` the
-  ``orientation`` column is about 1e-4 of ``sigma_max`` (1.4e-4 at 64 pixels): the float32
-  renderer barely resolves the orientation of such a near-disc, and the check flags it.
-
-``collision_rtol = 1e-6`` for both: ten times the float32 rounding level, while the collisions of
-the quad renderer are found at 1e-8 and any visible change of a concept changes the image by far
-more.
-
-The quad renderer, as this check reports it
--------------------------------------------
-``check_mixing_injectivity(quad())`` finds (see ``tests/test_injectivity.py``): the 90-degree
-symmetry of the superellipse (verified collisions whose points differ only in ``orientation``,
-the angles ``pi sigmoid(o) - pi / 2`` 90 degrees apart), and rank-deficient Jacobians at very
-negative ``shape`` (a near-disc hides the orientation; the null space is ``orientation`` and
-``shape``, whose own effect vanishes with the disc). It also flags, as it should, points where a
-sigmoid saturates (``|shape|`` above ~6, other concepts above ~9) and points where the object's
-colour matches the quadrants' (the object is then invisible, and ``size``, ``shape`` and
-``orientation`` have no effect: at ``e = 0`` exactly, for instance).
+The step ``h`` and ``rank_rtol`` follow the precision of ``f``'s output (:data:`DEFAULTS_FLOAT64`,
+:data:`DEFAULTS_FLOAT32`: float32 rounding makes finite differences noisy, so its step is large,
+which the renderer's smoothness allows); ``collision_rtol = 1e-6`` is ten times the float32
+rounding level. ``f`` is evaluated, and Jacobians are held, in bounded chunks. How these values
+were chosen, with the measurements on the quad renderer, and what the check reports for it:
+docs/identifiability.md.
 """
 
 from __future__ import annotations

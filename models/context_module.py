@@ -202,6 +202,8 @@ class ContextModule(nn.Module):
     hidden : int
         Hidden units per concept in the expressive layer.
 
+    Notes
+    -----
     Forward: ``eps`` ``(batch, K)``, ``nuisance`` ``(batch, nuisance_dim)``, ``targets``
     ``(batch, m)`` -> ``(representation (batch, out_dim + nuisance_dim), concepts (batch, K))``.
     """

@@ -196,6 +196,8 @@ class ContextFlowPrior(nn.Module):
         Include the monotone expressive layer (default). Without it, the prior is a linear
         Gaussian SEM with a full noise covariance per block.
 
+    Notes
+    -----
     Shapes: concepts ``c`` ``(b, K)``; ``targets`` ``(b, m)`` boolean (any set per sample,
     including sets never seen in training). Raises ``conceptid.simulations.errors.UsageError`` (a
     ``ConceptIDError``) on bad block sizes or a mask or concepts of the wrong shape.
