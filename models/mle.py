@@ -53,7 +53,7 @@ from .context_prior import ContextFlowPrior
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
-from .nets import _mlp, check_block_sizes, check_obs_shape, check_size, make_nets
+from .nets import check_block_sizes, check_obs_shape, check_size, make_nets, mlp
 from .unpeeled import fit_unpeeled
 
 __all__ = ["LatentFlowMLE", "ManifoldMLE"]
@@ -100,7 +100,7 @@ class ResidualDecoder(nn.Module):
 
 
 def _residual_mlp(a: int, b: int, hidden: int) -> nn.Sequential:
-    net = _mlp([a, hidden, hidden, b])
+    net = mlp([a, hidden, hidden, b])
     with torch.no_grad():
         net[-1].weight.zero_()
         net[-1].bias.zero_()

@@ -37,6 +37,9 @@ __all__ = [
     "evaluate_loss",
     "fit",
     "fit_restarts",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
     "settings_difference",
     "settings_key",
 ]
@@ -126,12 +129,16 @@ def evaluate_loss(model, data: TensorData, batch_size: int, generator: torch.Gen
     return total / max(n, 1)
 
 
-def _save(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` (a dict of tensors and plain values) to ``path`` atomically: a reader
+    sees the old file or the whole new one, never a part."""
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _read(path: Path) -> dict:
+def read_checkpoint(path: Path) -> dict:
+    """The contents of the conceptid checkpoint (or saved model) ``path``; refuses
+    (:class:`CheckpointError`, one line naming the file) a damaged or foreign file."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises several types for a damaged file
@@ -163,11 +170,13 @@ def _shape_mismatch(model, saved: dict) -> str:
     return ", ".join(parts)
 
 
-def _load(path: Path, model, settings: dict | None = None, state: dict | None = None) -> dict:
+def load_checkpoint(
+    path: Path, model, settings: dict | None = None, state: dict | None = None
+) -> dict:
     """Load the checkpoint ``path`` (``state``: its contents, when already read) into ``model``;
     refuse (:class:`CheckpointError`, one line naming the file) a damaged file, another model
     class, other ``settings`` (when given) or tensors of other shapes."""
-    state = state if state is not None else _read(path)
+    state = state if state is not None else read_checkpoint(path)
     if state.get("model_class") != type(model).__name__:
         raise CheckpointError(
             f"{path} holds a {state.get('model_class')}, not a {type(model).__name__}"
@@ -228,7 +237,7 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     settings = cfg.settings()
     if ckpt is not None and ckpt.exists():
-        state = _load(ckpt, model, settings)
+        state = load_checkpoint(ckpt, model, settings)
         # which parameters were frozen is part of the training state (staged schedules)
         if "trainable" not in state:
             raise CheckpointError(f"{ckpt} lacks the parameter flags of a resumable checkpoint")
@@ -292,7 +301,7 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
                 bar.set_postfix(train=f"{total / n:.3f}", val=f"{vloss:.3f}", best=f"{best:.3f}")
                 bar.update(1)
             if ckpt is not None:
-                _save(ckpt, {
+                save_checkpoint(ckpt, {
                     "model_class": type(model).__name__, "model": model.state_dict(),
                     "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch,
                     "best": best, "best_model": best_state, "bad_epochs": bad_epochs,
