@@ -66,7 +66,7 @@ class ContextAwareVAE(ContextModuleVAE):
         return self._with_targets(batch.targets, lambda: super(ContextAwareVAE, self).loss(
             batch, generator))  # fmt: skip
 
-    def concepts(self, x, targets):
+    def concepts(self, x, targets=None):
         return self._with_targets(targets, lambda: super(ContextAwareVAE, self).concepts(
             x, targets))  # fmt: skip
 

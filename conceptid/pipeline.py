@@ -521,17 +521,20 @@ def sample(model, ds: Dataset, targets: Sequence[str], n: int, seed: int = 0) ->
     ------
     PipelineError
         Targets given to a model that cannot generate under interventions (its estimator's
-        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation).
+        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation),
+        or a model that cannot generate at all (``can_generate`` is false).
     """
     from conceptid.simulations.render import to_uint8
 
     names = list(ds.card["concept_names"])
     method = (getattr(model, "_settings", None) or {}).get("method", type(model).__name__)
-    if targets and not getattr(model, "can_intervene", False):
-        label = METHODS[method].label if method in METHODS else method
+    label = METHODS[method].label if method in METHODS else method
+    if targets and not model.can_intervene:
         raise PipelineError(f"{method} ({label}) cannot generate under interventions: it "
                             "ignores the context labels; ask it for observational samples "
                             "(no --targets)")  # fmt: skip
+    if not model.can_generate:
+        raise PipelineError(f"{method} ({label}) cannot generate: it learns no law of x")
     mask = torch.zeros(n, len(names), dtype=torch.bool)
     for t in targets:
         mask[:, names.index(t)] = True

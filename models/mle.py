@@ -50,6 +50,7 @@ from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
 from .context_prior import ContextFlowPrior
+from .contract import EstimatorBase, target_rows
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
@@ -107,7 +108,7 @@ def _residual_mlp(a: int, b: int, hidden: int) -> nn.Sequential:
     return net
 
 
-class ManifoldMLE(nn.Module):
+class ManifoldMLE(EstimatorBase):
     """Context-free encoder ``g``, decoder ``f``, SEM prior; exact likelihood on the manifold.
 
     Parameters
@@ -130,7 +131,10 @@ class ManifoldMLE(nn.Module):
         and the decoder's *first* ``nn.Linear`` are the layers a snap rewrites.
     """
 
+    can_generate = True
     can_intervene = True  # the SEM prior, with known targets: any set of targets
+    needs_labels = True
+    concepts_need_targets = False  # context-free concepts
 
     def __init__(
         self,
@@ -437,11 +441,14 @@ class ManifoldMLE(nn.Module):
         return self.encode(x)[:, : self.K]
 
     @torch.no_grad()
-    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
-        """Samples of ``x`` under per-sample target masks ``(b, m)`` (any set of targets)."""
+    def generate(self, targets: torch.Tensor, n: int | None = None, *,
+                 generator=None) -> torch.Tensor:  # fmt: skip
+        """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set ``(m,)``
+        for ``n`` samples (any set of targets)."""
+        targets = target_rows(targets, n, self.m)
         c = self.prior.sample(targets, generator)
-        n = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
-        x = self.decode(torch.cat([c, n], 1))
+        nuis = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
+        x = self.decode(torch.cat([c, nuis], 1))
         # images live in [0, 1]; the decoder is unconstrained, so keep samples in the data's range
         return x.clamp(0.0, 1.0) if self.images else x
 
@@ -559,6 +566,11 @@ class LatentFlowMLE(ManifoldMLE):
         """The labels-ignored ablation has one (pooled) law: its samples ignore the targets."""
         return self.use_labels
 
+    @property
+    def needs_labels(self) -> bool:
+        """The likelihood reads the targets, except in the labels-ignored ablation."""
+        return self.use_labels
+
     def _labels(self, targets: torch.Tensor) -> torch.Tensor:
         """The targets the model sees: none at all in the labels-ignored ablation."""
         return targets if self.use_labels else torch.zeros_like(targets)
@@ -567,11 +579,14 @@ class LatentFlowMLE(ManifoldMLE):
         return super().prior_nll(z, self._labels(targets))
 
     @torch.no_grad()
-    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
-        """Samples of ``x`` under per-sample target masks ``(b, m)``: any set of targets,
-        including ones never seen together in training (composition). The labels-ignored
-        ablation draws from its one (pooled) law whatever the targets."""
-        return super().generate(self._labels(targets), generator)
+    def generate(self, targets: torch.Tensor, n: int | None = None, *,
+                 generator=None) -> torch.Tensor:  # fmt: skip
+        """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set ``(m,)``
+        for ``n`` samples: any set of targets, including ones never seen together in training
+        (composition). The labels-ignored ablation draws from its one (pooled) law whatever the
+        targets."""
+        return super().generate(self._labels(target_rows(targets, n, self.m)),
+                                generator=generator)  # fmt: skip
 
     @torch.no_grad()
     def selection_score(self, data: TensorData, batch_size: int = 512) -> float:
