@@ -559,7 +559,7 @@ def _generate(model, targets: torch.Tensor, seed: int) -> np.ndarray:
 def _val_bits(model, val: TensorData, seed: int) -> tuple[float, str]:
     """Validation negative ELBO (VAEs, beta = 1) or manifold NLL, in bits per dimension."""
     g = torch.Generator().manual_seed(seed)
-    manifold = isinstance(model, ManifoldMLE)
+    manifold = isinstance(model, ManifoldMLE | LatentFlowMLE)
     total, n = 0.0, 0
     model.eval()
     with torch.no_grad():

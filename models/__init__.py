@@ -10,7 +10,9 @@
 - :mod:`.mle`: :class:`LatentFlowMLE`, the two-step maximum likelihood on the data manifold
   (autoencoder, then an exact flow likelihood with the SEM prior and Theorem L snaps; the
   recommended theorem-matched estimator), and :class:`ManifoldMLE`, the joint fit (exploitable
-  through its reconstruction penalty; kept for comparison); :mod:`.flow`: the coupling flow;
+  through its reconstruction penalty; kept for comparison), both built on
+  :class:`~conceptid.models.mle.ManifoldEstimator` (the shared autoencoder, prior, schedule and
+  snaps); :mod:`.flow`: the coupling flow;
 - :mod:`.estimators`: :class:`ContextModuleVAE` (end to end, fine-tune, frozen; and the
   labels-ignored ablation), :class:`TheoremMatchedVAE`, :class:`LogRatioClassifier`,
   :class:`PooledVAE` (beta-VAE with ``beta > 1``), :class:`IVAE`;

@@ -270,6 +270,15 @@ def test_ivae_generates_from_its_pooled_law():
         IVAE((P,), K + ND, 2, hidden=8).prepare(data)
 
 
+def test_the_two_manifold_estimators_share_a_base_not_each_other():
+    from conceptid.models.mle import ManifoldEstimator
+
+    for a, b in [(LatentFlowMLE, ManifoldMLE), (ManifoldMLE, LatentFlowMLE)]:
+        assert issubclass(a, ManifoldEstimator) and not issubclass(a, b)
+    with pytest.raises(TypeError):
+        ManifoldEstimator((P,), BLOCKS, ND)  # abstract: the subclasses say what differs
+
+
 def test_the_pipeline_asks_before_generating():
     from conceptid import pipeline
 
