@@ -33,7 +33,7 @@ from torch import nn
 from conceptid.identifiability import align
 from conceptid.models.data import from_dataset
 from conceptid.models.estimators import ContextModuleVAE
-from conceptid.models.nets import _mlp
+from conceptid.models.nets import mlp
 from conceptid.models.trainer import TrainConfig, fit
 from conceptid.simulations import BenchmarkSpec, generate
 
@@ -43,7 +43,7 @@ class ContextEncoder(nn.Module):
 
     def __init__(self, p: int, m: int, D: int, hidden: int = 128) -> None:
         super().__init__()
-        self.net = _mlp([p + m, hidden, hidden, 2 * D])
+        self.net = mlp([p + m, hidden, hidden, 2 * D])
         self.m, self.targets = m, None
 
     def forward(self, x: torch.Tensor):
@@ -66,7 +66,7 @@ class ContextAwareVAE(ContextModuleVAE):
         return self._with_targets(batch.targets, lambda: super(ContextAwareVAE, self).loss(
             batch, generator))  # fmt: skip
 
-    def concepts(self, x, targets):
+    def concepts(self, x, targets=None):
         return self._with_targets(targets, lambda: super(ContextAwareVAE, self).concepts(
             x, targets))  # fmt: skip
 

@@ -46,7 +46,7 @@ def reconstruction_swd(model, data, n: int, seed: int) -> float | None:
     """SWD between test data and its reconstruction through the model's autoencoder (mean over
     the training contexts): the floor its generated samples cannot beat. ``None`` for a model
     without a deterministic autoencoder."""
-    if not isinstance(model, ManifoldMLE):
+    if not isinstance(model, ManifoldMLE | LatentFlowMLE):
         return None
     latent = model.latent if isinstance(model, LatentFlowMLE) else model.encode
     out = []

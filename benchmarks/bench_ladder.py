@@ -65,11 +65,7 @@ def build(kind: str, p: int, m: int, nuisance: int, train):
     if kind == "tm":
         return TheoremMatchedVAE((p,), [1] * m, nuisance)
     if kind == "lr":
-        model = LogRatioClassifier((p,), m)
-        single = train.targets.sum(1) <= 1
-        label = torch.where(train.targets.any(1), train.targets.float().argmax(1) + 1, 0)[single]
-        model.set_class_shares(torch.bincount(label, minlength=m + 1))
-        return model
+        return LogRatioClassifier((p,), m)  # fit's prepare(train) sets its class shares
     if kind == "cm":
         return ContextModuleVAE((p,), [1] * m, nuisance)
     if kind == "pooled":

@@ -42,10 +42,10 @@ from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 from conceptid.models.trainer import (
     CheckpointError,
     TrainConfig,
-    _load,
-    _read,
-    _save,
     fit_restarts,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
     settings_difference,
     settings_key,
 )
@@ -405,7 +405,7 @@ def train_method(
         model, hist = fit_restarts(lambda: method.make(ds, epochs), tr, va, cfg, restarts)
     except CheckpointError as err:
         raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
-    _save(final, {
+    save_checkpoint(final, {
         "model_class": type(model).__name__, "method": name, "model": model.state_dict(),
         "settings": settings, "key": settings_key(settings),
         "normaliser": norm.state(), "history": hist, "card_hash": ds.card["card_hash"],
@@ -442,7 +442,7 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
         return None
     hint = "pass --retrain (retrain=True) to train it afresh, or use another --out"
     try:
-        state = _read(final)
+        state = read_checkpoint(final)
     except CheckpointError as err:
         raise CheckpointError(f"{err}; {hint}") from None
     if state.get("key") != settings_key(settings):
@@ -476,7 +476,7 @@ def load_trained(path: Path, ds: Dataset, state: dict | None = None):
         another dataset, or weights that do not fit.
     """
     path = Path(path)
-    state = state if state is not None else _read(path)
+    state = state if state is not None else read_checkpoint(path)
     if state.get("method") not in METHODS:
         raise CheckpointError(f"{path} is not a trained conceptid model")
     settings = state.get("settings")
@@ -488,7 +488,7 @@ def load_trained(path: Path, ds: Dataset, state: dict | None = None):
                               f"{str(settings.get('dataset'))[:12]}..., this one "
                               f"{ds.card['content_hash'][:12]}...)")  # fmt: skip
     model = METHODS[state["method"]].make(ds, settings["epochs"])
-    _load(path, model, state=state)
+    load_checkpoint(path, model, state=state)
     model.eval()
     n = state.get("normaliser") or {}
     model._normaliser = Normaliser(n.get("mean"), n.get("std"))
@@ -521,17 +521,20 @@ def sample(model, ds: Dataset, targets: Sequence[str], n: int, seed: int = 0) ->
     ------
     PipelineError
         Targets given to a model that cannot generate under interventions (its estimator's
-        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation).
+        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation),
+        or a model that cannot generate at all (``can_generate`` is false).
     """
     from conceptid.simulations.render import to_uint8
 
     names = list(ds.card["concept_names"])
     method = (getattr(model, "_settings", None) or {}).get("method", type(model).__name__)
-    if targets and not getattr(model, "can_intervene", False):
-        label = METHODS[method].label if method in METHODS else method
+    label = METHODS[method].label if method in METHODS else method
+    if targets and not model.can_intervene:
         raise PipelineError(f"{method} ({label}) cannot generate under interventions: it "
                             "ignores the context labels; ask it for observational samples "
                             "(no --targets)")  # fmt: skip
+    if not model.can_generate:
+        raise PipelineError(f"{method} ({label}) cannot generate: it learns no law of x")
     mask = torch.zeros(n, len(names), dtype=torch.bool)
     for t in targets:
         mask[:, names.index(t)] = True
@@ -556,7 +559,7 @@ def _generate(model, targets: torch.Tensor, seed: int) -> np.ndarray:
 def _val_bits(model, val: TensorData, seed: int) -> tuple[float, str]:
     """Validation negative ELBO (VAEs, beta = 1) or manifold NLL, in bits per dimension."""
     g = torch.Generator().manual_seed(seed)
-    manifold = isinstance(model, ManifoldMLE)
+    manifold = isinstance(model, ManifoldMLE | LatentFlowMLE)
     total, n = 0.0, 0
     model.eval()
     with torch.no_grad():

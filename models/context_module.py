@@ -41,6 +41,7 @@ __all__ = [
     "InterventionLayer",
     "RepresentationLayer",
     "block_index",
+    "check_targets",
 ]
 
 
@@ -51,7 +52,8 @@ def block_index(block_sizes: Sequence[int]) -> torch.Tensor:
     )
 
 
-def _check_targets(targets: torch.Tensor, m: int) -> torch.Tensor:
+def check_targets(targets: torch.Tensor, m: int) -> torch.Tensor:
+    """``targets`` as a ``(batch, m)`` boolean mask; raises UsageError for another shape."""
     if targets.dim() != 2 or targets.shape[1] != m:
         raise UsageError(f"targets must be a (batch, {m}) boolean mask, got {tuple(targets.shape)}")
     return targets.to(torch.bool)
@@ -87,7 +89,7 @@ class InterventionLayer(nn.Module):
             self.bias_int.zero_()
 
     def forward(self, eps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = _check_targets(targets, len(self.block_sizes))
+        targets = check_targets(targets, len(self.block_sizes))
         return self.apply_mask(eps, targets[:, self.concept_of].to(eps.dtype))
 
     def apply_mask(self, eps: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
@@ -161,7 +163,7 @@ class CausalLayer(nn.Module):
             self.weight_int.zero_()
 
     def forward(self, u: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = _check_targets(targets, len(self.block_sizes))
+        targets = check_targets(targets, len(self.block_sizes))
         return self.apply_mask(u, targets[:, self.concept_of].to(u.dtype))
 
     def apply_mask(self, u: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
@@ -228,7 +230,7 @@ class ContextModule(nn.Module):
         """Concepts ``(batch, K)`` from exogenous noise under per-sample targets."""
         if eps.dim() != 2 or eps.shape[1] != self.K:
             raise UsageError(f"eps must be (batch, {self.K}), got {tuple(eps.shape)}")
-        targets = _check_targets(targets, self.m)
+        targets = check_targets(targets, self.m)
         col = targets[:, self.intervention.concept_of].to(eps.dtype)  # one mask for two layers
         u = self.intervention.apply_mask(eps, col)
         return self.causal.apply_mask(self.expressive(u), col)

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from conceptid.simulations.errors import UsageError
 
-from .context_module import _check_targets, block_index
+from .context_module import block_index, check_targets
 from .nets import check_block_sizes
 
 __all__ = ["ContextFlowPrior", "InterventionAffine", "MonotoneExpressive", "StructuralCausal"]
@@ -217,7 +217,7 @@ class ContextFlowPrior(nn.Module):
         self.causal = StructuralCausal(self.block_sizes)
 
     def _col(self, targets: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        targets = _check_targets(targets, self.m)
+        targets = check_targets(targets, self.m)
         return targets[:, self.concept_of].to(like.dtype)
 
     def forward(self, eps: torch.Tensor, targets: torch.Tensor):

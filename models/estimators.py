@@ -1,4 +1,7 @@
-"""Estimators sharing one interface: ``loss(batch)``, ``concepts(x, targets)``, ``generate``.
+"""The VAE-type estimators and the log-ratio classifier, each an
+:class:`~conceptid.models.contract.Estimator` (``loss(batch)``, ``concepts(x, targets=None)``,
+``generate(targets, n)``, the capability attributes and the trainer hooks; written once in
+:mod:`conceptid.models.contract`).
 
 - :class:`TheoremMatchedVAE`: the context module's linear Gaussian special case, written so that
   its optimum is what the theorem identifies: a context-free encoder ``q(c, n | x)``, a
@@ -16,10 +19,12 @@
 - :class:`PooledVAE`: contexts ignored, standard normal prior (``beta > 1``: beta-VAE).
 - :class:`IVAE`: a context-conditional factorised Gaussian prior, one learned mean and
   log-variance per context (iVAE-style).
+- :class:`LogRatioClassifier`: a contrastive encoder without a decoder (it cannot generate).
 
-Each estimator says whether ``generate`` honours a target mask: ``can_intervene`` (a class
-attribute, or a property where a constructor argument decides it). Only those that model the
-interventions can be asked for samples under a set of targets.
+Each estimator says what it can do through the contract's capability attributes
+(``can_generate``, ``can_intervene``, ``needs_labels``, ``concepts_need_targets``: class
+attributes, or properties where a constructor argument decides). Only those that model the
+interventions honour the targets given to ``generate``; the others draw from their one law.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
 from .context_module import ContextModule, block_index
-from .data import Batch
+from .contract import EstimatorBase, target_rows
+from .data import Batch, TensorData
 from .nets import check_block_sizes, check_obs_shape, check_size, make_nets
 
 __all__ = [
     "ContextModuleVAE",
     "IVAE",
+    "LogRatioClassifier",
     "PooledVAE",
     "SEMPrior",
     "TheoremMatchedVAE",
@@ -153,10 +160,12 @@ class SEMPrior(nn.Module):
         return torch.trace(torch.matrix_exp(W)) - W.shape[0]
 
 
-class _VAEBase(nn.Module):
+class _VAEBase(EstimatorBase):
     likelihood: str
+    can_generate = True  # a decoder and a prior
     #: whether ``generate(targets)`` samples under the interventions ``targets`` names
     can_intervene: bool = False
+    concepts_need_targets: bool = False
 
     def _setup_likelihood(self, likelihood: str) -> None:
         if likelihood not in ("gaussian", "bernoulli"):
@@ -190,6 +199,7 @@ class TheoremMatchedVAE(_VAEBase):
     """
 
     can_intervene = True  # the SEM prior, with known targets
+    needs_labels = True
 
     def __init__(
         self,
@@ -231,11 +241,14 @@ class TheoremMatchedVAE(_VAEBase):
         return self.encoder(x)[0][:, : self.K]
 
     @torch.no_grad()
-    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
-        """Samples of ``x`` under per-sample target masks ``(b, m)`` (any set of targets)."""
+    def generate(self, targets: torch.Tensor, n: int | None = None, *,
+                 generator=None) -> torch.Tensor:  # fmt: skip
+        """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set
+        ``(m,)`` for ``n`` samples (any set of targets)."""
+        targets = target_rows(targets, n, len(self.block_sizes))
         c = self.prior.sample(targets, generator)
-        n = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
-        return self._decode_mean(self.decoder(torch.cat([c, n], 1)))
+        nuis = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
+        return self._decode_mean(self.decoder(torch.cat([c, nuis], 1)))
 
     def graph(self, threshold: float = 0.1) -> torch.Tensor:
         """Estimated adjacency ``(m, m)`` (``[i, j]``: edge ``i -> j``), acyclic: blocks with norm
@@ -259,7 +272,7 @@ def _find_cycle(A: torch.Tensor):
     return find(np.asarray(A.cpu().numpy(), dtype=bool))
 
 
-class LogRatioClassifier(nn.Module):
+class LogRatioClassifier(EstimatorBase):
     """Contrastive estimator: classify the context of ``x`` with logits of the log-ratio form.
 
     An encoder ``h: x -> c`` (context-free, ``K`` outputs; no decoder) and, for each concept
@@ -274,9 +287,16 @@ class LogRatioClassifier(nn.Module):
     true log-density ratios, which depend on ``x`` only through the concepts (A5), so the encoder
     is pushed onto the class the theorem identifies; no reconstruction is learned, so the
     nuisance never competes for capacity. Multi-target contexts are not used in training.
+
+    It learns no decoder, so it cannot generate (``can_generate`` is false: ``generate`` raises
+    :class:`~conceptid.models.contract.CapabilityError`). :meth:`prepare` sets the log shares
+    of the contexts from the training data (``fit`` calls it).
     """
 
-    can_intervene = False  # no decoder: it does not generate
+    can_generate = False  # no decoder
+    can_intervene = False
+    needs_labels = True
+    concepts_need_targets = False
 
     def __init__(
         self, obs_shape: Sequence[int], m: int, hidden: int = 128, dag_weight: float = 0.0
@@ -294,10 +314,30 @@ class LogRatioClassifier(nn.Module):
         self.register_buffer("off_diag", 1.0 - torch.eye(m))
         self.register_buffer("log_share", torch.zeros(m + 1))
 
-    def set_class_shares(self, counts: torch.Tensor) -> None:
-        """``counts`` ``(m + 1,)``: samples of the observational context, then of each ``do(k)``."""
+    @torch.no_grad()
+    def prepare(self, train: TensorData) -> None:
+        """The log share of each class in ``train``'s single-target rows (observational, then
+        each ``do(k)``), relative to the observational one: the offsets of :meth:`logits`.
+
+        Raises :class:`~conceptid.simulations.errors.UsageError` when ``train`` has no
+        observational sample (the classes are against the observational context) or targets
+        of another number of concepts."""
+        if train.targets.dim() != 2 or train.targets.shape[1] != self.m:
+            raise UsageError(f"the training targets must be (n, {self.m}) masks, got "
+                             f"{tuple(train.targets.shape)}")  # fmt: skip
+        label = self._labels(train.targets)[train.targets.sum(1) <= 1]
+        counts = torch.bincount(label, minlength=self.m + 1)
+        if counts[0] == 0:
+            raise UsageError("the log-ratio classifier needs observational training samples: "
+                             "each class is a context against the observational one")  # fmt: skip
         share = counts.double() / counts.sum()
         self.log_share.copy_(torch.log(share / share[0]).float())
+
+    @staticmethod
+    def _labels(targets: torch.Tensor) -> torch.Tensor:
+        """The class of each row: 0 observational, ``k + 1`` for a target set whose first
+        concept is ``k`` (only single-target rows are classified)."""
+        return torch.where(targets.any(1), targets.float().argmax(1) + 1, 0)
 
     def logits(self, c: torch.Tensor) -> torch.Tensor:
         """``(b, m + 1)``: observational (0) and one logit per single-target context."""
@@ -308,11 +348,7 @@ class LogRatioClassifier(nn.Module):
 
     def loss(self, batch: Batch, generator=None):
         single = batch.targets.sum(1) <= 1
-        label = torch.where(
-            batch.targets.any(1),
-            batch.targets.float().argmax(1) + 1,
-            torch.zeros_like(batch.context),
-        )
+        label = self._labels(batch.targets)
         c = self.encoder(batch.x)[0]
         ce = nn.functional.cross_entropy(self.logits(c[single]), label[single])
         if self.dag_weight == 0:
@@ -336,6 +372,14 @@ class ContextModuleVAE(_VAEBase):
     - fine-tune: :meth:`from_base` with ``unfreeze_after=E``: encoder and decoder taken from a
       trained base VAE and frozen, the module trained alone for ``E`` epochs, then everything;
     - frozen: :meth:`from_base` with ``unfreeze_after=None``: encoder and decoder stay fixed.
+
+    ``unfreeze_after``: after that many epochs, :meth:`epoch_end` unfreezes the encoder, the
+    decoder and the likelihood scale (the fine-tune schedule; ``None``: no schedule). It only
+    matters once they are frozen, which :meth:`from_base` (or :meth:`set_nets_trainable`) does.
+
+    The concepts depend on the context (the causal layer cuts an intervened concept from its
+    parents), so :meth:`concepts` takes each sample's targets; without them every sample is read
+    as observational.
     """
 
     def __init__(
@@ -350,6 +394,7 @@ class ContextModuleVAE(_VAEBase):
         hidden: int = 128,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
+        unfreeze_after: int | None = None,
     ) -> None:
         super().__init__()
         self.block_sizes = check_block_sizes(block_sizes)
@@ -365,6 +410,9 @@ class ContextModuleVAE(_VAEBase):
         self.beta = check_number(beta, "beta", integer=False, minimum=0)
         self.use_labels = bool(use_labels)
         self._setup_likelihood(likelihood)
+        if unfreeze_after is not None:
+            unfreeze_after = check_number(unfreeze_after, "unfreeze_after (None: never)")
+        self.unfreeze_after = unfreeze_after
         if own:
             self._check_nets(tuple(obs_shape), rep_dim)
 
@@ -401,12 +449,12 @@ class ContextModuleVAE(_VAEBase):
                 f"the base VAE has {base.latent_dim} latent dimensions; the module needs "
                 f"sum(block_sizes) + nuisance_dim = {K + nuisance_dim}"
             )
-        model = cls(obs_shape, block_sizes, nuisance_dim, base.likelihood, **kw)
+        model = cls(obs_shape, block_sizes, nuisance_dim, base.likelihood,
+                    unfreeze_after=unfreeze_after, **kw)  # fmt: skip
         model.encoder.load_state_dict(base.encoder.state_dict())
         model.decoder.load_state_dict(base.decoder.state_dict())
         with torch.no_grad():
             model.log_sigma.copy_(base.log_sigma)
-        model.unfreeze_after = unfreeze_after
         model.set_nets_trainable(False)
         return model
 
@@ -414,6 +462,16 @@ class ContextModuleVAE(_VAEBase):
     def can_intervene(self) -> bool:
         """True, except for the labels-ignored ablation: it runs every sample through the
         observational weights, so ``generate(targets)`` ignores the targets."""
+        return self.use_labels
+
+    @property
+    def needs_labels(self) -> bool:
+        """The loss reads the targets, except in the labels-ignored ablation."""
+        return self.use_labels
+
+    @property
+    def concepts_need_targets(self) -> bool:
+        """The concepts depend on the targets, except in the labels-ignored ablation."""
         return self.use_labels
 
     def set_nets_trainable(self, flag: bool) -> None:
@@ -424,7 +482,7 @@ class ContextModuleVAE(_VAEBase):
 
     def epoch_end(self, epoch: int, train) -> bool:
         """Fine-tune schedule: unfreeze the encoder and decoder after ``unfreeze_after`` epochs."""
-        after = getattr(self, "unfreeze_after", None)
+        after = self.unfreeze_after
         if after is not None and epoch + 1 == after:
             self.set_nets_trainable(True)
             return True
@@ -443,12 +501,21 @@ class ContextModuleVAE(_VAEBase):
         return loss, {"nll": nll.mean().item(), "kl": kl.mean().item()}
 
     @torch.no_grad()
-    def concepts(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """The module's concepts ``(b, K)`` from the posterior mean of the exogenous noise,
+        under each sample's targets ``(b, m)``; ``None``: every sample read as observational
+        (the same as an all-false mask)."""
         mean, _ = self.encoder(x)
+        if targets is None:
+            targets = torch.zeros(mean.shape[0], self.m, dtype=torch.bool, device=mean.device)
         return self.module.concepts(mean[:, : self.K], self._targets(targets))
 
     @torch.no_grad()
-    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
+    def generate(self, targets: torch.Tensor, n: int | None = None, *,
+                 generator=None) -> torch.Tensor:  # fmt: skip
+        """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set ``(m,)``
+        for ``n`` samples; the labels-ignored ablation ignores the targets."""
+        targets = target_rows(targets, n, self.m)
         b = targets.shape[0]
         z = torch.randn(b, self.K + self.nuisance_dim, generator=generator)
         rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(targets))
@@ -457,9 +524,10 @@ class ContextModuleVAE(_VAEBase):
 
 class PooledVAE(_VAEBase):
     """A plain VAE on all contexts pooled (``beta > 1``: beta-VAE). It knows no contexts, so
-    ``generate`` ignores its targets (``can_intervene`` is false)."""
+    ``generate`` ignores its targets (``can_intervene`` is false), and its loss the labels."""
 
     can_intervene = False
+    needs_labels = False
 
     def __init__(self, obs_shape, latent_dim: int, likelihood: str = "gaussian", beta: float = 1.0,
                  hidden: int = 128) -> None:  # fmt: skip
@@ -481,15 +549,26 @@ class PooledVAE(_VAEBase):
         return self.encoder(x)[0]
 
     @torch.no_grad()
-    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
-        z = torch.randn(targets.shape[0], self.latent_dim, generator=generator)
+    def generate(self, targets: torch.Tensor, n: int | None = None, *,
+                 generator=None) -> torch.Tensor:  # fmt: skip
+        """Samples of ``x`` from the ``N(0, I)`` prior: as many as ``targets`` has rows (or
+        ``n`` for one target set ``(m,)``); the targets themselves are ignored."""
+        z = torch.randn(target_rows(targets, n).shape[0], self.latent_dim, generator=generator)
         return self._decode_mean(self.decoder(z))
 
 
 class IVAE(PooledVAE):
     """iVAE-style: the prior over the latent is ``N(mu_k, diag(exp(lv_k)))`` for context ``k``,
-    learned per context index (so unseen compositions cannot be generated; ``generate`` takes
-    context indices, not target masks: ``can_intervene`` is false)."""
+    learned per context index.
+
+    The priors belong to context indices, not to target sets, so unseen compositions cannot be
+    generated and ``generate`` ignores its targets (``can_intervene`` is false): it draws from
+    the pooled law, the mixture of the per-context priors weighted by each context's share of
+    the training data (:meth:`prepare` records the shares; uniform before). The per-context
+    samples are :meth:`_generate_contexts`'s (a private helper, by context index).
+    """
+
+    needs_labels = True  # the context index of each sample
 
     def __init__(self, obs_shape, latent_dim: int, n_contexts: int, likelihood: str = "gaussian",
                  beta: float = 1.0, hidden: int = 128) -> None:  # fmt: skip
@@ -498,6 +577,20 @@ class IVAE(PooledVAE):
         check_size(2 * n_contexts * self.latent_dim, f"priors of {n_contexts} contexts")
         self.prior_mean = nn.Parameter(torch.zeros(n_contexts, latent_dim))
         self.prior_logvar = nn.Parameter(torch.zeros(n_contexts, latent_dim))
+        self.register_buffer("context_share", torch.full((n_contexts,), 1.0 / n_contexts))
+
+    @torch.no_grad()
+    def prepare(self, train: TensorData) -> None:
+        """Record each context's share of ``train`` (the weights of the pooled law that
+        :meth:`generate` draws from). Raises :class:`~conceptid.simulations.errors.UsageError`
+        for a context index without a prior."""
+        n_contexts = len(self.context_share)
+        if len(train.context) and int(train.context.max()) >= n_contexts:
+            raise UsageError(f"the training data has context index {int(train.context.max())}; "
+                             f"this IVAE has priors for {n_contexts} contexts")  # fmt: skip
+        counts = torch.bincount(train.context, minlength=n_contexts).double()
+        if counts.sum() > 0:
+            self.context_share.copy_((counts / counts.sum()).to(self.context_share.dtype))
 
     def loss(self, batch: Batch, generator=None):
         mean, log_var = self.encoder(batch.x)
@@ -508,7 +601,19 @@ class IVAE(PooledVAE):
         return (nll + self.beta * kl).mean(), {"nll": nll.mean().item(), "kl": kl.mean().item()}
 
     @torch.no_grad()
-    def generate(self, context: torch.Tensor, generator=None) -> torch.Tensor:
+    def generate(self, targets: torch.Tensor, n: int | None = None, *,
+                 generator=None) -> torch.Tensor:  # fmt: skip
+        """Samples of ``x`` from the pooled law (a context drawn by its training share, then its
+        prior): as many as ``targets`` has rows (or ``n`` for one target set ``(m,)``); the
+        targets themselves are ignored."""
+        b = target_rows(targets, n).shape[0]
+        context = torch.multinomial(self.context_share.cpu(), b, replacement=True,
+                                    generator=generator)  # fmt: skip
+        return self._generate_contexts(context, generator)
+
+    @torch.no_grad()
+    def _generate_contexts(self, context: torch.Tensor, generator=None) -> torch.Tensor:
+        """Samples of ``x`` from the prior of each sample's context index ``(b,)`` (long)."""
         pm, plv = self.prior_mean[context], self.prior_logvar[context]
         z = pm + torch.exp(0.5 * plv) * torch.randn(pm.shape, generator=generator)
         return self._decode_mean(self.decoder(z))

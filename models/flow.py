@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .nets import _mlp
+from .nets import mlp
 
 __all__ = ["AffineCoupling", "LatentFlow"]
 
@@ -27,7 +27,7 @@ class AffineCoupling(nn.Module):
         super().__init__()
         self.register_buffer("mask", mask.float())
         D = len(mask)
-        self.net = _mlp([D, hidden, hidden, 2 * D])
+        self.net = mlp([D, hidden, hidden, 2 * D])
         with torch.no_grad():
             self.net[-1].weight.zero_()
             self.net[-1].bias.zero_()

@@ -26,6 +26,7 @@ plain autoencoder (an injective representation to peel), then the likelihood, wi
 
 from __future__ import annotations
 
+import abc
 import copy
 from collections.abc import Sequence
 
@@ -40,13 +41,14 @@ from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
 from .context_prior import ContextFlowPrior
+from .contract import EstimatorBase, target_rows
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
-from .nets import _mlp, check_block_sizes, check_obs_shape, check_size, make_nets
+from .nets import check_block_sizes, check_obs_shape, check_size, make_nets, mlp
 from .unpeeled import fit_unpeeled
 
-__all__ = ["LatentFlowMLE", "ManifoldMLE"]
+__all__ = ["LatentFlowMLE", "ManifoldEstimator", "ManifoldMLE"]
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:
@@ -90,44 +92,47 @@ class ResidualDecoder(nn.Module):
 
 
 def _residual_mlp(a: int, b: int, hidden: int) -> nn.Sequential:
-    net = _mlp([a, hidden, hidden, b])
+    net = mlp([a, hidden, hidden, b])
     with torch.no_grad():
         net[-1].weight.zero_()
         net[-1].bias.zero_()
     return net
 
 
-class ManifoldMLE(nn.Module):
-    """Context-free encoder ``g``, decoder ``f``, SEM prior; exact likelihood on the manifold.
+class ManifoldEstimator(EstimatorBase, abc.ABC):
+    """What :class:`ManifoldMLE` and :class:`LatentFlowMLE` share, written once.
 
-    Parameters
-    ----------
-    obs_shape : tuple
-        ``(p,)`` or ``(3, S, S)``.
-    block_sizes : sequence of int
-    nuisance_dim : int
-    rec_weight : float
-        Weight of the reconstruction penalty ``|x - f(g(x))|^2``.
-    dag_weight : float
-        Weight of the acyclicity penalty on the prior's graph (between snaps).
-    ae_epochs, snap_every : int
-        Autoencoder warm-up epochs; epochs between peeling snaps (0: never snap).
-    volume_eps : float
-        Floor added to ``J_f^T J_f`` in the volume term (see :meth:`log_volume`).
-    encoder, decoder : nn.Module, optional
-        Your own networks: ``encoder(x)`` returns ``(b, D)`` or a tuple whose first element is
-        (the rest is ignored), ``D = sum(block_sizes) + nuisance_dim``; the encoder's *last*
-        and the decoder's *first* ``nn.Linear`` are the layers a snap rewrites.
+    - the autoencoder: a context-free encoder ``g`` and decoder ``f`` (residual nets for
+      vectors, conv nets for images, or your own), its :meth:`latent` ``z = g(x)``, its volume
+      term :meth:`log_volume`, and :meth:`prepare`, which starts the residual nets' linear path
+      at principal component analysis of the training data;
+    - the prior over the concepts (``prior="sem"``: the linear Gaussian
+      :class:`~conceptid.models.estimators.SEMPrior`; ``"context-module"``: the
+      :class:`~conceptid.models.context_prior.ContextFlowPrior`) and ``N(0, I)`` on the nuisance
+      (:meth:`prior_nll`);
+    - the two-stage schedule (``stage`` 0: the autoencoder for ``ae_epochs``; 1: the
+      likelihood) with a Theorem L snap every ``snap_every`` epochs (:meth:`epoch_end`,
+      :meth:`hold_early_stop`, :meth:`snap`);
+    - :meth:`concepts` (the first ``K`` coordinates of :meth:`encode`) and :meth:`generate`.
+
+    A subclass says what differs: the representation that is peeled and its inverse
+    (:meth:`encode`, :meth:`decode`), where a snap's affine map is folded
+    (:meth:`_reparametrise`), what trains in the likelihood stage (:meth:`_start_likelihood`),
+    the :meth:`objective` and the density :meth:`nll`.
+
+    ``use_labels=False`` is a labels-ignored ablation: every sample is treated as observational
+    in the prior, and ``generate`` ignores its targets (``can_intervene`` is false).
     """
 
-    can_intervene = True  # the SEM prior, with known targets: any set of targets
+    can_generate = True
+    concepts_need_targets = False  # context-free concepts
 
     def __init__(
         self,
         obs_shape: Sequence[int],
         block_sizes: Sequence[int],
         nuisance_dim: int = 0,
-        rec_weight: float = 100.0,
+        *,
         dag_weight: float = 10.0,
         ae_epochs: int = 0,
         snap_every: int = 10,
@@ -135,6 +140,9 @@ class ManifoldMLE(nn.Module):
         volume_eps: float = 1e-3,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
+        prior: str = "sem",
+        use_labels: bool = True,
+        refine_unpeeled: bool = True,
     ) -> None:
         super().__init__()
         self.block_sizes = check_block_sizes(block_sizes)
@@ -146,6 +154,8 @@ class ManifoldMLE(nn.Module):
         ae_epochs = check_number(ae_epochs, "ae_epochs", minimum=0)
         snap_every = check_number(snap_every, "snap_every (0: no snaps)", minimum=0)
         hidden = check_number(hidden, "hidden")
+        if prior not in ("sem", "context-module"):
+            raise UsageError(f"prior must be 'sem' or 'context-module', got {prior!r}")
         self.images = len(obs_shape) == 3  # (3, S, S) in [0, 1]
         if encoder is None or decoder is None:
             if len(obs_shape) == 1:
@@ -160,34 +170,72 @@ class ManifoldMLE(nn.Module):
         self.encoder, self.decoder = encoder, decoder
         if not _linears(self.encoder) or not _linears(self.decoder):
             raise UsageError("the encoder must end and the decoder start with an nn.Linear")
-        self.prior = SEMPrior(self.block_sizes)
-        self.rec_weight, self.dag_weight = float(rec_weight), float(dag_weight)
+        if prior == "sem":
+            self.prior = SEMPrior(self.block_sizes)
+        else:
+            check_size(self.K**2, f"a context-module prior of {self.K} concepts")
+            self.prior = ContextFlowPrior(self.block_sizes)
+        self.prior_kind = prior
+        self.dag_weight = float(dag_weight)
         self.ae_epochs, self.snap_every = int(ae_epochs), int(snap_every)
         self.volume_eps = float(volume_eps)
+        self.use_labels = bool(use_labels)
         self.register_buffer("stage", torch.tensor(0))  # 0: autoencoder, 1: likelihood
         self.snaps = {"tried": 0, "applied": 0, "accepted": 0}
         #: a snap refits the basis of concepts it cannot peel, and the SEM, on the moments
-        self.refine_unpeeled = True
-        self._set_residual_trainable(False)
+        self.refine_unpeeled = bool(refine_unpeeled)
 
-    def _residual_params(self) -> list[nn.Parameter]:
-        return [p for net in (self.encoder, self.decoder)
-                if isinstance(net, ResidualEncoder | ResidualDecoder)
-                for p in net.mlp.parameters()]  # fmt: skip
+    # -- capabilities -------------------------------------------------------------------------
 
-    def _set_residual_trainable(self, flag: bool) -> None:
-        """The residual MLPs are frozen (at zero: the nets are linear) while the autoencoder
-        warms up, so that the first snap peels an exactly linear representation."""
-        for p in self._residual_params():
-            p.requires_grad_(flag)
+    @property
+    def can_intervene(self) -> bool:
+        """The labels-ignored ablation has one (pooled) law: its samples ignore the targets."""
+        return self.use_labels
 
+    @property
+    def needs_labels(self) -> bool:
+        """The likelihood reads the targets, except in the labels-ignored ablation."""
+        return self.use_labels
+
+    def _labels(self, targets: torch.Tensor) -> torch.Tensor:
+        """The targets the model sees: none at all in the labels-ignored ablation."""
+        return targets if self.use_labels else torch.zeros_like(targets)
+
+    # -- what a subclass defines --------------------------------------------------------------
+
+    @abc.abstractmethod
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation a snap peels ``(b, D)``: the concepts, then the nuisance."""
+
+    @abc.abstractmethod
+    def decode(self, u: torch.Tensor) -> torch.Tensor:
+        """The observation of a representation ``(b, D)`` from :meth:`encode`."""
+
+    @abc.abstractmethod
+    def objective(self, batch: Batch, stage: int = 1):
+        """The loss of ``stage`` (0: the autoencoder, 1: the likelihood) and its logs."""
+
+    @abc.abstractmethod
+    def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``-log p_k(x)`` per sample, in nats."""
+
+    @abc.abstractmethod
+    def _start_likelihood(self) -> None:
+        """Leave the autoencoder stage (``stage`` 1) and set what trains from now on."""
+
+    @abc.abstractmethod
+    def _reparametrise(self, M: np.ndarray, t: np.ndarray) -> None:
+        """Fold ``u' = M u + t`` (of :meth:`encode`'s output) into the model's linear layers,
+        leaving the composition ``decode(encode(x))`` unchanged."""
+
+    # -- the autoencoder and the prior --------------------------------------------------------
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """The autoencoder's latent ``z = g(x)`` ``(b, D)`` (the encoder's output, or the first
+        element of the tuple it returns)."""
         out = self.encoder(x)
         z = out[0] if isinstance(out, tuple) else out
         return z[:, : self.D]
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
 
     def log_volume(self, z: torch.Tensor) -> torch.Tensor:
         """``1/2 log det(J_f(z)^T J_f(z) + eps I)`` per sample ``(b,)`` (forward-mode Jacobian).
@@ -203,27 +251,12 @@ class ManifoldMLE(nn.Module):
         """``-log p_k(z)`` per sample: the per-context prior on the concepts, ``N(0, I)`` on the
         nuisance."""
         nuis = (z[:, self.K :] ** 2).sum(1) + self.nuisance_dim * np.log(2 * np.pi)
-        return self.prior.nll(z[:, : self.K], targets) + 0.5 * nuis
-
-    @torch.no_grad()
-    def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``-log p_k(x)`` on the manifold per sample, in nats (whatever the training stage)."""
-        z = self.encode(x)
-        return self.prior_nll(z, targets) + self.log_volume(z)
-
-    def objective(self, batch: Batch, stage: int = 1):
-        """The loss of ``stage`` (0: reconstruction only, 1: likelihood) and its logs."""
-        z = self.encode(batch.x)
-        rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)
-        if stage == 0:
-            return rec.mean(), {"rec": rec.mean().item()}
-        nll = self.prior_nll(z, batch.targets) + self.log_volume(z)
-        dag = self.prior.dag_penalty()
-        loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
-        return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
+        return self.prior.nll(z[:, : self.K], self._labels(targets)) + 0.5 * nuis
 
     def loss(self, batch: Batch, generator=None):
         return self.objective(batch, int(self.stage))
+
+    # -- the schedule (trainer hooks) ---------------------------------------------------------
 
     @torch.no_grad()
     def prepare(self, train: TensorData) -> None:
@@ -245,11 +278,6 @@ class ManifoldMLE(nn.Module):
             if self.snap_every:
                 self.snap(train)
 
-    def _start_likelihood(self) -> None:
-        """Leave the autoencoder stage: the likelihood is trained from now on."""
-        self.stage.fill_(1)
-        self._set_residual_trainable(True)
-
     def hold_early_stop(self) -> bool:
         """No early stopping in the autoencoder stage: its loss is not the objective (and under
         linear mixing PCA is already exact, so it cannot improve)."""
@@ -267,6 +295,8 @@ class ManifoldMLE(nn.Module):
             if (done - self.ae_epochs) % self.snap_every == 0 and (first or done > 0):
                 changed = self.snap(train, require_improvement=not first) or changed
         return changed
+
+    # -- snaps ----------------------------------------------------------------------------------
 
     @torch.no_grad()
     def snap(
@@ -383,20 +413,6 @@ class ManifoldMLE(nn.Module):
                 keep.append(c)
         return fit_unpeeled(moments, counts, masks[keep], self.block_sizes, unpeeled, sem)
 
-    def _reparametrise(self, M: np.ndarray, t: np.ndarray) -> None:
-        """``z' = M z + t``: fold into the encoder's last and decoder's first linear layer."""
-        enc, dec = _linears(self.encoder)[-1], _linears(self.decoder)[0]
-        D = self.D
-        Mt = torch.as_tensor(M, dtype=torch.float64)
-        tt = torch.as_tensor(t, dtype=torch.float64)
-        W, b = enc.weight[:D].double().clone(), enc.bias[:D].double().clone()
-        enc.weight[:D] = (Mt @ W).to(enc.weight.dtype)
-        enc.bias[:D] = (Mt @ b + tt).to(enc.bias.dtype)
-        Minv = torch.linalg.inv(Mt)
-        W2 = dec.weight.double().clone()  # .double() of a float64 tensor is the tensor itself
-        dec.weight.copy_(W2 @ Minv)
-        dec.bias.copy_(dec.bias.double() - W2 @ Minv @ tt)
-
     def _identified_sem(self, ident, scale: np.ndarray, where: np.ndarray) -> dict:
         """The identified SEM in the rescaled coordinates, as arguments of the prior's
         ``set_linear_gaussian`` (block noise laws enter through their diagonals: the prior's
@@ -421,22 +437,136 @@ class ManifoldMLE(nn.Module):
         return {"B": B, "mu_obs": mu_obs, "var_obs": var_obs, "mu_int": mu_int,
                 "var_int": var_int}  # fmt: skip
 
+    # -- concepts and samples -----------------------------------------------------------------
+
     @torch.no_grad()
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        """The learned concepts ``g(x)[:, :K]`` ``(b, K)`` (context-free)."""
+        """The learned concepts ``encode(x)[:, :K]`` ``(b, K)`` (context-free: ``targets`` is
+        ignored)."""
         return self.encode(x)[:, : self.K]
 
     @torch.no_grad()
-    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
-        """Samples of ``x`` under per-sample target masks ``(b, m)`` (any set of targets)."""
+    def generate(self, targets: torch.Tensor, n: int | None = None, *,
+                 generator=None) -> torch.Tensor:  # fmt: skip
+        """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set ``(m,)``
+        for ``n`` samples: any set of targets, including ones never seen together in training
+        (composition). The labels-ignored ablation draws from its one (pooled) law whatever the
+        targets."""
+        targets = self._labels(target_rows(targets, n, self.m))
         c = self.prior.sample(targets, generator)
-        n = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
-        x = self.decode(torch.cat([c, n], 1))
+        nuis = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
+        x = self.decode(torch.cat([c, nuis], 1))
         # images live in [0, 1]; the decoder is unconstrained, so keep samples in the data's range
         return x.clamp(0.0, 1.0) if self.images else x
 
 
-class LatentFlowMLE(ManifoldMLE):
+class ManifoldMLE(ManifoldEstimator):
+    """Context-free encoder ``g``, decoder ``f``, SEM prior; exact likelihood on the manifold.
+
+    The joint fit: :meth:`objective` is the likelihood of ``z = g(x)`` on the manifold plus a
+    reconstruction penalty; a snap rewrites the encoder's last and the decoder's first linear
+    layer. With the default (residual) nets, the residual MLPs are frozen at zero while the
+    autoencoder warms up, so that the first snap peels an exactly linear representation.
+
+    Parameters
+    ----------
+    obs_shape : tuple
+        ``(p,)`` or ``(3, S, S)``.
+    block_sizes : sequence of int
+    nuisance_dim : int
+    rec_weight : float
+        Weight of the reconstruction penalty ``|x - f(g(x))|^2``.
+    dag_weight : float
+        Weight of the acyclicity penalty on the prior's graph (between snaps).
+    ae_epochs, snap_every : int
+        Autoencoder warm-up epochs; epochs between peeling snaps (0: never snap).
+    volume_eps : float
+        Floor added to ``J_f^T J_f`` in the volume term (see :meth:`log_volume`).
+    encoder, decoder : nn.Module, optional
+        Your own networks: ``encoder(x)`` returns ``(b, D)`` or a tuple whose first element is
+        (the rest is ignored), ``D = sum(block_sizes) + nuisance_dim``; the encoder's *last*
+        and the decoder's *first* ``nn.Linear`` are the layers a snap rewrites.
+    """
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        block_sizes: Sequence[int],
+        nuisance_dim: int = 0,
+        rec_weight: float = 100.0,
+        dag_weight: float = 10.0,
+        ae_epochs: int = 0,
+        snap_every: int = 10,
+        hidden: int = 128,
+        volume_eps: float = 1e-3,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__(
+            obs_shape, block_sizes, nuisance_dim, dag_weight=dag_weight, ae_epochs=ae_epochs,
+            snap_every=snap_every, hidden=hidden, volume_eps=volume_eps, encoder=encoder,
+            decoder=decoder,
+        )  # fmt: skip
+        self.rec_weight = float(rec_weight)
+        self._set_residual_trainable(False)
+
+    def _residual_params(self) -> list[nn.Parameter]:
+        return [p for net in (self.encoder, self.decoder)
+                if isinstance(net, ResidualEncoder | ResidualDecoder)
+                for p in net.mlp.parameters()]  # fmt: skip
+
+    def _set_residual_trainable(self, flag: bool) -> None:
+        """The residual MLPs are frozen (at zero: the nets are linear) while the autoencoder
+        warms up, so that the first snap peels an exactly linear representation."""
+        for p in self._residual_params():
+            p.requires_grad_(flag)
+
+    def _start_likelihood(self) -> None:
+        """Leave the autoencoder stage: the likelihood is trained from now on, the residual
+        MLPs too."""
+        self.stage.fill_(1)
+        self._set_residual_trainable(True)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``z = g(x)`` ``(b, D)``: the concepts, then the nuisance."""
+        return self.latent(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    @torch.no_grad()
+    def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``-log p_k(x)`` on the manifold per sample, in nats (whatever the training stage)."""
+        z = self.encode(x)
+        return self.prior_nll(z, targets) + self.log_volume(z)
+
+    def objective(self, batch: Batch, stage: int = 1):
+        """The loss of ``stage`` (0: reconstruction only, 1: likelihood) and its logs."""
+        z = self.encode(batch.x)
+        rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)
+        if stage == 0:
+            return rec.mean(), {"rec": rec.mean().item()}
+        nll = self.prior_nll(z, batch.targets) + self.log_volume(z)
+        dag = self.prior.dag_penalty()
+        loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
+        return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
+
+    def _reparametrise(self, M: np.ndarray, t: np.ndarray) -> None:
+        """``z' = M z + t``: fold into the encoder's last and decoder's first linear layer."""
+        enc, dec = _linears(self.encoder)[-1], _linears(self.decoder)[0]
+        D = self.D
+        Mt = torch.as_tensor(M, dtype=torch.float64)
+        tt = torch.as_tensor(t, dtype=torch.float64)
+        W, b = enc.weight[:D].double().clone(), enc.bias[:D].double().clone()
+        enc.weight[:D] = (Mt @ W).to(enc.weight.dtype)
+        enc.bias[:D] = (Mt @ b + tt).to(enc.bias.dtype)
+        Minv = torch.linalg.inv(Mt)
+        W2 = dec.weight.double().clone()  # .double() of a float64 tensor is the tensor itself
+        dec.weight.copy_(W2 @ Minv)
+        dec.bias.copy_(dec.bias.double() - W2 @ Minv @ tt)
+
+
+class LatentFlowMLE(ManifoldEstimator):
     """Two steps: learn the manifold, then the exact likelihood of the concepts on it.
 
     1. ``ae_epochs`` of a plain autoencoder ``x -> z = g(x) -> f(z)`` (reconstruction only; the
@@ -446,7 +576,7 @@ class LatentFlowMLE(ManifoldMLE):
     (c, n)``
        with the per-context SEM prior on ``c`` and ``N(0, I)`` on ``n``, fitted by the *exact*
        likelihood ``-log p_k(h(z)) - log |det J_h(z)|``. Snaps (Theorem L on the moments of ``u``)
-       rewrite the flow's last linear layer, as in :class:`ManifoldMLE`.
+       rewrite the flow's last linear layer (where :class:`ManifoldMLE`'s rewrite its nets').
 
     Why not the joint objective of :class:`ManifoldMLE`: its change of variables holds only where
     ``f o g`` is the identity, and a penalty holds that only approximately. The fit exploits the
@@ -491,33 +621,21 @@ class LatentFlowMLE(ManifoldMLE):
         check_number(ae_epochs, "ae_epochs (step 1 learns the manifold)")
         check_number(flow_layers, "flow_layers")
         check_number(flow_hidden, "flow_hidden")
-        if prior not in ("sem", "context-module"):
-            raise UsageError(f"prior must be 'sem' or 'context-module', got {prior!r}")
         super().__init__(
             obs_shape, block_sizes, nuisance_dim, dag_weight=dag_weight, ae_epochs=ae_epochs,
             snap_every=snap_every if use_labels else 0, hidden=hidden, volume_eps=volume_eps,
-            encoder=encoder, decoder=decoder,
+            encoder=encoder, decoder=decoder, prior=prior, use_labels=use_labels,
+            refine_unpeeled=refine_unpeeled,
         )  # fmt: skip
         check_size(flow_layers * (2 * self.D * flow_hidden + flow_hidden**2) + self.D**2,
                    f"a flow of {flow_layers} layers of {flow_hidden} units")  # fmt: skip
         self.flow = LatentFlow(self.D, flow_layers, flow_hidden)
-        self.prior_kind, self.use_labels = prior, bool(use_labels)
-        self.refine_unpeeled = bool(refine_unpeeled)
-        if prior == "context-module":
-            self.prior = ContextFlowPrior(self.block_sizes)
-
-    def _set_residual_trainable(self, flag: bool) -> None:
-        """Every autoencoder parameter trains in step 1 (no linear-only warm-up here)."""
 
     def _start_likelihood(self) -> None:
         """Step 2: freeze the autoencoder; the flow and the prior train from now on."""
         self.stage.fill_(1)
         for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
             p.requires_grad_(False)
-
-    def latent(self, x: torch.Tensor) -> torch.Tensor:
-        """The autoencoder's latent ``z = g(x)`` ``(b, D)``."""
-        return super().encode(x)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``u = h(g(x))`` ``(b, D)``: the concepts, then the nuisance."""
@@ -527,6 +645,8 @@ class LatentFlowMLE(ManifoldMLE):
         return self.decoder(self.flow.inverse(u))
 
     def objective(self, batch: Batch, stage: int = 1):
+        """The loss of ``stage`` (0: the autoencoder's reconstruction, 1: the flow's exact
+        likelihood of the frozen latent) and its logs."""
         z = self.latent(batch.x)
         if stage == 0:
             rec = ((batch.x - self.decoder(z)).flatten(1) ** 2).sum(1)
@@ -543,25 +663,6 @@ class LatentFlowMLE(ManifoldMLE):
         z = self.latent(x)
         u, logdet = self.flow(z)
         return self.prior_nll(u, targets) - logdet + self.log_volume(z)
-
-    @property
-    def can_intervene(self) -> bool:
-        """The labels-ignored ablation has one (pooled) law: its samples ignore the targets."""
-        return self.use_labels
-
-    def _labels(self, targets: torch.Tensor) -> torch.Tensor:
-        """The targets the model sees: none at all in the labels-ignored ablation."""
-        return targets if self.use_labels else torch.zeros_like(targets)
-
-    def prior_nll(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return super().prior_nll(z, self._labels(targets))
-
-    @torch.no_grad()
-    def generate(self, targets: torch.Tensor, generator=None) -> torch.Tensor:
-        """Samples of ``x`` under per-sample target masks ``(b, m)``: any set of targets,
-        including ones never seen together in training (composition). The labels-ignored
-        ablation draws from its one (pooled) law whatever the targets."""
-        return super().generate(self._labels(targets), generator)
 
     @torch.no_grad()
     def selection_score(self, data: TensorData, batch_size: int = 512) -> float:

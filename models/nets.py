@@ -25,7 +25,9 @@ __all__ = [
     "MLPEncoder",
     "check_block_sizes",
     "check_obs_shape",
+    "check_size",
     "make_nets",
+    "mlp",
 ]
 
 #: the image sizes the conv nets take
@@ -79,7 +81,8 @@ def check_block_sizes(block_sizes: object) -> tuple[int, ...]:
     return sizes
 
 
-def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """Linear layers of the given ``sizes`` (input, hidden..., output) with SiLU between them."""
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
         layers += [nn.Linear(a, b), nn.SiLU()]
@@ -92,7 +95,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: Sequence[int] = (128, 128)) -> None:
         super().__init__()
-        self.net = _mlp([in_dim, *hidden, 2 * latent_dim])
+        self.net = mlp([in_dim, *hidden, 2 * latent_dim])
         self.latent_dim = latent_dim
 
     def forward(self, x: torch.Tensor):
@@ -105,7 +108,7 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, latent_dim: int, out_dim: int, hidden: Sequence[int] = (128, 128)) -> None:
         super().__init__()
-        self.net = _mlp([latent_dim, *hidden, out_dim])
+        self.net = mlp([latent_dim, *hidden, out_dim])
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)

@@ -28,6 +28,7 @@ from conceptid.simulations.atomic import atomic_path
 from conceptid.simulations.errors import ConceptIDError
 from conceptid.simulations.validation import check_number
 
+from .contract import Estimator, check_estimator
 from .data import TensorData
 
 __all__ = [
@@ -37,6 +38,9 @@ __all__ = [
     "evaluate_loss",
     "fit",
     "fit_restarts",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
     "settings_difference",
     "settings_key",
 ]
@@ -126,12 +130,16 @@ def evaluate_loss(model, data: TensorData, batch_size: int, generator: torch.Gen
     return total / max(n, 1)
 
 
-def _save(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` (a dict of tensors and plain values) to ``path`` atomically: a reader
+    sees the old file or the whole new one, never a part."""
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _read(path: Path) -> dict:
+def read_checkpoint(path: Path) -> dict:
+    """The contents of the conceptid checkpoint (or saved model) ``path``; refuses
+    (:class:`CheckpointError`, one line naming the file) a damaged or foreign file."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises several types for a damaged file
@@ -163,11 +171,13 @@ def _shape_mismatch(model, saved: dict) -> str:
     return ", ".join(parts)
 
 
-def _load(path: Path, model, settings: dict | None = None, state: dict | None = None) -> dict:
+def load_checkpoint(
+    path: Path, model, settings: dict | None = None, state: dict | None = None
+) -> dict:
     """Load the checkpoint ``path`` (``state``: its contents, when already read) into ``model``;
     refuse (:class:`CheckpointError`, one line naming the file) a damaged file, another model
     class, other ``settings`` (when given) or tensors of other shapes."""
-    state = state if state is not None else _read(path)
+    state = state if state is not None else read_checkpoint(path)
     if state.get("model_class") != type(model).__name__:
         raise CheckpointError(
             f"{path} holds a {state.get('model_class')}, not a {type(model).__name__}"
@@ -194,8 +204,8 @@ def _diverged(what: str, epoch: int, batch: int | None, model, ckpt: Path | None
                                  "help")  # fmt: skip
 
 
-def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
-    """Train ``model`` (anything with ``loss(batch, generator) -> (loss, logs)``).
+def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
+    """Train ``model``, an :class:`~conceptid.models.contract.Estimator`.
 
     Returns a history dict: per-epoch ``train_loss``, ``val_loss``, ``lr``, the ``best_epoch``,
     ``seconds`` and whether training ``resumed``. With ``cfg.checkpoint`` set, an existing
@@ -204,16 +214,16 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
 
     Raises :class:`CheckpointError` for a checkpoint that is damaged, of another model or shape,
     or written under other :meth:`TrainConfig.settings`; :class:`TrainingDivergedError` when a
-    loss becomes NaN or infinite.
+    loss becomes NaN or infinite; :class:`~conceptid.simulations.errors.UsageError` for a model
+    that is not an :class:`~conceptid.models.contract.Estimator` (naming what it lacks).
 
-    A model may define ``prepare(train)``, called once before the first epoch of a fresh (not
-    resumed) run (a data-dependent initialisation), and ``epoch_end(epoch, train) -> bool``,
-    called after each training epoch;
-    returning ``True`` says that its parametrisation or objective changed (a stage switch, a
-    reparametrisation), so the optimiser state and the best-model tracking start afresh; and
-    ``hold_early_stop() -> bool``, true while early stopping must wait (a warm-up stage whose
-    loss is not the final objective).
+    The contract's trainer hooks are called as :mod:`conceptid.models.contract` documents them:
+    ``model.prepare(train)`` once before the first epoch of a fresh (not resumed) run;
+    ``model.epoch_end(epoch, train)`` after each training epoch (``True``: the parametrisation
+    or objective changed, so the optimiser state and the best-model tracking start afresh);
+    ``model.hold_early_stop()`` after each validation (``True``: early stopping waits).
     """
+    check_estimator(model)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -228,7 +238,7 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     settings = cfg.settings()
     if ckpt is not None and ckpt.exists():
-        state = _load(ckpt, model, settings)
+        state = load_checkpoint(ckpt, model, settings)
         # which parameters were frozen is part of the training state (staged schedules)
         if "trainable" not in state:
             raise CheckpointError(f"{ckpt} lacks the parameter flags of a resumable checkpoint")
@@ -240,10 +250,8 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
         hist["resumed"] = True
         best, start, bad_epochs = state["best"], state["epoch"] + 1, state["bad_epochs"]
         best_state = state["best_model"]
-    hold = getattr(model, "hold_early_stop", None)
-    prepare = getattr(model, "prepare", None)
-    if prepare is not None and not hist["resumed"]:
-        prepare(train)
+    if not hist["resumed"]:
+        model.prepare(train)
     val_gen = torch.Generator().manual_seed(cfg.seed + 1)
     t0 = time.perf_counter()
     bar = None
@@ -269,8 +277,7 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
                 opt.step()
                 total += loss.item() * len(batch)
                 n += len(batch)
-            hook = getattr(model, "epoch_end", None)
-            if hook is not None and hook(epoch, train):
+            if model.epoch_end(epoch, train):
                 # the model changed its parametrisation or its objective: Adam's moments and the
                 # best validation loss so far no longer refer to the same quantities
                 opt.state.clear()
@@ -286,13 +293,13 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
                 best, bad_epochs = vloss, 0
                 best_state = copy.deepcopy(model.state_dict())
                 hist["best_epoch"] = epoch
-            elif not (hold is not None and hold()):
+            elif not model.hold_early_stop():
                 bad_epochs += 1
             if bar is not None:
                 bar.set_postfix(train=f"{total / n:.3f}", val=f"{vloss:.3f}", best=f"{best:.3f}")
                 bar.update(1)
             if ckpt is not None:
-                _save(ckpt, {
+                save_checkpoint(ckpt, {
                     "model_class": type(model).__name__, "model": model.state_dict(),
                     "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch,
                     "best": best, "best_model": best_state, "bad_epochs": bad_epochs,
@@ -310,12 +317,12 @@ def fit(model, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
 
 
 def fit_restarts(
-    build: Callable[[], torch.nn.Module], train: TensorData, val: TensorData, cfg: TrainConfig,
+    build: Callable[[], Estimator], train: TensorData, val: TensorData, cfg: TrainConfig,
     restarts: int = 1,
-) -> tuple[torch.nn.Module, dict]:  # fmt: skip
+) -> tuple[Estimator, dict]:  # fmt: skip
     """Train ``restarts`` models from ``build()`` (seeds ``cfg.seed + 1000 r``) and keep the best.
 
-    Best: the lowest ``model.selection_score(val)`` where a model defines it (a quantity
+    Best: the lowest ``model.selection_score(val)`` where it is not ``None`` (a quantity
     comparable across fits, such as a likelihood), else the lowest validation loss. Restart
     ``r`` checkpoints to ``cfg.checkpoint + ".r{r}"`` (``r > 0``), so an interrupted run resumes
     where it stopped; a finished restart resumes at its end and only recomputes its score.
@@ -332,8 +339,8 @@ def fit_restarts(
         hist = fit(model, train, val, replace(cfg, seed=seed, checkpoint=ckpt))
         seconds += hist["seconds"]
         model.to("cpu")
-        score = getattr(model, "selection_score", None)
-        value = float(score(val)) if score is not None else min(hist["val_loss"], default=math.inf)
+        score = model.selection_score(val)
+        value = float(score) if score is not None else min(hist["val_loss"], default=math.inf)
         if not scores or value < min(scores):
             best, best_hist = model, hist
         scores.append(value)

@@ -147,7 +147,7 @@ def test_a_run_states_what_it_reused(reference):
 
 
 def _interrupt_after_saves(monkeypatch, n: int) -> None:
-    real, saves = trainer._save, []
+    real, saves = trainer.save_checkpoint, []
 
     def save(path, state):
         real(path, state)
@@ -155,7 +155,7 @@ def _interrupt_after_saves(monkeypatch, n: int) -> None:
         if len(saves) == n:
             raise _Interrupted
 
-    monkeypatch.setattr(trainer, "_save", save)
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
 
 
 def test_a_checkpoint_of_another_dataset_is_refused_naming_it(tmp_path, data, capsys, monkeypatch):
@@ -324,7 +324,7 @@ def _complete_or_absent(run: Path, reference: Path) -> None:
             pipeline.load_trained(p, ds or load_dataset(reference / "data"))
             assert _same_weights(p, reference / rel), rel
         elif rel.parts[0] == "models":
-            state = trainer._read(p)  # a checkpoint: whole, and keyed by its settings
+            state = trainer.read_checkpoint(p)  # a checkpoint: whole, and keyed by its settings
             assert re.fullmatch(r"checkpoint\.pt(\.r1)?", p.name), rel
             assert state["key"] == settings_key(state["settings"])
         elif p.suffix == ".json":

@@ -95,7 +95,7 @@ def _interrupted_fit(model, tr, va, cfg, after: int, monkeypatch) -> None:
     """Fit until the ``after``-th checkpoint is written, then stop as if killed."""
     from conceptid.models import trainer
 
-    real, saves = trainer._save, []
+    real, saves = trainer.save_checkpoint, []
 
     def save(path, state):
         real(path, state)
@@ -103,7 +103,7 @@ def _interrupted_fit(model, tr, va, cfg, after: int, monkeypatch) -> None:
         if len(saves) == after:
             raise _Interrupted
 
-    monkeypatch.setattr(trainer, "_save", save)
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
     with pytest.raises(_Interrupted):
         fit(model, tr, va, cfg)
     monkeypatch.undo()

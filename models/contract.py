@@ -1,0 +1,199 @@
+"""The one interface every estimator meets: :class:`Estimator`, written once.
+
+An estimator is a ``torch.nn.Module`` with three required methods, four capability attributes
+and four trainer hooks. :class:`EstimatorBase` supplies the documented default of every hook
+(and the refusal of :meth:`~EstimatorBase.generate`), so an estimator writes only what it does
+differently; :func:`conceptid.models.trainer.fit` calls the hooks directly, never guessing.
+
+Required methods
+----------------
+``loss(batch, generator=None) -> (loss, logs)``
+    The scalar training loss of a :class:`~conceptid.models.data.Batch` and a dict of floats to
+    log; ``generator`` drives any sampling noise (reparameterisation), so a seeded fit is
+    deterministic.
+``concepts(x, targets=None) -> (b, K)``
+    The learned concepts of observations ``x`` (no gradient). ``targets``, a ``(b, m)`` boolean
+    mask, says which concepts each sample's context intervenes on; it matters only where
+    :attr:`~Estimator.concepts_need_targets` is true, and ``None`` then reads every sample as
+    observational (the empty target set).
+``generate(targets, n=None, *, generator=None) -> (n, *obs_shape)``
+    Samples of ``x`` in the model's units. ``targets`` is a ``(n, m)`` boolean mask, one target
+    set per sample (a batch may mix them, and any set may be asked for, including ones never
+    seen together in training), or one ``(m,)`` target set with ``n`` the number of samples.
+    Where :attr:`~Estimator.can_intervene` is false the targets are accepted and ignored: the
+    samples come from the model's one (pooled) law. Where :attr:`~Estimator.can_generate` is
+    false it raises :class:`CapabilityError`.
+
+Capabilities (plain attributes, or properties where a constructor argument decides)
+-----------------------------------------------------------------------------------
+``can_generate``
+    ``generate`` works (the model has a decoder and a law to sample from).
+``can_intervene``
+    ``generate`` honours the targets (implies ``can_generate``). A caller that wants samples
+    under interventions asks this first (:func:`conceptid.pipeline.sample` does).
+``needs_labels``
+    ``loss`` reads the batch's context labels (``targets`` or ``context``); false: it trains on
+    ``x`` alone (the pooled VAE, the labels-ignored ablations).
+``concepts_need_targets``
+    ``concepts(x, targets)`` depends on ``targets``; false: the concepts are a context-free
+    function of ``x`` and ``targets`` is ignored.
+
+Trainer hooks (optional: :class:`EstimatorBase` holds each default)
+-------------------------------------------------------------------
+``prepare(train) -> None``
+    The one data-dependent set-up, called by ``fit`` once before the first epoch of a fresh
+    (not resumed) fit, with the training :class:`~conceptid.models.data.TensorData`. Whatever
+    it sets must live in the state dict, so that a resumed fit has it. Default: nothing.
+``epoch_end(epoch, train) -> bool``
+    Called after each training epoch (``epoch`` counts from 0); returns whether the model changed
+    its parametrisation or its objective (a stage switch, a snap, an unfreezing), in which case
+    ``fit`` clears the optimiser state and restarts the best-model tracking. Default: ``False``.
+``hold_early_stop() -> bool``
+    True while early stopping must wait (a warm-up stage whose loss is not the final objective).
+    Default: ``False``.
+``selection_score(data) -> float | None``
+    A quantity comparable across fits of different seeds, lower is better, by which
+    :func:`conceptid.models.trainer.fit_restarts` keeps the best restart. Default: ``None``, and
+    the best validation loss decides.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from conceptid.simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.validation import check_number
+
+from .data import Batch, TensorData
+
+__all__ = [
+    "CAPABILITIES",
+    "HOOKS",
+    "REQUIRED",
+    "CapabilityError",
+    "Estimator",
+    "EstimatorBase",
+    "check_estimator",
+    "target_rows",
+]
+
+#: the capability attributes, the required methods and the trainer hooks, by name
+CAPABILITIES = ("can_generate", "can_intervene", "needs_labels", "concepts_need_targets")
+REQUIRED = ("loss", "concepts", "generate")
+HOOKS = ("prepare", "epoch_end", "hold_early_stop", "selection_score")
+
+
+class CapabilityError(ConceptIDError):
+    """An estimator was asked for something it cannot do; the message names the capability
+    attribute that says so (e.g. ``can_generate``)."""
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """What :func:`~conceptid.models.trainer.fit`, the pipeline and the command line rely on
+    (the module docstring documents each member). ``isinstance(model, Estimator)`` checks that
+    every member is present."""
+
+    can_generate: bool
+    can_intervene: bool
+    needs_labels: bool
+    concepts_need_targets: bool
+
+    def loss(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def generate(
+        self, targets: torch.Tensor, n: int | None = None, *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor: ...  # fmt: skip
+
+    def prepare(self, train: TensorData) -> None: ...
+
+    def epoch_end(self, epoch: int, train: TensorData) -> bool: ...
+
+    def hold_early_stop(self) -> bool: ...
+
+    def selection_score(self, data: TensorData) -> float | None: ...
+
+
+class EstimatorBase(nn.Module):
+    """The defaults of the contract: every hook does nothing, and ``generate`` refuses.
+
+    The capability defaults are the cautious ones (no generation, no interventions, labels
+    needed, concepts that may depend on the targets); every estimator of the package sets all
+    four for itself.
+    """
+
+    can_generate: bool = False
+    can_intervene: bool = False
+    needs_labels: bool = True
+    concepts_need_targets: bool = True
+
+    def generate(
+        self, targets: torch.Tensor, n: int | None = None, *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """Refuse: this estimator cannot generate (``can_generate`` is false)."""
+        raise CapabilityError(
+            f"{type(self).__name__} cannot generate (its can_generate is False): it learns no "
+            "law of x to sample from"
+        )
+
+    def prepare(self, train: TensorData) -> None:
+        """No data-dependent set-up."""
+
+    def epoch_end(self, epoch: int, train: TensorData) -> bool:
+        """No schedule: nothing changes between epochs."""
+        return False
+
+    def hold_early_stop(self) -> bool:
+        """Early stopping never waits."""
+        return False
+
+    def selection_score(self, data: TensorData) -> float | None:
+        """No score comparable across fits: restarts are compared by validation loss."""
+        return None
+
+
+def check_estimator(model: object) -> None:
+    """Refuse (:class:`~conceptid.simulations.errors.UsageError`) a model that is not a
+    ``torch.nn.Module`` meeting :class:`Estimator`, naming the members it lacks."""
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"an estimator must be a torch.nn.Module, got {type(model).__name__}")
+    missing = [k for k in (*CAPABILITIES, *REQUIRED, *HOOKS) if not hasattr(model, k)]
+    if missing:
+        raise UsageError(
+            f"{type(model).__name__} is not an Estimator: it lacks {', '.join(missing)} "
+            "(subclass conceptid.models.contract.EstimatorBase for the default hooks)"
+        )
+
+
+def target_rows(targets, n: int | None = None, m: int | None = None) -> torch.Tensor:
+    """The per-sample target masks ``(n, m)`` of ``generate(targets, n)``.
+
+    ``targets``: a ``(b, m)`` mask, returned as it is (``n``, when given, must equal ``b``); or
+    one ``(m,)`` target set, repeated for ``n`` samples. ``m``, when given, is the number of
+    concepts the model knows. Raises :class:`~conceptid.simulations.errors.UsageError` naming
+    what is wrong.
+    """
+    t = torch.as_tensor(targets)
+    if n is not None:
+        n = check_number(n, "n (the number of samples)")
+    if t.dim() == 1:
+        if n is None:
+            raise UsageError("one target set (m,) needs n, the number of samples to generate")
+        t = t.unsqueeze(0).repeat(n, 1)
+    elif t.dim() != 2:
+        raise UsageError(f"targets must be a (n, m) mask or one (m,) target set, got shape "
+                         f"{tuple(t.shape)}")  # fmt: skip
+    elif n is not None and n != t.shape[0]:
+        raise UsageError(f"n = {n} disagrees with the {t.shape[0]} rows of the targets mask")
+    if m is not None and t.shape[1] != m:
+        raise UsageError(f"targets must name {m} concepts per sample, got {t.shape[1]}")
+    return t
