@@ -39,8 +39,9 @@ import torch
 
 from conceptid.models.data import targets_mask
 from conceptid.models.metrics import sliced_wasserstein
-from conceptid.pipeline import METHODS, _generate, splits, train_method
+from conceptid.pipeline import METHODS, splits, train_method
 from conceptid.simulations.digits import morpho_digits
+from conceptid.training import generate_samples as _generate
 
 METHOD_NAMES = ("context-flow", "context-flow-ablation", "pooled")
 

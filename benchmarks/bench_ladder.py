@@ -3,9 +3,14 @@
 Estimators: ``peel`` (Theorem L's identification algorithm on sample moments), ``flow``
 (two-step: autoencoder, then the exact likelihood of a latent flow with the SEM prior), ``mle``
 (joint manifold likelihood), ``tm`` (theorem-matched VAE), ``lr`` (log-ratio classifier), ``cm``
-(context-module VAE), ``pooled``. ``--restarts R`` trains every estimator ``R`` times (seeds
-``seed + 1000 r``) and keeps the fit with the best validation score (the manifold likelihood
-where a model has one, else the validation loss); the wall time counts all restarts.
+(context-module VAE), ``pooled``. Every trained estimator is a method of the package's registry
+(``conceptid.methods``: ``METHODS`` and ``BENCHMARK_METHODS``, built from the dataset as the
+pipeline builds them), trained on the pipeline's normalised splits (``conceptid.splits``); the
+two-step and manifold MLEs take the pipeline's schedule for the budget (at the default 60 epochs:
+the autoencoder for 20, a snap every 10).
+``--restarts R`` trains every estimator ``R`` times (seeds ``seed + 1000 r``) and keeps the fit
+with the best validation score (the manifold likelihood where a model has one, else the
+validation loss); the wall time counts all restarts.
 
 Rungs (proofs/setting.md): L1 linear mixing; L2 linear + 2 nuisance dims; L3 invertible MLP;
 L4 invertible MLP + 2 nuisance dims (5 concepts, Erdos-Renyi DAG, 16 observed dims, 2000 training
@@ -26,19 +31,13 @@ import time
 import numpy as np
 import torch
 
+from conceptid.evaluation import latent_means
 from conceptid.identifiability import Numeric, align, identify_linear
-from conceptid.models.data import from_dataset
-from conceptid.models.estimators import (
-    ContextModuleVAE,
-    LogRatioClassifier,
-    PooledVAE,
-    TheoremMatchedVAE,
-)
+from conceptid.methods import BENCHMARK_METHODS, METHODS
 from conceptid.models.metrics import active_dims
-from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 from conceptid.models.trainer import TrainConfig, fit_restarts
-from conceptid.pipeline import latent_means
 from conceptid.simulations import BenchmarkSpec, generate
+from conceptid.splits import splits
 
 RUNGS = {
     "L1": {"mixing": "linear", "nuisance_dim": 0},
@@ -46,31 +45,26 @@ RUNGS = {
     "L3": {"mixing": "mlp", "nuisance_dim": 0},
     "L4": {"mixing": "mlp", "nuisance_dim": 2},
 }
-NAMES = {
-    "peel": "peeling (moments)",
-    "flow": "latent-flow MLE",
-    "mle": "manifold MLE + peel",
-    "tm": "theorem-matched VAE",
-    "lr": "log-ratio classifier",
-    "cm": "context-module VAE",
-    "pooled": "pooled VAE",
+#: the ladder's estimators: its short name -> the registry's method (None: ``peel``, which is
+#: not trained) and the name the table prints
+ESTIMATORS = {
+    "peel": (None, "peeling (moments)"),
+    "flow": ("latent-flow", "latent-flow MLE"),
+    "mle": ("manifold-mle", "manifold MLE + peel"),
+    "tm": ("theorem-matched", "theorem-matched VAE"),
+    "lr": ("log-ratio", "log-ratio classifier"),
+    "cm": ("context-module", "context-module VAE"),
+    "pooled": ("pooled", "pooled VAE"),
 }
 
 
-def build(kind: str, p: int, m: int, nuisance: int, train):
-    if kind == "flow":
-        return LatentFlowMLE((p,), [1] * m, nuisance)
-    if kind == "mle":
-        return ManifoldMLE((p,), [1] * m, nuisance)
-    if kind == "tm":
-        return TheoremMatchedVAE((p,), [1] * m, nuisance)
-    if kind == "lr":
-        return LogRatioClassifier((p,), m)  # fit's prepare(train) sets its class shares
-    if kind == "cm":
-        return ContextModuleVAE((p,), [1] * m, nuisance)
-    if kind == "pooled":
-        return PooledVAE((p,), m + nuisance)
-    raise ValueError(f"unknown estimator {kind!r}; known: {sorted(NAMES)}")
+def method(kind: str):
+    """The registry's method behind the ladder's estimator ``kind``."""
+    if kind not in ESTIMATORS or ESTIMATORS[kind][0] is None:
+        trained = sorted(k for k, (name, _) in ESTIMATORS.items() if name is not None)
+        raise SystemExit(f"unknown trained estimator {kind!r}; known: {trained} and peel")
+    name = ESTIMATORS[kind][0]
+    return METHODS.get(name) or BENCHMARK_METHODS[name]
 
 
 def run(rung: str, kind: str, seed: int, epochs: int, restarts: int = 1) -> dict:
@@ -80,22 +74,18 @@ def run(rung: str, kind: str, seed: int, epochs: int, restarts: int = 1) -> dict
         n_train=2000, n_val=300, n_test=500, seed=seed,
     )  # fmt: skip
     ds = generate(spec)
-    tr, va, te = (from_dataset(ds, s, "training") for s in ("train", "val", "test"))
-    mu, sd = tr.x.mean(0), tr.x.std(0)
-    for d in (tr, va, te):
-        d.x = (d.x - mu) / sd
+    norm, (tr, va, te, _) = splits(ds)  # standardised by the training split's mean and std
+    mu, sd = norm.mean, norm.std
     if kind == "peel":
         return _peel(tr, te, m)
+    estimator = method(kind)
     t0 = time.perf_counter()
     cfg = TrainConfig(epochs=epochs, lr=3e-3, batch_size=256, progress=False, seed=seed,
                       patience=max(10, epochs // 4))  # fmt: skip
-    nuisance = RUNGS[rung]["nuisance_dim"]
-    model, _ = fit_restarts(lambda: build(kind, p, m, nuisance, tr), tr, va, cfg, restarts)
+    model, _ = fit_restarts(lambda: estimator.make(ds, epochs), tr, va, cfg, restarts)
     sec = time.perf_counter() - t0
     learned = model.concepts(te.x, te.targets).numpy()
-    res = align(
-        learned, te.concepts.numpy(), assignment="hungarian" if kind == "pooled" else "given"
-    )
+    res = align(learned, te.concepts.numpy(), assignment=estimator.assignment)
     enc = latent_means(model, te.x)
     out = {"r2": res.r2, "active": active_dims(enc), "latent": enc.shape[1], "seconds": sec}
     if hasattr(model, "nll"):
@@ -112,10 +102,11 @@ def true_nll(ds, data, mu: torch.Tensor, sd: torch.Tensor) -> np.ndarray:
     far below 0 means the fit exploits its objective."""
     mod = ds.model
     C, Nn = data.concepts.double().numpy(), np.asarray(ds.nuisance[ds.mask("val")], float)
-    held = np.array([c["held_out"] for c in ds.card["contexts"]])
+    held = np.zeros(len(ds.context_names), dtype=bool)
+    held[ds.held_out_contexts] = True
     Nn = Nn[~held[ds.context[ds.mask("val")]]]
     ctx = data.context.numpy()
-    names = [c["name"] for c in ds.card["contexts"]]
+    names = ds.context_names
     contexts = {c.name: c for c in mod.all_contexts}
     K, mu_, sd_ = C.shape[1], mu.numpy(), sd.numpy()
     Z = np.hstack([C, Nn])
@@ -181,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
             sec = np.mean([r["seconds"] for r in runs])
             gap = f"{np.mean([r['nll_gap'] for r in runs]):+.2f}" if "nll_gap" in runs[0] else ""
             seeds_mean = " ".join(f"{v:.2f}" for v in r2.mean(1))
-            print(f"{rung:<5}{NAMES[kind]:<22}{mean:>8.3f}{r2.min():>8.3f}  {seeds_mean:<17}"
+            label = ESTIMATORS[kind][1]
+            print(f"{rung:<5}{label:<22}{mean:>8.3f}{r2.min():>8.3f}  {seeds_mean:<17}"
                   f"{per:<27}{active:>7}{sec:>9.1f}{gap:>9}", flush=True)  # fmt: skip
         if pooled_mean is not None:
             print(f"{'':<5}(peer: pooled VAE, mean R2 {pooled_mean:.3f}, same data, budget)")

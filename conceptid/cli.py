@@ -36,11 +36,12 @@ from conceptid.simulations.benchmark import (
 )
 from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.imported import DEFAULT_FRACTIONS
-from conceptid.simulations.presets import PRESETS
 from conceptid.simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
 from conceptid.simulations.validation import check_number
 
 from . import __version__
+from .config import CHECK_METHODS, DEFAULT_PRESET, DEFAULT_RUN, DEFAULTS, PRESET_NAMES
+from .methods import METHODS
 
 #: ``conceptid --help``: plain text (the module docstring is reStructuredText)
 DESCRIPTION = """\
@@ -53,22 +54,11 @@ and concept learners trained and evaluated against the proven equivalence class.
 EPILOG = """\
 Bad input prints one line naming the problem and exits with status 2; Ctrl-C exits with 130."""
 
-#: the methods of ``run`` and ``train`` (conceptid.pipeline.METHODS; a test keeps them equal, so
-#: that ``--help`` can list them without importing torch)
-METHOD_NAMES = (
-    "context-flow",
-    "context-flow-ablation",
-    "context-module",
-    "ablation",
-    "pooled",
-    "beta-vae",
-    "latent-flow",
-    "manifold-mle",
-)
+#: the methods of ``run`` and ``train``: the registry's (conceptid.methods.METHODS, which imports
+#: no torch, so that ``--help`` lists them quickly)
+METHOD_NAMES = tuple(METHODS)
 #: image sizes the models take (models.nets.IMAGE_SIZES; a test keeps them equal)
 IMAGE_SIZES = (32, 64)
-#: built-in benchmark presets
-PRESET_NAMES = tuple(PRESETS)
 
 
 class ArgumentsError(UsageError):
@@ -298,8 +288,6 @@ def check_methods(text: str | None, images: bool | None) -> list[str] | None:
     images (``images=None``: not known yet); None when not given (every method that applies)."""
     if text is None:
         return None
-    from .pipeline import METHODS
-
     names = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
     if not names:
         raise UsageError(f"--methods {text!r} names no method; choose from {', '.join(METHODS)}")
@@ -442,7 +430,7 @@ def check_training_data(path: str, methods: str | None):
     if empty:
         raise UsageError(f"{path} holds no {' and no '.join(empty)} samples (n_{empty[0]} = 0); "
                          f"training needs both")  # fmt: skip
-    images = ds.x.ndim == 4
+    images = ds.is_image
     if images and ds.x.shape[1] not in IMAGE_SIZES:
         raise UsageError(f"{path} holds {ds.x.shape[1]}x{ds.x.shape[2]} images; the models "
                          f"take {' or '.join(map(str, IMAGE_SIZES))} pixels")  # fmt: skip
@@ -541,7 +529,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     n = len(ds.context)
     print(
         f"wrote {out}: {n} samples, {len(ds.context_names)} contexts "
-        f"({sum(c['held_out'] for c in ds.card['contexts'])} held out), "
+        f"({len(ds.held_out_contexts)} held out), "
         f"x {ds.x.dtype} {tuple(ds.x.shape[1:])}, {time.perf_counter() - t0:.1f} s"
     )
     return 0
@@ -568,8 +556,8 @@ def _load_model(a: argparse.Namespace):
     if a.source is None:
         args = _parse_kv(a.preset_arg)
         seed = a.seed if a.seed is not None else 0
-        spec = BenchmarkSpec(preset=a.preset or "quad", preset_args=args, seed=seed, n_train=0,
-                             n_val=0, n_test=0)  # fmt: skip
+        spec = BenchmarkSpec(preset=a.preset or DEFAULT_PRESET, preset_args=args, seed=seed,
+                             n_train=0, n_val=0, n_test=0)  # fmt: skip
         return check_spec(spec, "this model", image_sizes=False)
     path = Path(a.source)
     if path.is_dir():
@@ -616,16 +604,11 @@ def cmd_check(a: argparse.Namespace) -> int:
     return 0
 
 
-#: the built-in default benchmark of ``conceptid run`` and ``make demo``
-DEFAULT_RUN = {"preset": "quad", "preset_args": {"image_size": 32}, "n_train": 500, "n_val": 100,
-               "n_test": 100}  # fmt: skip
-
-
 def _run_spec(a: argparse.Namespace) -> BenchmarkSpec:
     if a.spec:
         spec = BenchmarkSpec.from_json(a.spec)
     else:
-        base = dict(DEFAULT_RUN) if a.preset == "quad" else {"preset": a.preset}
+        base = dict(DEFAULT_RUN) if a.preset == DEFAULT_RUN["preset"] else {"preset": a.preset}
         base["preset_args"] = {**base.get("preset_args", {}), **_parse_kv(a.preset_arg)}
         spec = BenchmarkSpec.from_dict({**BenchmarkSpec(preset=a.preset).to_dict(), **base})
     over = {"seed": a.seed} if a.seed is not None else {}  # else the spec's own seed
@@ -634,7 +617,8 @@ def _run_spec(a: argparse.Namespace) -> BenchmarkSpec:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from .pipeline import RunConfig, run
+    from .config import RunConfig
+    from .pipeline import run
 
     seed = a.benchmark.seed if a.benchmark is not None else a.seed or 0
     cfg = RunConfig(spec=a.benchmark, out=Path(a.out), seed=seed, epochs=a.epochs,
@@ -649,26 +633,27 @@ def cmd_import(a: argparse.Namespace) -> int:
     ds = a.dataset  # built and checked by validate_import
     out = Path(a.out)
     ds.save(out, overwrite=a.overwrite)
-    ctx = ds.card["contexts"]
-    held = sum(c["held_out"] for c in ctx)
-    concepts = ", ".join(ds.card["concept_names"])
-    print(f"wrote {out}: {len(ds.context)} samples, {len(ctx)} contexts ({held} held out), "
+    held = len(ds.held_out_contexts)
+    concepts = ", ".join(ds.concept_names)
+    print(f"wrote {out}: {len(ds.context)} samples, {len(ds.context_names)} contexts ({held} "
+          f"held out), "
           f"x {ds.x.dtype} {tuple(ds.x.shape[1:])}, concepts {concepts}; no ground "
           f"truth")  # fmt: skip
     return 0
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .pipeline import default_methods, train_method
+    from .methods import default_methods
+    from .training import train
 
     ds = a.dataset  # loaded and verified by validate_train
     out = Path(a.out)
     for name in a.method_list or default_methods(ds):
-        model, hist = train_method(name, ds, out, seed=a.seed, epochs=a.epochs,
-                                   batch_size=a.batch_size, device=a.device,
-                                   progress=not a.quiet, restarts=a.restarts,
-                                   retrain=a.retrain)  # fmt: skip
-        how = "reused (trained before under the same settings)" if model._reused else "trained"
+        t = train(name, ds, out, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size,
+                  device=a.device, progress=not a.quiet, restarts=a.restarts,
+                  retrain=a.retrain)  # fmt: skip
+        how = "reused (trained before under the same settings)" if t.reused else "trained"
+        hist = t.history
         print(f"{name}: {how}, {len(hist['val_loss'])} epochs, best validation loss "
               f"{min(hist['val_loss']):.4g} -> {out / 'models' / name / 'final.pt'}")  # fmt: skip
     return 0
@@ -682,52 +667,40 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
-    from .pipeline import load_trained, sample
+    from .training import read_trained, sample
 
     model_dir = Path(a.model)
     final = model_dir / "final.pt" if model_dir.is_dir() else model_dir
     run_dir = final.parent.parent.parent
     ds = load_dataset(a.data or run_dir / "data")
-    model, state = load_trained(final, ds)
-    names = list(ds.card["concept_names"])
+    trained = read_trained(final, ds)
+    names = ds.concept_names
     targets = [t.strip() for t in (a.targets or "").split(",") if t.strip()]
     unknown = [t for t in targets if t not in names]
     if unknown:
         raise UsageError(f"unknown intervention targets {unknown}; concepts: {names}")
-    check_memory(3 * 4 * a.n * math.prod(ds.x.shape[1:]), f"generating {a.n} samples")
-    x = sample(model, ds, targets, a.n, a.seed)  # the data's units
     out = Path(a.out)
-    if out.suffix == ".png":
-        from .report import _plt
-
-        plt = _plt()
-        if x.ndim != 4:
-            raise UsageError("a PNG needs image samples; write vector samples to a .npy file")
-        cols = min(8, a.n)
-        rows = -(-a.n // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(cols, rows), squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, img in zip(axes.flat, x):
-            ax.imshow(img)
-        from .plots import _atomic_savefig
-
-        _atomic_savefig(fig, out)
-        plt.close(fig)
-    elif out.suffix == ".npy":
-        from .pipeline import atomic_npy
-
-        atomic_npy(out, x)
-    else:
+    if out.suffix not in (".npy", ".png"):
         raise UsageError(f"--out must end in .npy or .png, got {out.name!r}")
+    check_memory(3 * 4 * a.n * math.prod(ds.x.shape[1:]), f"generating {a.n} samples")
+    x = sample(trained, ds, targets, a.n, a.seed)  # the data's units
+    if out.suffix == ".png":
+        from .plots import image_grid
+
+        image_grid(x, out)
+    else:
+        from .rundir import write_npy
+
+        write_npy(out, x)
     label = "do(" + ",".join(targets) + ")" if targets else "observational"
-    print(f"wrote {out}: {a.n} samples of {label} from {state['method']}")
+    print(f"wrote {out}: {a.n} samples of {label} from {trained.method}")
     return 0
 
 
 def _methods_help() -> str:
+    vectors = [name for name, m in METHODS.items() if m.vectors_only]
     return (f"comma-separated, from {', '.join(METHOD_NAMES)} (default: every method that applies: "
-            f"all of them for vectors, the first six for images)")  # fmt: skip
+            f"all of them for vectors, all but {' and '.join(vectors)} for images)")  # fmt: skip
 
 
 def _add_max_memory(p: _Parser) -> None:
@@ -737,13 +710,13 @@ def _add_max_memory(p: _Parser) -> None:
 
 
 def _add_training(p: _Parser, seed_help: str = "seed of training and evaluation",
-                  seed_default: int | None = 0) -> None:  # fmt: skip
+                  seed_default: int | None = DEFAULTS.seed) -> None:  # fmt: skip
     p.add_number("--seed", minimum=0, default=seed_default, help=seed_help)
-    p.add_number("--epochs", default=20, help="training epochs per method")
-    p.add_number("--batch-size", default=128, help="training batch size")
-    p.add_number("--restarts", default=1,
+    p.add_number("--epochs", default=DEFAULTS.epochs, help="training epochs per method")
+    p.add_number("--batch-size", default=DEFAULTS.batch_size, help="training batch size")
+    p.add_number("--restarts", default=DEFAULTS.restarts,
                  help="fits per method from different seeds; the best is kept")  # fmt: skip
-    p.add_argument("--device", default="cpu",
+    p.add_argument("--device", default=DEFAULTS.device,
                    help="cpu, cuda, cuda:N or mps (checked before anything runs)")  # fmt: skip
     p.add_argument("--methods", help=_methods_help())
     p.add_argument("--retrain", action="store_true",
@@ -765,7 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate a benchmark dataset (arrays, card with the ground "
                        "truth) from a preset or a spec file.", epilog=EPILOG)  # fmt: skip
     src = s.add_mutually_exclusive_group()
-    src.add_argument("--preset", choices=PRESET_NAMES, default="quad",
+    src.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET,
                      help=f"a built-in benchmark: {presets}")  # fmt: skip
     src.add_argument("--spec", metavar="FILE",
                      help="a BenchmarkSpec JSON file (README: the spec format; an example is "
@@ -806,13 +779,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a spec JSON, a model JSON (ConceptModel.to_dict), or a dataset "
                         "directory (default: --preset)")  # fmt: skip
     c.add_argument("--preset", choices=PRESET_NAMES,
-                   help=f"a built-in model, without SOURCE: {presets} (default quad)")  # fmt: skip
+                   help=f"a built-in model, without SOURCE: {presets} (default "
+                        f"{DEFAULT_PRESET})")  # fmt: skip
     c.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="a preset argument, VALUE parsed as JSON (repeatable)")  # fmt: skip
     c.add_number("--seed", minimum=0,
                  help="seed of the model and of the numeric searches (default: the spec's, "
                       "else 0)")  # fmt: skip
-    c.add_argument("--method", choices=["exact", "numeric"], default="exact",
+    c.add_argument("--method", choices=CHECK_METHODS, default=DEFAULTS.check_method,
                    help="arithmetic of every rank decision")  # fmt: skip
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument(
@@ -868,9 +842,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="the main job: benchmark, check, train, evaluate, report",
                        epilog=EPILOG)  # fmt: skip
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--preset", choices=PRESET_NAMES, default="quad",
-                     help=f"a built-in benchmark: {presets}; quad runs at 32x32 with 500 training "
-                          f"samples per context")  # fmt: skip
+    src.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_RUN["preset"],
+                     help=f"a built-in benchmark: {presets}; {DEFAULT_RUN['preset']} runs at "
+                          f"{DEFAULT_RUN['preset_args']['image_size']}x"
+                          f"{DEFAULT_RUN['preset_args']['image_size']} with "
+                          f"{DEFAULT_RUN['n_train']} training samples per context")  # fmt: skip
     src.add_argument("--spec", metavar="FILE",
                      help="a BenchmarkSpec JSON file (README: the spec format)")  # fmt: skip
     src.add_argument("--data", metavar="DIR",
@@ -881,10 +857,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_number(
         "--n-per-context", help="training samples per context (validation and test: a quarter each)"
     )
-    r.add_argument("--out", default="runs/default", help="run directory")
+    r.add_argument("--out", default=DEFAULTS.out, help="run directory")
     _add_training(r, "seed of the benchmark, training and evaluation (default: the spec's, "
                      "else 0)", seed_default=None)  # fmt: skip
-    r.add_argument("--check-method", choices=["exact", "numeric"], default="exact",
+    r.add_argument("--check-method", choices=CHECK_METHODS, default=DEFAULTS.check_method,
                    help="arithmetic of the identifiability check")  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_max_memory(r)
@@ -903,7 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)  # fmt: skip
     e.add_argument("run", metavar="RUN", help="run directory (with models/*/final.pt)")
     e.add_argument("--data", help="dataset directory (default RUN/data)")
-    e.add_argument("--check-method", choices=["exact", "numeric"], default="exact",
+    e.add_argument("--check-method", choices=CHECK_METHODS, default=DEFAULTS.check_method,
                    help="arithmetic of the identifiability check")  # fmt: skip
     e.set_defaults(func=cmd_evaluate, validate=validate_evaluate)
 

@@ -33,7 +33,7 @@ def fresh_draw(ds: Dataset, context: int, n: int, seed: int, normaliser=None) ->
     name = ds.context_names[context]
     rng = np.random.default_rng([seed, context, 0xF100])
     x = np.asarray(model.sample(model.context(name), n, rng).x)
-    if ds.x.dtype == np.uint8:  # stored as round(255 * image): the same quantisation here
+    if ds.is_image:  # stored as round(255 * image): the same quantisation here
         from conceptid.simulations.render import to_uint8
 
         x = to_uint8(x)
@@ -52,7 +52,7 @@ def swd_floors(
     evaluation
     units) of that context, up to ``n`` of them."""
     rng = np.random.default_rng(seed)
-    observational = [c["index"] for c in ds.card["contexts"] if not c["targets"]]
+    observational = ds.observational_contexts
     obs = fresh_draw(ds, observational[0], n, seed, normaliser) if observational else None
     out: dict[str, dict[str, float]] = {"same": {}, "observational": {}}
     for k in contexts:

@@ -14,6 +14,11 @@ and removes only some of them: a method's model and checkpoints when it is retra
 (:func:`remove_method`), and the evaluation when a model changes (:func:`remove_evaluation`), since
 it described the models before. Anything else in the directory is the user's and is never touched;
 a directory that is neither empty nor marked is refused (:func:`check_run_dir`).
+
+Every file is written atomically (:func:`write_text`, :func:`write_json`, :func:`write_npy`; the
+figures through :func:`conceptid.plots.save_figure`, the models through the trainer): it appears
+whole or not at all. The dataset is put in place by :func:`ensure_data` (generated from a spec)
+or :func:`adopt_data` (a copy of a dataset directory).
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+
 from conceptid.simulations.atomic import atomic_path, describe_contents, remove_stale
+from conceptid.simulations.benchmark import (
+    BenchmarkSpec,
+    Dataset,
+    DatasetError,
+    generate,
+    load_dataset,
+)
 from conceptid.simulations.errors import ConceptIDError
 
 __all__ = [
@@ -32,13 +46,18 @@ __all__ = [
     "FORMAT",
     "MARKER",
     "RunDirError",
+    "adopt_data",
     "check_run_dir",
+    "ensure_data",
     "is_run_dir",
     "method_files",
     "open_run_dir",
     "remove_evaluation",
     "remove_method",
     "require_run_dir",
+    "write_json",
+    "write_npy",
+    "write_text",
 ]
 
 FORMAT = "conceptid.run/1"
@@ -149,3 +168,76 @@ def remove_evaluation(run: str | os.PathLike) -> None:
             (figures / f"{name}.png").unlink(missing_ok=True)
         if not any(figures.iterdir()):
             figures.rmdir()
+
+
+# ---------------------------------------------------------------------------------- atomic writes
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (whole or not at all); returns ``path``."""
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """``obj`` as indented JSON with sorted keys (no NaN), atomically; returns ``path``."""
+    return write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """``array`` as a ``.npy`` file, atomically; returns ``path``."""
+    with atomic_path(Path(path), ".npy") as tmp:
+        np.save(tmp, array)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------- the dataset
+
+
+def ensure_data(spec: BenchmarkSpec, out: str | os.PathLike, progress: bool = True) -> Dataset:
+    """Load ``out/data`` if it holds this spec's dataset, else generate and save it (``out`` is
+    a run directory: :func:`open_run_dir`).
+
+    Raises
+    ------
+    DatasetError
+        ``out/data`` holds a dataset of another spec.
+    RunDirError
+        ``out`` cannot be a run directory.
+    """
+    path = open_run_dir(out) / "data"
+    if path.exists():
+        ds = load_dataset(path)
+        if ds.spec != spec:
+            raise DatasetError(
+                f"{path} holds a dataset of a different spec; use another --out or delete it"
+            )
+        return ds
+    ds = generate(spec, progress=progress)
+    ds.save(path)
+    return ds
+
+
+def adopt_data(data: str | os.PathLike, out: str | os.PathLike) -> Dataset:
+    """The dataset in directory ``data``, verified, as the run's ``out/data``: copied there
+    (atomically, by :meth:`Dataset.save`) unless ``out/data`` already holds it.
+
+    Raises
+    ------
+    DatasetError
+        ``data`` is not a dataset or fails its verification, or ``out/data`` holds another one.
+    RunDirError
+        ``out`` cannot be a run directory.
+    """
+    path = open_run_dir(out) / "data"
+    ds = load_dataset(data)
+    if path.exists():
+        held = load_dataset(path)
+        if held.content_hash != ds.content_hash:
+            raise DatasetError(f"{path} holds another dataset (content hash "
+                               f"{held.content_hash[:12]}..., {data} has "
+                               f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
+        return held
+    ds.save(path)
+    return ds

@@ -178,7 +178,7 @@ class Sweep:
             raise SweepError("methods must be a non-empty list of method names")
         task = str(d.get("task", "conceptid.sweep:fit_cell"))
         if task == "conceptid.sweep:fit_cell":
-            from conceptid.pipeline import METHODS
+            from conceptid.methods import METHODS
 
             bad = [m for m in methods if m not in METHODS]
             if bad:
@@ -298,49 +298,56 @@ def fit_cell(cell: Mapping, root: str | os.PathLike | None = None) -> dict:
     evaluate_method`: per-concept R^2 up to the class, concept and composition SWD, ...) and, on
     vector data with ground truth for a model with a likelihood, the NLL gap on the validation
     split (:func:`conceptid.simulations.density.true_nll`)."""
-    from conceptid import pipeline
+    from conceptid.config import DEFAULTS
+    from conceptid.evaluation import evaluate_method
+    from conceptid.rundir import ensure_data
+    from conceptid.training import train
 
     c = Cell.from_dict(cell)
     spec = BenchmarkSpec.from_dict(dict(c.spec))
     root = Path(root if root is not None else cell.get("root", "."))
     out = root / "cells" / c.key
-    ds = pipeline.ensure_data(spec, out, progress=False)
+    ds = ensure_data(spec, out, progress=False)
     p = dict(c.params)
-    model, _ = pipeline.train_method(
+    trained = train(
         c.method, ds, out, seed=c.seed, epochs=cell_epochs(p, ds),
-        batch_size=int(p.get("batch_size", 128)), lr=float(p.get("lr", 2e-3)),
-        restarts=int(p.get("restarts", 1)), progress=False,
+        batch_size=int(p.get("batch_size", DEFAULTS.batch_size)),
+        lr=float(p.get("lr", DEFAULTS.lr)), restarts=int(p.get("restarts", 1)), progress=False,
     )  # fmt: skip
-    res = pipeline.evaluate_method(c.method, model, ds, seed=c.seed)
+    res = evaluate_method(c.method, trained.model, ds, seed=c.seed, normaliser=trained.normaliser)
     res = {k: v for k, v in res.items() if k != "r2_matrix"}
     res["min_r2"] = None if res.get("r2") is None else float(min(res["r2"]))
-    res["nll_gap"] = _nll_gap(model, ds)
+    res["nll_gap"] = _nll_gap(trained, ds)
     res["epochs"] = cell_epochs(p, ds)
     return res
 
 
 def cell_epochs(params: Mapping, ds) -> int:
-    """The epochs of a cell: ``params["epochs"]`` (default 20), or, with ``sample_passes`` P,
-    a budget in training-sample visits that stays the same as ``n`` grows: ``ceil(P / rows)``
-    epochs over the training rows of the training contexts, at least 10, at most ``epochs``
-    when that is given too."""
+    """The epochs of a cell: ``params["epochs"]`` (default: the run default), or, with
+    ``sample_passes`` P, a budget in training-sample visits that stays the same as ``n``
+    grows: ``ceil(P / rows)`` epochs over the training rows of the training contexts, at
+    least 10, at most ``epochs`` when that is given too."""
     if "sample_passes" not in params:
-        return int(params.get("epochs", 20))
-    held = np.array([c["held_out"] for c in ds.card["contexts"]])
+        from conceptid.config import DEFAULTS
+
+        return int(params.get("epochs", DEFAULTS.epochs))
+    held = np.zeros(len(ds.context_names), dtype=bool)
+    held[list(ds.held_out_contexts)] = True
     rows = int((ds.mask("train") & ~held[ds.context]).sum())
     epochs = max(10, math.ceil(float(params["sample_passes"]) / max(rows, 1)))
     return min(epochs, int(params["epochs"])) if "epochs" in params else epochs
 
 
-def _nll_gap(model, ds) -> float | None:
-    if not (ds.has_ground_truth and hasattr(model, "nll")) or ds.x.dtype == np.uint8:
+def _nll_gap(trained, ds) -> float | None:
+    model = trained.model
+    if not (ds.has_ground_truth and hasattr(model, "nll")) or ds.is_image:
         return None
     import torch
 
-    from conceptid import pipeline
     from conceptid.simulations.density import true_nll
+    from conceptid.splits import splits
 
-    norm, (_, va, _, _) = pipeline.splits(ds, getattr(model, "_normaliser", None))
+    norm, (_, va, _, _) = splits(ds, trained.normaliser)
     with torch.no_grad():
         learned = model.nll(va.x, va.targets).double().mean().item()
     mean = None if norm.mean is None else norm.mean.double().numpy()

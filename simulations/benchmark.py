@@ -321,6 +321,102 @@ class Dataset:
     def context_names(self) -> list[str]:
         return [c["name"] for c in self.card["contexts"]]
 
+    # -- the card, read through named accessors ------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The dataset's name (``card["name"]``)."""
+        return str(self.card["name"])
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 over every array (``card["content_hash"]``): what a trained model records."""
+        return str(self.card["content_hash"])
+
+    @property
+    def card_hash(self) -> str:
+        """SHA-256 of the card itself (``card["card_hash"]``)."""
+        return str(self.card["card_hash"])
+
+    @property
+    def spec(self) -> BenchmarkSpec | None:
+        """The spec the dataset was generated from; None for imported data, which has none."""
+        spec = self.card.get("spec")
+        return None if spec is None else BenchmarkSpec.from_dict(spec)
+
+    @property
+    def source(self) -> dict | None:
+        """Where imported data came from (``card["source"]``); None for generated data."""
+        return self.card.get("source")
+
+    @property
+    def concept_names(self) -> list[str]:
+        """The concepts, in the order of the columns of ``concepts`` and of target masks."""
+        return list(self.card["concept_names"])
+
+    @property
+    def block_sizes(self) -> tuple[int, ...]:
+        """Width of each concept (its number of columns in ``concepts``)."""
+        return tuple(int(k) for k in self.card["block_sizes"])
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the observations are images (uint8 ``(N, H, W, 3)``), not vectors: the
+        card's observation kind, the one way the package tells them apart."""
+        return self.card["observation"]["kind"] == "image"
+
+    @property
+    def held_out_contexts(self) -> list[int]:
+        """Indices of the held-out (composed) contexts: test rows only, never trained on."""
+        return [int(c["index"]) for c in self.card["contexts"] if c["held_out"]]
+
+    @property
+    def training_contexts(self) -> list[int]:
+        """Indices of the contexts that appear in training (every context not held out)."""
+        return [int(c["index"]) for c in self.card["contexts"] if not c["held_out"]]
+
+    @property
+    def observational_contexts(self) -> list[int]:
+        """Indices of the contexts without targets (the observational context, when present)."""
+        return [int(c["index"]) for c in self.card["contexts"] if not c["targets"]]
+
+    def context_index(self, context: str | int) -> int:
+        """The index of a context given by name or index.
+
+        Raises
+        ------
+        DatasetError
+            An unknown name, or an index outside ``range(len(context_names))``.
+        """
+        names = self.context_names
+        if isinstance(context, str):
+            if context not in names:
+                raise DatasetError(f"unknown context {context!r}; contexts are {names}")
+            return names.index(context)
+        if isinstance(context, bool) or not isinstance(context, int | np.integer):
+            raise DatasetError(f"a context is a name or an index, got {context!r}")
+        if not 0 <= int(context) < len(names):
+            raise DatasetError(f"context index {context} outside 0..{len(names) - 1}")
+        return int(context)
+
+    def is_held_out(self, context: str | int) -> bool:
+        """Whether a context (name or index) is held out."""
+        return bool(self.card["contexts"][self.context_index(context)]["held_out"])
+
+    def targets(self, context: str | int) -> list[str]:
+        """The concepts a context (name or index) intervenes on; empty: observational."""
+        return list(self.card["contexts"][self.context_index(context)]["targets"])
+
+    def target_mask(self, context: str | int | None = None) -> np.ndarray:
+        """Which concepts a context intervenes on, as a bool row ``(K,)`` over
+        :attr:`concept_names`; without ``context``, every context's row ``(n_contexts, K)``."""
+        names = self.concept_names
+        out = np.zeros((len(self.card["contexts"]), len(names)), dtype=bool)
+        for k, ctx in enumerate(self.card["contexts"]):
+            for t in ctx["targets"]:
+                out[k, names.index(t)] = True
+        return out if context is None else out[self.context_index(context)]
+
     @property
     def has_ground_truth(self) -> bool:
         """Whether the card holds the true model (generated data) or not (imported data)."""

@@ -289,10 +289,10 @@ def test_the_pipeline_asks_before_generating():
         def concepts(self, x, targets=None):  # pragma: no cover
             raise AssertionError
 
-    ds = type("D", (), {"card": {"concept_names": ["a", "b"]}, "x": np.zeros((1, 2), "f4")})()
-    model = Mute()
-    model._settings = {"method": "mute"}
+    ds = type("D", (), {"concept_names": ("a", "b"), "is_image": False})()
+    trained = pipeline.Trained(method="mute", model=Mute(), settings={},
+                               normaliser=pipeline.Normaliser(None, None))  # fmt: skip
     with pytest.raises(pipeline.PipelineError, match="mute .*cannot generate: "):
-        pipeline.sample(model, ds, [], 2)
+        pipeline.sample(trained, ds, [], 2)
     with pytest.raises(pipeline.PipelineError, match="cannot generate under interventions"):
-        pipeline.sample(model, ds, ["a"], 2)
+        pipeline.sample(trained, ds, ["a"], 2)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from conceptid import pipeline
+from conceptid import pipeline, training
 from conceptid.cli import main
 
 TINY = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
@@ -61,7 +61,7 @@ def test_a_run_interrupted_after_training_resumes_at_evaluation(tiny_run, tmp_pa
     def no_training(*args, **kwargs):
         raise AssertionError("retrained a method whose final.pt exists")
 
-    monkeypatch.setattr(pipeline, "fit_restarts", no_training)
+    monkeypatch.setattr(training, "fit_restarts", no_training)
     assert main(["run", *TINY, "--out", str(run)]) == 0
     assert (run / "metrics.json").read_bytes() == (tiny_run / "metrics.json").read_bytes()
     assert (run / "report.md").is_file()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conceptid import pipeline
+from conceptid import pipeline, training
 from conceptid.cli import main
 from conceptid.models import trainer
 from conceptid.models.trainer import settings_key
@@ -92,7 +92,7 @@ def test_a_model_is_reused_only_under_its_own_settings(tmp_path, data, capsys, m
         raise AssertionError("retrained a model saved under the same settings")
 
     with monkeypatch.context() as m:
-        m.setattr(pipeline, "fit_restarts", no_training)
+        m.setattr(training, "fit_restarts", no_training)
         assert main([*args, "--epochs", "2"]) == 0
     assert "pooled: reused" in capsys.readouterr().out
     for extra, named in [(["--epochs", "3"], "epochs 2 -> 3"),
@@ -233,8 +233,9 @@ def test_sample_decides_from_the_estimator_not_its_name():
             raise AssertionError("generated under targets")
 
     ds = type("D", (), {"card": {"concept_names": ["a", "b"]}, "x": np.zeros((1, 2), "f4")})()
-    model = Silent()
-    model._settings = {"method": "my-estimator"}
+    model = pipeline.Trained(method="my-estimator", model=Silent(),
+                             settings={"method": "my-estimator"},
+                             normaliser=pipeline.Normaliser(None, None))  # fmt: skip
     with pytest.raises(pipeline.PipelineError, match="my-estimator .*cannot generate under"):
         pipeline.sample(model, ds, ["a"], 2)
 

@@ -1,0 +1,117 @@
+"""A run's configuration, and every default of a run, once.
+
+:data:`DEFAULTS` is the one place the run's defaults live: :class:`RunConfig`,
+:func:`conceptid.training.train_method` and the command line's options (``conceptid run``,
+``train``, ``evaluate``) all read them from here. The choices (presets, check arithmetic, methods)
+come from their registries: :data:`PRESET_NAMES` from ``conceptid.simulations.presets.PRESETS``,
+:data:`CHECK_METHODS` the identifiability check's arithmetics, the methods from
+:data:`conceptid.methods.METHODS`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conceptid.simulations.benchmark import BenchmarkSpec
+from conceptid.simulations.presets import PRESETS
+from conceptid.simulations.validation import check_number
+
+from .errors import PipelineError
+from .methods import METHODS
+
+__all__ = [
+    "CHECK_METHODS",
+    "DEFAULTS",
+    "DEFAULT_PRESET",
+    "DEFAULT_RUN",
+    "PRESET_NAMES",
+    "REPORTED",
+    "Defaults",
+    "RunConfig",
+]
+
+#: the built-in benchmark presets (the presets registry's names, in its order)
+PRESET_NAMES = tuple(PRESETS)
+#: the preset ``conceptid simulate``, ``check`` and ``run`` use when none is named
+DEFAULT_PRESET = "quad"
+#: the built-in default benchmark of ``conceptid run`` and ``make demo`` (quad at 32x32)
+DEFAULT_RUN = {"preset": DEFAULT_PRESET, "preset_args": {"image_size": 32}, "n_train": 500,
+               "n_val": 100, "n_test": 100}  # fmt: skip
+#: the arithmetics of the identifiability check (``conceptid.identifiability.check``)
+CHECK_METHODS = ("exact", "numeric")
+#: the training settings the report and metrics.json state for every method
+REPORTED = ("seed", "epochs", "batch_size", "lr", "restarts", "device")
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The defaults of a run (the values of :data:`DEFAULTS`)."""
+
+    seed: int = 0
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    device: str = "cpu"
+    restarts: int = 1
+    n_generate: int = 500  # generated samples per context for the SWDs
+    check_method: str = "exact"
+    out: str = "runs/default"
+
+
+#: every default of a run
+DEFAULTS = Defaults()
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; recorded in metrics.json and the report.
+
+    ``spec`` is the benchmark to generate; or None with ``data``, an existing dataset directory
+    (generated or imported) that the run copies into ``out/data`` and uses as it is.
+
+    Raises
+    ------
+    PipelineError
+        A count that is not a positive integer, an unknown method, preset or check arithmetic.
+    """
+
+    spec: BenchmarkSpec | None
+    out: Path
+    seed: int = DEFAULTS.seed
+    epochs: int = DEFAULTS.epochs
+    batch_size: int = DEFAULTS.batch_size
+    lr: float = DEFAULTS.lr
+    device: str = DEFAULTS.device
+    methods: Sequence[str] | None = None
+    check_method: str = DEFAULTS.check_method
+    n_generate: int = DEFAULTS.n_generate
+    restarts: int = DEFAULTS.restarts
+    progress: bool = True
+    retrain: bool = False
+    command: str = field(default_factory=lambda: " ".join(sys.argv))
+    data: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.data is not None:
+            self.data = Path(self.data)
+        for name in ("epochs", "batch_size", "n_generate", "restarts"):
+            check_number(getattr(self, name), name, error=PipelineError)
+        unknown = [m for m in (self.methods or []) if m not in METHODS]
+        if unknown:
+            raise PipelineError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+        if self.check_method not in CHECK_METHODS:
+            raise PipelineError(f"check_method must be one of {CHECK_METHODS}, got "
+                                f"{self.check_method!r}")  # fmt: skip
+        preset = None if self.spec is None else self.spec.preset
+        if preset is not None and preset not in PRESET_NAMES:
+            raise PipelineError(f"unknown preset {preset!r}; presets are {list(PRESET_NAMES)}")
+
+    def training(self) -> dict:
+        """The training settings, as keyword arguments of
+        :func:`conceptid.training.train_method`."""
+        return {"seed": self.seed, "epochs": self.epochs, "batch_size": self.batch_size,
+                "lr": self.lr, "device": self.device, "restarts": self.restarts}  # fmt: skip

@@ -1,0 +1,330 @@
+"""Training a method into a run directory, reading a trained one back, and sampling from it.
+
+Every ``final.pt`` records the settings that determine it (:func:`train_settings`: the dataset's
+content hash, the method, seed, epochs, batch size, learning rate, restarts, device type and the
+trainer's schedule) and their hash, the training history, and the normaliser of the data it was
+trained on (:class:`conceptid.splits.Normaliser`). A method is reused only when its ``final.pt``
+was trained under exactly the settings asked for, and a checkpoint resumed only then; otherwise
+training stops naming what differs, and ``retrain=True`` (``--retrain``) discards that method's
+model and checkpoints.
+
+A trained model comes back as a :class:`Trained`: the model with what was saved beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from conceptid.models.trainer import (
+    CheckpointError,
+    TrainConfig,
+    fit_restarts,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    settings_difference,
+    settings_key,
+)
+from conceptid.simulations.benchmark import Dataset
+from conceptid.simulations.validation import check_number
+
+from .config import DEFAULTS
+from .errors import PipelineError
+from .methods import BENCHMARK_METHODS, METHODS
+from .rundir import check_run_dir, method_files, open_run_dir, remove_evaluation, remove_method
+from .splits import Normaliser, splits
+
+__all__ = [
+    "Trained",
+    "generate_samples",
+    "load_trained",
+    "read_trained",
+    "sample",
+    "saved_model",
+    "train",
+    "train_method",
+    "train_settings",
+]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained model and what was saved beside it in its ``final.pt``.
+
+    Attributes
+    ----------
+    method : str
+        Its name in :data:`conceptid.methods.METHODS`.
+    model : torch.nn.Module
+    settings : dict
+        The settings it was trained under (:func:`train_settings`).
+    normaliser : Normaliser
+        The normaliser of the data it was trained on (its samples' way back to the data's units).
+    history : dict
+        The trainer's history (losses per epoch, best epoch, seconds, restarts).
+    reused : bool
+        Loaded from a ``final.pt`` trained before under the same settings, not trained now.
+    """
+
+    method: str
+    model: torch.nn.Module
+    settings: dict
+    normaliser: Normaliser
+    history: dict = field(default_factory=dict)
+    reused: bool = False
+
+    @property
+    def label(self) -> str:
+        """The method's label (its name for a method outside the registry)."""
+        known = METHODS.get(self.method) or BENCHMARK_METHODS.get(self.method)
+        return self.method if known is None else known.label
+
+
+def _train_config(name: str, ds: Dataset, *, seed: int, epochs: int, batch_size: int, lr: float,
+                  device: str, restarts: int, progress: bool = False,
+                  checkpoint: str | None = None) -> TrainConfig:  # fmt: skip
+    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                       patience=max(10, epochs // 3), progress=progress, checkpoint=checkpoint,
+                       extra={"method": name, "dataset": ds.content_hash,
+                              "restarts": restarts})  # fmt: skip
+
+
+def train_settings(
+    name: str, ds: Dataset, *, seed: int = DEFAULTS.seed, epochs: int = DEFAULTS.epochs,
+    batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,
+    device: str = DEFAULTS.device, restarts: int = DEFAULTS.restarts,
+) -> dict:  # fmt: skip
+    """Everything that determines the model :func:`train_method` fits: the dataset's content
+    hash, the method, and every training setting
+    (:meth:`conceptid.models.trainer.TrainConfig.settings`:
+    seed, epochs, batch size, learning rate, schedule, device type) with the restarts. A saved
+    model or checkpoint is reused only when its settings equal these."""
+    return _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                         device=device, restarts=restarts).settings()  # fmt: skip
+
+
+def train(
+    name: str, ds: Dataset, out: Path, *, seed: int = DEFAULTS.seed,
+    epochs: int = DEFAULTS.epochs, batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,
+    device: str = DEFAULTS.device, progress: bool = True, data_splits=None,
+    restarts: int = DEFAULTS.restarts, retrain: bool = False,
+) -> Trained:  # fmt: skip
+    """Train ``name`` on ``ds`` into the run directory ``out`` (``out/models/name/final.pt``).
+
+    A ``final.pt`` trained under exactly these settings (:func:`train_settings`) is loaded
+    instead; an interrupted training resumes from its checkpoint. ``data_splits``: the result of
+    :func:`conceptid.splits.splits` when the caller already has it. ``restarts``: fits from
+    different seeds, the best kept (:func:`conceptid.models.trainer.fit_restarts`). ``retrain``:
+    discard this method's saved model and checkpoints first (nothing else) and train afresh.
+    Training a model removes the run's evaluation (:func:`conceptid.rundir.remove_evaluation`),
+    which described the models before.
+
+    Returns
+    -------
+    Trained
+        The model with its settings, normaliser and history (``reused`` when loaded).
+
+    Raises
+    ------
+    PipelineError
+        An unknown method, a method that cannot fit this data, bad ``restarts``, or a
+        ``final.pt`` trained under other settings (naming each that differs, old -> new)
+        without ``retrain``.
+    CheckpointError
+        A damaged ``final.pt`` or checkpoint, or a checkpoint of other settings, without
+        ``retrain``.
+    conceptid.rundir.RunDirError
+        ``out`` is not a run directory.
+    models.trainer.TrainingDivergedError
+        The loss became NaN or infinite (the last good checkpoint is kept).
+    """
+    if name not in METHODS:
+        raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    check_number(restarts, "restarts", error=PipelineError)
+    out = check_run_dir(out)
+    folder = out / "models" / name
+    final = folder / "final.pt"
+    cfg = _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                        device=device, restarts=restarts, progress=progress,
+                        checkpoint=str(folder / "checkpoint.pt"))  # fmt: skip
+    settings = cfg.settings()
+    state = saved_model(name, ds, out, settings, retrain)
+    open_run_dir(out)  # everything is checked: from here on files are written
+    method = METHODS[name]
+    if retrain:
+        remove_method(out, name)
+    elif state is not None:
+        trained, state = _read_trained(final, ds, state)
+        for ckpt in method_files(out, name):  # left by a run killed after saving final.pt
+            if ckpt != final:
+                ckpt.unlink()
+        return replace(trained, reused=True)
+    remove_evaluation(out)
+    norm, (tr, va, _, _) = data_splits or splits(ds)
+    try:
+        model, hist = fit_restarts(lambda: method.make(ds, epochs), tr, va, cfg, restarts)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
+    save_checkpoint(final, {
+        "model_class": type(model).__name__, "method": name, "model": model.state_dict(),
+        "settings": settings, "key": settings_key(settings),
+        "normaliser": norm.state(), "history": hist, "card_hash": ds.card_hash,
+    })  # fmt: skip
+    for ckpt in method_files(out, name):
+        if ckpt != final:
+            ckpt.unlink()
+    return Trained(method=name, model=model, settings=settings, normaliser=norm, history=hist)
+
+
+def train_method(name: str, ds: Dataset, out: Path, **kwargs) -> tuple[torch.nn.Module, dict]:
+    """:func:`train` (the same arguments), returning only ``(model, history)``."""
+    trained = train(name, ds, out, **kwargs)
+    return trained.model, trained.history
+
+
+def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool = False):
+    """The contents of ``out/models/name/final.pt`` when it may be reused under ``settings``
+    (:func:`train_settings`); None when there is none, or ``retrain`` discards it. Checks
+    everything :func:`train` would refuse, without writing anything.
+
+    Raises
+    ------
+    PipelineError
+        An unknown method, one that cannot fit this data, bad restarts, or a saved model of
+        other settings (naming each that differs, old -> new) without ``retrain``.
+    CheckpointError
+        A damaged ``final.pt`` without ``retrain``.
+    """
+    if name not in METHODS:
+        raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    restarts = settings.get("restarts")
+    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
+        raise PipelineError(f"restarts must be a positive integer, got {restarts!r}")
+    if not METHODS[name].applies_to(ds):
+        raise PipelineError(f"{name} needs vector observations; this dataset holds images")
+    final = Path(out) / "models" / name / "final.pt"
+    if retrain or not final.exists():
+        return None
+    hint = "pass --retrain (retrain=True) to train it afresh, or use another --out"
+    try:
+        state = read_checkpoint(final)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; {hint}") from None
+    if state.get("key") != settings_key(settings):
+        diff = settings_difference(state.get("settings"), settings)
+        raise PipelineError(f"{final} was trained under other settings: {diff}; {hint}")
+    return state
+
+
+def _read_trained(path: Path, ds: Dataset, state: dict | None = None) -> tuple[Trained, dict]:
+    path = Path(path)
+    state = state if state is not None else read_checkpoint(path)
+    if state.get("method") not in METHODS:
+        raise CheckpointError(f"{path} is not a trained conceptid model")
+    settings = state.get("settings")
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{path} records no training settings (written by an older "
+                              "conceptid); train it again (--retrain)")  # fmt: skip
+    if settings.get("dataset") != ds.content_hash:
+        raise CheckpointError(f"{path} was trained on a different dataset (content hash "
+                              f"{str(settings.get('dataset'))[:12]}..., this one "
+                              f"{ds.content_hash[:12]}...)")  # fmt: skip
+    model = METHODS[state["method"]].make(ds, settings["epochs"])
+    load_checkpoint(path, model, state=state)
+    model.eval()
+    trained = Trained(method=state["method"], model=model, settings=settings,
+                      normaliser=Normaliser.from_state(state.get("normaliser")),
+                      history=state.get("history") or {})  # fmt: skip
+    return trained, state
+
+
+def read_trained(path: Path, ds: Dataset) -> Trained:
+    """A trained model from ``final.pt``, checked against the dataset it was trained on.
+
+    Parameters
+    ----------
+    path : Path
+        A ``final.pt``.
+    ds : Dataset
+        The dataset it must have been trained on (same content hash).
+
+    Returns
+    -------
+    Trained
+        The model in eval mode, with the settings, normaliser and history saved beside it.
+
+    Raises
+    ------
+    CheckpointError
+        A damaged file, not a trained conceptid model, no recorded settings (an older format),
+        another dataset, or weights that do not fit.
+    """
+    return _read_trained(path, ds)[0]
+
+
+def load_trained(path: Path, ds: Dataset, state: dict | None = None):
+    """:func:`read_trained` as ``(model, state)``: the model in eval mode and the file's contents
+    (``state``: the contents when the caller has read them already)."""
+    trained, state = _read_trained(path, ds, state)
+    return trained.model, state
+
+
+def generate_samples(model, targets: torch.Tensor, seed: int) -> np.ndarray:
+    """``model.generate`` under the target masks ``targets`` ``(n, K)``, seeded, as numpy (in the
+    model's units: normalised vectors, or images ``(n, 3, H, W)`` in ``[0, 1]``)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return model.generate(targets, generator=g).numpy()
+
+
+def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
+           seed: int = 0) -> np.ndarray:  # fmt: skip
+    """``n`` samples of a trained model under interventions on ``targets``, in the data's units.
+
+    Parameters
+    ----------
+    trained : Trained
+        From :func:`read_trained` or :func:`train`.
+    ds : Dataset
+        Its dataset (concept names, units).
+    targets : sequence of str
+        Concept names to intervene on; empty: observational samples.
+    n : int
+        Number of samples.
+    seed : int
+
+    Returns
+    -------
+    ndarray
+        Like the dataset's ``x``: float32 ``(n, p)`` vectors (the training normalisation
+        undone), or uint8 ``(n, H, W, 3)`` images (``round(255 * image)``).
+
+    Raises
+    ------
+    PipelineError
+        Targets given to a model that cannot generate under interventions (its estimator's
+        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation),
+        or a model that cannot generate at all (``can_generate`` is false).
+    """
+    if targets and not trained.model.can_intervene:
+        raise PipelineError(f"{trained.method} ({trained.label}) cannot generate under "
+                            "interventions: it ignores the context labels; ask it for "
+                            "observational samples (no --targets)")  # fmt: skip
+    if not trained.model.can_generate:
+        raise PipelineError(f"{trained.method} ({trained.label}) cannot generate: it learns "
+                            "no law of x")  # fmt: skip
+    names = ds.concept_names
+    mask = torch.zeros(n, len(names), dtype=torch.bool)
+    for t in targets:
+        mask[:, names.index(t)] = True
+    x = generate_samples(trained.model, mask, seed)
+    if ds.is_image:
+        from conceptid.simulations.render import to_uint8
+
+        return to_uint8(x.transpose(0, 2, 3, 1))
+    return trained.normaliser.undo(x).astype(np.float32)
