@@ -1,4 +1,5 @@
-"""Context designs and ready-made models: ``chain``, ``random`` (Erdos-Renyi) and ``quad``.
+"""Context designs and ready-made models: ``chain``, ``random`` (Erdos-Renyi; the function is
+:func:`random_graph_model`, a name that does not shadow the standard library) and ``quad``.
 
 A *design* is the observational context plus one single-concept intervention context per targeted
 concept (the training contexts), and held-out composed contexts (every pair, all subsets, or a
@@ -161,7 +162,7 @@ def chain(
     )  # fmt: skip
 
 
-def random(
+def random_graph_model(
     rng: np.random.Generator,
     m: int = 5,
     *,
@@ -305,7 +306,11 @@ def quad(
     return ConceptModel(sem, f, None, nd, 1.0, contexts, held)
 
 
-PRESETS: dict[str, Callable[..., ConceptModel]] = {"chain": chain, "random": random, "quad": quad}
+PRESETS: dict[str, Callable[..., ConceptModel]] = {
+    "chain": chain,
+    "random": random_graph_model,
+    "quad": quad,
+}
 
 
 def build_preset(name: str, rng: np.random.Generator, **kwargs) -> ConceptModel:
