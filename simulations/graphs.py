@@ -23,6 +23,7 @@ __all__ = [
     "GraphError",
     "chain",
     "erdos_renyi",
+    "find_cycle",
     "scale_free",
 ]
 
@@ -81,7 +82,7 @@ class DAG:
             raise GraphError(f"self-loop at node {names[loops[0]]!r}")
         object.__setattr__(self, "adjacency", A)
         object.__setattr__(self, "names", names)
-        cycle = _find_cycle(A)
+        cycle = find_cycle(A)
         if cycle is not None:
             path = " -> ".join(names[i] for i in cycle)
             raise GraphError(f"graph has a directed cycle: {path}")
@@ -228,8 +229,9 @@ class DAG:
         return f"DAG(m={self.m}, edges={self.edges})"
 
 
-def _find_cycle(A: np.ndarray) -> list[int] | None:
-    """A directed cycle as a closed node path, or None (iterative DFS, white/grey/black)."""
+def find_cycle(A: np.ndarray) -> list[int] | None:
+    """A directed cycle of the adjacency ``A`` (``A[i, j]``: edge ``i -> j``) as a closed node
+    path ``[i, ..., i]``, or None when ``A`` is acyclic (iterative DFS, white/grey/black)."""
     m = A.shape[0]
     colour = np.zeros(m, dtype=np.int8)
     succ = [np.flatnonzero(A[i]).tolist() for i in range(m)]
