@@ -81,7 +81,8 @@ def read_json(path: str | os.PathLike, what: str = "") -> object:
         raise DatasetError(f"{what}{path} is not valid JSON: {err}") from None
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed conceptid's version (``0+unknown`` in a source tree without metadata)."""
     try:
         from importlib.metadata import version
 
@@ -602,7 +603,7 @@ def generate(
     card = {
         "format": FORMAT,
         "name": name or (spec.preset or "custom"),
-        "package_version": _package_version(),
+        "package_version": package_version(),
         "numpy_version": np.__version__,
         "spec": spec.to_dict(),
         "seeds": {
