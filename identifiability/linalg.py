@@ -23,6 +23,7 @@ from sympy import QQ
 from sympy.polys.matrices import DomainMatrix
 
 from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import check_number
 
 __all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "to_fraction"]
 
@@ -89,9 +90,7 @@ class Numeric(Arithmetic):
     gap_description = "numeric (float64, singular-value gaps)"
 
     def __init__(self, rtol: float = 1e-8) -> None:
-        if not rtol > 0:
-            raise UsageError(f"rtol must be > 0, got {rtol}")
-        self.rtol = float(rtol)
+        self.rtol = check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
         self.description = (
             f"numeric (float64, singular values below {self.rtol:g} x scale are zero)"
         )

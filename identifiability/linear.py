@@ -32,6 +32,7 @@ import numpy as np
 
 from conceptid.simulations.errors import ConceptIDError
 from conceptid.simulations.graphs import DAG
+from conceptid.simulations.validation import is_number
 
 from .gaussian import homogeneous_precision
 from .linalg import Arithmetic, Numeric
@@ -346,7 +347,7 @@ def identify_linear_ml(
     ``counts``: the number of samples behind each context's moments (their weights).
     """
     m = len(block_sizes)
-    if len(counts) != len(moments) or any(int(n) < 1 for n in counts):
+    if len(counts) != len(moments) or not all(map(is_number, counts)):
         raise IdentificationError(
             f"counts must give a positive sample count for each of the {len(moments)} contexts"
         )

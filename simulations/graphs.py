@@ -342,8 +342,7 @@ def scale_free(
     new node takes ``min(n_parents, #earlier nodes)`` distinct parents among earlier nodes, chosen
     with probability proportional to (degree + 1). Edges point from earlier to later nodes."""
     m = _check_m(m)
-    if not isinstance(n_parents, int | np.integer) or n_parents < 0:
-        raise GraphError(f"n_parents must be a non-negative integer, got {n_parents!r}")
+    check_number(n_parents, "n_parents", minimum=0, error=GraphError)
     A = np.zeros((m, m), dtype=bool)
     degree = np.zeros(m)
     for j in range(1, m):

@@ -25,7 +25,7 @@ from .mixing import (
 )
 from .model import ConceptModel, ModelError, composed, random_readout
 from .sem import SEM, random_sem
-from .validation import check_number
+from .validation import check_number, is_number
 
 __all__ = [
     "PRESETS",
@@ -101,10 +101,6 @@ def make_mixing(
     )
 
 
-def _is_count(v) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
-
-
 def _vector_model(
     graph: DAG,
     rng: np.random.Generator,
@@ -120,8 +116,8 @@ def _vector_model(
     mixing_args: Mapping | None,
 ) -> ConceptModel:
     # preset arguments often come from JSON: refuse a wrong type by name, never a TypeError
-    if not _is_count(block_size) and not (
-        isinstance(block_size, list | tuple) and all(map(_is_count, block_size))
+    if not is_number(block_size) and not (
+        isinstance(block_size, list | tuple) and all(map(is_number, block_size))
     ):
         raise ModelError(
             f"block_size must be a positive integer or a list of them, got {block_size!r}"

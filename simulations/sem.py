@@ -38,7 +38,7 @@ from .interventions import (
     as_floats,
     check_family,
 )
-from .validation import check_number
+from .validation import check_number, is_number
 
 __all__ = ["MECHANISMS", "NOISE_FAMILIES", "SEM", "SEMError", "random_sem"]
 
@@ -506,9 +506,10 @@ def random_sem(
     dimension.
     """
     m = graph.m
-    ks = (int(block_sizes),) * m if np.isscalar(block_sizes) else tuple(int(k) for k in block_sizes)
-    if len(ks) != m or any(k < 1 for k in ks):
+    ks = (block_sizes,) * m if np.isscalar(block_sizes) else tuple(block_sizes)
+    if len(ks) != m or not all(map(is_number, ks)):
         raise SEMError(f"block_sizes must be a positive int or {m} of them, got {block_sizes!r}")
+    ks = tuple(int(k) for k in ks)
     lo, hi = weight_range
     vlo, vhi = noise_var_range
     if not 0 <= lo <= hi:
