@@ -203,8 +203,7 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
     if name not in METHODS:
         raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
     restarts = settings.get("restarts")
-    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
-        raise PipelineError(f"restarts must be a positive integer, got {restarts!r}")
+    check_number(restarts, "restarts", error=PipelineError)
     if not METHODS[name].applies_to(ds):
         raise PipelineError(f"{name} needs vector observations; this dataset holds images")
     final = Path(out) / "models" / name / "final.pt"

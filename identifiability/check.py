@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -249,149 +250,242 @@ def check(
     UsageError
         If ``method``, ``rng``, ``rtol`` or ``confirm`` is not one of the values above.
     """
+    rtol = _check_arguments(model, rng, rtol, confirm)
+    t0 = time.perf_counter()
+    A = arithmetic(method, rtol)
+    verdicts = evaluate(model, A, rng)
+    theorem = _select_theorem(model, verdicts, A)
+    equivalence = EquivalenceClass(model.sem.block_sizes).description
+    witnessed = _witnesses(model, verdicts, theorem, A)
+    if confirm is None:
+        confirm = model.sem.K <= 20
+    confirmation = _confirm(model, A) if confirm and theorem.linear and theorem.all_hold else None
+    concepts = [
+        _concept_verdict(name, witnessed.get(name), theorem, confirmation, equivalence, A)
+        for name in model.sem.names
+    ]
+    return Report(
+        model_summary=_summary(model),
+        method=method,
+        arithmetic=A.description,
+        assumptions=verdicts,
+        concepts=concepts,
+        theorem=theorem.text if theorem.all_hold else theorem.text + " -- hypotheses not all met",
+        confirmation=confirmation,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _check_arguments(model, rng, rtol, confirm) -> float:
+    """:func:`check`'s arguments, refused as its docstring says; ``rtol`` as a float."""
     if not isinstance(model, ConceptModel):
         raise TypeError(f"check() takes a ConceptModel, got {type(model).__name__}")
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise UsageError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
     if confirm is not None and not isinstance(confirm, bool | np.bool_):
         raise UsageError(f"confirm must be True, False or None, got {confirm!r}")
-    rtol = check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
-    t0 = time.perf_counter()
-    A = arithmetic(method, rtol)
-    verdicts = evaluate(model, A, rng)
+    return check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
+
+
+# -- theorem selection ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Theorem:
+    """The theorem that applies to a model, and whether its hypotheses were all verified."""
+
+    text: str
+    linear: bool  # LinearMixing itself (not a subclass, see check_a3): Theorem L
+    scalar: bool  # every concept scalar: Theorem S under nonlinear mixing
+    needed: tuple[str, ...]  # the assumptions the theorem needs
+    all_hold: bool  # every needed assumption verified (and Lemma 5's genericity for Theorem S)
+    failing: tuple[str, ...]  # assumptions that fail
+    unverified: tuple[str, ...]  # assumptions neither verified nor refuted
+
+    @property
+    def covered(self) -> bool:
+        """A theorem (L or S) applies to the model's kind of mixing and concepts."""
+        return self.linear or self.scalar
+
+    @property
+    def name(self) -> str:
+        return self.text.split(" (")[0]
+
+
+THEOREM_L = "Theorem L (linear mixing; proved in proofs/lemma_linear_identification.md)"
+THEOREM_S = (
+    "Theorem S (scalar concepts, injective mixing; step (i) proved in "
+    "proofs/lemma_nuisance_fibres.md, step (ii) rests on Buchholz et al. 2023)"
+)
+NO_THEOREM = "none: concept blocks under nonlinear mixing are an open case (proofs/theorem.md)"
+THEOREM_S_CONDITIONAL = (
+    "Theorem S rests on a published result (Buchholz et al. 2023, step (ii)) "
+    "whose non-degeneracy conditions were not all verified here, and on the "
+    "regularity condition (R) for the models compared; see proofs/theorem.md"
+)
+
+
+def _select_theorem(model: ConceptModel, verdicts: dict, A) -> _Theorem:
+    """Which theorem applies, and whether all its hypotheses hold (A0: every proof uses the
+    observational law); for Theorem S also Lemma 5's genericity at a point."""
     sem = model.sem
     scalar = all(k == 1 for k in sem.block_sizes)
     linear = type(model.mixing) is LinearMixing  # not a subclass (see check_a3)
-    cls = EquivalenceClass(sem.block_sizes)
-    failing = [n for n in ASSUMPTIONS if verdicts[n].holds is False]
-    unverified = [n for n in ASSUMPTIONS if verdicts[n].holds is None]
-
-    # which theorem applies when everything holds (A0: every proof uses the observational law)
-    needed = ["A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7"] + ([] if scalar else ["A7+"])
+    needed = ("A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7") + (() if scalar else ("A7+",))
     all_hold = all(verdicts[n].holds is True for n in needed)
-    if linear:
-        theorem = "Theorem L (linear mixing; proved in proofs/lemma_linear_identification.md)"
-    elif scalar:
-        theorem = (
-            "Theorem S (scalar concepts, injective mixing; step (i) proved in "
-            "proofs/lemma_nuisance_fibres.md, step (ii) rests on Buchholz et al. 2023)"
-        )
-    else:
-        theorem = "none: concept blocks under nonlinear mixing are an open case (proofs/theorem.md)"
-
+    text = THEOREM_L if linear else THEOREM_S if scalar else NO_THEOREM
     if all_hold and scalar and not linear:
-        generic = _genericity(model, A)
-        theorem += f"; genericity of Lemma 5: {generic[1]}"
-        if not generic[0]:
-            all_hold = False
-    out: list[ConceptVerdict] = []
-    witness_for: dict[str, Witness] = {}
-
-    def try_witness(build, *args) -> Witness | None:
-        try:
-            w = build(*args)
-        except WitnessError:
-            return None
-        w.verify(A)
-        return w if w.verification.ok else None
-
-    def keep(w: Witness | None) -> None:
-        # a witness speaks for every concept it moves out of the class
-        if w is not None:
-            for name in w.concepts:
-                witness_for.setdefault(name, w)
-
-    # witnesses for the failing assumptions that have a builder
-    if verdicts["A4"].holds and verdicts["A5"].holds:
-        if model.contexts and not [c for c in model.contexts if not c.is_observational]:
-            if sem.m >= 2 and scalar:
-                keep(try_witness(observational_only, model))
-        if not observational_contexts(model):
-            for name in sem.names:
-                if name not in witness_for:
-                    keep(try_witness(no_observational_context, model, name))
-        for name in verdicts["A6"].concepts:
-            if name not in witness_for:
-                keep(try_witness(missing_intervention, model, name))
-        for name in verdicts["A7"].concepts:
-            if name not in witness_for:
-                keep(try_witness(identity_intervention, model, name))
-        for name in verdicts["A7+"].concepts:
-            if name not in witness_for:
-                keep(try_witness(invariant_block_direction, model, name))
-        if not linear and not scalar:
-            for j, name in enumerate(sem.names):
-                if sem.block_sizes[j] > 1 and name not in witness_for:
-                    keep(try_witness(isotropic_block_rotation, model, name))
-    confirmation = None
-    if confirm is None:
-        confirm = sem.K <= 20
-    if confirm and linear and all_hold:
-        confirmation = _confirm(model, A)
-    for name in sem.names:
-        w = witness_for.get(name)
-        if w is not None:
-            out.append(
-                ConceptVerdict(
-                    name,
-                    NOT_IDENTIFIABLE,
-                    "",
-                    f"{w.assumption}: verified witness {w.kind}",
-                    w.verification.how,
-                    w,
-                )  # fmt: skip
-            )
-        elif all_hold and (linear or scalar) and confirmation and not confirmation["ok"]:
-            # the theorem's hypotheses were verified but its algorithm did not recover the class:
-            # a defect somewhere (report it); never answer "identifiable" against the evidence
-            out.append(
-                ConceptVerdict(
-                    name,
-                    NOT_COVERED,
-                    "",
-                    "the confirming identification run failed: " + confirmation["description"],
-                    A.description,
-                )
-            )
-        elif all_hold and (linear or scalar):
-            conditional = None
-            if not linear:
-                conditional = (
-                    "Theorem S rests on a published result (Buchholz et al. 2023, step (ii)) "
-                    "whose non-degeneracy conditions were not all verified here, and on the "
-                    "regularity condition (R) for the models compared; see proofs/theorem.md"
-                )
-            out.append(
-                ConceptVerdict(
-                    name,
-                    IDENTIFIABLE,
-                    cls.description,
-                    theorem.split(" (")[0] + ": all hypotheses verified",
-                    A.description,
-                    None,
-                    conditional,
-                )
-            )
-        else:
-            why = failing + [f"{n} unverified" for n in unverified if n in needed]
-            if not why:  # every assumption holds: the theorem's own side condition failed
-                why = [theorem.split("; ")[-1]]
-            if all_hold and not (linear or scalar):
-                reason = "blocks under nonlinear mixing: open (no theorem, no witness)"
-            else:
-                reason = "hypotheses fail: " + ", ".join(why) + "; no witness known"
-            out.append(ConceptVerdict(name, NOT_COVERED, "", reason, A.description))
-
-    return Report(
-        model_summary=_summary(model),
-        method=method,
-        arithmetic=A.description,
-        assumptions=verdicts,
-        concepts=out,
-        theorem=theorem if all_hold else theorem + " -- hypotheses not all met",
-        confirmation=confirmation,
-        seconds=time.perf_counter() - t0,
+        generic, how = _genericity(model, A)
+        text += f"; genericity of Lemma 5: {how}"
+        all_hold = all_hold and generic
+    return _Theorem(
+        text=text,
+        linear=linear,
+        scalar=scalar,
+        needed=needed,
+        all_hold=all_hold,
+        failing=tuple(n for n in ASSUMPTIONS if verdicts[n].holds is False),
+        unverified=tuple(n for n in ASSUMPTIONS if verdicts[n].holds is None),
     )
+
+
+# -- witnesses ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Design:
+    """What the witness rules look at."""
+
+    model: ConceptModel
+    verdicts: dict
+    theorem: _Theorem
+
+
+@dataclass(frozen=True)
+class WitnessRule:
+    """A failure that a witness builder answers: ``build(model)`` once, or
+    ``build(model, concept)`` for each concept that ``concepts`` names (``None``: once)."""
+
+    answers: str  #: the assumption failure (the witness's ``assumption``)
+    kind: str  #: the witness's kind (N1 ... N7, proofs/necessity.md)
+    build: Callable[..., Witness]
+    concepts: Callable[[_Design], Sequence[str | None]]
+
+    @property
+    def verdict(self) -> str:
+        """The reason a concept with this rule's verified witness is given."""
+        return f"{self.answers}: verified witness {self.kind}"
+
+
+def _only_observational(d: _Design) -> list[None]:
+    """Once, when every training context is observational (m >= 2 scalar concepts)."""
+    ctxs = d.model.contexts
+    every_obs = bool(ctxs) and not [c for c in ctxs if not c.is_observational]
+    return [None] if every_obs and d.model.sem.m >= 2 and d.theorem.scalar else []
+
+
+def _without_observational(d: _Design) -> list[str]:
+    """Every concept, when no training context is observational."""
+    return [] if observational_contexts(d.model) else list(d.model.sem.names)
+
+
+def _failing(assumption: str) -> Callable[[_Design], list[str]]:
+    def concepts(d: _Design) -> list[str]:
+        return list(d.verdicts[assumption].concepts)
+
+    concepts.__doc__ = f"The concepts for which {assumption} fails."
+    return concepts
+
+
+def _nonlinear_blocks(d: _Design) -> list[str]:
+    """The blocks (k > 1) of a model under nonlinear mixing (the open case)."""
+    if d.theorem.linear or d.theorem.scalar:
+        return []
+    sem = d.model.sem
+    return [name for j, name in enumerate(sem.names) if sem.block_sizes[j] > 1]
+
+
+#: tried in this order (for a concept, the first verified witness counts), when A4 and A5 hold
+WITNESS_RULES: tuple[WitnessRule, ...] = (
+    WitnessRule("A6", "N4", observational_only, _only_observational),
+    WitnessRule("A0", "N7", no_observational_context, _without_observational),
+    WitnessRule("A6", "N1", missing_intervention, _failing("A6")),
+    WitnessRule("A7", "N2", identity_intervention, _failing("A7")),
+    WitnessRule("A7+", "N6", invariant_block_direction, _failing("A7+")),
+    WitnessRule(
+        "blocks under nonlinear mixing (open case)",
+        "N5",
+        isotropic_block_rotation,
+        _nonlinear_blocks,
+    ),
+)
+
+
+def _witnesses(model: ConceptModel, verdicts: dict, theorem: _Theorem, A) -> dict:
+    """Concept name -> ``(witness, rule)``: the first verified witness of :data:`WITNESS_RULES`
+    that moves the concept out of the class (a witness speaks for every concept it moves)."""
+    found: dict[str, tuple[Witness, WitnessRule]] = {}
+    if not (verdicts["A4"].holds and verdicts["A5"].holds):
+        return found
+    design = _Design(model, verdicts, theorem)
+    for rule in WITNESS_RULES:
+        for name in rule.concepts(design):
+            if name in found:
+                continue
+            w = _verified(rule.build, model, *(() if name is None else (name,)), A=A)
+            for moved in w.concepts if w is not None else ():
+                found.setdefault(moved, (w, rule))
+    return found
+
+
+def _verified(build, *args, A) -> Witness | None:
+    """``build(*args)`` if it builds and its verification holds, else None."""
+    try:
+        w = build(*args)
+    except WitnessError:
+        return None
+    w.verify(A)
+    return w if w.verification.ok else None
+
+
+# -- verdict assembly ----------------------------------------------------------------------------
+
+
+def _concept_verdict(
+    name: str, witnessed, theorem: _Theorem, confirmation, equivalence: str, A
+) -> ConceptVerdict:
+    """The answer for one concept, from its witness (if any), the theorem and the confirming
+    identification run; ``equivalence``: the class's description."""
+    if witnessed is not None:
+        w, rule = witnessed
+        return ConceptVerdict(name, NOT_IDENTIFIABLE, "", rule.verdict, w.verification.how, w)
+    proved = theorem.all_hold and theorem.covered
+    if proved and confirmation and not confirmation["ok"]:
+        # the theorem's hypotheses were verified but its algorithm did not recover the class:
+        # a defect somewhere (report it); never answer "identifiable" against the evidence
+        reason = "the confirming identification run failed: " + confirmation["description"]
+        return ConceptVerdict(name, NOT_COVERED, "", reason, A.description)
+    if proved:
+        return ConceptVerdict(
+            name,
+            IDENTIFIABLE,
+            equivalence,
+            theorem.name + ": all hypotheses verified",
+            A.description,
+            None,
+            None if theorem.linear else THEOREM_S_CONDITIONAL,
+        )
+    why = [
+        *theorem.failing,
+        *(f"{n} unverified" for n in theorem.unverified if n in theorem.needed),
+    ]
+    if not why:  # every assumption holds: the theorem's own side condition failed
+        why = [theorem.text.split("; ")[-1]]
+    if theorem.all_hold and not theorem.covered:
+        reason = "blocks under nonlinear mixing: open (no theorem, no witness)"
+    else:
+        reason = "hypotheses fail: " + ", ".join(why) + "; no witness known"
+    return ConceptVerdict(name, NOT_COVERED, "", reason, A.description)
 
 
 def _genericity(model: ConceptModel, A) -> tuple[bool, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conceptid.simulations.interventions import Context, _cov, _vec
+from conceptid.simulations.interventions import Context, as_covariance, as_vector
 from conceptid.simulations.model import ConceptModel
 from conceptid.simulations.sem import SEM
 
@@ -44,9 +44,9 @@ def _intervened(sem: SEM, context: Context | None, A: Arithmetic, base, override
         j = sem.resolve(iv.target)
         sl, k = sem.slices[j], sem.block_sizes[j]
         if iv.kind == "shift":
-            mu[sl] = mu[sl] + [to_fraction(x) for x in _vec(iv.shift, k, "shift")]
+            mu[sl] = mu[sl] + [to_fraction(x) for x in as_vector(iv.shift, k, "shift")]
             if iv.extra_cov is not None:
-                add = _cov(iv.extra_cov, k, "extra_cov", psd_only=True)
+                add = as_covariance(iv.extra_cov, k, "extra_cov", psd_only=True)
                 S[sl, sl] = S[sl, sl] + np.array([[to_fraction(x) for x in r] for r in add])
         elif iv.kind == "soft":
             for parent, w in iv.weights.items():

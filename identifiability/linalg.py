@@ -5,6 +5,13 @@ Every algorithm of this package that decides a rank, a null space or an equality
 ``QQ``; a float parameter is read as the rational number it is exactly, a binary fraction: the
 model in memory is the model checked) or numerically (``Numeric``: float64, ranks by SVD with a
 relative tolerance). Reports say which one answered and with what tolerance.
+
+Where an algorithm must decide differently in the two arithmetics (which coordinates to work in,
+when a sampled rank counts as a rank), the difference is a method of the interface here, not an
+``if exact:`` in the algorithm: :meth:`Arithmetic.coordinates`, :meth:`Arithmetic.recentre`,
+:meth:`Arithmetic.leading_row_space`, :meth:`Arithmetic.new_directions`,
+:meth:`Arithmetic.exceeds` and :meth:`Arithmetic.is_finite` (Theorem L's peeling,
+:func:`conceptid.identifiability.identify_linear`, is written with them).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from sympy import QQ
 from sympy.polys.matrices import DomainMatrix
 
 from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import check_number
 
 __all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "to_fraction"]
 
@@ -30,12 +38,48 @@ def to_fraction(x) -> Fraction:
 
 
 class Arithmetic:
-    """Matrix operations with a notion of zero and rank."""
+    """Matrix operations with a notion of zero and rank.
+
+    Besides the matrix operations, the decisions that differ between the arithmetics (the
+    methods below with a docstring; each implementation says what it does).
+    """
 
     exact: bool
     description: str
+    #: how a result reads when its ranks were chosen by singular-value gaps
+    #: (:meth:`new_directions`) rather than by a tolerance
+    gap_description: str
 
     def mat(self, a):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def is_finite(self, M) -> bool:  # pragma: no cover - interface
+        """Every entry of ``M`` is finite (rationals always are)."""
+        raise NotImplementedError
+
+    def coordinates(self, S):  # pragma: no cover - interface
+        """A ``(rank S, n)`` map ``T`` with ``T S T^T`` invertible, for a covariance ``S``."""
+        raise NotImplementedError
+
+    def recentre(self, mean, origin):  # pragma: no cover - interface
+        """``mean`` measured from ``origin`` where the arithmetic's rank decisions depend on an
+        offset, else ``mean`` itself."""
+        raise NotImplementedError
+
+    def leading_row_space(self, M, n_cols: int, max_rank: int):  # pragma: no cover - interface
+        """Rows spanning the row space of ``M`` restricted to its first ``n_cols`` columns, where
+        ``M`` is expected to have rank at most ``max_rank``."""
+        raise NotImplementedError
+
+    def new_directions(self, L, H, k: int):  # pragma: no cover - interface
+        """``k`` rows in the row space of ``L`` that are independent of the rows of ``H``
+        (``None``: no rows yet) and a score, ``(P, score)``; or ``None`` when the row space of
+        ``L`` does not add ``k`` directions to that of ``H``. A smaller score is a cleaner
+        answer; 0 cannot be beaten (exactly ``k`` new directions)."""
+        raise NotImplementedError
+
+    def exceeds(self, M, tol: float) -> bool:  # pragma: no cover - interface
+        """``M`` counts as nonzero at the absolute tolerance ``tol``."""
         raise NotImplementedError
 
 
@@ -43,11 +87,10 @@ class Numeric(Arithmetic):
     """float64; a singular value counts as zero below ``rtol * max(1, largest)``."""
 
     exact = False
+    gap_description = "numeric (float64, singular-value gaps)"
 
     def __init__(self, rtol: float = 1e-8) -> None:
-        if not rtol > 0:
-            raise UsageError(f"rtol must be > 0, got {rtol}")
-        self.rtol = float(rtol)
+        self.rtol = check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
         self.description = (
             f"numeric (float64, singular values below {self.rtol:g} x scale are zero)"
         )
@@ -132,6 +175,52 @@ class Numeric(Arithmetic):
 
     def entry(self, M, i, j):
         return float(M[i, j])
+
+    def is_finite(self, M) -> bool:
+        return bool(np.all(np.isfinite(M)))
+
+    def whitening(self, S) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, W^+)`` for a covariance ``S`` of rank ``d`` (this arithmetic's rank): ``W``
+        ``(d, n)`` with ``W S W^T = I_d`` and its right inverse ``W^+`` (``W W^+ = I_d``)."""
+        S = np.asarray(S, dtype=float)
+        lam, U = np.linalg.eigh(S)
+        d = self.rank(S)
+        lam, U = lam[::-1][:d], U[:, ::-1][:, :d]
+        return (U / np.sqrt(lam)).T, U * np.sqrt(lam)
+
+    def coordinates(self, S) -> np.ndarray:
+        """The whitening ``W`` of ``S`` (:meth:`whitening`): sample noise is then not amplified
+        by the condition number of ``S`` when precisions are taken."""
+        return self.whitening(S)[0]
+
+    def recentre(self, mean, origin):
+        """``mean - origin``: singular values, which rank decisions by gaps weigh, change with
+        an offset."""
+        return mean - origin
+
+    def leading_row_space(self, M, n_cols: int, max_rank: int) -> np.ndarray:
+        """The top ``max_rank`` right singular vectors of ``M`` weighted by their singular values
+        (so that directions of sampling noise weigh little), restricted to ``n_cols`` columns."""
+        _, s, Vt = np.linalg.svd(M)
+        r = min(max_rank, len(s))
+        return (s[:r, None] * Vt[:r])[:, :n_cols]
+
+    def new_directions(self, L, H, k: int):
+        """The top ``k`` right singular vectors of ``L`` with the row space of ``H`` projected
+        out; the score is the gap ratio ``s_(k+1) / s_k`` of its singular values, and ``None``
+        when ``s_k`` is zero (below ``1e-12`` of the largest)."""
+        if H is not None:
+            Q = np.linalg.qr(H.T)[0]
+            L = L - (L @ Q) @ Q.T
+        _, s, Vt = np.linalg.svd(L)
+        s = np.concatenate([s, np.zeros(max(0, k + 1 - len(s)))])
+        if s[k - 1] <= 1e-12 * max(1.0, s[0]):
+            return None
+        return Vt[:k], s[k] / s[k - 1]
+
+    def exceeds(self, M, tol: float) -> bool:
+        """The Frobenius norm of ``M`` is above ``tol``."""
+        return bool(np.linalg.norm(M) > tol)
 
 
 class Exact(Arithmetic):
@@ -234,6 +323,50 @@ class Exact(Arithmetic):
 
     def entry(self, M, i, j):
         return M[i, j].element
+
+    @property
+    def gap_description(self) -> str:
+        """Exact ranks have no gaps: the arithmetic's own description."""
+        return self.description
+
+    def is_finite(self, M) -> bool:
+        return True
+
+    def coordinates(self, S):
+        """The coordinates at the pivot columns of ``S``'s reduced row echelon form: a selection
+        of ``rank S`` coordinates with an invertible covariance block (rational, no square
+        roots)."""
+        _, pivots = S.rref()
+        return self.rows(self.eye(S.shape[1]), pivots)
+
+    def recentre(self, mean, origin):
+        """``mean`` itself: exact ranks are affine-invariant, and the uncentred moments are the
+        ones the exact results are computed from."""
+        return mean
+
+    def leading_row_space(self, M, n_cols: int, max_rank: int):
+        """A basis (reduced row echelon rows) of the restriction of ``M``'s row space; exact
+        ranks need no bound, so ``max_rank`` is not used."""
+        return self.row_basis(self.cols(self.row_basis(M), range(n_cols)))
+
+    def new_directions(self, L, H, k: int):
+        """The rows of ``L`` independent modulo the rows of ``H`` and the ones before them,
+        picked greedily in order; an answer (score 0) when exactly ``k`` are."""
+        picked, stack = [], H
+        have = self.rank(H) if H is not None else 0
+        for i in range(L.shape[0]):
+            row = self.rows(L, [i])
+            cand = self.vstack(stack, row) if stack is not None else row
+            if self.rank(cand) > have:
+                picked.append(row)
+                stack, have = cand, have + 1
+        if len(picked) != k:
+            return None
+        return self.vstack(*picked), 0.0
+
+    def exceeds(self, M, tol: float) -> bool:
+        """Any entry of ``M`` is nonzero (decided exactly; ``tol`` is not used)."""
+        return not self.is_zero(M)
 
 
 def arithmetic(method: str, rtol: float = 1e-8) -> Arithmetic:

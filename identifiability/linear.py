@@ -32,6 +32,7 @@ import numpy as np
 
 from conceptid.simulations.errors import ConceptIDError
 from conceptid.simulations.graphs import DAG
+from conceptid.simulations.validation import is_number
 
 from .gaussian import homogeneous_precision
 from .linalg import Arithmetic, Numeric
@@ -99,19 +100,6 @@ def model_moments(model, A: Arithmetic):
     return out, targets
 
 
-def _select_coordinates(S0, A: Arithmetic) -> list[int]:
-    """Indices of ``rank(S0)`` coordinates whose covariance block is invertible."""
-    if A.exact:
-        _, pivots = S0.rref()
-        return list(pivots)
-    import scipy.linalg
-
-    S = A.to_float(S0)
-    r = A.rank(S)
-    _, _, piv = scipy.linalg.qr(S, pivoting=True)
-    return sorted(int(i) for i in piv[:r])
-
-
 def identify_linear(
     moments: Sequence[tuple],
     targets: Sequence[int | None],
@@ -149,7 +137,29 @@ def identify_linear(
     """
     A = A if A is not None else Numeric()
     ks = [int(k) for k in block_sizes]
-    m, K = len(ks), sum(ks)
+    obs, ctx_of = _contexts(moments, targets, len(ks))
+    mats = _matrices(moments, A)
+    to_y, ys = _coordinates(mats, obs, sum(ks), A)
+    L = _precision_changes(ys, obs, ctx_of, ks, A)
+    H, order = _peel(L, ys, ctx_of, ks, A, peel_order)
+    Hc = A.vstack(*[H[j] for j in range(len(ks))])
+    weights, noise_mean, noise_cov, adjacency = _sem(Hc, ys[obs], order, ks, A, edge_tol)
+    int_mean, int_cov = _intervention_laws(Hc, ys, ctx_of, ks, A)
+    return IdentifiedModel(
+        readout=A.to_float(Hc) @ A.to_float(to_y),
+        order=order,
+        weights=weights,
+        noise_mean=noise_mean,
+        noise_cov=noise_cov,
+        intervention_mean=int_mean,
+        intervention_cov=int_cov,
+        graph=DAG(adjacency, tuple(names) if names is not None else ()),
+        method=A.gap_description,
+    )
+
+
+def _contexts(moments, targets, m: int) -> tuple[int, dict[int, int]]:
+    """The observational context's index and each concept's intervention context, checked."""
     if len(moments) != len(targets):
         raise IdentificationError(f"{len(moments)} moment pairs but {len(targets)} targets")
     obs = [i for i, t in enumerate(targets) if t is None]
@@ -167,6 +177,11 @@ def identify_linear(
     missing = [j for j in range(m) if j not in ctx_of]
     if missing:
         raise IdentificationError(f"concepts {missing} have no intervention context (A6)")
+    return obs[0], ctx_of
+
+
+def _matrices(moments, A: Arithmetic) -> list[tuple]:
+    """Every context's ``(mean (p, 1), cov (p, p))`` as matrices of ``A``, checked."""
     mats = []
     for mean, cov in moments:
         mean = mean if not isinstance(mean, np.ndarray) else mean.reshape(-1, 1)
@@ -175,103 +190,98 @@ def identify_linear(
             mean_m = A.T(mean_m)
         if A.shape(cov_m)[0] != A.shape(cov_m)[1] or A.shape(cov_m)[0] != A.shape(mean_m)[0]:
             raise IdentificationError("each context needs a (p,) mean and a (p, p) covariance")
-        if not A.exact and not np.all(np.isfinite(A.to_float(cov_m))):
+        if not A.is_finite(cov_m):
             raise IdentificationError("moments contain NaN or infinite values")
         mats.append((mean_m, cov_m))
-    p = A.shape(mats[0][1])[0]
-    S0 = mats[obs[0]][1]
-    if A.exact:
-        # y = d coordinates of x with an invertible covariance block (rational, no square roots)
-        idx = _select_coordinates(S0, A)
-        d = len(idx)
-        ys = [(A.rows(mu, idx), A.rows(A.cols(S, idx), idx)) for mu, S in mats]
-        to_y = np.zeros((d, p))
-        to_y[np.arange(d), idx] = 1.0
-    else:
-        # y = W x whitens the observational context: sample noise is then not amplified by the
-        # condition number of the mixing when precisions are taken
-        lam, U = np.linalg.eigh(A.to_float(S0))
-        d = A.rank(A.to_float(S0))
-        lam, U = lam[::-1][:d], U[:, ::-1][:, :d]
-        to_y = (U / np.sqrt(lam)).T
-        ys = [(to_y @ A.to_float(mu), to_y @ A.to_float(S) @ to_y.T) for mu, S in mats]
+    return mats
+
+
+def _coordinates(mats, obs: int, K: int, A: Arithmetic):
+    """Step 1: ``y = T x``, ``d = rank Sigma_0`` coordinates that are an invertible linear
+    function of ``(c, n)`` (:meth:`Arithmetic.coordinates`), and every context's moments of
+    ``y``."""
+    to_y = A.coordinates(mats[obs][1])
+    d = A.shape(to_y)[0]
+    ys = [(A.mul(to_y, mu), A.mul(A.mul(to_y, S), A.T(to_y))) for mu, S in mats]
     if d < K:
         raise IdentificationError(f"rank of the observational covariance {d} < K = {K}")
-    if A.exact:
-        psis = [homogeneous_precision(mu, S, A) for mu, S in ys]
-    else:
-        # centred at the observational mean: the rank decisions below weigh singular values,
-        # which an offset of x would otherwise change (exact ranks are affine-invariant anyway)
-        y0 = ys[obs[0]][0]
-        psis = [homogeneous_precision(mu - y0, S, A) for mu, S in ys]
-    psi0 = psis[obs[0]]
+    return to_y, ys
 
-    # L_k: linear parts of the row space of Delta_k. Numerically: the rows of the top 2 k_j
-    # singular triplets weighted by their singular values, so that noise directions weigh little.
-    L = {}
-    for j in range(m):
-        delta = A.sub(psis[ctx_of[j]], psi0)
-        if A.exact:
-            L[j] = A.row_basis(A.cols(A.row_basis(delta), range(d)))
-        else:
-            _, s, Vt = np.linalg.svd(A.to_float(delta))
-            r = min(2 * ks[j], len(s))
-            L[j] = (s[:r, None] * Vt[:r])[:, :d]
+
+def _precision_changes(ys, obs: int, ctx_of: dict, ks: list[int], A: Arithmetic) -> dict:
+    """Step 2: ``L_k``, the linear parts of the row space of ``Delta_k = Psi_k - Psi_0``
+    (:meth:`Arithmetic.leading_row_space`; at most ``2 k_j`` directions)."""
+    y0 = ys[obs][0]
+    psis = [homogeneous_precision(A.recentre(mu, y0), S, A) for mu, S in ys]
+    d = A.shape(ys[obs][1])[0]
+    return {
+        j: A.leading_row_space(A.sub(psis[ctx_of[j]], psis[obs]), d, 2 * ks[j])
+        for j in range(len(ks))
+    }
+
+
+def _peel(L: dict, ys, ctx_of: dict, ks: list[int], A: Arithmetic, peel_order) -> tuple:
+    """Step 3: the read-out block ``H_j`` of every concept, peeled in a causal order."""
+    m = len(ks)
     H: dict = {}
     order: list[int] = []
     remaining = set(range(m))
     while remaining:
         HS = A.vstack(*[H[s] for s in order]) if order else None
-        Q = np.linalg.qr(HS.T)[0] if HS is not None and not A.exact else None
-        best, best_score, best_P = None, None, None
-        for j in sorted(remaining) if peel_order is None else [int(peel_order[len(H)])]:
-            if A.exact:
-                # rows of L_j independent modulo span(H_S), picked greedily
-                P, stack = [], HS
-                have = A.rank(HS) if HS is not None else 0
-                for i in range(A.shape(L[j])[0]):
-                    row = A.rows(L[j], [i])
-                    cand = A.vstack(stack, row) if stack is not None else row
-                    if A.rank(cand) > have:
-                        P.append(row)
-                        stack, have = cand, have + 1
-                if len(P) == ks[j]:
-                    best, best_P = j, A.vstack(*P)
-                    break
-            else:
-                R = L[j] if Q is None else L[j] - (L[j] @ Q) @ Q.T
-                _, s, Vt = np.linalg.svd(R)
-                s = np.concatenate([s, np.zeros(max(0, ks[j] + 1 - len(s)))])
-                if s[ks[j] - 1] <= 1e-12 * max(1.0, s[0]):
-                    continue
-                score = s[ks[j]] / s[ks[j] - 1]
-                if best_score is None or score < best_score:
-                    best, best_score, best_P = j, score, Vt[: ks[j]]
-        if best is None:
+        candidates = sorted(remaining) if peel_order is None else [int(peel_order[len(H)])]
+        j, P = _next_concept(L, HS, candidates, ks, A)
+        if j is None:
             raise IdentificationError(
                 f"no concept among {sorted(remaining)} can be identified next: the moments do "
                 "not fit Theorem L's assumptions (A4-A7+, linear mixing)"
             )
-        j, P = best, best_P
         if HS is not None:
-            # Z = P (I - Sigma_k H_S^T (H_S Sigma_k H_S^T)^-1 H_S): the part of span(P, H_S) that
-            # is uncorrelated with H_S y in context j (Lemma 4)
-            Sk = ys[ctx_of[j]][1]
-            SH = A.mul(Sk, A.T(HS))
-            proj = A.mul(A.mul(SH, A.inv(A.mul(HS, SH))), HS)
-            P = A.sub(P, A.mul(P, proj))
+            P = _uncorrelated_part(P, HS, ys[ctx_of[j]][1], A)
         if A.rank(P) != ks[j]:
             raise IdentificationError(f"concept {j}: identified block has rank < {ks[j]}")
         H[j] = P
         order.append(j)
         remaining.discard(j)
+    return H, order
 
-    Hc = A.vstack(*[H[j] for j in range(m)])
+
+def _next_concept(L: dict, HS, candidates, ks: list[int], A: Arithmetic) -> tuple:
+    """The candidate whose ``L_j`` adds ``k_j`` directions to ``span H_S`` most cleanly (the
+    first of the best scores), with those directions; ``(None, None)`` when none does."""
+    best, best_score, best_P = None, None, None
+    for j in candidates:
+        found = A.new_directions(L[j], HS, ks[j])
+        if found is None:
+            continue
+        P, score = found
+        if best_score is None or score < best_score:
+            best, best_score, best_P = j, score, P
+        if score == 0:  # cannot be beaten
+            break
+    return best, best_P
+
+
+def _uncorrelated_part(P, HS, Sk, A: Arithmetic):
+    """``Z = P (I - Sigma_k H_S^T (H_S Sigma_k H_S^T)^-1 H_S)``: the part of ``span(P, H_S)``
+    that is uncorrelated with ``H_S y`` in context ``k`` (Lemma 4)."""
+    SH = A.mul(Sk, A.T(HS))
+    proj = A.mul(A.mul(SH, A.inv(A.mul(HS, SH))), HS)
+    return A.sub(P, A.mul(P, proj))
+
+
+def _slices(ks: list[int]) -> list[list[int]]:
     offsets = np.concatenate([[0], np.cumsum(ks)]).astype(int)
-    sl = [list(range(offsets[j], offsets[j + 1])) for j in range(m)]
-    # concept moments in the identified coordinates
-    mu0 = A.mul(Hc, ys[obs[0]][0])
-    S0c = A.mul(A.mul(Hc, ys[obs[0]][1]), A.T(Hc))
+    return [list(range(offsets[j], offsets[j + 1])) for j in range(len(ks))]
+
+
+def _sem(Hc, obs_moments, order: list[int], ks: list[int], A: Arithmetic, edge_tol: float):
+    """Step 4: each block regressed on its predecessors in the observational concept moments:
+    weights ``B``, noise means and covariances, and the graph (a weight block is an edge when
+    :meth:`Arithmetic.exceeds` ``edge_tol``)."""
+    m, K = len(ks), sum(ks)
+    sl = _slices(ks)
+    mu0 = A.mul(Hc, obs_moments[0])
+    S0c = A.mul(A.mul(Hc, obs_moments[1]), A.T(Hc))
     B = np.zeros((K, K))
     noise_mean = np.zeros(K)
     noise_cov: list = [None] * m
@@ -286,40 +296,28 @@ def identify_linear(
             W = A.mul(Sjp, A.inv(Spp))
             Sjj = A.sub(Sjj, A.mul(W, A.T(Sjp)))
             muj = A.sub(muj, A.mul(W, A.rows(mu0, prev)))
-            Wf = A.to_float(W)
-            B[np.ix_(sl[j], prev)] = Wf
+            B[np.ix_(sl[j], prev)] = A.to_float(W)
             for q in order[:pos]:
-                block = A.cols(W, [prev.index(i) for i in sl[q]])
-                edge = (
-                    not A.is_zero(block)
-                    if A.exact
-                    else np.linalg.norm(A.to_float(block)) > edge_tol
-                )
+                edge = A.exceeds(A.cols(W, [prev.index(i) for i in sl[q]]), edge_tol)
                 adjacency[q, j] = edge
                 if not edge:
                     B[np.ix_(sl[j], sl[q])] = 0.0
         noise_mean[sl[j]] = A.to_float(muj).reshape(-1)
         noise_cov[j] = A.to_float(Sjj)
+    return B, noise_mean, noise_cov, adjacency
+
+
+def _intervention_laws(Hc, ys, ctx_of: dict, ks: list[int], A: Arithmetic) -> tuple[dict, dict]:
+    """Each concept's law in its intervention context, in the identified coordinates."""
+    sl = _slices(ks)
     int_mean, int_cov = {}, {}
-    for j in range(m):
+    for j in range(len(ks)):
         mu_k, S_k = ys[ctx_of[j]]
         muc = A.mul(Hc, mu_k)
         Sc = A.mul(A.mul(Hc, S_k), A.T(Hc))
         int_mean[j] = A.to_float(A.rows(muc, sl[j])).reshape(-1)
         int_cov[j] = A.to_float(A.rows(A.cols(Sc, sl[j]), sl[j]))
-    Hx = A.to_float(Hc) @ to_y
-    graph = DAG(adjacency, tuple(names) if names is not None else ())
-    return IdentifiedModel(
-        readout=Hx,
-        order=order,
-        weights=B,
-        noise_mean=noise_mean,
-        noise_cov=noise_cov,
-        intervention_mean=int_mean,
-        intervention_cov=int_cov,
-        graph=graph,
-        method=A.description if A.exact else "numeric (float64, singular-value gaps)",
-    )
+    return int_mean, int_cov
 
 
 def identify_linear_ml(
@@ -349,7 +347,7 @@ def identify_linear_ml(
     ``counts``: the number of samples behind each context's moments (their weights).
     """
     m = len(block_sizes)
-    if len(counts) != len(moments) or any(int(n) < 1 for n in counts):
+    if len(counts) != len(moments) or not all(map(is_number, counts)):
         raise IdentificationError(
             f"counts must give a positive sample count for each of the {len(moments)} contexts"
         )
@@ -394,11 +392,7 @@ def _whitened(moments, obs: int):
     """Whitening of the observational context, ``y = W x`` (``d`` = rank of its covariance):
     a right inverse ``W^+`` of ``W`` (``W W^+ = I_d``), the observational mean of ``y`` and
     every context's ``y`` moments."""
-    S0 = np.asarray(moments[obs][1], float)
-    lam, U = np.linalg.eigh(S0)
-    d = Numeric().rank(S0)
-    lam, U = lam[::-1][:d], U[:, ::-1][:, :d]
-    to_y, from_y = (U / np.sqrt(lam)).T, U * np.sqrt(lam)
+    to_y, from_y = Numeric().whitening(moments[obs][1])
     ys = [(to_y @ np.ravel(m), to_y @ np.asarray(S, float) @ to_y.T) for m, S in moments]
     return from_y, ys[obs][0], ys
 

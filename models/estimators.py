@@ -267,7 +267,7 @@ class TheoremMatchedVAE(_VAEBase):
 def _find_cycle(A: torch.Tensor):
     import numpy as np
 
-    from conceptid.simulations.graphs import _find_cycle as find
+    from conceptid.simulations.graphs import find_cycle as find
 
     return find(np.asarray(A.cpu().numpy(), dtype=bool))
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from conceptid.identifiability.equivalence import AlignResult, align
 from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import check_number
 
 __all__ = ["active_dims", "bits_per_dim", "mcc", "recovery", "sliced_wasserstein"]
 
@@ -75,6 +76,5 @@ def active_dims(posterior_means: np.ndarray, threshold: float = 0.01) -> int:
 
 def bits_per_dim(neg_elbo_nats: float, n_dims: int) -> float:
     """Negative ELBO per sample (nats) as bits per observed dimension."""
-    if n_dims < 1:
-        raise UsageError(f"n_dims must be >= 1, got {n_dims}")
+    check_number(n_dims, "n_dims")
     return float(neg_elbo_nats) / (n_dims * np.log(2.0))

@@ -36,7 +36,7 @@ from .errors import ConceptIDError
 from .model import ConceptModel
 from .presets import build_preset
 from .resources import check_memory, estimate_dataset
-from .validation import check_number
+from .validation import check_number, is_number
 
 __all__ = [
     "SPLITS",
@@ -81,7 +81,8 @@ def read_json(path: str | os.PathLike, what: str = "") -> object:
         raise DatasetError(f"{what}{path} is not valid JSON: {err}") from None
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed conceptid's version (``0+unknown`` in a source tree without metadata)."""
     try:
         from importlib.metadata import version
 
@@ -698,7 +699,7 @@ def generate(
     card = {
         "format": FORMAT,
         "name": name or (spec.preset or "custom"),
-        "package_version": _package_version(),
+        "package_version": package_version(),
         "numpy_version": np.__version__,
         "spec": spec.to_dict(),
         "seeds": {
@@ -777,7 +778,7 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
         raise DatasetError(f"{card_path} was altered after it was written (card_hash mismatch)")
     if card.get("ground_truth") is None:
         nd = card.get("nuisance_dim")
-        if isinstance(nd, bool) or not isinstance(nd, int) or nd < 0:
+        if not is_number(nd, minimum=0):
             raise DatasetError(f"{card_path}: a dataset without ground truth must name the "
                                f"models' nuisance size (nuisance_dim), got {nd!r}")  # fmt: skip
     return Dataset(**arrays, card=card)

@@ -23,6 +23,7 @@ __all__ = [
     "GraphError",
     "chain",
     "erdos_renyi",
+    "find_cycle",
     "scale_free",
 ]
 
@@ -81,7 +82,7 @@ class DAG:
             raise GraphError(f"self-loop at node {names[loops[0]]!r}")
         object.__setattr__(self, "adjacency", A)
         object.__setattr__(self, "names", names)
-        cycle = _find_cycle(A)
+        cycle = find_cycle(A)
         if cycle is not None:
             path = " -> ".join(names[i] for i in cycle)
             raise GraphError(f"graph has a directed cycle: {path}")
@@ -228,8 +229,9 @@ class DAG:
         return f"DAG(m={self.m}, edges={self.edges})"
 
 
-def _find_cycle(A: np.ndarray) -> list[int] | None:
-    """A directed cycle as a closed node path, or None (iterative DFS, white/grey/black)."""
+def find_cycle(A: np.ndarray) -> list[int] | None:
+    """A directed cycle of the adjacency ``A`` (``A[i, j]``: edge ``i -> j``) as a closed node
+    path ``[i, ..., i]``, or None when ``A`` is acyclic (iterative DFS, white/grey/black)."""
     m = A.shape[0]
     colour = np.zeros(m, dtype=np.int8)
     succ = [np.flatnonzero(A[i]).tolist() for i in range(m)]
@@ -340,8 +342,7 @@ def scale_free(
     new node takes ``min(n_parents, #earlier nodes)`` distinct parents among earlier nodes, chosen
     with probability proportional to (degree + 1). Edges point from earlier to later nodes."""
     m = _check_m(m)
-    if not isinstance(n_parents, int | np.integer) or n_parents < 0:
-        raise GraphError(f"n_parents must be a non-negative integer, got {n_parents!r}")
+    check_number(n_parents, "n_parents", minimum=0, error=GraphError)
     A = np.zeros((m, m), dtype=bool)
     degree = np.zeros(m)
     for j in range(1, m):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark import FORMAT, SPLITS, Dataset, DatasetError, _package_version, read_json, seal
+from .benchmark import FORMAT, SPLITS, Dataset, DatasetError, package_version, read_json, seal
 from .errors import UsageError
 from .resources import check_memory
 from .validation import check_number
@@ -432,7 +432,7 @@ def from_arrays(
     card = {
         "format": FORMAT,
         "name": name or "imported",
-        "package_version": _package_version(),
+        "package_version": package_version(),
         "numpy_version": np.__version__,
         "spec": None,
         "source": dict(source) if source else {"kind": "arrays"},

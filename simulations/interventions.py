@@ -20,16 +20,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ConceptIDError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .sem import SEM
-
-__all__ = ["Context", "Hard", "Intervention", "InterventionError", "Shift", "Soft"]
+__all__ = [
+    "NOISE_FAMILIES",
+    "Context",
+    "Hard",
+    "Intervention",
+    "InterventionError",
+    "Shift",
+    "Soft",
+    "as_context",
+    "as_covariance",
+    "as_floats",
+    "as_vector",
+    "check_family",
+]
 
 
 class InterventionError(ConceptIDError):
@@ -39,7 +48,7 @@ class InterventionError(ConceptIDError):
 Target = str | int
 
 
-def _floats(x, what: str, error: type[ConceptIDError] | None = None) -> np.ndarray:
+def as_floats(x, what: str, error: type[ConceptIDError] | None = None) -> np.ndarray:
     """``x`` as a float array; a value that is not numbers (a string, a ragged list, None in a
     list) raises ``error`` (default InterventionError) naming ``what``, never numpy's
     ValueError or TypeError."""
@@ -49,9 +58,9 @@ def _floats(x, what: str, error: type[ConceptIDError] | None = None) -> np.ndarr
         raise (error or InterventionError)(f"{what} must be numeric, got {x!r}") from None
 
 
-def _vec(x, k: int, what: str) -> np.ndarray:
+def as_vector(x, k: int, what: str) -> np.ndarray:
     """A length-``k`` vector; a scalar is broadcast to every coordinate of the block."""
-    v = np.atleast_1d(_floats(x, what)).reshape(-1)
+    v = np.atleast_1d(as_floats(x, what)).reshape(-1)
     if v.size == 1 and k > 1:
         v = np.full(k, v[0])
     if v.shape != (k,):
@@ -61,8 +70,11 @@ def _vec(x, k: int, what: str) -> np.ndarray:
     return v
 
 
-def _cov(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray:
-    S = _floats(x, what)
+def as_covariance(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray:
+    """A ``(k, k)`` symmetric positive definite (``psd_only``: semi-definite) covariance; a scalar
+    is that variance times the identity, a vector the diagonal. InterventionError naming ``what``
+    otherwise."""
+    S = as_floats(x, what)
     if S.ndim == 0 or (S.ndim == 1 and S.size == 1):
         S = S.reshape(1, 1) * np.eye(k) if k > 1 else S.reshape(1, 1)
     elif S.ndim == 1:
@@ -95,8 +107,10 @@ class Intervention:
 
     kind = "intervention"
 
-    def apply(self, sem: SEM, j: int, B: np.ndarray, mean: np.ndarray, covs: list, fams: list):
-        """Edit the SEM's arrays in place for target index ``j`` (called by ``SEM.intervene``)."""
+    def apply(self, sem, j: int, B: np.ndarray, mean: np.ndarray, covs: list, fams: list):
+        """Edit the arrays of ``sem`` (a :class:`~conceptid.simulations.sem.SEM`, which imports
+        this module, not the other way round) in place for target index ``j`` (called by
+        ``SEM.intervene``)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict:
@@ -131,9 +145,9 @@ class Hard(Intervention):
         k = sem.block_sizes[j]
         sl = sem.slices[j]
         B[sl, :] = 0.0
-        mean[sl] = _vec(self.mean, k, f"mean of the hard intervention on {sem.names[j]!r}")
-        covs[j] = _cov(self.cov, k, f"cov of the hard intervention on {sem.names[j]!r}")
-        fams[j] = _check_family(self.family)
+        mean[sl] = as_vector(self.mean, k, f"mean of the hard intervention on {sem.names[j]!r}")
+        covs[j] = as_covariance(self.cov, k, f"cov of the hard intervention on {sem.names[j]!r}")
+        fams[j] = check_family(self.family)
 
     def to_dict(self) -> dict:
         return {
@@ -170,7 +184,7 @@ class Soft(Intervention):
                     f"soft intervention on {sem.names[j]!r} gives a weight for {sem.names[i]!r}, "
                     f"which is not a parent; parents are {[sem.names[q] for q in sorted(parents)]}"
                 )
-            W = _floats(w, f"soft weight {sem.names[i]!r} -> {sem.names[j]!r}")
+            W = as_floats(w, f"soft weight {sem.names[i]!r} -> {sem.names[j]!r}")
             if W.size != k * sem.block_sizes[i]:
                 raise InterventionError(
                     f"soft weight {sem.names[i]!r} -> {sem.names[j]!r} must be a "
@@ -183,9 +197,11 @@ class Soft(Intervention):
                 )
             B[sl, sem.slices[i]] = W
         if self.mean is not None:
-            mean[sl] = _vec(self.mean, k, f"mean of the soft intervention on {sem.names[j]!r}")
+            mean[sl] = as_vector(self.mean, k, f"mean of the soft intervention on {sem.names[j]!r}")
         if self.cov is not None:
-            covs[j] = _cov(self.cov, k, f"cov of the soft intervention on {sem.names[j]!r}")
+            covs[j] = as_covariance(
+                self.cov, k, f"cov of the soft intervention on {sem.names[j]!r}"
+            )
 
     def to_dict(self) -> dict:
         return {
@@ -222,9 +238,9 @@ class Shift(Intervention):
     def apply(self, sem, j, B, mean, covs, fams):
         sl = sem.slices[j]
         k = sem.block_sizes[j]
-        mean[sl] = mean[sl] + _vec(self.shift, k, f"shift on {sem.names[j]!r}")
+        mean[sl] = mean[sl] + as_vector(self.shift, k, f"shift on {sem.names[j]!r}")
         if self.extra_cov is not None:
-            add = _cov(self.extra_cov, k, f"extra_cov on {sem.names[j]!r}", psd_only=True)
+            add = as_covariance(self.extra_cov, k, f"extra_cov on {sem.names[j]!r}", psd_only=True)
             covs[j] = covs[j] + add
 
     def to_dict(self) -> dict:
@@ -245,7 +261,8 @@ class Shift(Intervention):
 NOISE_FAMILIES = ("gaussian", "laplace", "uniform")
 
 
-def _check_family(f: str) -> str:
+def check_family(f: str) -> str:
+    """``f`` if it is one of :data:`NOISE_FAMILIES`, else InterventionError."""
     if f not in NOISE_FAMILIES:
         raise InterventionError(f"noise family must be one of {NOISE_FAMILIES}, got {f!r}")
     return f

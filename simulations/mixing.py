@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConceptIDError
+from .validation import check_number
 
 __all__ = [
     "FunctionMixing",
@@ -73,8 +74,7 @@ def well_conditioned_matrix(
 ) -> np.ndarray:
     """A random ``(rows, cols)`` matrix of rank ``min(rows, cols)`` with singular values spread
     geometrically from 1 to ``1 / condition_number`` (so its condition number is exactly that)."""
-    if condition_number < 1 or not np.isfinite(condition_number):
-        raise MixingError(f"condition_number must be a finite number >= 1, got {condition_number}")
+    check_number(condition_number, "condition_number", integer=False, error=MixingError)
     r = min(rows, cols)
     U = np.linalg.qr(rng.standard_normal((rows, r)))[0]
     V = np.linalg.qr(rng.standard_normal((cols, r)))[0]
@@ -250,8 +250,7 @@ class MLPMixing(Mixing):
     ) -> MLPMixing:
         """A random injective MLP ``R^d -> R^p`` with ``n_layers`` layers (``n_layers - 1``
         nonlinear); hidden width ``hidden`` (default ``max(d, p)``) must lie in ``[d, p]``."""
-        if n_layers < 1:
-            raise MixingError(f"n_layers must be >= 1, got {n_layers}")
+        check_number(n_layers, "n_layers", error=MixingError)
         hidden = max(d, p) if hidden is None else hidden
         if not d <= hidden <= p:
             raise MixingError(
@@ -334,8 +333,7 @@ class ImageMixing(Mixing):
     injective_by_construction = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int | np.integer) or self.size < 8:
-            raise MixingError(f"size must be an integer >= 8, got {self.size!r}")
+        check_number(self.size, "size", minimum=8, error=MixingError)
 
     @property
     def input_dim(self) -> int:  # type: ignore[override]
@@ -481,11 +479,9 @@ class FunctionMixing(Mixing):
     def __init__(self, fn, input_dim: int, output_shape: tuple | None = None) -> None:
         if not callable(fn) or isinstance(fn, type):
             raise MixingError(f"a function mixing needs a function, got {type(fn).__name__}")
-        d = input_dim
-        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise MixingError(f"input_dim must be a positive integer, got {d!r}")
+        d = check_number(input_dim, "input_dim", error=MixingError)
         self.fn = fn
-        self.input_dim = int(d)
+        self.input_dim = d
         self._shape = None if output_shape is None else tuple(int(k) for k in output_shape)
 
     @property

@@ -28,6 +28,7 @@ from .mixing import (
     well_conditioned_matrix,
 )
 from .sem import SEM
+from .validation import check_number
 
 __all__ = ["ConceptModel", "ModelError", "Sample", "random_readout"]
 
@@ -87,8 +88,7 @@ class ConceptModel:
     def __post_init__(self) -> None:
         if not isinstance(self.sem, SEM):
             raise ModelError(f"sem must be an SEM, got {type(self.sem).__name__}")
-        if int(self.nuisance_dim) < 0:
-            raise ModelError(f"nuisance_dim must be >= 0, got {self.nuisance_dim}")
+        check_number(self.nuisance_dim, "nuisance_dim", minimum=0, error=ModelError)
         if not isinstance(self.mixing, Mixing):
             if not callable(self.mixing) or isinstance(self.mixing, type):
                 raise ModelError(
@@ -96,8 +96,8 @@ class ConceptModel:
                 )
             wrapped = FunctionMixing(self.mixing, self.sem.K + int(self.nuisance_dim))
             object.__setattr__(self, "mixing", wrapped)
-        if not (np.isfinite(self.nuisance_scale) and self.nuisance_scale > 0):
-            raise ModelError(f"nuisance_scale must be finite and > 0, got {self.nuisance_scale}")
+        scale_rule = {"integer": False, "minimum": 0, "exclusive": True, "error": ModelError}
+        check_number(self.nuisance_scale, "nuisance_scale", **scale_rule)
         d = self.sem.K + int(self.nuisance_dim)
         if self.mixing.input_dim != d:
             raise ModelError(

@@ -1,4 +1,5 @@
-"""Context designs and ready-made models: ``chain``, ``random`` (Erdos-Renyi) and ``quad``.
+"""Context designs and ready-made models: ``chain``, ``random`` (Erdos-Renyi; the function is
+:func:`random_graph_model`, a name that does not shadow the standard library) and ``quad``.
 
 A *design* is the observational context plus one single-concept intervention context per targeted
 concept (the training contexts), and held-out composed contexts (every pair, all subsets, or a
@@ -24,7 +25,7 @@ from .mixing import (
 )
 from .model import ConceptModel, ModelError, composed, random_readout
 from .sem import SEM, random_sem
-from .validation import check_number
+from .validation import check_number, is_number
 
 __all__ = [
     "PRESETS",
@@ -100,10 +101,6 @@ def make_mixing(
     )
 
 
-def _is_count(v) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
-
-
 def _vector_model(
     graph: DAG,
     rng: np.random.Generator,
@@ -119,8 +116,8 @@ def _vector_model(
     mixing_args: Mapping | None,
 ) -> ConceptModel:
     # preset arguments often come from JSON: refuse a wrong type by name, never a TypeError
-    if not _is_count(block_size) and not (
-        isinstance(block_size, list | tuple) and all(map(_is_count, block_size))
+    if not is_number(block_size) and not (
+        isinstance(block_size, list | tuple) and all(map(is_number, block_size))
     ):
         raise ModelError(
             f"block_size must be a positive integer or a list of them, got {block_size!r}"
@@ -161,7 +158,7 @@ def chain(
     )  # fmt: skip
 
 
-def random(
+def random_graph_model(
     rng: np.random.Generator,
     m: int = 5,
     *,
@@ -305,7 +302,11 @@ def quad(
     return ConceptModel(sem, f, None, nd, 1.0, contexts, held)
 
 
-PRESETS: dict[str, Callable[..., ConceptModel]] = {"chain": chain, "random": random, "quad": quad}
+PRESETS: dict[str, Callable[..., ConceptModel]] = {
+    "chain": chain,
+    "random": random_graph_model,
+    "quad": quad,
+}
 
 
 def build_preset(name: str, rng: np.random.Generator, **kwargs) -> ConceptModel:

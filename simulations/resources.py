@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
-from .validation import check_number
+from .validation import check_number, is_number
 
 __all__ = [
     "ENV",
@@ -179,10 +179,9 @@ def _gib(n: int) -> str:
 
 
 def _count(value, minimum: int = 0) -> int | None:
-    """``value`` if it is a plain integer >= ``minimum``, else None (the builder refuses it)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        return None
-    return value
+    """``value`` as an int if it is an integer >= ``minimum`` (:func:`is_number`, the builders'
+    rule), else None (the builder refuses it)."""
+    return int(value) if is_number(value, minimum=minimum) else None
 
 
 def _n_held(held_out, targets: int) -> int | None:

@@ -33,12 +33,12 @@ from .graphs import DAG, GraphError
 from .interventions import (
     NOISE_FAMILIES,
     InterventionError,
-    _check_family,
-    _cov,
-    _floats,
     as_context,
+    as_covariance,
+    as_floats,
+    check_family,
 )
-from .validation import check_number
+from .validation import check_number, is_number
 
 __all__ = ["MECHANISMS", "NOISE_FAMILIES", "SEM", "SEMError", "random_sem"]
 
@@ -111,7 +111,7 @@ class SEM:
         K = sum(ks)
         offsets = np.concatenate([[0], np.cumsum(ks)]).astype(int)
         slices = tuple(slice(int(offsets[j]), int(offsets[j + 1])) for j in range(m))
-        B = np.array(_floats(self.weights, "weights", SEMError))
+        B = np.array(as_floats(self.weights, "weights", SEMError))
         if B.shape != (K, K):
             raise SEMError(f"weights must have shape (K, K) = ({K}, {K}), got {B.shape}")
         if not np.all(np.isfinite(B)):
@@ -125,7 +125,7 @@ class SEM:
                 f"weights has a nonzero entry for {self.graph.names[ii]!r} -> "
                 f"{self.graph.names[jj]!r}, which is not an edge of the graph"
             )
-        mu = np.array(_floats(self.noise_mean, "noise_mean", SEMError)).reshape(-1)
+        mu = np.array(as_floats(self.noise_mean, "noise_mean", SEMError)).reshape(-1)
         if mu.shape != (K,):
             raise SEMError(f"noise_mean must have K = {K} entries, got {np.shape(self.noise_mean)}")
         if not np.all(np.isfinite(mu)):
@@ -137,7 +137,7 @@ class SEM:
             raise SEMError(f"noise_cov must hold one covariance per concept ({m}), got {len(covs)}")
         try:
             covs = tuple(
-                _cov(S, ks[j], f"noise_cov of concept {self.graph.names[j]!r}")
+                as_covariance(S, ks[j], f"noise_cov of concept {self.graph.names[j]!r}")
                 for j, S in enumerate(covs)
             )
         except InterventionError as err:
@@ -149,7 +149,7 @@ class SEM:
         if len(fams) != m:
             raise SEMError(f"noise_family must be one family or {m} of them, got {len(fams)}")
         try:
-            fams = tuple(_check_family(f) for f in fams)
+            fams = tuple(check_family(f) for f in fams)
         except InterventionError as err:
             raise SEMError(str(err)) from None
         if self.mechanism not in MECHANISMS:
@@ -533,9 +533,10 @@ def random_sem(
     dimension.
     """
     m = graph.m
-    ks = (int(block_sizes),) * m if np.isscalar(block_sizes) else tuple(int(k) for k in block_sizes)
-    if len(ks) != m or any(k < 1 for k in ks):
+    ks = (block_sizes,) * m if np.isscalar(block_sizes) else tuple(block_sizes)
+    if len(ks) != m or not all(map(is_number, ks)):
         raise SEMError(f"block_sizes must be a positive int or {m} of them, got {block_sizes!r}")
+    ks = tuple(int(k) for k in ks)
     lo, hi = weight_range
     vlo, vhi = noise_var_range
     if not 0 <= lo <= hi:

@@ -12,7 +12,7 @@ import numbers
 
 from .errors import ConceptIDError, UsageError
 
-__all__ = ["check_number", "requirement"]
+__all__ = ["check_number", "is_number", "requirement"]
 
 
 def requirement(*, integer: bool = True, minimum: float = 1, exclusive: bool = False) -> str:
@@ -74,3 +74,15 @@ def check_number(
         what = requirement(integer=integer, minimum=minimum, exclusive=exclusive)
         raise error(f"{name} must be {what}, got {value!r}")
     return value
+
+
+def is_number(
+    value: object, *, integer: bool = True, minimum: float = 1, exclusive: bool = False
+) -> bool:
+    """Whether :func:`check_number` accepts ``value`` under these rules (for a caller that
+    words its own refusal, or that only asks)."""
+    try:
+        check_number(value, "value", integer=integer, minimum=minimum, exclusive=exclusive)
+    except UsageError:
+        return False
+    return True

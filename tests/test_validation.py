@@ -13,7 +13,7 @@ import conceptid
 import conceptid.simulations as simulations
 from conceptid.simulations.benchmark import DatasetError
 from conceptid.simulations.errors import ConceptIDError, UsageError
-from conceptid.simulations.validation import check_number, requirement
+from conceptid.simulations.validation import check_number, is_number, requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("simulations", "identifiability", "models", "conceptid")
@@ -112,3 +112,88 @@ def test_the_package_raises_no_plain_value_error():
                 if isinstance(exc, ast.Name) and exc.id == "ValueError":
                     offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "value, kw, accepted",
+    [
+        (3, {}, True),
+        (np.int64(1), {}, True),
+        (0, {}, False),
+        (True, {}, False),
+        (2.0, {}, False),
+        ("2", {}, False),
+        (0, {"minimum": 0}, True),
+        (0.5, {"integer": False, "minimum": 0, "exclusive": True}, True),
+        (math.inf, {"integer": False, "minimum": 0}, False),
+    ],
+)
+def test_is_number_is_check_numbers_rule_as_a_predicate(value, kw, accepted):
+    assert is_number(value, **kw) is accepted
+
+
+def _refusals():
+    """Every count or rate that the layers used to check by hand, each with its own rules: now
+    check_number's, each refusal with its layer's error type and the argument's name."""
+    from conceptid.identifiability.linalg import Numeric
+    from conceptid.identifiability.linear import IdentificationError, identify_linear_ml
+    from conceptid.models.metrics import bits_per_dim
+    from conceptid.simulations.graphs import DAG, GraphError, chain, scale_free
+    from conceptid.simulations.mixing import (
+        FunctionMixing,
+        ImageMixing,
+        LinearMixing,
+        MixingError,
+        MLPMixing,
+        well_conditioned_matrix,
+    )
+    from conceptid.simulations.model import ConceptModel, ModelError
+    from conceptid.simulations.presets import build_preset
+    from conceptid.simulations.sem import SEM, SEMError, random_sem
+
+    rng = np.random.default_rng(0)
+    sem = SEM(DAG.from_edges([], nodes=["a"]), np.zeros((1, 1)), np.zeros(1), (np.eye(1),))
+    mixing = LinearMixing(np.eye(2))
+    yield lambda: random_sem(chain(2), rng, block_sizes=2.5), SEMError, "block_sizes"
+    yield lambda: random_sem(chain(2), rng, block_sizes="2"), SEMError, "block_sizes"
+    yield lambda: random_sem(chain(2), rng, block_sizes=[1, True]), SEMError, "block_sizes"
+    yield lambda: MLPMixing.random(2, 3, rng, n_layers=0), MixingError, "n_layers must be a pos"
+    yield lambda: ImageMixing(size=True), MixingError, "size must be an integer >= 8"
+    yield lambda: FunctionMixing(np.tanh, 2.0), MixingError, "input_dim must be a positive"
+    yield lambda: well_conditioned_matrix(3, 2, rng, np.nan), MixingError, "condition_number"
+    yield lambda: well_conditioned_matrix(3, 2, rng, 0.5), MixingError, "condition_number"
+    yield lambda: scale_free(3, True, rng), GraphError, "n_parents must be a non-negative"
+    yield lambda: ConceptModel(sem, mixing, None, 1.5), ModelError, "nuisance_dim must be a"
+    yield lambda: ConceptModel(sem, mixing, None, 1, np.inf), ModelError, "nuisance_scale must"
+    yield lambda: Numeric(np.inf), UsageError, "rtol must be a positive finite number"
+    yield lambda: build_preset("random", rng, m=3, block_size=True), ModelError, "block_size"
+    moments = [(np.zeros(1), np.eye(1))] * 2
+    yield (
+        lambda: identify_linear_ml(moments, [None, 0], [1], [10, 10.0]),
+        IdentificationError,
+        "positive sample count",
+    )
+    yield lambda: bits_per_dim(1.0, True), UsageError, "n_dims must be a positive integer"
+
+
+@pytest.mark.parametrize("case", list(_refusals()), ids=lambda c: c[2])
+def test_hand_written_count_checks_are_check_number(case):
+    call, error, words = case
+    with pytest.raises(error, match=words):
+        call()
+
+
+def test_numpy_counts_pass_where_the_hand_written_checks_refused_them():
+    from conceptid.simulations.graphs import scale_free
+    from conceptid.simulations.presets import build_preset
+    from conceptid.simulations.resources import estimate_dataset
+
+    rng = np.random.default_rng(0)
+    assert scale_free(4, np.int64(1), rng).m == 4
+    model = build_preset("random", rng, m=np.int64(3), block_size=np.int64(2))
+    assert model.sem.block_sizes == (2, 2, 2)
+    from conceptid.simulations.benchmark import BenchmarkSpec
+
+    spec = BenchmarkSpec(preset="random", preset_args={"m": np.int64(3)}, n_train=10, n_val=2,
+                         n_test=2, seed=0)  # fmt: skip
+    assert estimate_dataset(spec) is not None  # sized by the same rule the builder accepts
