@@ -12,7 +12,6 @@ import json
 import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ import torch
 from conceptid.identifiability import AlignResult, Report, align
 from conceptid.models.data import TensorData
 from conceptid.models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
-from conceptid.simulations.benchmark import BenchmarkSpec, Dataset
+from conceptid.simulations.benchmark import BenchmarkSpec, Dataset, package_version
 
 from .config import DEFAULTS, REPORTED
 from .errors import PipelineError
@@ -185,13 +184,6 @@ def evaluate_method(
     return _measure(name, model, ds, seed, n_generate, data_splits)[0]
 
 
-def _package_version() -> str:
-    try:
-        return version("conceptid")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def evaluate(
     ds: Dataset, trained: Mapping[str, Trained], *, spec: BenchmarkSpec | None = None,
     check_report: Report | None = None, n_generate: int = DEFAULTS.n_generate,
@@ -251,7 +243,7 @@ def evaluate(
         "verdict": None if check_report is None else verdicts(check_report),
         "methods": per,
         "versions": {
-            "conceptid": _package_version(),
+            "conceptid": package_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,
             "python": platform.python_version(),
