@@ -498,6 +498,29 @@ def validate_generate(a: argparse.Namespace) -> None:
     check_out(a.out, "--out", directory=False)
 
 
+def validate_sweep(a: argparse.Namespace) -> None:
+    """The sweep file, its directory, and (for the default task) every cell's data: its
+    size against the memory limit and the methods against its kind, before any cell runs."""
+    from .sweep import Sweep, check_sweep_dir
+
+    a.sweep_def = Sweep.from_json(a.sweep)
+    check_out(a.out, "--out", directory=True)
+    check_sweep_dir(a.out)
+    if a.sweep_def.task == "conceptid.sweep:fit_cell":
+        seen = set()
+        for cell in a.sweep_def.cells():
+            key = json.dumps(cell.spec, sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            model = check_spec(
+                BenchmarkSpec.from_dict(dict(cell.spec)),
+                f"the cell {cell.label} (seed {cell.seed})",
+                training=True,
+            )
+            check_methods(",".join(a.sweep_def.methods), len(model.mixing.output_shape) == 3)
+
+
 @contextmanager
 def _memory_limit(gib: float | None):
     """``--max-memory`` applies to every estimate made while the command runs (through the
@@ -694,6 +717,22 @@ def cmd_generate(a: argparse.Namespace) -> int:
         write_npy(out, x)
     label = "do(" + ",".join(targets) + ")" if targets else "observational"
     print(f"wrote {out}: {a.n} samples of {label} from {trained.method}")
+    return 0
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    res = run_sweep(a.sweep_def, a.out, scheduler=a.scheduler, workers=a.workers,
+                    progress=not a.quiet)  # fmt: skip
+    print(f"{res.cells} cells: {res.skipped} already finished, {res.ran} run now, "
+          f"{len(res.failed)} failed ({res.seconds:.0f} s)")  # fmt: skip
+    print(f"summary: {Path(a.out) / 'summary.md'} (and summary.csv, summary.png)")
+    if res.failed:
+        _say_error(f"conceptid sweep: {len(res.failed)} cell(s) failed after "
+                   f"{a.sweep_def.retries} retries; their errors are in "
+                   f"{Path(a.out) / 'cells'}/*.failed.json; a rerun retries them")  # fmt: skip
+        return 1
     return 0
 
 
@@ -896,6 +935,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data", help="dataset directory (default RUN/data)")
     g.add_argument("--out", required=True, help="a .npy file, or .png for images")
     g.set_defaults(func=cmd_generate, validate=validate_generate)
+
+    w = sub.add_parser(
+        "sweep", epilog=EPILOG, help="a grid of benchmarks x methods x settings x seeds, on Dask"
+    )
+    w.add_argument("sweep", metavar="SWEEP", help="a sweep JSON file (docs/sweeps.md)")
+    w.add_argument(
+        "--out",
+        required=True,
+        help="sweep directory; finished cells are kept there and skipped on a rerun",
+    )
+    w.add_number(
+        "--workers", default=2, help="worker processes of the LocalCluster (one torch thread each)"
+    )
+    w.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler (tcp://HOST:8786) instead of a "
+                   "LocalCluster")  # fmt: skip
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_max_memory(w)
+    w.set_defaults(func=cmd_sweep, validate=validate_sweep)
     return p
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "SweepResult",
     "aggregate",
     "cell_epochs",
+    "check_sweep_dir",
     "fit_cell",
     "run_sweep",
     "summary_markdown",
@@ -375,7 +376,14 @@ class SweepResult:
         return not self.failed
 
 
-def _open_dir(out: Path, sweep: Sweep) -> Path:
+def check_sweep_dir(out: str | os.PathLike) -> Path:
+    """``out`` as a Path if a sweep may write there: missing, empty, or a sweep directory
+    (marked by ``sweep.json``); anything else is the user's and is refused untouched.
+
+    Raises
+    ------
+    SweepError
+        ``out`` is a file, or a directory that is neither empty nor a sweep directory."""
     out = Path(out)
     marker = out / MARKER
     if out.exists() and not out.is_dir():
@@ -386,10 +394,16 @@ def _open_dir(out: Path, sweep: Sweep) -> Path:
     if marker.exists():
         try:
             fmt = json.loads(marker.read_text()).get("format")
-        except (OSError, json.JSONDecodeError, AttributeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             fmt = None
         if fmt != FORMAT:
             raise SweepError(f"{marker} is not a conceptid sweep marker")
+    return out
+
+
+def _open_dir(out: Path, sweep: Sweep) -> Path:
+    out = check_sweep_dir(out)
+    marker = out / MARKER
     (out / "cells").mkdir(parents=True, exist_ok=True)
     _write_json(marker, {"format": FORMAT, "sweep": sweep.to_dict()})
     return out
@@ -551,7 +565,7 @@ def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
     sweep has an axis to plot (``x``, else its first grid axis with several values),
     ``summary.png``. Returns the rows."""
     out = Path(out)
-    groups: dict[str, dict] = {}
+    groups: dict[str, dict] = {}  # one per benchmark, spec-grid point, method and params
     for c in sweep.cells():
         rec = _finished(out, c)
         if rec is None:

@@ -7,9 +7,10 @@ would, so two examples that write the same path collide here as they would for t
 Output blocks are marked ```text and are not run. To keep this fast, the command lines get
 ``--n-per-context 16``, ``--epochs 1`` and (``inspect``) ``--per-context 2``, put in or replacing
 what the line says, as the documents state (``import`` takes ``--n-per-context`` only with
-``--digits``: it is replaced where given, never added); the ``run`` and ``evaluate`` lines, which
-take minutes even so, are not run (tests/test_pipeline.py runs both on tiny data), but the
-directories ``run`` writes are checked against every other line's. Lines of other programs
+``--digits``: it is replaced where given, never added); the ``run``, ``evaluate`` and
+``sweep`` lines, which take minutes even so, are not run (tests/test_pipeline.py and
+tests/test_sweep.py run them on tiny data), but the directories ``run`` writes are checked
+against every other line's. Lines of other programs
 (``make``, ``.venv/bin/...``) are not run. What each document's examples promise is checked
 after they ran.
 """
@@ -32,8 +33,9 @@ SHRINK = {"--n-per-context": ("simulate", "run", "import"), "--epochs": ("train"
           "--per-context": ("inspect",)}  # fmt: skip
 REPLACE_ONLY = ("import",)  # commands whose SHRINK flags are replaced where given, never added
 TINY = {"--n-per-context": "16", "--epochs": "1", "--per-context": "2"}
-SKIPPED = ("run", "evaluate")
-EVERY_COMMAND = {"run", "simulate", "import", "inspect", "check", "train", "evaluate", "generate"}
+SKIPPED = ("run", "evaluate", "sweep")
+EVERY_COMMAND = {"run", "simulate", "import", "inspect", "check", "train", "evaluate", "generate",
+                 "sweep"}  # fmt: skip
 MAX_README_LINES = 350
 
 
@@ -160,9 +162,20 @@ def _check_context_module(ns):
     assert ns["c"].shape == (8, 4) and ns["x_new"].shape == (8, 32)
 
 
+def _check_sweeps(ns):
+    rows = ns["result"].rows
+    assert {r["n_train"] for r in rows} == {200, 400}
+    assert all(0 <= r["mean"] <= 1 for r in rows if r["metric"] == "mean_r2")
+    assert (
+        Path("tiny-sweep/summary.md").is_file()
+        and len(list(Path("tiny-sweep/cells").glob("*.json"))) == 2
+    )
+
+
 CHECKS = {
     "README.md": _check_readme,
     "docs/cli.md": _check_cli,
+    "docs/sweeps.md": _check_sweeps,
     "docs/simulations.md": _check_simulations,
     "docs/identifiability.md": _check_identifiability,
     "docs/data.md": _check_data,

@@ -187,3 +187,67 @@ def test_the_default_task_fits_and_scores_one_cell(tmp_path):
     assert (tmp_path / "cells" / cell.key / "models" / "latent-flow" / "final.pt").exists()
     again = fit_cell(cell.to_dict() | {"root": str(tmp_path)})
     assert again["r2"] == res["r2"] and again["nll_gap"] == res["nll_gap"]
+
+
+def test_the_example_sweep_parses():
+    from pathlib import Path
+
+    sw = Sweep.from_json(Path(__file__).resolve().parents[1] / "examples" / "sweep_ladder.json")
+    assert len(sw.cells()) == 16 and sw.x == "n_train"
+
+
+def _cli(argv, capsys):
+    from conceptid.cli import main
+
+    status = main(argv)
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_the_command_line_runs_and_resumes(tmp_path, capsys):
+    f = tmp_path / "toy.json"
+    f.write_text(json.dumps(_toy(seeds=[0, 1])))
+    out = tmp_path / "out"
+    status, stdout, _ = _cli(["sweep", str(f), "--out", str(out), "--workers", "1", "--quiet"],
+                             capsys)  # fmt: skip
+    assert status == 0 and "4 cells: 0 already finished, 4 run now, 0 failed" in stdout
+    status, stdout, _ = _cli(["sweep", str(f), "--out", str(out), "--quiet"], capsys)
+    assert status == 0 and "4 already finished, 0 run now" in stdout
+
+
+def test_a_failed_cell_gives_status_1_and_says_where(tmp_path, capsys):
+    f = tmp_path / "toy.json"
+    f.write_text(json.dumps(_toy(seeds=[0, 1], retries=0, params={"fail_seeds": [[1]]})))
+    status, _, err = _cli(["sweep", str(f), "--out", str(tmp_path / "o"), "--workers", "1",
+                           "--quiet"], capsys)  # fmt: skip
+    assert status == 1 and "2 cell(s) failed after 0 retries" in err and "failed.json" in err
+
+
+@pytest.mark.parametrize(
+    "sweep, extra, words",
+    [
+        (None, [], "no sweep file"),
+        ({"benchmarks": [{"spec": {"preset": "quad"}}], "methods": ["latent-flow"],
+          "seeds": [0]}, [], "latent-flow needs vector observations"),
+        ({"benchmarks": [{"spec": {"preset": "quad", "n_train": 100000}}], "methods": ["pooled"],
+          "seeds": [0]}, ["--max-memory", "0.01"], "memory"),
+    ],
+)  # fmt: skip
+def test_bad_sweeps_are_refused_before_any_work(tmp_path, capsys, sweep, extra, words):
+    f = tmp_path / "s.json"
+    if sweep is not None:
+        f.write_text(json.dumps(sweep))
+    out = tmp_path / "out"
+    status, _, err = _cli(["sweep", str(f), "--out", str(out), *extra], capsys)
+    assert status == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_foreign_directory_is_refused_on_the_command_line(tmp_path, capsys):
+    f = tmp_path / "toy.json"
+    f.write_text(json.dumps(_toy()))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    status, _, err = _cli(["sweep", str(f), "--out", str(tmp_path / "mine")], capsys)
+    assert status == 2 and "not a sweep directory" in err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
