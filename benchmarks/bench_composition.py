@@ -108,11 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             ds = ensure_data(spec, out, progress=False)
-            names = list(ds.card["concept_names"])
+            names = list(ds.concept_names)
             norm, parts = splits(ds)
             _, (_, _, te, held) = norm, parts
-            train_ids = [c["index"] for c in ds.card["contexts"] if not c["held_out"]]
-            held_ids = [c["index"] for c in ds.card["contexts"] if c["held_out"]]
+            train_ids, held_ids = ds.training_contexts, ds.held_out_contexts
             f_train = swd_floors(ds, te, train_ids, a.n_test, seed, norm)
             f_held = swd_floors(ds, held, held_ids, a.n_test, seed, norm)
             floors.append({

@@ -41,7 +41,7 @@ from conceptid.models.data import targets_mask
 from conceptid.models.metrics import sliced_wasserstein
 from conceptid.pipeline import METHODS, splits, train_method
 from conceptid.simulations.digits import morpho_digits
-from conceptid.training import generate_samples as _generate
+from conceptid.training import generate_samples
 
 METHOD_NAMES = ("context-flow", "context-flow-ablation", "pooled")
 
@@ -60,23 +60,23 @@ def measure(ds, models: dict, seed: int) -> tuple[list[dict], dict]:
     _, (_, _, te, held) = splits(ds)
     masks = targets_mask(ds)
     rng = np.random.default_rng(seed)
-    obs = next(c["index"] for c in ds.card["contexts"] if not c["targets"])
+    obs = ds.observational_contexts[0]
     obs_a, obs_b = halves(te, obs, rng)
     rows, generated = [], {}
-    for ctx in ds.card["contexts"]:
-        k = ctx["index"]
+    for k, cname in enumerate(ds.context_names):
+        held_out = ds.is_held_out(k)
         # the plain digits' own halves, so that A_obs never shares an image with B_k
-        a, b = (obs_a, obs_b) if k == obs else halves(held if ctx["held_out"] else te, k, rng)
+        a, b = (obs_a, obs_b) if k == obs else halves(held if held_out else te, k, rng)
         h = len(b)
-        row = {"context": ctx["name"], "held_out": ctx["held_out"], "n": h,
+        row = {"context": cname, "held_out": held_out, "n": h,
                "same": sliced_wasserstein(a, b, seed=seed),
                "observational": sliced_wasserstein(obs_a[:h], b, seed=seed)}  # fmt: skip
         t = torch.from_numpy(np.repeat(masks[k][None], h, 0))
         for name, model in models.items():
-            gen = _generate(model, t, seed + k)
+            gen = generate_samples(model, t, seed + k)
             row[name] = sliced_wasserstein(gen.reshape(h, -1), b.reshape(h, -1), seed=seed)
-            generated[(ctx["name"], name)] = gen[:4]
-        generated[(ctx["name"], "data")] = b[:4]
+            generated[(cname, name)] = gen[:4]
+        generated[(cname, "data")] = b[:4]
         rows.append(row)
     return rows, generated
 
@@ -102,7 +102,7 @@ def figure(path: Path, ds, generated: dict, names) -> None:
                     ax.imshow(np.clip(imgs[i].transpose(1, 2, 0), 0, 1))
                 if r == 0 and i == 0:
                     ax.set_title("test data" if group == "data" else group, fontsize=7, loc="left")
-        held = " (held out)" if ds.card["contexts"][r]["held_out"] else ""
+        held = " (held out)" if ds.is_held_out(r) else ""
         axes[r, 0].set_ylabel(ctx + held, rotation=0, ha="right", va="center", fontsize=7)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     path.parent.mkdir(parents=True, exist_ok=True)

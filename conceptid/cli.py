@@ -780,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET,
                      help=f"a built-in benchmark: {presets}")  # fmt: skip
     src.add_argument("--spec", metavar="FILE",
-                     help="a BenchmarkSpec JSON file (README: the spec format; an example is "
+                     help="a BenchmarkSpec JSON file (docs/cli.md, 'The spec format'; for example "
                           "examples/spec_chain.json)")  # fmt: skip
     s.add_argument("--out", required=True, help="dataset directory to write (atomically)")
     s.add_number("--n-per-context", help="training samples per context (validation and test: "
@@ -840,8 +840,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "images per context) or from real handwritten digits",
                        description="Import intervention data without ground truth into a "
                        "dataset directory (card, hashes), checked before anything is written. "
-                       "Each sample is labelled with its context's targets; the README's \"Your "
-                       "own data\" gives the JSON format.")  # fmt: skip
+                       "Each sample is labelled with its context's targets; docs/data.md gives "
+                       "the JSON format.")  # fmt: skip
     src = m.add_mutually_exclusive_group(required=True)
     src.add_argument("--arrays", metavar="X.npy",
                      help="observations: float (N, p) vectors or uint8 (N, H, W, 3) images, "
@@ -887,7 +887,7 @@ def build_parser() -> argparse.ArgumentParser:
                           f"{DEFAULT_RUN['preset_args']['image_size']} with "
                           f"{DEFAULT_RUN['n_train']} training samples per context")  # fmt: skip
     src.add_argument("--spec", metavar="FILE",
-                     help="a BenchmarkSpec JSON file (README: the spec format)")  # fmt: skip
+                     help="a BenchmarkSpec JSON file (docs/cli.md, 'The spec format')")  # fmt: skip
     src.add_argument("--data", metavar="DIR",
                      help="an existing dataset directory (generated, or imported with `conceptid "
                           "import`), copied into OUT/data and used as it is")  # fmt: skip

@@ -649,7 +649,7 @@ def check_injectivity(
     the Jacobians are held for ``max(1, 2^24 // (p d))`` probe points at a time, and the
     collision search fits at most ``2^16`` output coordinates; so the peak is about
     ``max(p d, 2^24)`` float64 values plus what ``f`` itself allocates for a batch (measured:
-    see README, "Verify identifiability claims").
+    docs/identifiability.md, "Memory").
 
     Raises
     ------

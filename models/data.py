@@ -15,13 +15,9 @@ __all__ = ["Batch", "TensorData", "from_dataset", "targets_mask"]
 
 
 def targets_mask(ds: Dataset) -> np.ndarray:
-    """``(n_contexts, m)`` bool: which concepts each context of the card intervenes on."""
-    names = ds.card["concept_names"]
-    out = np.zeros((len(ds.card["contexts"]), len(names)), dtype=bool)
-    for k, ctx in enumerate(ds.card["contexts"]):
-        for t in ctx["targets"]:
-            out[k, names.index(t)] = True
-    return out
+    """``(n_contexts, m)`` bool: which concepts each context of the card intervenes on
+    (:meth:`~conceptid.simulations.benchmark.Dataset.target_mask`)."""
+    return ds.target_mask()
 
 
 @dataclass
@@ -67,7 +63,8 @@ def from_dataset(ds: Dataset, split: str, contexts: str = "all") -> TensorData:
     """Rows of ``split``; ``contexts``: ``"all"``, ``"training"`` (not held out) or
     ``"held_out"``."""
     mask = ds.mask(split)
-    held = np.array([c["held_out"] for c in ds.card["contexts"]])
+    held = np.zeros(len(ds.context_names), dtype=bool)
+    held[list(ds.held_out_contexts)] = True
     if contexts == "training":
         mask &= ~held[ds.context]
     elif contexts == "held_out":

@@ -16,7 +16,7 @@ linear, smooth-MLP and leaky-ReLU-MLP mixings. For every verdict of ``check``:
 
 Profiles: the default (``make test``) draws ``DEFAULT_EXAMPLES`` designs, derandomised; set
 ``CONCEPTID_SOUNDNESS=long`` for ``LONG_EXAMPLES`` random ones with every causal order and three
-spreads per search. Sizes and times are in the README (section "Verify identifiability claims").
+spreads per search. Sizes and times are in docs/identifiability.md ("The soundness suite").
 """
 
 from __future__ import annotations
