@@ -37,6 +37,7 @@ from conceptid.methods import BENCHMARK_METHODS, METHODS
 from conceptid.models.metrics import active_dims
 from conceptid.models.trainer import TrainConfig, fit_restarts
 from conceptid.simulations import BenchmarkSpec, generate
+from conceptid.simulations.density import true_nll
 from conceptid.splits import splits
 
 RUNGS = {
@@ -90,42 +91,9 @@ def run(rung: str, kind: str, seed: int, epochs: int, restarts: int = 1) -> dict
     out = {"r2": res.r2, "active": active_dims(enc), "latent": enc.shape[1], "seconds": sec}
     if hasattr(model, "nll"):
         learned_nll = model.nll(va.x, va.targets).double().mean().item()
-        out["nll_gap"] = learned_nll - true_nll(ds, va, mu.double(), sd.double()).mean()
+        truth = true_nll(ds, "val", mean=mu.double().numpy(), std=sd.double().numpy())
+        out["nll_gap"] = learned_nll - truth.mean()
     return out
-
-
-def true_nll(ds, data, mu: torch.Tensor, sd: torch.Tensor) -> np.ndarray:
-    """``-log p_k(x)`` per row of ``data`` under the *true* model, on its manifold, for ``x``
-    standardised by ``(mu, sd)``: ``-log N(c; m_k, S_k) - log N(n; 0, s^2 I) + 1/2 log det(J^T J)``
-    with ``J`` the Jacobian of ``(c, n) -> x`` (central differences, float64). A fitted model's
-    validation NLL minus this is >= 0 up to sampling error for a density on the data manifold;
-    far below 0 means the fit exploits its objective."""
-    mod = ds.model
-    C, Nn = data.concepts.double().numpy(), np.asarray(ds.nuisance[ds.mask("val")], float)
-    held = np.zeros(len(ds.context_names), dtype=bool)
-    held[ds.held_out_contexts] = True
-    Nn = Nn[~held[ds.context[ds.mask("val")]]]
-    ctx = data.context.numpy()
-    names = ds.context_names
-    contexts = {c.name: c for c in mod.all_contexts}
-    K, mu_, sd_ = C.shape[1], mu.numpy(), sd.numpy()
-    Z = np.hstack([C, Nn])
-    out = np.zeros(len(Z))
-    for k in np.unique(ctx):
-        m, S = mod.population_moments(contexts[names[k]])
-        d = C[ctx == k] - m
-        quad = np.einsum("bi,ij,bj->b", d, np.linalg.inv(S), d)
-        out[ctx == k] = 0.5 * (quad + np.linalg.slogdet(2 * np.pi * S)[1])
-    if Nn.shape[1]:
-        var = mod.nuisance_scale**2
-        out += 0.5 * ((Nn**2).sum(1) / var + Nn.shape[1] * np.log(2 * np.pi * var))
-
-    def f(z):
-        return (mod.mixing(mod.embed(z[:, :K], z[:, K:])) - mu_) / sd_
-
-    h, eye = 1e-5, np.eye(Z.shape[1])
-    J = np.stack([(f(Z + h * e) - f(Z - h * e)) / (2 * h) for e in eye], 2)
-    return out + 0.5 * np.linalg.slogdet(np.einsum("bpi,bpj->bij", J, J))[1]
 
 
 def _peel(tr, te, m: int) -> dict:
