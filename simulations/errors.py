@@ -8,7 +8,7 @@ package refuses.
 
 from __future__ import annotations
 
-__all__ = ["ConceptIDError", "UsageError"]
+__all__ = ["ConceptIDError", "MixingError", "UsageError"]
 
 
 class ConceptIDError(ValueError):
@@ -19,3 +19,9 @@ class UsageError(ConceptIDError):
     """An argument is outside its domain: a count that must be positive, an unknown choice, an
     array of the wrong shape, options that cannot go together, a request too large for the
     machine. The message names the argument."""
+
+
+class MixingError(ConceptIDError):
+    """A mixing is malformed, or was given input of the wrong shape or with NaNs (defined here,
+    beside the base class, so that both the mixings and the renderer they call can raise it
+    without importing each other; :mod:`conceptid.simulations.mixing` exports it)."""

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConceptIDError
+from .errors import MixingError
 from .validation import check_number
 
 __all__ = [
@@ -63,10 +63,6 @@ __all__ = [
     "mixing_from_reference",
     "well_conditioned_matrix",
 ]
-
-
-class MixingError(ConceptIDError):
-    """A mixing is malformed, or was given input of the wrong shape or with NaNs."""
 
 
 def well_conditioned_matrix(

@@ -92,7 +92,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .mixing import MixingError
+from .errors import MixingError
 from .validation import check_number
 
 __all__ = [
