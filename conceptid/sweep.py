@@ -457,8 +457,12 @@ def _client(scheduler: str | None, workers: int, threads: int):
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
     env = {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                      "OPENBLAS_NUM_THREADS")}  # fmt: skip
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=":0", env=env)  # fmt: skip
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=":0", env=env)  # fmt: skip
+    except RuntimeError as e:  # the workers are spawned: they import the caller's __main__
+        raise SweepError(f"could not start {workers} local Dask workers ({e}); in a script, "
+                         "call run_sweep under `if __name__ == '__main__':`") from None  # fmt: skip
     return Client(cluster), cluster
 
 
