@@ -60,14 +60,15 @@ RUNGS = {
 DEFAULT_RUNGS = ("L1", "L2", "L3", "L4", "L3-10", "L4-10")
 
 
-def sweep_of(rungs, ns, seeds, methods, sample_passes, batch_size) -> Sweep:
+def sweep_of(rungs, ns, seeds, methods, sample_passes, batch_size, restarts=1) -> Sweep:
     return Sweep.from_dict({
         "name": "consistency",
         "benchmarks": [{"label": r, "spec": {"preset": "random", "preset_args": RUNGS[r],
                                              "n_val": 500, "n_test": 500}} for r in rungs],
         "spec_grid": {"n_train": list(ns)},
         "methods": list(methods),
-        "params": {"sample_passes": [sample_passes], "batch_size": [batch_size]},
+        "params": {"sample_passes": [sample_passes], "batch_size": [batch_size]}
+        | ({"restarts": [restarts]} if restarts > 1 else {}),
         "seeds": list(seeds),
         "x": "n_train",
     })  # fmt: skip
@@ -89,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         help="training-sample visits per fit (epochs = this / training rows, >= 10)",
     )
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="fits per cell, the best kept by validation likelihood",
+    )
     ap.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     ap.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     a = ap.parse_args(argv)
@@ -98,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SweepError(f"unknown rung(s) {unknown}; known: {list(RUNGS)}")
         sweep = sweep_of(a.rungs.split(","), [int(v) for v in a.n.split(",")],
                          [int(v) for v in a.seeds.split(",")], a.methods.split(","),
-                         a.sample_passes, a.batch_size)  # fmt: skip
+                         a.sample_passes, a.batch_size, a.restarts)  # fmt: skip
         res = run_sweep(sweep, a.out, scheduler=a.scheduler, workers=a.workers)
     except (SweepError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
