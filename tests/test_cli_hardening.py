@@ -212,7 +212,7 @@ def test_every_option_of_every_subcommand_has_help_text():
     parser = build_parser()
     subs = _subparsers(parser)
     assert set(subs) == {"simulate", "import", "inspect", "check", "run", "train", "evaluate",
-                         "generate"}  # fmt: skip
+                         "generate", "sweep"}  # fmt: skip
     for name, sub in [("conceptid", parser), *subs.items()]:
         for action in sub._actions:
             if isinstance(action, argparse._SubParsersAction):
