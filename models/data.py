@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from conceptid.simulations.benchmark import Dataset
-from conceptid.simulations.errors import UsageError
 
 __all__ = ["Batch", "TensorData", "from_dataset", "targets_mask"]
 
@@ -62,15 +61,7 @@ class TensorData:
 def from_dataset(ds: Dataset, split: str, contexts: str = "all") -> TensorData:
     """Rows of ``split``; ``contexts``: ``"all"``, ``"training"`` (not held out) or
     ``"held_out"``."""
-    mask = ds.mask(split)
-    held = np.zeros(len(ds.context_names), dtype=bool)
-    held[list(ds.held_out_contexts)] = True
-    if contexts == "training":
-        mask &= ~held[ds.context]
-    elif contexts == "held_out":
-        mask &= held[ds.context]
-    elif contexts != "all":
-        raise UsageError(f"contexts must be 'all', 'training' or 'held_out', got {contexts!r}")
+    mask = ds.rows(split, contexts)
     x = np.asarray(ds.x[mask])
     if x.dtype == np.uint8:
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float32) / 255.0

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import describe_contents, remove_stale, temp_prefix
-from .errors import ConceptIDError
+from .errors import ConceptIDError, UsageError
 from .model import ConceptModel
 from .presets import build_preset
 from .resources import check_memory, estimate_dataset
@@ -476,6 +476,25 @@ class Dataset:
                     raise DatasetError(f"unknown context {context!r}; contexts are {names}")
                 context = names.index(context)
             m &= self.context == int(context)
+        return m
+
+    def rows(self, split: str, contexts: str = "all") -> np.ndarray:
+        """Boolean row mask of ``split`` among the ``contexts``: ``"all"``, ``"training"`` (not
+        held out) or ``"held_out"``.
+
+        Raises
+        ------
+        UsageError
+            An unknown ``contexts``."""
+        m = self.mask(split)
+        held = np.zeros(len(self.context_names), dtype=bool)
+        held[list(self.held_out_contexts)] = True
+        if contexts == "training":
+            return m & ~held[self.context]
+        if contexts == "held_out":
+            return m & held[self.context]
+        if contexts != "all":
+            raise UsageError(f"contexts must be 'all', 'training' or 'held_out', got {contexts!r}")
         return m
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -47,14 +47,7 @@ def true_nll(
     mod = ds.model
     if len(mod.mixing.output_shape) != 1:
         raise UsageError("the true density is computed for vector observations only")
-    rows = ds.mask(split)
-    held = np.array([c["held_out"] for c in ds.card["contexts"]])
-    if contexts == "training":
-        rows &= ~held[ds.context]
-    elif contexts == "held_out":
-        rows &= held[ds.context]
-    elif contexts != "all":
-        raise UsageError(f"contexts must be 'training', 'held_out' or 'all', got {contexts!r}")
+    rows = ds.rows(split, contexts)
     C = np.asarray(ds.concepts[rows], float)
     N = np.asarray(ds.nuisance[rows], float)
     ctx = ds.context[rows]
