@@ -51,10 +51,12 @@ from pathlib import Path
 
 import numpy as np
 
-from conceptid.simulations.atomic import atomic_path, describe_contents
+from conceptid.simulations.atomic import describe_contents
 from conceptid.simulations.benchmark import BenchmarkSpec
 from conceptid.simulations.errors import ConceptIDError
 from conceptid.simulations.validation import check_number
+
+from .rundir import write_text
 
 __all__ = [
     "FORMAT",
@@ -302,6 +304,7 @@ def fit_cell(cell: Mapping, root: str | os.PathLike | None = None) -> dict:
     from conceptid.config import DEFAULTS
     from conceptid.evaluation import evaluate_method
     from conceptid.rundir import ensure_data
+    from conceptid.splits import splits
     from conceptid.training import train
 
     c = Cell.from_dict(cell)
@@ -315,10 +318,12 @@ def fit_cell(cell: Mapping, root: str | os.PathLike | None = None) -> dict:
         batch_size=int(p.get("batch_size", DEFAULTS.batch_size)),
         lr=float(p.get("lr", DEFAULTS.lr)), restarts=int(p.get("restarts", 1)), progress=False,
     )  # fmt: skip
-    res = evaluate_method(c.method, trained.model, ds, seed=c.seed, normaliser=trained.normaliser)
+    data_splits = splits(ds, trained.normaliser)
+    res = evaluate_method(c.method, trained.model, ds, seed=c.seed, data_splits=data_splits,
+                          normaliser=trained.normaliser)  # fmt: skip
     res = {k: v for k, v in res.items() if k != "r2_matrix"}
     res["min_r2"] = None if res.get("r2") is None else float(min(res["r2"]))
-    res["nll_gap"] = _nll_gap(trained, ds)
+    res["nll_gap"] = _nll_gap(trained, ds, data_splits)
     res["epochs"] = cell_epochs(p, ds)
     # the training's own time, from the saved history (also for a model trained before and
     # reused now, when the cell's own seconds count only the evaluation)
@@ -335,23 +340,20 @@ def cell_epochs(params: Mapping, ds) -> int:
         from conceptid.config import DEFAULTS
 
         return int(params.get("epochs", DEFAULTS.epochs))
-    held = np.zeros(len(ds.context_names), dtype=bool)
-    held[list(ds.held_out_contexts)] = True
-    rows = int((ds.mask("train") & ~held[ds.context]).sum())
+    rows = int(ds.rows("train", "training").sum())
     epochs = max(10, math.ceil(float(params["sample_passes"]) / max(rows, 1)))
     return min(epochs, int(params["epochs"])) if "epochs" in params else epochs
 
 
-def _nll_gap(trained, ds) -> float | None:
+def _nll_gap(trained, ds, data_splits) -> float | None:
     model = trained.model
     if not (ds.has_ground_truth and hasattr(model, "nll")) or ds.is_image:
         return None
     import torch
 
     from conceptid.simulations.density import true_nll
-    from conceptid.splits import splits
 
-    norm, (_, va, _, _) = splits(ds, trained.normaliser)
+    norm, (_, va, _, _) = data_splits
     with torch.no_grad():
         learned = model.nll(va.x, va.targets).double().mean().item()
     mean = None if norm.mean is None else norm.mean.double().numpy()
@@ -413,8 +415,8 @@ def _open_dir(out: Path, sweep: Sweep) -> Path:
 
 
 def _write_json(path: Path, obj) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    # NaN allowed (an MCC can be undefined), unlike rundir.write_json's
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 def _finished(out: Path, cell: Cell) -> dict | None:
@@ -596,8 +598,7 @@ def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
                                 "per_seed": [float(v) for v in vals],
                                 "seeds": sorted(per)})  # fmt: skip
     _write_csv(out / "summary.csv", rows)
-    with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(rows, sweep))
+    write_text(out / "summary.md", summary_markdown(rows, sweep))
     axis = sweep.x or next(
         (k for k, v in {**sweep.spec_grid, **sweep.params}.items() if len(v) > 1), None
     )
@@ -616,8 +617,7 @@ def _write_csv(path: Path, rows: Iterable[dict]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()})
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 _SHOWN = (
@@ -658,11 +658,9 @@ def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title
     """One panel per headline metric against ``axis`` (log scale when its values are positive
     and span a factor of 10 or more): a line per benchmark and method (and any other grid
     value), the mean over seeds with its standard error, and every seed as a dot."""
-    import matplotlib
+    from .plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     metrics = [
         m for m in _SHOWN if not m.endswith("seconds") and any(r["metric"] == m for r in rows)
     ]
@@ -702,6 +700,4 @@ def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(names) - 1) // 6), 1, 1))
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
