@@ -56,6 +56,20 @@ RUNGS = {
         "nuisance_dim": 2,
         "mixing_args": {"activation": "smooth"},
     },
+    "L3s-10": {
+        "m": 10,
+        "p": 32,
+        "mixing": "mlp",
+        "nuisance_dim": 0,
+        "mixing_args": {"activation": "smooth"},
+    },
+    "L4s-10": {
+        "m": 10,
+        "p": 32,
+        "mixing": "mlp",
+        "nuisance_dim": 2,
+        "mixing_args": {"activation": "smooth"},
+    },
 }
 DEFAULT_RUNGS = ("L1", "L2", "L3", "L4", "L3-10", "L4-10")
 

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from conceptid.simulations.benchmark import (
+    BIT_GENERATORS,
     BenchmarkSpec,
     DatasetError,
     check_save_target,
@@ -355,7 +356,7 @@ def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
         spec = BenchmarkSpec(preset=a.preset, preset_args=args)
         overrides = {}
     overrides.update(_per_context(a.n_per_context))
-    for key in ("n_val", "n_test", "seed"):
+    for key in ("n_val", "n_test", "seed", "bit_generator"):
         v = getattr(a, key)
         if v is not None:
             overrides[key] = v
@@ -788,6 +789,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_number("--n-val", minimum=0, help="validation samples per context")
     s.add_number("--n-test", minimum=0, help="test samples per context")
     s.add_number("--seed", minimum=0, help="seed of the model and of every sample (default 0)")
+    s.add_argument("--bit-generator", choices=sorted(BIT_GENERATORS),
+                   help="numpy bit generator of every stream (default pcg64; sfc64 draws faster "
+                        "but gives other data for the same seed)")  # fmt: skip
     s.add_argument("--image-size", type=int, choices=IMAGE_SIZES, metavar="{32,64}",
                    help="quad: image width and height in pixels")  # fmt: skip
     s.add_number("--m", help="chain/random: number of concepts")

@@ -53,6 +53,8 @@ __all__ = [
 
 FORMAT = "conceptid.dataset/1"
 SPLITS = ("train", "val", "test")
+# numpy bit generators a spec may name; "pcg64" is what np.random.default_rng uses.
+BIT_GENERATORS = {"pcg64": np.random.PCG64, "sfc64": np.random.SFC64}
 ARRAYS = ("x", "concepts", "nuisance", "context", "split")
 CARD = "card.json"
 ASIDE = ".card.json.replacing"  # the old card while a replacement is under way
@@ -107,6 +109,11 @@ class BenchmarkSpec:
         Samples per context in each split (held-out contexts: ``n_test`` in ``test`` only).
     seed : int
         Seeds the model (for random presets) and, through separate streams, every split.
+    bit_generator : str
+        numpy's bit generator behind every stream: ``"pcg64"`` (the default, numpy's own) or
+        ``"sfc64"`` (about 1.2x faster at drawing normals; a different stream, so the same seed
+        gives different data). Left out of :meth:`to_dict` when it is the default, so the
+        datasets and run directories written before it existed keep their hashes.
     """
 
     preset: str | None = "quad"
@@ -116,6 +123,7 @@ class BenchmarkSpec:
     n_val: int = 500
     n_test: int = 500
     seed: int = 0
+    bit_generator: str = "pcg64"
 
     def __post_init__(self) -> None:
         if (self.preset is None) == (self.model is None):
@@ -128,9 +136,16 @@ class BenchmarkSpec:
             raise DatasetError(f"preset_args must be a dict, got {type(self.preset_args).__name__}")
         for name in ("n_train", "n_val", "n_test", "seed"):
             check_number(getattr(self, name), name, minimum=0, error=DatasetError)
+        if not isinstance(self.bit_generator, str) or self.bit_generator not in BIT_GENERATORS:
+            raise DatasetError(
+                f"bit_generator must be one of {sorted(BIT_GENERATORS)}, got {self.bit_generator!r}"
+            )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["bit_generator"] == "pcg64":
+            del d["bit_generator"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> BenchmarkSpec:
@@ -149,7 +164,8 @@ class BenchmarkSpec:
 
     def rng(self, *key: int) -> np.random.Generator:
         """The generator of stream ``key``: ``(0,)`` the model, ``(1, split, context)`` a cell."""
-        return np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=key))
+        seq = np.random.SeedSequence(int(self.seed), spawn_key=key)
+        return np.random.Generator(BIT_GENERATORS[self.bit_generator](seq))
 
     def build_model(self) -> ConceptModel:
         if self.model is not None:

@@ -544,11 +544,37 @@ def test_spec_json_round_trip(tmp_path):
         ({"preset": None}, "exactly one of 'preset' and 'model'"),
         ({"preset": "chain", "model": {}}, "exactly one of 'preset' and 'model'"),
         ({"preset": "chain", "preset_args": [1]}, "preset_args must be a dict"),
+        ({"preset": "chain", "bit_generator": "mt19937"}, "bit_generator must be one of"),
+        ({"preset": "chain", "bit_generator": ["sfc64"]}, "bit_generator must be one of"),
     ],
 )
 def test_bad_spec_raises(d, match):
     with pytest.raises(DatasetError, match=match):
         BenchmarkSpec.from_dict(d)
+
+
+def test_default_bit_generator_is_numpys_default_stream():
+    """The default keeps every dataset written before the option existed: the same streams as
+    ``np.random.default_rng`` and the same spec record (so the same card and hashes)."""
+    spec = chain_spec()
+    assert "bit_generator" not in spec.to_dict()
+    for key in [(0,), (1, 0, 0), (1, 2, 5)]:
+        ours = spec.rng(*key).standard_normal(20)
+        numpy_default = np.random.default_rng(np.random.SeedSequence(7, spawn_key=key))
+        np.testing.assert_array_equal(ours, numpy_default.standard_normal(20))
+
+
+def test_sfc64_is_its_own_reproducible_stream(tmp_path):
+    spec = chain_spec(bit_generator="sfc64")
+    a, b = generate(spec), generate(spec)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert not np.array_equal(a.x, generate(chain_spec()).x)
+    key = (1, 0, 0)
+    expected = np.random.Generator(np.random.SFC64(np.random.SeedSequence(7, spawn_key=key)))
+    np.testing.assert_array_equal(spec.rng(*key).random(5), expected.random(5))
+    back = load_dataset(a.save(tmp_path / "ds"))
+    assert BenchmarkSpec.from_dict(back.card["spec"]) == spec
+    assert back.content_hash != generate(chain_spec()).content_hash
 
 
 def test_spec_file_errors(tmp_path):
