@@ -107,6 +107,18 @@ def test_simulate_options_reach_the_spec(tmp_path):
     assert ds.x.shape == (4 * 13 + 2, 4)
 
 
+def test_simulate_bit_generator(tmp_path, capsys):
+    base = ["simulate", "--preset", "chain", "--m", "2", "--n-per-context", "6", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--bit-generator", "sfc64", "--out", str(tmp_path / "b")]) == 0
+    a, b = load_dataset(tmp_path / "a"), load_dataset(tmp_path / "b")
+    assert "bit_generator" not in a.card["spec"] and b.card["spec"]["bit_generator"] == "sfc64"
+    assert not np.array_equal(a.x, b.x)
+    assert main([*base, "--bit-generator", "mt19937", "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists()
+    assert "--bit-generator" in capsys.readouterr().err
+
+
 def test_simulate_from_spec_file(tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(
