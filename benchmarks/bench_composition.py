@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     peers = [p for p in ("pooled", "context-flow-ablation") if p in rows and rows[p]]
     head = f"{'method':<48}{'mean R2':>8}{'concept SWD':>13}{'composition SWD':>17}"
     short = {"pooled": "vs pooled", "context-flow-ablation": "vs ablation"}
-    head += "".join(f"{short[p]:>18}" for p in peers) + f"{'time [s]':>10}"
+    head += "".join(f"{short[p]:>20}" for p in peers) + f"{'time [s]':>10}"
     print(head)
     for name in methods:
         rs = rows[name]
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         line = f"{METHODS[name].label:<48}{_mean(rs, 'mean_r2'):>8.3f}{conc:>13.4f}{comp:>17.4f}"
         for p in peers:
             pc, pk = _mean(rows[p], "composition_swd"), _mean(rows[p], "concept_swd")
-            line += f"{f'{comp / pc:.2f}x / {conc / pk:.2f}x':>18}"
+            line += f"{f'{comp / pc:.3f}x / {conc / pk:.3f}x':>20}"
         print(line + f"{_mean(rs, 'seconds'):>10.0f}")
     print("(vs columns: composition ratio / concept ratio, means over seeds)")
     # recovery up to the class, concept by concept (the identifiable variant's goal: >= 0.9 each)
