@@ -654,6 +654,24 @@ def summary_markdown(rows: Sequence[dict], sweep: Sweep) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _line_styles(rows, keys, name_of, plt) -> dict[str, dict]:
+    """Colour by the first varying grid key (the benchmark, usually), line style and marker by
+    the rest (the method): a dozen lines stay told apart, where one colour each would repeat."""
+    first = {name_of(r): json.dumps(r.get(keys[0])) if keys else "" for r in rows}
+    rest = {name_of(r): json.dumps([r.get(k) for k in keys[1:]]) for r in rows}
+    colours, others = sorted(set(first.values())), sorted(set(rest.values()))
+    cmap = plt.get_cmap("tab10" if len(colours) <= 10 else "tab20")
+    dashes, markers = ("-", "--", ":", "-."), ("o", "s", "^", "D")
+    return {
+        n: {
+            "color": cmap(colours.index(first[n]) % cmap.N),
+            "linestyle": dashes[others.index(rest[n]) % len(dashes)],
+            "marker": markers[others.index(rest[n]) % len(markers)],
+        }
+        for n in first
+    }
+
+
 def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title: str = "") -> None:
     """One panel per headline metric against ``axis`` (log scale when its values are positive
     and span a factor of 10 or more): a line per benchmark and method (and any other grid
@@ -674,7 +692,7 @@ def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title
         return " ".join(f"{r.get(k)}" for k in keys) or "all"
 
     names = sorted({name_of(r) for r in rows})
-    colour = {n: f"C{i % 10}" for i, n in enumerate(names)}  # one colour per line, every panel
+    style = _line_styles(rows, keys, name_of, plt)  # one look per line, the same in every panel
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):
         lines: dict[str, list] = {}
@@ -684,18 +702,18 @@ def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title
         for name, rs in sorted(lines.items()):
             rs = sorted(rs, key=lambda r: r[axis])
             xs = np.array([float(r[axis]) for r in rs])
-            ax.errorbar(xs, [r["mean"] for r in rs], yerr=[r["se"] for r in rs], marker="o",
-                        capsize=3, label=name, color=colour[name])  # fmt: skip
+            ax.errorbar(xs, [r["mean"] for r in rs], yerr=[r["se"] for r in rs], capsize=3,
+                        label=name, **style[name])  # fmt: skip
             for xv, r in zip(xs, rs, strict=True):
                 ax.scatter([xv] * len(r["per_seed"]), r["per_seed"], s=8, alpha=0.5,
-                           color=colour[name])  # fmt: skip
+                           color=style[name]["color"])  # fmt: skip
         xs_all = [float(r[axis]) for r in rows if r["metric"] == m and r.get(axis) is not None]
         if xs_all and min(xs_all) > 0 and max(xs_all) >= 10 * min(xs_all):
             ax.set_xscale("log")
         ax.set_xlabel(axis)
         ax.set_title(m)
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=colour[n], marker="o", label=n) for n in names]
+    handles = [plt.Line2D([], [], label=n, **style[n]) for n in names]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(names), 6), fontsize=8)
     if title:
         fig.suptitle(title)

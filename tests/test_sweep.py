@@ -251,3 +251,26 @@ def test_a_foreign_directory_is_refused_on_the_command_line(tmp_path, capsys):
     status, _, err = _cli(["sweep", str(f), "--out", str(tmp_path / "mine")], capsys)
     assert status == 2 and "not a sweep directory" in err
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_figure_tells_a_dozen_lines_apart():
+    """Colour by benchmark, line style and marker by method: twelve lines, twelve looks."""
+    from conceptid.plots import pyplot
+    from conceptid.sweep import _line_styles
+
+    rows = [
+        {"benchmark": b, "method": m, "metric": "mean_r2"}
+        for b in ("L1", "L2", "L3", "L4", "L3s", "L4s")
+        for m in ("latent-flow", "pooled")
+    ]
+
+    def name_of(r):
+        return f"{r['benchmark']} {r['method']}"
+
+    style = _line_styles(rows, ["benchmark", "method"], name_of, pyplot())
+    looks = {n: (s["color"], s["linestyle"], s["marker"]) for n, s in style.items()}
+    assert len(set(looks.values())) == 12
+    assert style["L3 latent-flow"]["color"] == style["L3 pooled"]["color"]
+    assert style["L3 latent-flow"]["linestyle"] == style["L4s latent-flow"]["linestyle"]
+    assert style["L3 latent-flow"]["linestyle"] != style["L3 pooled"]["linestyle"]
+    assert len({s["color"] for s in style.values()}) == 6
