@@ -53,8 +53,9 @@ __all__ = [
 
 FORMAT = "conceptid.dataset/1"
 SPLITS = ("train", "val", "test")
-# numpy bit generators a spec may name; "pcg64" is what np.random.default_rng uses.
+# numpy bit generators a spec may name; the default is what np.random.default_rng uses.
 BIT_GENERATORS = {"pcg64": np.random.PCG64, "sfc64": np.random.SFC64}
+DEFAULT_BIT_GENERATOR = "pcg64"
 ARRAYS = ("x", "concepts", "nuisance", "context", "split")
 CARD = "card.json"
 ASIDE = ".card.json.replacing"  # the old card while a replacement is under way
@@ -123,7 +124,7 @@ class BenchmarkSpec:
     n_val: int = 500
     n_test: int = 500
     seed: int = 0
-    bit_generator: str = "pcg64"
+    bit_generator: str = DEFAULT_BIT_GENERATOR
 
     def __post_init__(self) -> None:
         if (self.preset is None) == (self.model is None):
@@ -143,7 +144,7 @@ class BenchmarkSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["bit_generator"] == "pcg64":
+        if d["bit_generator"] == DEFAULT_BIT_GENERATOR:
             del d["bit_generator"]
         return d
 
