@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sample-passes",
         type=int,
-        default=1_500_000,
+        default=2_000_000,
         help="training-sample visits per fit (epochs = this / training rows, >= 10)",
     )
     ap.add_argument("--batch-size", type=int, default=256)
