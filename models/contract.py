@@ -1,7 +1,7 @@
 """The one interface every estimator meets: :class:`Estimator`, written once.
 
 An estimator is a ``torch.nn.Module`` with three required methods, four capability attributes
-and four trainer hooks. :class:`EstimatorBase` supplies the documented default of every hook
+and five trainer hooks. :class:`EstimatorBase` supplies the documented default of every hook
 (and the refusal of :meth:`~EstimatorBase.generate`), so an estimator writes only what it does
 differently; :func:`conceptid.models.trainer.fit` calls the hooks directly, never guessing.
 
@@ -55,6 +55,15 @@ Trainer hooks (optional: :class:`EstimatorBase` holds each default)
     A quantity comparable across fits of different seeds, lower is better, by which
     :func:`conceptid.models.trainer.fit_restarts` keeps the best restart. Default: ``None``, and
     the best validation loss decides.
+``stage_inputs(data) -> TensorData``
+    The rows the loss reads in the model's current stage. ``fit`` calls it on the training and
+    the validation data after ``prepare`` (or on resuming) and after every ``epoch_end`` that
+    returned ``True``, and feeds the epochs from what it returns. A stage that reads a *frozen*
+    function of ``x`` (the second step of a two-step fit reads the frozen encoder's latent)
+    returns the data with that function computed once, as ``features``
+    (:class:`~conceptid.models.data.TensorData`), instead of recomputing it in every batch of
+    every epoch; ``loss`` then reads ``batch.features`` when it is set. Default: the data
+    unchanged.
 """
 
 from __future__ import annotations
@@ -83,7 +92,7 @@ __all__ = [
 #: the capability attributes, the required methods and the trainer hooks, by name
 CAPABILITIES = ("can_generate", "can_intervene", "needs_labels", "concepts_need_targets")
 REQUIRED = ("loss", "concepts", "generate")
-HOOKS = ("prepare", "epoch_end", "hold_early_stop", "selection_score")
+HOOKS = ("prepare", "epoch_end", "hold_early_stop", "selection_score", "stage_inputs")
 
 
 class CapabilityError(ConceptIDError):
@@ -120,6 +129,8 @@ class Estimator(Protocol):
     def hold_early_stop(self) -> bool: ...
 
     def selection_score(self, data: TensorData) -> float | None: ...
+
+    def stage_inputs(self, data: TensorData) -> TensorData: ...
 
 
 class EstimatorBase(nn.Module):
@@ -159,6 +170,10 @@ class EstimatorBase(nn.Module):
     def selection_score(self, data: TensorData) -> float | None:
         """No score comparable across fits: restarts are compared by validation loss."""
         return None
+
+    def stage_inputs(self, data: TensorData) -> TensorData:
+        """Every stage reads the data as they are."""
+        return data
 
 
 def check_estimator(model: object) -> None:

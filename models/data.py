@@ -22,15 +22,20 @@ def targets_mask(ds: Dataset) -> np.ndarray:
 @dataclass
 class Batch:
     """``x`` ``(b, *obs)`` float32, ``targets`` ``(b, m)`` bool, ``context`` ``(b,)`` long,
-    ``concepts`` ``(b, K)`` (ground truth, for evaluation only)."""
+    ``concepts`` ``(b, K)`` (ground truth, for evaluation only); ``features`` ``(b, ...)`` or
+    ``None``: a frozen function of ``x`` that the model computed once for its current stage
+    (:meth:`~conceptid.models.contract.EstimatorBase.stage_inputs`)."""
 
     x: torch.Tensor
     targets: torch.Tensor
     context: torch.Tensor
     concepts: torch.Tensor
+    features: torch.Tensor | None = None
 
     def to(self, device) -> Batch:
-        return Batch(*(t.to(device) for t in (self.x, self.targets, self.context, self.concepts)))
+        f = None if self.features is None else self.features.to(device)
+        return Batch(*(t.to(device) for t in (self.x, self.targets, self.context, self.concepts)),
+                     features=f)  # fmt: skip
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -38,18 +43,21 @@ class Batch:
 
 @dataclass
 class TensorData:
-    """All rows of one split as tensors; images scaled to [0, 1] and laid out ``(b, 3, H, W)``."""
+    """All rows of one split as tensors; images scaled to [0, 1] and laid out ``(b, 3, H, W)``.
+    ``features``: as in :class:`Batch`, one row per row of ``x``, or ``None``."""
 
     x: torch.Tensor
     targets: torch.Tensor
     context: torch.Tensor
     concepts: torch.Tensor
+    features: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def batch(self, idx: torch.Tensor) -> Batch:
-        return Batch(self.x[idx], self.targets[idx], self.context[idx], self.concepts[idx])
+        f = None if self.features is None else self.features[idx]
+        return Batch(self.x[idx], self.targets[idx], self.context[idx], self.concepts[idx], f)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle=True):
         n = len(self)

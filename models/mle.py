@@ -29,6 +29,7 @@ from __future__ import annotations
 import abc
 import copy
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -49,6 +50,13 @@ from .nets import check_block_sizes, check_obs_shape, check_size, make_nets, mlp
 from .unpeeled import fit_unpeeled
 
 __all__ = ["LatentFlowMLE", "ManifoldEstimator", "ManifoldMLE"]
+
+
+def probe_rows(n: int, size: int = 4096) -> torch.Tensor:
+    """Up to ``size`` row indices spread evenly over ``n`` rows. A split's rows are stored
+    context by context, so the first rows would be the first contexts only; these cover every
+    context in proportion."""
+    return torch.linspace(0, n - 1, steps=min(n, size)).round().long()
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:
@@ -170,12 +178,10 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         self.encoder, self.decoder = encoder, decoder
         if not _linears(self.encoder) or not _linears(self.decoder):
             raise UsageError("the encoder must end and the decoder start with an nn.Linear")
-        if prior == "sem":
-            self.prior = SEMPrior(self.block_sizes)
-        else:
+        if prior == "context-module":
             check_size(self.K**2, f"a context-module prior of {self.K} concepts")
-            self.prior = ContextFlowPrior(self.block_sizes)
         self.prior_kind = prior
+        self.prior = self._new_prior()
         self.dag_weight = float(dag_weight)
         self.ae_epochs, self.snap_every = int(ae_epochs), int(snap_every)
         self.volume_eps = float(volume_eps)
@@ -247,11 +253,20 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
         return 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J + self.volume_eps * eye)[1]
 
-    def prior_nll(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``-log p_k(z)`` per sample: the per-context prior on the concepts, ``N(0, I)`` on the
-        nuisance."""
+    def _new_prior(self) -> nn.Module:
+        """A fresh prior of the kind ``prior`` names."""
+        if self.prior_kind == "sem":
+            return SEMPrior(self.block_sizes)
+        return ContextFlowPrior(self.block_sizes)
+
+    def prior_nll(
+        self, z: torch.Tensor, targets: torch.Tensor, prior: nn.Module | None = None
+    ) -> torch.Tensor:
+        """``-log p_k(z)`` per sample: the per-context prior on the concepts (the model's, or
+        ``prior``), ``N(0, I)`` on the nuisance."""
+        prior = self.prior if prior is None else prior
         nuis = (z[:, self.K :] ** 2).sum(1) + self.nuisance_dim * np.log(2 * np.pi)
-        return self.prior.nll(z[:, : self.K], self._labels(targets)) + 0.5 * nuis
+        return prior.nll(z[:, : self.K], self._labels(targets)) + 0.5 * nuis
 
     def loss(self, batch: Batch, generator=None):
         return self.objective(batch, int(self.stage))
@@ -314,7 +329,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         """
         self.snaps["tried"] += 1
         if require_improvement:
-            probe = data.batch(torch.arange(min(len(data), 4096))).to(self.prior.weights.device)
+            probe = data.batch(probe_rows(len(data))).to(self.prior.weights.device)
             before = self.objective(probe)[0].item()
             state = copy.deepcopy(self.state_dict())
         if not self._snap(data, batch_size):
@@ -598,6 +613,20 @@ class LatentFlowMLE(ManifoldEstimator):
     its linear Gaussian part, and :meth:`generate` composes any set of targets.
     ``use_labels=False`` is the labels-ignored ablation: every sample is treated as
     observational in the loss, and no snap runs (a snap reads the labels).
+
+    ``flow_restarts = R > 1`` fits step 2 from ``R`` random starts on the *same* autoencoder,
+    side by side in one fit: ``R`` flows and priors (coupling masks from seeds ``0..R-1``, their
+    own random weights) train on the same batches, each snapped on schedule, and after every
+    epoch of step 2 the one with the lowest likelihood loss on a probe of the training data
+    (up to 4096 rows, every context in proportion) becomes the model's :attr:`flow` and
+    :attr:`prior` (its values swap with the model's; a swap counts as a change of
+    parametrisation, so the trainer restarts Adam and its best-model tracking). Step 2 has
+    local optima that leave some concepts mixed, and the likelihood tells them apart: measured
+    on the identifiable quad scene (seed 2, one autoencoder, five starts), validation NLL 6.27
+    nats for the start that recovered every concept with R^2 >= 0.87 against 6.90-7.20 for four
+    that did not (orientation R^2 0.21-0.82). The training loss of step 2 is the mean over the
+    starts; the validation loss is the model's own. The autoencoder, the dominant cost on
+    images, is fitted once.
     """
 
     def __init__(
@@ -617,19 +646,28 @@ class LatentFlowMLE(ManifoldEstimator):
         prior: str = "sem",
         use_labels: bool = True,
         refine_unpeeled: bool = True,
+        flow_restarts: int = 1,
     ) -> None:
         check_number(ae_epochs, "ae_epochs (step 1 learns the manifold)")
         check_number(flow_layers, "flow_layers")
         check_number(flow_hidden, "flow_hidden")
+        R = check_number(flow_restarts, "flow_restarts")
         super().__init__(
             obs_shape, block_sizes, nuisance_dim, dag_weight=dag_weight, ae_epochs=ae_epochs,
             snap_every=snap_every if use_labels else 0, hidden=hidden, volume_eps=volume_eps,
             encoder=encoder, decoder=decoder, prior=prior, use_labels=use_labels,
             refine_unpeeled=refine_unpeeled,
         )  # fmt: skip
-        check_size(flow_layers * (2 * self.D * flow_hidden + flow_hidden**2) + self.D**2,
-                   f"a flow of {flow_layers} layers of {flow_hidden} units")  # fmt: skip
+        check_size(R * (flow_layers * (2 * self.D * flow_hidden + flow_hidden**2) + self.D**2),
+                   f"{R} flow(s) of {flow_layers} layers of {flow_hidden} units")  # fmt: skip
         self.flow = LatentFlow(self.D, flow_layers, flow_hidden)
+        #: the other starts of step 2 (empty unless ``flow_restarts > 1``)
+        self.spare_flows = nn.ModuleList(
+            LatentFlow(self.D, flow_layers, flow_hidden, seed=r) for r in range(1, R)
+        )
+        self.spare_priors = nn.ModuleList(self._new_prior() for _ in range(1, R))
+        self.flow_restarts = R
+        self._probe: tuple | None = None  # the probe's frozen latent, computed once in step 2
 
     def _start_likelihood(self) -> None:
         """Step 2: freeze the autoencoder; the flow and the prior train from now on."""
@@ -644,17 +682,120 @@ class LatentFlowMLE(ManifoldEstimator):
     def decode(self, u: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.flow.inverse(u))
 
+    @torch.no_grad()
+    def stage_inputs(self, data: TensorData, batch_size: int = 1024) -> TensorData:
+        """In step 2 the encoder is frozen, so its latent ``z = g(x)`` is computed once per
+        stage (as ``features``) rather than in every batch of every epoch: the flow's epochs
+        then cost the flow alone. Step 1 reads ``x`` as it is."""
+        if int(self.stage) == 0:
+            return data
+        was = self.training
+        self.eval()
+        dev = self.flow.head.weight.device
+        Z = torch.cat([self.latent(b.x.to(dev)).cpu()
+                       for b in data.batches(batch_size, shuffle=False)])  # fmt: skip
+        self.train(was)
+        return replace(data, features=Z)
+
     def objective(self, batch: Batch, stage: int = 1):
         """The loss of ``stage`` (0: the autoencoder's reconstruction, 1: the flow's exact
-        likelihood of the frozen latent) and its logs."""
-        z = self.latent(batch.x)
+        likelihood of the frozen latent, read from ``batch.features`` when
+        :meth:`stage_inputs` computed it) and its logs."""
         if stage == 0:
+            z = self.latent(batch.x)
             rec = ((batch.x - self.decoder(z)).flatten(1) ** 2).sum(1)
             return rec.mean(), {"rec": rec.mean().item()}
-        u, logdet = self.flow(z.detach())
-        nll = self.prior_nll(u, batch.targets) - logdet
-        dag = self.prior.dag_penalty()
+        z = batch.features if batch.features is not None else self.latent(batch.x)
+        nll, dag = self._flow_nll(z.detach(), batch.targets, self.flow, self.prior)
         return nll.mean() + self.dag_weight * dag, {"nll": nll.mean().item(), "dag": dag.item()}
+
+    def _flow_nll(self, z: torch.Tensor, targets: torch.Tensor, flow, prior):
+        """Step 2's ``-log p_k(h(z)) - log |det J_h(z)|`` per sample and the DAG penalty, for
+        one start ``(flow, prior)``."""
+        u, logdet = flow(z)
+        return self.prior_nll(u, targets, prior) - logdet, prior.dag_penalty()
+
+    def loss(self, batch: Batch, generator=None):
+        """:meth:`objective`; while training step 2 with ``flow_restarts > 1``, the mean of
+        every start's loss (each start's gradient is its own loss's)."""
+        loss, logs = self.objective(batch, int(self.stage))
+        if self.training and int(self.stage) == 1 and len(self.spare_flows):
+            z = batch.features if batch.features is not None else self.latent(batch.x)
+            for flow, prior in zip(self.spare_flows, self.spare_priors):
+                nll, dag = self._flow_nll(z.detach(), batch.targets, flow, prior)
+                loss = loss + nll.mean() + self.dag_weight * dag
+            loss = loss / self.flow_restarts
+        return loss, logs
+
+    # -- the starts of step 2 -----------------------------------------------------------------
+
+    @torch.no_grad()
+    def _swap(self, i: int) -> None:
+        """Swap the values (parameters and buffers) of the model's flow and prior with those of
+        spare start ``i``."""
+        pairs = ((self.flow, self.spare_flows[i]), (self.prior, self.spare_priors[i]))
+        for mine, spare in pairs:
+            kept = {k: v.clone() for k, v in mine.state_dict().items()}
+            mine.load_state_dict(spare.state_dict())
+            spare.load_state_dict(kept)
+
+    def _snap_spares(self, data: TensorData, require_improvement: bool) -> bool:
+        """Snap every spare start (each in turn as the model's, then back)."""
+        changed = False
+        for i in range(len(self.spare_flows)):
+            self._swap(i)
+            try:
+                changed = self.snap(data, require_improvement=require_improvement) or changed
+            finally:
+                self._swap(i)
+        return changed
+
+    @torch.no_grad()
+    def start_losses(self, data: TensorData) -> list[float]:
+        """Step 2's likelihood loss (mean nats, no penalty) of the model's start, then of each
+        spare, on a probe of ``data`` (:func:`probe_rows`); the probe's latent is computed once
+        (the encoder is frozen in step 2)."""
+        key = (id(data), len(data), data.x.data_ptr())
+        if self._probe is None or self._probe[0] != key:
+            rows = probe_rows(len(data))
+            dev = self.flow.head.weight.device
+            batch = data.batch(rows)
+            was = self.training
+            self.eval()
+            z = torch.cat([self.latent(batch.x[i : i + 1024].to(dev))
+                           for i in range(0, len(rows), 1024)])  # fmt: skip
+            self.train(was)
+            self._probe = (key, z, batch.targets.to(dev))
+        _, z, targets = self._probe
+        starts = [(self.flow, self.prior), *zip(self.spare_flows, self.spare_priors)]
+        return [self._flow_nll(z, targets, f, p)[0].mean().item() for f, p in starts]
+
+    def _choose_start(self, data: TensorData, margin: float = 1e-2) -> bool:
+        """Make the best start (lowest :meth:`start_losses`, by more than ``margin`` nats) the
+        model's; returns whether it changed."""
+        losses = self.start_losses(data)
+        best = min(range(len(losses)), key=losses.__getitem__)
+        if best == 0 or not losses[best] < losses[0] - margin:
+            return False
+        self._swap(best - 1)
+        return True
+
+    def prepare(self, train: TensorData) -> None:
+        super().prepare(train)
+        if len(self.spare_flows) and int(self.stage) == 1 and self.snap_every:
+            self._snap_spares(train, require_improvement=False)  # ae_epochs = 0: snapped at once
+
+    def epoch_end(self, epoch: int, train: TensorData) -> bool:
+        """The schedule of :class:`ManifoldEstimator`; with ``flow_restarts > 1`` the spare
+        starts snap on the same schedule, then the best start becomes the model's."""
+        changed = super().epoch_end(epoch, train)
+        if not len(self.spare_flows) or int(self.stage) == 0:
+            return changed
+        done = epoch + 1
+        if self.snap_every and (done - self.ae_epochs) % self.snap_every == 0:
+            first = done == self.ae_epochs
+            changed = self._snap_spares(train, require_improvement=not first) or changed
+        return self._choose_start(train) or changed
 
     @torch.no_grad()
     def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -221,7 +221,10 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     ``model.prepare(train)`` once before the first epoch of a fresh (not resumed) run;
     ``model.epoch_end(epoch, train)`` after each training epoch (``True``: the parametrisation
     or objective changed, so the optimiser state and the best-model tracking start afresh);
-    ``model.hold_early_stop()`` after each validation (``True``: early stopping waits).
+    ``model.hold_early_stop()`` after each validation (``True``: early stopping waits);
+    ``model.stage_inputs(data)`` on the training and validation data after ``prepare`` (or on
+    resuming) and after every ``epoch_end`` that returned ``True``: the epochs read what it
+    returns (a stage's frozen features, computed once).
     """
     check_estimator(model)
     if cfg.threads:
@@ -252,6 +255,7 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
         best_state = state["best_model"]
     if not hist["resumed"]:
         model.prepare(train)
+    train_in, val_in = model.stage_inputs(train), model.stage_inputs(val)
     val_gen = torch.Generator().manual_seed(cfg.seed + 1)
     t0 = time.perf_counter()
     bar = None
@@ -267,7 +271,7 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
                 g["lr"] = cfg.lr * _lr_factor(epoch, cfg)
             model.train()
             total, n = 0.0, 0
-            for b, batch in enumerate(train.batches(cfg.batch_size, gen)):
+            for b, batch in enumerate(train_in.batches(cfg.batch_size, gen)):
                 batch = batch.to(device)
                 loss, _ = model.loss(batch, gen)
                 if not torch.isfinite(loss):
@@ -282,8 +286,9 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
                 # best validation loss so far no longer refer to the same quantities
                 opt.state.clear()
                 best, best_state, bad_epochs = math.inf, None, 0
+                train_in, val_in = model.stage_inputs(train), model.stage_inputs(val)
             val_gen.manual_seed(cfg.seed + 1)
-            vloss = evaluate_loss(model, val, cfg.batch_size, val_gen)
+            vloss = evaluate_loss(model, val_in, cfg.batch_size, val_gen)
             if not math.isfinite(vloss):
                 raise _diverged(f"validation loss became {vloss}", epoch, None, model, ckpt)
             hist["train_loss"].append(total / n)

@@ -196,7 +196,11 @@ def test_the_trainer_calls_the_hooks_and_refuses_a_model_without_them():
 
         def epoch_end(self, epoch, train):
             calls.append(("epoch_end", epoch))
-            return False
+            return epoch == 0  # a stage switch after the first epoch
+
+        def stage_inputs(self, data):
+            calls.append(("stage_inputs", len(data)))
+            return data
 
         def hold_early_stop(self):
             calls.append(("hold",))
@@ -208,10 +212,15 @@ def test_the_trainer_calls_the_hooks_and_refuses_a_model_without_them():
     assert isinstance(base, Estimator) and not base.can_generate
     assert base.prepare(data) is None and base.epoch_end(0, data) is False
     assert base.hold_early_stop() is False and base.selection_score(data) is None
+    assert base.stage_inputs(data) is data
     assert len(fit(Minimal(), data, data, cfg)["val_loss"]) == 2
     fit(Hooked(), data, data, cfg)
     assert calls[0] == ("prepare", len(data))
     assert [c for c in calls if c[0] == "epoch_end"] == [("epoch_end", 0), ("epoch_end", 1)]
+    # the stage's inputs, training and validation, after prepare and after the changed epoch 0
+    staged = [i for i, c in enumerate(calls) if c[0] == "stage_inputs"]
+    assert len(staged) == 4 and staged[:2] == [1, 2]
+    assert calls[staged[2] - 1] == ("epoch_end", 0)
     with pytest.raises(UsageError, match="not an Estimator: it lacks can_generate"):
         fit(torch.nn.Linear(P, K), data, data, cfg)
     with pytest.raises(UsageError, match="torch.nn.Module"):

@@ -93,6 +93,30 @@ def test_step_two_trains_the_flow_and_prior_only():
     assert model.prior.B.grad is not None
 
 
+def test_step_two_reads_the_frozen_latent_computed_once():
+    """``stage_inputs``: nothing in step 1; in step 2 the encoder's latent as ``features``, and
+    the loss on them is the loss on ``x``."""
+    torch.manual_seed(0)
+    model = LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=1, snap_every=0, hidden=8)
+    train = from_dataset(_data(), "train", "training")
+    assert model.stage_inputs(train) is train
+    model.epoch_end(0, train)
+    staged = model.stage_inputs(train)
+    assert torch.equal(staged.x, train.x) and torch.equal(staged.targets, train.targets)
+    assert torch.allclose(staged.features, model.latent(train.x).detach(), atol=1e-6)
+    rows = torch.arange(64)
+    cached, direct = model.loss(staged.batch(rows))[0], model.loss(train.batch(rows))[0]
+    assert torch.allclose(cached, direct, atol=1e-5)
+    # the trainer feeds the features: in a fit in step 2 the encoder runs once per row of the
+    # training and validation data (stage_inputs), not once per row per epoch
+    val = from_dataset(_data(), "val", "training")
+    rows_seen = []
+    model.encoder.register_forward_hook(lambda mod, args, out: rows_seen.append(len(args[0])))
+    hist = fit(model, train, val, TrainConfig(epochs=3, batch_size=64, progress=False))
+    assert len(hist["val_loss"]) == 3 and all(math.isfinite(v) for v in hist["val_loss"])
+    assert sum(rows_seen) == len(train) + len(val)
+
+
 def _data(m=3, p=8, nuisance_dim=1, n_train=1000, seed=5, **extra):
     args = {"m": m, "p": p, "nuisance_dim": nuisance_dim, **extra}
     return generate(BenchmarkSpec(preset="random", preset_args=args, n_train=n_train, n_val=100,
@@ -219,3 +243,96 @@ def test_early_stopping_waits_for_the_likelihood_stage():
     model = LatentFlowMLE((4,), (1, 1), ae_epochs=4, snap_every=0, hidden=8)
     hist = fit(model, tr, va, TrainConfig(epochs=6, patience=1, progress=False))
     assert int(model.stage) == 1 and len(hist["val_loss"]) >= 5
+
+
+def _starts_model(R=3, **kw):
+    torch.manual_seed(0)
+    return LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=1, snap_every=1, hidden=8,
+                         prior="context-module", flow_restarts=R, **kw)  # fmt: skip
+
+
+def test_flow_restarts_train_side_by_side_and_the_best_start_is_the_model():
+    # nonlinear mixing, where step 2 has something to learn (under linear mixing the first
+    # snap is already the optimum and the trainer keeps that epoch, every start alike)
+    ds = _data(mixing="mlp", mixing_args={"activation": "smooth"})
+    tr, va = from_dataset(ds, "train", "training"), from_dataset(ds, "val", "training")
+    _standardise(tr, va)
+    model = _starts_model()
+    assert len(model.spare_flows) == 2 and len(model.spare_priors) == 2
+    assert any(k.startswith("spare_flows.1.") for k in model.state_dict())
+    # a single start has exactly the state of today's model (old checkpoints load)
+    assert not any(k.startswith("spare") for k in _starts_model(R=1).state_dict())
+    # a swap exchanges the values of the model's start and a spare, exactly, and back
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model._swap(1)
+    after = model.state_dict()
+    for k, v in before.items():
+        if k.startswith("flow.") or k.startswith("prior."):
+            assert torch.equal(after["spare_" + k.replace(".", "s.1.", 1)], v), k
+    model._swap(1)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    # in step 2 every start gets its own gradient; validation reads the model's start only
+    model.epoch_end(0, tr)
+    batch = tr.batch(torch.arange(0, len(tr), 7))
+    loss, _ = model.loss(batch)
+    loss.backward()
+    for f in (model.flow, *model.spare_flows):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in f.parameters())
+    model.eval()
+    assert torch.allclose(model.loss(batch)[0], model.objective(batch)[0])
+    # after a fit the model's start is the best on the probe, up to the margin
+    model = _starts_model()
+    fit(model, tr, va, TrainConfig(epochs=6, batch_size=128, progress=False))
+    losses = model.start_losses(tr)
+    assert len(losses) == 3 and len(set(losses)) == 3  # the starts differ
+    assert losses[0] <= min(losses) + 1e-2
+    x = model.generate(torch.zeros(3, dtype=torch.bool), 5)
+    assert x.shape == (5, 8) and torch.isfinite(x).all()
+
+
+def test_flow_restarts_resume_exactly(tmp_path, monkeypatch):
+    from conceptid.models import trainer
+
+    ds = _data(n_train=300)
+    tr, va = from_dataset(ds, "train", "training"), from_dataset(ds, "val", "training")
+    _standardise(tr, va)
+
+    def cfg(name):
+        return TrainConfig(
+            epochs=5, batch_size=128, progress=False, checkpoint=str(tmp_path / name)
+        )
+
+    full = _starts_model()
+    h_full = fit(full, tr, va, cfg("a.pt"))
+    real, saves = trainer.save_checkpoint, []
+
+    class Stop(Exception):
+        pass
+
+    def save(path, state):
+        real(path, state)
+        saves.append(path)
+        if len(saves) == 3:
+            raise Stop
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
+    with pytest.raises(Stop):
+        fit(_starts_model(), tr, va, cfg("b.pt"))
+    monkeypatch.undo()
+    resumed = _starts_model()
+    h_res = fit(resumed, tr, va, cfg("b.pt"))
+    assert h_res["resumed"] and h_res["val_loss"] == h_full["val_loss"]
+    assert all(torch.equal(p, q) for p, q in zip(full.parameters(), resumed.parameters()))
+
+
+def test_probe_rows_cover_every_context():
+    from conceptid.models.mle import probe_rows
+
+    rows = probe_rows(9000)
+    assert len(rows) == 4096 and len(set(rows.tolist())) == 4096
+    assert rows[0] == 0 and rows[-1] == 8999
+    ctx = torch.arange(9000) // 1000  # rows stored context by context
+    assert torch.bincount(ctx[rows]).min() >= 455
+    assert torch.equal(probe_rows(10), torch.arange(10))
+    with pytest.raises(ValueError, match="flow_restarts"):
+        _starts_model(R=0)
