@@ -18,7 +18,7 @@ concept. The printout has a per-concept R^2 table for that.
 Run: ``.venv/bin/python benchmarks/bench_composition.py [--preset quad] [--independent]
 [--seeds 0,1,2] [--epochs 30] [--n 500] [--n-test 500]
 [--methods context-flow,context-flow-ablation,pooled] [--threads 2] [--restarts 1]
-[--preset-arg KEY=JSON] [--flow-arg KEY=JSON]``
+[--preset-arg KEY=JSON] [--flow-arg KEY=JSON] [--diagnose]``
 """
 
 from __future__ import annotations
@@ -56,6 +56,50 @@ def reconstruction_swd(model, data, n: int, seed: int) -> float | None:
     return float(np.mean(out))
 
 
+@torch.no_grad()
+def diagnose(model, ds, split, contexts, n: int, seed: int, normaliser) -> list[dict]:
+    """Where a two-step model's composition error lives, context by context of ``contexts``:
+
+    - ``x``: SWD of generated samples from the test rows, beside the same-law floor (a fresh
+      draw of the true model) and ``x_dec``: the fresh draw passed through the model's encoder
+      and decoder (``decode(encode(x))``), against the test rows: the generator's error when its
+      concepts have exactly the law of the encoded data;
+    - ``u``: SWD, in the space of the learned concepts, of the prior's samples under the
+      context's targets from the encoded test rows, beside the encoded fresh draw against them
+      (the same-law floor there).
+
+    ``x`` far above its floor with ``x_dec`` at it and ``u`` far above its own floor: the error
+    is the prior's law of the learned concepts, not the decoder."""
+    from conceptid.floors import fresh_draw
+
+    masks, names, K = ds.target_mask(), ds.context_names, model.K
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for k in contexts:
+        x = split.x[split.context == k][:n]
+        xf = torch.from_numpy(fresh_draw(ds, k, len(x), seed, normaliser))
+        t = torch.from_numpy(np.repeat(masks[k][None], len(x), 0))
+        u, uf = model.encode(x)[:, :K], model.encode(xf)[:, :K]
+        a = x.numpy()
+        out.append({
+            "context": names[k],
+            "x": sliced_wasserstein(model.generate(t, generator=g).numpy(), a, seed=seed),
+            "x_floor": sliced_wasserstein(xf.numpy(), a, seed=seed),
+            "x_dec": sliced_wasserstein(model.decode(model.encode(xf)).numpy(), a, seed=seed),
+            "u": sliced_wasserstein(model.prior.sample(t, g).numpy(), u.numpy(), seed=seed),
+            "u_floor": sliced_wasserstein(uf.numpy(), u.numpy(), seed=seed),
+        })  # fmt: skip
+    return out
+
+
+def _print_diagnosis(rows: list[dict], held: bool) -> None:
+    for r in rows:
+        print(f"  {r['context']:<16}{'held out' if held else 'training':<10}"
+              f"x {r['x']:.4f} (floor {r['x_floor']:.4f}, {r['x'] / r['x_floor']:.2f}x; "
+              f"decode(encode(fresh)) {r['x_dec']:.4f})   concepts: prior {r['u']:.4f} "
+              f"(floor {r['u_floor']:.4f}, {r['u'] / r['u_floor']:.2f}x)")  # fmt: skip
+
+
 def _with(build, extra: dict, ds, epochs: int):
     """``build(ds, epochs, **extra)``: a method's builder with extra model arguments."""
     return build(ds, epochs, **extra)
@@ -80,6 +124,10 @@ def main(argv: list[str] | None = None) -> None:
                          "VAEs: by their validation loss)")  # fmt: skip
     ap.add_argument("--preset-arg", action="append", default=[], metavar="KEY=JSON",
                     help="extra preset argument, e.g. mixing='\"identity\"'")  # fmt: skip
+    ap.add_argument("--diagnose", action="store_true",
+                    help="per context, for the two-step models: generated samples and the "
+                         "decoder against their floors, and the prior in the space of the "
+                         "learned concepts (where a composition's error lives)")  # fmt: skip
     ap.add_argument("--flow-arg", action="append", default=[], metavar="KEY=JSON",
                     help="an argument of LatentFlowMLE for context-flow and its ablation in this "
                          "run only, e.g. flow_layers=10 or snap_every=1")  # fmt: skip
@@ -135,6 +183,12 @@ def main(argv: list[str] | None = None) -> None:
                 m["seconds"] = sec
                 m["reconstruction_swd"] = reconstruction_swd(model, te, a.n_test, seed)
                 rows[name].append(m)
+                if a.diagnose and isinstance(model, LatentFlowMLE) and model.can_intervene:
+                    print(f"seed {seed} {name}: where the error lives", flush=True)
+                    _print_diagnosis(diagnose(model, ds, te, train_ids, a.n_test, seed, norm),
+                                     held=False)  # fmt: skip
+                    _print_diagnosis(diagnose(model, ds, held, held_ids, a.n_test, seed, norm),
+                                     held=True)  # fmt: skip
                 rec = m["reconstruction_swd"]
                 print(f"seed {seed} {name:<22} mean R2 {m['mean_r2']:.3f} (min "
                       f"{min(m['r2']):.3f})  concept SWD "
