@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         _, (tr, va, te, _) = splits(ds)
     names = list(ds.concept_names)
     torch.manual_seed(a.seed)
-    model = METHODS["context-flow"].make(ds, a.ae_epochs + a.flow_epochs, ae_epochs=a.ae_epochs)
+    model = METHODS["context-flow"].build(ds, a.ae_epochs + a.flow_epochs, ae_epochs=a.ae_epochs)
     t0 = time.perf_counter()
     # step 1 only (the last epoch switches to step 2 and takes the first snap)
     fit(model, tr, va, TrainConfig(epochs=a.ae_epochs, seed=a.seed, progress=False))

@@ -628,9 +628,12 @@ class LatentFlowMLE(ManifoldEstimator):
     local optima that leave some concepts mixed, and the likelihood tells them apart: measured
     on the identifiable quad scene (seed 2, one autoencoder, five starts), validation NLL 6.27
     nats for the start that recovered every concept with R^2 >= 0.87 against 6.90-7.20 for four
-    that did not (orientation R^2 0.21-0.82). The training loss of step 2 is the mean over the
-    starts; the validation loss is the model's own. The autoencoder, the dominant cost on
-    images, is fitted once.
+    that did not (orientation R^2 0.21-0.82) (``benchmarks/bench_flow_starts.py``). Side by
+    side it has not paid so far: on that scene (3 seeds, 1000 images per context) 4 starts
+    lowered orientation's mean R^2 from 0.765 to 0.568, the training probe ranking a mixed
+    optimum first on one seed. The training loss of step 2 is the mean over the starts; the
+    validation loss is the model's own. The autoencoder, the dominant cost on images, is
+    fitted once.
     """
 
     def __init__(
@@ -687,7 +690,7 @@ class LatentFlowMLE(ManifoldEstimator):
         return self.decoder(self.flow.inverse(u))
 
     @torch.no_grad()
-    def stage_inputs(self, data: TensorData, batch_size: int = 1024) -> TensorData:
+    def stage_inputs(self, data: TensorData, batch_size: int = 256) -> TensorData:
         """In step 2 the encoder is frozen, so its latent ``z = g(x)`` is computed once per
         stage (as ``features``) rather than in every batch of every epoch: the flow's epochs
         then cost the flow alone. Step 1 reads ``x`` as it is."""
