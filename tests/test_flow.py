@@ -104,6 +104,10 @@ def test_step_two_reads_the_frozen_latent_computed_once():
     staged = model.stage_inputs(train)
     assert torch.equal(staged.x, train.x) and torch.equal(staged.targets, train.targets)
     assert torch.allclose(staged.features, model.latent(train.x).detach(), atol=1e-6)
+    assert model.stage_inputs(train).features is staged.features  # asked again: reused
+    with torch.no_grad():  # any change to the encoder's weights computes it afresh
+        next(model.encoder.parameters()).mul_(1.0)
+    assert model.stage_inputs(train).features is not staged.features
     rows = torch.arange(64)
     cached, direct = model.loss(staged.batch(rows))[0], model.loss(train.batch(rows))[0]
     assert torch.allclose(cached, direct, atol=1e-5)
