@@ -674,7 +674,6 @@ class LatentFlowMLE(ManifoldEstimator):
         )
         self.spare_priors = nn.ModuleList(self._new_prior() for _ in range(1, R))
         self.flow_restarts = R
-        self._probe: tuple | None = None  # the probe's frozen latent, computed once in step 2
         self._staged: dict = {}  # stage_inputs' latents of the last two data sets (no copy of x)
 
     def _start_likelihood(self) -> None:
@@ -768,20 +767,11 @@ class LatentFlowMLE(ManifoldEstimator):
     @torch.no_grad()
     def start_losses(self, data: TensorData) -> list[float]:
         """Step 2's likelihood loss (mean nats, no penalty) of the model's start, then of each
-        spare, on a probe of ``data`` (:func:`probe_rows`); the probe's latent is computed once
-        (the encoder is frozen in step 2)."""
-        key = (id(data), len(data), data.x.data_ptr())
-        if self._probe is None or self._probe[0] != key:
-            rows = probe_rows(len(data))
-            dev = self.flow.head.weight.device
-            batch = data.batch(rows)
-            was = self.training
-            self.eval()
-            z = torch.cat([self.latent(batch.x[i : i + 256].to(dev))
-                           for i in range(0, len(rows), 256)])  # fmt: skip
-            self.train(was)
-            self._probe = (key, z, batch.targets.to(dev))
-        _, z, targets = self._probe
+        spare, on a probe of ``data`` (:func:`probe_rows`); the latent is :meth:`stage_inputs`'
+        (computed once while the encoder is unchanged)."""
+        probe = self.stage_inputs(data).batch(probe_rows(len(data)))
+        dev = self.flow.head.weight.device
+        z, targets = probe.features.to(dev), probe.targets.to(dev)
         starts = [(self.flow, self.prior), *zip(self.spare_flows, self.spare_priors)]
         return [self._flow_nll(z, targets, f, p)[0].mean().item() for f, p in starts]
 
