@@ -225,6 +225,11 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
     def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``-log p_k(x)`` per sample, in nats."""
 
+    def _encode_batch(self, batch: Batch) -> torch.Tensor:
+        """:meth:`encode` of a batch (a subclass may read the features :meth:`stage_inputs`
+        computed instead of ``x``)."""
+        return self.encode(batch.x)
+
     @abc.abstractmethod
     def _start_likelihood(self) -> None:
         """Leave the autoencoder stage (``stage`` 1) and set what trains from now on."""
@@ -328,6 +333,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         make things worse: a snap is a proposal, accepted on the objective.
         """
         self.snaps["tried"] += 1
+        data = self.stage_inputs(data)  # step 2 of LatentFlowMLE: the frozen latent, once
         if require_improvement:
             # the first rows of the split, stored context by context: the observational
             # context's. Rows spread over every context (probe_rows) were measured worse: on
@@ -356,7 +362,8 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         was = self.training
         self.eval()
         dev = self.prior.weights.device
-        Z = torch.cat([self.encode(b.x.to(dev)) for b in data.batches(batch_size, shuffle=False)])
+        Z = torch.cat([self._encode_batch(b.to(dev))
+                       for b in data.batches(batch_size, shuffle=False)])  # fmt: skip
         self.train(was)
         Z, T = Z.double().cpu().numpy(), data.targets.cpu().numpy()
         single = T.sum(1) <= 1
@@ -688,6 +695,12 @@ class LatentFlowMLE(ManifoldEstimator):
 
     def decode(self, u: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.flow.inverse(u))
+
+    def _encode_batch(self, batch: Batch) -> torch.Tensor:
+        """``h(z)`` from the staged latent ``z`` when the batch carries it (step 2)."""
+        if batch.features is None:
+            return self.encode(batch.x)
+        return self.flow(batch.features)[0]
 
     @torch.no_grad()
     def stage_inputs(self, data: TensorData, batch_size: int = 256) -> TensorData:
