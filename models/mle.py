@@ -348,10 +348,19 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         if require_improvement:
             after = self.objective(probe)[0].item()
             if not after < before:
-                self.load_state_dict(state)
+                self._restore(state)
                 return False
         self.snaps["accepted"] += 1
         return True
+
+    @torch.no_grad()
+    def _restore(self, state: dict) -> None:
+        """Put back the tensors of ``state`` that differ from the model's now, leaving the rest
+        untouched (a frozen encoder keeps its weights' versions, so :meth:`stage_inputs` still
+        knows its latent)."""
+        for k, v in self.state_dict().items():
+            if not torch.equal(v, state[k]):
+                v.copy_(state[k])
 
     def _snap(self, data: TensorData, batch_size: int) -> bool:
         """Peel the concepts that have a single-target context in ``data`` (Theorem L on the

@@ -3,6 +3,7 @@ schedule, snaps as exact reparametrisations, the density it reports, recovery on
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -119,6 +120,30 @@ def test_step_two_reads_the_frozen_latent_computed_once():
     hist = fit(model, train, val, TrainConfig(epochs=3, batch_size=64, progress=False))
     assert len(hist["val_loss"]) == 3 and all(math.isfinite(v) for v in hist["val_loss"])
     assert sum(rows_seen) == len(train) + len(val)
+
+
+def test_snaps_read_the_staged_latent():
+    """In step 2 a snap (and its acceptance probe) reads the latent :meth:`stage_inputs`
+    computed, with the result of encoding ``x`` again; in a fit with a snap after every epoch
+    the encoder runs on the training data once per epoch of step 1, then once for all of step
+    2, and once on the validation data (step 2 starts before the first validation)."""
+    torch.manual_seed(0)
+    model = LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=1, snap_every=1, hidden=8)
+    train, val = from_dataset(_data(), "train", "training"), from_dataset(_data(), "val", "training")
+    rows_seen = []
+    hook = model.encoder.register_forward_hook(
+        lambda mod, args, out: rows_seen.append(len(args[0])))
+    hist = fit(model, train, val, TrainConfig(epochs=5, batch_size=64, progress=False))
+    hook.remove()
+    assert model.snaps["tried"] == 5  # after every epoch: the first at the switch to step 2
+    assert all(math.isfinite(v) for v in hist["val_loss"])
+    # step 1: an epoch on train; step 2: the latent of train and val, once
+    assert sum(rows_seen) == 2 * len(train) + len(val)
+    staged, direct = copy.deepcopy(model), copy.deepcopy(model)
+    direct.stage_inputs = lambda data, batch_size=256: data  # encode x, as before staging
+    assert staged.snap(train) and direct.snap(train)
+    for a, b in zip(staged.flow.head.parameters(), direct.flow.head.parameters()):
+        assert torch.allclose(a, b, atol=1e-4)
 
 
 def _data(m=3, p=8, nuisance_dim=1, n_train=1000, seed=5, **extra):
