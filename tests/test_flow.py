@@ -129,10 +129,12 @@ def test_snaps_read_the_staged_latent():
     2, and once on the validation data (step 2 starts before the first validation)."""
     torch.manual_seed(0)
     model = LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=1, snap_every=1, hidden=8)
-    train, val = from_dataset(_data(), "train", "training"), from_dataset(_data(), "val", "training")
+    ds = _data()
+    train, val = from_dataset(ds, "train", "training"), from_dataset(ds, "val", "training")
     rows_seen = []
     hook = model.encoder.register_forward_hook(
-        lambda mod, args, out: rows_seen.append(len(args[0])))
+        lambda mod, args, out: rows_seen.append(len(args[0]))
+    )
     hist = fit(model, train, val, TrainConfig(epochs=5, batch_size=64, progress=False))
     hook.remove()
     assert model.snaps["tried"] == 5  # after every epoch: the first at the switch to step 2
