@@ -13,7 +13,7 @@ from torch import nn
 from torch.func import jacrev
 
 from conceptid.identifiability import align
-from conceptid.models.data import from_dataset
+from conceptid.models.data import Batch, from_dataset
 from conceptid.models.flow import LatentFlow
 from conceptid.models.mle import LatentFlowMLE
 from conceptid.models.trainer import TrainConfig, fit, fit_restarts
@@ -181,6 +181,40 @@ def test_snap_rewrites_the_flow_head_exactly():
 def test_ae_epochs_must_be_positive():
     with pytest.raises(ValueError, match="ae_epochs"):
         LatentFlowMLE((4,), (1,), ae_epochs=0)
+
+
+def test_ae_autocast_is_validated():
+    with pytest.raises(ValueError, match="ae_autocast must be None or 'bfloat16'"):
+        LatentFlowMLE((4,), (1,), ae_autocast="float16")
+
+
+def test_ae_autocast_trains_step_one_in_mixed_precision_only():
+    """``ae_autocast="bfloat16"``: the step-1 loss in training runs the nets in bfloat16 (its
+    value within bfloat16's precision of the float32 loss, float32 gradients on float32
+    weights); validation and step 2 are float32 and equal to the default model's."""
+    torch.manual_seed(0)
+    default = LatentFlowMLE((3, 32, 32), (1, 1), ae_epochs=1, hidden=16)
+    mixed = copy.deepcopy(default)
+    mixed.ae_autocast = "bfloat16"
+    x = torch.rand(16, 3, 32, 32)
+    batch = Batch(x, torch.zeros(16, 2, dtype=torch.bool), torch.zeros(16, dtype=torch.long),
+                  torch.zeros(16, 2))  # fmt: skip
+    seen = []
+    mixed.decoder.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
+    default.train(), mixed.train()
+    l32, lbf = default.loss(batch)[0], mixed.loss(batch)[0]
+    assert seen == [torch.bfloat16] and lbf.dtype == torch.float32
+    assert torch.allclose(lbf, l32, rtol=2e-2)  # bfloat16 keeps 8 bits of mantissa
+    lbf.backward()
+    grads = [p.grad for p in mixed.decoder.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 for g in grads)
+    default.eval(), mixed.eval()
+    assert torch.equal(default.loss(batch)[0], mixed.loss(batch)[0])  # validation: float32
+    assert seen[-1] == torch.float32
+    for model in (default, mixed):
+        model._start_likelihood()
+        model.train()
+    assert torch.equal(default.loss(batch)[0], mixed.loss(batch)[0])  # step 2: float32
 
 
 def test_generate_samples_have_the_observation_shape():
