@@ -637,9 +637,9 @@ class LatentFlowMLE(ManifoldEstimator):
     ``ae_autocast="bfloat16"`` trains step 1 under mixed precision (``torch.autocast``; the
     weights, the loss, validation and all of step 2 stay in float32). On a CPU with bfloat16
     instructions (AVX512-BF16, AMX) or a GPU it makes the autoencoder, the dominant cost on
-    images, cheaper: an epoch of the 32x32 conv autoencoder on 9000 images took 4.3 s against
-    7.2 s in float32 on one thread of this project's machines
-    (``benchmarks/bench_composition.py`` quotes the fits); elsewhere it can be slower. Off by
+    images, cheaper: an epoch of the 32x32 conv autoencoder on 9000 images took 4.29 s against
+    6.20 s in float32 (1.44x, the same loss after three epochs) on one thread of this project's
+    machines (``benchmarks/bench_ae_precision.py``); elsewhere it can be slower. Off by
     default.
 
     ``flow_restarts = R > 1`` fits step 2 from ``R`` random starts on the *same* autoencoder,
