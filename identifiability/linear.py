@@ -373,12 +373,16 @@ def identify_linear_ml(
                 best, best_ll = ident, ll
     elif greedy is not None:
         order, improved = list(greedy.order), True
+        seen: dict = {}  # moving i to i + 1 or i + 1 to i is one swap: peel each order once
         while improved:
             improved = False
             for i, j in itertools.permutations(range(m), 2):
                 cand = order[:i] + order[i + 1 :]
                 cand.insert(j, order[i])
-                ident, ll = peel(cand)
+                key = tuple(cand)
+                if key not in seen:
+                    seen[key] = peel(cand)
+                ident, ll = seen[key]
                 if ll > best_ll + 1e-9:
                     best, best_ll, order, improved = ident, ll, cand, True
     if best is None:

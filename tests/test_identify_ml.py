@@ -65,6 +65,31 @@ def test_likelihood_order_survives_a_small_nonlinear_distortion_that_breaks_the_
     assert np.all(align(Z @ hill.readout.T, C).r2 > 0.98)
 
 
+def test_the_hill_climb_peels_each_order_once(monkeypatch):
+    """Moving concept i to i + 1 and i + 1 to i give one order: it is peeled once, and the
+    result is the one a climb peeling every candidate afresh reaches (the same climb)."""
+    import conceptid.identifiability.linear as lin
+
+    _, Z, moments, targets, counts = _distorted_l3_concepts(0.03)
+    peeled = []
+    real = lin.identify_linear
+
+    def counting(*a, **kw):
+        peeled.append(None if kw.get("peel_order") is None else tuple(kw["peel_order"]))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(lin, "identify_linear", counting)
+    hill = identify_linear_ml(moments, targets, [1] * 5, counts, max_exhaustive=1)
+    orders = [o for o in peeled if o is not None]
+    assert peeled[0] is None and len(orders) == len(set(orders)) > 0
+    # every candidate of the last (unimproving) sweep was looked at: all 5 * 4 moves, of which
+    # 4 adjacent swaps repeat, so at least 16 distinct orders
+    assert len(orders) >= 16
+    # the same read-out as peeling the chosen order directly
+    again = real(moments, targets, [1] * 5, Numeric(), peel_order=list(hill.order))
+    assert np.allclose(again.readout, hill.readout)
+
+
 def test_counts_must_match_the_contexts():
     model = build_preset("chain", np.random.default_rng(0), m=3, mixing="linear")
     moments, targets = model_moments(model, Numeric())
