@@ -677,9 +677,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                   device=a.device, progress=not a.quiet, restarts=a.restarts,
                   retrain=a.retrain)  # fmt: skip
         how = "reused (trained before under the same settings)" if t.reused else "trained"
-        hist = t.history
-        print(f"{name}: {how}, {len(hist['val_loss'])} epochs, best validation loss "
-              f"{min(hist['val_loss']):.4g} -> {out / 'models' / name / 'final.pt'}")  # fmt: skip
+        print(f"{name}: {how}, {t.epochs_summary} -> {out / 'models' / name / 'final.pt'}")
     return 0
 
 

@@ -161,9 +161,7 @@ def run(cfg: RunConfig) -> dict:
         trained[name] = t
         timings["train"][name] = t.history.get("seconds", 0.0)
         reused = "; trained before under the same settings, reused" if t.reused else ""
-        _say(f"      {len(t.history['val_loss'])} epochs, best val loss "
-             f"{min(t.history['val_loss']):.4g} ({time.perf_counter() - t0:.1f} s"
-             f"{reused})")  # fmt: skip
+        _say(f"      {t.epochs_summary} ({time.perf_counter() - t0:.1f} s{reused})")
 
     return evaluate_and_report(ds, trained, cfg, report, timings, data_splits).metrics
 

@@ -327,7 +327,8 @@ def training_curves(path: str | os.PathLike, histories: dict) -> Path:
         fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 2.4), squeeze=False)
         for ax, (name, h) in zip(axes.flat, histories.items()):
             ax.plot(h["train_loss"], label="train")
-            ax.plot(h["val_loss"], label="validation")
+            # a warm-up epoch is not validated (None): a gap in the curve
+            ax.plot([np.nan if v is None else v for v in h["val_loss"]], label="validation")
             if h.get("best_epoch", -1) >= 0:
                 ax.axvline(h["best_epoch"], color="k", lw=0.6, ls=":")
             ax.set_title(name, fontsize=8)

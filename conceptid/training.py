@@ -84,6 +84,15 @@ class Trained:
         known = METHODS.get(self.method) or BENCHMARK_METHODS.get(self.method)
         return self.method if known is None else known.label
 
+    @property
+    def epochs_summary(self) -> str:
+        """``12 epochs, best validation loss 1.234`` (the epochs trained; epochs of a warm-up
+        stage are not validated, so a fit may have none)."""
+        losses = self.history.get("val_loss") or []
+        valid = [v for v in losses if v is not None]
+        best = f"best validation loss {min(valid):.4g}" if valid else "no validated epoch"
+        return f"{len(losses)} epoch{'' if len(losses) == 1 else 's'}, {best}"
+
 
 def _train_config(name: str, ds: Dataset, *, seed: int, epochs: int, batch_size: int, lr: float,
                   device: str, restarts: int, progress: bool = False,

@@ -49,8 +49,10 @@ Trainer hooks (optional: :class:`EstimatorBase` holds each default)
     its parametrisation or its objective (a stage switch, a snap, an unfreezing), in which case
     ``fit`` clears the optimiser state and restarts the best-model tracking. Default: ``False``.
 ``hold_early_stop() -> bool``
-    True while early stopping must wait (a warm-up stage whose loss is not the final objective).
-    Default: ``False``.
+    True while the model is in a warm-up stage, whose loss is not the final objective: early
+    stopping waits, and ``fit`` does not validate the epoch (its ``val_loss`` is ``None`` in the
+    history; the value could neither stop the fit nor pick the model returned). Asked after each
+    ``epoch_end``. Default: ``False``.
 ``selection_score(data) -> float | None``
     A quantity comparable across fits of different seeds, lower is better, by which
     :func:`conceptid.models.trainer.fit_restarts` keeps the best restart. Default: ``None``, and
@@ -164,7 +166,7 @@ class EstimatorBase(nn.Module):
         return False
 
     def hold_early_stop(self) -> bool:
-        """Early stopping never waits."""
+        """No warm-up: early stopping never waits, every epoch is validated."""
         return False
 
     def selection_score(self, data: TensorData) -> float | None:

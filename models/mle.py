@@ -299,8 +299,9 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
                 self.snap(train)
 
     def hold_early_stop(self) -> bool:
-        """No early stopping in the autoencoder stage: its loss is not the objective (and under
-        linear mixing PCA is already exact, so it cannot improve)."""
+        """The autoencoder stage is a warm-up: its loss is not the objective (and under linear
+        mixing PCA is already exact, so it cannot improve), so early stopping waits and its
+        epochs are not validated."""
         return int(self.stage) == 0
 
     def epoch_end(self, epoch: int, train: TensorData) -> bool:

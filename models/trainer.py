@@ -207,10 +207,11 @@ def _diverged(what: str, epoch: int, batch: int | None, model, ckpt: Path | None
 def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     """Train ``model``, an :class:`~conceptid.models.contract.Estimator`.
 
-    Returns a history dict: per-epoch ``train_loss``, ``val_loss``, ``lr``, the ``best_epoch``,
-    ``seconds`` and whether training ``resumed``. With ``cfg.checkpoint`` set, an existing
-    checkpoint is resumed and a new one is written atomically after every epoch; resuming gives
-    the weights and history an uninterrupted fit gives.
+    Returns a history dict: per-epoch ``train_loss``, ``val_loss`` (``None`` for an epoch of a
+    warm-up stage, which is not validated: see ``hold_early_stop`` below), ``lr``, the
+    ``best_epoch``, ``seconds`` and whether training ``resumed``. With ``cfg.checkpoint`` set,
+    an existing checkpoint is resumed and a new one is written atomically after every epoch;
+    resuming gives the weights and history an uninterrupted fit gives.
 
     Raises :class:`CheckpointError` for a checkpoint that is damaged, of another model or shape,
     or written under other :meth:`TrainConfig.settings`; :class:`TrainingDivergedError` when a
@@ -221,7 +222,8 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     ``model.prepare(train)`` once before the first epoch of a fresh (not resumed) run;
     ``model.epoch_end(epoch, train)`` after each training epoch (``True``: the parametrisation
     or objective changed, so the optimiser state and the best-model tracking start afresh);
-    ``model.hold_early_stop()`` after each validation (``True``: early stopping waits);
+    ``model.hold_early_stop()`` after each ``epoch_end`` (``True``: a warm-up stage, whose
+    loss is not the objective: early stopping waits and the epoch is not validated);
     ``model.stage_inputs(data)`` on the training and validation data after ``prepare`` (or on
     resuming) and after every ``epoch_end`` that returned ``True``: the epochs read what it
     returns (a stage's frozen features, computed once).
@@ -234,8 +236,11 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     device = torch.device(cfg.device)
     model.to(device)
     # every parameter is registered: a frozen one (requires_grad False) gets no gradient and Adam
-    # skips it, and a model may unfreeze it later (``epoch_end``) without a new optimiser
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # skips it, and a model may unfreeze it later (``epoch_end``) without a new optimiser.
+    # foreach: one kernel per operation over all tensors; the same values as the per-tensor loop
+    # (torch's default off CUDA) at 0.6x its time a step (benchmarks/bench_optimizer.py)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           foreach=True)  # fmt: skip
     hist = {"train_loss": [], "val_loss": [], "lr": [], "best_epoch": -1, "resumed": False}
     best, best_state, start, bad_epochs = math.inf, None, 0, 0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
@@ -287,21 +292,27 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
                 opt.state.clear()
                 best, best_state, bad_epochs = math.inf, None, 0
                 train_in, val_in = model.stage_inputs(train), model.stage_inputs(val)
-            val_gen.manual_seed(cfg.seed + 1)
-            vloss = evaluate_loss(model, val_in, cfg.batch_size, val_gen)
-            if not math.isfinite(vloss):
-                raise _diverged(f"validation loss became {vloss}", epoch, None, model, ckpt)
+            # a warm-up stage (early stopping waits) is not validated: its loss is not the
+            # objective, so its value could neither stop the fit nor pick the model returned
+            held = model.hold_early_stop()
+            vloss = None
+            if not held:
+                val_gen.manual_seed(cfg.seed + 1)
+                vloss = evaluate_loss(model, val_in, cfg.batch_size, val_gen)
+                if not math.isfinite(vloss):
+                    raise _diverged(f"validation loss became {vloss}", epoch, None, model, ckpt)
             hist["train_loss"].append(total / n)
             hist["val_loss"].append(vloss)
             hist["lr"].append(opt.param_groups[0]["lr"])
-            if vloss < best - 1e-6:
+            if vloss is not None and vloss < best - 1e-6:
                 best, bad_epochs = vloss, 0
                 best_state = copy.deepcopy(model.state_dict())
                 hist["best_epoch"] = epoch
-            elif not model.hold_early_stop():
+            elif vloss is not None:
                 bad_epochs += 1
             if bar is not None:
-                bar.set_postfix(train=f"{total / n:.3f}", val=f"{vloss:.3f}", best=f"{best:.3f}")
+                shown = "warm-up" if vloss is None else f"{vloss:.3f}"
+                bar.set_postfix(train=f"{total / n:.3f}", val=shown, best=f"{best:.3f}")
                 bar.update(1)
             if ckpt is not None:
                 save_checkpoint(ckpt, {
@@ -331,8 +342,9 @@ def fit_restarts(
     comparable across fits, such as a likelihood), else the lowest validation loss. Restart
     ``r`` checkpoints to ``cfg.checkpoint + ".r{r}"`` (``r > 0``), so an interrupted run resumes
     where it stopped; a finished restart resumes at its end and only recomputes its score.
-    Returns the chosen model (on the CPU) and its history, with ``restart_scores``, the chosen
-    ``restart`` and ``seconds`` (all restarts together).
+    Returns the chosen model (on the CPU) and its history, with ``restart_scores`` (empty for a
+    single fit, which is not scored), the chosen ``restart`` and ``seconds`` (all restarts
+    together).
     """
     check_number(restarts, "restarts")
     best, best_hist, scores, seconds = None, None, [], 0.0
@@ -344,11 +356,14 @@ def fit_restarts(
         hist = fit(model, train, val, replace(cfg, seed=seed, checkpoint=ckpt))
         seconds += hist["seconds"]
         model.to("cpu")
+        if restarts == 1:  # nothing to choose between: no score (a likelihood pass) is needed
+            best, best_hist = model, hist
+            break
         score = model.selection_score(val)
         value = float(score) if score is not None else min(hist["val_loss"], default=math.inf)
         if not scores or value < min(scores):
             best, best_hist = model, hist
         scores.append(value)
-    chosen = scores.index(min(scores))
+    chosen = scores.index(min(scores)) if scores else 0
     best_hist = dict(best_hist, restart_scores=scores, restart=chosen, seconds=seconds)
     return best, best_hist

@@ -288,6 +288,20 @@ def test_restarts_keep_the_best_score_and_checkpoint_each(tmp_path):
     assert all(math.isfinite(s) for s in scores)
 
 
+def test_a_single_fit_is_not_scored(monkeypatch):
+    """With one restart there is nothing to choose: no selection score (a likelihood pass over
+    the validation data) is computed."""
+    ds = _data(m=2, p=4, nuisance_dim=0, n_train=100, expected_degree=1.0)
+    tr, va = from_dataset(ds, "train", "training"), from_dataset(ds, "val", "training")
+    scored = []
+    monkeypatch.setattr(LatentFlowMLE, "selection_score", lambda self, data: scored.append(1))
+    cfg = TrainConfig(epochs=2, progress=False, seed=0)
+    model, hist = fit_restarts(lambda: LatentFlowMLE((4,), (1, 1), ae_epochs=1, hidden=8),
+                               tr, va, cfg, restarts=1)  # fmt: skip
+    assert scored == [] and hist["restart_scores"] == [] and hist["restart"] == 0
+    assert isinstance(model, LatentFlowMLE) and len(hist["val_loss"]) == 2
+
+
 def test_restarts_without_a_score_use_the_validation_loss():
     from conceptid.models.estimators import PooledVAE
 

@@ -152,6 +152,33 @@ def test_early_stopping_restores_the_best_weights(data):
     assert evaluate_loss(model, va, 64, g) == pytest.approx(min(h["val_loss"]), rel=1e-9)
 
 
+def test_a_warm_up_stage_is_not_validated(data, monkeypatch):
+    """Epochs of a warm-up stage (``hold_early_stop``: the two-step fit's autoencoder) are not
+    validated: ``val_loss`` is None there, the validation pass runs only in the objective's
+    epochs, early stopping waits, and the best-model tracking starts with the objective."""
+    import conceptid.models.trainer as trainer
+    from conceptid.models.mle import LatentFlowMLE
+    from conceptid.training import Trained
+
+    tr, va, _ = data
+    calls = []
+    real = trainer.evaluate_loss
+    monkeypatch.setattr(trainer, "evaluate_loss", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    model = LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=3, hidden=8)
+    h = fit(model, tr, va, _cfg(epochs=5, patience=1))
+    # epochs 1-2 in the autoencoder stage; the switch at the end of epoch 3, then validated
+    assert h["val_loss"][:2] == [None, None]
+    assert all(isinstance(v, float) for v in h["val_loss"][2:]) and len(h["val_loss"]) == 5
+    assert len(calls) == 3 and h["best_epoch"] >= 2
+    summary = Trained("latent-flow", model, {}, None, h).epochs_summary
+    best = min(h["val_loss"][2:])
+    assert summary == f"5 epochs, best validation loss {best:.4g}"
+    assert Trained("x", model, {}, None, {"val_loss": [None]}).epochs_summary == (
+        "1 epoch, no validated epoch"
+    )
+
+
 def _base(tr, va):
     torch.manual_seed(0)
     base = PooledVAE((8,), 4, hidden=16)
