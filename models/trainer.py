@@ -238,7 +238,8 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     # every parameter is registered: a frozen one (requires_grad False) gets no gradient and Adam
     # skips it, and a model may unfreeze it later (``epoch_end``) without a new optimiser.
     # foreach: one kernel per operation over all tensors; the same values as the per-tensor loop
-    # (torch's default off CUDA) at 0.6x its time a step (benchmarks/bench_optimizer.py)
+    # (torch's default off CUDA), bit for bit, at 0.72x its time a step in step 2 of the
+    # two-step fit (benchmarks/bench_optimizer.py)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                            foreach=True)  # fmt: skip
     hist = {"train_loss": [], "val_loss": [], "lr": [], "best_epoch": -1, "resumed": False}
@@ -360,7 +361,8 @@ def fit_restarts(
             best, best_hist = model, hist
             break
         score = model.selection_score(val)
-        value = float(score) if score is not None else min(hist["val_loss"], default=math.inf)
+        validated = [v for v in hist["val_loss"] if v is not None]  # warm-up epochs: None
+        value = float(score) if score is not None else min(validated, default=math.inf)
         if not scores or value < min(scores):
             best, best_hist = model, hist
         scores.append(value)

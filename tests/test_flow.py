@@ -310,6 +310,22 @@ def test_restarts_without_a_score_use_the_validation_loss():
     cfg = TrainConfig(epochs=2, progress=False, seed=0)
     _, hist = fit_restarts(lambda: PooledVAE((4,), 2, hidden=8), tr, va, cfg, restarts=2)
     assert hist["restart_scores"][hist["restart"]] == min(hist["val_loss"])
+
+    class WarmPooled(PooledVAE):
+        """A first epoch of warm-up (not validated), no selection score."""
+
+        seen = 0
+
+        def epoch_end(self, epoch, train):
+            self.seen = epoch + 1
+            return False
+
+        def hold_early_stop(self):
+            return self.seen == 1
+
+    _, hist = fit_restarts(lambda: WarmPooled((4,), 2, hidden=8), tr, va, cfg, restarts=2)
+    assert hist["val_loss"][0] is None and isinstance(hist["val_loss"][1], float)
+    assert hist["restart_scores"][hist["restart"]] == hist["val_loss"][1]
     with pytest.raises(ValueError, match="restarts"):
         fit_restarts(lambda: PooledVAE((4,), 2, hidden=8), tr, va, cfg, restarts=0)
 
