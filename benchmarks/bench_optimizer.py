@@ -29,7 +29,7 @@ KINDS = {"per-tensor loop (torch default on CPU)": {"foreach": False},
          "fused (floor)": {"fused": True}}  # fmt: skip
 
 
-def _run(model, grads: dict, kind: dict, steps: int, repeats: int) -> tuple[float, list]:
+def _run(model, grads: list, kind: dict, steps: int, repeats: int) -> tuple[float, list]:
     """Best seconds a step over ``repeats`` timed blocks of ``steps``; the weights after the
     first block (from the model's weights)."""
     params = [p.detach().clone().requires_grad_(p.requires_grad) for p in model.parameters()]

@@ -23,6 +23,7 @@ import torch
 from conceptid.models.trainer import (
     CheckpointError,
     TrainConfig,
+    best_validation_loss,
     fit_restarts,
     load_checkpoint,
     read_checkpoint,
@@ -88,10 +89,10 @@ class Trained:
     def epochs_summary(self) -> str:
         """``12 epochs, best validation loss 1.234`` (the epochs trained; epochs of a warm-up
         stage are not validated, so a fit may have none)."""
-        losses = self.history.get("val_loss") or []
-        valid = [v for v in losses if v is not None]
-        best = f"best validation loss {min(valid):.4g}" if valid else "no validated epoch"
-        return f"{len(losses)} epoch{'' if len(losses) == 1 else 's'}, {best}"
+        epochs = len(self.history.get("val_loss") or [])
+        best = best_validation_loss(self.history)
+        shown = "no validated epoch" if best is None else f"best validation loss {best:.4g}"
+        return f"{epochs} epoch{'' if epochs == 1 else 's'}, {shown}"
 
 
 def _train_config(name: str, ds: Dataset, *, seed: int, epochs: int, batch_size: int, lr: float,

@@ -35,6 +35,7 @@ __all__ = [
     "CheckpointError",
     "TrainConfig",
     "TrainingDivergedError",
+    "best_validation_loss",
     "evaluate_loss",
     "fit",
     "fit_restarts",
@@ -128,6 +129,13 @@ def evaluate_loss(model, data: TensorData, batch_size: int, generator: torch.Gen
         total += loss.item() * len(batch)
         n += len(batch)
     return total / max(n, 1)
+
+
+def best_validation_loss(history: dict) -> float | None:
+    """The lowest validation loss of a :func:`fit` history, or ``None`` when no epoch was
+    validated (the epochs of a warm-up stage record ``None``)."""
+    validated = [v for v in history.get("val_loss") or [] if v is not None]
+    return min(validated) if validated else None
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -295,9 +303,8 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
                 train_in, val_in = model.stage_inputs(train), model.stage_inputs(val)
             # a warm-up stage (early stopping waits) is not validated: its loss is not the
             # objective, so its value could neither stop the fit nor pick the model returned
-            held = model.hold_early_stop()
             vloss = None
-            if not held:
+            if not model.hold_early_stop():
                 val_gen.manual_seed(cfg.seed + 1)
                 vloss = evaluate_loss(model, val_in, cfg.batch_size, val_gen)
                 if not math.isfinite(vloss):
@@ -361,8 +368,9 @@ def fit_restarts(
             best, best_hist = model, hist
             break
         score = model.selection_score(val)
-        validated = [v for v in hist["val_loss"] if v is not None]  # warm-up epochs: None
-        value = float(score) if score is not None else min(validated, default=math.inf)
+        if score is None:
+            score = best_validation_loss(hist)
+        value = math.inf if score is None else float(score)
         if not scores or value < min(scores):
             best, best_hist = model, hist
         scores.append(value)

@@ -66,8 +66,9 @@ def test_likelihood_order_survives_a_small_nonlinear_distortion_that_breaks_the_
 
 
 def test_the_hill_climb_peels_each_order_once(monkeypatch):
-    """Moving concept i to i + 1 and i + 1 to i give one order: it is peeled once, and the
-    result is the one a climb peeling every candidate afresh reaches (the same climb)."""
+    """Moving concept i to i + 1 and i + 1 to i give one order: every order is peeled at most
+    once, the last sweep still looks at every candidate, and the result is the read-out of its
+    chosen order."""
     import conceptid.identifiability.linear as lin
 
     _, Z, moments, targets, counts = _distorted_l3_concepts(0.03)
