@@ -21,13 +21,16 @@ class AffineCoupling(nn.Module):
     """``y = x`` on the coordinates where ``mask`` is 1; elsewhere ``y = x * exp(s) + t`` with
     ``(s, t) = net(x * mask)``, ``s`` soft-clamped to ``(-clamp, clamp)``. The net's last layer
     starts at zero, so the layer starts as the identity. ``(b, D) -> (b, D)``, with
-    ``log |det dy/dx| = sum s`` ``(b,)``."""
+    ``log |det dy/dx| = sum s`` ``(b,)``. ``activation``: the net's
+    (:data:`~conceptid.models.nets.ACTIVATIONS`); a piecewise-linear one gives the layer kinks,
+    a smooth one only approximates them."""
 
-    def __init__(self, mask: torch.Tensor, hidden: int = 64, clamp: float = 2.0) -> None:
+    def __init__(self, mask: torch.Tensor, hidden: int = 64, clamp: float = 2.0,
+                 activation: str = "silu") -> None:  # fmt: skip
         super().__init__()
         self.register_buffer("mask", mask.float())
         D = len(mask)
-        self.net = mlp([D, hidden, hidden, 2 * D])
+        self.net = mlp([D, hidden, hidden, 2 * D], activation)
         with torch.no_grad():
             self.net[-1].weight.zero_()
             self.net[-1].bias.zero_()
@@ -54,16 +57,18 @@ class LatentFlow(nn.Module):
     """``u = head(coupling_L(... coupling_1(z)))``: ``n_layers`` couplings, each fixing a random
     half of the coordinates (from ``seed``, so a model is rebuilt identically), then a linear
     ``head`` (``D x D``, starts at the identity). ``forward`` returns ``u`` and
-    ``log |det du/dz|`` ``(b,)``; :meth:`inverse` is exact."""
+    ``log |det du/dz|`` ``(b,)``; :meth:`inverse` is exact. ``activation``: the couplings' nets'
+    (:class:`AffineCoupling`)."""
 
-    def __init__(self, D: int, n_layers: int = 6, hidden: int = 64, seed: int = 0) -> None:
+    def __init__(self, D: int, n_layers: int = 6, hidden: int = 64, seed: int = 0,
+                 activation: str = "silu") -> None:  # fmt: skip
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         layers = []
         for _ in range(n_layers):
             mask = torch.zeros(D)
             mask[torch.randperm(D, generator=g)[: D // 2]] = 1
-            layers.append(AffineCoupling(mask, hidden))
+            layers.append(AffineCoupling(mask, hidden, activation=activation))
         self.layers = nn.ModuleList(layers)
         self.head = nn.Linear(D, D)
         with torch.no_grad():

@@ -46,7 +46,14 @@ from .contract import EstimatorBase, target_rows
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
-from .nets import check_block_sizes, check_obs_shape, check_size, make_nets, mlp
+from .nets import (
+    check_activation,
+    check_block_sizes,
+    check_obs_shape,
+    check_size,
+    make_nets,
+    mlp,
+)
 from .unpeeled import fit_unpeeled
 
 __all__ = ["LatentFlowMLE", "ManifoldEstimator", "ManifoldMLE"]
@@ -66,12 +73,13 @@ def _linears(module: nn.Module) -> list[nn.Linear]:
 class ResidualEncoder(nn.Module):
     """``x -> head(skip(x) + mlp(x))``: a linear map plus an MLP correction (its last layer
     starts at zero, so the net starts linear); ``head`` (``D x D``) is the last linear layer, the
-    one a snap rewrites. ``(b, p)`` -> ``(b, D)``."""
+    one a snap rewrites. ``(b, p)`` -> ``(b, D)``. ``activation``: the MLP's
+    (:data:`~conceptid.models.nets.ACTIVATIONS`)."""
 
-    def __init__(self, in_dim: int, D: int, hidden: int = 128) -> None:
+    def __init__(self, in_dim: int, D: int, hidden: int = 128, activation: str = "silu") -> None:
         super().__init__()
         self.skip = nn.Linear(in_dim, D)
-        self.mlp = _residual_mlp(in_dim, D, hidden)
+        self.mlp = _residual_mlp(in_dim, D, hidden, activation)
         self.head = nn.Linear(D, D)
         with torch.no_grad():
             self.head.weight.copy_(torch.eye(D))
@@ -85,11 +93,11 @@ class ResidualEncoder(nn.Module):
 class ResidualDecoder(nn.Module):
     """``z -> skip(u) + mlp(u)`` with ``u = head(z)``; ``head`` is the first linear layer."""
 
-    def __init__(self, D: int, out_dim: int, hidden: int = 128) -> None:
+    def __init__(self, D: int, out_dim: int, hidden: int = 128, activation: str = "silu") -> None:
         super().__init__()
         self.head = nn.Linear(D, D)
         self.skip = nn.Linear(D, out_dim)
-        self.mlp = _residual_mlp(D, out_dim, hidden)
+        self.mlp = _residual_mlp(D, out_dim, hidden, activation)
         with torch.no_grad():
             self.head.weight.copy_(torch.eye(D))
             self.head.bias.zero_()
@@ -99,8 +107,8 @@ class ResidualDecoder(nn.Module):
         return self.skip(u) + self.mlp(u)
 
 
-def _residual_mlp(a: int, b: int, hidden: int) -> nn.Sequential:
-    net = mlp([a, hidden, hidden, b])
+def _residual_mlp(a: int, b: int, hidden: int, activation: str = "silu") -> nn.Sequential:
+    net = mlp([a, hidden, hidden, b], activation)
     with torch.no_grad():
         net[-1].weight.zero_()
         net[-1].bias.zero_()
@@ -151,6 +159,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         prior: str = "sem",
         use_labels: bool = True,
         refine_unpeeled: bool = True,
+        ae_activation: str = "silu",
     ) -> None:
         super().__init__()
         self.block_sizes = check_block_sizes(block_sizes)
@@ -165,13 +174,20 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         if prior not in ("sem", "context-module"):
             raise UsageError(f"prior must be 'sem' or 'context-module', got {prior!r}")
         self.images = len(obs_shape) == 3  # (3, S, S) in [0, 1]
+        ae_activation = check_activation(ae_activation, "ae_activation")
+        if ae_activation != "silu" and (self.images or own):
+            raise UsageError(
+                f"ae_activation={ae_activation!r} sets the residual nets of vector data; "
+                + ("images use the conv nets" if self.images else "your own nets are given")
+            )
+        self.ae_activation = ae_activation
         if encoder is None or decoder is None:
             if len(obs_shape) == 1:
                 p = obs_shape[0]
                 check_size(2 * (p * self.D + p * hidden + hidden * hidden + self.D * self.D),
                            f"residual nets for {p} observations")  # fmt: skip
-                enc = ResidualEncoder(int(obs_shape[0]), self.D, hidden)
-                dec = ResidualDecoder(self.D, int(obs_shape[0]), hidden)
+                enc = ResidualEncoder(int(obs_shape[0]), self.D, hidden, ae_activation)
+                dec = ResidualDecoder(self.D, int(obs_shape[0]), hidden, ae_activation)
             else:
                 enc, dec = make_nets(obs_shape, self.D, hidden)
             encoder, decoder = encoder or enc, decoder or dec
@@ -643,6 +659,14 @@ class LatentFlowMLE(ManifoldEstimator):
     machines (``benchmarks/bench_ae_precision.py``); elsewhere it can be slower. Off by
     default.
 
+    ``ae_activation`` (the residual autoencoder's MLPs; vector data only) and ``flow_activation``
+    (the couplings' nets) choose ``"silu"`` (the default, smooth), ``"prelu"`` or
+    ``"leaky_relu"`` (:data:`~conceptid.models.nets.ACTIVATIONS`). A piecewise-linear mixing
+    (the leaky-ReLU MLP of the L3-L4 rungs) makes the map from a piecewise-linear autoencoder's
+    latent to the concepts piecewise linear too, kinks included, which piecewise-linear
+    couplings represent and smooth ones only approximate: see docs/estimators.md for what it
+    changed on those rungs.
+
     ``flow_restarts = R > 1`` fits step 2 from ``R`` random starts on the *same* autoencoder,
     side by side in one fit: ``R`` flows and priors (coupling masks from seeds ``0..R-1``, their
     own random weights) train on the same batches, each snapped on schedule, and after every
@@ -680,8 +704,11 @@ class LatentFlowMLE(ManifoldEstimator):
         refine_unpeeled: bool = True,
         flow_restarts: int = 1,
         ae_autocast: str | None = None,
+        ae_activation: str = "silu",
+        flow_activation: str = "silu",
     ) -> None:
         check_number(ae_epochs, "ae_epochs (step 1 learns the manifold)")
+        flow_activation = check_activation(flow_activation, "flow_activation")
         check_number(flow_layers, "flow_layers")
         check_number(flow_hidden, "flow_hidden")
         R = check_number(flow_restarts, "flow_restarts")
@@ -691,15 +718,17 @@ class LatentFlowMLE(ManifoldEstimator):
             obs_shape, block_sizes, nuisance_dim, dag_weight=dag_weight, ae_epochs=ae_epochs,
             snap_every=snap_every if use_labels else 0, hidden=hidden, volume_eps=volume_eps,
             encoder=encoder, decoder=decoder, prior=prior, use_labels=use_labels,
-            refine_unpeeled=refine_unpeeled,
+            refine_unpeeled=refine_unpeeled, ae_activation=ae_activation,
         )  # fmt: skip
         check_size(R * (flow_layers * (2 * self.D * flow_hidden + flow_hidden**2) + self.D**2),
                    f"{R} flow(s) of {flow_layers} layers of {flow_hidden} units")  # fmt: skip
-        self.flow = LatentFlow(self.D, flow_layers, flow_hidden)
+        self.flow = LatentFlow(self.D, flow_layers, flow_hidden, activation=flow_activation)
         #: the other starts of step 2 (empty unless ``flow_restarts > 1``)
         self.spare_flows = nn.ModuleList(
-            LatentFlow(self.D, flow_layers, flow_hidden, seed=r) for r in range(1, R)
+            LatentFlow(self.D, flow_layers, flow_hidden, seed=r, activation=flow_activation)
+            for r in range(1, R)
         )
+        self.flow_activation = flow_activation
         self.spare_priors = nn.ModuleList(self._new_prior() for _ in range(1, R))
         self.flow_restarts = R
         #: step 1 trains under mixed precision (autocast to this dtype; weights stay float32)

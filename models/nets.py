@@ -18,11 +18,13 @@ from conceptid.simulations.resources import check_memory
 from conceptid.simulations.validation import check_number
 
 __all__ = [
+    "ACTIVATIONS",
     "IMAGE_SIZES",
     "ConvDecoder",
     "ConvEncoder",
     "MLPDecoder",
     "MLPEncoder",
+    "check_activation",
     "check_block_sizes",
     "check_obs_shape",
     "check_size",
@@ -81,11 +83,32 @@ def check_block_sizes(block_sizes: object) -> tuple[int, ...]:
     return sizes
 
 
-def mlp(sizes: Sequence[int]) -> nn.Sequential:
-    """Linear layers of the given ``sizes`` (input, hidden..., output) with SiLU between them."""
+#: the activations an MLP may use between its linear layers: ``silu`` (smooth, the default);
+#: ``prelu`` (one learned negative slope per unit, starting at 0.25) and ``leaky_relu`` (slope
+#: 0.2) are piecewise linear, so a net of them is a piecewise-linear map, kinks included
+ACTIVATIONS = ("silu", "prelu", "leaky_relu")
+
+
+def check_activation(activation: object, what: str = "activation") -> str:
+    """``activation`` if it is one of :data:`ACTIVATIONS`, else ``UsageError`` naming ``what``."""
+    if activation not in ACTIVATIONS:
+        raise UsageError(f"{what} must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    return str(activation)
+
+
+def _activation(name: str, width: int) -> nn.Module:
+    if name == "prelu":
+        return nn.PReLU(width, init=0.25)
+    return nn.LeakyReLU(0.2) if name == "leaky_relu" else nn.SiLU()
+
+
+def mlp(sizes: Sequence[int], activation: str = "silu") -> nn.Sequential:
+    """Linear layers of the given ``sizes`` (input, hidden..., output) with ``activation`` (one
+    of :data:`ACTIVATIONS`) between them."""
+    check_activation(activation)
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers += [nn.Linear(a, b), nn.SiLU()]
+        layers += [nn.Linear(a, b), _activation(activation, b)]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)
 

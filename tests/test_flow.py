@@ -26,10 +26,10 @@ def _standardise(*splits):
         d.x = (d.x - mu) / sd
 
 
-def _randomised_flow(D: int, seed: int) -> LatentFlow:
+def _randomised_flow(D: int, seed: int, activation: str = "silu") -> LatentFlow:
     """A flow away from its identity start: every weight random."""
     torch.manual_seed(seed)
-    flow = LatentFlow(D, n_layers=4, hidden=16, seed=seed).double()
+    flow = LatentFlow(D, n_layers=4, hidden=16, seed=seed, activation=activation).double()
     with torch.no_grad():
         for p in flow.parameters():
             p.copy_(0.5 * torch.randn_like(p))
@@ -37,9 +37,12 @@ def _randomised_flow(D: int, seed: int) -> LatentFlow:
     return flow
 
 
+@pytest.mark.parametrize("activation", ["silu", "prelu", "leaky_relu"])
 @pytest.mark.parametrize("D", [1, 2, 5])
-def test_flow_inverse_is_exact_and_logdet_is_the_jacobian(D):
-    flow = _randomised_flow(D, seed=D)
+def test_flow_inverse_is_exact_and_logdet_is_the_jacobian(D, activation):
+    """For every activation of the couplings' nets (a piecewise-linear net has kinks, but the
+    random points are off them with probability one)."""
+    flow = _randomised_flow(D, seed=D, activation=activation)
     z = torch.randn(16, D, dtype=torch.float64)
     u, logdet = flow(z)
     assert torch.allclose(flow.inverse(u), z, atol=1e-10)
@@ -181,6 +184,49 @@ def test_snap_rewrites_the_flow_head_exactly():
 def test_ae_epochs_must_be_positive():
     with pytest.raises(ValueError, match="ae_epochs"):
         LatentFlowMLE((4,), (1,), ae_epochs=0)
+
+
+def test_a_piecewise_linear_flow_is_piecewise_linear():
+    """With ``leaky_relu`` couplings and zero biases, each coupling's shift and log-scale are
+    positively homogeneous of degree one in the fixed half, so along a ray the flow is exactly
+    ``u(2 z) = 2 u(z)`` where every scale is at its identity (``s = 0``): checked with the
+    scales' nets zeroed, the shifts random. A SiLU net is not (the check fails for it)."""
+
+    def flow(activation):
+        torch.manual_seed(0)
+        f = LatentFlow(4, n_layers=3, hidden=8, activation=activation).double()
+        with torch.no_grad():
+            for layer in f.layers:
+                for m in layer.net:
+                    if isinstance(m, nn.Linear):
+                        m.weight.copy_(torch.randn_like(m.weight))
+                        m.bias.zero_()
+                layer.net[-1].weight[:4].zero_()  # the log-scales: s = 0
+        return f
+
+    z = torch.randn(32, 4, dtype=torch.float64)
+    pl, smooth = flow("leaky_relu"), flow("silu")
+    assert torch.allclose(pl(2 * z)[0], 2 * pl(z)[0], atol=1e-10)
+    assert not torch.allclose(smooth(2 * z)[0], 2 * smooth(z)[0], atol=1e-3)
+
+
+def test_activations_are_chosen_per_net_and_validated():
+    model = LatentFlowMLE((6,), (1, 1), ae_activation="prelu", flow_activation="leaky_relu")
+    ae = [m for net in (model.encoder, model.decoder) for m in net.modules()]
+    couplings = [m for m in model.flow.modules()]
+    assert any(isinstance(m, nn.PReLU) for m in ae)
+    assert not any(isinstance(m, nn.SiLU | nn.LeakyReLU) for m in ae)
+    assert any(isinstance(m, nn.LeakyReLU) for m in couplings)
+    assert not any(isinstance(m, nn.SiLU | nn.PReLU) for m in couplings)
+    with pytest.raises(ValueError, match="flow_activation must be one of silu, prelu, leaky_relu"):
+        LatentFlowMLE((4,), (1,), flow_activation="tanh")
+    with pytest.raises(ValueError, match="ae_activation must be one of"):
+        LatentFlowMLE((4,), (1,), ae_activation="relu")
+    with pytest.raises(ValueError, match="images use the conv nets"):
+        LatentFlowMLE((3, 32, 32), (1,), ae_activation="prelu")
+    with pytest.raises(ValueError, match="your own nets are given"):
+        LatentFlowMLE((4,), (1,), ae_activation="prelu", encoder=nn.Linear(4, 1),
+                      decoder=nn.Linear(1, 4))  # fmt: skip
 
 
 def test_ae_autocast_is_validated():
