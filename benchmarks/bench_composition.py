@@ -39,6 +39,7 @@ from conceptid.models.metrics import sliced_wasserstein
 from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
 from conceptid.simulations import BenchmarkSpec
+from conceptid.simulations.errors import ConceptIDError
 
 
 @torch.no_grad()
@@ -109,6 +110,59 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
 
 
+def _key_json(ap: argparse.ArgumentParser, flag: str, items: list[str]) -> dict:
+    """``KEY=JSON`` items as a dict; a malformed one is refused (exit 2) naming ``flag``."""
+    out = {}
+    for kv in items:
+        key, eq, value = kv.partition("=")
+        if not key or not eq:
+            ap.error(f"{flag} takes KEY=JSON, got {kv!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError as err:
+            ap.error(f"{flag} {key}: {value!r} is not JSON ({err.msg}); a string needs quotes")
+    return out
+
+
+def _checked(ap: argparse.ArgumentParser, a: argparse.Namespace):
+    """The seeds, methods, preset and flow arguments, every one checked before any work: a
+    bad one is refused in one line with exit status 2 (``ap.error``)."""
+    for name in ("epochs", "n", "restarts", "threads"):
+        if getattr(a, name) < 1:
+            ap.error(f"--{name} must be at least 1, got {getattr(a, name)}")
+    if a.n_test < 500:
+        ap.error(f"--n-test must be at least 500 (a ratio of SWDs needs it), got {a.n_test}")
+    try:
+        seeds = [int(s) for s in a.seeds.split(",")]
+    except ValueError:
+        ap.error(f"--seeds takes integers separated by commas, got {a.seeds!r}")
+    if min(seeds) < 0:
+        ap.error(f"--seeds must be non-negative, got {a.seeds!r}")
+    methods = a.methods.split(",")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    preset_args: dict = {"image_size": 32} if a.preset == "quad" else {}
+    if a.independent:
+        preset_args["dependent"] = False
+    preset_args |= _key_json(ap, "--preset-arg", a.preset_arg)
+    if preset_args.get("mixing", "image") != "image":
+        preset_args.pop("image_size", None)
+    flow_args = _key_json(ap, "--flow-arg", a.flow_arg)
+    try:  # the preset and its arguments, then the model the flow arguments go to (no training)
+        cm = BenchmarkSpec(preset=a.preset, preset_args=preset_args, seed=seeds[0]).build_model()
+    except ConceptIDError as err:
+        ap.error(f"--preset {a.preset} with {preset_args}: {err}")
+    if flow_args:
+        shape = tuple(cm.mixing.output_shape)  # images: (H, W, 3), the models take (3, H, W)
+        shape = (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
+        try:
+            LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, **flow_args)
+        except (TypeError, ConceptIDError) as err:
+            ap.error(f"--flow-arg: {err}")
+    return seeds, methods, preset_args, flow_args
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="quad")
@@ -132,18 +186,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="an argument of LatentFlowMLE for context-flow and its ablation in this "
                          "run only, e.g. flow_layers=10 or snap_every=1")  # fmt: skip
     a = ap.parse_args(argv)
+    seeds, methods, preset_args, flow_args = _checked(ap, a)
     torch.set_num_threads(a.threads)
-    seeds = [int(s) for s in a.seeds.split(",")]
-    methods = a.methods.split(",")
-    preset_args: dict = {"image_size": 32} if a.preset == "quad" else {}
-    if a.independent:
-        preset_args["dependent"] = False
-    for kv in a.preset_arg:
-        key, _, value = kv.partition("=")
-        preset_args[key] = json.loads(value)
-    if preset_args.get("mixing", "image") != "image":
-        preset_args.pop("image_size", None)
-    flow_args = {k: json.loads(v) for k, _, v in (kv.partition("=") for kv in a.flow_arg)}
     for name in ("context-flow", "context-flow-ablation") if flow_args else ():
         # this process only: the builder of each method gets the extra arguments
         METHODS[name] = replace(METHODS[name], build=partial(_with, METHODS[name].build, flow_args))
