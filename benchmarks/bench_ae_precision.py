@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from _args import at_least
 
 from conceptid.methods import METHODS
 from conceptid.pipeline import ensure_data, splits
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs of each (the best is timed)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
+    at_least(ap, a, ("n", "epochs", "threads"))
     torch.set_num_threads(a.threads)
     spec = BenchmarkSpec(preset="quad", preset_args={"image_size": 32, "identifiable": True},
                          n_train=a.n, n_val=max(100, a.n // 5), n_test=100, seed=0)  # fmt: skip

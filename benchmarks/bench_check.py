@@ -23,6 +23,7 @@ import multiprocessing as mp
 import time
 
 import numpy as np
+from _args import at_least
 
 from conceptid.identifiability import check
 from conceptid.identifiability.linalg import Exact
@@ -95,6 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=float, default=120.0, help="seconds allowed to each peer")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)
+    # a finite positive wait that multiprocessing's join takes (it overflows past about 2.1e6 s)
+    if not 0 < a.limit <= 1e6:
+        ap.error(f"--limit must be a number of seconds above 0 and at most 1e6, got {a.limit}")
+    at_least(ap, a, ("repeats",))
     rows = []
     for label, m, ours, peer, peer_name in (
         # the peer decides the same predicates without the confirming identification run

@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import torch
+from _args import at_least, int_list, name_list
 from bench_ladder import RUNGS
 from torch import nn
 
@@ -71,6 +72,10 @@ class ContextAwareVAE(ContextModuleVAE):
             x, targets))  # fmt: skip
 
 
+#: the module as in the pipeline, and with the context-aware encoder
+VARIANTS = ("cm", "cm-ctx")
+
+
 def run(rung: str, variant: str, seed: int, epochs: int) -> dict:
     m, p = 5, 16
     spec = BenchmarkSpec(preset="random", preset_args={"m": m, "p": p, **RUNGS[rung]},
@@ -108,15 +113,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--variants", default="cm,cm-ctx")
     a = ap.parse_args(argv)
+    rungs = name_list(ap, "--rungs", a.rungs, RUNGS, "rung")
+    seeds = int_list(ap, "--seeds", a.seeds, minimum=0)
+    at_least(ap, a, ("epochs",))
+    variants = name_list(ap, "--variants", a.variants, VARIANTS, "variant")
     torch.set_num_threads(1)
-    seeds = [int(s) for s in a.seeds.split(",")]
     print(
         f"context-module VAE diagnosis: 5 concepts, {a.epochs} epochs, seeds {seeds}, one "
         "torch thread; mean R2 over concepts, then over seeds (per seed in brackets)"
     )
     print(f"{'rung':<5}{'variant':<8}{'labelled':>22}{'hungarian':>22}{'all':>22}{'time [s]':>9}")
-    for rung in a.rungs.split(","):
-        for variant in a.variants.split(","):
+    for rung in rungs:
+        for variant in variants:
             runs = [run(rung, variant, s, a.epochs) for s in seeds]
             cells = []
             for key in ("labelled", "hungarian", "all"):

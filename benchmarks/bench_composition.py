@@ -24,7 +24,6 @@ Run: ``.venv/bin/python benchmarks/bench_composition.py [--preset quad] [--indep
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import replace
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import at_least, int_list, key_json, name_list  # beside this file
 
 from conceptid.floors import swd_floors
 from conceptid.models.metrics import sliced_wasserstein
@@ -110,51 +110,31 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
 
 
-def _key_json(ap: argparse.ArgumentParser, flag: str, items: list[str]) -> dict:
-    """``KEY=JSON`` items as a dict; a malformed one is refused (exit 2) naming ``flag``."""
-    out = {}
-    for kv in items:
-        key, eq, value = kv.partition("=")
-        if not key or not eq:
-            ap.error(f"{flag} takes KEY=JSON, got {kv!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError as err:
-            ap.error(f"{flag} {key}: {value!r} is not JSON ({err.msg}); a string needs quotes")
-    return out
-
-
 def _checked(ap: argparse.ArgumentParser, a: argparse.Namespace):
     """The seeds, methods, preset and flow arguments, every one checked before any work: a
     bad one is refused in one line with exit status 2 (``ap.error``)."""
-    for name in ("epochs", "n", "restarts", "threads"):
-        if getattr(a, name) < 1:
-            ap.error(f"--{name} must be at least 1, got {getattr(a, name)}")
+    at_least(ap, a, ("epochs", "n", "restarts", "threads"))
     if a.n_test < 500:
         ap.error(f"--n-test must be at least 500 (a ratio of SWDs needs it), got {a.n_test}")
-    try:
-        seeds = [int(s) for s in a.seeds.split(",")]
-    except ValueError:
-        ap.error(f"--seeds takes integers separated by commas, got {a.seeds!r}")
-    if min(seeds) < 0:
-        ap.error(f"--seeds must be non-negative, got {a.seeds!r}")
-    methods = a.methods.split(",")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        ap.error(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    seeds = int_list(ap, "--seeds", a.seeds, minimum=0)
+    methods = name_list(ap, "--methods", a.methods, METHODS, "method")
     preset_args: dict = {"image_size": 32} if a.preset == "quad" else {}
     if a.independent:
         preset_args["dependent"] = False
-    preset_args |= _key_json(ap, "--preset-arg", a.preset_arg)
+    preset_args |= key_json(ap, "--preset-arg", a.preset_arg)
     if preset_args.get("mixing", "image") != "image":
         preset_args.pop("image_size", None)
-    flow_args = _key_json(ap, "--flow-arg", a.flow_arg)
+    flow_args = key_json(ap, "--flow-arg", a.flow_arg)
     try:  # the preset and its arguments, then the model the flow arguments go to (no training)
         cm = BenchmarkSpec(preset=a.preset, preset_args=preset_args, seed=seeds[0]).build_model()
     except ConceptIDError as err:
         ap.error(f"--preset {a.preset} with {preset_args}: {err}")
+    shape = tuple(cm.mixing.output_shape)  # images: (H, W, 3), the models take (3, H, W)
+    vectors_only = [m for m in methods if METHODS[m].vectors_only]
+    if len(shape) == 3 and vectors_only:
+        ap.error(f"--methods: {', '.join(vectors_only)} need vector observations; this "
+                 f"--preset {a.preset} makes images")  # fmt: skip
     if flow_args:
-        shape = tuple(cm.mixing.output_shape)  # images: (H, W, 3), the models take (3, H, W)
         shape = (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
         try:
             LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, **flow_args)

@@ -31,7 +31,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from conceptid.sweep import Sweep, SweepError, run_sweep
+from _args import at_least, int_list, name_list
+
+from conceptid.methods import METHODS
+from conceptid.sweep import Sweep, SweepError, check_sweep_dir, run_sweep
 
 RUNGS = {
     "L1": {"m": 5, "p": 16, "mixing": "linear", "nuisance_dim": 0},
@@ -89,13 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     ap.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     a = ap.parse_args(argv)
+    rungs = name_list(ap, "--rungs", a.rungs, RUNGS, "rung")
+    ns = int_list(ap, "--n", a.n, minimum=1)
+    seeds = int_list(ap, "--seeds", a.seeds, minimum=0)
+    methods = name_list(ap, "--methods", a.methods, METHODS, "method")
+    at_least(ap, a, ("sample_passes", "batch_size", "restarts", "workers"))
+    try:  # read only: a file, or a directory neither empty nor a sweep's, is refused
+        check_sweep_dir(a.out)
+    except SweepError as e:
+        ap.error(f"--out: {e}")
+    try:  # the sweep's own checks: nothing repeated, every spec's model built (no training)
+        sweep = sweep_of(rungs, ns, seeds, methods, a.sample_passes, a.batch_size, a.restarts)
+    except SweepError as e:
+        ap.error(str(e))
     try:
-        unknown = [r for r in a.rungs.split(",") if r not in RUNGS]
-        if unknown:
-            raise SweepError(f"unknown rung(s) {unknown}; known: {list(RUNGS)}")
-        sweep = sweep_of(a.rungs.split(","), [int(v) for v in a.n.split(",")],
-                         [int(v) for v in a.seeds.split(",")], a.methods.split(","),
-                         a.sample_passes, a.batch_size, a.restarts)  # fmt: skip
         res = run_sweep(sweep, a.out, scheduler=a.scheduler, workers=a.workers)
     except (SweepError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

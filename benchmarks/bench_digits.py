@@ -36,11 +36,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import at_least, int_list, name_list
 
+from conceptid.cli import check_device
 from conceptid.models.data import targets_mask
 from conceptid.models.metrics import sliced_wasserstein
 from conceptid.pipeline import METHODS, splits, train_method
-from conceptid.simulations.digits import morpho_digits
+from conceptid.simulations.digits import OPERATIONS, morpho_digits
+from conceptid.simulations.errors import UsageError
 from conceptid.training import generate_samples
 
 METHOD_NAMES = ("context-flow", "context-flow-ablation", "pooled")
@@ -110,6 +113,38 @@ def figure(path: Path, ds, generated: dict, names) -> None:
     plt.close(fig)
 
 
+def _block_sizes(ap: argparse.ArgumentParser, text: str) -> dict[str, int]:
+    """``--block-sizes`` (``OP=W,...``) as a dict: each ``OP`` an operation, given once, each
+    ``W`` an integer of at least 1."""
+    blocks: dict[str, int] = {}
+    for kv in text.split(",") if text else ():
+        op, eq, width = kv.partition("=")
+        if not eq:
+            ap.error(f"--block-sizes takes OP=W separated by commas, got {text!r}")
+        if op not in OPERATIONS:
+            ap.error(f"--block-sizes: unknown operation {op!r}; known: {', '.join(OPERATIONS)}")
+        if op in blocks:
+            ap.error(f"--block-sizes: {op} given twice in {text!r}")
+        try:
+            blocks[op] = int(width)
+        except ValueError:
+            ap.error(f"--block-sizes {op}: the width must be an integer, got {width!r}")
+        if blocks[op] < 1:
+            ap.error(f"--block-sizes {op}: the width must be at least 1, got {blocks[op]}")
+    return blocks
+
+
+def _check_figure(ap: argparse.ArgumentParser, path: str) -> None:
+    """Refuse a ``--figure`` whose suffix names a format matplotlib does not write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix[1:].lower()  # none: matplotlib's default format
+    if suffix and suffix not in kinds:
+        ap.error(f"--figure {path}: matplotlib cannot write .{suffix} files; it writes "
+                 f"{', '.join(sorted(kinds))}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0")
@@ -126,16 +161,31 @@ def main(argv: list[str] | None = None) -> None:
                     help="PNG of test and generated images per context (several seeds: one "
                          "each, the seed before .png)")  # fmt: skip
     a = ap.parse_args(argv)
+    seeds = int_list(ap, "--seeds", a.seeds, minimum=0)
+    at_least(ap, a, ("epochs", "n", "threads"))
+    at_least(ap, a, ("nuisance_dim",), minimum=0)
+    blocks = _block_sizes(ap, a.block_sizes)
+    names = name_list(ap, "--methods", a.methods, METHODS, "method")
+    vectors = [m for m in names if METHODS[m].vectors_only]
+    if vectors:
+        ap.error(f"--methods: {', '.join(vectors)} need(s) vector observations; the digits are "
+                 "images")  # fmt: skip
+    try:
+        check_device(a.device)
+    except UsageError as err:
+        ap.error(str(err))
+    _check_figure(ap, a.figure)
     torch.set_num_threads(a.threads)
-    seeds = [int(s) for s in a.seeds.split(",")]
-    names = a.methods.split(",")
     results: list[list[dict]] = []
     seconds: dict = {n: [] for n in names}
     for seed in seeds:
-        blocks = {k: int(v) for k, v in (kv.split("=") for kv in a.block_sizes.split(",") if kv)}
-        ds = morpho_digits(n_train=a.n, n_val=max(50, a.n // 5), n_test=a.n, seed=seed,
-                           image_size=a.image_size, nuisance_dim=a.nuisance_dim,
-                           block_sizes=blocks)  # fmt: skip
+        try:  # its own checks (--n within each split's pool of source digits, scikit-learn
+            # installed) come before any image is made: the first seed meets them, before any work
+            ds = morpho_digits(n_train=a.n, n_val=max(50, a.n // 5), n_test=a.n, seed=seed,
+                               image_size=a.image_size, nuisance_dim=a.nuisance_dim,
+                               block_sizes=blocks)  # fmt: skip
+        except UsageError as err:
+            ap.error(str(err))
         data_splits = splits(ds)
         models = {}
         with tempfile.TemporaryDirectory() as tmp:

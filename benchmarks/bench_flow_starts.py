@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import at_least
 
 from conceptid.identifiability import align
 from conceptid.methods import METHODS
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--starts", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
+    at_least(ap, a, ("seed",), minimum=0)
+    at_least(ap, a, ("n", "ae_epochs", "flow_epochs", "starts", "threads"))
     torch.set_num_threads(a.threads)
     args = {"image_size": 32, "identifiable": True}
     spec = BenchmarkSpec(preset="quad", preset_args=args, n_train=a.n,

@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 import torch
+from _args import at_least, int_list, name_list
 
 from conceptid.evaluation import latent_means
 from conceptid.identifiability import Numeric, align, identify_linear
@@ -121,15 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--restarts", type=int, default=1)
     ap.add_argument("--estimators", default="peel,flow,mle,tm,lr,cm,pooled")
     a = ap.parse_args(argv)
+    rungs = name_list(ap, "--rungs", a.rungs, RUNGS, "rung")
+    seeds = int_list(ap, "--seeds", a.seeds, minimum=0)
+    at_least(ap, a, ("epochs", "restarts"))
+    estimators = name_list(ap, "--estimators", a.estimators, ESTIMATORS, "estimator")
     torch.set_num_threads(1)
-    seeds = [int(s) for s in a.seeds.split(",")]
     print(f"recovery ladder: 5 concepts, {a.epochs} epochs, seeds {seeds}, {a.restarts} "
           f"restart(s), one torch thread")  # fmt: skip
     print(f"{'rung':<5}{'estimator':<22}{'mean R2':>8}{'min R2':>8}  {'per-seed mean R2':<17}"
           f"per-concept R2 (seed 0)    {'active':>7}{'time [s]':>9}{'NLL gap':>9}")  # fmt: skip
-    for rung in a.rungs.split(","):
+    for rung in rungs:
         pooled_mean = None
-        for kind in a.estimators.split(","):
+        for kind in estimators:
             runs = [run(rung, kind, s, a.epochs, a.restarts) for s in seeds]
             r2 = np.array([r["r2"] for r in runs])
             mean = float(r2.mean())

@@ -19,6 +19,7 @@ import argparse
 import time
 
 import torch
+from _args import at_least
 from torch import nn
 
 from conceptid.models.context_module import ContextModule
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--block", type=int, default=2, help="coordinates per concept")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
+    at_least(ap, a, ("repeats", "block", "threads"))
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     m, b, nuis, out, p, hidden = 6, 512, 4, 32, 64, 16

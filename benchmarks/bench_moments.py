@@ -21,6 +21,7 @@ import argparse
 import warnings
 
 import numpy as np
+from _args import at_least, int_list
 from bench_sampling import best_times
 
 from conceptid.simulations import erdos_renyi, random_sem
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--d", default="200,1000")
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args(argv)
+    sizes = int_list(ap, "--d", a.d, minimum=4)  # the graph's expected degree 3 needs 4 nodes
+    at_least(ap, a, ("repeats",))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sempler warns that its optional rpy2 extra is missing
         import sempler
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"exact population moments (mean and covariance), best of {a.repeats}")
     print(f"{'d':>6} {'method':<16}{'time [ms]':>11}{'vs sempler':>12}")
     results = {}
-    for d in (int(v) for v in a.d.split(",")):
+    for d in sizes:
         rng = np.random.default_rng(0)
         sem = random_sem(erdos_renyi(d, 3.0, rng), rng, noise_mean_scale=1.0)
         variances = np.array([S[0, 0] for S in sem.noise_cov])

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from _args import at_least
 
 from conceptid.methods import METHODS
 from conceptid.pipeline import ensure_data, splits
@@ -55,9 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--flow-layers", type=int, default=10)
     ap.add_argument("--flow-hidden", type=int, default=128)
     a = ap.parse_args(argv)
-    for name in ("steps", "repeats", "threads", "flow_layers", "flow_hidden"):
-        if getattr(a, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(a, name)}")
+    at_least(ap, a, ("steps", "repeats", "threads", "flow_layers", "flow_hidden"))
     torch.set_num_threads(a.threads)
     spec = BenchmarkSpec(preset="quad", preset_args={"image_size": 32, "identifiable": True},
                          n_train=100, n_val=100, n_test=100, seed=0)  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from _args import float_list, int_list
 from bench_ladder import RUNGS
 
 from conceptid.identifiability import Numeric, align, identify_linear, identify_linear_ml
@@ -41,15 +42,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--sizes", default="0,0.03,0.1,0.2")
     a = ap.parse_args(argv)
+    seeds = int_list(ap, "--seeds", a.seeds, minimum=0)
+    sizes = float_list(ap, "--sizes", a.sizes)
     print("peeling the L3 concepts under a perturbation of size a, then a random linear mixing")
     heads = ("Gaussian noise, greedy order", "tanh(C W), greedy order")
     print(f"{'seed':<5}{'a':>5}  {heads[0]:<30}{heads[1]:<30}tanh(C W), likelihood order")
-    for seed in (int(s) for s in a.seeds.split(",")):
+    for seed in seeds:
         spec = BenchmarkSpec(preset="random", preset_args={"m": 5, "p": 16, **RUNGS["L3"]},
                              n_train=2000, n_val=300, n_test=500, seed=seed)  # fmt: skip
         tr = from_dataset(generate(spec), "train", "training")
         C, T = tr.concepts.double().numpy(), tr.targets.numpy()
-        for size in (float(s) for s in a.sizes.split(",")):
+        for size in sizes:
             rng = np.random.default_rng(0)
             noise = C.std(0) * rng.standard_normal(C.shape)
             W, A = rng.standard_normal((5, 5)), rng.standard_normal((5, 5))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import at_least, int_list, name_list
 
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
 from conceptid.simulations import BenchmarkSpec
@@ -33,9 +34,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", default="context-module,ablation,pooled,beta-vae")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
+    seeds = int_list(ap, "--seeds", a.seeds, minimum=0)
+    at_least(ap, a, ("epochs", "n", "threads"))
+    methods = name_list(ap, "--methods", a.methods, METHODS, "method")
+    vectors = [m for m in methods if METHODS[m].vectors_only]
+    if vectors:
+        ap.error(f"--methods: {', '.join(vectors)} need(s) vector observations; the quad scene "
+                 "is images")  # fmt: skip
     torch.set_num_threads(a.threads)
-    seeds = [int(s) for s in a.seeds.split(",")]
-    methods = a.methods.split(",")
     rows: dict = {m: [] for m in methods}
     for seed in seeds:
         k = max(1, a.n // 5)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _args import at_least
 
 try:
     from conceptid.simulations.render import (
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="image width and height, pixels")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
     args = parser.parse_args(argv)
-    if args.n < 4 or args.size < 8 or args.repeats < 1:
-        parser.error("need --n >= 4, --size >= 8 and --repeats >= 1")
+    at_least(parser, args, ("n",), minimum=4)
+    at_least(parser, args, ("size",), minimum=8)
+    at_least(parser, args, ("repeats",))
 
     rng = np.random.default_rng(0)
     e = rng.normal(size=(args.n, len(QUAD_CONCEPTS) + len(QUAD_NUISANCE)))

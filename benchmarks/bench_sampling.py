@@ -26,6 +26,7 @@ import time
 import warnings
 
 import numpy as np
+from _args import at_least
 
 from conceptid.simulations import Context, Hard, erdos_renyi, random_sem
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args(argv)
+    at_least(ap, a, ("d",), minimum=4)  # the graph's expected degree 3 needs 4 nodes
+    at_least(ap, a, ("n", "repeats"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sempler warns that its optional rpy2 extra is missing
         import sempler

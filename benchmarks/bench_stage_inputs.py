@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from _args import at_least
 
 from conceptid.methods import METHODS
 from conceptid.pipeline import ensure_data, splits
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
+    at_least(ap, a, ("n", "repeats", "threads"))
     torch.set_num_threads(a.threads)
     spec = BenchmarkSpec(preset="quad", preset_args={"image_size": 32, "identifiable": True},
                          n_train=a.n, n_val=max(100, a.n // 5), n_test=100, seed=0)  # fmt: skip

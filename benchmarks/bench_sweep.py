@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import at_least
+
 from conceptid.sweep import Sweep, run_sweep
 
 
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cells", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=10)
     a = ap.parse_args(argv)
+    at_least(ap, a, ("cells", "epochs"))
     empty = _sweep(a.cells, a.epochs, "conceptid.sweep:toy_cell")
     real = _sweep(a.cells, a.epochs)
     start = {w: timed(empty, w) for w in (1, 2)}

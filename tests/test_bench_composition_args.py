@@ -4,6 +4,7 @@ what was wrong, exit status 2 (argparse's), and no dataset generated or model tr
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,14 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_composition.
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_composition", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """The script as a module, imported as running it does (its folder on ``sys.path``)."""
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_composition", BENCH)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH.parent))
     return module
 
 
@@ -26,7 +32,8 @@ def bench():
         (["--n-test", "100"], "--n-test must be at least 500"),
         (["--seeds", "0,x"], "--seeds takes integers separated by commas, got '0,x'"),
         (["--seeds", "-1"], "--seeds must be non-negative"),
-        (["--methods", "context-flow,nope"], "unknown method(s) nope; known: context-flow"),
+        (["--methods", "context-flow,x"], "--methods: unknown method(s) x; known: context-flow"),
+        (["--methods", "latent-flow"], "latent-flow need vector observations; this --preset"),
         (["--preset", "nope"], "unknown preset 'nope'"),
         (["--preset", "random", "--preset-arg", "m=0"], "m (number of nodes) must be"),
         (["--preset-arg", "m"], "--preset-arg takes KEY=JSON, got 'm'"),

@@ -1,0 +1,171 @@
+"""Every benchmark script refuses bad arguments before any work: one line naming what was wrong,
+exit status 2 (argparse's ``ap.error``), and no data generated, model trained or file written.
+(``bench_composition.py``: tests/test_bench_composition_args.py.)
+
+The scripts are loaded by file path, with ``benchmarks/`` on ``sys.path`` as when they run as
+``python benchmarks/bench_x.py`` (they import ``_args`` and each other from there); each one's
+work functions are replaced by one that fails the test if called.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+#: per script, the functions (module attributes) its work starts with
+WORK = {
+    "bench_ae_precision": ("ensure_data",),
+    "bench_check": ("timed",),
+    "bench_cm_diagnosis": ("run",),
+    "bench_consistency": ("run_sweep",),
+    "bench_digits": ("train_method", "splits"),  # morpho_digits' own checks run for --n
+    "bench_flow_starts": ("ensure_data",),
+    "bench_ladder": ("run",),
+    "bench_masking": ("ContextModule", "_time_all"),
+    "bench_moments": ("erdos_renyi", "best_times"),
+    "bench_optimizer": ("ensure_data",),
+    "bench_peel_robustness": ("generate",),
+    "bench_quad": ("ensure_data", "train_method"),
+    "bench_render": ("render_quad", "render_quad_loop"),
+    "bench_sampling": ("erdos_renyi", "best_times"),
+    "bench_stage_inputs": ("ensure_data",),
+    "bench_sweep": ("timed",),
+}
+
+LADDER = "L1, L2, L3, L4"
+RUNGS_10 = "L1, L2, L3, L4, L3-10, L4-10, L3s, L4s, L3s-10, L4s-10"
+OPS = "thinning, thickening, swelling, scale, shear, shift"
+ON_CPU = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+
+CASES = [
+    ("bench_ae_precision", ["--n", "0"], "--n must be at least 1, got 0"),
+    ("bench_ae_precision", ["--epochs", "-1"], "--epochs must be at least 1, got -1"),
+    ("bench_ae_precision", ["--threads", "0"], "--threads must be at least 1, got 0"),
+    ("bench_check", ["--limit", "0"], "--limit must be a number of seconds above 0 and at most"),
+    ("bench_check", ["--limit", "nan"], "at most 1e6, got nan"),
+    ("bench_check", ["--limit", "inf"], "at most 1e6, got inf"),
+    ("bench_check", ["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    ("bench_cm_diagnosis", ["--rungs", "L1,L9"], f"--rungs: unknown rung(s) L9; known: {LADDER}"),
+    ("bench_cm_diagnosis", ["--rungs", "L1,"], "--rungs takes names separated by commas, got"),
+    ("bench_cm_diagnosis", ["--seeds", "0,a"], "--seeds takes integers separated by commas"),
+    ("bench_cm_diagnosis", ["--seeds", "-1"], "--seeds must be non-negative, got '-1'"),
+    ("bench_cm_diagnosis", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("bench_cm_diagnosis", ["--variants", "cm,vae"], "unknown variant(s) vae; known: cm, cm-ctx"),
+    ("bench_consistency", ["--rungs", "L5"], f"--rungs: unknown rung(s) L5; known: {RUNGS_10}"),
+    ("bench_consistency", ["--n", "500,x"], "--n takes integers separated by commas, got '500,x'"),
+    ("bench_consistency", ["--n", "0,500"], "--n must be at least 1, got '0,500'"),
+    ("bench_consistency", ["--seeds", "-1"], "--seeds must be non-negative, got '-1'"),
+    ("bench_consistency", ["--methods", "pooled,nope"], "--methods: unknown method(s) nope"),
+    ("bench_consistency", ["--sample-passes", "0"], "--sample-passes must be at least 1, got 0"),
+    ("bench_consistency", ["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    ("bench_consistency", ["--workers", "0"], "--workers must be at least 1, got 0"),
+    ("bench_consistency", ["--out", "FILE"], "--out: FILE is a file, not a sweep directory"),
+    ("bench_consistency", ["--out", "DIR"], "--out: DIR is not empty and not a sweep directory"),
+    ("bench_consistency", ["--rungs", "L1", "--seeds", "0,0"], "seeds repeat: [0, 0]"),
+    ("bench_consistency", ["--rungs", "L1,L1"], "benchmark label 'L1' appears twice"),
+    ("bench_digits", ["--seeds", "x"], "--seeds takes integers separated by commas, got 'x'"),
+    ("bench_digits", ["--n", "0"], "--n must be at least 1, got 0"),
+    ("bench_digits", ["--nuisance-dim", "-1"], "--nuisance-dim must be at least 0, got -1"),
+    ("bench_digits", ["--block-sizes", "shift"], "--block-sizes takes OP=W separated by commas"),
+    ("bench_digits", ["--block-sizes", "spin=2"], f"unknown operation 'spin'; known: {OPS}"),
+    ("bench_digits", ["--block-sizes", "shift=2,shift=3"], "--block-sizes: shift given twice"),
+    ("bench_digits", ["--block-sizes", "shift=two"], "shift: the width must be an integer"),
+    ("bench_digits", ["--block-sizes", "shift=0"], "shift: the width must be at least 1, got 0"),
+    ("bench_digits", ["--methods", "pooled,nope"], "--methods: unknown method(s) nope; known:"),
+    ("bench_digits", ["--methods", "latent-flow"], "latent-flow need(s) vector observations"),
+    ("bench_digits", ["--device", "nonsense"], "--device 'nonsense' is not a device"),
+    pytest.param("bench_digits", ["--device", "cuda"], "cannot use CUDA", marks=ON_CPU),
+    ("bench_digits", ["--figure", "s.xyz"], "--figure s.xyz: matplotlib cannot write .xyz files"),
+    ("bench_digits", ["--n", "600"], "n_test = 600 > 540"),  # morpho_digits' check, no image
+    ("bench_flow_starts", ["--seed", "-1"], "--seed must be at least 0, got -1"),
+    ("bench_flow_starts", ["--n", "0"], "--n must be at least 1, got 0"),
+    ("bench_flow_starts", ["--ae-epochs", "0"], "--ae-epochs must be at least 1, got 0"),
+    ("bench_flow_starts", ["--flow-epochs", "0"], "--flow-epochs must be at least 1, got 0"),
+    ("bench_flow_starts", ["--starts", "0"], "--starts must be at least 1, got 0"),
+    ("bench_ladder", ["--rungs", "L5"], f"--rungs: unknown rung(s) L5; known: {LADDER}"),
+    ("bench_ladder", ["--seeds", "1,,2"], "--seeds takes integers separated by commas"),
+    ("bench_ladder", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("bench_ladder", ["--restarts", "0"], "--restarts must be at least 1, got 0"),
+    ("bench_ladder", ["--estimators", "peel,vae"], "unknown estimator(s) vae; known: peel, flow"),
+    ("bench_masking", ["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    ("bench_masking", ["--block", "0"], "--block must be at least 1, got 0"),
+    ("bench_masking", ["--threads", "0"], "--threads must be at least 1, got 0"),
+    ("bench_moments", ["--d", "200,3"], "--d must be at least 4, got '200,3'"),
+    ("bench_moments", ["--d", "200,x"], "--d takes integers separated by commas, got '200,x'"),
+    ("bench_moments", ["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    ("bench_optimizer", ["--steps", "0"], "--steps must be at least 1, got 0"),
+    ("bench_optimizer", ["--flow-hidden", "0"], "--flow-hidden must be at least 1, got 0"),
+    ("bench_peel_robustness", ["--seeds", "-2"], "--seeds must be non-negative, got '-2'"),
+    ("bench_peel_robustness", ["--sizes", "0,abc"], "--sizes takes numbers separated by commas"),
+    ("bench_peel_robustness", ["--sizes", "0,inf"], "--sizes must be finite, got '0,inf'"),
+    ("bench_quad", ["--seeds", "a"], "--seeds takes integers separated by commas, got 'a'"),
+    ("bench_quad", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("bench_quad", ["--n", "0"], "--n must be at least 1, got 0"),
+    ("bench_quad", ["--methods", "pooled,nope"], "--methods: unknown method(s) nope; known:"),
+    ("bench_quad", ["--methods", "manifold-mle"], "manifold-mle need(s) vector observations"),
+    ("bench_render", ["--n", "3"], "--n must be at least 4, got 3"),
+    ("bench_render", ["--size", "7"], "--size must be at least 8, got 7"),
+    ("bench_render", ["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    ("bench_sampling", ["--d", "3"], "--d must be at least 4, got 3"),
+    ("bench_sampling", ["--n", "0"], "--n must be at least 1, got 0"),
+    ("bench_sampling", ["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    ("bench_stage_inputs", ["--n", "0"], "--n must be at least 1, got 0"),
+    ("bench_stage_inputs", ["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    ("bench_stage_inputs", ["--threads", "0"], "--threads must be at least 1, got 0"),
+    ("bench_sweep", ["--cells", "0"], "--cells must be at least 1, got 0"),
+    ("bench_sweep", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+]
+
+
+@pytest.fixture(scope="module")
+def load():
+    """``load(name)``: the script ``benchmarks/<name>.py`` as a module (one per name)."""
+    modules = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(BENCHMARKS))
+
+        def load(name: str):
+            if name not in modules:
+                spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                modules[name] = module
+            return modules[name]
+
+        yield load
+
+
+def test_every_script_is_covered():
+    scripts = {p.stem for p in BENCHMARKS.glob("bench_*.py")}
+    assert scripts - {"bench_composition"} == set(WORK)
+    assert {c.values[0] if hasattr(c, "values") else c[0] for c in CASES} == set(WORK)
+
+
+@pytest.mark.parametrize(("script", "argv", "message"), CASES)
+def test_bad_arguments_are_refused_before_any_work(
+    load, monkeypatch, capsys, tmp_path, script, argv, message
+):
+    bench = load(script)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the arguments were checked")
+
+    for name in WORK[script]:
+        monkeypatch.setattr(bench, name, no_work)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the suite keeps its one
+    monkeypatch.chdir(tmp_path)  # relative defaults (--out, --figure) land here, if anywhere
+    (tmp_path / "FILE").write_text("not a sweep\n")
+    (tmp_path / "DIR").mkdir()
+    (tmp_path / "DIR" / "notes.txt").write_text("mine\n")
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert ": error: " in err[-1] and message in err[-1]  # argparse's one line (after its usage)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
