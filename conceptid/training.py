@@ -23,6 +23,7 @@ import torch
 from conceptid.models.trainer import (
     CheckpointError,
     TrainConfig,
+    architecture,
     best_validation_loss,
     fit_restarts,
     load_checkpoint,
@@ -182,7 +183,7 @@ def train(
         raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
     save_checkpoint(final, {
         "model_class": type(model).__name__, "method": name, "model": model.state_dict(),
-        "settings": settings, "key": settings_key(settings),
+        "architecture": architecture(model), "settings": settings, "key": settings_key(settings),
         "normaliser": norm.state(), "history": hist, "card_hash": ds.card_hash,
     })  # fmt: skip
     for ckpt in method_files(out, name):

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from conceptid.simulations.atomic import atomic_path
 from conceptid.simulations.errors import ConceptIDError
@@ -35,6 +36,7 @@ __all__ = [
     "CheckpointError",
     "TrainConfig",
     "TrainingDivergedError",
+    "architecture",
     "best_validation_loss",
     "evaluate_loss",
     "fit",
@@ -179,12 +181,28 @@ def _shape_mismatch(model, saved: dict) -> str:
     return ", ".join(parts)
 
 
+def architecture(model: nn.Module) -> str:
+    """The model's module tree as ``repr`` prints it: every layer's type and settings, the
+    activations included, which the shapes of its tensors alone do not tell apart (a SiLU and
+    a leaky-ReLU net hold the same tensors). Saved in every checkpoint and saved model."""
+    return repr(model)
+
+
+def _architecture_difference(saved: str, own: str) -> str:
+    """The first line where two :func:`architecture` texts differ, as one line."""
+    a, b = saved.splitlines(), own.splitlines()
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    line = lambda lines: lines[i].strip() if i < len(lines) else "(nothing)"  # noqa: E731
+    return f"line {i + 1} of its architecture is {line(a)!r} in the file, {line(b)!r} here"
+
+
 def load_checkpoint(
     path: Path, model, settings: dict | None = None, state: dict | None = None
 ) -> dict:
     """Load the checkpoint ``path`` (``state``: its contents, when already read) into ``model``;
     refuse (:class:`CheckpointError`, one line naming the file) a damaged file, another model
-    class, other ``settings`` (when given) or tensors of other shapes."""
+    class, other ``settings`` (when given), tensors of other shapes, or the same tensors in
+    another :func:`architecture` (checked when the file records one; older files do not)."""
     state = state if state is not None else read_checkpoint(path)
     if state.get("model_class") != type(model).__name__:
         raise CheckpointError(
@@ -197,6 +215,10 @@ def load_checkpoint(
     mismatch = _shape_mismatch(model, state["model"])
     if mismatch:
         raise CheckpointError(f"{path} does not fit this model: {mismatch}")
+    saved, own = state.get("architecture"), architecture(model)
+    if saved is not None and saved != own:
+        raise CheckpointError(f"{path} was written by a model of another architecture: "
+                              f"{_architecture_difference(saved, own)}")  # fmt: skip
     model.load_state_dict(state["model"])
     return state
 
@@ -325,7 +347,8 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
             if ckpt is not None:
                 save_checkpoint(ckpt, {
                     "model_class": type(model).__name__, "model": model.state_dict(),
-                    "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch,
+                    "architecture": architecture(model), "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(), "epoch": epoch,
                     "best": best, "best_model": best_state, "bad_epochs": bad_epochs,
                     "history": hist, "config": asdict(cfg), "settings": settings,
                     "key": settings_key(settings),

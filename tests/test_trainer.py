@@ -337,3 +337,33 @@ def test_resuming_a_fit_that_stopped_early_trains_no_further(tmp_path, data):
     h2 = fit(again, tr, va, cfg)
     assert h2["resumed"] and h2["val_loss"] == h1["val_loss"]
     assert all(torch.equal(p, q) for p, q in zip(first.parameters(), again.parameters()))
+
+
+def test_a_checkpoint_of_the_same_tensors_in_another_architecture_is_refused(tmp_path, data):
+    """A SiLU flow and a leaky-ReLU flow hold the same tensors: the saved architecture tells
+    them apart, in one line naming the first layer that differs. A file without one (written
+    before it was saved) is still read by its tensors."""
+    from conceptid.models.mle import LatentFlowMLE
+    from conceptid.models.trainer import load_checkpoint, read_checkpoint, save_checkpoint
+
+    tr, va, _ = data
+
+    def model(activation):
+        torch.manual_seed(0)
+        return LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=1, hidden=16,
+                             flow_layers=2, flow_hidden=8, flow_activation=activation)  # fmt: skip
+
+    path = tmp_path / "c.pt"
+    fit(model("silu"), tr, va, _cfg(epochs=2, checkpoint=str(path)))
+    with pytest.raises(CheckpointError) as err:
+        fit(model("leaky_relu"), tr, va, _cfg(epochs=2, checkpoint=str(path)))
+    msg = str(err.value)
+    assert msg.startswith(f"{path} was written by a model of another architecture: ")
+    assert "'(1): SiLU()' in the file, '(1): LeakyReLU(negative_slope=0.2)' here" in msg
+    assert "\n" not in msg
+    old = read_checkpoint(path)
+    del old["architecture"]
+    save_checkpoint(path, old)
+    leaky = model("leaky_relu")
+    load_checkpoint(path, leaky)
+    assert torch.equal(leaky.flow.head.weight, old["model"]["flow.head.weight"])
