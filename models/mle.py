@@ -659,6 +659,16 @@ class LatentFlowMLE(ManifoldEstimator):
     machines (``benchmarks/bench_ae_precision.py``); elsewhere it can be slower. Off by
     default.
 
+    ``finetune_after = E`` adds a step 3 after ``E`` epochs of step 2: the autoencoder trains
+    again, with the flow and the prior, on the density of ``x`` on the learned manifold (the
+    flow's likelihood of ``g(x)`` plus the decoder's volume term) plus ``rec_weight`` times the
+    reconstruction error, the objective of :class:`ManifoldMLE` started from the two-step fit
+    (no snaps or starts in it; vector data only, since the volume term takes the decoder's
+    Jacobian at every sample). Its change of variables holds only where ``f o g`` is the
+    identity, which is why it is a refinement and not the fit (see :class:`ManifoldMLE`). A
+    user's own pre-trained autoencoder (``encoder``, ``decoder``, ``ae_epochs=0``) is thus
+    fitted step 2 first, then fine-tuned with it. Off by default.
+
     ``ae_activation`` (the residual autoencoder's MLPs; vector data only) and ``flow_activation``
     (the couplings' nets) choose ``"silu"`` (the default, smooth), ``"prelu"`` or
     ``"leaky_relu"`` (:data:`~conceptid.models.nets.ACTIVATIONS`). A piecewise-linear mixing
@@ -706,9 +716,19 @@ class LatentFlowMLE(ManifoldEstimator):
         ae_autocast: str | None = None,
         ae_activation: str = "silu",
         flow_activation: str = "silu",
+        finetune_after: int | None = None,
+        rec_weight: float = 100.0,
     ) -> None:
         check_number(ae_epochs, "ae_epochs (step 1 learns the manifold)")
         flow_activation = check_activation(flow_activation, "flow_activation")
+        if finetune_after is not None:
+            check_number(finetune_after, "finetune_after (epochs of step 2 before it)", minimum=0)
+            if len(tuple(obs_shape)) != 1:
+                raise UsageError(
+                    "finetune_after: the joint fine-tune's volume term takes the decoder's "
+                    "Jacobian at every sample, which is done for vector data only"
+                )
+        check_number(rec_weight, "rec_weight", integer=False, minimum=0, exclusive=True)
         check_number(flow_layers, "flow_layers")
         check_number(flow_hidden, "flow_hidden")
         R = check_number(flow_restarts, "flow_restarts")
@@ -733,6 +753,9 @@ class LatentFlowMLE(ManifoldEstimator):
         self.flow_restarts = R
         #: step 1 trains under mixed precision (autocast to this dtype; weights stay float32)
         self.ae_autocast = ae_autocast
+        #: step 3, the joint fine-tune, starts after this many epochs of step 2 (None: never)
+        self.finetune_after = None if finetune_after is None else int(finetune_after)
+        self.rec_weight = float(rec_weight)
         self._staged: dict = {}  # stage_inputs' latents of the last two data sets (no copy of x)
 
     def _start_likelihood(self) -> None:
@@ -740,6 +763,13 @@ class LatentFlowMLE(ManifoldEstimator):
         self.stage.fill_(1)
         for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
             p.requires_grad_(False)
+
+    def _start_finetune(self) -> None:
+        """Step 3: the autoencoder trains again, with the flow and the prior, on the joint
+        objective (:meth:`_joint_objective`)."""
+        self.stage.fill_(2)
+        for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
+            p.requires_grad_(True)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``u = h(g(x))`` ``(b, D)``: the concepts, then the nuisance."""
@@ -758,8 +788,9 @@ class LatentFlowMLE(ManifoldEstimator):
     def stage_inputs(self, data: TensorData, batch_size: int = 256) -> TensorData:
         """In step 2 the encoder is frozen, so its latent ``z = g(x)`` is computed once per
         stage (as ``features``) rather than in every batch of every epoch: the flow's epochs
-        then cost the flow alone. Step 1 reads ``x`` as it is."""
-        if int(self.stage) == 0:
+        then cost the flow alone. Steps 1 and 3 (the joint fine-tune, where the encoder trains)
+        read ``x`` as it is."""
+        if int(self.stage) != 1:
             return data
         # the trainer asks again after every snap, which leaves the encoder as it was: the
         # latent is reused while the data and every encoder weight (its version) are the same
@@ -786,9 +817,24 @@ class LatentFlowMLE(ManifoldEstimator):
                 out = self.decoder(self.latent(batch.x))
             rec = ((batch.x - out.to(batch.x.dtype)).flatten(1) ** 2).sum(1)
             return rec.mean(), {"rec": rec.mean().item()}
+        if stage == 2:
+            return self._joint_objective(batch)
         z = batch.features if batch.features is not None else self.latent(batch.x)
         nll, dag = self._flow_nll(z.detach(), batch.targets, self.flow, self.prior)
         return nll.mean() + self.dag_weight * dag, {"nll": nll.mean().item(), "dag": dag.item()}
+
+    def _joint_objective(self, batch: Batch):
+        """Step 3: everything trains on the density of ``x`` on the learned manifold,
+        ``-log p_k(h(g(x))) - log |det J_h| + 1/2 log det(J_f^T J_f)``, plus ``rec_weight``
+        times the reconstruction error, which keeps ``f o g`` the identity on the data, where
+        that change of variables holds (the objective of :class:`ManifoldMLE`, started here
+        from the two-step fit)."""
+        z = self.latent(batch.x)
+        rec = ((batch.x - self.decoder(z)).flatten(1) ** 2).sum(1)
+        nll, dag = self._flow_nll(z, batch.targets, self.flow, self.prior)
+        nll = nll + self.log_volume(z)
+        loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
+        return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
 
     def _flow_nll(self, z: torch.Tensor, targets: torch.Tensor, flow, prior):
         """Step 2's ``-log p_k(h(z)) - log |det J_h(z)|`` per sample and the DAG penalty, for
@@ -856,14 +902,21 @@ class LatentFlowMLE(ManifoldEstimator):
         super().prepare(train)
         if len(self.spare_flows) and int(self.stage) == 1 and self.snap_every:
             self._snap_spares(train, require_improvement=False)  # ae_epochs = 0: snapped at once
+        if int(self.stage) == 1 and self.finetune_after == 0:  # no epoch of step 2 asked for
+            self._start_finetune()
 
     def epoch_end(self, epoch: int, train: TensorData) -> bool:
         """The schedule of :class:`ManifoldEstimator`; with ``flow_restarts > 1`` the spare
         starts snap on the same schedule, then the best start becomes the model's."""
+        if int(self.stage) == 2:  # the fine-tune refines one fit: no snaps, no starts
+            return False
         changed = super().epoch_end(epoch, train)
+        done = epoch + 1
+        if self.finetune_after is not None and done >= self.ae_epochs + self.finetune_after:
+            self._start_finetune()
+            return True
         if not len(self.spare_flows) or int(self.stage) == 0:
             return changed
-        done = epoch + 1
         if self.snap_every and (done - self.ae_epochs) % self.snap_every == 0:
             first = done == self.ae_epochs
             changed = self._snap_spares(train, require_improvement=not first) or changed

@@ -477,3 +477,55 @@ def test_probe_rows_cover_every_context():
     assert torch.equal(probe_rows(10), torch.arange(10))
     with pytest.raises(ValueError, match="flow_restarts"):
         _starts_model(R=0)
+
+
+def test_the_joint_fine_tune_is_validated():
+    with pytest.raises(ValueError, match="finetune_after"):
+        LatentFlowMLE((4,), (1,), finetune_after=-1)
+    with pytest.raises(ValueError, match="which is done for vector data only"):
+        LatentFlowMLE((3, 32, 32), (1,), finetune_after=5)
+    with pytest.raises(ValueError, match="rec_weight"):
+        LatentFlowMLE((4,), (1,), finetune_after=5, rec_weight=0)
+
+
+def test_the_joint_objective_is_the_density_on_the_manifold_plus_the_reconstruction():
+    """Step 3's loss per batch: the model's own density of ``x`` on the manifold (:meth:`nll`)
+    plus ``rec_weight`` times the squared reconstruction error, plus the DAG penalty."""
+    torch.manual_seed(0)
+    model = LatentFlowMLE((6,), (1, 1), nuisance_dim=1, hidden=8, flow_layers=2, flow_hidden=8,
+                          prior="context-module", finetune_after=0, rec_weight=7.0)  # fmt: skip
+    model = model.double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(5, 6, dtype=torch.float64)
+    targets = torch.tensor([[0, 0], [1, 0], [0, 1], [0, 0], [1, 0]], dtype=torch.bool)
+    batch = Batch(x, targets, torch.zeros(5, dtype=torch.long), torch.zeros(5, 2))
+    loss, logs = model.objective(batch, stage=2)
+    rec = ((x - model.decoder(model.latent(x))) ** 2).sum(1)
+    want = (model.nll(x, targets) + 7.0 * rec).mean() + model.dag_weight * model.prior.dag_penalty()
+    assert torch.allclose(loss, want, atol=1e-10)
+    assert math.isclose(logs["rec"], rec.mean().item(), rel_tol=1e-9)
+
+
+def test_the_joint_fine_tune_trains_everything_after_its_epochs_of_step_two():
+    """``finetune_after = 2`` with 2 autoencoder epochs: step 2 for epochs 3-4, then the
+    autoencoder trains again (with the flow and the prior) on the raw observations."""
+    ds = generate(BenchmarkSpec(preset="chain", preset_args={"m": 3, "mixing": "mlp"},
+                                n_train=120, n_val=40, n_test=40, seed=0))  # fmt: skip
+    tr, va = from_dataset(ds, "train"), from_dataset(ds, "val")
+    _standardise(tr, va)
+    torch.manual_seed(0)
+    model = LatentFlowMLE(tr.x.shape[1:], (1, 1, 1), ae_epochs=2, snap_every=2, hidden=16,
+                          flow_layers=2, flow_hidden=16, finetune_after=2)  # fmt: skip
+    cfg = TrainConfig(epochs=4, batch_size=64, progress=False, patience=100)
+    fit(model, tr, va, cfg)
+    assert int(model.stage) == 2  # switched at the end of epoch 4
+    assert all(p.requires_grad for p in model.parameters())
+    assert model.stage_inputs(tr).features is None  # the encoder trains: nothing staged
+    batch = next(iter(tr.batches(64, shuffle=False)))
+    model.train()
+    model.zero_grad(set_to_none=True)
+    model.loss(batch)[0].backward()  # step 3's loss reaches every part of the model
+    for part in (model.encoder, model.decoder, model.flow, model.prior):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
