@@ -1,6 +1,5 @@
 """Every benchmark script refuses bad arguments before any work: one line naming what was wrong,
 exit status 2 (argparse's ``ap.error``), and no data generated, model trained or file written.
-(``bench_composition.py``: tests/test_bench_composition_args.py.)
 
 The scripts are loaded by file path, with ``benchmarks/`` on ``sys.path`` as when they run as
 ``python benchmarks/bench_x.py`` (they import ``_args`` and each other from there); each one's
@@ -22,6 +21,7 @@ WORK = {
     "bench_ae_precision": ("ensure_data",),
     "bench_check": ("timed",),
     "bench_cm_diagnosis": ("run",),
+    "bench_composition": ("ensure_data", "train_method"),
     "bench_consistency": ("run_sweep",),
     "bench_digits": ("train_method", "splits"),  # morpho_digits' own checks run for --n
     "bench_flow_starts": ("ensure_data",),
@@ -56,6 +56,20 @@ CASES = [
     ("bench_cm_diagnosis", ["--seeds", "-1"], "--seeds must be non-negative, got '-1'"),
     ("bench_cm_diagnosis", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
     ("bench_cm_diagnosis", ["--variants", "cm,vae"], "unknown variant(s) vae; known: cm, cm-ctx"),
+    ("bench_composition", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("bench_composition", ["--n-test", "100"], "--n-test must be at least 500"),
+    ("bench_composition", ["--seeds", "0,x"], "--seeds takes integers separated by commas"),
+    ("bench_composition", ["--seeds", "-1"], "--seeds must be non-negative"),
+    ("bench_composition", ["--methods", "context-flow,x"], "--methods: unknown method(s) x"),
+    ("bench_composition", ["--methods", "latent-flow"], "latent-flow need vector observations"),
+    ("bench_composition", ["--preset", "nope"], "unknown preset 'nope'"),
+    ("bench_composition", ["--preset", "random", "--preset-arg", "m=0"], "m (number of nodes)"),
+    ("bench_composition", ["--preset-arg", "m"], "--preset-arg takes KEY=JSON, got 'm'"),
+    ("bench_composition", ["--flow-arg", "flow_activation=tanh"], "'tanh' is not JSON"),
+    ("bench_composition", ["--flow-arg", 'flow_activation="tanh"'], "must be one of silu, prelu"),
+    ("bench_composition", ["--flow-arg", "nope=1"], "unexpected keyword argument 'nope'"),
+    ("bench_composition", ["--flow-arg", 'ae_activation="prelu"'], "images use the conv nets"),
+    ("bench_composition", ["--flow-arg", "finetune_after=3"], "for vector data only"),
     ("bench_consistency", ["--rungs", "L5"], f"--rungs: unknown rung(s) L5; known: {RUNGS_10}"),
     ("bench_consistency", ["--n", "500,x"], "--n takes integers separated by commas, got '500,x'"),
     ("bench_consistency", ["--n", "0,500"], "--n must be at least 1, got '0,500'"),
@@ -142,7 +156,7 @@ def load():
 
 def test_every_script_is_covered():
     scripts = {p.stem for p in BENCHMARKS.glob("bench_*.py")}
-    assert scripts - {"bench_composition"} == set(WORK)
+    assert scripts == set(WORK)
     assert {c.values[0] if hasattr(c, "values") else c[0] for c in CASES} == set(WORK)
 
 
