@@ -24,6 +24,7 @@ from conceptid.models.trainer import (
     CheckpointError,
     TrainConfig,
     architecture,
+    architecture_difference,
     best_validation_loss,
     fit_restarts,
     load_checkpoint,
@@ -207,7 +208,8 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
     ------
     PipelineError
         An unknown method, one that cannot fit this data, bad restarts, or a saved model of
-        other settings (naming each that differs, old -> new) without ``retrain``.
+        other settings (naming each that differs, old -> new) or of another architecture
+        (:func:`~conceptid.models.trainer.architecture`) without ``retrain``.
     CheckpointError
         A damaged ``final.pt`` without ``retrain``.
     """
@@ -228,6 +230,12 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
     if state.get("key") != settings_key(settings):
         diff = settings_difference(state.get("settings"), settings)
         raise PipelineError(f"{final} was trained under other settings: {diff}; {hint}")
+    saved = state.get("architecture")  # files written before it was recorded have none
+    if saved is not None:
+        own = architecture(METHODS[name].make(ds, settings["epochs"]))
+        if saved != own:
+            raise PipelineError(f"{final} was saved by a model of another architecture: "
+                                f"{architecture_difference(saved, own)}; {hint}")  # fmt: skip
     return state
 
 

@@ -17,6 +17,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -37,6 +38,7 @@ __all__ = [
     "TrainConfig",
     "TrainingDivergedError",
     "architecture",
+    "architecture_difference",
     "best_validation_loss",
     "evaluate_loss",
     "fit",
@@ -181,19 +183,30 @@ def _shape_mismatch(model, saved: dict) -> str:
     return ", ".join(parts)
 
 
-def architecture(model: nn.Module) -> str:
-    """The model's module tree as ``repr`` prints it: every layer's type and settings, the
-    activations included, which the shapes of its tensors alone do not tell apart (a SiLU and
-    a leaky-ReLU net hold the same tensors). Saved in every checkpoint and saved model."""
-    return repr(model)
+def architecture(model: nn.Module) -> list[str]:
+    """What the shapes of a model's tensors do not tell: one line per module, ``path: Class``,
+    with the settings of modules that hold no parameters of their own (an activation and its
+    slope, a coupling's mask size and clamp) in brackets, object addresses removed. A SiLU and
+    a leaky-ReLU net hold the same tensors and differ here; a layer with parameters is left to
+    the shape check, so the lines do not depend on how PyTorch prints a ``Linear``. Saved in
+    every checkpoint and saved model."""
+    lines = []
+    for name, module in model.named_modules():
+        line = f"{name or '(model)'}: {type(module).__qualname__}"
+        if not any(True for _ in module.parameters(recurse=False)) and module.extra_repr():
+            line += f"({re.sub(r' at 0x[0-9a-fA-F]+', '', module.extra_repr())})"
+        lines.append(line)
+    return lines
 
 
-def _architecture_difference(saved: str, own: str) -> str:
-    """The first line where two :func:`architecture` texts differ, as one line."""
-    a, b = saved.splitlines(), own.splitlines()
-    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    line = lambda lines: lines[i].strip() if i < len(lines) else "(nothing)"  # noqa: E731
-    return f"line {i + 1} of its architecture is {line(a)!r} in the file, {line(b)!r} here"
+def architecture_difference(saved: list, own: list[str]) -> str:
+    """The first module where two :func:`architecture` lists (a file's, a model's) differ, as
+    one line."""
+    i = next((i for i, (a, b) in enumerate(zip(saved, own)) if a != b), min(len(saved), len(own)))
+    if i == len(saved) or i == len(own):
+        more = "the file" if i < len(saved) else "this model"
+        return f"{more} has more modules (first {(saved if i < len(saved) else own)[i]!r})"
+    return f"{saved[i]!r} in the file, {own[i]!r} here"
 
 
 def load_checkpoint(
@@ -218,7 +231,7 @@ def load_checkpoint(
     saved, own = state.get("architecture"), architecture(model)
     if saved is not None and saved != own:
         raise CheckpointError(f"{path} was written by a model of another architecture: "
-                              f"{_architecture_difference(saved, own)}")  # fmt: skip
+                              f"{architecture_difference(saved, own)}")  # fmt: skip
     model.load_state_dict(state["model"])
     return state
 
@@ -243,10 +256,11 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     an existing checkpoint is resumed and a new one is written atomically after every epoch;
     resuming gives the weights and history an uninterrupted fit gives.
 
-    Raises :class:`CheckpointError` for a checkpoint that is damaged, of another model or shape,
-    or written under other :meth:`TrainConfig.settings`; :class:`TrainingDivergedError` when a
-    loss becomes NaN or infinite; :class:`~conceptid.simulations.errors.UsageError` for a model
-    that is not an :class:`~conceptid.models.contract.Estimator` (naming what it lacks).
+    Raises :class:`CheckpointError` for a checkpoint that is damaged, of another model, shape or
+    architecture (:func:`architecture`), or written under other :meth:`TrainConfig.settings`;
+    :class:`TrainingDivergedError` when a loss becomes NaN or infinite;
+    :class:`~conceptid.simulations.errors.UsageError` for a model that is not an
+    :class:`~conceptid.models.contract.Estimator` (naming what it lacks).
 
     The contract's trainer hooks are called as :mod:`conceptid.models.contract` documents them:
     ``model.prepare(train)`` once before the first epoch of a fresh (not resumed) run;

@@ -108,6 +108,27 @@ def test_a_model_is_reused_only_under_its_own_settings(tmp_path, data, capsys, m
     assert (run / "models" / "pooled" / "notes.txt").read_text() == "mine"  # not the package's
 
 
+def test_a_model_saved_by_another_architecture_is_refused_before_anything_is_written(
+    tmp_path, data, capsys
+):
+    """The same settings but other layers (as a model built by another conceptid whose net
+    differs only where the tensors do not show it): refused, naming the layer, with the
+    way out; the file is left as it was."""
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--methods", "pooled", "--quiet"]
+    assert main([*args, "--epochs", "2"]) == 0
+    final = run / "models" / "pooled" / "final.pt"
+    state = torch.load(final, weights_only=False)
+    i = next(i for i, line in enumerate(state["architecture"]) if line.endswith(": SiLU"))
+    state["architecture"][i] = state["architecture"][i].replace("SiLU", "ReLU")
+    torch.save(state, final)
+    saved = final.read_bytes()
+    err = one_error([*args, "--epochs", "2"], capsys)
+    assert f"{final} was saved by a model of another architecture: " in err
+    assert "ReLU' in the file" in err and "SiLU' here" in err and "--retrain" in err
+    assert final.read_bytes() == saved
+
+
 def test_the_report_states_the_settings_stored_with_the_models(tmp_path, data, monkeypatch):
     run = tmp_path / "run"
     common = ["train", str(data), "--out", str(run), "--quiet"]

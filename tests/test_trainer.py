@@ -342,9 +342,15 @@ def test_resuming_a_fit_that_stopped_early_trains_no_further(tmp_path, data):
 def test_a_checkpoint_of_the_same_tensors_in_another_architecture_is_refused(tmp_path, data):
     """A SiLU flow and a leaky-ReLU flow hold the same tensors: the saved architecture tells
     them apart, in one line naming the first layer that differs. A file without one (written
-    before it was saved) is still read by its tensors."""
+    before it was saved) is still read by its tensors. The architecture does not depend on the
+    dtype or on training."""
     from conceptid.models.mle import LatentFlowMLE
-    from conceptid.models.trainer import load_checkpoint, read_checkpoint, save_checkpoint
+    from conceptid.models.trainer import (
+        architecture,
+        load_checkpoint,
+        read_checkpoint,
+        save_checkpoint,
+    )
 
     tr, va, _ = data
 
@@ -359,9 +365,11 @@ def test_a_checkpoint_of_the_same_tensors_in_another_architecture_is_refused(tmp
         fit(model("leaky_relu"), tr, va, _cfg(epochs=2, checkpoint=str(path)))
     msg = str(err.value)
     assert msg.startswith(f"{path} was written by a model of another architecture: ")
-    assert "'(1): SiLU()' in the file, '(1): LeakyReLU(negative_slope=0.2)' here" in msg
+    layer = "flow.layers.0.net.1"
+    assert f"'{layer}: SiLU' in the file, '{layer}: LeakyReLU(negative_slope=0.2)' here" in msg
     assert "\n" not in msg
     old = read_checkpoint(path)
+    assert old["architecture"] == architecture(model("silu").double())
     del old["architecture"]
     save_checkpoint(path, old)
     leaky = model("leaky_relu")
