@@ -35,6 +35,7 @@ import torch
 from _args import at_least, int_list, key_json, name_list  # beside this file
 
 from conceptid.floors import swd_floors
+from conceptid.methods import flow_schedule
 from conceptid.models.metrics import sliced_wasserstein
 from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
@@ -134,11 +135,17 @@ def _checked(ap: argparse.ArgumentParser, a: argparse.Namespace):
     if len(shape) == 3 and vectors_only:
         ap.error(f"--methods: {', '.join(vectors_only)} need vector observations; this "
                  f"--preset {a.preset} makes images")  # fmt: skip
+    fixed = sorted({"prior", "use_labels"} & set(flow_args))
+    if fixed:  # the methods' builders set these themselves
+        ap.error(f"--flow-arg: {', '.join(fixed)} is set by the method (context-flow or its "
+                 "ablation), not here")  # fmt: skip
     if flow_args:
-        shape = (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
+        images = len(shape) == 3
+        shape = (shape[2], shape[0], shape[1]) if images else shape
         try:
-            LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, **flow_args)
-        except (TypeError, ConceptIDError) as err:
+            schedule = flow_schedule(a.epochs, images, **flow_args)
+            LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, **schedule)
+        except (TypeError, ValueError, ConceptIDError) as err:
             ap.error(f"--flow-arg: {err}")
     return seeds, methods, preset_args, flow_args
 

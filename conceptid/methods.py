@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from conceptid.simulations.benchmark import Dataset
+from conceptid.simulations.validation import is_number
 
 from .errors import PipelineError
 
@@ -98,21 +99,34 @@ def _pooled(ds: Dataset, **kw):
     return PooledVAE(observation_shape(ds), latent, likelihood(ds), **kw)
 
 
-def _flow(ds: Dataset, epochs: int = 60, **kw):
-    """Autoencoder for a third of the budget (images: at least 10 epochs, or half the budget
-    when that is less), then the flow; snaps every sixth (1 to 10). ``kw`` goes to
-    :class:`LatentFlowMLE` and may replace that schedule (``ae_epochs``, ``snap_every``).
+def flow_schedule(epochs: int, images: bool, **kw) -> dict:
+    """The two-step fit's schedule for a budget of ``epochs``: the autoencoder for a third of
+    it (images: at least 10 epochs, or half the budget when that is less), then the flow;
+    snaps every sixth (1 to 10); ``kw`` (arguments of :class:`LatentFlowMLE`) may replace
+    either and is returned with them. A ``finetune_after`` that leaves no epoch of the budget
+    to step 3 is refused (:class:`PipelineError`).
 
     Why the floor for images: measured on quad seed 0, a conv autoencoder trained for 6 epochs
     (a 20-epoch budget) reconstructs at SWD 0.205 from the test data, against 0.041 after 10."""
+    ae = max(1, epochs // 3)
+    if images:
+        ae = max(ae, min(10, epochs // 2))
+    out = {"ae_epochs": ae, "snap_every": _snap_every(epochs)} | kw
+    after = out.get("finetune_after")
+    if is_number(after) and is_number(out["ae_epochs"]) and out["ae_epochs"] + after >= epochs:
+        ae = out["ae_epochs"]
+        raise PipelineError(f"finetune_after={after}: step 3 would start after epoch {ae + after} "
+                            f"({ae} of the autoencoder, {after} of step 2), at or past the "
+                            f"budget of {epochs} epochs")  # fmt: skip
+    return out
+
+
+def _flow(ds: Dataset, epochs: int = 60, **kw):
+    """:class:`LatentFlowMLE` on :func:`flow_schedule`."""
     from conceptid.models.mle import LatentFlowMLE
 
-    ae = max(1, epochs // 3)
-    if ds.is_image:
-        ae = max(ae, min(10, epochs // 2))
-    schedule = {"ae_epochs": ae, "snap_every": _snap_every(epochs)}
     return LatentFlowMLE(observation_shape(ds), ds.block_sizes, ds.nuisance_dim,
-                         **(schedule | kw))  # fmt: skip
+                         **flow_schedule(epochs, ds.is_image, **kw))  # fmt: skip
 
 
 def _context_flow(ds: Dataset, epochs: int = 60, **kw):

@@ -175,10 +175,10 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
             raise UsageError(f"prior must be 'sem' or 'context-module', got {prior!r}")
         self.images = len(obs_shape) == 3  # (3, S, S) in [0, 1]
         ae_activation = check_activation(ae_activation, "ae_activation")
-        if ae_activation != "silu" and (self.images or own):
+        if ae_activation != "silu" and (self.images or encoder is not None or decoder is not None):
             raise UsageError(
                 f"ae_activation={ae_activation!r} sets the residual nets of vector data; "
-                + ("images use the conv nets" if self.images else "your own nets are given")
+                + ("images use the conv nets" if self.images else "your own net is given")
             )
         self.ae_activation = ae_activation
         if encoder is None or decoder is None:
@@ -198,11 +198,13 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
             check_size(self.K**2, f"a context-module prior of {self.K} concepts")
         self.prior_kind = prior
         self.prior = self._new_prior()
-        self.dag_weight = float(dag_weight)
+        self.dag_weight = check_number(dag_weight, "dag_weight", integer=False, minimum=0)
         self.ae_epochs, self.snap_every = int(ae_epochs), int(snap_every)
-        self.volume_eps = float(volume_eps)
+        self.volume_eps = check_number(volume_eps, "volume_eps", integer=False, minimum=0,
+                                       exclusive=True)  # fmt: skip
         self.use_labels = bool(use_labels)
-        self.register_buffer("stage", torch.tensor(0))  # 0: autoencoder, 1: likelihood
+        # 0: autoencoder, 1: likelihood (LatentFlowMLE: 2, its joint fine-tune)
+        self.register_buffer("stage", torch.tensor(0))
         self.snaps = {"tried": 0, "applied": 0, "accepted": 0}
         #: a snap refits the basis of concepts it cannot peel, and the SEM, on the moments
         self.refine_unpeeled = bool(refine_unpeeled)
@@ -667,7 +669,10 @@ class LatentFlowMLE(ManifoldEstimator):
     Jacobian at every sample). Its change of variables holds only where ``f o g`` is the
     identity, which is why it is a refinement and not the fit (see :class:`ManifoldMLE`). A
     user's own pre-trained autoencoder (``encoder``, ``decoder``, ``ae_epochs=0``) is thus
-    fitted step 2 first, then fine-tuned with it. Off by default.
+    fitted step 2 first, then fine-tuned with it. While a fine-tune follows, step 2 is a
+    warm-up (not validated; early stopping waits), and a budget that ends first never reaches
+    step 3 (:attr:`stage` stays 1; the pipeline's builder refuses such a budget). Off by
+    default.
 
     ``ae_activation`` (the residual autoencoder's MLPs; vector data only) and ``flow_activation``
     (the couplings' nets) choose ``"silu"`` (the default, smooth), ``"prelu"`` or
@@ -719,7 +724,10 @@ class LatentFlowMLE(ManifoldEstimator):
         finetune_after: int | None = None,
         rec_weight: float = 100.0,
     ) -> None:
-        check_number(ae_epochs, "ae_epochs (step 1 learns the manifold)")
+        check_number(ae_epochs, "ae_epochs (step 1 learns the manifold; 0: it is given)", minimum=0)
+        if ae_epochs == 0 and (encoder is None or decoder is None):
+            raise UsageError("ae_epochs=0 (no step 1) needs your own trained encoder and decoder; "
+                             "the default nets start untrained")  # fmt: skip
         flow_activation = check_activation(flow_activation, "flow_activation")
         if finetune_after is not None:
             check_number(finetune_after, "finetune_after (epochs of step 2 before it)", minimum=0)
@@ -764,9 +772,16 @@ class LatentFlowMLE(ManifoldEstimator):
         for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
             p.requires_grad_(False)
 
+    def hold_early_stop(self) -> bool:
+        """Step 1 is a warm-up; so is step 2 when a fine-tune follows (its loss is not the
+        final objective): early stopping cannot end the fit before step 3, and those epochs
+        are not validated."""
+        return int(self.stage) == 0 or (int(self.stage) == 1 and self.finetune_after is not None)
+
     def _start_finetune(self) -> None:
         """Step 3: the autoencoder trains again, with the flow and the prior, on the joint
-        objective (:meth:`_joint_objective`)."""
+        objective (:meth:`_joint_objective`). Every parameter of the encoder and the decoder
+        trains, your own nets' included."""
         self.stage.fill_(2)
         for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
             p.requires_grad_(True)
@@ -810,7 +825,8 @@ class LatentFlowMLE(ManifoldEstimator):
     def objective(self, batch: Batch, stage: int = 1):
         """The loss of ``stage`` (0: the autoencoder's reconstruction, 1: the flow's exact
         likelihood of the frozen latent, read from ``batch.features`` when
-        :meth:`stage_inputs` computed it) and its logs."""
+        :meth:`stage_inputs` computed it, 2: the joint fine-tune, :meth:`_joint_objective`)
+        and its logs."""
         if stage == 0:
             mixed = self.ae_autocast is not None and self.training
             with torch.autocast(batch.x.device.type, torch.bfloat16, enabled=mixed):
@@ -907,20 +923,21 @@ class LatentFlowMLE(ManifoldEstimator):
 
     def epoch_end(self, epoch: int, train: TensorData) -> bool:
         """The schedule of :class:`ManifoldEstimator`; with ``flow_restarts > 1`` the spare
-        starts snap on the same schedule, then the best start becomes the model's."""
+        starts snap on the same schedule, then the best start becomes the model's; with
+        ``finetune_after`` step 3 starts after that many epochs of step 2."""
         if int(self.stage) == 2:  # the fine-tune refines one fit: no snaps, no starts
             return False
         changed = super().epoch_end(epoch, train)
         done = epoch + 1
+        if len(self.spare_flows) and int(self.stage) == 1:
+            if self.snap_every and (done - self.ae_epochs) % self.snap_every == 0:
+                first = done == self.ae_epochs
+                changed = self._snap_spares(train, require_improvement=not first) or changed
+            changed = self._choose_start(train) or changed
         if self.finetune_after is not None and done >= self.ae_epochs + self.finetune_after:
-            self._start_finetune()
+            self._start_finetune()  # from the best start, chosen above
             return True
-        if not len(self.spare_flows) or int(self.stage) == 0:
-            return changed
-        if self.snap_every and (done - self.ae_epochs) % self.snap_every == 0:
-            first = done == self.ae_epochs
-            changed = self._snap_spares(train, require_improvement=not first) or changed
-        return self._choose_start(train) or changed
+        return changed
 
     @torch.no_grad()
     def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -70,6 +70,17 @@ CASES = [
     ("bench_composition", ["--flow-arg", "nope=1"], "unexpected keyword argument 'nope'"),
     ("bench_composition", ["--flow-arg", 'ae_activation="prelu"'], "images use the conv nets"),
     ("bench_composition", ["--flow-arg", "finetune_after=3"], "for vector data only"),
+    (
+        "bench_composition",
+        ["--preset", "random", "--flow-arg", "finetune_after=90"],
+        "at or past the budget of 30 epochs",
+    ),
+    ("bench_composition", ["--flow-arg", 'prior="sem"'], "prior is set by the method"),
+    (
+        "bench_composition",
+        ["--preset", "random", "--flow-arg", 'dag_weight="x"'],
+        "dag_weight must be",
+    ),
     ("bench_consistency", ["--rungs", "L5"], f"--rungs: unknown rung(s) L5; known: {RUNGS_10}"),
     ("bench_consistency", ["--n", "500,x"], "--n takes integers separated by commas, got '500,x'"),
     ("bench_consistency", ["--n", "0,500"], "--n must be at least 1, got '0,500'"),

@@ -181,9 +181,14 @@ def test_snap_rewrites_the_flow_head_exactly():
     assert torch.allclose(u_obs[:, :3].std(0), torch.ones(3, dtype=torch.float64), atol=1e-6)
 
 
-def test_ae_epochs_must_be_positive():
+def test_ae_epochs_must_be_positive_unless_the_autoencoder_is_given():
     with pytest.raises(ValueError, match="ae_epochs"):
+        LatentFlowMLE((4,), (1,), ae_epochs=-1)
+    with pytest.raises(ValueError, match="ae_epochs=0 .no step 1. needs your own trained"):
         LatentFlowMLE((4,), (1,), ae_epochs=0)
+    with pytest.raises(ValueError, match="needs your own trained encoder and decoder"):
+        LatentFlowMLE((4,), (1,), ae_epochs=0, encoder=nn.Linear(4, 1))
+    LatentFlowMLE((4,), (1,), ae_epochs=0, encoder=nn.Linear(4, 1), decoder=nn.Linear(1, 4))
 
 
 def test_a_piecewise_linear_flow_is_piecewise_linear():
@@ -224,9 +229,11 @@ def test_activations_are_chosen_per_net_and_validated():
         LatentFlowMLE((4,), (1,), ae_activation="relu")
     with pytest.raises(ValueError, match="images use the conv nets"):
         LatentFlowMLE((3, 32, 32), (1,), ae_activation="prelu")
-    with pytest.raises(ValueError, match="your own nets are given"):
+    with pytest.raises(ValueError, match="your own net is given"):
         LatentFlowMLE((4,), (1,), ae_activation="prelu", encoder=nn.Linear(4, 1),
                       decoder=nn.Linear(1, 4))  # fmt: skip
+    with pytest.raises(ValueError, match="your own net is given"):  # one of the two is enough
+        LatentFlowMLE((4,), (1,), ae_activation="prelu", decoder=nn.Linear(1, 4))
 
 
 def test_ae_autocast_is_validated():
@@ -482,6 +489,10 @@ def test_probe_rows_cover_every_context():
 def test_the_joint_fine_tune_is_validated():
     with pytest.raises(ValueError, match="finetune_after"):
         LatentFlowMLE((4,), (1,), finetune_after=-1)
+    with pytest.raises(ValueError, match="dag_weight must be"):
+        LatentFlowMLE((4,), (1,), dag_weight="x")
+    with pytest.raises(ValueError, match="volume_eps must be"):
+        LatentFlowMLE((4,), (1,), volume_eps=0)
     with pytest.raises(ValueError, match="which is done for vector data only"):
         LatentFlowMLE((3, 32, 32), (1,), finetune_after=5)
     with pytest.raises(ValueError, match="rec_weight"):
@@ -529,3 +540,52 @@ def test_the_joint_fine_tune_trains_everything_after_its_epochs_of_step_two():
     model.loss(batch)[0].backward()  # step 3's loss reaches every part of the model
     for part in (model.encoder, model.decoder, model.flow, model.prior):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def test_a_given_autoencoder_is_fitted_step_two_first_then_fine_tuned():
+    """``ae_epochs=0`` with your own (pre-trained) nets: step 2 from the first epoch, the
+    autoencoder untouched by it; with ``finetune_after`` it trains again in step 3. While a
+    fine-tune follows, step 2 is a warm-up: early stopping waits and it is not validated."""
+    ds = generate(BenchmarkSpec(preset="chain", preset_args={"m": 2, "mixing": "linear"},
+                                n_train=100, n_val=40, n_test=40, seed=0))  # fmt: skip
+    tr, va = from_dataset(ds, "train"), from_dataset(ds, "val")
+    p = tr.x.shape[1]
+
+    def model(**kw):
+        torch.manual_seed(0)
+        enc = nn.Sequential(nn.Linear(p, 8), nn.Tanh(), nn.Linear(8, 2))
+        dec = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, p))
+        return LatentFlowMLE((p,), (1, 1), ae_epochs=0, snap_every=2, flow_layers=2,
+                             flow_hidden=8, encoder=enc, decoder=dec, **kw)  # fmt: skip
+
+    cfg = TrainConfig(epochs=3, batch_size=50, progress=False, patience=1)
+    only_step_two = model()
+    given = copy.deepcopy(only_step_two.encoder.state_dict())
+    hist = fit(only_step_two, tr, va, cfg)
+    assert int(only_step_two.stage) == 1 and None not in hist["val_loss"]
+    for k, v in only_step_two.encoder.state_dict().items():
+        assert torch.equal(v, given[k]), k
+    tuned = model(finetune_after=2)
+    assert tuned.hold_early_stop()  # before training: step 1 (none), then a warm-up step 2
+    hist = fit(tuned, tr, va, cfg)
+    # epoch 1: step 2, not validated; epoch 2 ends it and starts step 3, which is validated
+    assert int(tuned.stage) == 2 and hist["val_loss"][0] is None
+    assert None not in hist["val_loss"][1:]
+    assert any(not torch.equal(v, given[k]) for k, v in tuned.encoder.state_dict().items())
+
+
+def test_the_fine_tune_starts_from_the_best_start_of_step_two():
+    """With ``flow_restarts > 1`` the starts are compared on the switch epoch too, before
+    step 3 takes the model's flow."""
+    ds = generate(BenchmarkSpec(preset="chain", preset_args={"m": 2}, n_train=100, n_val=40,
+                                n_test=40, seed=0))  # fmt: skip
+    tr, va = from_dataset(ds, "train"), from_dataset(ds, "val")
+    torch.manual_seed(0)
+    m = LatentFlowMLE(tr.x.shape[1:], (1, 1), ae_epochs=1, snap_every=1, hidden=8,
+                      flow_layers=2, flow_hidden=8, flow_restarts=2, finetune_after=2)  # fmt: skip
+    chosen = []
+    m._choose_start = lambda data, margin=1e-2: chosen.append(int(m.stage)) or False
+    fit(m, tr, va, TrainConfig(epochs=4, batch_size=50, progress=False))
+    # after epoch 1 (step 2's first), 2, and 3 (the switch, which the fine-tune then takes),
+    # and never in step 3 (epoch 4)
+    assert int(m.stage) == 2 and chosen == [1, 1, 1]
