@@ -180,7 +180,6 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
                 f"ae_activation={ae_activation!r} sets the residual nets of vector data; "
                 + ("images use the conv nets" if self.images else "your own net is given")
             )
-        self.ae_activation = ae_activation
         if encoder is None or decoder is None:
             if len(obs_shape) == 1:
                 p = obs_shape[0]
@@ -293,6 +292,14 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
 
     def loss(self, batch: Batch, generator=None):
         return self.objective(batch, int(self.stage))
+
+    def _penalised(self, nll: torch.Tensor, rec: torch.Tensor, dag: torch.Tensor):
+        """The joint objective of a subclass with a ``rec_weight`` (:class:`ManifoldMLE`, and
+        :class:`LatentFlowMLE`'s step 3): the density on the manifold per sample ``nll``, plus
+        ``rec_weight`` times the reconstruction error ``rec``, averaged, plus the DAG penalty;
+        and its logs."""
+        loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
+        return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
 
     # -- the schedule (trainer hooks) ---------------------------------------------------------
 
@@ -601,9 +608,7 @@ class ManifoldMLE(ManifoldEstimator):
         if stage == 0:
             return rec.mean(), {"rec": rec.mean().item()}
         nll = self.prior_nll(z, batch.targets) + self.log_volume(z)
-        dag = self.prior.dag_penalty()
-        loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
-        return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
+        return self._penalised(nll, rec, self.prior.dag_penalty())
 
     def _reparametrise(self, M: np.ndarray, t: np.ndarray) -> None:
         """``z' = M z + t``: fold into the encoder's last and decoder's first linear layer."""
@@ -730,13 +735,15 @@ class LatentFlowMLE(ManifoldEstimator):
                              "the default nets start untrained")  # fmt: skip
         flow_activation = check_activation(flow_activation, "flow_activation")
         if finetune_after is not None:
-            check_number(finetune_after, "finetune_after (epochs of step 2 before it)", minimum=0)
+            finetune_after = check_number(finetune_after, "finetune_after (epochs of step 2 "
+                                          "before it)", minimum=0)  # fmt: skip
             if len(tuple(obs_shape)) != 1:
                 raise UsageError(
                     "finetune_after: the joint fine-tune's volume term takes the decoder's "
                     "Jacobian at every sample, which is done for vector data only"
                 )
-        check_number(rec_weight, "rec_weight", integer=False, minimum=0, exclusive=True)
+        rec_weight = check_number(rec_weight, "rec_weight", integer=False, minimum=0,
+                                  exclusive=True)  # fmt: skip
         check_number(flow_layers, "flow_layers")
         check_number(flow_hidden, "flow_hidden")
         R = check_number(flow_restarts, "flow_restarts")
@@ -756,21 +763,23 @@ class LatentFlowMLE(ManifoldEstimator):
             LatentFlow(self.D, flow_layers, flow_hidden, seed=r, activation=flow_activation)
             for r in range(1, R)
         )
-        self.flow_activation = flow_activation
         self.spare_priors = nn.ModuleList(self._new_prior() for _ in range(1, R))
         self.flow_restarts = R
         #: step 1 trains under mixed precision (autocast to this dtype; weights stay float32)
         self.ae_autocast = ae_autocast
         #: step 3, the joint fine-tune, starts after this many epochs of step 2 (None: never)
-        self.finetune_after = None if finetune_after is None else int(finetune_after)
-        self.rec_weight = float(rec_weight)
+        self.finetune_after = finetune_after
+        self.rec_weight = rec_weight
         self._staged: dict = {}  # stage_inputs' latents of the last two data sets (no copy of x)
+
+    def _enter_stage(self, stage: int, autoencoder_trains: bool) -> None:
+        self.stage.fill_(stage)
+        for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
+            p.requires_grad_(autoencoder_trains)
 
     def _start_likelihood(self) -> None:
         """Step 2: freeze the autoencoder; the flow and the prior train from now on."""
-        self.stage.fill_(1)
-        for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
-            p.requires_grad_(False)
+        self._enter_stage(1, autoencoder_trains=False)
 
     def hold_early_stop(self) -> bool:
         """Step 1 is a warm-up; so is step 2 when a fine-tune follows (its loss is not the
@@ -782,9 +791,7 @@ class LatentFlowMLE(ManifoldEstimator):
         """Step 3: the autoencoder trains again, with the flow and the prior, on the joint
         objective (:meth:`_joint_objective`). Every parameter of the encoder and the decoder
         trains, your own nets' included."""
-        self.stage.fill_(2)
-        for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
-            p.requires_grad_(True)
+        self._enter_stage(2, autoencoder_trains=True)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``u = h(g(x))`` ``(b, D)``: the concepts, then the nuisance."""
@@ -848,9 +855,7 @@ class LatentFlowMLE(ManifoldEstimator):
         z = self.latent(batch.x)
         rec = ((batch.x - self.decoder(z)).flatten(1) ** 2).sum(1)
         nll, dag = self._flow_nll(z, batch.targets, self.flow, self.prior)
-        nll = nll + self.log_volume(z)
-        loss = (nll + self.rec_weight * rec).mean() + self.dag_weight * dag
-        return loss, {"nll": nll.mean().item(), "rec": rec.mean().item(), "dag": dag.item()}
+        return self._penalised(nll + self.log_volume(z), rec, dag)
 
     def _flow_nll(self, z: torch.Tensor, targets: torch.Tensor, flow, prior):
         """Step 2's ``-log p_k(h(z)) - log |det J_h(z)|`` per sample and the DAG penalty, for
