@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 
 def at_least(
@@ -60,6 +60,16 @@ def name_list(
     if unknown:
         ap.error(f"{flag}: unknown {what}(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return names
+
+
+def vector_methods_on_images(
+    ap: argparse.ArgumentParser, methods: list[str], known: Mapping, where: str
+) -> None:
+    """Refuse the ``methods`` that need vector observations (``known[m].vectors_only``, a
+    registry such as ``conceptid.methods.METHODS``) on image data; ``where`` says so."""
+    vectors = [m for m in methods if known[m].vectors_only]
+    if vectors:
+        ap.error(f"--methods: {', '.join(vectors)} need(s) vector observations; {where}")
 
 
 def key_json(ap: argparse.ArgumentParser, flag: str, items: list[str]) -> dict:

@@ -32,7 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _args import at_least, int_list, key_json, name_list  # beside this file
+from _args import (  # beside this file
+    at_least,
+    int_list,
+    key_json,
+    name_list,
+    vector_methods_on_images,
+)
 
 from conceptid.floors import swd_floors
 from conceptid.methods import flow_schedule
@@ -131,10 +137,8 @@ def _checked(ap: argparse.ArgumentParser, a: argparse.Namespace):
     except ConceptIDError as err:
         ap.error(f"--preset {a.preset} with {preset_args}: {err}")
     shape = tuple(cm.mixing.output_shape)  # images: (H, W, 3), the models take (3, H, W)
-    vectors_only = [m for m in methods if METHODS[m].vectors_only]
-    if len(shape) == 3 and vectors_only:
-        ap.error(f"--methods: {', '.join(vectors_only)} need vector observations; this "
-                 f"--preset {a.preset} makes images")  # fmt: skip
+    if len(shape) == 3:
+        vector_methods_on_images(ap, methods, METHODS, f"this --preset {a.preset} makes images")
     fixed = sorted({"prior", "use_labels"} & set(flow_args))
     if fixed:  # the methods' builders set these themselves
         ap.error(f"--flow-arg: {', '.join(fixed)} is set by the method (context-flow or its "

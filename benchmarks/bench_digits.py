@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _args import at_least, int_list, name_list
+from _args import at_least, int_list, name_list, vector_methods_on_images
 
 from conceptid.cli import check_device
 from conceptid.models.data import targets_mask
@@ -166,10 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     at_least(ap, a, ("nuisance_dim",), minimum=0)
     blocks = _block_sizes(ap, a.block_sizes)
     names = name_list(ap, "--methods", a.methods, METHODS, "method")
-    vectors = [m for m in names if METHODS[m].vectors_only]
-    if vectors:
-        ap.error(f"--methods: {', '.join(vectors)} need(s) vector observations; the digits are "
-                 "images")  # fmt: skip
+    vector_methods_on_images(ap, names, METHODS, "the digits are images")
     try:
         check_device(a.device)
     except UsageError as err:

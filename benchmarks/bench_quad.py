@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _args import at_least, int_list, name_list
+from _args import at_least, int_list, name_list, vector_methods_on_images
 
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
 from conceptid.simulations import BenchmarkSpec
@@ -37,10 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = int_list(ap, "--seeds", a.seeds, minimum=0)
     at_least(ap, a, ("epochs", "n", "threads"))
     methods = name_list(ap, "--methods", a.methods, METHODS, "method")
-    vectors = [m for m in methods if METHODS[m].vectors_only]
-    if vectors:
-        ap.error(f"--methods: {', '.join(vectors)} need(s) vector observations; the quad scene "
-                 "is images")  # fmt: skip
+    vector_methods_on_images(ap, methods, METHODS, "the quad scene is images")
     torch.set_num_threads(a.threads)
     rows: dict = {m: [] for m in methods}
     for seed in seeds:

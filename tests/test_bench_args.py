@@ -61,7 +61,11 @@ CASES = [
     ("bench_composition", ["--seeds", "0,x"], "--seeds takes integers separated by commas"),
     ("bench_composition", ["--seeds", "-1"], "--seeds must be non-negative"),
     ("bench_composition", ["--methods", "context-flow,x"], "--methods: unknown method(s) x"),
-    ("bench_composition", ["--methods", "latent-flow"], "latent-flow need vector observations"),
+    (
+        "bench_composition",
+        ["--methods", "latent-flow"],
+        "latent-flow need(s) vector observations; this --preset quad makes images",
+    ),
     ("bench_composition", ["--preset", "nope"], "unknown preset 'nope'"),
     ("bench_composition", ["--preset", "random", "--preset-arg", "m=0"], "m (number of nodes)"),
     ("bench_composition", ["--preset-arg", "m"], "--preset-arg takes KEY=JSON, got 'm'"),
