@@ -4,10 +4,20 @@ For each seed: a benchmark with held-out composed contexts (quad dependent or in
 32x32, or any preset), every method trained by the same trainer on the same data and budget,
 then the SWD between generated and test samples, for the training contexts (concept SWD) and for
 the held-out compositions (composition SWD, never seen in training), with at least 500 test
-samples per context. Printed beside two floors measured in the same run (``conceptid.floors``):
-the sampling floor (a fresh draw of the same context) and the labels-ignored floor (a fresh
-draw of the observational context). Ratios are against the pooled VAE and against the
-labels-ignored ablation of the same model, both trained in the same run.
+samples per context. Printed beside the floors measured in the same run (``conceptid.floors``):
+the sampling floor (a fresh draw of the same context), the labels-ignored floor (a fresh draw of
+the observational context) and, where the data allow it (a linear Gaussian SEM with hard
+interventions), the oracle SEM floor (a linear Gaussian SEM fitted to the true concepts of the
+training rows, through the true mixing: what composing costs when recovery is exact). Ratios
+are against the pooled VAE and against the labels-ignored ablation of the same model, both
+trained in the same run, and against the sampling floor, seed by seed.
+
+``--diagnose`` (two-step models) adds, per seed, where a composition's error lives: on vector
+data with ground truth, probes of how much of each true concept the data ``x``, the frozen
+latent ``z`` of step 1 and the learned concepts ``u`` carry (R^2 of an MLP fitted on the
+training rows), beside each learned concept's own R^2 up to the class; then, context by
+context, the generated samples and the decoder against their floors and the prior in the space
+of the learned concepts.
 
 Goals (composition issue): quad dependent composition SWD <= 0.5x the pooled VAE's and concept
 SWD <= 0.6x; quad independent composition <= 0.3x; the module beats its ablation on composition by
@@ -40,13 +50,13 @@ from _args import (  # beside this file
     vector_methods_on_images,
 )
 
-from conceptid.floors import swd_floors
+from conceptid.floors import OracleSEM, swd_floors
 from conceptid.methods import flow_schedule
 from conceptid.models.metrics import sliced_wasserstein
 from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
 from conceptid.simulations import BenchmarkSpec
-from conceptid.simulations.errors import ConceptIDError
+from conceptid.simulations.errors import ConceptIDError, UsageError
 
 
 @torch.no_grad()
@@ -100,6 +110,47 @@ def diagnose(model, ds, split, contexts, n: int, seed: int, normaliser) -> list[
     return out
 
 
+def probe_r2(train_x, train_c, test_x, test_c, seed: int, steps: int = 4000) -> np.ndarray:
+    """R^2 per concept of an MLP (two hidden layers of 256 SiLU units, Adam, cosine schedule)
+    fitted to predict the true concepts ``train_c`` from ``train_x`` (both standardised), on
+    ``test_x``: how much of each concept a representation carries, whatever its alignment."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(train_x.shape[1], 256), torch.nn.SiLU(),
+                              torch.nn.Linear(256, 256), torch.nn.SiLU(),
+                              torch.nn.Linear(256, train_c.shape[1]))  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    mx, sx = train_x.mean(0), train_x.std(0) + 1e-8
+    mc, sc = train_c.mean(0), train_c.std(0) + 1e-8
+    for k in range(steps):
+        idx = torch.randint(0, len(train_x), (256,), generator=g)
+        loss = ((net((train_x[idx] - mx) / sx) - (train_c[idx] - mc) / sc) ** 2).mean()
+        for group in opt.param_groups:
+            group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * k / steps))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = net((test_x - mx) / sx) * sc + mc
+    return (1 - ((pred - test_c) ** 2).mean(0) / test_c.var(0)).numpy()
+
+
+def _print_probes(model, tr, te, seed: int, r2) -> None:
+    """Step 1 against step 2: each concept from the data, from the frozen latent ``z`` and from
+    the learned concepts together (MLP probes), then the learned concept alone (R^2 up to the
+    class, the evaluation's)."""
+    K = model.K
+    with torch.no_grad():
+        reps = {"x": (tr.x, te.x), "z": (model.latent(tr.x), model.latent(te.x)),
+                "u": (model.encode(tr.x)[:, :K], model.encode(te.x)[:, :K])}  # fmt: skip
+    print(f"seed {seed} probes: R^2 of each true concept from a representation (an MLP fitted on "
+          "the training rows; test rows of the training contexts)")  # fmt: skip
+    for name, (a, b) in reps.items():
+        r = probe_r2(a, tr.concepts, b, te.concepts, seed)
+        print(f"  from {name}: " + " ".join(f"{v:.3f}" for v in r))
+    print("  u_j alone (up to the class): " + " ".join(f"{v:.3f}" for v in r2))
+
+
 def _print_diagnosis(rows: list[dict], held: bool) -> None:
     for r in rows:
         print(f"  {r['context']:<16}{'held out' if held else 'training':<10}"
@@ -111,6 +162,11 @@ def _print_diagnosis(rows: list[dict], held: bool) -> None:
 def _with(build, extra: dict, ds, epochs: int):
     """``build(ds, epochs, **extra)``: a method's builder with extra model arguments."""
     return build(ds, epochs, **extra)
+
+
+def _num(v: float, form: str = "{:.4f}") -> str:
+    """``v`` in ``form``, or ``n/a`` for a floor the data do not allow (NaN)."""
+    return "n/a" if np.isnan(v) else form.format(v)
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -195,18 +251,27 @@ def main(argv: list[str] | None = None) -> None:
             norm, parts = splits(ds)
             _, (_, _, te, held) = norm, parts
             train_ids, held_ids = ds.training_contexts, ds.held_out_contexts
+            try:
+                OracleSEM(ds)
+                oracle = True
+            except UsageError as err:
+                oracle = False
+                print(f"seed {seed}: no oracle SEM floor: {err}")
             f_train = swd_floors(ds, te, train_ids, a.n_test, seed, norm)
-            f_held = swd_floors(ds, held, held_ids, a.n_test, seed, norm)
+            f_held = swd_floors(ds, held, held_ids, a.n_test, seed, norm, oracle=oracle)
             floors.append({
                 "concept_same": np.mean(list(f_train["same"].values())),
                 "concept_obs": np.mean(list(f_train["observational"].values())),
                 "composition_same": np.mean(list(f_held["same"].values())),
                 "composition_obs": np.mean(list(f_held["observational"].values())),
+                "composition_oracle": (np.mean(list(f_held["oracle_sem"].values()))
+                                       if oracle else np.nan),
             })  # fmt: skip
             print(f"seed {seed} floors: concept same {floors[-1]['concept_same']:.4f} obs "
                   f"{floors[-1]['concept_obs']:.4f}; composition same "
                   f"{floors[-1]['composition_same']:.4f} obs "
-                  f"{floors[-1]['composition_obs']:.4f}", flush=True)  # fmt: skip
+                  f"{floors[-1]['composition_obs']:.4f} oracle SEM "
+                  f"{_num(floors[-1]['composition_oracle'])}", flush=True)  # fmt: skip
             for name in methods:
                 t0 = time.perf_counter()
                 model, _ = train_method(name, ds, out, seed=seed, epochs=a.epochs,
@@ -217,8 +282,11 @@ def main(argv: list[str] | None = None) -> None:
                                     data_splits=(norm, parts))  # fmt: skip
                 m["seconds"] = sec
                 m["reconstruction_swd"] = reconstruction_swd(model, te, a.n_test, seed)
+                m["x_floor"] = m["composition_swd"] / floors[-1]["composition_same"]
                 rows[name].append(m)
                 if a.diagnose and isinstance(model, LatentFlowMLE) and model.can_intervene:
+                    if ds.has_ground_truth and not ds.is_image:
+                        _print_probes(model, parts[0], te, seed, m["r2"])
                     print(f"seed {seed} {name}: where the error lives", flush=True)
                     _print_diagnosis(diagnose(model, ds, te, train_ids, a.n_test, seed, norm),
                                      held=False)  # fmt: skip
@@ -240,7 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     fl = {k: float(np.mean([f[k] for f in floors])) for k in floors[0]}
     print(f"floors (mean over seeds): concept SWD same-law {fl['concept_same']:.4f}, "
           f"observational {fl['concept_obs']:.4f}; composition SWD same-law "
-          f"{fl['composition_same']:.4f}, observational {fl['composition_obs']:.4f}")  # fmt: skip
+          f"{fl['composition_same']:.4f}, observational {fl['composition_obs']:.4f}, oracle "
+          f"SEM {_num(fl['composition_oracle'])}")  # fmt: skip
     peers = [p for p in ("pooled", "context-flow-ablation") if p in rows and rows[p]]
     head = f"{'method':<48}{'mean R2':>8}{'concept SWD':>13}{'composition SWD':>17}"
     short = {"pooled": "vs pooled", "context-flow-ablation": "vs ablation"}
@@ -263,6 +332,12 @@ def main(argv: list[str] | None = None) -> None:
         r2 = np.array([r["r2"] for r in rows[name]])  # (seeds, concepts)
         cells = [f"{m:.3f} [{lo:.3f}]" for m, lo in zip(r2.mean(0), r2.min(0))]
         print(f"{name:<24}" + "".join(f"{c:>{max(width, 13) + 1}}" for c in cells))
+    ratios = [f["composition_oracle"] / f["composition_same"] for f in floors]
+    print("composition SWD over the same-law floor, per seed (mean): "
+          + "; ".join(f"{n} " + " ".join(f"{r['x_floor']:.2f}x" for r in rows[n])
+                      + f" ({_mean(rows[n], 'x_floor'):.2f}x)" for n in methods)
+          + "; oracle SEM " + " ".join(_num(r, "{:.2f}x") for r in ratios)
+          + f" ({_num(float(np.mean(ratios)), '{:.2f}x')})")  # fmt: skip
     print(
         "per-seed composition SWD: "
         + "; ".join(

@@ -198,3 +198,15 @@ def test_bad_arguments_are_refused_before_any_work(
     err = capsys.readouterr().err.strip().splitlines()
     assert ": error: " in err[-1] and message in err[-1]  # argparse's one line (after its usage)
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_composition_probe_finds_what_a_representation_carries(load):
+    """bench_composition's probe: a concept that is a smooth function of the representation is
+    found (R^2 near 1 on fresh rows), one independent of it is not (R^2 near 0)."""
+    probe_r2 = load("bench_composition").probe_r2
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 3, generator=g)
+    c = torch.stack([torch.sin(x[:, 0]) + x[:, 1] ** 2, torch.randn(3000, generator=g)], 1)
+    r2 = probe_r2(x[:2000], c[:2000], x[2000:], c[2000:], seed=0, steps=1500)
+    assert r2[0] > 0.95
+    assert abs(r2[1]) < 0.05
