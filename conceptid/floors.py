@@ -1,4 +1,4 @@
-"""The two floors every SWD figure is read against.
+"""The floors every SWD figure is read against.
 
 A sliced Wasserstein distance between ``n`` generated and ``n`` data samples is never zero: two
 independent samples of the *same* law are apart by the sampling floor. And a generator that
@@ -11,10 +11,11 @@ target context's law. So for each context ``k`` of a dataset with ground truth:
   context (what ignoring the labels costs, at best);
 - ``oracle_sem`` (on request, ``oracle=True``): SWD between the test rows of ``k`` and a draw
   from a linear Gaussian SEM fitted to the *true* concepts of the training rows (the true graph,
-  known targets), passed through the true mixing. It is what composing costs when the concepts
-  are recovered exactly and only the SEM is estimated from the training data at this size: a
-  fitted model's excess over it is its recovery's error, not the estimation of the law
-  (:func:`oracle_sem_sample`).
+  or a complete DAG in its order; the targets known), passed through the true mixing
+  (:class:`OracleSEM`, :func:`oracle_sem_sample`). It is what composing costs when the concepts
+  are recovered exactly and only the SEM's parameters are estimated from the training data at
+  this size: a fitted model's excess over it is not that estimation, but its concepts (their
+  recovery, or the causal order it gives them).
 
 Fresh draws come from the dataset's ground-truth model with their own seed stream, and are put in
 the same units as the evaluation data (the images scaled to ``[0, 1]``, vectors standardised by
@@ -22,6 +23,8 @@ the training split's normaliser).
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import torch
@@ -56,15 +59,22 @@ def _units(ds: Dataset, x: np.ndarray, normaliser=None) -> np.ndarray:
 
 
 def swd_floors(
-    ds: Dataset, split, contexts, n: int, seed: int = 0, normaliser=None, *, oracle: bool = False
+    ds: Dataset,
+    split,
+    contexts,
+    n: int,
+    seed: int = 0,
+    normaliser=None,
+    *,
+    oracle: bool | OracleSEM = False,
 ) -> dict[str, dict[str, float]]:
     """``{"same": {name: swd}, "observational": {name: swd}}`` for each context index in
     ``contexts``, against the rows of ``split`` (a :class:`conceptid.models.data.TensorData` in
-    evaluation units) of that context, up to ``n`` of them; with ``oracle``, also
-    ``"oracle_sem"`` (see the module docstring; :class:`OracleSEM` raises
-    :class:`~conceptid.simulations.errors.UsageError` for a dataset it does not apply to, before
-    any floor is computed)."""
-    fitted = OracleSEM(ds) if oracle else None
+    evaluation units) of that context, up to ``n`` of them; with ``oracle`` (True, or an
+    :class:`OracleSEM` already fitted to ``ds``), also ``"oracle_sem"`` (see the module
+    docstring; :class:`OracleSEM` raises :class:`~conceptid.simulations.errors.UsageError` for
+    a dataset it does not apply to, before any floor is computed)."""
+    fitted = oracle if isinstance(oracle, OracleSEM) else OracleSEM(ds) if oracle else None
     rng = np.random.default_rng(seed)
     observational = ds.observational_contexts
     obs = fresh_draw(ds, observational[0], n, seed, normaliser) if observational else None
@@ -90,18 +100,24 @@ class OracleSEM:
     """A linear Gaussian SEM fitted to the true concepts of a dataset's training rows.
 
     Each concept block ``j`` is regressed, by least squares with an intercept, on the blocks of
-    its parents in the *true* graph, over the training rows of the contexts that do not target
-    it (its mechanism holds there); its noise covariance is that of the residuals. Its law under
-    a hard intervention is the sample mean and covariance of the block over the rows of the
-    contexts that target it. Sampling under any target set is ancestral in the graph's order.
+    its parents, over the training rows of the contexts that do not target it (its mechanism
+    holds there); its noise covariance is that of the residuals. The parents are those of the
+    *true* graph (``graph="true"``, default) or every block before ``j`` in the true graph's
+    topological order (``graph="complete"``: the order is given, the edges are estimated). Each
+    hard intervention's law is the sample mean and covariance of its block over the rows of the
+    training contexts that apply that same intervention (same target, law and family).
+    Sampling under any context of the dataset is ancestral in the graph's order.
 
-    Raises :class:`~conceptid.simulations.errors.UsageError` when this oracle does not apply:
-    a dataset without a ground-truth model, an SEM that is not linear with Gaussian noise, a
-    context with an intervention that is not hard, or a concept targeted by a held-out context
-    but by no training context (its interventional law is never observed).
+    Raises :class:`~conceptid.simulations.errors.UsageError` when this oracle does not apply,
+    before anything is sampled: a dataset without a ground-truth model, an SEM that is not
+    linear with Gaussian noise, an intervention that is not hard or not Gaussian, a context
+    (training or held out) whose intervention no training context applies, or too few training
+    rows to fit a mechanism or an intervention's law.
     """
 
-    def __init__(self, ds: Dataset) -> None:
+    def __init__(self, ds: Dataset, graph: str = "true") -> None:
+        if graph not in ("true", "complete"):
+            raise UsageError(f"graph must be 'true' or 'complete', got {graph!r}")
         if not ds.has_ground_truth:
             raise UsageError("the oracle SEM floor needs a dataset with a ground-truth model")
         model = ds.model
@@ -115,57 +131,85 @@ class OracleSEM:
             )
         by_name = {c.name: c for c in model.all_contexts}
         contexts = [by_name[name] for name in ds.context_names]
+        held = set(ds.held_out_contexts)
+        #: per context index: {concept index: the key of its intervention's law}
+        self.laws: list[dict[int, str]] = []
         for c in contexts:
-            kinds = sorted({iv.kind for iv in c.interventions} - {"hard"})
-            if kinds:
-                raise UsageError(f"the oracle SEM floor needs hard interventions; context "
-                                 f"{c.name!r} has {', '.join(kinds)}")  # fmt: skip
-        self.targets = [{sem.resolve(t) for t in c.targets} for c in contexts]
+            laws = {}
+            for iv in c.interventions:
+                if iv.kind != "hard" or iv.family != "gaussian":
+                    what = iv.kind if iv.kind != "hard" else f"hard with {iv.family} noise"
+                    raise UsageError(f"the oracle SEM floor needs hard Gaussian interventions; "
+                                     f"context {c.name!r} has {what}")  # fmt: skip
+                laws[sem.resolve(iv.target)] = json.dumps(iv.to_dict(), sort_keys=True)
+            self.laws.append(laws)
         rows = ds.rows("train", "training")
         C = np.asarray(ds.concepts[rows], dtype=float)
         ctx = np.asarray(ds.context[rows])
-        hit = np.array([[j in self.targets[k] for j in range(sem.m)] for k in ctx], dtype=bool)
-        held = set(ds.held_out_contexts)
-        sizes = np.asarray(sem.block_sizes)
-        seen = hit.sum(0) > sizes  # enough rows for the block's mean and covariance
-        needed = set().union(*(self.targets[k] for k in held)) if held else set()
-        unseen = sorted(sem.names[j] for j in needed if not seen[j])
-        if unseen:
-            raise UsageError(f"the oracle SEM floor needs each held-out target intervened on in "
-                             f"training; never intervened on: {', '.join(unseen)}")  # fmt: skip
+        order = tuple(sem.graph.order)
         A = np.asarray(sem.graph.adjacency, dtype=bool)
-        self.sem, self.order = sem, tuple(sem.graph.order)
-        self.parents = [np.flatnonzero(A[:, j]) for j in range(sem.m)]
+        if graph == "complete":
+            A = np.zeros_like(A)
+            for a, i in enumerate(order):
+                A[list(order[:a]), i] = True
+        self.sem, self.order = sem, order
+        cols_of = [np.arange(sem.K)[sem.block(i)] for i in range(sem.m)]
+        targeted = np.zeros((len(contexts), sem.m), dtype=bool)
+        for k, laws in enumerate(self.laws):
+            targeted[k, list(laws)] = True
+        hit = targeted[ctx]  # (rows, m): the row's context targets the concept
         self.mechanism: list[tuple] = []
-        self.intervened: list[tuple | None] = []
         for j in range(sem.m):
-            bj = sem.block(j)
-            cols = np.concatenate([np.arange(sem.K)[sem.block(i)] for i in self.parents[j]]
+            cols = np.concatenate([cols_of[i] for i in np.flatnonzero(A[:, j])]
                                   + [np.zeros(0, dtype=int)]).astype(int)  # fmt: skip
             keep = ~hit[:, j]
+            need = len(cols) + 1 + sem.block_sizes[j]
+            if keep.sum() <= need:
+                raise UsageError(f"the oracle SEM floor fits the mechanism of {sem.names[j]} on "
+                                 f"the training rows of contexts that do not target it: "
+                                 f"{int(keep.sum())} rows, need more than {need}")  # fmt: skip
             X = np.column_stack([C[keep][:, cols], np.ones(keep.sum())])
-            W = np.linalg.lstsq(X, C[keep, bj], rcond=None)[0]
-            resid = C[keep, bj] - X @ W
+            W = np.linalg.lstsq(X, C[keep][:, cols_of[j]], rcond=None)[0]
+            resid = C[keep][:, cols_of[j]] - X @ W
             self.mechanism.append((cols, W, np.atleast_2d(np.cov(resid.T))))
-            if seen[j]:
-                block = C[hit[:, j], bj]
-                self.intervened.append((block.mean(0), np.atleast_2d(np.cov(block.T))))
-            else:
-                self.intervened.append(None)
+        #: per intervention's key: (mean, covariance) of its block over the rows applying it
+        self.intervened: dict[str, tuple] = {}
+        for k in sorted(set(range(len(contexts))) - held):
+            for j, key in self.laws[k].items():
+                if key in self.intervened:
+                    continue
+                sel = np.array([self.laws[c].get(j) == key for c in ctx], dtype=bool)
+                block = C[sel][:, cols_of[j]]
+                if len(block) <= sem.block_sizes[j]:
+                    raise UsageError(f"the oracle SEM floor estimates the intervention on "
+                                     f"{sem.names[j]} of context {contexts[k].name!r} from "
+                                     f"{len(block)} training rows, need more than "
+                                     f"{sem.block_sizes[j]}")  # fmt: skip
+                self.intervened[key] = (block.mean(0), np.atleast_2d(np.cov(block.T)))
+        for k in sorted(held):
+            unseen = sorted(sem.names[j] for j, key in self.laws[k].items()
+                            if key not in self.intervened)  # fmt: skip
+            if unseen:
+                raise UsageError(f"the oracle SEM floor needs each intervention of held-out "
+                                 f"context {contexts[k].name!r} applied in training; not "
+                                 f"applied: {', '.join(unseen)}")  # fmt: skip
 
-    def sample(self, targets, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` concept vectors ``(n, K)`` under the set of concept indices ``targets``."""
+    def sample(self, context: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` concept vectors ``(n, K)`` under the dataset's context index ``context``."""
         sem = self.sem
+        laws = self.laws[context]
         C = np.zeros((n, sem.K))
         for j in self.order:
             bj = sem.block(j)
-            if j in targets:
-                mean, cov = self.intervened[j]  # type: ignore[misc]
-                C[:, bj] = rng.multivariate_normal(mean, cov, size=n)
+            if j in laws:
+                mean, cov = self.intervened[laws[j]]
+                C[:, bj] = rng.multivariate_normal(mean, cov, size=n, method="cholesky")
             else:
                 cols, W, cov = self.mechanism[j]
                 X = np.column_stack([C[:, cols], np.ones(n)])
-                C[:, bj] = X @ W + rng.multivariate_normal(np.zeros(len(cov)), cov, size=n)
+                noise = rng.multivariate_normal(np.zeros(len(cov)), cov, size=n,
+                                                method="cholesky")  # fmt: skip
+                C[:, bj] = X @ W + noise
         return C
 
 
@@ -177,7 +221,7 @@ def oracle_sem_sample(
     units (as :func:`fresh_draw`)."""
     model = ds.model
     rng = np.random.default_rng([seed, context, 0x0AC1])
-    c = fitted.sample(fitted.targets[context], n, rng)
+    c = fitted.sample(context, n, rng)
     nuisance = model.nuisance_scale * rng.standard_normal((n, model.nuisance_dim))
     e = model.embed(c, nuisance)
     kw = {"progress": False} if model.mixing.kind == "image" else {}
