@@ -109,8 +109,12 @@ def align(
         Learned columns of each concept. Default with ``assignment="given"``: consecutive blocks
         with the true block sizes (requires ``L == K``).
     assignment : {"given", "hungarian"}
-        ``hungarian``: assign one learned dimension to each scalar true concept by maximum total
-        R^2 (``L >= m`` required).
+        ``hungarian``: assign one learned dimension to each coordinate of the true concepts
+        (``L >= K`` required) by the Hungarian method, maximising the total R^2 of each
+        dimension alone against the concept it goes to; a concept's learned block is the
+        dimensions assigned to it. For scalar concepts this is the one-to-one assignment of
+        dimensions to concepts; for a block of ``k_j`` coordinates, its ``k_j`` most
+        informative dimensions that no other concept takes.
 
     Raises
     ------
@@ -136,14 +140,16 @@ def align(
     L = X.shape[1]
     r2m = np.array([[_r2(Y[:, tc], X[:, [i]])[0] for tc in true_cols] for i in range(L)])
     if assignment == "hungarian":
-        if any(k != 1 for k in ks):
-            raise UsageError("hungarian assignment is defined for scalar concepts only")
-        if L < len(ks):
-            raise UsageError(f"hungarian assignment needs >= {len(ks)} learned dims, got {L}")
+        K = Y.shape[1]
+        if L < K:
+            raise UsageError(f"hungarian assignment needs >= {K} learned dims (one per true "
+                             f"coordinate), got {L}")  # fmt: skip
         from scipy.optimize import linear_sum_assignment
 
-        rows, cols = linear_sum_assignment(-r2m)
-        blocks = [[int(rows[list(cols).index(j)])] for j in range(len(ks))]
+        slot = np.repeat(np.arange(len(ks)), ks)  # the concept of each true coordinate
+        rows, cols = linear_sum_assignment(-r2m[:, slot])
+        blocks = [sorted(int(i) for i, c in zip(rows, cols) if slot[c] == j)
+                  for j in range(len(ks))]  # fmt: skip
     elif assignment == "given":
         if learned_blocks is None:
             if L != Y.shape[1]:

@@ -333,8 +333,16 @@ def test_align_blocks_and_errors():
         align(np.full((10, 2), np.nan), c[:10, :2])
     with pytest.raises(ValueError, match="rows"):
         align(c[:5], c[:6])
-    with pytest.raises(ValueError, match="hungarian assignment is defined for scalar"):
-        align(learned, c, [2, 2], assignment="hungarian")
+    # blocks by the Hungarian method: the two blocks' columns interleaved with two dimensions
+    # of noise; each block gets the two dimensions that carry it, and R^2 is exact
+    noise = rng.standard_normal((300, 2))
+    shuffled = np.column_stack([learned[:, 2], noise[:, 0], learned[:, 0], learned[:, 3],
+                                noise[:, 1], learned[:, 1]])  # fmt: skip
+    res = align(shuffled, c, [2, 2], assignment="hungarian")
+    assert res.blocks == [[2, 5], [0, 3]]
+    np.testing.assert_allclose(res.r2, 1.0, atol=1e-12)
+    with pytest.raises(ValueError, match="needs >= 4 learned dims \\(one per true coordinate\\)"):
+        align(learned[:, :3], c, [2, 2], assignment="hungarian")
     with pytest.raises(ValueError, match="assignment must be"):
         align(c, c, assignment="greedy")
 

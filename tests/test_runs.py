@@ -407,3 +407,18 @@ def test_kill_simulate_train_and_run_at_random_moments(reference, data, tmp_path
         assert (run / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()
         _no_temporaries(run)
     assert killed >= trials  # the kills happened while the commands ran
+
+
+def test_a_run_on_block_concepts_evaluates_every_method(tmp_path):
+    """Concepts of two coordinates each: the pooled VAE (learned dimensions assigned to the
+    concepts by the Hungarian method) and the two-step fit (its own blocks) are both trained
+    and evaluated, and the report gives each an R^2 per concept."""
+    out = tmp_path / "run"
+    args = ["run", "--preset", "random", "--preset-arg", "m=3", "--preset-arg", "block_size=2",
+            "--n-per-context", "60", "--epochs", "2", "--methods", "pooled,latent-flow",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for method in ("pooled", "latent-flow"):
+        r2 = metrics["methods"][method]["r2"]
+        assert len(r2) == 3 and all(np.isfinite(r2))
