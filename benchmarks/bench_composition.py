@@ -149,16 +149,16 @@ def _print_probes(model, ds, tr, te, seed: int, r2) -> None:
     with torch.no_grad():
         u_tr, u_te = model.encode(tr.x)[:, :K], model.encode(te.x)[:, :K]
         reps = {"x": (tr.x, te.x), "z": (model.latent(tr.x), model.latent(te.x)),
-                "u, together": (u_tr, u_te)}  # fmt: skip
+                "u, concepts together": (u_tr, u_te)}  # fmt: skip
     print(f"seed {seed} probes: R^2 of each true concept (an MLP fitted on the training rows, "
           "scored on the test rows of the training contexts)")  # fmt: skip
     for name, (a, b) in reps.items():
         r = probe_r2(a, tr.concepts, b, te.concepts, seed)
-        print(f"  from {name:<18}" + " ".join(f"{r[i].mean():.3f}" for i in blocks))
+        print(f"  from {name:<21}" + " ".join(f"{r[i].mean():.3f}" for i in blocks))
     alone = [probe_r2(u_tr[:, i], tr.concepts[:, i], u_te[:, i], te.concepts[:, i], seed).mean()
              for i in blocks]  # fmt: skip
-    print(f"  {'u_j alone, MLP':<23}" + " ".join(f"{v:.3f}" for v in alone))
-    print(f"  {'u_j alone, affine':<23}" + " ".join(f"{v:.3f}" for v in r2))
+    print(f"  {'u_j alone, MLP':<26}" + " ".join(f"{v:.3f}" for v in alone))
+    print(f"  {'u_j alone, affine':<26}" + " ".join(f"{v:.3f}" for v in r2))
 
 
 def _print_diagnosis(rows: list[dict], held: bool) -> None:
