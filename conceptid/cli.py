@@ -887,7 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"a built-in benchmark: {presets}; {DEFAULT_RUN['preset']} runs at "
                           f"{DEFAULT_RUN['preset_args']['image_size']}x"
                           f"{DEFAULT_RUN['preset_args']['image_size']} with "
-                          f"{DEFAULT_RUN['n_train']} training samples per context")  # fmt: skip
+                          f"{DEFAULT_RUN['n_train']} training and {DEFAULT_RUN['n_test']} "
+                          "test samples per context")  # fmt: skip
     src.add_argument("--spec", metavar="FILE",
                      help="a BenchmarkSpec JSON file (docs/cli.md, 'The spec format')")  # fmt: skip
     src.add_argument("--data", metavar="DIR",

@@ -37,9 +37,10 @@ __all__ = [
 PRESET_NAMES = tuple(PRESETS)
 #: the preset ``conceptid simulate``, ``check`` and ``run`` use when none is named
 DEFAULT_PRESET = "quad"
-#: the built-in default benchmark of ``conceptid run`` and ``make demo`` (quad at 32x32)
+#: the built-in default benchmark of ``conceptid run`` and ``make demo`` (quad at 32x32); 500
+#: test images per context, so that every SWD and its floors are measured at that size
 DEFAULT_RUN = {"preset": DEFAULT_PRESET, "preset_args": {"image_size": 32}, "n_train": 500,
-               "n_val": 100, "n_test": 100}  # fmt: skip
+               "n_val": 100, "n_test": 500}  # fmt: skip
 #: the arithmetics of the identifiability check (``conceptid.identifiability.check``)
 CHECK_METHODS = ("exact", "numeric")
 #: the training settings the report and metrics.json state for every method

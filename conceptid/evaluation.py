@@ -23,6 +23,7 @@ from conceptid.simulations.benchmark import BenchmarkSpec, Dataset, package_vers
 
 from .config import DEFAULTS, REPORTED
 from .errors import PipelineError
+from .floors import OracleSEM, swd_floors
 from .methods import BENCHMARK_METHODS, METHODS
 from .splits import splits
 from .training import Trained, generate_samples
@@ -31,8 +32,10 @@ __all__ = [
     "NO_GROUND_TRUTH",
     "Evaluation",
     "common_settings",
+    "describe_floors",
     "evaluate",
     "evaluate_method",
+    "floor_summary",
     "latent_means",
     "verdicts",
 ]
@@ -168,6 +171,20 @@ def _measure(name: str, model, ds: Dataset, seed: int, n_generate: int,
     return metrics, res
 
 
+def describe_floors(floors: dict) -> str:
+    """One line of :func:`floor_summary`'s figures."""
+    c = floors["concept"]
+    text = (f"concept SWD same-law {c['same']:.4f}, observational "
+            f"{c.get('observational', float('nan')):.4f}")  # fmt: skip
+    comp = floors["composition"]
+    if comp is not None:
+        oracle = comp["oracle_sem"]
+        text += (f"; composition SWD same-law {comp['same']:.4f}, observational "
+                 f"{comp.get('observational', float('nan')):.4f}, oracle SEM "
+                 f"{'n/a' if oracle is None else f'{oracle:.4f}'}")  # fmt: skip
+    return text
+
+
 def evaluate_method(
     name: str, model, ds: Dataset, seed: int = 0, n_generate: int = DEFAULTS.n_generate,
     data_splits=None, *, normaliser=None,
@@ -182,6 +199,36 @@ def evaluate_method(
     """
     data_splits = data_splits or splits(ds, normaliser)
     return _measure(name, model, ds, seed, n_generate, data_splits)[0]
+
+
+def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
+    """The floors every SWD of a run is read against (:mod:`conceptid.floors`), each the mean
+    over contexts, on the test rows the SWDs use: ``{"concept": {"same", "observational"},
+    "composition": {"same", "observational", "oracle_sem"} or None, "test_rows": the fewest
+    test rows of any context}``; ``oracle_sem`` is None where the oracle SEM does not apply.
+    None for a dataset without ground truth (no model to draw fresh samples from)."""
+    if not ds.has_ground_truth:
+        return None
+    from conceptid.simulations.errors import UsageError
+
+    norm, (_, _, te, held) = data_splits
+
+    def means(floors: dict) -> dict:
+        return {k: float(np.mean(list(v.values()))) for k, v in floors.items() if v}
+
+    concept = means(swd_floors(ds, te, ds.training_contexts, n, seed, norm))
+    composition = None
+    if ds.held_out_contexts:
+        try:
+            oracle: OracleSEM | bool = OracleSEM(ds)
+        except UsageError:
+            oracle = False
+        composition = means(swd_floors(ds, held, ds.held_out_contexts, n, seed, norm,
+                                       oracle=oracle))  # fmt: skip
+        composition.setdefault("oracle_sem", None)
+    counts = [int((split.context == k).sum()) for split, ids in
+              ((te, ds.training_contexts), (held, ds.held_out_contexts)) for k in ids]  # fmt: skip
+    return {"concept": concept, "composition": composition, "test_rows": min(counts)}
 
 
 def evaluate(
@@ -232,6 +279,11 @@ def evaluate(
                         else f"mean R2 {m['mean_r2']:.3f}  MCC {m['mcc']:.3f}  ")  # fmt: skip
             say(f"      {name:<15} {recovery}concept SWD {m['concept_swd']:.4f}  composition "
                 f"SWD {'n/a' if comp is None else f'{comp:.4f}'}")  # fmt: skip
+    floors = floor_summary(
+        ds, data_splits, n_generate, min(t.settings["seed"] for t in trained.values())
+    )
+    if say is not None and floors is not None:
+        say(f"      floors: {describe_floors(floors)}")
     spec = spec if spec is not None else ds.spec
     metrics = {
         "spec": None if spec is None else spec.to_dict(),
@@ -242,6 +294,7 @@ def evaluate(
         "concepts": ds.concept_names,
         "verdict": None if check_report is None else verdicts(check_report),
         "methods": per,
+        "floors": floors,
         "versions": {
             "conceptid": package_version(),
             "torch": torch.__version__,

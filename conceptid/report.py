@@ -14,7 +14,7 @@ from pathlib import Path
 from conceptid.simulations.benchmark import Dataset
 
 from .config import REPORTED, RunConfig
-from .evaluation import NO_GROUND_TRUTH, Evaluation
+from .evaluation import NO_GROUND_TRUTH, Evaluation, describe_floors
 from .plots import concept_scatter, r2_matrix, samples_figure, training_curves
 from .rundir import write_text
 
@@ -159,6 +159,15 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
                   f"{m['active_dims']}/{m['latent_dims']}",
                   f"{timings['train'].get(name, 0.0):.1f}"]  # fmt: skip
         L.append("| " + " | ".join(cells) + " |")
+    floors = metrics.get("floors")
+    if floors is not None:
+        L += ["", f"Floors on the same test rows (`conceptid.floors`; what no generator beats at "
+              f"this size, what ignoring the labels costs, and what composing costs with the "
+              f"true concepts and only the SEM estimated): {describe_floors(floors)}."]  # fmt: skip
+        if floors["test_rows"] < 500:
+            L += ["", f"The test split holds {floors['test_rows']} rows in its smallest "
+                  "context: below 500, these SWDs and their ratios carry a large sampling "
+                  "error."]  # fmt: skip
     ms = metrics["methods"]
     for name, peer, peer_label in [
         ("context-flow", "pooled", "the pooled VAE's"),
