@@ -422,3 +422,32 @@ def test_a_run_on_block_concepts_evaluates_every_method(tmp_path):
     for method in ("pooled", "latent-flow"):
         r2 = metrics["methods"][method]["r2"]
         assert len(r2) == 3 and all(np.isfinite(r2))
+
+
+def test_the_report_reads_every_swd_against_its_floors(reference):
+    """metrics.json holds the floors of the run's own test rows, the report states them, and it
+    warns that 10 test rows a context (40 // 4) are too few for a ratio to mean much."""
+    metrics = json.loads((reference / "metrics.json").read_text())
+    floors = metrics["floors"]
+    assert floors["test_rows"] == 10
+    concept, composition = floors["concept"], floors["composition"]
+    assert 0 < concept["same"] < concept["observational"]
+    assert 0 < composition["same"] < composition["observational"]
+    assert composition["oracle_sem"] > 0  # a linear Gaussian SEM with hard interventions
+    report = (reference / "report.md").read_text()
+    assert f"composition SWD same-law {composition['same']:.4f}" in report
+    assert "The test split holds 10 rows in its smallest context: below 500" in report
+
+
+def test_a_run_without_ground_truth_has_no_floors(tmp_path):
+    from conceptid.simulations import Dataset
+
+    rng = np.random.default_rng(0)
+    targets = [[], ["a"], ["b"]] * 40
+    ds = Dataset.from_arrays(rng.standard_normal((120, 4)), targets, ["a", "b"], seed=0)
+    data = ds.save(tmp_path / "data")
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(data), "--epochs", "1", "--methods", "pooled",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert json.loads((out / "metrics.json").read_text())["floors"] is None
+    assert "Floors on the same test rows" not in (out / "report.md").read_text()
