@@ -23,7 +23,7 @@ from conceptid.simulations.benchmark import BenchmarkSpec, Dataset, package_vers
 
 from .config import DEFAULTS, REPORTED
 from .errors import PipelineError
-from .floors import OracleSEM, swd_floors
+from .floors import OracleSEM, swd_floors, swd_rows
 from .methods import BENCHMARK_METHODS, METHODS
 from .splits import splits
 from .training import Trained, generate_samples
@@ -137,19 +137,19 @@ def _measure(name: str, model, ds: Dataset, seed: int, n_generate: int,
         learned = model.concepts(te.x, te.targets).numpy()
         true = te.concepts.numpy()
         res = align(learned, true, ds.block_sizes, assignment=_assignment(name))
-        mcc_value = mcc(learned, true) if learned.shape[1] >= true.shape[1] else float("nan")
+        # MCC pairs single coordinates, so it is not invariant under the mixing within a block
+        # that the class allows: for block concepts it is not reported
+        scalar = all(k == 1 for k in ds.block_sizes)
+        mcc_value = (mcc(learned, true) if scalar and learned.shape[1] >= true.shape[1]
+                     else None)  # fmt: skip
     latent = latent_means(model, te.x)
     masks = ds.target_mask()
     names = ds.context_names
-    rng = np.random.default_rng(seed)
 
     def swd(split: TensorData, k: int) -> float:
-        rows = (split.context == k).numpy()
-        data = split.x[rows].numpy()
         t = torch.from_numpy(np.repeat(masks[k][None], n_generate, 0))
         gen = generate_samples(model, t, seed + k)
-        data = data[rng.permutation(len(data))[:n_generate]]
-        return sliced_wasserstein(gen, data, seed=seed)
+        return sliced_wasserstein(gen, swd_rows(split, k, n_generate, seed), seed=seed)
 
     concept_swd = {names[k]: swd(te, k) for k in ds.training_contexts}
     comp_swd = {names[k]: swd(held, k) for k in ds.held_out_contexts}
@@ -173,15 +173,16 @@ def _measure(name: str, model, ds: Dataset, seed: int, n_generate: int,
 
 def describe_floors(floors: dict) -> str:
     """One line of :func:`floor_summary`'s figures."""
+
+    def f(v) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
     c = floors["concept"]
-    text = (f"concept SWD same-law {c['same']:.4f}, observational "
-            f"{c.get('observational', float('nan')):.4f}")  # fmt: skip
+    text = f"concept SWD same-law {f(c['same'])}, observational {f(c['observational'])}"
     comp = floors["composition"]
     if comp is not None:
-        oracle = comp["oracle_sem"]
-        text += (f"; composition SWD same-law {comp['same']:.4f}, observational "
-                 f"{comp.get('observational', float('nan')):.4f}, oracle SEM "
-                 f"{'n/a' if oracle is None else f'{oracle:.4f}'}")  # fmt: skip
+        text += (f"; composition SWD same-law {f(comp['same'])}, observational "
+                 f"{f(comp['observational'])}, oracle SEM {f(comp['oracle_sem'])}")  # fmt: skip
     return text
 
 
@@ -202,10 +203,11 @@ def evaluate_method(
 
 
 def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
-    """The floors every SWD of a run is read against (:mod:`conceptid.floors`), each the mean
-    over contexts, on the test rows the SWDs use: ``{"concept": {"same", "observational"},
-    "composition": {"same", "observational", "oracle_sem"} or None, "test_rows": the fewest
-    test rows of any context}``; ``oracle_sem`` is None where the oracle SEM does not apply.
+    """The reference SWDs every SWD of a run is read against (:mod:`conceptid.floors`), each the
+    mean over contexts, on the test rows the SWDs use (:func:`conceptid.floors.swd_rows`):
+    ``{"concept": {"same", "observational"}, "composition": {"same", "observational",
+    "oracle_sem"} or None, "oracle_sem_not_applied": why not (or None), "test_rows": the fewest
+    rows any of these SWDs is measured on, "seed"}``; a value is None where it does not apply.
     None for a dataset without ground truth (no model to draw fresh samples from)."""
     if not ds.has_ground_truth:
         return None
@@ -217,18 +219,21 @@ def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
         return {k: float(np.mean(list(v.values()))) for k, v in floors.items() if v}
 
     concept = means(swd_floors(ds, te, ds.training_contexts, n, seed, norm))
-    composition = None
+    concept.setdefault("observational", None)
+    composition, reason = None, None
     if ds.held_out_contexts:
         try:
             oracle: OracleSEM | bool = OracleSEM(ds)
-        except UsageError:
-            oracle = False
+        except UsageError as err:
+            oracle, reason = False, str(err)
         composition = means(swd_floors(ds, held, ds.held_out_contexts, n, seed, norm,
                                        oracle=oracle))  # fmt: skip
+        composition.setdefault("observational", None)
         composition.setdefault("oracle_sem", None)
-    counts = [int((split.context == k).sum()) for split, ids in
+    counts = [min(n, int((split.context == k).sum())) for split, ids in
               ((te, ds.training_contexts), (held, ds.held_out_contexts)) for k in ids]  # fmt: skip
-    return {"concept": concept, "composition": composition, "test_rows": min(counts)}
+    return {"concept": concept, "composition": composition, "oracle_sem_not_applied": reason,
+            "test_rows": min(counts), "seed": seed}  # fmt: skip
 
 
 def evaluate(
@@ -275,8 +280,12 @@ def evaluate(
         per[name] = m
         if say is not None:
             comp = m["composition_swd"]
-            recovery = ("" if m["mean_r2"] is None
-                        else f"mean R2 {m['mean_r2']:.3f}  MCC {m['mcc']:.3f}  ")  # fmt: skip
+            recovery = (
+                ""
+                if m["mean_r2"] is None
+                else f"mean R2 {m['mean_r2']:.3f}  MCC "
+                f"{'n/a' if m['mcc'] is None else format(m['mcc'], '.3f')}  "
+            )
             say(f"      {name:<15} {recovery}concept SWD {m['concept_swd']:.4f}  composition "
                 f"SWD {'n/a' if comp is None else f'{comp:.4f}'}")  # fmt: skip
     floors = floor_summary(

@@ -6,9 +6,10 @@ ignores the context labels pays at least the distance between the observational 
 target context's law. So for each context ``k`` of a dataset with ground truth:
 
 - ``same``: SWD between the test rows of ``k`` and a fresh draw of ``n`` samples from the true
-  model under ``k`` (the best any generator can do at this sample size);
+  model under ``k`` (about what a perfect generator scores at this sample size; one draw, so
+  noisy too);
 - ``observational``: SWD between the test rows of ``k`` and a fresh draw from the observational
-  context (what ignoring the labels costs, at best);
+  context (what a generator that ignores the labels and reproduces that law scores);
 - ``oracle_sem`` (on request, ``oracle=True``): SWD between the test rows of ``k`` and a draw
   from a linear Gaussian SEM fitted to the *true* concepts of the training rows (the true graph,
   or a complete DAG in its order; the targets known), passed through the true mixing
@@ -33,7 +34,7 @@ from conceptid.models.metrics import sliced_wasserstein
 from conceptid.simulations.benchmark import Dataset
 from conceptid.simulations.errors import UsageError
 
-__all__ = ["OracleSEM", "fresh_draw", "oracle_sem_sample", "swd_floors"]
+__all__ = ["OracleSEM", "fresh_draw", "oracle_sem_sample", "swd_floors", "swd_rows"]
 
 
 def fresh_draw(ds: Dataset, context: int, n: int, seed: int, normaliser=None) -> np.ndarray:
@@ -58,6 +59,16 @@ def _units(ds: Dataset, x: np.ndarray, normaliser=None) -> np.ndarray:
     return x.numpy()
 
 
+def swd_rows(split, context: int, n: int, seed: int) -> np.ndarray:
+    """The rows of ``split`` (a :class:`conceptid.models.data.TensorData`) of context index
+    ``context`` that an SWD of ``n`` samples is measured on: all of them, or ``n`` chosen by a
+    generator of ``(seed, context)``. Every SWD of a run and its floors use these rows."""
+    data = split.x[(split.context == context).numpy()].numpy()
+    if len(data) <= n:
+        return data
+    return data[np.random.default_rng([seed, context]).permutation(len(data))[:n]]
+
+
 def swd_floors(
     ds: Dataset,
     split,
@@ -75,16 +86,13 @@ def swd_floors(
     docstring; :class:`OracleSEM` raises :class:`~conceptid.simulations.errors.UsageError` for
     a dataset it does not apply to, before any floor is computed)."""
     fitted = oracle if isinstance(oracle, OracleSEM) else OracleSEM(ds) if oracle else None
-    rng = np.random.default_rng(seed)
     observational = ds.observational_contexts
     obs = fresh_draw(ds, observational[0], n, seed, normaliser) if observational else None
     out: dict[str, dict[str, float]] = {"same": {}, "observational": {}}
     if fitted is not None:
         out["oracle_sem"] = {}
     for k in contexts:
-        rows = (split.context == k).numpy()
-        data = split.x[rows].numpy()
-        data = data[rng.permutation(len(data))[:n]]
+        data = swd_rows(split, k, n, seed)
         name = ds.context_names[k]
         out["same"][name] = sliced_wasserstein(fresh_draw(ds, k, n, seed, normaliser), data,
                                                seed=seed)  # fmt: skip

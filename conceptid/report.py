@@ -161,9 +161,15 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
         L.append("| " + " | ".join(cells) + " |")
     floors = metrics.get("floors")
     if floors is not None:
-        L += ["", f"Floors on the same test rows (`conceptid.floors`; what no generator beats at "
-              f"this size, what ignoring the labels costs, and what composing costs with the "
-              f"true concepts and only the SEM estimated): {describe_floors(floors)}."]  # fmt: skip
+        L += [
+            "",
+            f"Reference SWDs on the same test rows (`conceptid.floors`, one draw each, so "
+            f"noisy too): a fresh sample of each context's true law (same-law: about what a "
+            f"perfect generator scores at this size), of the observational law "
+            f"(observational: a generator that ignores the labels and reproduces that law), "
+            f"and, for compositions, of a linear Gaussian SEM fitted to the true concepts "
+            f"(oracle SEM: exact recovery, the law estimated): {describe_floors(floors)}.",
+        ]
         if floors["test_rows"] < 500:
             L += ["", f"The test split holds {floors['test_rows']} rows in its smallest "
                   "context: below 500, these SWDs and their ratios carry a large sampling "

@@ -341,6 +341,18 @@ def test_align_blocks_and_errors():
     res = align(shuffled, c, [2, 2], assignment="hungarian")
     assert res.blocks == [[2, 5], [0, 3]]
     np.testing.assert_allclose(res.r2, 1.0, atol=1e-12)
+    # a block whose larger coordinate is learned twice: the single-dimension scores give the
+    # block both copies; the swaps trade one for the dimension that carries the other coordinate
+    big, small, a = (
+        2.0 * rng.standard_normal(300),
+        rng.standard_normal(300),
+        rng.standard_normal(300),
+    )
+    truth = np.column_stack([big, small, a])
+    twice = np.column_stack([big, big + 0.1 * rng.standard_normal(300), small, a])
+    res = align(twice, truth, [2, 1], assignment="hungarian")
+    assert sorted(res.blocks[0]) in ([0, 2], [1, 2]) and res.blocks[1] == [3]
+    np.testing.assert_allclose(res.r2, 1.0, atol=1e-3)
     with pytest.raises(ValueError, match="needs >= 4 learned dims \\(one per true coordinate\\)"):
         align(learned[:, :3], c, [2, 2], assignment="hungarian")
     with pytest.raises(ValueError, match="assignment must be"):

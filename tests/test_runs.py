@@ -422,6 +422,8 @@ def test_a_run_on_block_concepts_evaluates_every_method(tmp_path):
     for method in ("pooled", "latent-flow"):
         r2 = metrics["methods"][method]["r2"]
         assert len(r2) == 3 and all(np.isfinite(r2))
+        # MCC pairs single coordinates: not invariant within a block, so not reported
+        assert metrics["methods"][method]["mcc"] is None
 
 
 def test_the_report_reads_every_swd_against_its_floors(reference):
