@@ -50,13 +50,13 @@ from _args import (  # beside this file
     vector_methods_on_images,
 )
 
-from conceptid.floors import OracleSEM, swd_floors
+from conceptid.evaluation import floor_summary
 from conceptid.methods import flow_schedule
 from conceptid.models.metrics import sliced_wasserstein
 from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
 from conceptid.simulations import BenchmarkSpec
-from conceptid.simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.errors import ConceptIDError
 
 
 @torch.no_grad()
@@ -261,20 +261,16 @@ def main(argv: list[str] | None = None) -> None:
             norm, parts = splits(ds)
             _, (_, _, te, held) = norm, parts
             train_ids, held_ids = ds.training_contexts, ds.held_out_contexts
-            try:
-                oracle: OracleSEM | bool = OracleSEM(ds)
-            except UsageError as err:
-                oracle = False
-                print(f"seed {seed}: no oracle SEM floor: {err}")
-            f_train = swd_floors(ds, te, train_ids, a.n_test, seed, norm)
-            f_held = swd_floors(ds, held, held_ids, a.n_test, seed, norm, oracle=oracle)
+            fs = floor_summary(ds, (norm, parts), a.n_test, seed)
+            if fs["oracle_sem_not_applied"] is not None:
+                print(f"seed {seed}: no oracle SEM floor: {fs['oracle_sem_not_applied']}")
+            nan = lambda v: np.nan if v is None else v  # noqa: E731
             floors.append({
-                "concept_same": np.mean(list(f_train["same"].values())),
-                "concept_obs": np.mean(list(f_train["observational"].values())),
-                "composition_same": np.mean(list(f_held["same"].values())),
-                "composition_obs": np.mean(list(f_held["observational"].values())),
-                "composition_oracle": (np.mean(list(f_held["oracle_sem"].values()))
-                                       if "oracle_sem" in f_held else np.nan),
+                "concept_same": fs["concept"]["same"],
+                "concept_obs": nan(fs["concept"]["observational"]),
+                "composition_same": fs["composition"]["same"],
+                "composition_obs": nan(fs["composition"]["observational"]),
+                "composition_oracle": nan(fs["composition"]["oracle_sem"]),
             })  # fmt: skip
             print(f"seed {seed} floors: concept same {floors[-1]['concept_same']:.4f} obs "
                   f"{floors[-1]['concept_obs']:.4f}; composition same "

@@ -20,6 +20,7 @@ from conceptid.identifiability import AlignResult, Report, align
 from conceptid.models.data import TensorData
 from conceptid.models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
 from conceptid.simulations.benchmark import BenchmarkSpec, Dataset, package_version
+from conceptid.simulations.errors import UsageError
 
 from .config import DEFAULTS, REPORTED
 from .errors import PipelineError
@@ -211,8 +212,6 @@ def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
     None for a dataset without ground truth (no model to draw fresh samples from)."""
     if not ds.has_ground_truth:
         return None
-    from conceptid.simulations.errors import UsageError
-
     norm, (_, _, te, held) = data_splits
 
     def means(floors: dict) -> dict:

@@ -186,8 +186,8 @@ class OracleSEM:
             for j, key in self.laws[k].items():
                 if key in self.intervened:
                     continue
-                sel = np.array([self.laws[c].get(j) == key for c in ctx], dtype=bool)
-                block = C[sel][:, cols_of[j]]
+                applies = np.array([laws.get(j) == key for laws in self.laws])
+                block = C[applies[ctx]][:, cols_of[j]]
                 if len(block) <= sem.block_sizes[j]:
                     raise UsageError(f"the oracle SEM floor estimates the intervention on "
                                      f"{sem.names[j]} of context {contexts[k].name!r} from "
