@@ -26,6 +26,7 @@ from .config import DEFAULTS, REPORTED
 from .errors import PipelineError
 from .floors import OracleSEM, swd_floors, swd_rows
 from .methods import BENCHMARK_METHODS, METHODS
+from .modelcheck import noise_check
 from .splits import splits
 from .training import Trained, generate_samples
 
@@ -168,6 +169,11 @@ def _measure(name: str, model, ds: Dataset, seed: int, n_generate: int,
         "active_dims": active_dims(latent),
         "latent_dims": int(latent.shape[1]),
         "r2_matrix": None if res is None else res.r2_matrix.tolist(),
+        # needs no ground truth: is the model's exogenous noise independent in each context?
+        "noise_check": {
+            "training": noise_check(model, te, ds.training_contexts, names),
+            "held_out": noise_check(model, held, ds.held_out_contexts, names),
+        },
     }
     return metrics, res
 
@@ -286,7 +292,10 @@ def evaluate(
                 f"{'n/a' if m['mcc'] is None else format(m['mcc'], '.3f')}  "
             )
             say(f"      {name:<15} {recovery}concept SWD {m['concept_swd']:.4f}  composition "
-                f"SWD {'n/a' if comp is None else f'{comp:.4f}'}")  # fmt: skip
+                f"SWD {'n/a' if comp is None else f'{comp:.4f}'}"
+                + "".join(f"  noise check ({part}) p {nc['bonferroni_p']:.2g} "
+                          f"({nc['statistic_per_dof']:.2f}/dof)"
+                          for part, nc in m["noise_check"].items() if nc))  # fmt: skip
     floors = floor_summary(
         ds, data_splits, n_generate, min(t.settings["seed"] for t in trained.values())
     )

@@ -174,6 +174,25 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
             L += ["", f"The test split holds {floors['test_rows']} rows in its smallest "
                   "context: below 500, these SWDs and their ratios carry a large sampling "
                   "error."]  # fmt: skip
+    checked = {name: m["noise_check"] for name, m in metrics["methods"].items()
+               if any((m.get("noise_check") or {}).values())}  # fmt: skip
+    if checked:
+        parts = []
+        for name, nc in checked.items():
+            got = [f"{where} p = {nc[part]['bonferroni_p']:.2g} (statistic per degree of "
+                   f"freedom {nc[part]['statistic_per_dof']:.2f})" for part, where in
+                   (("training", "training contexts"), ("held_out", "held-out compositions"))
+                   if nc.get(part)]  # fmt: skip
+            parts.append(f"{evaluation.trained[name].label}: {', '.join(got)}")
+        L += ["", "Noise check (needs no ground truth; `conceptid.modelcheck`): a model with a "
+              "per-context prior says that, in every context, the exogenous noise of its "
+              "learned concepts is independent. Bartlett's test of that claim on the test rows, "
+              "the smallest p-value over contexts times their number (Bonferroni), and the "
+              "statistics summed over their degrees of freedom (about 1 when the noise is "
+              "independent): "
+              + "; ".join(parts) + ". A small p-value says the model is wrong in some "
+              "context (entangled concepts or a wrong law, estimation error included); a "
+              "large one certifies nothing."]  # fmt: skip
     ms = metrics["methods"]
     for name, peer, peer_label in [
         ("context-flow", "pooled", "the pooled VAE's"),

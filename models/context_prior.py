@@ -242,6 +242,11 @@ class ContextFlowPrior(nn.Module):
         eps, ld3 = self.intervention.inverse(v, col)
         return eps, ld + ld3
 
+    def exogenous(self, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The exogenous noise ``(b, K)`` of concepts ``c`` under targets: ``N(0, I)`` in
+        every context when ``c`` follows the prior."""
+        return self.inverse(c, targets)[0]
+
     def nll(self, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``-log p_T(c)`` per sample ``(b,)``, in nats."""
         eps, logdet = self.inverse(c, targets)

@@ -125,6 +125,15 @@ class SEMPrior(nn.Module):
         logdet = logvar.sum(1) - 2 * torch.linalg.slogdet(I_B)[1]
         return mean, precision, logdet
 
+    def exogenous(self, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The exogenous noise ``(b, K)`` of concepts ``c`` under targets, standardised:
+        ``((I - B_T) c - mu_T) / sigma_T``, ``N(0, I)`` in every context when ``c`` follows the
+        prior."""
+        tgt = targets[:, self.concept_of].to(c.dtype)
+        mu = self.mu_obs + tgt * (self.mu_int - self.mu_obs)
+        logvar = self.logvar_obs + tgt * (self.logvar_int - self.logvar_obs)
+        return (c - (c @ self.weights.T) * (1 - tgt) - mu) * torch.exp(-0.5 * logvar)
+
     def nll(self, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``-log p_T(c)`` per sample ``(b,)``, in nats, for concepts ``c`` ``(b, K)``."""
         pm, prec, logdet = self.moments(targets)

@@ -507,6 +507,17 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         return self.encode(x)[:, : self.K]
 
     @torch.no_grad()
+    def exogenous(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The exogenous noise ``(b, K + nuisance_dim)`` the model assigns to ``x`` under the
+        targets ``(b, m)`` of its context: the prior inverted on the learned concepts, then the
+        nuisance coordinates. ``N(0, I)`` in every context when the model is right
+        (:func:`conceptid.modelcheck.noise_check` tests it). The labels-ignored ablation reads
+        every sample as observational, as in its loss."""
+        u = self.encode(x)
+        eps = self.prior.exogenous(u[:, : self.K], self._labels(targets))
+        return torch.cat([eps, u[:, self.K :]], 1)
+
+    @torch.no_grad()
     def generate(self, targets: torch.Tensor, n: int | None = None, *,
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set ``(m,)``

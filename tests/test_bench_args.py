@@ -82,6 +82,11 @@ CASES = [
     ("bench_composition", ["--flow-arg", 'prior="sem"'], "prior is set by the method"),
     (
         "bench_composition",
+        ["--preset", "random", "--preset-arg", "held_out=null"],
+        "holds out no composition of interventions",
+    ),
+    (
+        "bench_composition",
         ["--preset", "random", "--flow-arg", 'dag_weight="x"'],
         "dag_weight must be",
     ),

@@ -1,0 +1,168 @@
+"""The noise check (conceptid.modelcheck): Bartlett's test against its chi-squared law, the
+priors' exogenous noise against the noise that generated the concepts, and the check through a
+run, with and without ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conceptid.cli import main
+from conceptid.modelcheck import bartlett, noise_check
+from conceptid.models.context_prior import ContextFlowPrior
+from conceptid.models.data import TensorData
+from conceptid.models.estimators import SEMPrior
+from conceptid.simulations.errors import UsageError
+
+
+def test_bartlett_is_calibrated_under_independence():
+    """Independent Gaussian columns: the rejection rate at 5% over 600 draws is 5% within four
+    binomial standard deviations (0.9%), and the p-values spread over (0, 1)."""
+    rng = np.random.default_rng(0)
+    p = np.array([bartlett(rng.standard_normal((200, 5)))["p_value"] for _ in range(600)])
+    sd = np.sqrt(0.05 * 0.95 / 600)
+    assert abs((p < 0.05).mean() - 0.05) < 4 * sd
+    assert abs(np.median(p) - 0.5) < 0.08
+
+
+def test_bartlett_matches_its_formula_and_ignores_scale():
+    """The statistic is -(n - 1 - (2d + 5)/6) log det R, computed here from the correlation
+    matrix; rescaling and shifting a column changes nothing; correlation 0.3 between two of
+    four columns is found at n = 500."""
+    rng = np.random.default_rng(1)
+    e = rng.standard_normal((500, 4))
+    e[:, 1] += 0.3 / np.sqrt(1 - 0.3**2) * e[:, 0]
+    n, d = e.shape
+    R = np.corrcoef(e.T)
+    expected = -(n - 1 - (2 * d + 5) / 6) * np.log(np.linalg.det(R))
+    got = bartlett(e)
+    assert got["statistic"] == pytest.approx(expected, rel=1e-10)
+    assert got["dof"] == 6 and got["p_value"] < 1e-8
+    assert got["max_abs_corr"] == pytest.approx(abs(R[0, 1]), rel=1e-12)
+    scaled = e * np.array([3.0, 0.1, 1.0, 7.0]) + 5.0
+    assert bartlett(scaled)["statistic"] == pytest.approx(got["statistic"], rel=1e-8)
+
+
+@pytest.mark.parametrize(
+    "e, message",
+    [
+        (np.zeros((10, 1)), "d >= 2 columns"),
+        (np.ones((4, 2)), "at least 5 rows"),
+        (np.r_[np.random.default_rng(0).standard_normal((9, 2)), [[np.nan, 0]]], "NaN"),
+        (np.c_[np.random.default_rng(0).standard_normal(10), np.ones(10)], "constant"),
+    ],
+)
+def test_bartlett_refuses_what_it_cannot_test(e, message):
+    with pytest.raises(UsageError, match=message):
+        bartlett(e)
+
+
+def _targets(rng, b: int, m: int) -> torch.Tensor:
+    return torch.from_numpy(rng.random((b, m)) < 0.4)
+
+
+def test_the_sem_priors_exogenous_noise_is_the_noise_that_made_the_concepts():
+    """c = (I - B_T)^{-1} (mu_T + sigma_T eps) under random target sets: exogenous(c) is eps."""
+    rng = np.random.default_rng(2)
+    K = 4
+    prior = SEMPrior([1] * K).double()
+    B = np.tril(rng.normal(size=(K, K)), -1)
+    prior.set_linear_gaussian(B, rng.normal(size=K), rng.uniform(0.5, 2, K),
+                              rng.normal(size=K), rng.uniform(0.5, 2, K))  # fmt: skip
+    T = _targets(rng, 300, K)
+    eps = torch.randn(300, K, dtype=torch.float64)
+    t = T.double()
+    W = prior.weights.detach()
+    mu = prior.mu_obs + t * (prior.mu_int - prior.mu_obs)
+    sd = torch.exp(0.5 * (prior.logvar_obs + t * (prior.logvar_int - prior.logvar_obs)))
+    eye = torch.eye(K, dtype=torch.float64)
+    with torch.no_grad():
+        c = torch.stack([torch.linalg.solve(eye - W * (1 - t[i])[:, None], mu[i] + sd[i] * eps[i])
+                         for i in range(300)])  # fmt: skip
+    got = prior.exogenous(c, T).detach()
+    torch.testing.assert_close(got, eps, rtol=1e-9, atol=1e-9)
+
+
+def test_the_context_priors_exogenous_noise_inverts_its_forward_map():
+    torch.manual_seed(3)
+    prior = ContextFlowPrior([1, 2, 1]).double()
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    T = _targets(np.random.default_rng(3), 200, 3)
+    eps = torch.randn(200, 4, dtype=torch.float64)
+    c, _ = prior(eps, T)
+    torch.testing.assert_close(prior.exogenous(c, T), eps, rtol=1e-7, atol=1e-7)
+
+
+class _Fixed:
+    """A model whose exogenous noise is given: its rows, in order."""
+
+    def __init__(self, eps: np.ndarray) -> None:
+        self.eps = torch.from_numpy(eps)
+
+    def exogenous(self, x, targets):
+        return self.eps[x[:, 0].long()]
+
+
+def _split(context: np.ndarray, m: int = 2) -> TensorData:
+    n = len(context)
+    return TensorData(torch.arange(n, dtype=torch.float32)[:, None], torch.zeros(n, m, dtype=bool),
+                      torch.from_numpy(context), torch.zeros(n, m))  # fmt: skip
+
+
+def test_noise_check_flags_the_context_whose_noise_is_correlated():
+    rng = np.random.default_rng(4)
+    context = np.repeat([0, 1, 2], 400)
+    eps = rng.standard_normal((1200, 3))
+    eps[context == 2, 2] = eps[context == 2, 0] + 0.5 * rng.standard_normal(400)
+    out = noise_check(_Fixed(eps), _split(context), [0, 1, 2], ["obs", "a", "b"])
+    assert set(out["contexts"]) == {"obs", "a", "b"}
+    assert out["contexts"]["b"]["p_value"] < 1e-12 and out["min_p"] < 1e-12
+    assert out["contexts"]["obs"]["p_value"] > 1e-3 and out["contexts"]["a"]["p_value"] > 1e-3
+    assert out["bonferroni_p"] == pytest.approx(min(1.0, 3 * out["min_p"]))
+    stats = [v["statistic"] for v in out["contexts"].values()]
+    assert out["statistic_per_dof"] == pytest.approx(sum(stats) / 9)  # three pairs a context
+    # only the contexts asked for, at most max_rows rows each
+    out = noise_check(_Fixed(eps), _split(context), [0, 1], ["obs", "a", "b"], max_rows=50)
+    assert set(out["contexts"]) == {"obs", "a"} and out["contexts"]["a"]["n"] == 50
+
+
+def test_noise_check_says_what_it_skipped_and_when_there_is_nothing_to_test():
+    rng = np.random.default_rng(5)
+    context = np.repeat([0, 1], 100)
+    eps = rng.standard_normal((200, 2))
+    eps[context == 1, 1] = 0.0  # a collapsed coordinate in one context
+    out = noise_check(_Fixed(eps), _split(context), [0, 1], ["obs", "a"])
+    assert set(out["contexts"]) == {"obs"} and "constant" in out["skipped"]["a"]
+    assert noise_check(object(), _split(context), [0, 1], ["obs", "a"]) is None
+    assert noise_check(_Fixed(eps[:, :1]), _split(context), [0, 1], ["obs", "a"]) is None
+
+
+def test_a_run_checks_the_noise_of_every_model_with_a_prior(tmp_path):
+    """Through `conceptid run` on imported data (no ground truth): the two-step fit gets a noise
+    check per training context and per held-out composition, in metrics.json and the report;
+    the pooled VAE, which has no per-context prior, gets none."""
+    from conceptid.simulations import Dataset
+
+    rng = np.random.default_rng(6)
+    targets = [[], ["a"], ["b"], ["a", "b"]] * 60
+    x = rng.standard_normal((240, 4))
+    ds = Dataset.from_arrays(x, targets, ["a", "b"], held_out=[["a", "b"]], seed=0)
+    data = ds.save(tmp_path / "data")
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(data), "--epochs", "2", "--methods",
+                 "pooled,latent-flow", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    methods = json.loads((out / "metrics.json").read_text())["methods"]
+    assert methods["pooled"]["noise_check"] == {"training": None, "held_out": None}
+    nc = methods["latent-flow"]["noise_check"]
+    assert set(nc["training"]["contexts"]) == set(ds.context_names[:3])
+    assert set(nc["held_out"]["contexts"]) == {ds.context_names[3]}
+    for part in nc.values():
+        for v in part["contexts"].values():
+            # two concepts and two nuisance coordinates (x has four): six pairs
+            assert 0 <= v["p_value"] <= 1 and v["dof"] == 6 and v["n"] > 0
+    assert "Noise check (needs no ground truth" in (out / "report.md").read_text()
