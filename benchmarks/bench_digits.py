@@ -39,6 +39,7 @@ import torch
 from _args import at_least, int_list, name_list, vector_methods_on_images
 
 from conceptid.cli import check_device
+from conceptid.modelcheck import noise_check
 from conceptid.models.data import targets_mask
 from conceptid.models.metrics import sliced_wasserstein
 from conceptid.pipeline import METHODS, splits, train_method
@@ -80,6 +81,10 @@ def measure(ds, models: dict, seed: int) -> tuple[list[dict], dict]:
             row[name] = sliced_wasserstein(gen.reshape(h, -1), b.reshape(h, -1), seed=seed)
             generated[(cname, name)] = gen[:4]
         generated[(cname, "data")] = b[:4]
+        for name, model in models.items():  # the noise check, on all the context's test rows
+            nc = noise_check(model, held if held_out else te, [k], ds.context_names)
+            if nc is not None:
+                row[f"noise {name}"] = nc["statistic_per_dof"]
         rows.append(row)
     return rows, generated
 
@@ -226,6 +231,16 @@ def main(argv: list[str] | None = None) -> None:
         "(* held out: a composition never seen in training; floors: same = two halves of the "
         "context's test images, observational = plain digits against the context)"
     )
+    noisy = [c for c in results[0][0] if c.startswith("noise ")]
+    if noisy:
+        print("\nnoise check (conceptid.modelcheck; needs no ground truth): Bartlett's statistic "
+              "of each model's exogenous noise over its degrees of freedom, per context, on all "
+              "its test images (about 1 when the noise is independent)")  # fmt: skip
+        print(f"{'context':<24}" + "".join(f"{c[6:][:21]:>22}" for c in noisy))
+        for r in results[0]:
+            held = " *" if r["held_out"] else ""
+            print(f"{r['context'] + held:<24}"
+                  + "".join(f"{mean(results, c, r['context']):>22.2f}" for c in noisy))  # fmt: skip
     for peer in ("pooled", "context-flow-ablation"):
         if "context-flow" in names and peer in names:
             ratios = ", ".join(f"{kind} {summary[kind]['context-flow'] / summary[kind][peer]:.2f}x"
