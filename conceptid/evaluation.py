@@ -197,7 +197,10 @@ def evaluate_method(
     name: str, model, ds: Dataset, seed: int = 0, n_generate: int = DEFAULTS.n_generate,
     data_splits=None, *, normaliser=None,
 ) -> dict:  # fmt: skip
-    """Recovery up to the class, MCC, concept and composition SWD, bits/dim, active dims.
+    """Recovery up to the class, MCC, concept and composition SWD, bits/dim, active dims, and
+    the noise check (``noise_check``: :func:`conceptid.modelcheck.noise_check` on the test rows
+    of the training contexts and of the held-out compositions; None for a model it does not
+    apply to).
 
     ``data_splits``: as from :func:`conceptid.splits.splits` (default: computed here, with
     ``normaliser``, the model's, when given). For a dataset without ground truth (imported)

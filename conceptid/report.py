@@ -186,13 +186,13 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
             parts.append(f"{evaluation.trained[name].label}: {', '.join(got)}")
         L += ["", "Noise check (needs no ground truth; `conceptid.modelcheck`): a model with a "
               "per-context prior says that, in every context, the exogenous noise of its "
-              "learned concepts is independent. Bartlett's test of that claim on the test rows, "
-              "the smallest p-value over contexts times their number (Bonferroni), and the "
-              "statistics summed over their degrees of freedom (about 1 when the noise is "
-              "independent): "
+              "learned concepts and nuisance coordinates is independent. Bartlett's test of "
+              "that independence (correlations only) on the test rows, the smallest p-value "
+              "over contexts times their number (Bonferroni), and the statistics summed over "
+              "their degrees of freedom (about 1 when the noise is independent): "
               + "; ".join(parts) + ". A small p-value says the model is wrong in some "
-              "context (entangled concepts or a wrong law, estimation error included); a "
-              "large one certifies nothing."]  # fmt: skip
+              "context (entangled concepts or a wrong law); a large one certifies nothing. "
+              "Models that ignore the labels are not checked."]  # fmt: skip
     ms = metrics["methods"]
     for name, peer, peer_label in [
         ("context-flow", "pooled", "the pooled VAE's"),

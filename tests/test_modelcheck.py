@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conceptid.cli import main
-from conceptid.modelcheck import bartlett, noise_check
+from conceptid.modelcheck import applies_to, bartlett, noise_check
 from conceptid.models.context_prior import ContextFlowPrior
 from conceptid.models.data import TensorData
 from conceptid.models.estimators import SEMPrior
@@ -53,6 +53,7 @@ def test_bartlett_matches_its_formula_and_ignores_scale():
         (np.ones((4, 2)), "at least 5 rows"),
         (np.r_[np.random.default_rng(0).standard_normal((9, 2)), [[np.nan, 0]]], "NaN"),
         (np.c_[np.random.default_rng(0).standard_normal(10), np.ones(10)], "constant"),
+        (np.repeat(np.random.default_rng(0).standard_normal((10, 1)), 2, 1), "singular"),
     ],
 )
 def test_bartlett_refuses_what_it_cannot_test(e, message):
@@ -98,6 +99,51 @@ def test_the_context_priors_exogenous_noise_inverts_its_forward_map():
     torch.testing.assert_close(prior.exogenous(c, T), eps, rtol=1e-7, atol=1e-7)
 
 
+def test_an_entangled_concept_shows_in_the_context_that_intervenes_on_it():
+    """c1, c2 independent; learned u1 = c1 + c2 / 2, u2 = c2. The SEM over u with the edge
+    u2 -> u1 (weight 1/2) reproduces the observational and do(c2) laws exactly, so its noise is
+    independent there; do(c1) cuts u1 from u2 while u1 still carries c2, and the noise is
+    correlated (0.5 / sqrt(0.75) = 0.58). The aligned model (u = c, no edge) passes in every context."""
+    rng = np.random.default_rng(7)
+    n = 2000
+    context = np.repeat([0, 1, 2], n)  # observational, do(c1), do(c2)
+    c = rng.standard_normal((3 * n, 2))
+    c[context == 1, 0] = 2 + np.sqrt(0.5) * rng.standard_normal(n)
+    c[context == 2, 1] = -1 + 1.5 * rng.standard_normal(n)
+    targets = np.zeros((3 * n, 2), dtype=bool)
+    targets[context == 1, 0] = targets[context == 2, 1] = True
+    u = c.copy()
+    u[:, 0] += 0.5 * c[:, 1]
+
+    def prior(edge: float, var_int: list) -> SEMPrior:
+        p = SEMPrior([1, 1]).double()
+        p.set_linear_gaussian([[0, edge], [0, 0]], [0, 0], [1, 1], [2, -1], var_int)
+        return p
+
+    split = TensorData(torch.from_numpy(u), torch.from_numpy(targets),
+                       torch.from_numpy(context), torch.zeros(3 * n, 2))  # fmt: skip
+    names = ["obs", "do(c1)", "do(c2)"]
+    # u1's law under do(c1): mean 2, variance 0.5 + 0.25
+    entangled = noise_check(_Prior(prior(0.5, [0.75, 2.25])), split, [0, 1, 2], names)
+    ctx = entangled["contexts"]
+    assert ctx["do(c1)"]["p_value"] < 1e-12 and ctx["do(c1)"]["max_abs_corr"] > 0.5
+    assert ctx["obs"]["p_value"] > 1e-4 and ctx["do(c2)"]["p_value"] > 1e-4
+    aligned = TensorData(torch.from_numpy(c), split.targets, split.context, split.concepts)
+    ok = noise_check(_Prior(prior(0.0, [0.5, 2.25])), aligned, [0, 1, 2], names)
+    assert all(v["p_value"] > 1e-4 for v in ok["contexts"].values())
+    assert ok["statistic_per_dof"] < 5 < entangled["statistic_per_dof"]
+
+
+class _Prior:
+    """A model whose learned concepts are its input and whose prior is given."""
+
+    def __init__(self, prior) -> None:
+        self.prior = prior
+
+    def exogenous(self, x, targets):
+        return self.prior.exogenous(x, targets).detach()
+
+
 class _Fixed:
     """A model whose exogenous noise is given: its rows, in order."""
 
@@ -140,6 +186,38 @@ def test_noise_check_says_what_it_skipped_and_when_there_is_nothing_to_test():
     assert set(out["contexts"]) == {"obs"} and "constant" in out["skipped"]["a"]
     assert noise_check(object(), _split(context), [0, 1], ["obs", "a"]) is None
     assert noise_check(_Fixed(eps[:, :1]), _split(context), [0, 1], ["obs", "a"]) is None
+
+
+def test_too_few_rows_are_skipped_with_the_reason():
+    rng = np.random.default_rng(8)
+    context = np.array([0] * 50 + [1] * 4)
+    out = noise_check(_Fixed(rng.standard_normal((54, 2))), _split(context), [0, 1], ["o", "a"])
+    assert set(out["contexts"]) == {"o"} and "at least 5 rows" in out["skipped"]["a"]
+    assert out["bonferroni_p"] == pytest.approx(out["min_p"])  # one context tested
+
+
+@pytest.mark.parametrize("prior", ["sem", "context-module"])
+def test_the_estimators_noise_is_its_priors_on_its_concepts_then_its_nuisance(prior):
+    """LatentFlowMLE (untrained: the identity of the check does not need a fit): the noise is
+    the prior inverted on the learned concepts under the targets, then the nuisance; the
+    labels-ignored ablation is not checked."""
+    from conceptid.models.mle import LatentFlowMLE
+
+    torch.manual_seed(9)
+    model = LatentFlowMLE((6,), [1, 1, 1], nuisance_dim=1, prior=prior).eval()
+    x = torch.randn(40, 6)
+    t = _targets(np.random.default_rng(9), 40, 3)
+    with torch.no_grad():
+        u = model.encode(x)
+        expected = torch.cat([model.prior.exogenous(u[:, :3], t), u[:, 3:]], 1)
+    torch.testing.assert_close(model.exogenous(x, t), expected)
+    assert model.exogenous(x, t).shape == (40, 4)
+    context = torch.from_numpy(np.repeat([0, 1], 20))
+    split = TensorData(x, t, context, torch.zeros(40, 3))
+    assert applies_to(model) and noise_check(model, split, [0, 1], ["a", "b"]) is not None
+    ablation = LatentFlowMLE((6,), [1, 1, 1], nuisance_dim=1, prior=prior, use_labels=False)
+    assert not applies_to(ablation)
+    assert noise_check(ablation, split, [0, 1], ["a", "b"]) is None
 
 
 def test_a_run_checks_the_noise_of_every_model_with_a_prior(tmp_path):
