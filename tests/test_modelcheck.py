@@ -103,7 +103,8 @@ def test_an_entangled_concept_shows_in_the_context_that_intervenes_on_it():
     """c1, c2 independent; learned u1 = c1 + c2 / 2, u2 = c2. The SEM over u with the edge
     u2 -> u1 (weight 1/2) reproduces the observational and do(c2) laws exactly, so its noise is
     independent there; do(c1) cuts u1 from u2 while u1 still carries c2, and the noise is
-    correlated (0.5 / sqrt(0.75) = 0.58). The aligned model (u = c, no edge) passes in every context."""
+    correlated (0.5 / sqrt(0.75) = 0.58). The aligned model (u = c, no edge) passes in every
+    context."""
     rng = np.random.default_rng(7)
     n = 2000
     context = np.repeat([0, 1, 2], n)  # observational, do(c1), do(c2)
