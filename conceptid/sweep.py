@@ -564,6 +564,9 @@ def _scalars(result: Mapping) -> dict[str, float]:
             out[k] = float(v)
         elif k == "r2" and isinstance(v, list):
             out.update({f"r2[{i}]": float(x) for i, x in enumerate(v)})
+        elif k == "noise_check" and isinstance(v, Mapping):  # conceptid.modelcheck, per part
+            out.update({f"noise_{part}_per_dof": float(nc["statistic_per_dof"])
+                        for part, nc in v.items() if nc})  # fmt: skip
     return out
 
 

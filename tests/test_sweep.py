@@ -274,3 +274,15 @@ def test_figure_tells_a_dozen_lines_apart():
     assert style["L3 latent-flow"]["linestyle"] == style["L4s latent-flow"]["linestyle"]
     assert style["L3 latent-flow"]["linestyle"] != style["L3 pooled"]["linestyle"]
     assert len({s["color"] for s in style.values()}) == 6
+
+
+def test_the_summary_keeps_the_noise_check_of_each_part():
+    """A cell's noise check (conceptid.modelcheck) enters the summary as one scalar per part
+    that was checked: its statistic per degree of freedom."""
+    from conceptid.sweep import _scalars
+
+    result = {"mean_r2": 0.9, "r2": [0.8, 1.0], "mcc": None,
+              "noise_check": {"training": {"statistic_per_dof": 1.5, "min_p": 0.1},
+                              "held_out": None}}  # fmt: skip
+    assert _scalars(result) == {"mean_r2": 0.9, "r2[0]": 0.8, "r2[1]": 1.0,
+                                "noise_training_per_dof": 1.5}  # fmt: skip
