@@ -12,8 +12,8 @@ training rows, through the true mixing: what composing costs when recovery is ex
 are against the pooled VAE and against the labels-ignored ablation of the same model, both
 trained in the same run, and against the sampling floor, seed by seed. Each two-step fit's line
 also gives its noise check (``conceptid.modelcheck``, no ground truth needed): Bartlett's
-statistics of its exogenous noise summed over the training contexts' test rows, against their
-degrees of freedom.
+statistics of its exogenous noise on the training contexts' test rows, summed, per degree of
+freedom.
 
 ``--diagnose`` (two-step models) adds, per seed, where a composition's error lives: on vector
 data with ground truth, probes of how much of each true concept the data ``x``, the frozen
@@ -179,10 +179,9 @@ def _with(build, extra: dict, ds, epochs: int):
 
 def _noise(nc: dict) -> str:
     """The noise check of the training contexts in brief: Bartlett's statistics summed over
-    the contexts, against their degrees of freedom (about equal when the noise is independent),
-    and the Bonferroni p-value."""
-    dof = sum(v["dof"] for v in nc["contexts"].values())
-    return f"{nc['statistic_per_dof'] * dof:.0f} on {dof} dof (p {nc['bonferroni_p']:.2g})"
+    the contexts per degree of freedom (about 1 when the noise is independent), and the
+    Bonferroni p-value."""
+    return f"{nc['statistic_per_dof']:.2f}/dof (p {nc['bonferroni_p']:.2g})"
 
 
 def _num(v: float, form: str = "{:.4f}") -> str:
