@@ -250,6 +250,19 @@ class TheoremMatchedVAE(_VAEBase):
         return self.encoder(x)[0][:, : self.K]
 
     @torch.no_grad()
+    def exogenous(self, x: torch.Tensor, targets: torch.Tensor, generator=None) -> torch.Tensor:
+        """The exogenous noise ``(b, K + nuisance_dim)`` of one draw from the encoder's posterior
+        ``q(c, n | x)``: the SEM prior inverted on the drawn concepts under the targets ``(b,
+        m)``, then the drawn nuisance. Drawn, not the posterior mean: when the posterior and the
+        prior agree, the draws of a context follow its prior, so the noise is ``N(0, I)`` there
+        (:func:`conceptid.modelcheck.noise_check` tests it); the means are shrunk, and
+        correlated even then."""
+        mean, log_var = self.encoder(x)
+        z = self._sample(mean, log_var, generator)
+        eps = self.prior.exogenous(z[:, : self.K], targets)
+        return torch.cat([eps, z[:, self.K :]], 1)
+
+    @torch.no_grad()
     def generate(self, targets: torch.Tensor, n: int | None = None, *,
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set
@@ -518,6 +531,18 @@ class ContextModuleVAE(_VAEBase):
         if targets is None:
             targets = torch.zeros(mean.shape[0], self.m, dtype=torch.bool, device=mean.device)
         return self.module.concepts(mean[:, : self.K], self._targets(targets))
+
+    @torch.no_grad()
+    def exogenous(self, x: torch.Tensor, targets: torch.Tensor, generator=None) -> torch.Tensor:
+        """The exogenous noise ``(b, K + nuisance_dim)``: one draw from the encoder's posterior
+        (concepts' noise, then nuisance). The module puts the same ``N(0, I)`` prior on it in
+        every context and reads the targets only on the way to the concepts, so ``targets`` do
+        not enter here; whether each context's draws are independent is what
+        :func:`conceptid.modelcheck.noise_check` tests. Drawn, not the posterior mean: when the
+        posterior and the prior agree the draws follow the prior; the means are shrunk, and
+        correlated even then."""
+        mean, log_var = self.encoder(x)
+        return self._sample(mean, log_var, generator)
 
     @torch.no_grad()
     def generate(self, targets: torch.Tensor, n: int | None = None, *,

@@ -507,12 +507,13 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         return self.encode(x)[:, : self.K]
 
     @torch.no_grad()
-    def exogenous(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def exogenous(self, x: torch.Tensor, targets: torch.Tensor, generator=None) -> torch.Tensor:
         """The exogenous noise ``(b, K + nuisance_dim)`` the model assigns to ``x`` under the
         targets ``(b, m)`` of its context: the prior inverted on the learned concepts, then the
         nuisance coordinates. ``N(0, I)`` in every context when the model is right
         (:func:`conceptid.modelcheck.noise_check` tests it). The labels-ignored ablation reads
-        every sample as observational, as in its loss."""
+        every sample as observational, as in its loss. Deterministic: ``generator`` (taken for
+        the VAEs' posterior draws) is unused."""
         u = self.encode(x)
         eps = self.prior.exogenous(u[:, : self.K], self._labels(targets))
         return torch.cat([eps, u[:, self.K :]], 1)

@@ -141,7 +141,7 @@ class _Prior:
     def __init__(self, prior) -> None:
         self.prior = prior
 
-    def exogenous(self, x, targets):
+    def exogenous(self, x, targets, generator=None):
         return self.prior.exogenous(x, targets).detach()
 
 
@@ -151,7 +151,7 @@ class _Fixed:
     def __init__(self, eps: np.ndarray) -> None:
         self.eps = torch.from_numpy(eps)
 
-    def exogenous(self, x, targets):
+    def exogenous(self, x, targets, generator=None):
         return self.eps[x[:, 0].long()]
 
 
@@ -221,10 +221,114 @@ def test_the_estimators_noise_is_its_priors_on_its_concepts_then_its_nuisance(pr
     assert noise_check(ablation, split, [0, 1], ["a", "b"]) is None
 
 
+class _Posterior(torch.nn.Module):
+    """A VAE encoder whose posterior is given: mean ``W x``, log variance ``log_var``."""
+
+    def __init__(self, W: torch.Tensor, log_var: float) -> None:
+        super().__init__()
+        self.W, self.log_var = W, log_var
+
+    def forward(self, x):
+        mean = x @ self.W.T
+        return mean, torch.full_like(mean, self.log_var)
+
+
+def _sem_rows(rng, K: int, n: int):
+    """Concepts of a linear Gaussian SEM under random target sets, with their noise."""
+    prior = SEMPrior([1] * K)
+    prior.set_linear_gaussian(
+        np.tril(rng.normal(size=(K, K)), -1),
+        rng.normal(size=K),
+        rng.uniform(0.5, 2, K),
+        rng.normal(size=K),
+        rng.uniform(0.5, 2, K),
+    )
+    T = _targets(rng, n, K)
+    c = prior.sample(T, torch.Generator().manual_seed(int(rng.integers(1 << 30))))
+    return prior, T, c
+
+
+def test_the_theorem_matched_vaes_noise_is_its_sem_inverted_on_a_posterior_draw():
+    """A posterior concentrated on the true concepts (log variance -40) and the true SEM as the
+    prior: the noise is the SEM's noise, and the nuisance draw is the posterior's. A broad
+    posterior draws: the same generator state gives the same noise, and the check is
+    reproducible."""
+    from conceptid.models.estimators import TheoremMatchedVAE
+
+    rng = np.random.default_rng(11)
+    K = 3
+    prior, T, c = _sem_rows(rng, K, 200)
+    vae = TheoremMatchedVAE((K,), [1] * K, nuisance_dim=1)
+    vae.prior.load_state_dict(prior.state_dict())
+    W = torch.cat([torch.eye(K), torch.zeros(1, K)])  # nuisance mean 0
+    vae.encoder = _Posterior(W, -40.0)
+    got = vae.exogenous(c, T, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(got[:, :K], prior.exogenous(c, T).detach(), rtol=1e-5, atol=1e-5)
+    assert got[:, K].abs().max() < 1e-6  # the nuisance: a draw of N(0, e^-40)
+    vae.encoder = _Posterior(W, 0.0)
+    a = vae.exogenous(c, T, generator=torch.Generator().manual_seed(5))
+    b = vae.exogenous(c, T, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, vae.exogenous(c, T, generator=torch.Generator().manual_seed(6)))
+    split = TensorData(c, T, torch.from_numpy(np.repeat([0, 1], 100)), c)
+    first = noise_check(vae, split, [0, 1], ["a", "b"])
+    assert first == noise_check(vae, split, [0, 1], ["a", "b"])
+    assert first["contexts"]["a"]["dof"] == 6  # three concepts and the nuisance
+
+
+def test_the_context_module_vaes_noise_is_a_posterior_draw_whatever_the_targets():
+    """The module's N(0, I) prior holds in every context: the noise is the encoder's draw, the
+    same for every target set; the labels-ignored ablation is not checked."""
+    from conceptid.models.estimators import ContextModuleVAE
+
+    torch.manual_seed(3)
+    vae = ContextModuleVAE((5,), [1, 1, 1], nuisance_dim=1)
+    x = torch.randn(30, 5)
+    t = _targets(np.random.default_rng(3), 30, 3)
+    mean, log_var = vae.encoder(x)
+    draw = vae.exogenous(x, t, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    expected = mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, generator=g)
+    torch.testing.assert_close(draw, expected.detach())
+    again = vae.exogenous(x, ~t, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(draw, again)
+    assert draw.shape == (30, 4) and applies_to(vae)
+    assert not applies_to(ContextModuleVAE((5,), [1, 1, 1], nuisance_dim=1, use_labels=False))
+
+
+def test_the_noise_check_tells_an_aligned_vae_from_an_entangled_one():
+    """The theorem-matched VAE with the true SEM as prior and a sharp posterior: on the true
+    concepts its noise is independent in every context; with the second concept read as a mix
+    of the first two, the noise of the context intervening on it is correlated."""
+    from conceptid.models.estimators import TheoremMatchedVAE
+
+    K, n = 3, 1500
+    prior = SEMPrior([1] * K)
+    prior.set_linear_gaussian([[0, 0, 0], [0.8, 0, 0], [0, 0.8, 0]], [0, 0, 0], [1, 1, 1],
+                              [1, 1, 1], [1, 1, 1])  # fmt: skip
+    T = torch.zeros(3 * n, K, dtype=torch.bool)
+    T[n : 2 * n, 1] = True  # contexts: observational, do(c1), do(c2)
+    T[2 * n :, 2] = True
+    c = prior.sample(T, torch.Generator().manual_seed(1))
+    split = TensorData(c, T, torch.from_numpy(np.repeat([0, 1, 2], n)), c)
+    vae = TheoremMatchedVAE((K,), [1] * K)
+    vae.prior.load_state_dict(prior.state_dict())
+    vae.encoder = _Posterior(torch.eye(K), -40.0)
+    aligned = noise_check(vae, split, [0, 1, 2], ["obs", "do(c1)", "do(c2)"])
+    assert aligned["bonferroni_p"] > 0.01
+    mix = torch.eye(K)
+    mix[1, 0] = 0.5  # u1 = c1 + c0 / 2
+    vae.encoder = _Posterior(mix, -40.0)
+    entangled = noise_check(vae, split, [0, 1, 2], ["obs", "do(c1)", "do(c2)"])
+    assert entangled["contexts"]["do(c1)"]["p_value"] < 1e-6
+    assert entangled["contexts"]["do(c1)"]["max_abs_corr"] > 0.3
+
+
 def test_a_run_checks_the_noise_of_every_model_with_a_prior(tmp_path):
     """Through `conceptid run` on imported data (no ground truth): the two-step fit gets a noise
-    check per training context and per held-out composition, in metrics.json and the report;
-    the pooled VAE, which has no per-context prior, gets none."""
+    check per training context and per held-out composition, in metrics.json and the report,
+    and so does the paper's context-module VAE (on posterior draws); the pooled VAE, which has no
+    per-context prior, gets none."""
     from conceptid.simulations import Dataset
 
     rng = np.random.default_rng(6)
@@ -233,15 +337,31 @@ def test_a_run_checks_the_noise_of_every_model_with_a_prior(tmp_path):
     ds = Dataset.from_arrays(x, targets, ["a", "b"], held_out=[["a", "b"]], seed=0)
     data = ds.save(tmp_path / "data")
     out = tmp_path / "run"
-    assert main(["run", "--data", str(data), "--epochs", "2", "--methods",
-                 "pooled,latent-flow", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--data",
+                str(data),
+                "--epochs",
+                "2",
+                "--methods",
+                "pooled,latent-flow,context-module",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     methods = json.loads((out / "metrics.json").read_text())["methods"]
     assert methods["pooled"]["noise_check"] == {"training": None, "held_out": None}
-    nc = methods["latent-flow"]["noise_check"]
-    assert set(nc["training"]["contexts"]) == set(ds.context_names[:3])
-    assert set(nc["held_out"]["contexts"]) == {ds.context_names[3]}
-    for part in nc.values():
-        for v in part["contexts"].values():
-            # two concepts and two nuisance coordinates (x has four): six pairs
-            assert 0 <= v["p_value"] <= 1 and v["dof"] == 6 and v["n"] > 0
+    for name in ("latent-flow", "context-module"):
+        nc = methods[name]["noise_check"]
+        assert set(nc["training"]["contexts"]) == set(ds.context_names[:3])
+        assert set(nc["held_out"]["contexts"]) == {ds.context_names[3]}
+        for part in nc.values():
+            for v in part["contexts"].values():
+                # two concepts and two nuisance coordinates (x has four): six pairs
+                assert 0 <= v["p_value"] <= 1 and v["dof"] == 6 and v["n"] > 0
     assert "Noise check (needs no ground truth" in (out / "report.md").read_text()
