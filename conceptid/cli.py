@@ -444,6 +444,10 @@ def validate_train(a: argparse.Namespace) -> None:
     check_device(a.device)
     check_out(a.out, "--out", directory=True)
     a.dataset, a.method_list = check_training_data(a.data, a.methods)
+    from .rundir import check_data_of_run, is_run_dir
+
+    if is_run_dir(a.out):
+        check_data_of_run(a.out, a.dataset, a.data)
 
 
 def validate_import(a: argparse.Namespace) -> None:
@@ -668,6 +672,7 @@ def cmd_import(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .methods import default_methods
+    from .rundir import record_data
     from .training import train
 
     ds = a.dataset  # loaded and verified by validate_train
@@ -676,6 +681,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         t = train(name, ds, out, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size,
                   device=a.device, progress=not a.quiet, restarts=a.restarts,
                   retrain=a.retrain)  # fmt: skip
+        record_data(out, ds, a.data)  # where `evaluate` and `generate` find the data
         how = "reused (trained before under the same settings)" if t.reused else "trained"
         print(f"{name}: {how}, {t.epochs_summary} -> {out / 'models' / name / 'final.pt'}")
     return 0
@@ -689,12 +695,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
+    from .rundir import run_data
     from .training import read_trained, sample
 
     model_dir = Path(a.model)
     final = model_dir / "final.pt" if model_dir.is_dir() else model_dir
     run_dir = final.parent.parent.parent
-    ds = load_dataset(a.data or run_dir / "data")
+    ds = run_data(run_dir, a.data)
     trained = read_trained(final, ds)
     names = ds.concept_names
     targets = [t.strip() for t in (a.targets or "").split(",") if t.strip()]
@@ -920,7 +927,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics, figures and report of a run's trained models",
                        epilog=EPILOG)  # fmt: skip
     e.add_argument("run", metavar="RUN", help="run directory (with models/*/final.pt)")
-    e.add_argument("--data", help="dataset directory (default RUN/data)")
+    e.add_argument(
+        "--data",
+        help="dataset directory (default RUN/data, else the one `train` recorded in RUN/run.json)",
+    )
     e.add_argument("--check-method", choices=CHECK_METHODS, default=DEFAULTS.check_method,
                    help="arithmetic of the identifiability check")  # fmt: skip
     e.set_defaults(func=cmd_evaluate, validate=validate_evaluate)
@@ -935,7 +945,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_number("--n", default=16, help="number of samples")
     g.add_number("--seed", minimum=0, default=0, help="seed of the samples")
-    g.add_argument("--data", help="dataset directory (default RUN/data)")
+    g.add_argument(
+        "--data",
+        help="dataset directory (default RUN/data, else the one `train` recorded in RUN/run.json)",
+    )
     g.add_argument("--out", required=True, help="a .npy file, or .png for images")
     g.set_defaults(func=cmd_generate, validate=validate_generate)
 

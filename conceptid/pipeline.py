@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptid.identifiability import Report, check
-from conceptid.simulations.benchmark import Dataset, load_dataset
+from conceptid.simulations.benchmark import Dataset
 
 from .config import DEFAULTS, REPORTED, RunConfig
 from .errors import PipelineError
@@ -60,6 +60,7 @@ from .rundir import (
     ensure_data,
     open_run_dir,
     require_run_dir,
+    run_data,
     write_json,
     write_text,
 )
@@ -223,7 +224,8 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
     run_dir : Path
         A run directory with ``models/*/final.pt``.
     data : Path, optional
-        The dataset directory the models were trained on (default ``run_dir/data``).
+        The dataset directory the models were trained on (default: ``run_dir/data``, else
+        the directory ``conceptid train`` recorded: :func:`conceptid.rundir.run_data`).
     check_method : {"exact", "numeric"}
 
     Returns
@@ -241,7 +243,7 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
         A damaged model or dataset, or a model trained on another dataset.
     """
     run_dir = require_run_dir(run_dir)
-    ds = load_dataset(data if data is not None else run_dir / "data")
+    ds = run_data(run_dir, data)
     finals = sorted((run_dir / "models").glob("*/final.pt"))
     if not finals:
         raise PipelineError(f"{run_dir / 'models'} holds no trained model (run `conceptid "

@@ -3,7 +3,8 @@
 A run directory is marked by ``run.json`` (``{"format": "conceptid.run/1"}``), written when the
 package first uses a missing or empty directory. The package writes only these paths in it::
 
-    run.json                           the marker
+    run.json                           the marker; after `conceptid train` on a dataset
+                                       directory, also where that dataset is (:func:`record_data`)
     data/                              the dataset (a dataset directory, with its own card)
     check.json, check.txt              the identifiability verdict
     models/METHOD/final.pt             a trained model, with the settings it was trained under
@@ -47,14 +48,18 @@ __all__ = [
     "MARKER",
     "RunDirError",
     "adopt_data",
+    "check_data_of_run",
     "check_run_dir",
     "ensure_data",
     "is_run_dir",
     "method_files",
     "open_run_dir",
+    "recorded_data",
+    "record_data",
     "remove_evaluation",
     "remove_method",
     "require_run_dir",
+    "run_data",
     "write_json",
     "write_npy",
     "write_text",
@@ -130,6 +135,90 @@ def require_run_dir(path: str | os.PathLike) -> Path:
         what = "does not exist" if not path.exists() else f"has no {MARKER}"
         raise RunDirError(f"{path} is not a conceptid run directory (it {what})")
     return path
+
+
+def _marker(path: Path) -> dict:
+    try:
+        marker = json.loads((path / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def recorded_data(run: str | os.PathLike) -> dict | None:
+    """``{"path", "content_hash"}`` of the dataset directory recorded in the run's marker by
+    :func:`record_data`, or None."""
+    data = _marker(Path(run)).get("data")
+    ok = isinstance(data, dict) and all(
+        isinstance(data.get(k), str) for k in ("path", "content_hash")
+    )
+    return data if ok else None
+
+
+def check_data_of_run(run: str | os.PathLike, ds: Dataset, data: str | os.PathLike) -> None:
+    """Refuse, writing nothing, to train on ``ds`` (from the directory ``data``) into ``run``
+    when the run holds (``run/data``) or records (:func:`record_data`) another dataset: its
+    models would not evaluate together (:class:`RunDirError`)."""
+    run = Path(run)
+    if (run / "data").is_dir():
+        held = load_dataset(run / "data")
+        if held.content_hash != ds.content_hash:
+            raise RunDirError(f"{run} holds another dataset in {run / 'data'} (content hash "
+                              f"{held.content_hash[:12]}..., {data} has "
+                              f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
+        return
+    rec = recorded_data(run)
+    if rec is not None and rec["content_hash"] != ds.content_hash:
+        raise RunDirError(f"{run} was trained on another dataset, {rec['path']} (content hash "
+                          f"{rec['content_hash'][:12]}..., {data} has "
+                          f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
+
+
+def record_data(run: str | os.PathLike, ds: Dataset, data: str | os.PathLike) -> None:
+    """Record in the marker of ``run`` (a run directory) that its models were trained on the
+    dataset directory ``data`` (absolute path and content hash), so that :func:`run_data` finds
+    it; nothing is recorded when the run holds its own copy in ``run/data``."""
+    run = require_run_dir(run)
+    if (run / "data").is_dir():
+        return
+    marker = {**_marker(run), "data": {"path": str(Path(data).resolve()),
+                                       "content_hash": ds.content_hash}}  # fmt: skip
+    with atomic_path(run / MARKER) as tmp:
+        tmp.write_text(json.dumps(marker) + "\n")
+
+
+def run_data(run: str | os.PathLike, data: str | os.PathLike | None = None) -> Dataset:
+    """The dataset the models of ``run`` were trained on: ``data`` when given, else the run's
+    own ``run/data``, else the dataset directory :func:`record_data` recorded, verified against
+    the recorded content hash.
+
+    Raises
+    ------
+    DatasetError
+        ``data`` (or the dataset found) is not a dataset or fails its verification, the
+        recorded directory is gone or holds another dataset, or the run has neither.
+    """
+    if data is not None:
+        return load_dataset(data)
+    run = Path(run)
+    if (run / "data").exists():
+        return load_dataset(run / "data")
+    rec = recorded_data(run)
+    if rec is None:
+        raise DatasetError(f"{run} holds no data/ and records no dataset; pass --data (Python: "
+                           f"data=), the dataset directory its models were trained on")  # fmt: skip
+    path = Path(rec["path"])
+    if not path.exists():
+        raise DatasetError(f"the models of {run} were trained on {path}, which no longer "
+                           f"exists; pass --data (Python: data=), where it is now")  # fmt: skip
+    ds = load_dataset(path)
+    if ds.content_hash != rec["content_hash"]:
+        raise DatasetError(
+            f"{path} now holds another dataset than the models of {run} were "
+            f"trained on (content hash {ds.content_hash[:12]}..., recorded "
+            f"{rec['content_hash'][:12]}...); pass --data (Python: data=)"
+        )
+    return ds
 
 
 def method_files(run: str | os.PathLike, name: str) -> list[Path]:

@@ -97,6 +97,79 @@ def test_stage_subcommands_share_the_run_directory(tmp_path, capsys):
     assert "corrupted" in capsys.readouterr().err
 
 
+def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsys):
+    """`train DATA --out RUN` records DATA in run.json: `evaluate` and `generate` find it without
+    --data. Training another dataset into the run is refused before anything is written; a
+    dataset moved away or replaced is named, with the way out."""
+    data, other, run = tmp_path / "data", tmp_path / "other", tmp_path / "run"
+    for out, seed in ((data, "0"), (other, "1")):
+        assert main(["simulate", "--preset", "random", "--m", "3", "--n-per-context", "40",
+                     "--seed", seed, "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert main(["train", str(data), "--out", str(run), "--methods", "pooled", "--epochs", "1",
+                 "--quiet"]) == 0  # fmt: skip
+    marker = json.loads((run / "run.json").read_text())
+    assert marker["format"] == "conceptid.run/1"
+    assert marker["data"]["path"] == str(data.resolve())
+    assert main(["evaluate", str(run)]) == 0
+    assert set(json.loads((run / "metrics.json").read_text())["methods"]) == {"pooled"}
+    samples = tmp_path / "s.npy"
+    assert main(["generate", str(run / "models" / "pooled"), "--n", "3", "--out",
+                 str(samples)]) == 0  # fmt: skip
+    assert np.load(samples).shape[0] == 3
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(["train", str(other), "--out", str(run), "--methods", "latent-flow",
+                 "--epochs", "1", "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"{run} was trained on another dataset, {data.resolve()}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    assert main(["evaluate", str(run)]) == 2
+    assert f"trained on {data.resolve()}, which no longer exists" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--data", str(moved)]) == 0
+    other.rename(data)  # another dataset where the recorded one was
+    assert main(["generate", str(run / "models" / "pooled"), "--out", str(samples)]) == 2
+    assert "now holds another dataset" in capsys.readouterr().err
+
+
+def test_training_into_a_run_with_its_own_data_needs_that_data(tmp_path, capsys):
+    """A run made by `run` holds its dataset in RUN/data; `train` of another dataset into it is
+    refused, of the same one accepted."""
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "run",
+                "--preset",
+                "random",
+                "--preset-arg",
+                "m=3",
+                "--n-per-context",
+                "30",
+                "--epochs",
+                "1",
+                "--methods",
+                "pooled",
+                "--out",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    other = tmp_path / "other"
+    assert main(["simulate", "--preset", "random", "--m", "3", "--n-per-context", "30",
+                 "--seed", "5", "--out", str(other), "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["train", str(other), "--out", str(run), "--methods", "pooled", "--quiet"]) == 2
+    assert f"{run} holds another dataset in {run / 'data'}" in capsys.readouterr().err
+    assert main(["train", str(run / "data"), "--out", str(run), "--methods", "pooled",
+                 "--epochs", "1", "--quiet"]) == 0  # fmt: skip
+    assert "data" not in json.loads((run / "run.json").read_text())  # its own copy: no record
+
+
 def test_run_on_images_writes_image_figures(tmp_path):
     out = tmp_path / "quad"
     args = ["--n-per-context", "16", "--epochs", "1", "--methods", "context-module,pooled"]
