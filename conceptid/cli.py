@@ -497,10 +497,32 @@ def validate_evaluate(a: argparse.Namespace) -> None:
     check_out(a.run, "RUN", directory=True)
 
 
+def _model_file(model: str) -> Path:
+    """The ``final.pt`` that ``MODEL`` of ``generate`` names (a method's folder or the file),
+    or a :class:`UsageError` saying what the path is instead."""
+    path = Path(model)
+    final = path / "final.pt" if path.is_dir() else path
+    if final.is_file():
+        return final
+    if path.is_dir():
+        trained = sorted(p.parent.name for p in path.glob("models/*/final.pt"))
+        inner = sorted(p.parent.name for p in path.glob("*/final.pt"))
+        hint = (f"; its trained models: {', '.join(f'{path}/models/{m}' for m in trained)}"
+                if trained else f"; trained models in it: {', '.join(inner)}" if inner
+                else "")  # fmt: skip
+        raise UsageError(f"{path} holds no trained model (no final.pt): MODEL is "
+                         f"RUN/models/METHOD or its final.pt{hint}")  # fmt: skip
+    parent = path.parent
+    there = sorted(p.parent.name for p in parent.glob("*/final.pt")) if parent.is_dir() else []
+    hint = f"; trained models in {parent}: {', '.join(there)}" if there else ""
+    raise UsageError(f"{path} does not exist: MODEL is RUN/models/METHOD or its final.pt{hint}")
+
+
 def validate_generate(a: argparse.Namespace) -> None:
     if Path(a.out).suffix not in (".npy", ".png"):
         raise UsageError(f"--out must end in .npy or .png, got {Path(a.out).name!r}")
     check_out(a.out, "--out", directory=False)
+    a.final = _model_file(a.model)
 
 
 def validate_sweep(a: argparse.Namespace) -> None:
@@ -698,8 +720,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from .rundir import run_data
     from .training import read_trained, sample
 
-    model_dir = Path(a.model)
-    final = model_dir / "final.pt" if model_dir.is_dir() else model_dir
+    final = a.final  # checked by validate_generate
     run_dir = final.parent.parent.parent
     ds = run_data(run_dir, a.data)
     trained = read_trained(final, ds)

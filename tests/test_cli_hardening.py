@@ -92,6 +92,8 @@ CASES = [
     (["check", "--preset", "chain", "--seed", "-4"], "--seed must be a non-negative integer"),
     (["generate", "{T}/m", "--n", "0", "--out", "{T}/x.npy"], "--n must be a positive integer"),
     (["generate", "{T}/m", "--out", "{T}/x.txt"], "--out must end in .npy or .png"),
+    (["generate", "{D}/ds", "--out", "{T}/x.npy"], "ds holds no trained model (no final.pt)"),
+    (["generate", "{T}/run/models/nope", "--out", "{T}/x.npy"], "nope does not exist"),
     (["evaluate", "{T}/nothing"], "is not a run directory"),
     (["simulate", "--out", "{T}/d", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["simulate", "--n-val", "3"], "the following arguments are required: --out"),

@@ -117,6 +117,8 @@ def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsy
                  str(samples)]) == 0  # fmt: skip
     assert np.load(samples).shape[0] == 3
     capsys.readouterr()
+    assert main(["generate", str(run), "--out", str(samples)]) == 2  # the run, not a model
+    assert f"its trained models: {run}/models/pooled" in capsys.readouterr().err
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert main(["train", str(other), "--out", str(run), "--methods", "latent-flow",
                  "--epochs", "1", "--quiet"]) == 2  # fmt: skip
