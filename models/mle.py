@@ -258,10 +258,47 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
 
     # -- the autoencoder and the prior --------------------------------------------------------
 
+    #: the autoencoder works on the data with each principal component divided by its standard
+    #: deviation to this power (0: off; set by :class:`LatentFlowMLE`'s ``ae_whitening``)
+    ae_whitening: float = 0.0
+
+    def _whiten(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the autoencoder's coordinates: itself, or partly whitened
+        (``ae_whitening``)."""
+        if not self.ae_whitening:
+            return x
+        return (x - self.white_mean) @ self.white_forward
+
+    def _unwhiten(self, y: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`_whiten`: the autoencoder's coordinates back in the data's."""
+        if not self.ae_whitening:
+            return y
+        return y @ self.white_backward + self.white_mean
+
+    def _observe(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's output for a latent ``z``, in the data's coordinates."""
+        return self._unwhiten(self.decoder(z))
+
+    @torch.no_grad()
+    def _fit_whitening(self, x: torch.Tensor) -> None:
+        """The partial whitening of ``ae_whitening = a`` from the training rows ``x`` ``(n,
+        p)``: their principal components, each divided by its standard deviation to the power
+        ``a`` (standard deviations below 1e-3 of the largest count as 1e-3 of it, so that a
+        direction the data barely span is amplified by at most 1000^a)."""
+        X = x.double()
+        mean = X.mean(0)
+        lam, V = torch.linalg.eigh((X - mean).T @ (X - mean) / len(X))
+        sd = lam.clamp_min(0).sqrt().flip(0)
+        V = V.flip(1)  # components by decreasing variance
+        scale = sd.clamp_min(1e-3 * sd[0]) ** self.ae_whitening
+        self.white_mean.copy_(mean)
+        self.white_forward.copy_(V / scale)
+        self.white_backward.copy_(scale[:, None] * V.T)
+
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """The autoencoder's latent ``z = g(x)`` ``(b, D)`` (the encoder's output, or the first
-        element of the tuple it returns)."""
-        out = self.encoder(x)
+        element of the tuple it returns; with ``ae_whitening``, of the partly whitened data)."""
+        out = self.encoder(self._whiten(x))
         z = out[0] if isinstance(out, tuple) else out
         return z[:, : self.D]
 
@@ -271,7 +308,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         ``eps`` (``volume_eps``) keeps the term bounded below: the reconstruction penalty only
         holds ``f o g`` to the identity *at* the samples, so a decoder could otherwise fold (a
         singular Jacobian at a sample) and send the loss to minus infinity."""
-        J = vmap(jacfwd(lambda u: self.decoder(u[None]).flatten()))(z)  # (b, P, D)
+        J = vmap(jacfwd(lambda u: self._observe(u[None]).flatten()))(z)  # (b, P, D)
         eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
         return 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J + self.volume_eps * eye)[1]
 
@@ -310,8 +347,10 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         form; exact reconstruction when the data span ``D`` dimensions, as under linear mixing).
         With ``ae_epochs = 0`` the likelihood stage then starts at once, from a snap."""
         enc, dec = self.encoder, self.decoder
+        if self.ae_whitening and int(self.stage) == 0:
+            self._fit_whitening(train.x)
         if isinstance(enc, ResidualEncoder) and isinstance(dec, ResidualDecoder):
-            X = train.x.flatten(1).double()
+            X = self._whiten(train.x.flatten(1)).double()
             mean = X.mean(0)
             V = torch.linalg.svd(X - mean, full_matrices=False)[2][: self.D]  # (D, p)
             enc.skip.weight.copy_(V)
@@ -740,6 +779,7 @@ class LatentFlowMLE(ManifoldEstimator):
         flow_activation: str = "silu",
         finetune_after: int | None = None,
         rec_weight: float = 100.0,
+        ae_whitening: float = 0.0,
     ) -> None:
         check_number(ae_epochs, "ae_epochs (step 1 learns the manifold; 0: it is given)", minimum=0)
         if ae_epochs == 0 and (encoder is None or decoder is None):
@@ -756,6 +796,13 @@ class LatentFlowMLE(ManifoldEstimator):
                 )
         rec_weight = check_number(rec_weight, "rec_weight", integer=False, minimum=0,
                                   exclusive=True)  # fmt: skip
+        ae_whitening = float(check_number(ae_whitening, "ae_whitening", integer=False,
+                                          minimum=0))  # fmt: skip
+        if ae_whitening > 1:
+            raise UsageError(f"ae_whitening is a power between 0 and 1, got {ae_whitening}")
+        if ae_whitening and len(tuple(obs_shape)) != 1:
+            raise UsageError("ae_whitening: the autoencoder's whitening is done for vector data "
+                             "only")  # fmt: skip
         check_number(flow_layers, "flow_layers")
         check_number(flow_hidden, "flow_hidden")
         R = check_number(flow_restarts, "flow_restarts")
@@ -782,6 +829,12 @@ class LatentFlowMLE(ManifoldEstimator):
         #: step 3, the joint fine-tune, starts after this many epochs of step 2 (None: never)
         self.finetune_after = finetune_after
         self.rec_weight = rec_weight
+        self.ae_whitening = ae_whitening
+        if ae_whitening:  # set from the training data by prepare
+            p = int(tuple(obs_shape)[0])
+            self.register_buffer("white_mean", torch.zeros(p))
+            self.register_buffer("white_forward", torch.eye(p))
+            self.register_buffer("white_backward", torch.eye(p))
         self._staged: dict = {}  # stage_inputs' latents of the last two data sets (no copy of x)
 
     def _enter_stage(self, stage: int, autoencoder_trains: bool) -> None:
@@ -810,7 +863,7 @@ class LatentFlowMLE(ManifoldEstimator):
         return self.flow(self.latent(x))[0]
 
     def decode(self, u: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.flow.inverse(u))
+        return self._observe(self.flow.inverse(u))
 
     def _encode_batch(self, batch: Batch) -> torch.Tensor:
         """``h(z)`` from the staged latent ``z`` when the batch carries it (step 2)."""
@@ -850,7 +903,8 @@ class LatentFlowMLE(ManifoldEstimator):
             mixed = self.ae_autocast is not None and self.training
             with torch.autocast(batch.x.device.type, torch.bfloat16, enabled=mixed):
                 out = self.decoder(self.latent(batch.x))
-            rec = ((batch.x - out.to(batch.x.dtype)).flatten(1) ** 2).sum(1)
+            # the reconstruction error in the autoencoder's coordinates (``ae_whitening``)
+            rec = ((self._whiten(batch.x) - out.to(batch.x.dtype)).flatten(1) ** 2).sum(1)
             return rec.mean(), {"rec": rec.mean().item()}
         if stage == 2:
             return self._joint_objective(batch)
@@ -865,7 +919,7 @@ class LatentFlowMLE(ManifoldEstimator):
         that change of variables holds (the objective of :class:`ManifoldMLE`, started here
         from the two-step fit)."""
         z = self.latent(batch.x)
-        rec = ((batch.x - self.decoder(z)).flatten(1) ** 2).sum(1)
+        rec = ((self._whiten(batch.x) - self.decoder(z)).flatten(1) ** 2).sum(1)
         nll, dag = self._flow_nll(z, batch.targets, self.flow, self.prior)
         return self._penalised(nll + self.log_volume(z), rec, dag)
 

@@ -13,7 +13,7 @@ from torch import nn
 from torch.func import jacrev
 
 from conceptid.identifiability import align
-from conceptid.models.data import Batch, from_dataset
+from conceptid.models.data import Batch, TensorData, from_dataset
 from conceptid.models.flow import LatentFlow
 from conceptid.models.mle import LatentFlowMLE
 from conceptid.models.trainer import TrainConfig, fit, fit_restarts
@@ -270,15 +270,77 @@ def test_ae_autocast_trains_step_one_in_mixed_precision_only():
     assert torch.equal(default.loss(batch)[0], mixed.loss(batch)[0])  # step 2: float32
 
 
+def test_ae_whitening_is_validated():
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError, match="ae_whitening"):
+            LatentFlowMLE((4,), (1,), ae_whitening=bad)
+    with pytest.raises(ValueError, match="vector data only"):
+        LatentFlowMLE((3, 32, 32), (1,), ae_whitening=0.5)
+
+
+@pytest.mark.parametrize("a", [0.25, 0.5, 1.0])
+def test_ae_whitening_divides_each_component_by_its_sd_to_the_power_a(a):
+    """The whitened training rows have uncorrelated coordinates with standard deviations
+    ``sd_i^(1 - a)`` (the principal components' ``sd_i``, largest first); unwhitening inverts
+    it; without whitening the model has no such buffers and leaves ``x`` as it is."""
+    rng = np.random.default_rng(3)
+    Q = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    x = torch.from_numpy(rng.standard_normal((4000, 5)) @ np.diag([3, 2, 1, 0.5, 0.2]) @ Q)
+    model = LatentFlowMLE((5,), (1, 1), ae_whitening=a).double()
+    model._fit_whitening(x)
+    y = model._whiten(x)
+    sd = np.sqrt(np.linalg.eigvalsh(np.cov(x.numpy().T, bias=True)))[::-1]
+    cov = np.cov(y.numpy().T, bias=True)
+    np.testing.assert_allclose(cov, np.diag(sd ** (2 - 2 * a)), atol=1e-8 * sd[0] ** 2)
+    torch.testing.assert_close(model._unwhiten(y), x, rtol=1e-10, atol=1e-10)
+    flat = x.clone()
+    flat[:, 4] = 1.0  # a direction the data do not span: amplified by at most 1000^a
+    model._fit_whitening(flat)
+    gain = torch.linalg.matrix_norm(model.white_forward, ord=2).item()
+    assert gain == pytest.approx(1 / (1e-3 * np.sqrt(np.linalg.eigvalsh(
+        np.cov(flat.numpy().T, bias=True))[-1])) ** a, rel=1e-6)  # fmt: skip
+    assert torch.isfinite(model._whiten(flat)).all()
+    plain = LatentFlowMLE((5,), (1, 1))
+    assert not any(k.startswith("white_") for k in plain.state_dict())
+    assert plain._whiten(x) is x
+
+
+def test_a_whitened_autoencoder_is_scored_in_its_coordinates_and_decodes_into_the_datas():
+    """Step 1's loss is the reconstruction error of the whitened rows; ``decode`` and
+    ``generate`` give rows in the data's coordinates; the volume term is that of the map to
+    them (its Jacobian the decoder's, then the unwhitening's)."""
+    torch.manual_seed(1)
+    x = torch.randn(64, 6) @ torch.randn(6, 6)
+    model = LatentFlowMLE((6,), (1, 1), nuisance_dim=1, ae_whitening=0.5, hidden=8)
+    model.prepare(TensorData(x, torch.zeros(64, 2, dtype=torch.bool),
+                             torch.zeros(64, dtype=torch.long), torch.zeros(64, 2)))  # fmt: skip
+    batch = Batch(x, torch.zeros(64, 2, dtype=torch.bool), torch.zeros(64, dtype=torch.long),
+                  torch.zeros(64, 2))  # fmt: skip
+    with torch.no_grad():
+        z = model.encoder(model._whiten(x))
+        out = model.decoder(z)
+        want = ((model._whiten(x) - out) ** 2).sum(1).mean()
+        torch.testing.assert_close(model.loss(batch)[0], want)
+        u = model.encode(x)
+        torch.testing.assert_close(model.decode(u), model._unwhiten(out), rtol=1e-4, atol=1e-4)
+    J = torch.autograd.functional.jacobian(lambda v: model._unwhiten(model.decoder(v[None]))[0],
+                                           z[0])  # fmt: skip
+    want = 0.5 * torch.logdet(J.T @ J + model.volume_eps * torch.eye(3))
+    torch.testing.assert_close(model.log_volume(z[:1].detach())[0], want, rtol=1e-4, atol=1e-4)
+
+
 def test_generate_samples_have_the_observation_shape():
     model = LatentFlowMLE((6,), (1, 1), nuisance_dim=1, hidden=8)
     x = model.generate(torch.tensor([[True, True], [False, False]]))
     assert x.shape == (2, 6) and torch.isfinite(x).all()
 
 
-def test_recovers_the_concepts_on_the_first_rung():
+@pytest.mark.parametrize("whitening", [0.0, 0.5])
+def test_recovers_the_concepts_on_the_first_rung(whitening):
     """L1 (linear mixing, 5 concepts): R^2 > 0.95 per concept in a short seeded run, and the
-    learned density is within 0.1 nat of the true one (the model class contains the truth)."""
+    learned density is within 0.1 nat of the true one (the model class contains the truth).
+    With the autoencoder on partly whitened data too: its density is still that of ``x``
+    (the volume term takes the whitening's Jacobian)."""
     ds = generate(BenchmarkSpec(preset="random", preset_args={"m": 5, "p": 16},
                                 n_train=1000, n_val=300, n_test=500, seed=0))  # fmt: skip
     tr, va, te = (from_dataset(ds, s, "training") for s in ("train", "val", "test"))
@@ -286,7 +348,7 @@ def test_recovers_the_concepts_on_the_first_rung():
     true = _true_nll(ds, va, mu, sd)
     _standardise(tr, va, te)
     torch.manual_seed(0)
-    model = LatentFlowMLE((16,), [1] * 5, ae_epochs=5, snap_every=5)
+    model = LatentFlowMLE((16,), [1] * 5, ae_epochs=5, snap_every=5, ae_whitening=whitening)
     fit(model, tr, va, TrainConfig(epochs=15, lr=3e-3, progress=False, seed=0, patience=15))
     r2 = align(model.concepts(te.x).numpy(), te.concepts.numpy()).r2
     assert np.all(r2 > 0.95), r2
