@@ -69,11 +69,10 @@ def reconstruction_swd(model, data, n: int, seed: int) -> float | None:
     without a deterministic autoencoder."""
     if not isinstance(model, ManifoldMLE | LatentFlowMLE):
         return None
-    latent = model.latent if isinstance(model, LatentFlowMLE) else model.encode
     out = []
     for k in data.context.unique().tolist():
         x = data.x[data.context == k][:n]
-        out.append(sliced_wasserstein(model.decoder(latent(x)).numpy(), x.numpy(), seed=seed))
+        out.append(sliced_wasserstein(model.reconstruct(x).numpy(), x.numpy(), seed=seed))
     return float(np.mean(out))
 
 

@@ -323,6 +323,7 @@ def test_a_whitened_autoencoder_is_scored_in_its_coordinates_and_decodes_into_th
         torch.testing.assert_close(model.loss(batch)[0], want)
         u = model.encode(x)
         torch.testing.assert_close(model.decode(u), model._unwhiten(out), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(model.reconstruct(x), model._unwhiten(out))
     J = torch.autograd.functional.jacobian(lambda v: model._unwhiten(model.decoder(v[None]))[0],
                                            z[0])  # fmt: skip
     want = 0.5 * torch.logdet(J.T @ J + model.volume_eps * torch.eye(3))
