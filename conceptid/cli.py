@@ -399,7 +399,11 @@ def validate_run(a: argparse.Namespace) -> None:
         check_methods(a.methods, images=None)
         check_out(a.out, "--out", directory=True)
         a.benchmark = None
-        _, a.method_list = check_training_data(a.data, a.methods)
+        ds, a.method_list = check_training_data(a.data, a.methods)
+        from .rundir import check_data_of_run, is_run_dir
+
+        if is_run_dir(a.out):
+            check_data_of_run(a.out, ds, a.data)
         return
     if a.spec and a.preset_arg:
         raise UsageError("--preset-arg cannot be combined with --spec: put it in the spec file")
@@ -410,6 +414,9 @@ def validate_run(a: argparse.Namespace) -> None:
         raise UsageError(f"a run needs training, validation and test samples; the benchmark has "
                          f"{', '.join(f'{k} = 0' for k in empty)}")  # fmt: skip
     check_out(a.out, "--out", directory=True)
+    from .rundir import check_no_recorded_data
+
+    check_no_recorded_data(a.out)
     model = check_spec(spec, "this run", training=True)
     a.method_list = check_methods(a.methods, model.mixing.kind == "image")
 
@@ -721,7 +728,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from .training import read_trained, sample
 
     final = a.final  # checked by validate_generate
-    run_dir = final.parent.parent.parent
+    run_dir = final.resolve().parent.parent.parent
     ds = run_data(run_dir, a.data)
     trained = read_trained(final, ds)
     names = ds.concept_names

@@ -8,11 +8,12 @@ no hard intervention cuts it from what it mixed in: the prior explains the mixtu
 and that edge is wrong in the context that intervenes on the concept, where the two noises come
 out correlated.
 
-For a VAE (the theorem-matched VAE, the paper's context-module VAE) the noise comes from one draw
-of the encoder's posterior per row, not from its mean: when posterior and prior agree, the draws
-of a context follow that context's prior, while the means are shrunk and correlated even then. A
-rejection there says that the encoder and the prior disagree in that context, which is a fault
-of the fitted model as a whole.
+For the theorem-matched VAE the noise comes from one draw of the encoder's posterior per row,
+not from its mean: when posterior and prior agree, the draws of a context follow that context's
+prior, while the means are shrunk and correlated even then. A rejection there says that the
+encoder and the prior disagree in that context, a fault of the fitted model as a whole. The
+paper's context-module VAE is skipped: its context-free encoder cannot give independent noise in
+every context, whatever its concepts (``ContextModuleVAE.exogenous``).
 
 The check is one-sided: a small p-value says the model is wrong in some context; a large one
 certifies nothing. Only the independence part of the claim is tested (correlations: a wrong
@@ -36,6 +37,7 @@ assumption is the model's own. :func:`noise_check` runs it per context.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -81,7 +83,11 @@ def bartlett(e: np.ndarray) -> dict:
 def applies_to(model) -> bool:
     """Whether :func:`noise_check` tests ``model``: it has exogenous noise (``exogenous``) and
     reads the labels (the labels-ignored ablation's single law is contradicted by any design
-    with interventions, so its rejection would say nothing about its concepts)."""
+    with interventions, so its rejection would say nothing about its concepts), and the model
+    does not declare ``noise_check_applies = False`` (the paper's context-module VAE, whose
+    context-free encoder cannot give independent noise in every context)."""
+    if not getattr(model, "noise_check_applies", True):  # fails by construction: see the model
+        return False
     return callable(getattr(model, "exogenous", None)) and bool(getattr(model, "needs_labels", 1))
 
 
@@ -102,7 +108,7 @@ def noise_check(model, split: TensorData, contexts: Sequence[int], names: Sequen
     with interventions: its rejection would say nothing about its concepts), or no context
     could be tested. Rows are encoded ``batch_size`` at a time on the model's device. A model
     whose noise is a posterior draw (the VAEs) draws it from one generator seeded with 0, so
-    the check is reproducible.
+    the check is reproducible on one device with the same rows and ``batch_size``.
 
     Only the *independence* of the noise is tested (correlations, so each context's mean and
     scale are removed): a wrong mean or variance passes. The coordinates are the concepts' and
@@ -112,7 +118,11 @@ def noise_check(model, split: TensorData, contexts: Sequence[int], names: Sequen
         return None
     params = model.parameters() if callable(getattr(model, "parameters", None)) else ()
     device = next((p.device for p in params), torch.device("cpu"))
-    generator = torch.Generator(device=device).manual_seed(0)
+    # a posterior draw (the VAEs) from one seeded generator; a model whose ``exogenous`` takes
+    # no generator (deterministic noise, or a model written before it existed) is called without
+    params = inspect.signature(model.exogenous).parameters
+    takes = "generator" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    extra = {"generator": torch.Generator(device=device).manual_seed(0)} if takes else {}
     out, skipped = {}, {}
     for k in contexts:
         rows = torch.nonzero(split.context == k).flatten()
@@ -123,7 +133,7 @@ def noise_check(model, split: TensorData, contexts: Sequence[int], names: Sequen
         with torch.no_grad():
             eps = np.concatenate([
                 model.exogenous(split.x[r].to(device), split.targets[r].to(device),
-                                generator=generator).cpu().numpy()
+                                **extra).cpu().numpy()
                 for r in rows.split(batch_size)
             ])  # fmt: skip
         if eps.shape[1] < 2:

@@ -49,6 +49,7 @@ __all__ = [
     "RunDirError",
     "adopt_data",
     "check_data_of_run",
+    "check_no_recorded_data",
     "check_run_dir",
     "ensure_data",
     "is_run_dir",
@@ -174,6 +175,16 @@ def check_data_of_run(run: str | os.PathLike, ds: Dataset, data: str | os.PathLi
                           f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
 
 
+def check_no_recorded_data(run: str | os.PathLike) -> None:
+    """Refuse, writing nothing, to generate a dataset for ``run`` when its models were trained
+    by ``conceptid train`` on a dataset directory it records (:class:`RunDirError`)."""
+    rec = recorded_data(run) if not (Path(run) / "data").is_dir() else None
+    if rec is not None:
+        raise RunDirError(f"the models of {run} were trained on {rec['path']} (recorded by "
+                          f"`conceptid train`); run them on it with --data (Python: data=), or "
+                          f"use another --out")  # fmt: skip
+
+
 def record_data(run: str | os.PathLike, ds: Dataset, data: str | os.PathLike) -> None:
     """Record in the marker of ``run`` (a run directory) that its models were trained on the
     dataset directory ``data`` (absolute path and content hash), so that :func:`run_data` finds
@@ -201,7 +212,7 @@ def run_data(run: str | os.PathLike, data: str | os.PathLike | None = None) -> D
     if data is not None:
         return load_dataset(data)
     run = Path(run)
-    if (run / "data").exists():
+    if (run / "data").is_dir():
         return load_dataset(run / "data")
     rec = recorded_data(run)
     if rec is None:
@@ -211,7 +222,13 @@ def run_data(run: str | os.PathLike, data: str | os.PathLike | None = None) -> D
     if not path.exists():
         raise DatasetError(f"the models of {run} were trained on {path}, which no longer "
                            f"exists; pass --data (Python: data=), where it is now")  # fmt: skip
-    ds = load_dataset(path)
+    try:
+        ds = load_dataset(path)
+    except DatasetError as err:
+        raise DatasetError(
+            f"{err} (the dataset the models of {run} were trained on, as "
+            f"`conceptid train` recorded it; pass --data where it is now)"
+        ) from None
     if ds.content_hash != rec["content_hash"]:
         raise DatasetError(
             f"{path} now holds another dataset than the models of {run} were "
@@ -293,8 +310,10 @@ def ensure_data(spec: BenchmarkSpec, out: str | os.PathLike, progress: bool = Tr
     DatasetError
         ``out/data`` holds a dataset of another spec.
     RunDirError
-        ``out`` cannot be a run directory.
+        ``out`` cannot be a run directory, or its models were trained by ``conceptid train``
+        on a dataset directory it records (:func:`record_data`).
     """
+    check_no_recorded_data(out)
     path = open_run_dir(out) / "data"
     if path.exists():
         ds = load_dataset(path)
@@ -317,10 +336,12 @@ def adopt_data(data: str | os.PathLike, out: str | os.PathLike) -> Dataset:
     DatasetError
         ``data`` is not a dataset or fails its verification, or ``out/data`` holds another one.
     RunDirError
-        ``out`` cannot be a run directory.
+        ``out`` cannot be a run directory, or it holds or records another dataset
+        (:func:`check_data_of_run`).
     """
-    path = open_run_dir(out) / "data"
     ds = load_dataset(data)
+    check_data_of_run(out, ds, data)
+    path = open_run_dir(out) / "data"
     if path.exists():
         held = load_dataset(path)
         if held.content_hash != ds.content_hash:

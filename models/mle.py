@@ -267,7 +267,8 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         (``ae_whitening``)."""
         if not self.ae_whitening:
             return x
-        return (x - self.white_mean) @ self.white_forward
+        with torch.autocast(x.device.type, enabled=False):  # float32 under ae_autocast too
+            return (x.to(self.white_mean.dtype) - self.white_mean) @ self.white_forward
 
     def _unwhiten(self, y: torch.Tensor) -> torch.Tensor:
         """The inverse of :meth:`_whiten`: the autoencoder's coordinates back in the data's."""
@@ -294,6 +295,9 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         mean = X.mean(0)
         lam, V = torch.linalg.eigh((X - mean).T @ (X - mean) / len(X))
         sd = lam.clamp_min(0).sqrt().flip(0)
+        if not sd[0] > 0:
+            raise UsageError("ae_whitening: the training rows are all the same; there is nothing "
+                             "to whiten")  # fmt: skip
         V = V.flip(1)  # components by decreasing variance
         scale = sd.clamp_min(1e-3 * sd[0]) ** self.ae_whitening
         self.white_mean.copy_(mean)
@@ -355,7 +359,10 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         if self.ae_whitening and int(self.stage) == 0:
             self._fit_whitening(train.x)
         if isinstance(enc, ResidualEncoder) and isinstance(dec, ResidualDecoder):
-            X = self._whiten(train.x.flatten(1)).double()
+            X = train.x.flatten(1)
+            if self.ae_whitening:  # the buffers are on the model's device
+                X = self._whiten(X.to(self.white_mean.device))
+            X = X.double()
             mean = X.mean(0)
             V = torch.linalg.svd(X - mean, full_matrices=False)[2][: self.D]  # (D, p)
             enc.skip.weight.copy_(V)
@@ -816,6 +823,11 @@ class LatentFlowMLE(ManifoldEstimator):
                                           minimum=0))  # fmt: skip
         if ae_whitening > 1:
             raise UsageError(f"ae_whitening is a power between 0 and 1, got {ae_whitening}")
+        if ae_whitening and ae_epochs == 0:
+            raise UsageError(
+                "ae_whitening applies to the autoencoder that step 1 trains; "
+                "with ae_epochs=0 your own nets read the data as they are"
+            )
         if ae_whitening and len(tuple(obs_shape)) != 1:
             raise UsageError("ae_whitening: the autoencoder's whitening is done for vector data "
                              "only")  # fmt: skip

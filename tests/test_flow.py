@@ -276,6 +276,11 @@ def test_ae_whitening_is_validated():
             LatentFlowMLE((4,), (1,), ae_whitening=bad)
     with pytest.raises(ValueError, match="vector data only"):
         LatentFlowMLE((3, 32, 32), (1,), ae_whitening=0.5)
+    with pytest.raises(ValueError, match="with ae_epochs=0 your own nets"):
+        LatentFlowMLE((4,), (1,), ae_whitening=0.5, ae_epochs=0, encoder=nn.Linear(4, 1),
+                      decoder=nn.Linear(1, 4))  # fmt: skip
+    with pytest.raises(ValueError, match="the training rows are all the same"):
+        LatentFlowMLE((4,), (1,), ae_whitening=0.5)._fit_whitening(torch.ones(10, 4))
 
 
 @pytest.mark.parametrize("a", [0.25, 0.5, 1.0])

@@ -97,10 +97,11 @@ def test_stage_subcommands_share_the_run_directory(tmp_path, capsys):
     assert "corrupted" in capsys.readouterr().err
 
 
-def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsys):
+def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsys,
+                                                                 monkeypatch):  # fmt: skip
     """`train DATA --out RUN` records DATA in run.json: `evaluate` and `generate` find it without
-    --data. Training another dataset into the run is refused before anything is written; a
-    dataset moved away or replaced is named, with the way out."""
+    --data. Training or running another dataset into the run is refused before anything is
+    written; a dataset moved away or replaced is named, with the way out."""
     data, other, run = tmp_path / "data", tmp_path / "other", tmp_path / "run"
     for out, seed in ((data, "0"), (other, "1")):
         assert main(["simulate", "--preset", "random", "--m", "3", "--n-per-context", "40",
@@ -116,6 +117,9 @@ def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsy
     assert main(["generate", str(run / "models" / "pooled"), "--n", "3", "--out",
                  str(samples)]) == 0  # fmt: skip
     assert np.load(samples).shape[0] == 3
+    monkeypatch.chdir(run / "models")  # a relative MODEL still finds its run
+    assert main(["generate", "pooled", "--n", "2", "--out", str(samples)]) == 0
+    monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(["generate", str(run), "--out", str(samples)]) == 2  # the run, not a model
     assert f"its trained models: {run}/models/pooled" in capsys.readouterr().err
@@ -125,6 +129,12 @@ def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsy
     err = capsys.readouterr().err
     assert f"{run} was trained on another dataset, {data.resolve()}" in err
     assert len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(["run", "--data", str(other), "--out", str(run), "--quiet"]) == 2
+    assert f"{run} was trained on another dataset" in capsys.readouterr().err
+    assert main(["run", "--preset", "random", "--out", str(run), "--quiet"]) == 2
+    assert f"the models of {run} were trained on {data.resolve()}" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     moved = tmp_path / "moved"
     data.rename(moved)
