@@ -3,7 +3,8 @@
 A *run directory* (:mod:`conceptid.rundir`) is the on-disk format every stage reads and writes,
 so a run can be stopped and resumed anywhere (each file is written atomically):
 
-    RUN/run.json                   the marker of a run directory
+    RUN/run.json                   the marker of a run directory (after ``conceptid train``,
+                                   also the dataset directory its models were trained on)
     RUN/data/                      the dataset (simulations.benchmark format): generated from
                                    the spec, or a copy of the dataset given (``run --data``)
     RUN/check.json, check.txt      the identifiability verdict
