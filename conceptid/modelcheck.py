@@ -120,8 +120,8 @@ def noise_check(model, split: TensorData, contexts: Sequence[int], names: Sequen
     device = next((p.device for p in params), torch.device("cpu"))
     # a posterior draw (the VAEs) from one seeded generator; a model whose ``exogenous`` takes
     # no generator (deterministic noise, or a model written before it existed) is called without
-    params = inspect.signature(model.exogenous).parameters
-    takes = "generator" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    accepted = inspect.signature(model.exogenous).parameters
+    takes = "generator" in accepted or any(p.kind is p.VAR_KEYWORD for p in accepted.values())
     extra = {"generator": torch.Generator(device=device).manual_seed(0)} if takes else {}
     out, skipped = {}, {}
     for k in contexts:

@@ -156,10 +156,12 @@ def recorded_data(run: str | os.PathLike) -> dict | None:
     return data if ok else None
 
 
-def check_data_of_run(run: str | os.PathLike, ds: Dataset, data: str | os.PathLike) -> None:
+def check_data_of_run(run: str | os.PathLike, ds: Dataset,
+                      data: str | os.PathLike) -> Dataset | None:  # fmt: skip
     """Refuse, writing nothing, to train on ``ds`` (from the directory ``data``) into ``run``
     when the run holds (``run/data``) or records (:func:`record_data`) another dataset: its
-    models would not evaluate together (:class:`RunDirError`)."""
+    models would not evaluate together (:class:`RunDirError`). Returns the run's own copy,
+    verified to be ``ds``, when it holds one (else None)."""
     run = Path(run)
     if (run / "data").is_dir():
         held = load_dataset(run / "data")
@@ -167,12 +169,13 @@ def check_data_of_run(run: str | os.PathLike, ds: Dataset, data: str | os.PathLi
             raise RunDirError(f"{run} holds another dataset in {run / 'data'} (content hash "
                               f"{held.content_hash[:12]}..., {data} has "
                               f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
-        return
+        return held
     rec = recorded_data(run)
     if rec is not None and rec["content_hash"] != ds.content_hash:
         raise RunDirError(f"{run} was trained on another dataset, {rec['path']} (content hash "
                           f"{rec['content_hash'][:12]}..., {data} has "
                           f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
+    return None
 
 
 def check_no_recorded_data(run: str | os.PathLike) -> None:
@@ -334,20 +337,17 @@ def adopt_data(data: str | os.PathLike, out: str | os.PathLike) -> Dataset:
     Raises
     ------
     DatasetError
-        ``data`` is not a dataset or fails its verification, or ``out/data`` holds another one.
+        ``data`` is not a dataset or fails its verification, or ``out/data`` is not one.
     RunDirError
         ``out`` cannot be a run directory, or it holds or records another dataset
         (:func:`check_data_of_run`).
     """
     ds = load_dataset(data)
-    check_data_of_run(out, ds, data)
+    held = check_data_of_run(out, ds, data)  # out/data, verified to hold ds, if there is one
     path = open_run_dir(out) / "data"
-    if path.exists():
-        held = load_dataset(path)
-        if held.content_hash != ds.content_hash:
-            raise DatasetError(f"{path} holds another dataset (content hash "
-                               f"{held.content_hash[:12]}..., {data} has "
-                               f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
+    if held is not None:
         return held
+    if path.exists():  # a file, not a dataset directory: load_dataset says so
+        return load_dataset(path)
     ds.save(path)
     return ds
