@@ -28,6 +28,8 @@ from conceptid.models.trainer import (
     best_validation_loss,
     fit_restarts,
     load_checkpoint,
+    model_options,
+    options_difference,
     read_checkpoint,
     save_checkpoint,
     settings_difference,
@@ -184,7 +186,8 @@ def train(
         raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
     save_checkpoint(final, {
         "model_class": type(model).__name__, "method": name, "model": model.state_dict(),
-        "architecture": architecture(model), "settings": settings, "key": settings_key(settings),
+        "architecture": architecture(model), "options": model_options(model),
+        "settings": settings, "key": settings_key(settings),
         "normaliser": norm.state(), "history": hist, "card_hash": ds.card_hash,
     })  # fmt: skip
     for ckpt in method_files(out, name):
@@ -230,12 +233,17 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
     if state.get("key") != settings_key(settings):
         diff = settings_difference(state.get("settings"), settings)
         raise PipelineError(f"{final} was trained under other settings: {diff}; {hint}")
+    model = METHODS[name].make(ds, settings["epochs"])
     saved = state.get("architecture")  # files written before it was recorded have none
     if saved is not None:
-        own = architecture(METHODS[name].make(ds, settings["epochs"]))
+        own = architecture(model)
         if saved != own:
             raise PipelineError(f"{final} was saved by a model of another architecture: "
                                 f"{architecture_difference(saved, own)}; {hint}")  # fmt: skip
+    differ = options_difference(state.get("options"), model_options(model))  # idem
+    if differ:
+        raise PipelineError(f"{final} was saved by a model built with other options: {differ}; "
+                            f"{hint}")  # fmt: skip
     return state
 
 

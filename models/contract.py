@@ -70,8 +70,12 @@ Trainer hooks (optional: :class:`EstimatorBase` holds each default)
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import re
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -88,6 +92,7 @@ __all__ = [
     "Estimator",
     "EstimatorBase",
     "check_estimator",
+    "construction_options",
     "target_rows",
 ]
 
@@ -148,6 +153,42 @@ class EstimatorBase(nn.Module):
     needs_labels: bool = True
     concepts_need_targets: bool = True
 
+    def __new__(cls, *args, **kwargs):
+        # the arguments of the outermost constructor, defaults included, recorded before it runs
+        # (a subclass's ``super().__init__`` does not pass through here): :meth:`options`
+        self = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
+        except TypeError:  # copy and unpickling call __new__ bare; a bad call fails in __init__
+            options = None
+        else:
+            bound.apply_defaults()
+            options = construction_options(dict(list(bound.arguments.items())[1:]))
+        object.__setattr__(self, "_construction_options", options)
+        return self
+
+    #: buffers whose shapes :meth:`prepare` sets from the training data (a table of the
+    #: training contexts): loading a state dict takes their shapes from it, and the trainer's
+    #: shape check leaves them out
+    data_shaped_buffers: tuple[str, ...] = ()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in self.data_shaped_buffers:
+            key = prefix + name
+            own = self._buffers.get(name)
+            if key in state_dict and own is not None:
+                self._buffers[name] = torch.empty_like(state_dict[key], device=own.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def options(self) -> dict | None:
+        """The arguments this estimator was constructed with, defaults included, as plain
+        values (:func:`construction_options`): what, besides its tensors and its
+        :func:`~conceptid.models.trainer.architecture`, determines what training makes of it
+        (a loss weight, a schedule, a whitening power). Saved with every checkpoint and
+        trained model, and compared when one is loaded. ``None`` when not known."""
+        got = self.__dict__.get("_construction_options")
+        return None if got is None else dict(got)
+
     def generate(
         self, targets: torch.Tensor, n: int | None = None, *,
         generator: torch.Generator | None = None,
@@ -176,6 +217,31 @@ class EstimatorBase(nn.Module):
     def stage_inputs(self, data: TensorData) -> TensorData:
         """Every stage reads the data as they are."""
         return data
+
+
+def construction_options(arguments: dict) -> dict:
+    """Constructor arguments as plain, comparable values: numbers, strings, ``None`` and lists
+    and dicts of them as they are; a given ``nn.Module`` by its class (its tensors and
+    architecture are checked apart); an array by its shape, dtype and the SHA-256 of its bytes;
+    anything else by its ``repr`` without object addresses."""
+
+    def plain(v):
+        if v is None or isinstance(v, bool | int | float | str):
+            return v
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, nn.Module):
+            return f"given {type(v).__qualname__}"
+        if isinstance(v, torch.Tensor | np.ndarray):
+            a = np.ascontiguousarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v)
+            return f"array{list(a.shape)} {a.dtype} {hashlib.sha256(a.tobytes()).hexdigest()}"
+        return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(v))
+
+    return {str(k): plain(v) for k, v in arguments.items()}
 
 
 def check_estimator(model: object) -> None:

@@ -39,6 +39,8 @@ __all__ = [
     "TrainingDivergedError",
     "architecture",
     "architecture_difference",
+    "model_options",
+    "options_difference",
     "best_validation_loss",
     "evaluate_loss",
     "fit",
@@ -167,7 +169,9 @@ def _shape_mismatch(model, saved: dict) -> str:
     own = model.state_dict()
     if not isinstance(saved, dict):
         return "it holds no state dict"
-    wrong = [k for k in own if k in saved and tuple(own[k].shape) != tuple(saved[k].shape)]
+    free = set(getattr(model, "data_shaped_buffers", ()))  # their shapes come from the data
+    wrong = [k for k in own if k in saved and k not in free
+             and tuple(own[k].shape) != tuple(saved[k].shape)]  # fmt: skip
     missing = [k for k in own if k not in saved]
     unexpected = [k for k in saved if k not in own]
     parts = []
@@ -197,6 +201,25 @@ def architecture(model: nn.Module) -> list[str]:
             line += f"({re.sub(r' at 0x[0-9a-fA-F]+', '', module.extra_repr())})"
         lines.append(line)
     return lines
+
+
+def model_options(model) -> dict | None:
+    """The options ``model`` was constructed with
+    (:meth:`~conceptid.models.contract.EstimatorBase.options`), or ``None`` for an estimator
+    that does not record them. Saved in every checkpoint and saved model beside the
+    :func:`architecture`: two models of one architecture built with another loss weight or
+    schedule hold the same tensors and train differently."""
+    get = getattr(model, "options", None)
+    return get() if callable(get) else None
+
+
+def options_difference(saved: dict | None, own: dict | None) -> str | None:
+    """``ae_whitening 0.5 -> 0.25``: the construction options that differ between a file
+    (``saved``) and a model (``own``); ``None`` when they agree or either is not known (files
+    written before options were recorded hold none)."""
+    if not isinstance(saved, dict) or not isinstance(own, dict) or saved == own:
+        return None
+    return settings_difference(saved, own)
 
 
 def architecture_difference(saved: list, own: list[str]) -> str:
@@ -232,6 +255,9 @@ def load_checkpoint(
     if saved is not None and saved != own:
         raise CheckpointError(f"{path} was written by a model of another architecture: "
                               f"{architecture_difference(saved, own)}")  # fmt: skip
+    differ = options_difference(state.get("options"), model_options(model))
+    if differ:
+        raise CheckpointError(f"{path} was written by a model built with other options: {differ}")
     model.load_state_dict(state["model"])
     return state
 
@@ -361,7 +387,8 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
             if ckpt is not None:
                 save_checkpoint(ckpt, {
                     "model_class": type(model).__name__, "model": model.state_dict(),
-                    "architecture": architecture(model), "optimizer": opt.state_dict(),
+                    "architecture": architecture(model), "options": model_options(model),
+                    "optimizer": opt.state_dict(),
                     "generator": gen.get_state(), "epoch": epoch,
                     "best": best, "best_model": best_state, "bad_epochs": bad_epochs,
                     "history": hist, "config": asdict(cfg), "settings": settings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -657,3 +658,114 @@ def test_the_fine_tune_starts_from_the_best_start_of_step_two():
     # after epoch 1 (step 2's first), 2, and 3 (the switch, which the fine-tune then takes),
     # and never in step 3 (epoch 4)
     assert int(m.stage) == 2 and chosen == [1, 1, 1]
+
+
+def test_context_weight_is_validated():
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="context_weight"):
+            LatentFlowMLE((4,), (1,), context_weight=bad)
+    with pytest.raises(ValueError, match="labels-ignored ablation"):
+        LatentFlowMLE((4,), (1,), context_weight=1.0, use_labels=False)
+    model = LatentFlowMLE((4,), (1,), context_weight=1.0)
+    one = TensorData(torch.randn(8, 4), torch.zeros(8, 1, dtype=torch.bool),
+                     torch.zeros(8, dtype=torch.long), torch.zeros(8, 1))  # fmt: skip
+    with pytest.raises(ValueError, match="at least two training contexts"):
+        model.prepare(one)
+    plain = LatentFlowMLE((4,), (1,))
+    assert not any("context" in k for k in plain.state_dict())  # off: no buffers, no term
+
+
+def test_the_context_term_is_the_cross_entropy_of_the_priors_own_posterior():
+    """Each row's logit for context ``k`` is ``log p_k(u) + log share_k``, computed here apart
+    from the model, one context at a time; the flow's Jacobian cancels; a row of an unseen
+    target set is left out."""
+    ds = _data(n_train=200)
+    tr = from_dataset(ds, "train", "training")
+    _standardise(tr)
+    keep = torch.ones(len(tr), dtype=torch.bool)
+    keep[: len(tr) // 3] = False  # unequal shares
+    tr = TensorData(tr.x[keep], tr.targets[keep], tr.context[keep], tr.concepts[keep])
+    torch.manual_seed(0)
+    model = LatentFlowMLE((8,), (1, 1, 1), 1, ae_epochs=1,
+                          hidden=16, flow_layers=2, flow_hidden=8, context_weight=2.0)  # fmt: skip
+    model.prepare(tr)
+    sets, counts = torch.unique(tr.targets.bool(), dim=0, return_counts=True)
+    assert torch.equal(model.context_targets, sets)
+    torch.testing.assert_close(model.context_log_share, torch.log(counts / counts.sum()).float())
+    with torch.no_grad():
+        for p in model.prior.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    u = torch.randn(len(tr), model.D)
+    rows = []
+    for i in range(len(u)):
+        logits = torch.stack([-model.prior_nll(u[i : i + 1], T[None])[0] for T in sets])
+        logits = logits + torch.log(counts / counts.sum())
+        k = next(j for j, T in enumerate(sets) if torch.equal(T, tr.targets[i].bool()))
+        rows.append(torch.logsumexp(logits, 0) - logits[k])
+    want = torch.stack(rows).mean()
+    with torch.no_grad():
+        torch.testing.assert_close(model.context_cross_entropy(u, tr.targets), want)
+        unseen = tr.targets.clone()
+        unseen[0] = True  # every concept at once: no training context has it
+        got = model.context_cross_entropy(u, unseen)
+        torch.testing.assert_close(got, torch.stack(rows[1:]).mean())
+        # the step-2 loss is the likelihood plus the weighted term
+        batch = tr.batch(torch.arange(len(tr)))
+        model._start_likelihood()
+        loss, logs = model.objective(replace(batch, features=model.latent(batch.x)), stage=1)
+        u2 = model.flow(model.latent(batch.x))[0]
+        torch.testing.assert_close(logs["context_ce"], model.context_cross_entropy(
+            u2, batch.targets).item())  # fmt: skip
+        nll = model._flow_nll(model.latent(batch.x), batch.targets, model.flow, model.prior)
+        torch.testing.assert_close(
+            loss, nll[0].mean() + 2.0 * logs["context_ce"] + model.dag_weight * nll[1]
+        )
+
+
+def test_a_fit_with_the_context_term_resumes_exactly(tmp_path, monkeypatch):
+    """The table of training contexts is set from the data by ``prepare``; a resumed fit
+    reads it from the checkpoint, whatever its size, and ends where an uninterrupted one
+    does; a saved model loads into a fresh one."""
+    from conceptid.models import trainer
+
+    ds = _data(n_train=300)
+    tr, va = from_dataset(ds, "train", "training"), from_dataset(ds, "val", "training")
+    _standardise(tr, va)
+
+    def model():
+        torch.manual_seed(0)
+        return LatentFlowMLE((8,), (1, 1, 1), 1, ae_epochs=2,
+                             hidden=16, flow_layers=2, flow_hidden=8, snap_every=2,
+                             context_weight=1.0)  # fmt: skip
+
+    def cfg(name):
+        return TrainConfig(epochs=5, batch_size=128, progress=False, seed=0,
+                           checkpoint=str(tmp_path / name))  # fmt: skip
+
+    full = model()
+    h_full = fit(full, tr, va, cfg("a.pt"))
+    assert "context_ce" not in h_full  # the history keeps losses; the term is in them
+    real, saves = trainer.save_checkpoint, []
+
+    class Stop(Exception):
+        pass
+
+    def save(path, state):
+        real(path, state)
+        saves.append(path)
+        if len(saves) == 3:
+            raise Stop
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
+    with pytest.raises(Stop):
+        fit(model(), tr, va, cfg("b.pt"))
+    monkeypatch.undo()
+    resumed = model()
+    assert resumed.context_targets.shape[0] == 0  # before loading: no table yet
+    h_res = fit(resumed, tr, va, cfg("b.pt"))
+    assert h_res["resumed"] and h_res["val_loss"] == h_full["val_loss"]
+    assert all(torch.equal(p, q) for p, q in zip(full.parameters(), resumed.parameters()))
+    assert torch.equal(resumed.context_targets, full.context_targets)
+    fresh = model()
+    fresh.load_state_dict(full.state_dict())
+    assert torch.equal(fresh.context_log_share, full.context_log_share)

@@ -146,6 +146,44 @@ def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsy
     assert "now holds another dataset" in capsys.readouterr().err
 
 
+def test_the_dataset_is_recorded_before_the_first_fit(tmp_path, capsys, monkeypatch):
+    """A `train` killed during its first fit has already recorded its dataset, so the run
+    still refuses another; a `train` refused for a saved model of other settings writes
+    nothing, the record included."""
+    from conceptid import training
+
+    data, other, run = tmp_path / "data", tmp_path / "other", tmp_path / "run"
+    for out, seed in ((data, "0"), (other, "1")):
+        assert main(["simulate", "--preset", "random", "--m", "3", "--n-per-context", "40",
+                     "--seed", seed, "--out", str(out), "--quiet"]) == 0  # fmt: skip
+
+    class Killed(Exception):
+        pass
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(training, "fit_restarts", killed)
+        with pytest.raises(Killed):
+            main(["train", str(data), "--out", str(run), "--methods", "pooled", "--epochs",
+                  "1", "--quiet"])  # fmt: skip
+    assert json.loads((run / "run.json").read_text())["data"]["path"] == str(data.resolve())
+    assert not (run / "models" / "pooled" / "final.pt").exists()
+    assert main(["train", str(other), "--out", str(run), "--methods", "pooled", "--epochs", "1",
+                 "--quiet"]) == 2  # fmt: skip
+    assert f"{run} was trained on another dataset" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"
+    assert main(["train", str(data), "--out", str(fresh), "--methods", "pooled", "--epochs",
+                 "1", "--quiet"]) == 0  # fmt: skip
+    before = (fresh / "run.json").read_bytes()
+    assert main(["train", str(data), "--out", str(fresh), "--methods", "pooled,latent-flow",
+                 "--epochs", "2", "--quiet"]) == 2  # pooled: trained for 1 epoch  # fmt: skip
+    assert "was trained under other settings: epochs 1 -> 2" in capsys.readouterr().err
+    assert (fresh / "run.json").read_bytes() == before
+    assert not (fresh / "models" / "latent-flow").exists()
+
+
 def test_training_into_a_run_with_its_own_data_needs_that_data(tmp_path, capsys):
     """A run made by `run` holds its dataset in RUN/data; `train` of another dataset into it is
     refused, of the same one accepted."""

@@ -20,7 +20,7 @@ import torch
 from conceptid import pipeline, training
 from conceptid.cli import main
 from conceptid.models import trainer
-from conceptid.models.trainer import settings_key
+from conceptid.models.trainer import CheckpointError, settings_key
 from conceptid.rundir import is_run_dir
 from conceptid.simulations.benchmark import load_dataset
 
@@ -129,6 +129,26 @@ def test_a_model_saved_by_another_architecture_is_refused_before_anything_is_wri
     assert final.read_bytes() == saved
 
 
+def test_a_model_saved_with_other_options_is_refused_before_anything_is_written(
+    tmp_path, data, capsys
+):
+    """The same settings and layers but another constructor option (as a model built by a
+    conceptid whose method sets another loss weight): refused, naming the option, with the
+    way out; the file is left as it was."""
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--methods", "pooled", "--quiet"]
+    assert main([*args, "--epochs", "2"]) == 0
+    final = run / "models" / "pooled" / "final.pt"
+    state = torch.load(final, weights_only=False)
+    assert state["options"]["beta"] == 1.0
+    state["options"]["beta"] = 4.0
+    torch.save(state, final)
+    saved = final.read_bytes()
+    err = one_error([*args, "--epochs", "2"], capsys)
+    assert f"{final} was saved by a model built with other options: beta 4.0 -> 1.0" in err
+    assert "--retrain" in err and final.read_bytes() == saved
+
+
 def test_the_report_states_the_settings_stored_with_the_models(tmp_path, data, monkeypatch):
     run = tmp_path / "run"
     common = ["train", str(data), "--out", str(run), "--quiet"]
@@ -192,8 +212,15 @@ def test_a_checkpoint_of_another_dataset_is_refused_naming_it(tmp_path, data, ca
         sim = ["simulate", "--preset", "random", "--n-per-context", "40", "--m", "3",
                "--nuisance-dim", "1", "--quiet"]  # fmt: skip
         assert main([*sim, *extra, "--out", str(other)]) == 0
+        # the command line refuses it by the dataset the interrupted train recorded first
         err = one_error(["train", str(other), "--out", str(run), "--methods", "pooled"], capsys)
-        assert f"{ckpt} belongs to another training" in err and "dataset " in err, err
+        assert f"{run} was trained on another dataset, {data.resolve()}" in err, err
+        assert ckpt.read_bytes() == saved and not (ckpt.parent / "final.pt").exists()
+        # and the checkpoint itself, where nothing checks the record (the Python API)
+        with pytest.raises(CheckpointError) as got:
+            training.train("pooled", load_dataset(other), run, progress=False)
+        assert f"{ckpt} belongs to another training" in str(got.value)
+        assert "dataset " in str(got.value)
         assert ckpt.read_bytes() == saved and not (ckpt.parent / "final.pt").exists()
 
 

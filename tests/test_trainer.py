@@ -285,11 +285,13 @@ def test_a_checkpoint_of_other_shapes_is_refused_in_one_line(tmp_path, data):
 
 
 class _Diverging(TheoremMatchedVAE):
-    """Its training loss turns NaN at the ``at``-th training batch."""
+    """Its training loss turns NaN at the ``at``-th training batch (an injected fault, set
+    after construction: not an option of the model, so the checkpoint it leaves resumes in
+    an undisturbed one)."""
 
-    def __init__(self, at: int) -> None:
+    def __init__(self) -> None:
         super().__init__((8,), (1, 1, 1), nuisance_dim=1, hidden=16)
-        self.at, self.calls = at, 0
+        self.at, self.calls = 0, 0
 
     def loss(self, batch, generator=None):
         loss, logs = super().loss(batch, generator)
@@ -298,6 +300,12 @@ class _Diverging(TheoremMatchedVAE):
             if self.calls == self.at:
                 loss = loss * float("nan")
         return loss, logs
+
+
+def _diverging(at: int) -> _Diverging:
+    model = _Diverging()
+    model.at = at
+    return model
 
 
 def test_a_nan_loss_stops_training_naming_the_epoch_and_keeps_the_last_checkpoint(
@@ -310,7 +318,7 @@ def test_a_nan_loss_stops_training_naming_the_epoch_and_keeps_the_last_checkpoin
     path = tmp_path / "c.pt"
     per_epoch = -(-len(tr) // 64)
     torch.manual_seed(0)
-    model = _Diverging(at=2 * per_epoch + 2)  # the second batch of the third epoch
+    model = _diverging(at=2 * per_epoch + 2)  # the second batch of the third epoch
     with pytest.raises(TrainingDivergedError) as err:
         fit(model, tr, va, _cfg(epochs=5, checkpoint=str(path)))
     msg = str(err.value)
@@ -320,9 +328,9 @@ def test_a_nan_loss_stops_training_naming_the_epoch_and_keeps_the_last_checkpoin
     assert state["epoch"] == 1 and len(state["history"]["val_loss"]) == 2  # epochs 1 and 2
     # the kept checkpoint resumes the same fit an undisturbed model makes
     torch.manual_seed(0)
-    h_full = fit(_Diverging(at=0), tr, va, _cfg(epochs=5))
+    h_full = fit(_diverging(at=0), tr, va, _cfg(epochs=5))
     torch.manual_seed(0)
-    h_res = fit(_Diverging(at=0), tr, va, _cfg(epochs=5, checkpoint=str(path)))
+    h_res = fit(_diverging(at=0), tr, va, _cfg(epochs=5, checkpoint=str(path)))
     assert h_res["resumed"] and h_res["val_loss"] == h_full["val_loss"]
 
 
@@ -337,6 +345,59 @@ def test_resuming_a_fit_that_stopped_early_trains_no_further(tmp_path, data):
     h2 = fit(again, tr, va, cfg)
     assert h2["resumed"] and h2["val_loss"] == h1["val_loss"]
     assert all(torch.equal(p, q) for p, q in zip(first.parameters(), again.parameters()))
+
+
+def test_a_checkpoint_of_a_model_built_with_other_options_is_refused(tmp_path, data):
+    """Two whitening powers give the same tensors and the same architecture, and train
+    differently: the options saved with the checkpoint tell them apart, naming the option, old
+    -> new. A file without them (written before they were saved) is still read."""
+    import copy
+
+    from conceptid.models.mle import LatentFlowMLE
+    from conceptid.models.trainer import load_checkpoint, read_checkpoint, save_checkpoint
+
+    tr, va, _ = data
+
+    def model(power):
+        torch.manual_seed(0)
+        return LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=1, hidden=16,
+                             flow_layers=2, flow_hidden=8, ae_whitening=power)  # fmt: skip
+
+    one = model(0.5)
+    options = one.options()
+    assert options["ae_whitening"] == 0.5 and options["flow_layers"] == 2
+    assert options["rec_weight"] == 100.0  # a default, recorded too
+    assert options["block_sizes"] == [1, 1, 1] and options["encoder"] is None
+    assert copy.deepcopy(one).options() == options  # a copy keeps what its original was built with
+    path = tmp_path / "c.pt"
+    fit(one, tr, va, _cfg(epochs=2, checkpoint=str(path)))
+    assert read_checkpoint(path)["options"] == options
+    with pytest.raises(CheckpointError) as err:
+        fit(model(0.25), tr, va, _cfg(epochs=2, checkpoint=str(path)))
+    assert str(err.value) == (f"{path} was written by a model built with other options: "
+                              "ae_whitening 0.5 -> 0.25")  # fmt: skip
+    h = fit(model(0.5), tr, va, _cfg(epochs=2, checkpoint=str(path)))  # the same options resume
+    assert h["resumed"]
+    old = read_checkpoint(path)
+    del old["options"]
+    save_checkpoint(path, old)
+    load_checkpoint(path, model(0.25))
+
+
+def test_construction_options_are_plain_values():
+    """Arrays by shape, dtype and content hash; a given net by its class; no object
+    addresses."""
+    import numpy as np
+
+    from conceptid.models.contract import construction_options
+
+    got = construction_options({"a": np.arange(3), "b": torch.nn.Linear(2, 2), "c": (1, 2.5),
+                                "d": np.float32(0.5), "e": object()})  # fmt: skip
+    assert got["a"].startswith("array[3] int64 ") and len(got["a"].split()[-1]) == 64
+    assert got["a"] == construction_options({"a": np.arange(3)})["a"]
+    assert got["a"] != construction_options({"a": np.arange(1, 4)})["a"]
+    assert got["b"] == "given Linear" and got["c"] == [1, 2.5] and got["d"] == 0.5
+    assert " at 0x" not in got["e"]
 
 
 def test_a_checkpoint_of_the_same_tensors_in_another_architecture_is_refused(tmp_path, data):
@@ -370,7 +431,7 @@ def test_a_checkpoint_of_the_same_tensors_in_another_architecture_is_refused(tmp
     assert "\n" not in msg
     old = read_checkpoint(path)
     assert old["architecture"] == architecture(model("silu").double())
-    del old["architecture"]
+    del old["architecture"], old["options"]  # as written before either was saved
     save_checkpoint(path, old)
     leaky = model("leaky_relu")
     load_checkpoint(path, leaky)
