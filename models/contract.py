@@ -167,19 +167,6 @@ class EstimatorBase(nn.Module):
         object.__setattr__(self, "_construction_options", options)
         return self
 
-    #: buffers whose shapes :meth:`prepare` sets from the training data (a table of the
-    #: training contexts): loading a state dict takes their shapes from it, and the trainer's
-    #: shape check leaves them out
-    data_shaped_buffers: tuple[str, ...] = ()
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in self.data_shaped_buffers:
-            key = prefix + name
-            own = self._buffers.get(name)
-            if key in state_dict and own is not None:
-                self._buffers[name] = torch.empty_like(state_dict[key], device=own.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def options(self) -> dict | None:
         """The arguments this estimator was constructed with, defaults included, as plain
         values (:func:`construction_options`): what, besides its tensors and its

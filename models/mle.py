@@ -761,19 +761,6 @@ class LatentFlowMLE(ManifoldEstimator):
     without), but not the compositions over three seeds, and two fits with it lost a concept.
     Off by default.
 
-    ``context_weight = w`` adds ``w`` times :meth:`context_cross_entropy` to step 2's loss:
-    the cross-entropy of telling each row's training context from its concepts by the prior's
-    own log-odds, ``log p_k(u) + log share_k``. The flow's Jacobian and the nuisance's law are
-    the same in every context and cancel there, so the term weights the part of the likelihood
-    that tells the contexts apart (what identifies the concepts) over the shared density of
-    ``z``, which a smooth flow fits only approximately on a piecewise-linear mixing (a hybrid
-    of generative and discriminative training). :meth:`prepare` sets the table of training
-    contexts and their shares (buffers shaped by the data; a resumed fit reads them from its
-    checkpoint). Measured on L3 (docs/benchmarks.md) it does not help: ``w = 1`` and ``w = 5``
-    compose at 2.04x and 2.15x the floor over three seeds, against 1.80x without, and step 2
-    costs about 2.3 times as much (one evaluation of the prior per training context). Off by
-    default; refused with ``use_labels=False``.
-
     ``flow_restarts = R > 1`` fits step 2 from ``R`` random starts on the *same* autoencoder,
     side by side in one fit: ``R`` flows and priors (coupling masks from seeds ``0..R-1``, their
     own random weights) train on the same batches, each snapped on schedule, and after every
@@ -791,8 +778,6 @@ class LatentFlowMLE(ManifoldEstimator):
     validation loss is the model's own. The autoencoder, the dominant cost on images, is
     fitted once.
     """
-
-    data_shaped_buffers = ("context_targets", "context_log_share")  # with context_weight
 
     def __init__(
         self,
@@ -818,7 +803,6 @@ class LatentFlowMLE(ManifoldEstimator):
         finetune_after: int | None = None,
         rec_weight: float = 100.0,
         ae_whitening: float = 0.0,
-        context_weight: float = 0.0,
     ) -> None:
         check_number(ae_epochs, "ae_epochs (step 1 learns the manifold; 0: it is given)", minimum=0)
         if ae_epochs == 0 and (encoder is None or decoder is None):
@@ -847,11 +831,6 @@ class LatentFlowMLE(ManifoldEstimator):
         if ae_whitening and len(tuple(obs_shape)) != 1:
             raise UsageError("ae_whitening: the autoencoder's whitening is done for vector data "
                              "only")  # fmt: skip
-        context_weight = float(check_number(context_weight, "context_weight", integer=False,
-                                            minimum=0))  # fmt: skip
-        if context_weight and not use_labels:
-            raise UsageError("context_weight: the context term reads the labels, which the "
-                             "labels-ignored ablation (use_labels=False) does not see")  # fmt: skip
         check_number(flow_layers, "flow_layers")
         check_number(flow_hidden, "flow_hidden")
         R = check_number(flow_restarts, "flow_restarts")
@@ -884,10 +863,6 @@ class LatentFlowMLE(ManifoldEstimator):
             self.register_buffer("white_mean", torch.zeros(p))
             self.register_buffer("white_forward", torch.eye(p))
             self.register_buffer("white_backward", torch.eye(p))
-        self.context_weight = context_weight
-        if context_weight:  # the training contexts' target sets and log shares, set by prepare
-            self.register_buffer("context_targets", torch.zeros(0, self.m, dtype=torch.bool))
-            self.register_buffer("context_log_share", torch.zeros(0))
         self._staged: dict = {}  # stage_inputs' latents of the last two data sets (no copy of x)
 
     def _enter_stage(self, stage: int, autoencoder_trains: bool) -> None:
@@ -962,12 +937,8 @@ class LatentFlowMLE(ManifoldEstimator):
         if stage == 2:
             return self._joint_objective(batch)
         z = batch.features if batch.features is not None else self.latent(batch.x)
-        nll, dag, ce = self._flow_terms(z.detach(), batch.targets, self.flow, self.prior)
-        logs = {"nll": nll.mean().item(), "dag": dag.item()}
-        if ce is not None:
-            logs["context_ce"] = ce.item()
-            return nll.mean() + self.context_weight * ce + self.dag_weight * dag, logs
-        return nll.mean() + self.dag_weight * dag, logs
+        nll, dag = self._flow_nll(z.detach(), batch.targets, self.flow, self.prior)
+        return nll.mean() + self.dag_weight * dag, {"nll": nll.mean().item(), "dag": dag.item()}
 
     def _joint_objective(self, batch: Batch):
         """Step 3: everything trains on the density of ``x`` on the learned manifold,
@@ -983,35 +954,8 @@ class LatentFlowMLE(ManifoldEstimator):
     def _flow_nll(self, z: torch.Tensor, targets: torch.Tensor, flow, prior):
         """Step 2's ``-log p_k(h(z)) - log |det J_h(z)|`` per sample and the DAG penalty, for
         one start ``(flow, prior)``."""
-        return self._flow_terms(z, targets, flow, prior, context=False)[:2]
-
-    def _flow_terms(self, z, targets, flow, prior, context: bool = True):
-        """:meth:`_flow_nll`'s two terms and, with ``context_weight``, the context term
-        :meth:`context_cross_entropy` (else ``None``)."""
         u, logdet = flow(z)
-        nll = self.prior_nll(u, targets, prior) - logdet
-        ce = self.context_cross_entropy(u, targets, prior) if context and self.context_weight \
-            else None  # fmt: skip
-        return nll, prior.dag_penalty(), ce
-
-    def context_cross_entropy(self, u: torch.Tensor, targets: torch.Tensor, prior=None):
-        """The mean cross-entropy of telling each sample's training context from its concepts
-        ``u = h(z)`` alone, with the prior's own log-odds: the logit of context ``k`` is
-        ``log p_k(u) + log share_k`` (its share of the training rows). The flow's Jacobian and
-        the nuisance's law are the same in every context and cancel; what is left is the part
-        of the likelihood that tells the contexts apart, which is what identifies the concepts
-        (Lemma 1), and which a misfit of the shared density of ``z`` cannot pay for. Rows of
-        a target set that no training context has are left out (0 when none is left)."""
-        prior = self.prior if prior is None else prior
-        T = self.context_targets.to(u.device)
-        C, b = len(T), len(u)
-        match = (targets.bool()[:, None, :] == T[None]).all(-1)  # (b, C)
-        seen = match.any(1)
-        if not bool(seen.any()):
-            return u.sum() * 0.0
-        nll = self.prior_nll(u.repeat(C, 1), T.repeat_interleave(b, 0), prior).view(C, b)
-        logits = (-nll.T + self.context_log_share.to(u.dtype))[seen]
-        return nn.functional.cross_entropy(logits, match[seen].float().argmax(1))
+        return self.prior_nll(u, targets, prior) - logdet, prior.dag_penalty()
 
     def loss(self, batch: Batch, generator=None):
         """:meth:`objective`; while training step 2 with ``flow_restarts > 1``, the mean of
@@ -1070,14 +1014,6 @@ class LatentFlowMLE(ManifoldEstimator):
         return True
 
     def prepare(self, train: TensorData) -> None:
-        if self.context_weight:  # the training contexts and their shares of the rows
-            sets, counts = torch.unique(train.targets.bool(), dim=0, return_counts=True)
-            if len(sets) < 2:
-                raise UsageError("context_weight needs at least two training contexts to tell "
-                                 "apart")  # fmt: skip
-            dev = self.context_targets.device
-            self.context_targets = sets.to(dev)
-            self.context_log_share = torch.log(counts / counts.sum()).float().to(dev)
         super().prepare(train)
         if len(self.spare_flows) and int(self.stage) == 1 and self.snap_every:
             self._snap_spares(train, require_improvement=False)  # ae_epochs = 0: snapped at once

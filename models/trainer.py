@@ -169,9 +169,7 @@ def _shape_mismatch(model, saved: dict) -> str:
     own = model.state_dict()
     if not isinstance(saved, dict):
         return "it holds no state dict"
-    free = set(getattr(model, "data_shaped_buffers", ()))  # their shapes come from the data
-    wrong = [k for k in own if k in saved and k not in free
-             and tuple(own[k].shape) != tuple(saved[k].shape)]  # fmt: skip
+    wrong = [k for k in own if k in saved and tuple(own[k].shape) != tuple(saved[k].shape)]
     missing = [k for k in own if k not in saved]
     unexpected = [k for k in saved if k not in own]
     parts = []
