@@ -68,6 +68,7 @@ from .rundir import (
 from .splits import Normaliser, splits
 from .training import (
     Trained,
+    check_trainable,
     generate_samples,
     load_trained,
     read_trained,
@@ -89,6 +90,7 @@ __all__ = [
     "RunConfig",
     "Trained",
     "adopt_data",
+    "check_trainable",
     "common_settings",
     "default_methods",
     "ensure_data",
@@ -134,8 +136,8 @@ def run(cfg: RunConfig) -> dict:
     _say(f"      {len(ds.context)} samples, {len(ds.context_names)} contexts "
          f"({timings['data']:.1f} s)")  # fmt: skip
     methods = list(cfg.methods or default_methods(ds))
-    for name in methods:  # a saved model of other settings stops the run before any training
-        saved_model(name, ds, out, train_settings(name, ds, **cfg.training()), cfg.retrain)
+    for name in methods:  # what training would refuse stops the run before any training
+        check_trainable(name, ds, out, retrain=cfg.retrain, **cfg.training())
 
     t0 = time.perf_counter()
     if ds.has_ground_truth:

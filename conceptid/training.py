@@ -45,6 +45,7 @@ from .rundir import check_run_dir, method_files, open_run_dir, remove_evaluation
 from .splits import Normaliser, splits
 
 __all__ = [
+    "check_trainable",
     "Trained",
     "generate_samples",
     "load_trained",
@@ -120,6 +121,44 @@ def train_settings(
     model or checkpoint is reused only when its settings equal these."""
     return _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                          device=device, restarts=restarts).settings()  # fmt: skip
+
+
+def check_trainable(
+    name: str, ds: Dataset, out: Path, *, seed: int = DEFAULTS.seed,
+    epochs: int = DEFAULTS.epochs, batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,
+    device: str = DEFAULTS.device, restarts: int = DEFAULTS.restarts, retrain: bool = False,
+) -> None:  # fmt: skip
+    """Everything :func:`train` (the same arguments) would refuse about what ``out`` holds,
+    checked without writing anything, so that a command training several methods stops
+    before the first fit: ``out`` is a run directory or may become one; a saved ``final.pt``
+    of this method may be reused (its settings, architecture and options,
+    :func:`saved_model`, and that its tensors load); each checkpoint an interrupted fit left
+    may be resumed (per restart: its settings, model class, tensors, architecture and
+    options). ``retrain`` discards them, so only the run directory is checked then.
+
+    Raises what :func:`train` raises for them (:class:`PipelineError`,
+    :class:`CheckpointError`, :class:`conceptid.rundir.RunDirError`), with the same hints."""
+    out = check_run_dir(out)
+    cfg = _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                        device=device, restarts=restarts)  # fmt: skip
+    settings = cfg.settings()
+    state = saved_model(name, ds, out, settings, retrain)
+    if retrain:
+        return
+    if state is not None:
+        try:
+            _read_trained(out / "models" / name / "final.pt", ds, state)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}; pass --retrain (retrain=True) to train it afresh, or "
+                                  "use another --out") from None  # fmt: skip
+        return
+    model = METHODS[name].make(ds, epochs)
+    for ckpt in method_files(out, name):  # checkpoint.pt (restart 0), checkpoint.pt.rN
+        r = int(ckpt.name.rpartition(".r")[2]) if ".r" in ckpt.name else 0
+        try:
+            load_checkpoint(ckpt, model, replace(cfg, seed=seed + 1000 * r).settings())
+        except CheckpointError as err:
+            raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
 
 
 def train(

@@ -157,14 +157,7 @@ class EstimatorBase(nn.Module):
         # the arguments of the outermost constructor, defaults included, recorded before it runs
         # (a subclass's ``super().__init__`` does not pass through here): :meth:`options`
         self = super().__new__(cls)
-        try:
-            bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
-        except TypeError:  # copy and unpickling call __new__ bare; a bad call fails in __init__
-            options = None
-        else:
-            bound.apply_defaults()
-            options = construction_options(dict(list(bound.arguments.items())[1:]))
-        object.__setattr__(self, "_construction_options", options)
+        object.__setattr__(self, "_construction_options", _bound_options(cls, self, args, kwargs))
         return self
 
     def options(self) -> dict | None:
@@ -206,26 +199,56 @@ class EstimatorBase(nn.Module):
         return data
 
 
+def _bound_options(cls, self, args, kwargs) -> dict | None:
+    """:func:`construction_options` of a constructor call, or None when they cannot be told
+    exactly: a bare call (copy and unpickling call ``__new__`` without arguments; a bad call
+    fails in ``__init__``), a constructor taking ``*args`` or ``**kwargs`` (the same model
+    can be asked for in ways that bind differently), or an argument that cannot be shown.
+    Recording never stops a model from being built."""
+    try:
+        sig = inspect.signature(cls.__init__)
+        if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+            return None
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        return construction_options(dict(list(bound.arguments.items())[1:]))
+    except Exception:  # a binding error, or an argument beyond showing
+        return None
+
+
 def construction_options(arguments: dict) -> dict:
     """Constructor arguments as plain, comparable values: numbers, strings, ``None`` and lists
-    and dicts of them as they are; a given ``nn.Module`` by its class (its tensors and
-    architecture are checked apart); an array by its shape, dtype and the SHA-256 of its bytes;
-    anything else by its ``repr`` without object addresses."""
+    and dicts of them as they are (a NaN as ``"nan"``, a set sorted); a given ``nn.Module`` by
+    its class (its tensors and architecture are checked apart); an array or tensor by its
+    shape, dtype and the SHA-256 of its bytes; anything else by its ``repr`` without object
+    addresses. Raises ``RecursionError`` on a container that holds itself."""
 
     def plain(v):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and v != v:
+            return "nan"
         if v is None or isinstance(v, bool | int | float | str):
             return v
-        if isinstance(v, np.generic):
-            return v.item()
         if isinstance(v, list | tuple):
             return [plain(x) for x in v]
+        if isinstance(v, set | frozenset):
+            return sorted((plain(x) for x in v), key=repr)
         if isinstance(v, dict):
             return {str(k): plain(x) for k, x in v.items()}
         if isinstance(v, nn.Module):
             return f"given {type(v).__qualname__}"
-        if isinstance(v, torch.Tensor | np.ndarray):
-            a = np.ascontiguousarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v)
-            return f"array{list(a.shape)} {a.dtype} {hashlib.sha256(a.tobytes()).hexdigest()}"
+        if isinstance(v, torch.Tensor):
+            t = v.detach().cpu()
+            t = t.to_dense() if t.layout != torch.strided else t
+            kind = str(t.dtype).removeprefix("torch.")
+            v = t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
+        else:
+            kind = None
+        if isinstance(v, np.ndarray):
+            a = np.require(v, requirements="C")
+            digest = hashlib.sha256(a.tobytes()).hexdigest()
+            return f"array{list(a.shape)} {kind or a.dtype} {digest}"
         return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(v))
 
     return {str(k): plain(v) for k, v in arguments.items()}

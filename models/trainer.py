@@ -30,7 +30,7 @@ from conceptid.simulations.atomic import atomic_path
 from conceptid.simulations.errors import ConceptIDError
 from conceptid.simulations.validation import check_number
 
-from .contract import Estimator, check_estimator
+from .contract import Estimator, EstimatorBase, check_estimator
 from .data import TensorData
 
 __all__ = [
@@ -207,17 +207,21 @@ def model_options(model) -> dict | None:
     that does not record them. Saved in every checkpoint and saved model beside the
     :func:`architecture`: two models of one architecture built with another loss weight or
     schedule hold the same tensors and train differently."""
-    get = getattr(model, "options", None)
-    return get() if callable(get) else None
+    return model.options() if isinstance(model, EstimatorBase) else None
 
 
 def options_difference(saved: dict | None, own: dict | None) -> str | None:
-    """``ae_whitening 0.5 -> 0.25``: the construction options that differ between a file
-    (``saved``) and a model (``own``); ``None`` when they agree or either is not known (files
-    written before options were recorded hold none)."""
-    if not isinstance(saved, dict) or not isinstance(own, dict) or saved == own:
+    """``ae_whitening 0.5 -> 0.25``: the construction options that both a file (``saved``)
+    and a model (``own``) record, and that differ; ``None`` when none does, or either is not
+    known (files written before options were recorded hold none). An option only one side
+    has is not compared: it came or went with a release, whose default is meant to build
+    what the file's model was."""
+    if not isinstance(saved, dict) or not isinstance(own, dict):
         return None
-    return settings_difference(saved, own)
+    common = set(saved) & set(own)
+    if all(saved[k] == own[k] for k in common):
+        return None
+    return settings_difference({k: saved[k] for k in common}, {k: own[k] for k in common})
 
 
 def architecture_difference(saved: list, own: list[str]) -> str:

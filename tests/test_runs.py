@@ -216,6 +216,54 @@ def test_a_checkpoint_of_another_dataset_is_refused_naming_it(tmp_path, data, ca
         assert ckpt.read_bytes() == saved and not (ckpt.parent / "final.pt").exists()
 
 
+def test_train_refuses_what_it_would_refuse_before_writing_anything(tmp_path, data, capsys,
+                                                                    monkeypatch):  # fmt: skip
+    """Everything train would refuse about the files a run holds stops the command before
+    the first fit and before the dataset is recorded: a checkpoint of another dataset (left by
+    the Python API, which records no dataset); a final.pt of an older release (no architecture
+    or options recorded) whose tensors do not fit, behind a method that would train first; a
+    directory that is not a run, whatever it holds. The right dataset still resumes."""
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_after_saves(m, 1)
+        with pytest.raises(_Interrupted):
+            training.train("pooled", load_dataset(data), run, progress=False)
+    marker = (run / "run.json").read_bytes()
+    other = tmp_path / "other"
+    sim = ["simulate", "--preset", "random", "--n-per-context", "40", "--m", "3",
+           "--nuisance-dim", "1", "--seed", "5", "--quiet", "--out", str(other)]  # fmt: skip
+    assert main(sim) == 0
+    err = one_error(["train", str(other), "--out", str(run), "--methods", "pooled"], capsys)
+    assert "checkpoint.pt belongs to another training" in err and "--retrain" in err
+    assert (run / "run.json").read_bytes() == marker  # no dataset recorded
+    assert main(["train", str(data), "--out", str(run), "--methods", "pooled", "--quiet"]) == 0
+    assert json.loads((run / "run.json").read_text())["data"]["path"] == str(data.resolve())
+
+    legacy = tmp_path / "legacy"
+    assert main(["train", str(data), "--out", str(legacy), "--methods", "pooled", "--epochs", "1",
+                 "--quiet"]) == 0  # fmt: skip
+    final = legacy / "models" / "pooled" / "final.pt"
+    state = torch.load(final, weights_only=False)
+    del state["architecture"], state["options"]
+    key = next(k for k, v in state["model"].items() if v.dim() == 2)
+    state["model"][key] = torch.zeros(
+        state["model"][key].shape[0] + 1, state["model"][key].shape[1]
+    )
+    torch.save(state, final)
+    before = {p: p.read_bytes() for p in legacy.rglob("*") if p.is_file()}
+    err = one_error(["train", str(data), "--out", str(legacy), "--methods", "context-module,pooled",
+                     "--epochs", "1"], capsys)  # fmt: skip
+    assert f"{final} does not fit this model" in err and "--retrain" in err
+    assert {p: p.read_bytes() for p in legacy.rglob("*") if p.is_file()} == before
+
+    mine = tmp_path / "mine"
+    (mine / "models" / "pooled").mkdir(parents=True)
+    (mine / "models" / "pooled" / "final.pt").write_bytes(final.read_bytes())
+    err = one_error(["train", str(data), "--out", str(mine), "--methods", "pooled"], capsys)
+    assert f"refusing to write into {mine}: not a conceptid run directory" in err, err
+    assert not (mine / "run.json").exists()
+
+
 # -- generate ------------------------------------------------------------------------------------
 
 

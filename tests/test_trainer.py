@@ -385,19 +385,62 @@ def test_a_checkpoint_of_a_model_built_with_other_options_is_refused(tmp_path, d
 
 
 def test_construction_options_are_plain_values():
-    """Arrays by shape, dtype and content hash; a given net by its class; no object
-    addresses."""
+    """Arrays and tensors by shape, dtype and content hash (a 0-d one apart from a 1-element
+    one; bfloat16 and sparse ones too); a given net by its class; a NaN equal to itself; a set
+    in one order whatever the hash seed; no object addresses."""
     import numpy as np
 
     from conceptid.models.contract import construction_options
 
     got = construction_options({"a": np.arange(3), "b": torch.nn.Linear(2, 2), "c": (1, 2.5),
-                                "d": np.float32(0.5), "e": object()})  # fmt: skip
+                                "d": np.float32(0.5), "e": object(), "f": float("nan"),
+                                "g": {"b", "a", "c"}})  # fmt: skip
     assert got["a"].startswith("array[3] int64 ") and len(got["a"].split()[-1]) == 64
     assert got["a"] == construction_options({"a": np.arange(3)})["a"]
     assert got["a"] != construction_options({"a": np.arange(1, 4)})["a"]
     assert got["b"] == "given Linear" and got["c"] == [1, 2.5] and got["d"] == 0.5
     assert " at 0x" not in got["e"]
+    assert got["f"] == "nan" and got["g"] == ["a", "b", "c"]
+    assert got == construction_options({**dict(zip("abcdef", [np.arange(3), torch.nn.Linear(
+        3, 3), [1, 2.5], 0.5, object(), float("nan")])), "g": frozenset("cab")})  # fmt: skip
+    zero, one = (construction_options({"t": torch.tensor(v)})["t"] for v in (1.0, [1.0]))
+    assert zero.startswith("array[] ") and one.startswith("array[1] ")
+    half = construction_options({"t": torch.ones(2, dtype=torch.bfloat16)})["t"]
+    assert half.startswith("array[2] bfloat16 ")
+    sparse = construction_options({"t": torch.eye(2).to_sparse()})["t"]
+    assert sparse == construction_options({"t": torch.eye(2)})["t"]
+
+
+def test_options_that_cannot_be_told_exactly_are_not_recorded():
+    """A constructor taking ``*args`` or ``**kwargs`` (one model, asked for in ways that bind
+    differently) or an argument that cannot be shown: the options are unknown (None), and the
+    model is built all the same."""
+    from conceptid.models.estimators import PooledVAE
+
+    class Star(PooledVAE):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    class Odd(PooledVAE):
+        def __init__(self, obs_shape, latent_dim, tag=None):
+            super().__init__(obs_shape, latent_dim)
+
+    assert Star((4,), 2).options() is None and Star(obs_shape=(4,), latent_dim=2).options() is None
+    loop = []
+    loop.append(loop)
+    assert Odd((4,), 2, tag=loop).options() is None
+    assert Odd((4,), 2).options()["tag"] is None
+
+
+def test_only_options_both_sides_record_are_compared():
+    """An option a release added or removed is not compared (its default is meant to build
+    what the file's model was); one both record and that differs is named."""
+    from conceptid.models.trainer import options_difference
+
+    assert options_difference({"a": 1}, {"a": 1, "new": 0.0}) is None
+    assert options_difference({"a": 1, "gone": 2}, {"a": 1}) is None
+    assert options_difference({"a": 1, "b": 2}, {"a": 3, "b": 2, "new": 0}) == "a 1 -> 3"
+    assert options_difference(None, {"a": 1}) is None
 
 
 def test_a_checkpoint_of_the_same_tensors_in_another_architecture_is_refused(tmp_path, data):
