@@ -31,6 +31,7 @@ from conceptid.models.trainer import (
     model_options,
     options_difference,
     read_checkpoint,
+    restart_config,
     save_checkpoint,
     settings_difference,
     settings_key,
@@ -132,15 +133,17 @@ def check_trainable(
     checked without writing anything, so that a command training several methods stops
     before the first fit: ``out`` is a run directory or may become one; a saved ``final.pt``
     of this method may be reused (its settings, architecture and options,
-    :func:`saved_model`, and that its tensors load); each checkpoint an interrupted fit left
-    may be resumed (per restart: its settings, model class, tensors, architecture and
-    options). ``retrain`` discards them, so only the run directory is checked then.
+    :func:`saved_model`, and that its tensors load); the checkpoint of each restart that
+    :func:`train` would resume may be resumed (its settings, model class, tensors,
+    architecture and options; :func:`~conceptid.models.trainer.restart_config`). ``retrain``
+    discards them, so only the run directory is checked then.
 
     Raises what :func:`train` raises for them (:class:`PipelineError`,
     :class:`CheckpointError`, :class:`conceptid.rundir.RunDirError`), with the same hints."""
     out = check_run_dir(out)
     cfg = _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                        device=device, restarts=restarts)  # fmt: skip
+                        device=device, restarts=restarts,
+                        checkpoint=str(out / "models" / name / "checkpoint.pt"))  # fmt: skip
     settings = cfg.settings()
     state = saved_model(name, ds, out, settings, retrain)
     if retrain:
@@ -153,12 +156,13 @@ def check_trainable(
                                   "use another --out") from None  # fmt: skip
         return
     model = METHODS[name].make(ds, epochs)
-    for ckpt in method_files(out, name):  # checkpoint.pt (restart 0), checkpoint.pt.rN
-        r = int(ckpt.name.rpartition(".r")[2]) if ".r" in ckpt.name else 0
-        try:
-            load_checkpoint(ckpt, model, replace(cfg, seed=seed + 1000 * r).settings())
-        except CheckpointError as err:
-            raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
+    for r in range(restarts):  # the checkpoints train's restarts would resume
+        run = restart_config(cfg, r)
+        if Path(run.checkpoint).exists():
+            try:
+                load_checkpoint(Path(run.checkpoint), model, run.settings())
+            except CheckpointError as err:
+                raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
 
 
 def train(

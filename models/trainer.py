@@ -41,6 +41,7 @@ __all__ = [
     "architecture_difference",
     "model_options",
     "options_difference",
+    "restart_config",
     "best_validation_loss",
     "evaluate_loss",
     "fit",
@@ -406,6 +407,13 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     return hist
 
 
+def restart_config(cfg: TrainConfig, r: int) -> TrainConfig:
+    """The configuration of restart ``r`` of :func:`fit_restarts`: seed ``cfg.seed + 1000 r``,
+    checkpoint ``cfg.checkpoint`` for ``r = 0`` and ``cfg.checkpoint + ".r{r}"`` after."""
+    ckpt = cfg.checkpoint and (cfg.checkpoint if r == 0 else f"{cfg.checkpoint}.r{r}")
+    return replace(cfg, seed=cfg.seed + 1000 * r, checkpoint=ckpt)
+
+
 def fit_restarts(
     build: Callable[[], Estimator], train: TensorData, val: TensorData, cfg: TrainConfig,
     restarts: int = 1,
@@ -423,11 +431,10 @@ def fit_restarts(
     check_number(restarts, "restarts")
     best, best_hist, scores, seconds = None, None, [], 0.0
     for r in range(restarts):
-        seed = cfg.seed + 1000 * r
-        ckpt = cfg.checkpoint and (cfg.checkpoint if r == 0 else f"{cfg.checkpoint}.r{r}")
-        torch.manual_seed(seed)
+        run = restart_config(cfg, r)
+        torch.manual_seed(run.seed)
         model = build()
-        hist = fit(model, train, val, replace(cfg, seed=seed, checkpoint=ckpt))
+        hist = fit(model, train, val, run)
         seconds += hist["seconds"]
         model.to("cpu")
         if restarts == 1:  # nothing to choose between: no score (a likelihood pass) is needed
