@@ -307,7 +307,11 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """The autoencoder's latent ``z = g(x)`` ``(b, D)`` (the encoder's output, or the first
         element of the tuple it returns; with ``ae_whitening``, of the partly whitened data)."""
-        out = self.encoder(self._whiten(x))
+        return self._latent_of_white(self._whiten(x))
+
+    def _latent_of_white(self, w: torch.Tensor) -> torch.Tensor:
+        """:meth:`latent` of data already in the autoencoder's coordinates (:meth:`_whiten`)."""
+        out = self.encoder(w)
         z = out[0] if isinstance(out, tuple) else out
         return z[:, : self.D]
 
@@ -929,10 +933,11 @@ class LatentFlowMLE(ManifoldEstimator):
         and its logs."""
         if stage == 0:
             mixed = self.ae_autocast is not None and self.training
+            w = self._whiten(batch.x)  # the autoencoder's coordinates (``ae_whitening``)
             with torch.autocast(batch.x.device.type, torch.bfloat16, enabled=mixed):
-                out = self.decoder(self.latent(batch.x))
-            # the reconstruction error in the autoencoder's coordinates (``ae_whitening``)
-            rec = ((self._whiten(batch.x) - out.to(batch.x.dtype)).flatten(1) ** 2).sum(1)
+                out = self.decoder(self._latent_of_white(w))
+            # the reconstruction error in the autoencoder's coordinates
+            rec = ((w - out.to(w.dtype)).flatten(1) ** 2).sum(1)
             return rec.mean(), {"rec": rec.mean().item()}
         if stage == 2:
             return self._joint_objective(batch)
@@ -946,8 +951,9 @@ class LatentFlowMLE(ManifoldEstimator):
         times the reconstruction error, which keeps ``f o g`` the identity on the data, where
         that change of variables holds (the objective of :class:`ManifoldMLE`, started here
         from the two-step fit)."""
-        z = self.latent(batch.x)
-        rec = ((self._whiten(batch.x) - self.decoder(z)).flatten(1) ** 2).sum(1)
+        w = self._whiten(batch.x)
+        z = self._latent_of_white(w)
+        rec = ((w - self.decoder(z)).flatten(1) ** 2).sum(1)
         nll, dag = self._flow_nll(z, batch.targets, self.flow, self.prior)
         return self._penalised(nll + self.log_volume(z), rec, dag)
 
