@@ -311,12 +311,14 @@ def test_ae_whitening_divides_each_component_by_its_sd_to_the_power_a(a):
 
 
 def test_a_whitened_autoencoder_is_scored_in_its_coordinates_and_decodes_into_the_datas():
-    """Step 1's loss is the reconstruction error of the whitened rows; ``decode`` and
-    ``generate`` give rows in the data's coordinates; the volume term is that of the map to
-    them (its Jacobian the decoder's, then the unwhitening's)."""
+    """Step 1's loss, and the reconstruction term of step 3 (the joint fine-tune), are the
+    reconstruction error of the whitened rows; ``decode`` and ``generate`` give rows in the
+    data's coordinates; the volume term is that of the map to them (its Jacobian the
+    decoder's, then the unwhitening's)."""
     torch.manual_seed(1)
     x = torch.randn(64, 6) @ torch.randn(6, 6)
-    model = LatentFlowMLE((6,), (1, 1), nuisance_dim=1, ae_whitening=0.5, hidden=8)
+    model = LatentFlowMLE((6,), (1, 1), nuisance_dim=1, ae_whitening=0.5, hidden=8,
+                          finetune_after=0)  # fmt: skip
     model.prepare(TensorData(x, torch.zeros(64, 2, dtype=torch.bool),
                              torch.zeros(64, dtype=torch.long), torch.zeros(64, 2)))  # fmt: skip
     batch = Batch(x, torch.zeros(64, 2, dtype=torch.bool), torch.zeros(64, dtype=torch.long),
@@ -326,6 +328,7 @@ def test_a_whitened_autoencoder_is_scored_in_its_coordinates_and_decodes_into_th
         out = model.decoder(z)
         want = ((model._whiten(x) - out) ** 2).sum(1).mean()
         torch.testing.assert_close(model.loss(batch)[0], want)
+        assert model._joint_objective(batch)[1]["rec"] == pytest.approx(want.item(), rel=1e-6)
         u = model.encode(x)
         torch.testing.assert_close(model.decode(u), model._unwhiten(out), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(model.reconstruct(x), model._unwhiten(out))
