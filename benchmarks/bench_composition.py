@@ -77,7 +77,8 @@ def reconstruction_swd(model, data, n: int, seed: int) -> float | None:
 
 
 @torch.no_grad()
-def diagnose(model, ds, split, contexts, n: int, seed: int, normaliser) -> list[dict]:
+def diagnose(model, ds, split, contexts, n: int, seed: int, normaliser,
+             train=None) -> list[dict]:  # fmt: skip
     """Where a two-step model's composition error lives, context by context of ``contexts``:
 
     - ``x``: SWD of generated samples from the test rows, beside the same-law floor (a fresh
@@ -86,7 +87,10 @@ def diagnose(model, ds, split, contexts, n: int, seed: int, normaliser) -> list[
       concepts have exactly the law of the encoded data;
     - ``u``: SWD, in the space of the learned concepts, of the prior's samples under the
       context's targets from the encoded test rows, beside the encoded fresh draw against them
-      (the same-law floor there).
+      (the same-law floor there);
+    - ``x_data`` (given the training rows ``train``): SWD of samples composed with the noise
+      the model abducts from those rows (``generate_from_data``: the model's structure, no
+      fitted noise law), against the test rows.
 
     ``x`` far above its floor with ``x_dec`` at it and ``u`` far above its own floor: the error
     is the prior's law of the learned concepts, not the decoder."""
@@ -109,6 +113,10 @@ def diagnose(model, ds, split, contexts, n: int, seed: int, normaliser) -> list[
             "u": sliced_wasserstein(model.prior.sample(t, g).numpy(), u.numpy(), seed=seed),
             "u_floor": sliced_wasserstein(uf.numpy(), u.numpy(), seed=seed),
         })  # fmt: skip
+        if train is not None:
+            gen = model.generate_from_data(train.x, train.targets, torch.from_numpy(masks[k]),
+                                           len(x), generator=g)  # fmt: skip
+            out[-1]["x_data"] = sliced_wasserstein(gen.numpy(), a, seed=seed)
     return out
 
 
@@ -168,7 +176,14 @@ def _print_diagnosis(rows: list[dict], held: bool) -> None:
         print(f"  {r['context']:<16}{'held out' if held else 'training':<10}"
               f"x {r['x']:.4f} (floor {r['x_floor']:.4f}, {r['x'] / r['x_floor']:.2f}x; "
               f"decode(encode(fresh)) {r['x_dec']:.4f})   concepts: prior {r['u']:.4f} "
-              f"(floor {r['u_floor']:.4f}, {r['u'] / r['u_floor']:.2f}x)")  # fmt: skip
+              f"(floor {r['u_floor']:.4f}, {r['u'] / r['u_floor']:.2f}x)"
+              + (f"   with the data's noise x {r['x_data']:.4f} "
+                 f"({r['x_data'] / r['x_floor']:.2f}x)" if "x_data" in r else ""))  # fmt: skip
+    if rows and "x_data" in rows[0]:
+        mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+        print(f"  mean over the {'held-out' if held else 'training'} contexts: x "
+              f"{mean('x'):.4f}, with the data's noise {mean('x_data'):.4f} "
+              f"(floor {mean('x_floor'):.4f})")  # fmt: skip
 
 
 def _with(build, extra: dict, ds, epochs: int):
@@ -306,10 +321,10 @@ def main(argv: list[str] | None = None) -> None:
                     if ds.has_ground_truth and not ds.is_image:
                         _print_probes(model, ds, parts[0], te, seed, m["r2"])
                     print(f"seed {seed} {name}: where the error lives", flush=True)
-                    _print_diagnosis(diagnose(model, ds, te, train_ids, a.n_test, seed, norm),
-                                     held=False)  # fmt: skip
-                    _print_diagnosis(diagnose(model, ds, held, held_ids, a.n_test, seed, norm),
-                                     held=True)  # fmt: skip
+                    _print_diagnosis(diagnose(model, ds, te, train_ids, a.n_test, seed, norm,
+                                              train=parts[0]), held=False)  # fmt: skip
+                    _print_diagnosis(diagnose(model, ds, held, held_ids, a.n_test, seed, norm,
+                                              train=parts[0]), held=True)  # fmt: skip
                 rec, nc = m["reconstruction_swd"], m["noise_check"]["training"]
                 print(f"seed {seed} {name:<22} mean R2 {m['mean_r2']:.3f} (min "
                       f"{min(m['r2']):.3f})  concept SWD "

@@ -134,6 +134,23 @@ class SEMPrior(nn.Module):
         logvar = self.logvar_obs + tgt * (self.logvar_int - self.logvar_obs)
         return (c - (c @ self.weights.T) * (1 - tgt) - mu) * torch.exp(-0.5 * logvar)
 
+    def forward(self, eps: torch.Tensor, targets: torch.Tensor):
+        """``(c, log |det dc/deps|)``: concepts ``(b, K)`` from standardised noise ``(b, K)``
+        under per-sample targets, ``c = (I - B_T)^-1 (mu_T + sigma_T eps)``; the inverse of
+        :meth:`exogenous` (the interface of
+        :class:`~conceptid.models.context_prior.ContextFlowPrior`)."""
+        tgt = targets[:, self.concept_of].to(eps.dtype)
+        mu = self.mu_obs + tgt * (self.mu_int - self.mu_obs)
+        logvar = self.logvar_obs + tgt * (self.logvar_int - self.logvar_obs)
+        K = tgt.shape[1]
+        I_B = (
+            torch.eye(K, dtype=eps.dtype, device=eps.device)
+            - self.weights[None] * (1 - tgt)[:, :, None]
+        )
+        v = mu + torch.exp(0.5 * logvar) * eps
+        c = torch.linalg.solve(I_B, v.unsqueeze(-1)).squeeze(-1)
+        return c, 0.5 * logvar.sum(1) - torch.linalg.slogdet(I_B)[1]
+
     def nll(self, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``-log p_T(c)`` per sample ``(b,)``, in nats, for concepts ``c`` ``(b, K)``."""
         pm, prec, logdet = self.moments(targets)

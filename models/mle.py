@@ -587,6 +587,58 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         # images live in [0, 1]; the decoder is unconstrained, so keep samples in the data's range
         return x.clamp(0.0, 1.0) if self.images else x
 
+    @torch.no_grad()
+    def generate_from_data(self, x: torch.Tensor, x_targets: torch.Tensor, targets, n: int, *,
+                           generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+        """``n`` samples of ``x`` under one target set ``targets`` ``(m,)``, with the exogenous
+        noise taken from data instead of the prior's ``N(0, I)``: whole rows of noise (the
+        concepts' and the nuisance's) abducted by :meth:`exogenous` from the observational rows
+        of ``x`` (``x_targets`` ``(N, m)``: each row's targets), drawn with replacement; each
+        intervened concept's value from a row of its own single-target context, drawn
+        independently; then pushed through the fitted SEM and the decoder.
+
+        It composes with the model's structure and no fitted noise law, so, against
+        :meth:`generate`, it tells how much of a composition's error is that law's (on the
+        training rows, an observational sample reproduces its own reconstruction). A diagnosis,
+        not the model's law: its samples reuse the rows given.
+
+        Raises
+        ------
+        UsageError
+            the labels-ignored ablation (it has no per-context law), shapes that do not match,
+            no observational row, or an intervened concept without a row of its own
+            single-target context.
+        """
+        if not self.use_labels:
+            raise UsageError("generate_from_data: the labels-ignored ablation has one (pooled) "
+                             "law, no per-context noise to take from data")  # fmt: skip
+        t = target_rows(targets, 1, self.m)[0].bool()
+        n = check_number(n, "n (the number of samples)")
+        xt = torch.as_tensor(x_targets)
+        if xt.dim() != 2 or xt.shape != (len(x), self.m):
+            raise UsageError(f"x_targets must be ({len(x)}, {self.m}), one row of targets per "
+                             f"row of x; got {tuple(xt.shape)}")  # fmt: skip
+        xt = xt.bool()
+        single = xt.sum(1) == 1
+        obs = ~xt.any(1)
+        if not obs.any():
+            raise UsageError("generate_from_data: x has no observational row to take the "
+                             "noise from")  # fmt: skip
+        draw = lambda k: torch.randint(0, k, (n,), generator=generator)  # noqa: E731
+        rows = torch.where(obs)[0][draw(int(obs.sum()))]
+        eps = self.exogenous(x[rows], xt[rows])
+        sl = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(int)
+        for j in torch.where(t)[0].tolist():
+            own = torch.where(single & xt[:, j])[0]
+            if not len(own):
+                raise UsageError(f"generate_from_data: concept {j} is intervened on, and x has "
+                                 f"no row of its single-target context")  # fmt: skip
+            picked = own[draw(len(own))]
+            eps[:, sl[j] : sl[j + 1]] = self.exogenous(x[picked], xt[picked])[:, sl[j] : sl[j + 1]]
+        c = self.prior(eps[:, : self.K], t[None].repeat(n, 1))[0]
+        out = self.decode(torch.cat([c, eps[:, self.K :]], 1))
+        return out.clamp(0.0, 1.0) if self.images else out
+
 
 class ManifoldMLE(ManifoldEstimator):
     """Context-free encoder ``g``, decoder ``f``, SEM prior; exact likelihood on the manifold.
