@@ -600,7 +600,8 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         It composes with the model's structure and no fitted noise law, so, against
         :meth:`generate`, it tells how much of a composition's error is that law's (on the
         training rows, an observational sample reproduces its own reconstruction). A diagnosis,
-        not the model's law: its samples reuse the rows given.
+        not the model's law: its samples reuse the rows given, so with fewer rows than
+        samples an SWD against fresh data sits above the same-law floor of ``n`` samples.
 
         Raises
         ------
