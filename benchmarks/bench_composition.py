@@ -98,6 +98,7 @@ def diagnose(model, ds, split, contexts, n: int, seed: int, normaliser,
 
     masks, names, K = ds.target_mask(), ds.context_names, model.K
     g = torch.Generator().manual_seed(seed)
+    g_data = torch.Generator().manual_seed(seed + 1)  # its own: g's draws stay as they were
     out = []
     for k in contexts:
         x = split.x[split.context == k][:n]
@@ -115,7 +116,7 @@ def diagnose(model, ds, split, contexts, n: int, seed: int, normaliser,
         })  # fmt: skip
         if train is not None:
             gen = model.generate_from_data(train.x, train.targets, torch.from_numpy(masks[k]),
-                                           len(x), generator=g)  # fmt: skip
+                                           len(x), generator=g_data)  # fmt: skip
             out[-1]["x_data"] = sliced_wasserstein(gen.numpy(), a, seed=seed)
     return out
 

@@ -168,6 +168,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         self.D = self.K + self.nuisance_dim
         own = encoder is not None and decoder is not None
         obs_shape = check_obs_shape(obs_shape, own_nets=own)
+        self.obs_shape = tuple(int(v) for v in obs_shape)
         ae_epochs = check_number(ae_epochs, "ae_epochs", minimum=0)
         snap_every = check_number(snap_every, "snap_every (0: no snaps)", minimum=0)
         hidden = check_number(hidden, "hidden")
@@ -593,47 +594,61 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         """``n`` samples of ``x`` under one target set ``targets`` ``(m,)``, with the exogenous
         noise taken from data instead of the prior's ``N(0, I)``: whole rows of noise (the
         concepts' and the nuisance's) abducted by :meth:`exogenous` from the observational rows
-        of ``x`` (``x_targets`` ``(N, m)``: each row's targets), drawn with replacement; each
-        intervened concept's value from a row of its own single-target context, drawn
-        independently; then pushed through the fitted SEM and the decoder.
+        of ``x`` (``x_targets`` ``(N, m)``, 0/1: each row's targets), drawn with replacement;
+        each intervened concept's value from a row of its own single-target context, drawn
+        independently; then pushed through the fitted prior (under ``targets``) and the
+        decoder. Rows with two or more targets are not used.
 
         It composes with the model's structure and no fitted noise law, so, against
         :meth:`generate`, it tells how much of a composition's error is that law's (on the
         training rows, an observational sample reproduces its own reconstruction). A diagnosis,
-        not the model's law: its samples reuse the rows given, so with fewer rows than
-        samples an SWD against fresh data sits above the same-law floor of ``n`` samples.
+        not the model's law: its samples reuse the rows given, which adds an error of its own
+        unless the rows far outnumber the samples (500 draws from 500 rows of a 16-dimensional
+        Gaussian sit at 1.23x the same-law floor of the SWD; from 2000 rows, at 1.06x).
 
         Raises
         ------
         UsageError
-            the labels-ignored ablation (it has no per-context law), shapes that do not match,
-            no observational row, or an intervened concept without a row of its own
-            single-target context.
+            the labels-ignored ablation (it has no per-context law); ``x`` not a tensor of
+            shape ``(N, *obs_shape)`` in the model's dtype; masks that are not 0/1 or do not
+            match ``x`` and the model's concepts; ``n`` not a positive integer; no
+            observational row; an intervened concept without a row of its own single-target
+            context. Every check comes before any work.
         """
         if not self.use_labels:
             raise UsageError("generate_from_data: the labels-ignored ablation has one (pooled) "
                              "law, no per-context noise to take from data")  # fmt: skip
-        t = target_rows(targets, 1, self.m)[0].bool()
         n = check_number(n, "n (the number of samples)")
-        xt = torch.as_tensor(x_targets)
-        if xt.dim() != 2 or xt.shape != (len(x), self.m):
-            raise UsageError(f"x_targets must be ({len(x)}, {self.m}), one row of targets per "
-                             f"row of x; got {tuple(xt.shape)}")  # fmt: skip
-        xt = xt.bool()
-        single = xt.sum(1) == 1
-        obs = ~xt.any(1)
+        dtype = next(self.prior.parameters()).dtype
+        if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != self.obs_shape:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise UsageError(f"generate_from_data: x must be a tensor (N, "
+                             f"{', '.join(map(str, self.obs_shape))}), got {shape}")  # fmt: skip
+        if x.dtype != dtype:
+            raise UsageError(f"generate_from_data: x is {x.dtype}, the model {dtype}")
+        t, xt = torch.as_tensor(targets), torch.as_tensor(x_targets)
+        for name, mask, want in (("targets", t, (self.m,)), ("x_targets", xt, (len(x), self.m))):
+            if tuple(mask.shape) != want:
+                raise UsageError(f"generate_from_data: {name} must be {want}, got "
+                                 f"{tuple(mask.shape)}")  # fmt: skip
+            if not ((mask == 0) | (mask == 1)).all():
+                raise UsageError(f"generate_from_data: {name} must be a 0/1 mask")
+        dev = self.prior.concept_of.device
+        x, xt, t = x.to(dev), xt.to(dev).bool(), t.to(dev).bool()
+        single, obs = xt.sum(1) == 1, ~xt.any(1)
         if not obs.any():
             raise UsageError("generate_from_data: x has no observational row to take the "
                              "noise from")  # fmt: skip
-        draw = lambda k: torch.randint(0, k, (n,), generator=generator)  # noqa: E731
-        rows = torch.where(obs)[0][draw(int(obs.sum()))]
-        eps = self.exogenous(x[rows], xt[rows])
-        sl = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(int)
-        for j in torch.where(t)[0].tolist():
-            own = torch.where(single & xt[:, j])[0]
+        pools = {j: torch.where(single & xt[:, j])[0] for j in torch.where(t)[0].tolist()}
+        for j, own in pools.items():
             if not len(own):
                 raise UsageError(f"generate_from_data: concept {j} is intervened on, and x has "
                                  f"no row of its single-target context")  # fmt: skip
+        draw = lambda k: torch.randint(0, k, (n,), generator=generator).to(dev)  # noqa: E731
+        rows = torch.where(obs)[0][draw(int(obs.sum()))]
+        eps = self.exogenous(x[rows], xt[rows])
+        sl = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(int)
+        for j, own in pools.items():
             picked = own[draw(len(own))]
             eps[:, sl[j] : sl[j + 1]] = self.exogenous(x[picked], xt[picked])[:, sl[j] : sl[j + 1]]
         c = self.prior(eps[:, : self.K], t[None].repeat(n, 1))[0]

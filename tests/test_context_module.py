@@ -145,15 +145,19 @@ def test_dag_penalty_is_zero_exactly_on_dags():
 
 
 def test_sem_prior_forward_inverts_exogenous_and_its_logdet_is_the_density():
-    """``forward`` is the inverse of ``exogenous`` under any targets (blocks of size 1 and 2,
-    a random DAG), and ``-log p_T(c) = |eps|^2 / 2 + K/2 log 2 pi + log |det dc/deps|``: the
-    change of variables agrees with ``nll``, the Gaussian density of ``moments``."""
+    """``forward`` is the inverse of ``exogenous`` under any targets (blocks of size 1 and 2),
+    and ``-log p_T(c) = |eps|^2 / 2 + K/2 log 2 pi + log |det dc/deps|``: the change of
+    variables agrees with ``nll``, the Gaussian density of ``moments``. ``B`` is cyclic, so
+    that ``log |det(I - B_T)|`` is not zero and its term is checked too."""
     prior = _randomised(SEMPrior((1, 2, 1)).double(), seed=5)
     with torch.no_grad():
-        prior.B.copy_(torch.tril(prior.B, -1))
+        prior.B.mul_(0.4)
     tg = _targets([0, 0, 0], [1, 0, 0], [0, 1, 1], [1, 1, 1])
     eps = torch.randn(4, 4, dtype=torch.float64)
     c, logdet = prior(eps, tg)
     torch.testing.assert_close(prior.exogenous(c, tg), eps, rtol=1e-12, atol=1e-12)
     want = 0.5 * (eps**2).sum(1) + 2 * math.log(2 * math.pi) + logdet
     torch.testing.assert_close(prior.nll(c, tg), want, rtol=1e-10, atol=1e-10)
+    K = prior.weights.shape[0]
+    I_B = torch.eye(K, dtype=torch.float64) - prior.weights * ~tg[:, prior.concept_of, None]
+    assert torch.linalg.slogdet(I_B)[1][:2].abs().min() > 1e-3  # not zero where B acts

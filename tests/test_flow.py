@@ -18,6 +18,7 @@ from conceptid.models.flow import LatentFlow
 from conceptid.models.mle import LatentFlowMLE
 from conceptid.models.trainer import TrainConfig, fit, fit_restarts
 from conceptid.simulations import BenchmarkSpec, generate
+from conceptid.simulations.errors import UsageError
 
 
 def _standardise(*splits):
@@ -708,6 +709,12 @@ def test_generate_from_data_reuses_the_datas_noise(prior):
     kept = torch.cdist(u[:, [0, 4]], u_obs[:, [0, 4]]).min(1).values
     assert kept.max() < 1e-6
     assert (torch.cdist(u[:, 3:4], u_obs[:, 3:4]).min(1).values > 1e-3).float().mean() > 0.9
+    # abducted back under do(c1): c0's, c2's and the nuisance's noise is one observational
+    # row's (c2 kept its observational mechanism), c1's a do(c1) row's under its own targets
+    e = model.exogenous(out, xt[20:21].repeat(50, 1))
+    e_obs, e_own = model.exogenous(x[:20], xt[:20]), model.exogenous(x[20:], xt[20:])
+    assert torch.cdist(e[:, [0, 3, 4]], e_obs[:, [0, 3, 4]]).min(1).values.max() < 1e-6
+    assert torch.cdist(e[:, 1:3], e_own[:, 1:3]).min(1).values.max() < 1e-6
 
 
 def test_generate_from_data_refuses_what_it_cannot_do():
@@ -715,18 +722,35 @@ def test_generate_from_data_refuses_what_it_cannot_do():
     x = torch.randn(10, 6, dtype=torch.float64)
     xt = torch.zeros(10, 3, dtype=torch.bool)
     none = torch.tensor([False, False, False])
-    with pytest.raises(ValueError, match="concept 0 is intervened on.*single-target context"):
-        model.generate_from_data(x, xt, torch.tensor([True, False, False]), 5)
-    with pytest.raises(ValueError, match="no observational row"):
-        model.generate_from_data(x, torch.ones(10, 3, dtype=torch.bool), none, 5)
-    with pytest.raises(ValueError, match="x_targets must be"):
-        model.generate_from_data(x, xt[:5], none, 5)
-    with pytest.raises(ValueError, match="x_targets must be"):
-        model.generate_from_data(x, xt[:, :2], none, 5)
-    with pytest.raises(ValueError, match="3"):  # a target set of another number of concepts
-        model.generate_from_data(x, xt, torch.tensor([False, True]), 5)
-    with pytest.raises(ValueError, match="n \\(the number of samples\\)"):
-        model.generate_from_data(x, xt, none, 0)
+    bad = [
+        ((x, xt, torch.tensor([True, False, False]), 5), "concept 0 is intervened on"),
+        ((x, torch.ones(10, 3, dtype=torch.bool), none, 5), "no observational row"),
+        ((x, xt[:5], none, 5), "x_targets must be \\(10, 3\\)"),
+        ((x, xt[:, :2], none, 5), "x_targets must be \\(10, 3\\)"),
+        ((x, xt, torch.tensor([False, True]), 5), "targets must be \\(3,\\)"),
+        ((x, xt, torch.tensor([0.0, 0.5, 0.0]), 5), "targets must be a 0/1 mask"),
+        (
+            (
+                x,
+                xt.long().index_put((torch.tensor([0]), torch.tensor([0])), torch.tensor(2)),
+                none,
+                5,
+            ),
+            "x_targets must be a 0/1 mask",
+        ),
+        ((x, xt, none, 0), "n \\(the number of samples\\)"),
+        ((x[:, :5], xt, none, 5), "x must be a tensor \\(N, 6\\)"),
+        ((x.numpy(), xt, none, 5), "x must be a tensor .*got ndarray"),
+        ((x.float(), xt, none, 5), "x is torch.float32, the model torch.float64"),
+    ]
+    for args, message in bad:
+        with pytest.raises(UsageError, match=message):
+            model.generate_from_data(*args)
+    # rows with two targets are in no single-target pool
+    two = xt.clone()
+    two[5:, :2] = True
+    with pytest.raises(UsageError, match="concept 1 is intervened on"):
+        model.generate_from_data(x, two, torch.tensor([False, True, False]), 5)
     ablation = LatentFlowMLE((6,), (1, 2, 1), use_labels=False)
-    with pytest.raises(ValueError, match="ablation"):
+    with pytest.raises(UsageError, match="ablation"):
         ablation.generate_from_data(x.float(), xt, none, 5)
