@@ -174,8 +174,9 @@ class SEMPrior(nn.Module):
         pm, prec, _ = self.moments(targets)
         cov = torch.linalg.inv(prec)
         L = torch.linalg.cholesky(0.5 * (cov + cov.transpose(1, 2)))
-        eps = torch.randn(targets.shape[0], len(self.concept_of), 1, generator=generator)
-        return pm + (L @ eps).squeeze(-1)
+        eps = torch.randn(targets.shape[0], len(self.concept_of), 1, generator=generator,
+                          dtype=pm.dtype)  # fmt: skip
+        return pm + (L @ eps.to(pm.device)).squeeze(-1)
 
     def block_norms(self) -> torch.Tensor:
         """``(m, m)``: squared Frobenius norm of each ``B_ij`` block (row child, column parent)."""

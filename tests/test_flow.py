@@ -717,6 +717,15 @@ def test_generate_from_data_reuses_the_datas_noise(prior):
     assert torch.cdist(e[:, 1:3], e_own[:, 1:3]).min(1).values.max() < 1e-6
 
 
+@pytest.mark.parametrize("prior", ["sem", "context-module"])
+def test_a_double_model_generates_in_double(prior):
+    """The prior draws its noise in the model's dtype (the SEM prior drew float32 once)."""
+    model = _randomised_flow_model(prior)
+    x = model.generate(torch.tensor([False, True, False]), 7,
+                       generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert x.dtype == torch.float64 and x.shape == (7, 6) and torch.isfinite(x).all()
+
+
 def test_generate_from_data_refuses_what_it_cannot_do():
     model = _randomised_flow_model("sem")
     x = torch.randn(10, 6, dtype=torch.float64)
