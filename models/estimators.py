@@ -114,12 +114,23 @@ class SEMPrior(nn.Module):
     def weights(self) -> torch.Tensor:
         return self.B * self.off_block
 
-    def moments(self, targets: torch.Tensor):
-        tgt = targets[:, self.concept_of].to(self.B.dtype)  # (b, K)
-        K = tgt.shape[1]
-        I_B = torch.eye(K, device=tgt.device) - self.weights[None] * (1 - tgt)[:, :, None]
-        mu_eps = self.mu_obs + tgt * (self.mu_int - self.mu_obs)
+    def _noise_law(self, targets: torch.Tensor, dtype: torch.dtype):
+        """Per sample: ``(tgt, mu_T, logvar_T)``, the targets expanded to coordinates (1 where a
+        coordinate's concept is intervened) and the exogenous noise's means and log-variances
+        under them ``(b, K)``."""
+        tgt = targets[:, self.concept_of].to(dtype)
+        mu = self.mu_obs + tgt * (self.mu_int - self.mu_obs)
         logvar = self.logvar_obs + tgt * (self.logvar_int - self.logvar_obs)
+        return tgt, mu, logvar
+
+    def _i_minus_b(self, tgt: torch.Tensor) -> torch.Tensor:
+        """``I - B_T`` per sample ``(b, K, K)``: the rows of the intervened coordinates cut."""
+        eye = torch.eye(tgt.shape[1], dtype=tgt.dtype, device=tgt.device)
+        return eye - self.weights[None] * (1 - tgt)[:, :, None]
+
+    def moments(self, targets: torch.Tensor):
+        tgt, mu_eps, logvar = self._noise_law(targets, self.B.dtype)  # (b, K)
+        I_B = self._i_minus_b(tgt)
         precision = torch.einsum("bki,bk,bkj->bij", I_B, torch.exp(-logvar), I_B)
         mean = torch.linalg.solve(I_B, mu_eps.unsqueeze(-1)).squeeze(-1)
         logdet = logvar.sum(1) - 2 * torch.linalg.slogdet(I_B)[1]
@@ -129,9 +140,7 @@ class SEMPrior(nn.Module):
         """The exogenous noise ``(b, K)`` of concepts ``c`` under targets, standardised:
         ``((I - B_T) c - mu_T) / sigma_T``, ``N(0, I)`` in every context when ``c`` follows the
         prior."""
-        tgt = targets[:, self.concept_of].to(c.dtype)
-        mu = self.mu_obs + tgt * (self.mu_int - self.mu_obs)
-        logvar = self.logvar_obs + tgt * (self.logvar_int - self.logvar_obs)
+        tgt, mu, logvar = self._noise_law(targets, c.dtype)
         return (c - (c @ self.weights.T) * (1 - tgt) - mu) * torch.exp(-0.5 * logvar)
 
     def forward(self, eps: torch.Tensor, targets: torch.Tensor):
@@ -139,14 +148,8 @@ class SEMPrior(nn.Module):
         under per-sample targets, ``c = (I - B_T)^-1 (mu_T + sigma_T eps)``; the inverse of
         :meth:`exogenous` (the interface of
         :class:`~conceptid.models.context_prior.ContextFlowPrior`)."""
-        tgt = targets[:, self.concept_of].to(eps.dtype)
-        mu = self.mu_obs + tgt * (self.mu_int - self.mu_obs)
-        logvar = self.logvar_obs + tgt * (self.logvar_int - self.logvar_obs)
-        K = tgt.shape[1]
-        I_B = (
-            torch.eye(K, dtype=eps.dtype, device=eps.device)
-            - self.weights[None] * (1 - tgt)[:, :, None]
-        )
+        tgt, mu, logvar = self._noise_law(targets, eps.dtype)
+        I_B = self._i_minus_b(tgt)
         v = mu + torch.exp(0.5 * logvar) * eps
         c = torch.linalg.solve(I_B, v.unsqueeze(-1)).squeeze(-1)
         return c, 0.5 * logvar.sum(1) - torch.linalg.slogdet(I_B)[1]
