@@ -731,6 +731,8 @@ def test_generate_from_data_refuses_what_it_cannot_do():
     x = torch.randn(10, 6, dtype=torch.float64)
     xt = torch.zeros(10, 3, dtype=torch.bool)
     none = torch.tensor([False, False, False])
+    twos = xt.long()
+    twos[0, 0] = 2
     bad = [
         ((x, xt, torch.tensor([True, False, False]), 5), "concept 0 is intervened on"),
         ((x, torch.ones(10, 3, dtype=torch.bool), none, 5), "no observational row"),
@@ -738,15 +740,7 @@ def test_generate_from_data_refuses_what_it_cannot_do():
         ((x, xt[:, :2], none, 5), "x_targets must be \\(10, 3\\)"),
         ((x, xt, torch.tensor([False, True]), 5), "targets must be \\(3,\\)"),
         ((x, xt, torch.tensor([0.0, 0.5, 0.0]), 5), "targets must be a 0/1 mask"),
-        (
-            (
-                x,
-                xt.long().index_put((torch.tensor([0]), torch.tensor([0])), torch.tensor(2)),
-                none,
-                5,
-            ),
-            "x_targets must be a 0/1 mask",
-        ),
+        ((x, twos, none, 5), "x_targets must be a 0/1 mask"),
         ((x, xt, none, 0), "n \\(the number of samples\\)"),
         ((x[:, :5], xt, none, 5), "x must be a tensor \\(N, 6\\)"),
         ((x.numpy(), xt, none, 5), "x must be a tensor .*got ndarray"),
