@@ -272,10 +272,12 @@ def target_rows(targets, n: int | None = None, m: int | None = None) -> torch.Te
 
     ``targets``: a ``(b, m)`` mask, returned as it is (``n``, when given, must equal ``b``); or
     one ``(m,)`` target set, repeated for ``n`` samples. ``m``, when given, is the number of
-    concepts the model knows. Raises :class:`~conceptid.simulations.errors.UsageError` naming
-    what is wrong.
+    concepts the model knows. Every entry must be 0 or 1 (bool, integer or float). Raises
+    :class:`~conceptid.simulations.errors.UsageError` naming what is wrong.
     """
     t = torch.as_tensor(targets)
+    if t.is_complex() or not ((t == 0) | (t == 1)).all():
+        raise UsageError("targets must be a 0/1 mask (an entry is neither 0 nor 1)")
     if n is not None:
         n = check_number(n, "n (the number of samples)")
     if t.dim() == 1:

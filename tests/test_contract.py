@@ -230,14 +230,18 @@ def test_the_trainer_calls_the_hooks_and_refuses_a_model_without_them():
 def test_target_rows_refuses_what_is_not_a_mask():
     assert target_rows(MASKS[1], 3).shape == (3, M)
     assert target_rows(MASKS, 3) is MASKS
+    not_01 = [((MASKS.float() * 0.5, None), "0/1"), ((MASKS.long() * 2, 3), "0/1")]
     for bad, match in [((MASKS[1], None), "needs n"), ((MASKS, 4), "disagrees"),
-                       ((MASKS[None], None), "shape"), ((MASKS[1], 0), "positive")]:  # fmt: skip
+                       ((MASKS[None], None), "shape"), ((MASKS[1], 0), "positive"),
+                       *not_01]:  # fmt: skip
         with pytest.raises(UsageError, match=match):
             target_rows(*bad)
     with pytest.raises(UsageError, match="name 3 concepts"):
         target_rows(MASKS, m=3)
     with pytest.raises(UsageError, match="name 2 concepts"):
         _ready("theorem-matched").generate(torch.zeros(4, 3, dtype=torch.bool))
+    with pytest.raises(UsageError, match="0/1 mask"):  # a generator reads no 0.5 as True
+        _ready("theorem-matched").generate(torch.full((4, 2), 0.5))
 
 
 def test_unfreeze_after_is_a_constructor_argument():
