@@ -60,6 +60,8 @@ TRAINABLE_IMAGE_SIZES = (32, 64)
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 #: the file naming each context's targets in a folder import
 CONTEXTS_FILE = "contexts.json"
+#: PNG modes read losslessly as 8-bit RGB (an alpha channel only when every pixel is opaque)
+_PNG_MODES = ("1", "L", "P", "RGB", "LA", "RGBA")
 _FOLDER_KEYS = {"concepts", "contexts", "held_out", "block_sizes"}
 _ARRAY_KEYS = _FOLDER_KEYS | {"labels", "split"}
 
@@ -248,6 +250,9 @@ def _held_out(held_out: object, table, names: list[str]) -> set[int]:
         if not key:
             raise DatasetError("held_out names the observational context []; it is needed "
                                "for training")  # fmt: skip
+        if len(key) < 2:  # as simulate: a single intervention is trained on, not held out
+            raise DatasetError(f"a held-out composition needs at least two targets, got "
+                               f"{list(key)}")  # fmt: skip
         out.add(index[key])
     return out
 
@@ -396,8 +401,8 @@ def from_arrays(
         Bad data, named: the shape, dtype or values of ``x`` (NaN, infinities, an image size the
         models do not take), an unknown target name, a label or split that is not one, a
         context without samples, two contexts with the same targets, no observational context,
-        a held-out set matching no context, a training context left without train, val or test
-        samples.
+        a held-out set matching no context or of fewer than two targets, a training context
+        left without train, val or test samples.
     UsageError
         ``seed``, ``fractions`` or ``nuisance_dim`` out of range.
     """
@@ -475,11 +480,16 @@ def _read_json(path: Path, keys: set[str], required: tuple[str, ...]) -> dict:
 
 def _npy(path: Path, what: str, mmap: bool = False) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        with open(path, "rb") as f:
+            magic = f.read(6)  # numpy.save's; an .npz archive, a pickle or text lacks it
+        if magic == b"\x93NUMPY":
+            return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise DatasetError(f"{what} {path} does not exist") from None
     except (OSError, ValueError, EOFError) as err:
         raise DatasetError(f"{what} {path} is not a readable .npy array: {err}") from None
+    raise DatasetError(f"{what} {path} is not a .npy array file: one array as numpy.save writes "
+                       "it is expected (not an .npz archive, a pickle or text)")  # fmt: skip
 
 
 def _per_sample(value: object, base: Path, key: str) -> np.ndarray | list:
@@ -522,7 +532,8 @@ def from_files(
     Raises
     ------
     DatasetError
-        An unreadable or malformed file (named), or anything :func:`from_arrays` refuses.
+        An unreadable or malformed file (named; an ``.npz`` archive, a pickle or text is not a
+        ``.npy`` file), or anything :func:`from_arrays` refuses.
     MemoryLimitError
         When the import would need more memory than the limit.
     """
@@ -543,9 +554,17 @@ def _read_png(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            mode = img.mode
+            rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8) if mode in _PNG_MODES else None
     except (OSError, ValueError, SyntaxError) as err:
         raise DatasetError(f"{path} is not a readable PNG image: {err}") from None
+    if rgba is None:  # 16-bit greyscale (I;16, I) would saturate at 255 when made 8-bit RGB
+        raise DatasetError(f"{path} is a mode {mode} image; 8-bit images are taken (modes "
+                           f"{', '.join(_PNG_MODES)}): convert it to 8 bits first")  # fmt: skip
+    if (rgba[..., 3] < 255).any():
+        raise DatasetError(f"{path} has transparent pixels, which 8-bit RGB cannot keep: "
+                           "flatten it onto a background first")  # fmt: skip
+    return np.ascontiguousarray(rgba[..., :3])
 
 
 def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **kwargs) -> Dataset:
@@ -561,10 +580,12 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
                       "thick+shear": ["thickness", "shear"]},
          "held_out": [["thickness", "shear"]]}
 
-    Every ``ROOT/NAME/*.png`` is read (sorted by file name) as 8-bit RGB (greyscale is repeated
-    over the channels, an alpha channel dropped); all must have one size, 32x32 or 64x64. Hidden
-    files (``.name``) are skipped; any other file is refused, and so is a folder in ``ROOT``
-    that ``contexts.json`` does not name (a misspelt context).
+    Every ``ROOT/NAME/*.png`` is read (sorted by file name) as 8-bit RGB: an 8-bit image of mode
+    1, L, P, RGB, LA or RGBA (greyscale is repeated over the channels; an alpha channel is dropped
+    when every pixel is opaque, and refused otherwise; 16-bit greyscale is refused, as it would
+    saturate); all must have one size, 32x32 or 64x64. Hidden files (``.name``) are skipped; any
+    other file is refused, and so is a folder in ``ROOT`` that ``contexts.json`` does not name (a
+    misspelt context).
 
     Parameters
     ----------
@@ -578,8 +599,8 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
     ------
     DatasetError
         A missing or malformed ``contexts.json``, a context folder missing or empty, a file that
-        is not a PNG, images of different or unsupported sizes, or anything :func:`from_arrays`
-        refuses.
+        is not a PNG, an image that is not 8-bit or has transparent pixels, images of different
+        or unsupported sizes, or anything :func:`from_arrays` refuses.
     MemoryLimitError
         When the images would need more memory than the limit.
     """

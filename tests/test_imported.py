@@ -229,6 +229,18 @@ def _arrays_case(root: Path, change: str) -> list[str]:
         few = labels.copy()
         few[np.flatnonzero(labels == 2)[2:]] = 0
         np.save(root / "labels.npy", few)
+    elif change == "npz":  # an archive, not one array
+        x_path = root / "x.npz"
+        np.savez(x_path, x=x)
+    elif change == "text-npy":
+        x_path.write_text("0.1 0.2 0.3\n")
+    elif change == "object-npy":
+        np.save(x_path, np.array([{"x": 1}] * 240, dtype=object), allow_pickle=True)
+    elif change == "npz-labels":
+        np.savez(root / "labels.npz", labels=labels)
+        _edit_json(ctx, labels="labels.npz")
+    elif change == "single-held-out":  # as simulate: do(a) alone is no composition
+        _edit_json(ctx, held_out=[["a"]])
     return ["import", "--arrays", str(x_path), "--contexts", str(ctx)]
 
 
@@ -246,6 +258,11 @@ ARRAY_CASES = [
     ("held-out", "held_out ['a', 'b'] matches no context's targets"),
     ("unknown-key", "unknown keys ['colour']"),
     ("too-few", "none in val or test"),
+    ("npz", "x.npz is not a .npy array file: one array as numpy.save writes it is expected"),
+    ("text-npy", "x.npy is not a .npy array file"),
+    ("object-npy", "x.npy is not a readable .npy array"),
+    ("npz-labels", "'labels': {T}/labels.npz is not a .npy array file"),
+    ("single-held-out", "a held-out composition needs at least two targets, got ['a']"),
 ]
 
 
@@ -256,7 +273,7 @@ def test_bad_arrays_are_refused_by_name_and_nothing_written(tmp_path, capsys, ch
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("conceptid import: error: ") and len(err.splitlines()) == 1
-    assert words in err, err
+    assert words.replace("{T}", str(tmp_path)) in err, err
     assert listing(tmp_path) == before
 
 
@@ -281,6 +298,13 @@ def _folders_case(root: Path, change: str) -> Path:
         (root / "contexts.json").unlink()
     elif change == "bad-json":
         (root / "contexts.json").write_text("{not json")
+    elif change == "16-bit":  # made 8-bit RGB, 1000 of 65535 would saturate to 255
+        Image.fromarray(np.full((32, 32), 1000, np.uint16)).save(root / "b" / "003.png")
+    elif change == "transparent":
+        rgba = np.zeros((32, 32, 4), np.uint8)
+        rgba[..., 3] = 255
+        rgba[0, 0, 3] = 0
+        Image.fromarray(rgba).save(root / "b" / "004.png")
     return root
 
 
@@ -293,6 +317,8 @@ FOLDER_CASES = [
     ("mixed-sizes", "every image must have one size"),
     ("no-json", "cannot read"),
     ("bad-json", "is not valid JSON"),
+    ("16-bit", "003.png is a mode I;16 image; 8-bit images are taken"),
+    ("transparent", "004.png has transparent pixels"),
 ]
 
 
@@ -362,6 +388,24 @@ def test_run_data_refuses_what_does_not_go_with_a_dataset(tmp_path, capsys):
     assert listing(tmp_path) == before
 
 
+def test_eight_bit_modes_import_as_their_rgb_pixels(tmp_path):
+    """Greyscale, palette, 1-bit and opaque RGBA PNGs are 8-bit RGB with no pixel changed."""
+    root = write_folders(tmp_path)
+    rgb = np.asarray(Image.open(root / "obs" / "000.png"))
+    grey = rgb[..., 0]
+    opaque = np.dstack([rgb, np.full(grey.shape, 255, np.uint8)])
+    images = [Image.fromarray(grey), Image.fromarray(rgb).convert("P"),
+              Image.fromarray(grey).convert("1"), Image.fromarray(opaque),
+              Image.fromarray(grey).convert("LA")]  # fmt: skip
+    for i, img in enumerate(images):
+        img.save(root / "obs" / f"{i:03d}.png")
+    assert [Image.open(root / "obs" / f"{i:03d}.png").mode for i in range(5)] == [
+        "L", "P", "1", "RGBA", "LA"]  # fmt: skip
+    ds = Dataset.from_folders(root)
+    assert ds.x.dtype == np.uint8
+    assert all(np.array_equal(ds.x[i], rgb) for i in range(5))  # the bar is black and white
+
+
 def test_python_refusals_are_package_errors():
     x, labels = vectors(n=10)
     cases = [
@@ -377,6 +421,8 @@ def test_python_refusals_are_package_errors():
         (lambda: from_arrays(x, labels, CONCEPTS, contexts=CONTEXTS, held_out=[["a", "b"]],
                              split=["train"] * 40), DatasetError, "held-out context 'ab'"),
         (lambda: from_arrays(x[:0], [], CONCEPTS), DatasetError, "no samples"),
+        (lambda: from_arrays(x, labels, CONCEPTS, contexts=CONTEXTS, held_out=[["a"]]),
+         DatasetError, "needs at least two targets"),
     ]  # fmt: skip
     for call, error, words in cases:
         with pytest.raises(error, match=words) as info:
