@@ -529,6 +529,12 @@ def validate_generate(a: argparse.Namespace) -> None:
     if Path(a.out).suffix not in (".npy", ".png"):
         raise UsageError(f"--out must end in .npy or .png, got {Path(a.out).name!r}")
     check_out(a.out, "--out", directory=False)
+    if Path(a.out).exists() and not a.overwrite:
+        raise UsageError(f"--out {a.out} exists; pass --overwrite to replace it")
+    names = (a.targets or "").split(",") if (a.targets or "").strip() else []
+    if any(not t.strip() for t in names):
+        raise UsageError(f"--targets {a.targets!r} has an empty name")
+    a.target_list = [t.strip() for t in names]
     a.final = _model_file(a.model)
 
 
@@ -736,24 +742,21 @@ def cmd_generate(a: argparse.Namespace) -> int:
     run_dir = final.resolve().parent.parent.parent
     ds = run_data(run_dir, a.data)
     trained = read_trained(final, ds)
-    names = ds.concept_names
-    targets = [t.strip() for t in (a.targets or "").split(",") if t.strip()]
-    unknown = [t for t in targets if t not in names]
-    if unknown:
-        raise UsageError(f"unknown intervention targets {unknown}; concepts: {names}")
+    targets = a.target_list  # checked against the data by sample, before it generates
     out = Path(a.out)
-    if out.suffix not in (".npy", ".png"):
-        raise UsageError(f"--out must end in .npy or .png, got {out.name!r}")
     check_memory(3 * 4 * a.n * math.prod(ds.x.shape[1:]), f"generating {a.n} samples")
     x = sample(trained, ds, targets, a.n, a.seed)  # the data's units
-    if out.suffix == ".png":
-        from .plots import image_grid
+    try:
+        if out.suffix == ".png":
+            from .plots import image_grid
 
-        image_grid(x, out)
-    else:
-        from .rundir import write_npy
+            image_grid(x, out)
+        else:
+            from .rundir import write_npy
 
-        write_npy(out, x)
+            write_npy(out, x)
+    except OSError as err:  # written beside itself and renamed: nothing half-written is left
+        raise UsageError(f"--out {out} cannot be written: {err.strerror or err}") from None
     label = "do(" + ",".join(targets) + ")" if targets else "observational"
     print(f"wrote {out}: {a.n} samples of {label} from {trained.method}")
     return 0
@@ -983,6 +986,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset directory (default RUN/data, else the one `train` recorded in RUN/run.json)",
     )
     g.add_argument("--out", required=True, help="a .npy file, or .png for images")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     g.set_defaults(func=cmd_generate, validate=validate_generate)
 
     w = sub.add_parser(

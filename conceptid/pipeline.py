@@ -60,6 +60,7 @@ from .rundir import (
     adopt_data,
     ensure_data,
     open_run_dir,
+    recorded_data,
     require_run_dir,
     run_data,
     write_json,
@@ -151,7 +152,7 @@ def run(cfg: RunConfig) -> dict:
         report = None
         _say("[2/5] identifiability check: skipped (imported data: no ground-truth model to "
              "check)")  # fmt: skip
-    timings["check"] = time.perf_counter() - t0
+    timings["check"] = None if report is None else time.perf_counter() - t0  # None: skipped
 
     data_splits = splits(ds)  # once: every method is trained and evaluated on these tensors
     trained: dict[str, Trained] = {}
@@ -200,7 +201,10 @@ def reproduce_commands(run_dir: Path, data: Path | None, trained: Mapping[str, T
     groups: dict = {}
     for name, t in trained.items():
         groups.setdefault(tuple(t.settings.get(k) for k in REPORTED), []).append(name)
-    data_arg = shlex.quote(str(data if data is not None else Path(run_dir) / "data"))
+    if data is None:  # where run_data found it: RUN/data, else the directory train recorded
+        own, rec = Path(run_dir) / "data", recorded_data(run_dir)
+        data_dir = own if own.is_dir() or rec is None else Path(rec["path"])
+    data_arg = shlex.quote(str(data if data is not None else data_dir))
     run_arg = shlex.quote(str(run_dir))
     lines = []
     for values, names in groups.items():
@@ -263,6 +267,7 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
     report = None
     if ds.has_ground_truth:
         report = check(ds.model, check_method, rng=np.random.default_rng(cfg.seed))
-    timings = {"data": 0.0, "check": 0.0 if report is None else report.seconds,
+    # no data stage ran here, and no check for data without ground truth
+    timings = {"check": None if report is None else report.seconds,
                "train": {k: t.history.get("seconds", 0.0) for k, t in trained.items()}}  # fmt: skip
     return evaluate_and_report(ds, trained, cfg, report, timings).metrics

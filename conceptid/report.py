@@ -67,8 +67,9 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
         None for a dataset without ground truth (imported), whose report then says why the check
         and the recovery metrics and figures are absent.
     timings : dict
-        Wall times of the stages (``data``, ``check``, ``evaluate``) and of each method's
-        training (``train``).
+        Wall times of the stages (``data``, ``check``, ``evaluate``; a stage that did not run
+        is absent or None, and the report leaves it out) and of each method's training
+        (``train``).
     config : RunConfig
         The run's configuration (title, figure seed, samples per SWD, the command).
 
@@ -104,7 +105,7 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
                   f"{primary}: R^2 of each learned dimension")  # fmt: skip
     training_curves(figs / "training_curves.png", evaluation.histories)
 
-    L = [f"# conceptid run: {_title(ds, cfg)}", ""]
+    L = [f"# conceptid report: {_title(ds, cfg)}", ""]
     L += ["## Identifiability verdict", ""]
     if report is None:
         L += ["Not checked: the check decides identifiability from the true model (its graph, "
@@ -213,8 +214,10 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
         if (figs / f"{name}.png").exists():
             L.append(f"![{cap}](figures/{name}.png)")
     L += ["", "## Reproduce", "", "```", cfg.command, "```", ""]
-    L += [f"- stage times: data {timings['data']:.1f} s, check {timings['check']:.1f} s, "
-          f"evaluation {timings['evaluate']:.1f} s", ""]  # fmt: skip
+    ran = [(label, timings.get(key)) for key, label in
+           (("data", "data"), ("check", "check"), ("evaluate", "evaluation"))]  # fmt: skip
+    L += ["- stage times: " + ", ".join(f"{label} {t:.1f} s" for label, t in ran
+                                        if t is not None), ""]  # fmt: skip
     v = metrics["versions"]
     L += [f"- versions: conceptid {v['conceptid']}, torch {v['torch']}, numpy {v['numpy']}, "
           f"Python {v['python']} on {platform.platform()}", ""]  # fmt: skip

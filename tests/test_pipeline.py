@@ -10,6 +10,8 @@ import pytest
 
 from conceptid import pipeline, training
 from conceptid.cli import main
+from conceptid.errors import PipelineError
+from conceptid.simulations import load_dataset
 
 TINY = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
         "--n-per-context", "60", "--epochs", "2", "--quiet"]  # fmt: skip
@@ -76,6 +78,15 @@ def test_stage_subcommands_share_the_run_directory(tmp_path, capsys):
     assert main(["evaluate", str(run), "--data", str(data)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"context-module", "pooled"}
+    # without --data, the dataset train recorded: the report's commands name it, and the
+    # report lists only the stages that ran here (no data stage)
+    assert main(["evaluate", str(run)]) == 0
+    report = (run / "report.md").read_text()
+    assert report.startswith("# conceptid report: ")
+    assert f"conceptid train {data} --out {run} " in report
+    assert f"conceptid evaluate {run}\n" in report
+    stages = next(line for line in report.splitlines() if line.startswith("- stage times"))
+    assert "data" not in stages and "check" in stages and "evaluation" in stages
     samples = tmp_path / "s.npy"
     assert main(["generate", str(run / "models" / "context-module"), "--data", str(data),
                  "--targets", "c0,c2", "--n", "7", "--out", str(samples)]) == 0  # fmt: skip
@@ -89,6 +100,29 @@ def test_stage_subcommands_share_the_run_directory(tmp_path, capsys):
                  "--targets", "nope", "--out", str(bad)]) == 2  # fmt: skip
     assert "unknown intervention targets ['nope']" in capsys.readouterr().err
     assert not bad.exists()
+    model = str(run / "models" / "context-module")
+    for targets, said in [("c0,c0", "more than once: ['c0']"), ("c0,,c1", "an empty name"),
+                          (",", "an empty name")]:  # fmt: skip
+        assert main(["generate", model, "--data", str(data), "--targets", targets,
+                     "--out", str(bad)]) == 2  # fmt: skip
+        assert said in capsys.readouterr().err and not bad.exists()
+    # an existing --out is the user's: refused without --overwrite, left as it was
+    before = samples.read_bytes()
+    assert main(["generate", model, "--data", str(data), "--out", str(samples)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert samples.read_bytes() == before
+    assert main(["generate", model, "--data", str(data), "--n", "3", "--out", str(samples),
+                 "--overwrite"]) == 0  # fmt: skip
+    assert np.load(samples).shape == (3, p)
+    capsys.readouterr()
+    # a concept no training context intervenes on has no learned intervention law
+    ds = load_dataset(data)
+    ds.card["contexts"] = [{**c, "held_out": c["held_out"] or c["targets"] == ["c2"]}
+                           for c in ds.card["contexts"]]  # fmt: skip
+    trained = training.read_trained(run / "models" / "context-module" / "final.pt", ds)
+    with pytest.raises(PipelineError, match=r"no training context intervenes on \['c2'\]"):
+        training.sample(trained, ds, ["c0", "c2"], 4)
+    assert training.sample(trained, ds, ["c0", "c1"], 4).shape == (4, p)
     assert main(["train", str(data), "--out", str(run), "--methods", "magic"]) == 2
     assert "unknown method 'magic'" in capsys.readouterr().err
     final = run / "models" / "pooled" / "final.pt"
