@@ -78,7 +78,12 @@ FORMAT = "conceptid.sweep/1"
 MARKER = "sweep.json"
 _FIELDS = {"name", "benchmarks", "spec_grid", "methods", "params", "seeds", "x", "retries",
            "threads", "task"}  # fmt: skip
-_PARAMS = {"epochs", "lr", "batch_size", "restarts", "sample_passes"}
+#: the default task's training parameters, each with its range (as TrainConfig checks them)
+_PARAMS = {"epochs": {}, "batch_size": {}, "restarts": {},
+           "lr": {"integer": False, "minimum": 0, "exclusive": True},
+           "sample_passes": {"integer": False, "minimum": 0, "exclusive": True}}  # fmt: skip
+#: how long :func:`run_sweep` waits for a scheduler given by its address
+_CONNECT_TIMEOUT = "20s"
 
 
 class SweepError(ConceptIDError):
@@ -193,9 +198,11 @@ class Sweep:
         if len(set(seeds)) != len(seeds):
             raise SweepError(f"seeds repeat: {list(seeds)}")
         params = dict(d.get("params", {}))
-        if task == "conceptid.sweep:fit_cell" and set(params) - _PARAMS:
-            raise SweepError(f"unknown training parameter(s) {sorted(set(params) - _PARAMS)}; "
+        unknown = sorted(set(params).difference(_PARAMS))
+        if task == "conceptid.sweep:fit_cell" and unknown:
+            raise SweepError(f"unknown training parameter(s) {unknown}; "
                              f"known: {sorted(_PARAMS)}")  # fmt: skip
+        _resolve(task)
         sweep = cls(
             name=str(d.get("name", "sweep")),
             benchmarks=tuple(out),
@@ -234,17 +241,23 @@ class Sweep:
 
     def cells(self, validate: bool = False) -> list[Cell]:
         """Every cell, in a fixed order (benchmark, spec grid, method, params, seed);
-        ``validate`` builds each spec's model too (refusing a bad preset argument)."""
+        ``validate`` builds each spec's model too (refusing a bad preset argument) and, for the
+        default task, checks every training parameter and that every split has samples."""
         out = []
+        fit = validate and self.task == "conceptid.sweep:fit_cell"
         for (label, spec), sg, method, pg, seed in product(
             self.benchmarks, _grid(self.spec_grid, "spec_grid"), self.methods,
             _grid(self.params, "params"), self.seeds,
         ):  # fmt: skip
+            for k, v in pg.items() if fit else ():  # the default task's training settings
+                check_number(v, f"params.{k}", error=SweepError, **_PARAMS[k])
             full = {**spec, **sg, "seed": seed}
             try:
                 bs = BenchmarkSpec.from_dict(full)
                 if validate:
                     bs.build_model()  # a bad preset or argument is refused before any work
+                for k in ("n_train", "n_val", "n_test") if fit else ():  # as `conceptid run`
+                    check_number(getattr(bs, k), k, error=SweepError)
                 full = bs.to_dict()
             except (ConceptIDError, TypeError) as e:
                 raise SweepError(f"benchmark {label!r}: {e}") from None
@@ -452,12 +465,23 @@ class _Progress:
             self.bar.close()
 
 
+def _check_scheduler(scheduler: str) -> None:
+    """A Dask scheduler's address, ``[SCHEME://]HOST:PORT``, or a SweepError naming it."""
+    from distributed.comm import get_address_host_port
+
+    try:
+        get_address_host_port(scheduler)
+    except (ValueError, TypeError) as e:
+        raise SweepError(f"{scheduler!r} is not a Dask scheduler address (tcp://HOST:PORT): "
+                         f"{e}") from None  # fmt: skip
+
+
 def _client(scheduler: str | None, workers: int, threads: int):
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
         try:
-            return Client(scheduler, timeout="20s"), None
+            return Client(scheduler, timeout=_CONNECT_TIMEOUT), None
         except (OSError, TimeoutError) as e:
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
     env = {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
@@ -490,29 +514,34 @@ def run_sweep(
     Raises
     ------
     SweepError
-        ``out`` is neither empty nor a sweep directory, the scheduler cannot be reached, or the
-        task cannot be imported (before any cell runs).
+        ``out`` is neither empty nor a sweep directory, the scheduler's address is malformed or
+        it cannot be reached, or the task cannot be imported (before anything is written).
     """
     workers = check_number(workers, "workers", error=SweepError)
-    out = _open_dir(Path(out), sweep)
+    out = check_sweep_dir(out)
     _resolve(sweep.task)
+    if scheduler is not None and client is None:
+        _check_scheduler(scheduler)
     t0 = time.perf_counter()
     cells = sweep.cells()
     pending = [c for c in cells if _finished(out, c) is None]
     skipped = len(cells) - len(pending)
     failed: list[str] = []
-    if pending:
-        own = None
-        if client is None:
-            client, own = _client(scheduler, workers, sweep.threads)
-        bar = _Progress(len(cells), skipped, progress)
-        try:
-            failed = _run_pending(client, pending, out, sweep.retries, bar)
-        finally:
-            bar.close()
-            if own is not None:
-                client.close()
-                own.close()
+    own = None
+    if pending and client is None:  # connected before anything is written
+        client, own = _client(scheduler, workers, sweep.threads)
+    try:
+        out = _open_dir(out, sweep)
+        if pending:
+            bar = _Progress(len(cells), skipped, progress)
+            try:
+                failed = _run_pending(client, pending, out, sweep.retries, bar)
+            finally:
+                bar.close()
+    finally:
+        if own is not None:
+            client.close()
+            own.close()
     rows = aggregate(out, sweep)
     return SweepResult(out, len(cells), skipped, len(pending) - len(failed), failed,
                        time.perf_counter() - t0, rows)  # fmt: skip

@@ -14,6 +14,8 @@ import pytest
 
 from conceptid.sweep import Sweep, SweepError, run_sweep
 
+FIT = "conceptid.sweep:fit_cell"
+
 
 def _toy(**over) -> dict:
     d = {
@@ -71,8 +73,14 @@ def test_the_grid_and_its_keys():
         ({"task": "conceptid.sweep:fit_cell", "methods": ["magic"]}, "unknown method"),
         ({"task": "conceptid.sweep:fit_cell", "methods": ["pooled"]}, "unknown training param"),
         ({"retries": -1}, "retries must be a non-negative integer"),
+        ({"task": "nomod:fn"}, "cannot import the task 'nomod:fn'"),
+        ({"task": FIT, "params": {"epochs": [5, 0]}},
+         r"params\.epochs must be a positive integer, got 0"),
+        ({"task": FIT, "params": {"lr": [0]}}, r"params\.lr must be a positive finite number"),
+        ({"task": FIT, "params": {}, "spec_grid": {"n_train": [100, 0]}},
+         "benchmark 'chain': n_train must be a positive integer, got 0"),
     ],
-)
+)  # fmt: skip
 def test_bad_sweeps_are_refused_with_one_line(over, words):
     with pytest.raises(SweepError, match=words):
         Sweep.from_dict(_toy(**over))
@@ -84,6 +92,24 @@ def test_a_missing_or_broken_sweep_file(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(SweepError, match="not a readable JSON sweep"):
         Sweep.from_json(tmp_path / "bad.json")
+
+
+def test_an_unusable_scheduler_leaves_a_sweep_directory_as_it_was(tmp_path, client, monkeypatch):
+    """A malformed address, or a scheduler nobody listens at, is refused before anything is
+    written: not the marker, not cells/, not a summary."""
+    monkeypatch.setattr("conceptid.sweep._CONNECT_TIMEOUT", "1s")
+    out = tmp_path / "s"
+    run_sweep(Sweep.from_dict(_toy(seeds=[0])), out, client=client, progress=False)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    grown = Sweep.from_dict(_toy(seeds=[0, 1]))  # new cells, so it must connect
+    with pytest.raises(SweepError, match="'notanaddress' is not a Dask scheduler address"):
+        run_sweep(grown, out, scheduler="notanaddress", progress=False)
+    with pytest.raises(SweepError, match="cannot reach the Dask scheduler"):
+        run_sweep(grown, out, scheduler="tcp://127.0.0.1:1", progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    with pytest.raises(SweepError, match="cannot reach the Dask scheduler"):
+        run_sweep(grown, tmp_path / "new", scheduler="tcp://127.0.0.1:1", progress=False)
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_foreign_directory_is_refused_untouched(tmp_path, client):
@@ -231,9 +257,18 @@ def test_a_failed_cell_gives_status_1_and_says_where(tmp_path, capsys):
           "seeds": [0]}, [], "latent-flow needs vector observations"),
         ({"benchmarks": [{"spec": {"preset": "quad", "n_train": 100000}}], "methods": ["pooled"],
           "seeds": [0]}, ["--max-memory", "0.01"], "memory"),
+        (_toy(task="nomod:fn"), [], "cannot import the task 'nomod:fn'"),
+        (_toy(), ["--scheduler", "notanaddress"], "'notanaddress' is not a Dask scheduler address"),
+        (_toy(), ["--scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),
+        (_toy(task=FIT, params={"epochs": [0]}), [],
+         "params.epochs must be a positive integer, got 0"),
+        (_toy(task=FIT, params={}, spec_grid={"n_train": [0]}), [],
+         "benchmark 'chain': n_train must be a positive integer, got 0"),
     ],
 )  # fmt: skip
-def test_bad_sweeps_are_refused_before_any_work(tmp_path, capsys, sweep, extra, words):
+def test_bad_sweeps_are_refused_before_any_work(tmp_path, capsys, monkeypatch, sweep, extra,
+                                                 words):  # fmt: skip
+    monkeypatch.setattr("conceptid.sweep._CONNECT_TIMEOUT", "1s")
     f = tmp_path / "s.json"
     if sweep is not None:
         f.write_text(json.dumps(sweep))
