@@ -309,6 +309,8 @@ def _parse_kv(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--preset-arg expects KEY=VALUE, got {item!r}")
+        if key in out:
+            raise UsageError(f"--preset-arg {key} is given twice; give it once")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -348,11 +350,14 @@ def _spec_from_args(a: argparse.Namespace) -> BenchmarkSpec:
         if a.image_size is not None:
             if a.preset != "quad":
                 raise UsageError("--image-size applies to the quad preset only")
-            args["image_size"] = a.image_size
-        for key in ("m", "mixing", "nuisance_dim"):
+        for key in ("image_size", "m", "mixing", "nuisance_dim"):
             v = getattr(a, key)
-            if v is not None:
-                args[key] = v
+            if v is None:
+                continue
+            flag = "--" + key.replace("_", "-")
+            if key in args:
+                raise UsageError(f"{flag} and --preset-arg {key} both set {key}; give one")
+            args[key] = v
         spec = BenchmarkSpec(preset=a.preset, preset_args=args)
         overrides = {}
     overrides.update(_per_context(a.n_per_context))

@@ -496,7 +496,11 @@ class FunctionMixing(Mixing):
 
     def __call__(self, e: np.ndarray) -> np.ndarray:
         e = _check_input(e, self.input_dim, f"mixing {self.name}")
-        out = np.asarray(self.fn(e))
+        try:  # the user's function: what it raises is named, as bad input, not a traceback
+            out = np.asarray(self.fn(e))
+        except Exception as err:  # noqa: BLE001
+            raise MixingError(f"mixing {self.name} failed on an array of shape {e.shape}: "
+                              f"{type(err).__name__}: {err}") from err  # fmt: skip
         if out.ndim < 1 or out.shape[0] != e.shape[0]:
             raise MixingError(
                 f"mixing {self.name} must map (n, {self.input_dim}) to (n, ...); for n = "

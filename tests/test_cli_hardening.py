@@ -90,6 +90,7 @@ CASES = [
     (["check", "{T}/none.json"], "cannot read"),
     (["check", "{D}/ds", "--preset", "chain"], "--preset applies without SOURCE only"),
     (["check", "--preset", "chain", "--seed", "-4"], "--seed must be a non-negative integer"),
+    (["check", "--preset", "chain", "--mixing", "math:sqrt"], "mixing math:sqrt failed on an"),
     (["generate", "{T}/m", "--n", "0", "--out", "{T}/x.npy"], "--n must be a positive integer"),
     (["generate", "{T}/m", "--out", "{T}/x.txt"], "--out must end in .npy or .png"),
     (["generate", "{D}/ds", "--out", "{T}/x.npy"], "ds holds no trained model (no final.pt)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import numpy as np
@@ -681,6 +682,9 @@ def test_a_plain_function_is_a_mixing_and_checked_numerically(scenes):
         ConceptModel(chain.sem, "userscenes:render", chain.readout, 1)
     with pytest.raises(MixingError, match=r"must map \(n, 4\) to \(n, ...\)"):
         FunctionMixing(lambda e: e[:1], 4)(np.zeros((3, 4)))
+    with pytest.raises(MixingError, match=r"math:sqrt failed on an array of shape \(3, 4\): "
+                                          "TypeError"):  # fmt: skip
+        FunctionMixing(math.sqrt, 4)(np.zeros((3, 4)))
     with pytest.raises(MixingError, match="input_dim"):
         FunctionMixing(scenes.render, 0)
 
