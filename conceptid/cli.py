@@ -405,7 +405,10 @@ def validate_run(a: argparse.Namespace) -> None:
         check_out(a.out, "--out", directory=True)
         a.benchmark = None
         ds, a.method_list = check_training_data(a.data, a.methods)
+        from .evaluation import check_evaluable
         from .rundir import check_data_of_run, is_run_dir
+
+        check_evaluable(ds)  # the run ends in the evaluation
 
         if is_run_dir(a.out):
             check_data_of_run(a.out, ds, a.data)

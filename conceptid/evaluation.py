@@ -244,6 +244,26 @@ def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
             "test_rows": min(counts), "seed": seed}  # fmt: skip
 
 
+#: the fewest test rows of the training contexts the evaluation can align concepts on
+MIN_TEST_ROWS = 3
+
+
+def check_evaluable(ds: Dataset) -> None:
+    """Refuse, before any work, a dataset whose training contexts hold fewer than
+    :data:`MIN_TEST_ROWS` test rows: every metric is measured on them.
+
+    Raises
+    ------
+    PipelineError
+        Naming the count (``--n-test 0`` gives none).
+    """
+    rows = int((ds.mask("test") & np.isin(ds.context, ds.training_contexts)).sum())
+    if rows < MIN_TEST_ROWS:
+        raise PipelineError(f"the dataset's training contexts hold {rows} test samples; the "
+                            f"evaluation measures every metric on them and needs at least "
+                            f"{MIN_TEST_ROWS} (simulate it with more, --n-test)")  # fmt: skip
+
+
 def evaluate(
     ds: Dataset, trained: Mapping[str, Trained], *, spec: BenchmarkSpec | None = None,
     check_report: Report | None = None, n_generate: int = DEFAULTS.n_generate,
@@ -275,10 +295,11 @@ def evaluate(
     Raises
     ------
     PipelineError
-        No model given.
+        No model given, or too few test rows (:func:`check_evaluable`).
     """
     if not trained:
         raise PipelineError("nothing to evaluate: no trained model given")
+    check_evaluable(ds)
     data_splits = data_splits or splits(ds, next(iter(trained.values())).normaliser)
     per, alignments = {}, {}
     for name, t in trained.items():

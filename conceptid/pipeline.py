@@ -48,6 +48,7 @@ from .errors import PipelineError
 from .evaluation import (
     NO_GROUND_TRUTH,
     Evaluation,
+    check_evaluable,
     common_settings,
     evaluate,
     evaluate_method,
@@ -137,6 +138,7 @@ def run(cfg: RunConfig) -> dict:
     _say(f"      {len(ds.context)} samples, {len(ds.context_names)} contexts "
          f"({timings['data']:.1f} s)")  # fmt: skip
     methods = list(cfg.methods or default_methods(ds))
+    check_evaluable(ds)  # a run ends in the evaluation: refuse data it cannot evaluate now
     for name in methods:  # what training would refuse stops the run before any training
         check_trainable(name, ds, out, retrain=cfg.retrain, **cfg.training())
 
@@ -251,6 +253,7 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
     """
     run_dir = require_run_dir(run_dir)
     ds = run_data(run_dir, data)
+    check_evaluable(ds)
     finals = sorted((run_dir / "models").glob("*/final.pt"))
     if not finals:
         raise PipelineError(f"{run_dir / 'models'} holds no trained model (run `conceptid "

@@ -131,6 +131,25 @@ def test_stage_subcommands_share_the_run_directory(tmp_path, capsys):
     assert "corrupted" in capsys.readouterr().err
 
 
+def test_data_without_test_rows_trains_but_is_not_evaluated(tmp_path, capsys):
+    """Training needs no test rows; the evaluation (and so a run) refuses data without them
+    before any work, naming the count, instead of failing inside an alignment."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["simulate", "--preset", "chain", "--m", "3", "--n-per-context", "10",
+                 "--n-test", "0", "--out", str(data), "--quiet"]) == 0  # fmt: skip
+    assert main(["train", str(data), "--out", str(run), "--methods", "pooled", "--epochs", "1",
+                 "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr()
+    assert "hold 0 test samples" in err.err and "[4/5]" not in err.out
+    assert not (run / "metrics.json").exists() and not (run / "report.md").exists()
+    assert main(["run", "--data", str(data), "--out", str(tmp_path / "r2"), "--epochs", "1",
+                 "--quiet"]) == 2  # fmt: skip
+    assert "hold 0 test samples" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
+
+
 def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsys,
                                                                  monkeypatch):  # fmt: skip
     """`train DATA --out RUN` records DATA in run.json: `evaluate` and `generate` find it without
