@@ -517,6 +517,9 @@ def _model_file(model: str) -> Path:
     or a :class:`UsageError` saying what the path is instead."""
     path = Path(model)
     final = path / "final.pt" if path.is_dir() else path
+    if final.is_file() and final.name != "final.pt":
+        raise UsageError(f"{path} is not a trained model: MODEL is RUN/models/METHOD or its "
+                         f"final.pt")  # fmt: skip
     if final.is_file():
         return final
     if path.is_dir():
@@ -647,7 +650,7 @@ def _load_model(a: argparse.Namespace):
             f"{path} is not valid JSON (a spec or model file, or a dataset directory, is "
             f"expected): {err}"
         ) from None
-    if isinstance(data, dict) and "sem" in data and "mixing" in data:
+    if isinstance(data, dict) and ("sem" in data or "mixing" in data):  # a model, not a spec
         return ConceptModel.from_dict(data)
     spec = BenchmarkSpec.from_dict(data)
     if a.seed is not None and a.seed != spec.seed:

@@ -219,6 +219,9 @@ class ConceptModel:
         """
         if not isinstance(d, dict) or "sem" not in d or "mixing" not in d:
             raise ModelError("a model dict needs at least the keys 'sem' and 'mixing'")
+        unknown = sorted(set(d) - set(_MODEL_KEYS))
+        if unknown:  # a misspelt key would otherwise be dropped without a word
+            raise ModelError(f"unknown model key(s) {unknown}; known: {list(_MODEL_KEYS)}")
         malformed = (KeyError, TypeError, ValueError, AttributeError, IndexError)
         try:
             mixing = mixing_from_dict(d["mixing"])
@@ -244,6 +247,11 @@ class ConceptModel:
             tuple(Context.from_dict(c) for c in d.get("contexts", [{"interventions": []}])),
             tuple(Context.from_dict(c) for c in d.get("held_out", [])),
         )
+
+
+#: the keys of :meth:`ConceptModel.to_dict`, the only ones :meth:`ConceptModel.from_dict` takes
+_MODEL_KEYS = ("sem", "mixing", "readout", "nuisance_dim", "nuisance_scale", "contexts",
+               "held_out")  # fmt: skip
 
 
 def _reason(err: Exception) -> str:

@@ -88,12 +88,14 @@ CASES = [
     (["inspect", "{D}/ds", "--figure", "{T}/fig.jpg"], "--figure must be a .png file"),
     (["check", "{T}/binary.json"], "binary.json is not valid JSON"),
     (["check", "{T}/none.json"], "cannot read"),
+    (["check", "{T}/semonly.json"], "a model dict needs at least the keys 'sem' and 'mixing'"),
     (["check", "{D}/ds", "--preset", "chain"], "--preset applies without SOURCE only"),
     (["check", "--preset", "chain", "--seed", "-4"], "--seed must be a non-negative integer"),
     (["check", "--preset", "chain", "--mixing", "math:sqrt"], "mixing math:sqrt failed on an"),
     (["generate", "{T}/m", "--n", "0", "--out", "{T}/x.npy"], "--n must be a positive integer"),
     (["generate", "{T}/m", "--out", "{T}/x.txt"], "--out must end in .npy or .png"),
     (["generate", "{D}/ds", "--out", "{T}/x.npy"], "ds holds no trained model (no final.pt)"),
+    (["generate", "{D}/ds/x.npy", "--out", "{T}/y.npy"], "x.npy is not a trained model"),
     (["generate", "{T}/run/models/nope", "--out", "{T}/x.npy"], "nope does not exist"),
     (["evaluate", "{T}/nothing"], "is not a run directory"),
     (["simulate", "--out", "{T}/d", "--frobnicate"], "unrecognized arguments: --frobnicate"),
@@ -105,6 +107,7 @@ CASES = [
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tiny, tmp_path, capsys, args, words):
     (tmp_path / "f.txt").write_text("a file")
     (tmp_path / "binary.json").write_bytes(bytes(range(256)))
+    (tmp_path / "semonly.json").write_text('{"sem": {}}')  # a model file without its mixing
     before = listing(tmp_path), listing(tiny)
     argv = [a.replace("{T}", str(tmp_path)).replace("{D}", str(tiny)) for a in args]
     line = refused(argv, capsys)

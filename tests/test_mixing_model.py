@@ -281,6 +281,11 @@ def test_concept_model_dict_round_trip_reproduces_samples():
         a = model.sample(name, 50, np.random.default_rng(9))
         b = m2.sample(name, 50, np.random.default_rng(9))
         assert np.array_equal(a.x, b.x) and np.array_equal(a.c, b.c)
+    # a misspelt key is refused, not dropped (the untrusted JSON of `conceptid check FILE`)
+    with pytest.raises(ModelError, match=r"unknown model key\(s\) \['held_outs'\]"):
+        ConceptModel.from_dict({**model.to_dict(), "held_outs": []})
+    with pytest.raises(ModelError, match="needs at least the keys 'sem' and 'mixing'"):
+        ConceptModel.from_dict({"sem": model.to_dict()["sem"]})
 
 
 # -- presets ------------------------------------------------------------------------------------
