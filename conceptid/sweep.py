@@ -527,9 +527,10 @@ def run_sweep(
     pending = [c for c in cells if _finished(out, c) is None]
     skipped = len(cells) - len(pending)
     failed: list[str] = []
-    own = None
+    own, opened = None, False  # the local cluster started here; a client opened here
     if pending and client is None:  # connected before anything is written
         client, own = _client(scheduler, workers, sweep.threads)
+        opened = True
     try:
         out = _open_dir(out, sweep)
         if pending:
@@ -539,8 +540,9 @@ def run_sweep(
             finally:
                 bar.close()
     finally:
-        if own is not None:
+        if opened:  # the connection to a --scheduler too (the caller's client stays open)
             client.close()
+        if own is not None:
             own.close()
     rows = aggregate(out, sweep)
     return SweepResult(out, len(cells), skipped, len(pending) - len(failed), failed,
