@@ -426,6 +426,9 @@ def validate_run(a: argparse.Namespace) -> None:
 
     check_no_recorded_data(a.out)
     model = check_spec(spec, "this run", training=True)
+    from .evaluation import check_test_rows
+
+    check_test_rows(spec.n_test * len(model.contexts))  # the run ends in the evaluation
     a.method_list = check_methods(a.methods, model.mixing.kind == "image")
 
 
@@ -540,13 +543,13 @@ def validate_generate(a: argparse.Namespace) -> None:
     if Path(a.out).suffix not in (".npy", ".png"):
         raise UsageError(f"--out must end in .npy or .png, got {Path(a.out).name!r}")
     check_out(a.out, "--out", directory=False)
+    a.final = _model_file(a.model)
     if Path(a.out).exists() and not a.overwrite:
         raise UsageError(f"--out {a.out} exists; pass --overwrite to replace it")
     names = (a.targets or "").split(",") if (a.targets or "").strip() else []
     if any(not t.strip() for t in names):
         raise UsageError(f"--targets {a.targets!r} has an empty name")
     a.target_list = [t.strip() for t in names]
-    a.final = _model_file(a.model)
 
 
 def validate_sweep(a: argparse.Namespace) -> None:

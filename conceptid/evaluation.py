@@ -244,24 +244,33 @@ def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
             "test_rows": min(counts), "seed": seed}  # fmt: skip
 
 
-#: the fewest test rows of the training contexts the evaluation can align concepts on
+#: the fewest test rows of the training contexts that the evaluation can align concepts on
+#: (data with ground truth; data without it needs one)
 MIN_TEST_ROWS = 3
 
 
+def check_test_rows(rows: int, ground_truth: bool = True) -> None:
+    """Refuse ``rows`` test rows of the training contexts when the evaluation cannot measure on
+    them: fewer than :data:`MIN_TEST_ROWS` with ground truth (its alignment needs them), none
+    without. Raises :class:`PipelineError` naming the count."""
+    need = MIN_TEST_ROWS if ground_truth else 1
+    if rows < need:
+        raise PipelineError(f"the training contexts hold {rows} test samples; the evaluation "
+                            f"measures on them and needs at least {need} (more test samples "
+                            f"per context: simulate --n-test, or the spec's n_test)")  # fmt: skip
+
+
 def check_evaluable(ds: Dataset) -> None:
-    """Refuse, before any work, a dataset whose training contexts hold fewer than
-    :data:`MIN_TEST_ROWS` test rows: every metric is measured on them.
+    """:func:`check_test_rows` for ``ds``: refused before any work when its training contexts
+    hold too few test rows (``--n-test 0`` gives none).
 
     Raises
     ------
     PipelineError
-        Naming the count (``--n-test 0`` gives none).
+        Naming the count.
     """
     rows = int((ds.mask("test") & np.isin(ds.context, ds.training_contexts)).sum())
-    if rows < MIN_TEST_ROWS:
-        raise PipelineError(f"the dataset's training contexts hold {rows} test samples; the "
-                            f"evaluation measures every metric on them and needs at least "
-                            f"{MIN_TEST_ROWS} (simulate it with more, --n-test)")  # fmt: skip
+    check_test_rows(rows, ds.has_ground_truth)
 
 
 def evaluate(

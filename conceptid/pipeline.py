@@ -49,6 +49,7 @@ from .evaluation import (
     NO_GROUND_TRUTH,
     Evaluation,
     check_evaluable,
+    check_test_rows,
     common_settings,
     evaluate,
     evaluate_method,
@@ -122,6 +123,9 @@ def _say(msg: str) -> None:
 
 def run(cfg: RunConfig) -> dict:
     """All stages; returns the metrics dict (also in ``cfg.out/metrics.json``)."""
+    if cfg.data is None and cfg.spec is not None:
+        # the run ends in the evaluation: too few test rows are refused before anything is made
+        check_test_rows(cfg.spec.n_test * len(cfg.spec.build_model().contexts))
     out = open_run_dir(cfg.out)
     timings: dict = {}
 

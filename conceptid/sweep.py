@@ -250,6 +250,8 @@ class Sweep:
             _grid(self.params, "params"), self.seeds,
         ):  # fmt: skip
             for k, v in pg.items() if fit else ():  # the default task's training settings
+                if isinstance(v, float) and v.is_integer() and _PARAMS[k].get("integer", True):
+                    v = int(v)  # JSON's 1e3 or 256.0 is a count, as fit_cell reads it
                 check_number(v, f"params.{k}", error=SweepError, **_PARAMS[k])
             full = {**spec, **sg, "seed": seed}
             try:
@@ -469,6 +471,8 @@ def _check_scheduler(scheduler: str) -> None:
     """A Dask scheduler's address, ``[SCHEME://]HOST:PORT``, or a SweepError naming it."""
     from distributed.comm import get_address_host_port
 
+    if scheduler.startswith("inproc://"):  # an in-process scheduler's address has no port
+        return
     try:
         get_address_host_port(scheduler)
     except (ValueError, TypeError) as e:

@@ -377,25 +377,12 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
     ------
     PipelineError
         A target that is not a concept of ``ds``, named twice, or that no training context
-        intervenes on (the model has learned no law for an intervention on it: quad's
-        ``color``, or a concept intervened on only in held-out contexts); targets given to a
-        model that cannot generate under interventions (its estimator's ``can_intervene`` is
-        false: a pooled VAE, the beta-VAE, the labels-ignored ablation), or a model that cannot
-        generate at all (``can_generate`` is false).
+        intervenes on (the model has learned no law for an intervention on it: the default
+        quad scene's ``color``, or a concept intervened on only in held-out contexts); targets
+        given to a model that cannot generate under interventions (its estimator's
+        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation),
+        or a model that cannot generate at all (``can_generate`` is false).
     """
-    names = ds.concept_names
-    unknown = [t for t in targets if t not in names]
-    if unknown:
-        raise PipelineError(f"unknown intervention targets {unknown}; concepts: {names}")
-    twice = sorted({t for t in targets if list(targets).count(t) > 1})
-    if twice:
-        raise PipelineError(f"intervention targets named more than once: {twice}")
-    trained_on = {t for c in ds.card["contexts"] if not c["held_out"] for t in c["targets"]}
-    never = [t for t in targets if t not in trained_on]
-    if never:
-        raise PipelineError(f"no training context intervenes on {never}, so the model has no "
-                            f"law for that intervention; concepts intervened on in training: "
-                            f"{[t for t in names if t in trained_on]}")  # fmt: skip
     if targets and not trained.model.can_intervene:
         raise PipelineError(f"{trained.method} ({trained.label}) cannot generate under "
                             "interventions: it ignores the context labels; ask it for "
@@ -403,6 +390,19 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
     if not trained.model.can_generate:
         raise PipelineError(f"{trained.method} ({trained.label}) cannot generate: it learns "
                             "no law of x")  # fmt: skip
+    names = ds.concept_names
+    unknown = [t for t in targets if t not in names]
+    if unknown:
+        raise PipelineError(f"unknown intervention targets {unknown}; concepts: {names}")
+    twice = sorted({t for t in targets if list(targets).count(t) > 1})
+    if twice:
+        raise PipelineError(f"intervention targets named more than once: {twice}")
+    trained_on = {t for c in ds.training_contexts for t in ds.targets(c)}
+    never = [t for t in targets if t not in trained_on]
+    if never:
+        raise PipelineError(f"no training context intervenes on {never}, so the model has no "
+                            f"law for that intervention; concepts intervened on in training: "
+                            f"{[t for t in names if t in trained_on]}")  # fmt: skip
     mask = torch.zeros(n, len(names), dtype=torch.bool)
     for t in targets:
         mask[:, names.index(t)] = True

@@ -10,8 +10,9 @@ import pytest
 
 from conceptid import pipeline, training
 from conceptid.cli import main
+from conceptid.config import RunConfig
 from conceptid.errors import PipelineError
-from conceptid.simulations import load_dataset
+from conceptid.simulations import BenchmarkSpec, load_dataset
 
 TINY = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
         "--n-per-context", "60", "--epochs", "2", "--quiet"]  # fmt: skip
@@ -42,7 +43,8 @@ def test_run_writes_every_promised_file_with_finite_metrics(tiny_run):
         assert not (tiny_run / "models" / method / "checkpoint.pt").exists()
     assert metrics["verdict"] == {"c0": "identifiable", "c1": "identifiable", "c2": "identifiable"}
     report = (tiny_run / "report.md").read_text()
-    assert "identifiable" in report and "| pooled VAE |" in report and "conceptid run" in report
+    assert report.startswith("# conceptid report: ")
+    assert "identifiable" in report and "| pooled VAE |" in report
     assert not list(tiny_run.rglob(".*.tmp")) and not list(tiny_run.rglob(".*.png"))
 
 
@@ -96,7 +98,7 @@ def test_stage_subcommands_share_the_run_directory(tmp_path, capsys):
     capsys.readouterr()
     # bad input: a clear one-line error, exit status 2, nothing written
     bad = tmp_path / "bad.npy"
-    assert main(["generate", str(run / "models" / "pooled"), "--data", str(data),
+    assert main(["generate", str(run / "models" / "context-module"), "--data", str(data),
                  "--targets", "nope", "--out", str(bad)]) == 2  # fmt: skip
     assert "unknown intervention targets ['nope']" in capsys.readouterr().err
     assert not bad.exists()
@@ -148,6 +150,15 @@ def test_data_without_test_rows_trains_but_is_not_evaluated(tmp_path, capsys):
                  "--quiet"]) == 2  # fmt: skip
     assert "hold 0 test samples" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+    # a benchmark whose two training contexts get one test sample each: refused before its data
+    assert main(["run", "--preset", "chain", "--preset-arg", "m=1", "--n-per-context", "4",
+                 "--out", str(tmp_path / "r3"), "--epochs", "1", "--quiet"]) == 2  # fmt: skip
+    assert "hold 2 test samples" in capsys.readouterr().err
+    assert not (tmp_path / "r3").exists()
+    spec = BenchmarkSpec(preset="chain", preset_args={"m": 1}, n_train=4, n_val=1, n_test=1)
+    with pytest.raises(PipelineError, match="hold 2 test samples"):
+        pipeline.run(RunConfig(spec=spec, out=tmp_path / "r4", epochs=1, progress=False))
+    assert not (tmp_path / "r4").exists()
 
 
 def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsys,
@@ -168,10 +179,10 @@ def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsy
     assert set(json.loads((run / "metrics.json").read_text())["methods"]) == {"pooled"}
     samples = tmp_path / "s.npy"
     assert main(["generate", str(run / "models" / "pooled"), "--n", "3", "--out",
-                 str(samples)]) == 0  # fmt: skip
+                 str(samples), "--overwrite"]) == 0  # fmt: skip
     assert np.load(samples).shape[0] == 3
     monkeypatch.chdir(run / "models")  # a relative MODEL still finds its run
-    assert main(["generate", "pooled", "--n", "2", "--out", str(samples)]) == 0
+    assert main(["generate", "pooled", "--n", "2", "--out", str(samples), "--overwrite"]) == 0
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(["generate", str(run), "--out", str(samples)]) == 2  # the run, not a model
@@ -195,7 +206,8 @@ def test_a_trained_run_remembers_its_dataset_and_refuses_another(tmp_path, capsy
     assert f"trained on {data.resolve()}, which no longer exists" in capsys.readouterr().err
     assert main(["evaluate", str(run), "--data", str(moved)]) == 0
     other.rename(data)  # another dataset where the recorded one was
-    assert main(["generate", str(run / "models" / "pooled"), "--out", str(samples)]) == 2
+    assert main(["generate", str(run / "models" / "pooled"), "--out", str(samples),
+                 "--overwrite"]) == 2  # fmt: skip
     assert "now holds another dataset" in capsys.readouterr().err
 
 

@@ -285,7 +285,7 @@ def test_only_a_model_that_can_intervene_generates_under_targets(tmp_path, capsy
     for method, label in [("pooled", "pooled VAE"), ("ablation", "labels ignored")]:
         out = tmp_path / f"{method}.npy"
         err = one_error(["generate", str(run / "models" / method), "--data", str(quad),
-                         "--targets", "size,color", "--out", str(out)], capsys)  # fmt: skip
+                         "--targets", "size,orientation", "--out", str(out)], capsys)  # fmt: skip
         assert f"{method} (" in err and label in err and "cannot generate under" in err
         assert not out.exists()
         # observational samples are what such a model can give
@@ -294,14 +294,14 @@ def test_only_a_model_that_can_intervene_generates_under_targets(tmp_path, capsy
     # images come back in the data's units: uint8 (N, H, W, 3), round(255 * image)
     out = tmp_path / "do.npy"
     cm = str(run / "models" / "context-module")
-    assert main(["generate", cm, "--data", str(quad), "--targets", "size,color", "--n", "5",
+    assert main(["generate", cm, "--data", str(quad), "--targets", "size,orientation", "--n", "5",
                  "--seed", "3", "--out", str(out)]) == 0  # fmt: skip
     x = np.load(out)
     ds = load_dataset(quad)
     assert x.dtype == ds.x.dtype == np.uint8 and x.shape == (5, *ds.x.shape[1:]) == (5, 32, 32, 3)
     model, _ = pipeline.load_trained(run / "models" / "context-module" / "final.pt", ds)
     mask = torch.zeros(5, len(ds.card["concept_names"]), dtype=torch.bool)
-    mask[:, [ds.card["concept_names"].index(c) for c in ("size", "color")]] = True
+    mask[:, [ds.card["concept_names"].index(c) for c in ("size", "orientation")]] = True
     with torch.no_grad():
         raw = model.generate(mask, generator=torch.Generator().manual_seed(3)).numpy()
     assert np.array_equal(

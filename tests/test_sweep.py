@@ -86,6 +86,13 @@ def test_bad_sweeps_are_refused_with_one_line(over, words):
         Sweep.from_dict(_toy(**over))
 
 
+def test_counts_written_as_json_floats_are_counts():
+    sweep = Sweep.from_dict(_toy(task=FIT, params={"epochs": [1e3, 256.0]}))
+    assert {c.params["epochs"] for c in sweep.cells()} == {1000, 256}
+    with pytest.raises(SweepError, match=r"params\.epochs must be a positive integer"):
+        Sweep.from_dict(_toy(task=FIT, params={"epochs": [2.5]}))
+
+
 def test_a_missing_or_broken_sweep_file(tmp_path):
     with pytest.raises(SweepError, match="no sweep file"):
         Sweep.from_json(tmp_path / "none.json")
