@@ -123,21 +123,23 @@ def _say(msg: str) -> None:
 
 def run(cfg: RunConfig) -> dict:
     """All stages; returns the metrics dict (also in ``cfg.out/metrics.json``)."""
-    if cfg.data is None and cfg.spec is not None:
-        # the run ends in the evaluation: too few test rows are refused before anything is made
+    if cfg.data is None and cfg.spec is None:
+        raise PipelineError("a run needs a benchmark spec or a dataset (data=)")
+    # the run ends in the evaluation: too few test rows are refused before anything is made
+    if cfg.data is None:
         check_test_rows(cfg.spec.n_test * len(cfg.spec.build_model().contexts))
-    out = open_run_dir(cfg.out)
+        out = open_run_dir(cfg.out)
+    else:
+        out = Path(cfg.out)  # adopt_data opens it once the data passes check_evaluable
     timings: dict = {}
 
     t0 = time.perf_counter()
     if cfg.data is not None:
         _say(f"[1/5] dataset: {cfg.data} -> {out / 'data'}")
-        ds = adopt_data(cfg.data, out)
-    elif cfg.spec is not None:
+        ds = adopt_data(cfg.data, out, check=check_evaluable)
+    else:
         _say(f"[1/5] benchmark: {cfg.spec.preset or 'model'} -> {out / 'data'}")
         ds = ensure_data(cfg.spec, out, cfg.progress)
-    else:
-        raise PipelineError("a run needs a benchmark spec or a dataset (data=)")
     timings["data"] = time.perf_counter() - t0
     _say(f"      {len(ds.context)} samples, {len(ds.context_names)} contexts "
          f"({timings['data']:.1f} s)")  # fmt: skip

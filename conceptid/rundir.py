@@ -330,9 +330,11 @@ def ensure_data(spec: BenchmarkSpec, out: str | os.PathLike, progress: bool = Tr
     return ds
 
 
-def adopt_data(data: str | os.PathLike, out: str | os.PathLike) -> Dataset:
+def adopt_data(data: str | os.PathLike, out: str | os.PathLike, check=None) -> Dataset:
     """The dataset in directory ``data``, verified, as the run's ``out/data``: copied there
-    (atomically, by :meth:`Dataset.save`) unless ``out/data`` already holds it.
+    (atomically, by :meth:`Dataset.save`) unless ``out/data`` already holds it. ``check``: a
+    function of the dataset that raises what the caller refuses, called before anything is
+    written.
 
     Raises
     ------
@@ -344,6 +346,8 @@ def adopt_data(data: str | os.PathLike, out: str | os.PathLike) -> Dataset:
     """
     ds = load_dataset(data)
     held = check_data_of_run(out, ds, data)  # out/data, verified to hold ds, if there is one
+    if check is not None:
+        check(ds)
     path = open_run_dir(out) / "data"
     if held is not None:
         return held

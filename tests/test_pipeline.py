@@ -150,6 +150,10 @@ def test_data_without_test_rows_trains_but_is_not_evaluated(tmp_path, capsys):
                  "--quiet"]) == 2  # fmt: skip
     assert "hold 0 test samples" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+    with pytest.raises(PipelineError, match="hold 0 test samples"):  # Python: nothing copied
+        pipeline.run(RunConfig(spec=None, data=data, out=tmp_path / "r2", epochs=1,
+                               progress=False))  # fmt: skip
+    assert not (tmp_path / "r2").exists()
     # a benchmark whose two training contexts get one test sample each: refused before its data
     assert main(["run", "--preset", "chain", "--preset-arg", "m=1", "--n-per-context", "4",
                  "--out", str(tmp_path / "r3"), "--epochs", "1", "--quiet"]) == 2  # fmt: skip
