@@ -267,6 +267,13 @@ def check_estimator(model: object) -> None:
         )
 
 
+def check_mask01(mask: torch.Tensor, name: str = "targets") -> None:
+    """Refuse a target mask with an entry that is neither 0 nor 1 (bool, integer or float
+    masks are taken): :class:`~conceptid.simulations.errors.UsageError` naming ``name``."""
+    if mask.is_complex() or not ((mask == 0) | (mask == 1)).all():
+        raise UsageError(f"{name} must be a 0/1 mask (an entry is neither 0 nor 1)")
+
+
 def target_rows(targets, n: int | None = None, m: int | None = None) -> torch.Tensor:
     """The per-sample target masks ``(n, m)`` of ``generate(targets, n)``.
 
@@ -276,8 +283,7 @@ def target_rows(targets, n: int | None = None, m: int | None = None) -> torch.Te
     :class:`~conceptid.simulations.errors.UsageError` naming what is wrong.
     """
     t = torch.as_tensor(targets)
-    if t.is_complex() or not ((t == 0) | (t == 1)).all():
-        raise UsageError("targets must be a 0/1 mask (an entry is neither 0 nor 1)")
+    check_mask01(t)
     if n is not None:
         n = check_number(n, "n (the number of samples)")
     if t.dim() == 1:

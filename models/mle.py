@@ -42,7 +42,7 @@ from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
 from .context_prior import ContextFlowPrior
-from .contract import EstimatorBase, target_rows
+from .contract import EstimatorBase, check_mask01, target_rows
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
@@ -631,8 +631,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
             if tuple(mask.shape) != want:
                 raise UsageError(f"generate_from_data: {name} must be {want}, got "
                                  f"{tuple(mask.shape)}")  # fmt: skip
-            if not ((mask == 0) | (mask == 1)).all():
-                raise UsageError(f"generate_from_data: {name} must be a 0/1 mask")
+            check_mask01(mask, f"generate_from_data: {name}")
         dev = self.prior.concept_of.device
         x, xt, t = x.to(dev), xt.to(dev).bool(), t.to(dev).bool()
         single, obs = xt.sum(1) == 1, ~xt.any(1)
