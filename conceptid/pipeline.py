@@ -62,9 +62,9 @@ from .rundir import (
     adopt_data,
     ensure_data,
     open_run_dir,
-    recorded_data,
     require_run_dir,
     run_data,
+    run_data_dir,
     write_json,
     write_text,
 )
@@ -144,7 +144,6 @@ def run(cfg: RunConfig) -> dict:
     _say(f"      {len(ds.context)} samples, {len(ds.context_names)} contexts "
          f"({timings['data']:.1f} s)")  # fmt: skip
     methods = list(cfg.methods or default_methods(ds))
-    check_evaluable(ds)  # a run ends in the evaluation: refuse data it cannot evaluate now
     for name in methods:  # what training would refuse stops the run before any training
         check_trainable(name, ds, out, retrain=cfg.retrain, **cfg.training())
 
@@ -209,10 +208,8 @@ def reproduce_commands(run_dir: Path, data: Path | None, trained: Mapping[str, T
     groups: dict = {}
     for name, t in trained.items():
         groups.setdefault(tuple(t.settings.get(k) for k in REPORTED), []).append(name)
-    if data is None:  # where run_data found it: RUN/data, else the directory train recorded
-        own, rec = Path(run_dir) / "data", recorded_data(run_dir)
-        data_dir = own if own.is_dir() or rec is None else Path(rec["path"])
-    data_arg = shlex.quote(str(data if data is not None else data_dir))
+    # where run_data found it: RUN/data, else the directory train recorded
+    data_arg = shlex.quote(str(data if data is not None else run_data_dir(run_dir)[0]))
     run_arg = shlex.quote(str(run_dir))
     lines = []
     for values, names in groups.items():

@@ -61,6 +61,7 @@ __all__ = [
     "remove_method",
     "require_run_dir",
     "run_data",
+    "run_data_dir",
     "write_json",
     "write_npy",
     "write_text",
@@ -201,6 +202,26 @@ def record_data(run: str | os.PathLike, ds: Dataset, data: str | os.PathLike) ->
         tmp.write_text(json.dumps(marker) + "\n")
 
 
+def run_data_dir(run: str | os.PathLike) -> tuple[Path, dict | None]:
+    """Where the models of ``run`` find their dataset when no ``--data`` is given: the run's
+    own ``run/data``, else the directory :func:`record_data` recorded, with the record (None for
+    ``run/data``). Nothing is loaded or verified (:func:`run_data` does that).
+
+    Raises
+    ------
+    DatasetError
+        The run has neither.
+    """
+    run = Path(run)
+    if (run / "data").is_dir():
+        return run / "data", None
+    rec = recorded_data(run)
+    if rec is None:
+        raise DatasetError(f"{run} holds no data/ and records no dataset; pass --data (Python: "
+                           f"data=), the dataset directory its models were trained on")  # fmt: skip
+    return Path(rec["path"]), rec
+
+
 def run_data(run: str | os.PathLike, data: str | os.PathLike | None = None) -> Dataset:
     """The dataset the models of ``run`` were trained on: ``data`` when given, else the run's
     own ``run/data``, else the dataset directory :func:`record_data` recorded, verified against
@@ -215,13 +236,9 @@ def run_data(run: str | os.PathLike, data: str | os.PathLike | None = None) -> D
     if data is not None:
         return load_dataset(data)
     run = Path(run)
-    if (run / "data").is_dir():
-        return load_dataset(run / "data")
-    rec = recorded_data(run)
+    path, rec = run_data_dir(run)
     if rec is None:
-        raise DatasetError(f"{run} holds no data/ and records no dataset; pass --data (Python: "
-                           f"data=), the dataset directory its models were trained on")  # fmt: skip
-    path = Path(rec["path"])
+        return load_dataset(path)
     if not path.exists():
         raise DatasetError(f"the models of {run} were trained on {path}, which no longer "
                            f"exists; pass --data (Python: data=), where it is now")  # fmt: skip
