@@ -325,7 +325,8 @@ class Context:
     @classmethod
     def from_dict(cls, d: Mapping) -> Context:
         if not isinstance(d, Mapping) or "interventions" not in d:
-            raise InterventionError("a context dict needs the key 'interventions'")
+            raise InterventionError(f"a context dict needs the key 'interventions' (a list of "
+                                    f"intervention dicts), got {d!r:.80}")  # fmt: skip
         return cls(tuple(Intervention.from_dict(x) for x in d["interventions"]), d.get("name", ""))
 
     def __iter__(self):

@@ -244,14 +244,54 @@ class ConceptModel:
             None if d.get("readout") is None else np.asarray(d["readout"], dtype=float),
             int(d.get("nuisance_dim", 0)),
             float(d.get("nuisance_scale", 1.0)),
-            tuple(Context.from_dict(c) for c in d.get("contexts", [{"interventions": []}])),
-            tuple(Context.from_dict(c) for c in d.get("held_out", [])),
+            contexts := _contexts(d.get("contexts", [{"interventions": []}]), "contexts"),
+            _held_out(d.get("held_out", []), contexts),
         )
 
 
 #: the keys of :meth:`ConceptModel.to_dict`, the only ones :meth:`ConceptModel.from_dict` takes
 _MODEL_KEYS = ("sem", "mixing", "readout", "nuisance_dim", "nuisance_scale", "contexts",
                "held_out")  # fmt: skip
+
+
+def _contexts(items, key: str) -> tuple[Context, ...]:
+    """The context dicts under ``key`` of a model dict, each refusal naming its entry."""
+    if not isinstance(items, list | tuple):
+        raise ModelError(f"'{key}' must be a list of context dicts, got {items!r:.80}")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(Context.from_dict(item))
+        except InterventionError as err:
+            raise InterventionError(f"{key}[{i}]: {err}") from None
+    return tuple(out)
+
+
+def _held_out(items, contexts: Sequence[Context]) -> tuple[Context, ...]:
+    """A model dict's ``held_out``: context dicts, as :meth:`ConceptModel.to_dict` writes them,
+    or what a preset's ``held_out`` takes (``"pairs"``, ``"all"``, or lists of target names),
+    composed from the training contexts by :func:`composed`. A name with two single-target
+    contexts is ambiguous and refused."""
+    if isinstance(items, list | tuple) and all(isinstance(c, dict) for c in items):
+        return _contexts(items, "held_out")
+    if isinstance(items, list | tuple) and any(isinstance(c, dict) for c in items):
+        raise ModelError("'held_out' mixes context dicts and lists of target names; give one "
+                         "kind")  # fmt: skip
+    single = [c for c in contexts if len(c) == 1]
+    names = [str(c.targets[0]) for c in single]
+    if isinstance(items, str):
+        used = set(names)
+    elif isinstance(items, list | tuple) and all(isinstance(g, list | tuple) for g in items):
+        used = {str(t) for g in items for t in g}
+    else:
+        raise ModelError(f"'held_out' must be a list of context dicts, \"pairs\", \"all\" or a "
+                         f"list of target-name lists, got {items!r:.80}")  # fmt: skip
+    twice = sorted({t for t in names if names.count(t) > 1})
+    if twice and used & set(twice):
+        raise ModelError(f"'held_out' names targets with more than one single-target context "
+                         f"({', '.join(sorted(used & set(twice)))}): which intervention to "
+                         f"compose is ambiguous; give the held-out contexts as dicts")  # fmt: skip
+    return composed(single, items)
 
 
 def _reason(err: Exception) -> str:

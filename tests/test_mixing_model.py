@@ -288,6 +288,39 @@ def test_concept_model_dict_round_trip_reproduces_samples():
         ConceptModel.from_dict({"sem": model.to_dict()["sem"]})
 
 
+def test_a_model_dicts_held_out_may_name_targets_as_a_preset_does():
+    model = small_model()
+    d = json.loads(json.dumps(model.to_dict()))
+    full = ConceptModel.from_dict(d)
+    # "pairs" and lists of names compose the single-target contexts, as composed() does
+    for held in ("pairs", [["a", "b"], ["a", "c"], ["b", "c"]]):
+        m2 = ConceptModel.from_dict({**d, "held_out": held})
+        assert [c.to_dict() for c in m2.held_out] == [c.to_dict() for c in full.held_out]
+    one = ConceptModel.from_dict({**d, "held_out": [["c", "a"]]})
+    assert [c.name for c in one.held_out] == ["do(c,a)"]
+    assert one.held_out[0] == full.contexts[3].compose(full.contexts[1])
+    with pytest.raises(InterventionError, match=r"no single-target context for \['z'\]"):
+        ConceptModel.from_dict({**d, "held_out": [["a", "z"]]})
+    with pytest.raises(ModelError, match="at least two targets"):
+        ConceptModel.from_dict({**d, "held_out": [["a"]]})
+    with pytest.raises(ModelError, match="mixes context dicts and lists of target names"):
+        ConceptModel.from_dict({**d, "held_out": [d["held_out"][0], ["a", "b"]]})
+    with pytest.raises(ModelError, match="'held_out' must be a list of context dicts"):
+        ConceptModel.from_dict({**d, "held_out": ["a", "b"]})
+    # a target with two single-target contexts: which to compose is ambiguous
+    twice = {**d, "contexts": [*d["contexts"], {**d["contexts"][1], "name": "do(a) again"}]}
+    ConceptModel.from_dict({**twice, "held_out": [["b", "c"]]})  # does not use a: fine
+    with pytest.raises(ModelError, match=r"more than one single-target context \(a\)"):
+        ConceptModel.from_dict({**twice, "held_out": [["a", "b"]]})
+    # a malformed context is named by its place
+    with pytest.raises(InterventionError, match=r"held_out\[1\]: a context dict needs"):
+        ConceptModel.from_dict({**d, "held_out": [d["held_out"][0], {"name": "x"}]})
+    with pytest.raises(InterventionError, match=r"contexts\[0\]: a context dict needs"):
+        ConceptModel.from_dict({**d, "contexts": [{}]})
+    with pytest.raises(ModelError, match="'contexts' must be a list of context dicts"):
+        ConceptModel.from_dict({**d, "contexts": "obs"})
+
+
 # -- presets ------------------------------------------------------------------------------------
 
 
