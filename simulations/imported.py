@@ -548,6 +548,16 @@ def from_files(
                        block_sizes=d.get("block_sizes"), **kwargs)  # fmt: skip
 
 
+def _png_bit_depth(path: Path) -> int | None:
+    """The bit depth in a PNG file's header (its IHDR chunk), None for a file that is not a PNG
+    (Pillow reads other formats; their modes tell their depth)."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return head[24]
+
+
 def _read_png(path: Path) -> np.ndarray:
     from PIL import Image  # matplotlib's own image library, so no extra dependency
 
@@ -558,8 +568,11 @@ def _read_png(path: Path) -> np.ndarray:
             rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8) if mode in _PNG_MODES else None
     except (OSError, ValueError, SyntaxError) as err:
         raise DatasetError(f"{path} is not a readable PNG image: {err}") from None
-    if rgba is None:  # 16-bit greyscale (I;16, I) would saturate at 255 when made 8-bit RGB
-        raise DatasetError(f"{path} is a mode {mode} image; 8-bit images are taken (modes "
+    depth = _png_bit_depth(path)
+    if rgba is None or depth == 16:  # 16-bit greyscale would saturate at 255, and 16-bit RGB
+        # would be cut to its high byte without a word: either way the file's precision is lost
+        kind = f"a 16-bit mode {mode} image" if depth == 16 else f"a mode {mode} image"
+        raise DatasetError(f"{path} is {kind}; 8-bit images are taken (modes "
                            f"{', '.join(_PNG_MODES)}): convert it to 8 bits first")  # fmt: skip
     if (rgba[..., 3] < 255).any():
         raise DatasetError(f"{path} has transparent pixels, which 8-bit RGB cannot keep: "
@@ -582,10 +595,10 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
 
     Every ``ROOT/NAME/*.png`` is read (sorted by file name) as 8-bit RGB: an 8-bit image of mode
     1, L, P, RGB, LA or RGBA (greyscale is repeated over the channels; an alpha channel is dropped
-    when every pixel is opaque, and refused otherwise; 16-bit greyscale is refused, as it would
-    saturate); all must have one size, 32x32 or 64x64. Hidden files (``.name``) are skipped; any
-    other file is refused, and so is a folder in ``ROOT`` that ``contexts.json`` does not name (a
-    misspelt context).
+    when every pixel is opaque, and refused otherwise; 16-bit images are refused: greyscale would
+    saturate, RGB lose its low byte); all must have one size, 32x32 or 64x64. Hidden files
+    (``.name``) are skipped; any other file is refused, and so is a folder in ``ROOT`` that
+    ``contexts.json`` does not name (a misspelt context).
 
     Parameters
     ----------

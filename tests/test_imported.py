@@ -277,6 +277,22 @@ def test_bad_arrays_are_refused_by_name_and_nothing_written(tmp_path, capsys, ch
     assert listing(tmp_path) == before
 
 
+def _write_png16_rgb(path: Path, rgb: np.ndarray) -> None:
+    """A 16-bit RGB PNG (colour type 2), written by hand: Pillow cannot write one."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in rgb)
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))  # fmt: skip
+
+
 def _folders_case(root: Path, change: str) -> Path:
     write_folders(root)
     if change == "missing-folder":
@@ -300,6 +316,8 @@ def _folders_case(root: Path, change: str) -> Path:
         (root / "contexts.json").write_text("{not json")
     elif change == "16-bit":  # made 8-bit RGB, 1000 of 65535 would saturate to 255
         Image.fromarray(np.full((32, 32), 1000, np.uint16)).save(root / "b" / "003.png")
+    elif change == "16-bit-rgb":  # Pillow reads it as 8-bit RGB, keeping the high bytes only
+        _write_png16_rgb(root / "b" / "005.png", np.full((32, 32, 3), 1000, np.uint16))
     elif change == "transparent":
         rgba = np.zeros((32, 32, 4), np.uint8)
         rgba[..., 3] = 255
@@ -317,7 +335,8 @@ FOLDER_CASES = [
     ("mixed-sizes", "every image must have one size"),
     ("no-json", "cannot read"),
     ("bad-json", "is not valid JSON"),
-    ("16-bit", "003.png is a mode I;16 image; 8-bit images are taken"),
+    ("16-bit", "003.png is a 16-bit mode I;16 image; 8-bit images are taken"),
+    ("16-bit-rgb", "005.png is a 16-bit mode RGB image; 8-bit images are taken"),
     ("transparent", "004.png has transparent pixels"),
 ]
 
