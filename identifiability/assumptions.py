@@ -36,6 +36,7 @@ from conceptid.simulations.interventions import Context, Hard
 from conceptid.simulations.mixing import InjectiveQuadMixing, LinearMixing, MLPMixing
 from conceptid.simulations.model import ConceptModel
 
+from .gaussian import standard_frame
 from .linalg import Arithmetic
 
 __all__ = [
@@ -351,6 +352,12 @@ def log_ratio_form(sem, j: int, ctx: Context, A: Arithmetic):
     """Lemma 1: ``(Psi_k - Psi_0, X)`` for the hard intervention ``ctx`` on concept ``j``, with
     ``X = [E^_j; A^_j]`` the homogeneous rows of its mechanism and ``Psi_k - Psi_0 = X^T W X``,
     ``W = diag(S~_j^{-1}, -S_j^{-1})``; ``(K + 1, K + 1)`` and ``(2 k_j, K + 1)``."""
+    X, W = _log_ratio_parts(sem, j, ctx, A)
+    return A.mul(A.mul(A.T(X), W), X), X
+
+
+def _log_ratio_parts(sem, j: int, ctx: Context, A: Arithmetic):
+    """``(X, W)`` of :func:`log_ratio_form`."""
     s = sem.intervene(ctx)
     sl = sem.slices[j]
     k, K = sl.stop - sl.start, sem.K
@@ -362,7 +369,12 @@ def log_ratio_form(sem, j: int, ctx: Context, A: Arithmetic):
     Wt = A.inv(A.mat(s.noise_cov[j]))
     W0 = A.scale(A.inv(A.mat(sem.noise_cov[j])), -1)
     W = A.vstack(A.hstack(Wt, A.zeros(k, k)), A.hstack(A.zeros(k, k), W0))
-    return A.mul(A.mul(A.T(X), W), X), X
+    return X, W
+
+
+def _norm(M) -> float:
+    """The spectral norm of a float matrix."""
+    return float(np.linalg.norm(np.asarray(M, dtype=float), 2))
 
 
 def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
@@ -373,11 +385,17 @@ def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
     if sem.mechanism != "linear":
         return Verdict("A7+", None, "defined for linear SEMs only (A4 fails)", "not evaluated")
     bad = []
+    H = standard_frame(sem, A)  # numeric ranks in standardised units (None: exact)
     for j, ctx in intervention_contexts(model).items():
-        delta, _ = log_ratio_form(sem, j, ctx, A)
+        X, W = _log_ratio_parts(sem, j, ctx, A)
+        XH = X if H is None else A.mul(X, A.mat(H))
         # Lemma 3: T_k = the first K rows of Delta_k (the log-det constant sits only in the
-        # corner); A7+ is rank T_k = k_k + rank B_k.
-        got = A.rank(A.rows(delta, range(sem.K)))
+        # corner); A7+ is rank T_k = k_k + rank B_k. The rank is invariant under the affine
+        # change of coordinates H; numerically, Delta_k is a difference of two terms of size
+        # |X H|^2 |W|, and that is the scale its rounding error is measured against
+        delta = A.mul(A.mul(A.T(XH), W), XH)
+        scale = None if H is None else _norm(XH) ** 2 * _norm(W)
+        got = A.rank(A.rows(delta, range(sem.K)), scale)
         need = sem.block_sizes[j] + A.rank(A.mat(sem.weights[sem.slices[j]]))
         if got < need:
             bad.append((sem.names[j], got, need))

@@ -494,20 +494,25 @@ def _genericity(model: ConceptModel, A) -> tuple[bool, str]:
     polynomial maps full rank at one point means full rank almost everywhere). A few fixed points
     with distinct rational coordinates are tried in turn: a single point can sit on the measure-
     zero set where the rank drops (for a -> b with do(b) ~ N(0, 3), at c = (1/2, 3/4))."""
-    from .gaussian import concept_law, homogeneous_precision
+    from .gaussian import concept_law, congruence, homogeneous_precision, standard_frame
 
     sem = model.sem
     K = sem.K
-    psi0 = homogeneous_precision(*concept_law(sem, None, A), A)
-    deltas = [
-        A.sub(homogeneous_precision(*concept_law(sem, ctx, A), A), psi0)
-        for _, ctx in sorted(intervention_contexts(model).items())
-    ]
+    # numerically, in standardised concepts (the rank does not depend on the coordinates), and
+    # measured against the size of the precisions whose differences J is made of
+    H = standard_frame(sem, A)
+    psi0, *psis = (
+        congruence(homogeneous_precision(*concept_law(sem, ctx, A), A), H, A)
+        for ctx in (None, *(c for _, c in sorted(intervention_contexts(model).items())))
+    )
+    deltas = [A.sub(psi, psi0) for psi in psis]
+    size = None if H is None else max(np.linalg.norm(A.to_float(p), 2) for p in (psi0, *psis))
     best = 0
     for start, step in ((0.5, 0.25), (-0.75, 0.375), (1.25, -0.625)):
-        point = A.T(A.mat([[*(start + step * i for i in range(K)), 1.0]]))
+        values = [*(start + step * i for i in range(K)), 1.0]
+        point = A.T(A.mat([values]))
         J = A.vstack(*[A.T(A.rows(A.mul(delta, point), range(K))) for delta in deltas])
-        best = max(best, A.rank(J))
+        best = max(best, A.rank(J, None if size is None else size * np.linalg.norm(values)))
         if best == sem.m:
             break
     return best == sem.m, f"rank of the log-ratio Jacobian at a point = {best} (needs {sem.m})"

@@ -266,7 +266,9 @@ class EquivalenceClass:
         for j in range(len(self.block_sizes)):
             rows = list(range(offs[j], offs[j + 1]))
             others = [i for i in range(K) if not offs[j] <= i < offs[j + 1]]
-            if others and not A.is_zero(A.cols(A.rows(D, rows), others)):
+            # numerically, small against the block's own rows (each concept has its own units)
+            size = None if A.exact else float(np.max(np.abs(A.to_float(A.rows(D, rows)))))
+            if others and not A.is_zero(A.cols(A.rows(D, rows), others), size):
                 return False
             if A.rank(A.cols(A.rows(D, rows), rows)) < len(rows):
                 return False

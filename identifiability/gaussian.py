@@ -21,7 +21,14 @@ from conceptid.simulations.sem import SEM
 
 from .linalg import Arithmetic, to_fraction
 
-__all__ = ["concept_law", "embedding_law", "homogeneous_precision", "sem_matrices"]
+__all__ = [
+    "concept_law",
+    "congruence",
+    "embedding_law",
+    "homogeneous_precision",
+    "sem_matrices",
+    "standard_frame",
+]
 
 
 def sem_matrices(sem: SEM, A: Arithmetic):
@@ -106,3 +113,25 @@ def homogeneous_precision(mean, cov, A: Arithmetic):
     top = A.hstack(Theta, A.scale(Tm, -1))
     bottom = A.hstack(A.scale(A.T(Tm), -1), corner)
     return A.vstack(top, bottom)
+
+
+def standard_frame(sem: SEM, A: Arithmetic):
+    """The homogeneous map ``H`` (``(K+1, K+1)``) from standardised concepts to the model's own:
+    ``[c; 1] = H [c'; 1]`` with ``c = diag(sd) c' + m``, ``m`` and ``sd`` the observational
+    mean and standard deviations. A numeric rank decided in these coordinates does not depend
+    on the units the model happens to be written in. ``None`` in exact arithmetic, whose ranks
+    do not depend on units (and which has no square roots)."""
+    if A.exact:
+        return None
+    mean, cov = (A.to_float(v) for v in concept_law(sem, None, A))
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    K = sem.K
+    H = np.eye(K + 1)
+    H[:K, :K] = np.diag(np.where(sd > 0, sd, 1.0))
+    H[:K, K] = mean.reshape(-1)
+    return H
+
+
+def congruence(M, H, A: Arithmetic):
+    """``H^T M H`` (a quadratic form in new coordinates); ``M`` itself when ``H`` is None."""
+    return M if H is None else A.mul(A.mul(A.T(A.mat(H)), M), A.mat(H))

@@ -84,7 +84,11 @@ class Arithmetic:
 
 
 class Numeric(Arithmetic):
-    """float64; a singular value counts as zero below ``rtol * max(1, largest)``."""
+    """float64; a singular value counts as zero below ``rtol`` times the scale: the largest
+    singular value of the matrix itself, or, for a matrix computed as a difference (where
+    cancellation leaves rounding error of the operands' size), the operands' scale given by
+    the caller (``scale=``). Relative throughout, so a verdict does not depend on the units of
+    the model: multiplying every variance by ``1e12`` or ``1e-12`` decides the same."""
 
     exact = False
     gap_description = "numeric (float64, singular-value gaps)"
@@ -92,7 +96,7 @@ class Numeric(Arithmetic):
     def __init__(self, rtol: float = 1e-8) -> None:
         self.rtol = check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
         self.description = (
-            f"numeric (float64, singular values below {self.rtol:g} x scale are zero)"
+            f"numeric (float64, singular values below {self.rtol:g} x the largest are zero)"
         )
 
     def mat(self, a) -> np.ndarray:
@@ -140,36 +144,45 @@ class Numeric(Arithmetic):
     def cols(self, M, idx):
         return M[:, list(idx)]
 
-    def _scale_of(self, M) -> float:
-        return max(1.0, float(np.max(np.abs(M), initial=0.0)))
+    @staticmethod
+    def _scale_of(M) -> float:
+        return float(np.max(np.abs(M), initial=0.0))
 
-    def rank(self, M) -> int:
+    def _count(self, s: np.ndarray, scale: float | None) -> int:
+        """How many of the singular values ``s`` (descending) count as nonzero."""
+        top = (s[0] if s.size else 0.0) if scale is None else float(scale)
+        return int(np.sum(s > self.rtol * top))
+
+    def rank(self, M, scale: float | None = None) -> int:
+        """The rank of ``M``: singular values above ``rtol`` times its largest, or times
+        ``scale`` (the operands' size, for a difference)."""
         if M.size == 0:
             return 0
-        s = np.linalg.svd(M, compute_uv=False)
-        return int(np.sum(s > self.rtol * max(1.0, s[0])))
+        return self._count(np.linalg.svd(M, compute_uv=False), scale)
 
-    def row_basis(self, M):
+    def row_basis(self, M, scale: float | None = None):
         """An orthonormal basis (as rows) of the row space of ``M``."""
         if M.size == 0:
             return np.zeros((0, M.shape[1]))
         _, s, Vt = np.linalg.svd(M, full_matrices=False)
-        r = int(np.sum(s > self.rtol * max(1.0, s[0] if s.size else 0.0)))
-        return Vt[:r]
+        return Vt[: self._count(s, scale)]
 
-    def null_rows(self, M):
+    def null_rows(self, M, scale: float | None = None):
         """Rows spanning ``{v : M v = 0}`` (right null space)."""
         n = M.shape[1]
         if M.shape[0] == 0:
             return np.eye(n)
         _, s, Vt = np.linalg.svd(M, full_matrices=True)
-        r = int(np.sum(s > self.rtol * max(1.0, s[0] if s.size else 0.0)))
-        return Vt[r:]
+        return Vt[self._count(s, scale) :]
 
-    def is_zero(self, M) -> bool:
-        return bool(np.all(np.abs(M) <= self.rtol * self._scale_of(M)))
+    def is_zero(self, M, scale: float | None = None) -> bool:
+        """Every entry of ``M`` is at most ``rtol * scale`` in size (``scale``: the size of the
+        operands ``M`` was computed from); without ``scale``, exactly zero (a matrix is not
+        small against itself)."""
+        return bool(np.all(np.abs(M) <= self.rtol * (scale or 0.0)))
 
     def equal(self, A, B) -> bool:
+        """Equal entry by entry to ``rtol`` times the larger of the two matrices."""
         scale = max(self._scale_of(A), self._scale_of(B))
         return bool(np.all(np.abs(np.asarray(A) - np.asarray(B)) <= self.rtol * scale))
 
@@ -208,13 +221,13 @@ class Numeric(Arithmetic):
     def new_directions(self, L, H, k: int):
         """The top ``k`` right singular vectors of ``L`` with the row space of ``H`` projected
         out; the score is the gap ratio ``s_(k+1) / s_k`` of its singular values, and ``None``
-        when ``s_k`` is zero (below ``1e-12`` of the largest)."""
+        when ``s_k`` is zero (at most ``1e-12`` of the largest)."""
         if H is not None:
             Q = np.linalg.qr(H.T)[0]
             L = L - (L @ Q) @ Q.T
         _, s, Vt = np.linalg.svd(L)
         s = np.concatenate([s, np.zeros(max(0, k + 1 - len(s)))])
-        if s[k - 1] <= 1e-12 * max(1.0, s[0]):
+        if s[k - 1] <= 1e-12 * s[0]:
             return None
         return Vt[:k], s[k] / s[k - 1]
 
@@ -297,25 +310,26 @@ class Exact(Arithmetic):
         idx = list(idx)
         return M.extract(list(range(M.shape[0])), idx)
 
-    def rank(self, M) -> int:
+    def rank(self, M, scale=None) -> int:
+        """The exact rank (``scale``, the numeric arithmetic's operand size, is not used)."""
         if M.shape[0] == 0 or M.shape[1] == 0:
             return 0
         return M.rank()
 
-    def row_basis(self, M):
+    def row_basis(self, M, scale=None):
         if M.shape[0] == 0:
             return M
         R, pivots = M.rref()
         return self.rows(R, range(len(pivots)))
 
-    def null_rows(self, M):
+    def null_rows(self, M, scale=None):
         n = M.shape[1]
         if M.shape[0] == 0:
             return self.eye(n)
         N = M.nullspace()
         return N if N.shape[0] else DomainMatrix.zeros((0, n), QQ)
 
-    def is_zero(self, M) -> bool:
+    def is_zero(self, M, scale=None) -> bool:
         return M.is_zero_matrix
 
     def equal(self, A, B) -> bool:

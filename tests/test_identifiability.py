@@ -772,3 +772,37 @@ def test_a_subclass_of_a_mixing_proved_by_construction_is_not_trusted(kind):
     assert report.assumptions["A3"].holds is not True
     assert all(c.status != IDENTIFIABLE for c in report.concepts)
     assert check(base, "numeric").assumptions["A3"].holds is True  # the class itself is trusted
+
+
+def _rescaled(model, s: float = 1.0, a: float = 1.0):
+    """The model in other units: concepts and nuisance times ``s`` (noise and hard-intervention
+    means times ``s``, covariances times ``s^2``; the weights are unit-free), the linear mixing
+    times ``a``. Every verdict is invariant under both."""
+    d = json.loads(json.dumps(model.to_dict()))
+    d["nuisance_scale"] *= s
+    sem = d["sem"]
+    sem["noise_mean"] = [v * s for v in sem["noise_mean"]]
+    sem["noise_cov"] = [[[v * s * s for v in r] for r in c] for c in sem["noise_cov"]]
+    for c in d["contexts"] + d["held_out"]:
+        for iv in c["interventions"]:
+            iv["mean"] = [v * s for v in iv["mean"]]
+            iv["cov"] = [[v * s * s for v in r] for r in iv["cov"]]
+    d["mixing"]["A"] = [[v * a for v in r] for r in d["mixing"]["A"]]
+    return ConceptModel.from_dict(d)
+
+
+@pytest.mark.parametrize("s, a", [(1e6, 1), (1e-6, 1), (1e-4, 1), (1, 1e-8), (1, 1e-4),
+                                  (1, 1e8), (1e-6, 1e6)])  # fmt: skip
+def test_verdicts_do_not_depend_on_the_models_units(s, a):
+    # found by a new user: in numeric arithmetic, variances 1e12 times larger failed A7+ while
+    # every concept stayed identifiable, and 1e-8 times smaller failed A4 (an absolute floor)
+    chain = build_preset("chain", np.random.default_rng(0), m=2)
+    for model in (chain, build_preset("random", np.random.default_rng(3), m=3, nuisance_dim=1)):
+        for method in ("numeric", "exact"):
+            want, got = check(model, method), check(_rescaled(model, s, a), method)
+            assert got.identifiable and want.identifiable, (method, got)
+            assert {k: v.holds for k, v in got.assumptions.items()} == {
+                k: v.holds for k, v in want.assumptions.items()
+            }
+            names = model.sem.names
+            assert [got.status(n) for n in names] == [want.status(n) for n in names]
