@@ -101,7 +101,8 @@ class BenchmarkSpec:
     Parameters
     ----------
     preset : str or None
-        ``chain``, ``random`` or ``quad``; or None with ``model`` given.
+        ``chain``, ``random`` or ``quad`` (default ``quad``); or None with ``model`` given
+        (:meth:`from_dict` takes None when the dict gives ``model`` and no ``preset``).
     preset_args : dict
         Keyword arguments of the preset (e.g. ``{"m": 5, "mixing": "mlp", "nuisance_dim": 2}``).
     model : dict or None
@@ -150,6 +151,9 @@ class BenchmarkSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> BenchmarkSpec:
+        """The spec of a JSON object; every field is optional, and ``preset`` defaults to None
+        (not ``"quad"``) when ``model`` is given. DatasetError for an unknown key, or a
+        ``preset`` and a ``model`` both given."""
         if not isinstance(d, dict):
             raise DatasetError(f"a spec must be a JSON object, got {type(d).__name__}")
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
@@ -157,6 +161,8 @@ class BenchmarkSpec:
             raise DatasetError(
                 f"unknown spec keys {unknown}; known: {sorted(cls.__dataclass_fields__)}"
             )
+        if d.get("model") is not None and "preset" not in d:
+            d = {**d, "preset": None}
         return cls(**d)
 
     @classmethod

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConceptIDError
-from .validation import check_number
+from .validation import check_keys, check_number
 
 __all__ = [
     "DAG",
@@ -212,9 +212,17 @@ class DAG:
 
     @classmethod
     def from_dict(cls, d: dict) -> DAG:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; refuses a key :meth:`to_dict` does not write, and
+        ``nodes`` or ``edges`` that are not lists."""
         if not isinstance(d, dict) or "nodes" not in d or "edges" not in d:
             raise GraphError("a graph dict needs the keys 'nodes' and 'edges'")
+        check_keys(d, _GRAPH_KEYS, "graph", GraphError)
+        for key in _GRAPH_KEYS:
+            if not isinstance(d[key], list | tuple):
+                raise GraphError(f"{key}: must be a list, got {d[key]!r:.80}")
+        for e in d["edges"]:
+            if not isinstance(e, list | tuple):
+                raise GraphError(f"edges: an edge must be a [parent, child] pair, got {e!r:.80}")
         return cls.from_edges([tuple(e) for e in d["edges"]], nodes=d["nodes"])
 
     def __eq__(self, other: object) -> bool:
@@ -227,6 +235,10 @@ class DAG:
 
     def __repr__(self) -> str:
         return f"DAG(m={self.m}, edges={self.edges})"
+
+
+#: the keys of :meth:`DAG.to_dict`, the only ones :meth:`DAG.from_dict` takes
+_GRAPH_KEYS = ("nodes", "edges")
 
 
 def find_cycle(A: np.ndarray) -> list[int] | None:

@@ -19,11 +19,12 @@ equals applying its parts one after the other.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from .errors import ConceptIDError
+from .validation import at, check_keys
 
 __all__ = [
     "NOISE_FAMILIES",
@@ -116,15 +117,37 @@ class Intervention:
     def to_dict(self) -> dict:
         raise NotImplementedError
 
+    @classmethod
+    def dict_keys(cls) -> tuple[str, ...]:
+        """The keys of :meth:`to_dict`: ``kind`` and the fields of the kind."""
+        return ("kind", *(f.name for f in fields(cls)))
+
     @staticmethod
     def from_dict(d: Mapping) -> Intervention:
-        """Rebuild any intervention from its :meth:`to_dict` form."""
+        """Rebuild any intervention from its :meth:`to_dict` form.
+
+        Raises
+        ------
+        InterventionError
+            For anything but a dict, an unknown ``kind``, a key the kind's :meth:`to_dict` does
+            not write (a misspelt key would otherwise leave its default in place), or a missing
+            or malformed ``target``.
+        """
         kinds = {"hard": Hard, "soft": Soft, "shift": Shift}
-        kind = d.get("kind") if isinstance(d, Mapping) else None
-        if kind not in kinds:
+        if not isinstance(d, Mapping):
+            raise InterventionError(f"an intervention must be a dict with the keys 'kind' (one "
+                                    f"of {list(kinds)}) and 'target', got {d!r:.80}")  # fmt: skip
+        kind = d.get("kind")
+        if not isinstance(kind, str) or kind not in kinds:
             raise InterventionError(
                 f"unknown intervention kind {kind!r}; expected one of {list(kinds)}"
             )
+        check_keys(d, kinds[kind].dict_keys(), f"{kind} intervention", InterventionError)
+        if "target" not in d:
+            raise InterventionError(f"a {kind} intervention needs the key 'target'")
+        t = d["target"]
+        if not isinstance(t, str | int) or isinstance(t, bool):
+            raise InterventionError(f"target: must be a concept name or index, got {t!r:.80}")
         return kinds[kind]._from_dict(d)
 
 
@@ -219,7 +242,15 @@ class Soft(Intervention):
     @classmethod
     def _from_dict(cls, d):
         w = d.get("weights", [])
-        pairs = w.items() if isinstance(w, Mapping) else [tuple(p) for p in w]
+        if isinstance(w, Mapping):
+            pairs = list(w.items())
+        elif isinstance(w, list | tuple) and all(
+            isinstance(p, list | tuple) and len(p) == 2 and isinstance(p[0], str | int) for p in w
+        ):
+            pairs = [tuple(p) for p in w]
+        else:
+            raise InterventionError(f"weights: must be a list of [parent, block] pairs, got "
+                                    f"{w!r:.80}")  # fmt: skip
         return cls(d["target"], dict(pairs), d.get("mean"), d.get("cov"))
 
     def __hash__(self) -> int:  # weights is a dict
@@ -324,10 +355,26 @@ class Context:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Context:
+        """Inverse of :meth:`to_dict`; InterventionError for a key it does not write, and for
+        each malformed intervention, naming it (``interventions[1]: ...``)."""
         if not isinstance(d, Mapping) or "interventions" not in d:
             raise InterventionError(f"a context dict needs the key 'interventions' (a list of "
                                     f"intervention dicts), got {d!r:.80}")  # fmt: skip
-        return cls(tuple(Intervention.from_dict(x) for x in d["interventions"]), d.get("name", ""))
+        check_keys(d, (f.name for f in fields(cls)), "context", InterventionError)
+        items, name = d["interventions"], d.get("name")
+        name = "" if name is None else name
+        if not isinstance(items, list | tuple):
+            raise InterventionError(f"interventions: must be a list of intervention dicts, got "
+                                    f"{items!r:.80}")  # fmt: skip
+        if not isinstance(name, str):
+            raise InterventionError(f"name: must be a string, got {name!r:.80}")
+        ivs = []
+        for i, x in enumerate(items):
+            try:
+                ivs.append(Intervention.from_dict(x))
+            except InterventionError as err:
+                raise at(f"interventions[{i}]", err) from None
+        return cls(tuple(ivs), name)
 
     def __iter__(self):
         return iter(self.interventions)

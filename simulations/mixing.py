@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import MixingError
-from .validation import check_number
+from .interventions import as_floats
+from .validation import check_keys, check_number
 
 __all__ = [
     "FunctionMixing",
@@ -432,6 +433,9 @@ def _resolve(ref: str):
         obj = importlib.import_module(module)
     except ImportError as err:
         raise MixingError(f"cannot import module {module!r} of mixing {ref!r}: {err}") from None
+    except Exception as err:  # noqa: BLE001  (the user's module failed as it ran)
+        raise MixingError(f"cannot import module {module!r} of mixing {ref!r}: "
+                          f"{type(err).__name__}: {err}") from None  # fmt: skip
     for part in name.split("."):
         if not hasattr(obj, part):
             raise MixingError(f"module {module!r} has no attribute {name!r} (mixing {ref!r})")
@@ -552,28 +556,60 @@ def mixing_from_reference(ref: str, input_dim: int) -> Mixing:
     return FunctionMixing(obj, input_dim)
 
 
+#: per kind, the keys :meth:`Mixing.to_dict` writes (``renderer``: InjectiveQuadMixing's), the
+#: only ones :func:`mixing_from_dict` takes, and those it needs
+_MIXING_KEYS = {
+    "linear": ("kind", "A"),
+    "mlp": ("kind", "weights", "biases", "activation", "slope"),
+    "image": ("kind", "renderer", "size", "nuisance"),
+    "function": ("kind", "ref", "input_dim"),
+}
+_REQUIRED = {"linear": ("A",), "mlp": ("weights", "biases"), "function": ("ref", "input_dim")}
+
+
 def mixing_from_dict(d: dict) -> Mixing:
-    """Rebuild a mixing from its ``to_dict`` form."""
+    """Rebuild a mixing from its ``to_dict`` form.
+
+    Raises
+    ------
+    MixingError
+        For an unknown ``kind``, a key the kind's ``to_dict`` does not write (a misspelt key
+        would otherwise leave its default in place), a missing key, or a malformed value, naming
+        the key.
+    """
     kind = d.get("kind") if isinstance(d, dict) else None
-    if kind == "linear":
-        return LinearMixing(np.asarray(d["A"], dtype=float))
-    if kind == "mlp":
-        return MLPMixing(
-            tuple(np.asarray(W) for W in d["weights"]),
-            tuple(np.asarray(b) for b in d["biases"]),
-            d.get("activation", "leaky_relu"),
-            d.get("slope", 0.2),
+    if not isinstance(kind, str) or kind not in _MIXING_KEYS:
+        raise MixingError(
+            f"unknown mixing kind {kind!r}; expected 'linear', 'mlp', 'image' or 'function'"
         )
+    check_keys(d, _MIXING_KEYS[kind], f"{kind} mixing", MixingError)
+    missing = [k for k in _REQUIRED.get(kind, ()) if k not in d]
+    if missing:
+        raise MixingError(f"a {kind} mixing dict is missing the keys {missing}")
+    if kind == "linear":
+        return LinearMixing(as_floats(d["A"], "A", MixingError))
+    if kind == "mlp":
+        layers = {}
+        for key in ("weights", "biases"):
+            if not isinstance(d[key], list | tuple):
+                raise MixingError(f"{key}: must be a list of arrays, one per layer, got "
+                                  f"{d[key]!r:.80}")  # fmt: skip
+            layers[key] = tuple(as_floats(a, f"{key}[{i}]", MixingError)
+                                for i, a in enumerate(d[key]))  # fmt: skip
+        slope = check_number(d.get("slope", 0.2), "slope", integer=False, minimum=0,
+                             exclusive=True, error=MixingError)  # fmt: skip
+        return MLPMixing(layers["weights"], layers["biases"], d.get("activation", "leaky_relu"),
+                         slope)  # fmt: skip
     if kind == "image":
         renderer = d.get("renderer", "quad")
         if renderer not in ("quad", "injective"):
             raise MixingError(
                 f"unknown image renderer {renderer!r}; expected 'quad' or 'injective'"
             )
+        nuisance = d.get("nuisance", False)
+        if not isinstance(nuisance, bool):
+            raise MixingError(f"nuisance must be true or false, got {nuisance!r:.80}")
         cls = InjectiveQuadMixing if renderer == "injective" else ImageMixing
-        return cls(int(d.get("size", 32)), bool(d.get("nuisance", False)))
-    if kind == "function":
-        return mixing_from_reference(d["ref"], int(d["input_dim"]))
-    raise MixingError(
-        f"unknown mixing kind {kind!r}; expected 'linear', 'mlp', 'image' or 'function'"
-    )
+        return cls(d.get("size", 32), nuisance)
+    input_dim = check_number(d["input_dim"], "input_dim", error=MixingError)
+    return mixing_from_reference(d["ref"], input_dim)

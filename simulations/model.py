@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConceptIDError
-from .interventions import Context, InterventionError, as_context
+from .interventions import Context, InterventionError, as_context, as_floats
 from .mixing import (
     FunctionMixing,
     Mixing,
@@ -27,8 +27,8 @@ from .mixing import (
     mixing_from_dict,
     well_conditioned_matrix,
 )
-from .sem import SEM
-from .validation import check_number
+from .sem import SEM, SEMError
+from .validation import at, check_keys, check_number
 
 __all__ = ["ConceptModel", "ModelError", "Sample", "random_readout"]
 
@@ -213,37 +213,35 @@ class ConceptModel:
         Raises
         ------
         ConceptIDError
-            A subclass naming the problem (:class:`ModelError` for a dict whose structure or
-            value types are wrong: the input is untrusted JSON, so a missing key or a string
-            where a number belongs is refused, never a traceback).
+            A subclass naming the problem and where it is (``sem: ...``,
+            ``contexts[1].interventions[0]: ...``): :class:`ModelError` for a dict whose
+            structure or value types are wrong, :class:`SEMError`, :class:`MixingError` or
+            :class:`InterventionError` for a malformed part. The input is untrusted JSON, so a
+            missing key, a key that :meth:`to_dict` does not write (at any depth: a misspelt key
+            would otherwise be dropped without a word) or a string where a number belongs is
+            refused, never a traceback.
         """
         if not isinstance(d, dict) or "sem" not in d or "mixing" not in d:
             raise ModelError("a model dict needs at least the keys 'sem' and 'mixing'")
-        unknown = sorted(set(d) - set(_MODEL_KEYS))
-        if unknown:  # a misspelt key would otherwise be dropped without a word
-            raise ModelError(f"unknown model key(s) {unknown}; known: {list(_MODEL_KEYS)}")
-        malformed = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+        check_keys(d, _MODEL_KEYS, "model", ModelError)
+        mixing = _part("mixing", mixing_from_dict, d["mixing"], MixingError)
+        sem = _part("sem", SEM.from_dict, d["sem"], SEMError)
         try:
-            mixing = mixing_from_dict(d["mixing"])
+            return cls._from_parts(d, sem, mixing)
         except ConceptIDError:
             raise
-        except malformed as err:
-            raise MixingError(f"malformed mixing: {_reason(err)}") from None
-        try:
-            return cls._from_parts(d, mixing)
-        except ConceptIDError:
-            raise
-        except malformed as err:
+        except _MALFORMED as err:
             raise ModelError(f"malformed model dict: {_reason(err)}") from None
 
     @classmethod
-    def _from_parts(cls, d: dict, mixing: Mixing) -> ConceptModel:
+    def _from_parts(cls, d: dict, sem: SEM, mixing: Mixing) -> ConceptModel:
+        readout = d.get("readout")
         return cls(
-            SEM.from_dict(d["sem"]),
+            sem,
             mixing,
-            None if d.get("readout") is None else np.asarray(d["readout"], dtype=float),
-            int(d.get("nuisance_dim", 0)),
-            float(d.get("nuisance_scale", 1.0)),
+            None if readout is None else as_floats(readout, "readout", ModelError),
+            d.get("nuisance_dim", 0),  # the constructor checks both numbers by name
+            d.get("nuisance_scale", 1.0),
             contexts := _contexts(d.get("contexts", [{"interventions": []}]), "contexts"),
             _held_out(d.get("held_out", []), contexts),
         )
@@ -254,17 +252,27 @@ _MODEL_KEYS = ("sem", "mixing", "readout", "nuisance_dim", "nuisance_scale", "co
                "held_out")  # fmt: skip
 
 
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _part(key: str, build, value, error: type[ConceptIDError]):
+    """``build(value)`` for the part ``key`` of a model dict, each refusal naming the part."""
+    try:
+        return build(value)
+    except ConceptIDError as err:
+        raise at(key, err) from None
+    except _MALFORMED as err:
+        raise error(f"{key}: malformed: {_reason(err)}") from None
+
+
 def _contexts(items, key: str) -> tuple[Context, ...]:
     """The context dicts under ``key`` of a model dict, each refusal naming its entry."""
     if not isinstance(items, list | tuple):
         raise ModelError(f"'{key}' must be a list of context dicts, got {items!r:.80}")
-    out = []
-    for i, item in enumerate(items):
-        try:
-            out.append(Context.from_dict(item))
-        except InterventionError as err:
-            raise InterventionError(f"{key}[{i}]: {err}") from None
-    return tuple(out)
+    return tuple(
+        _part(f"{key}[{i}]", Context.from_dict, item, InterventionError)
+        for i, item in enumerate(items)
+    )
 
 
 def _held_out(items, contexts: Sequence[Context]) -> tuple[Context, ...]:
@@ -336,8 +344,8 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
         isinstance(g, lists) and all(isinstance(t, str | int) for t in g) for g in groups
     ):
         raise ModelError(
-            f"held-out groups must be 'pairs', 'all' or a list of lists of targets (names or "
-            f"indices), got {groups!r}"
+            f"held-out groups must be 'pairs', 'all' or a list of lists of target names, got "
+            f"{groups!r}"
         )
     out = []
     for g in groups:

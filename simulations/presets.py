@@ -162,7 +162,7 @@ def random_graph_model(
     rng: np.random.Generator,
     m: int = 5,
     *,
-    expected_degree: float = 2.0,
+    expected_degree: float | None = None,
     block_size: int = 1,
     mechanism: str = "linear",
     noise: str = "gaussian",
@@ -173,7 +173,10 @@ def random_graph_model(
     held_out: str | Sequence | None = "pairs",
     mixing_args: Mapping | None = None,
 ) -> ConceptModel:
-    """An Erdos-Renyi DAG with ``expected_degree``, random weights, one context per concept."""
+    """An Erdos-Renyi DAG with ``expected_degree`` (default ``min(2, m - 1)``: 2.0 from ``m = 3``
+    on), random weights, one context per concept."""
+    if expected_degree is None:  # a malformed m is refused by erdos_renyi, by name
+        expected_degree = min(2.0, m - 1) if is_number(m) else 2.0
     return _vector_model(
         erdos_renyi(m, expected_degree, rng), rng, block_size=block_size, mechanism=mechanism,
         noise=noise, intervention=intervention, mixing=mixing, p=p, nuisance_dim=nuisance_dim,

@@ -24,7 +24,7 @@ target's rows of ``B`` and its noise, and nothing else; :meth:`SEM.intervene` re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from .interventions import (
     as_floats,
     check_family,
 )
-from .validation import check_number, is_number
+from .validation import at, check_keys, check_number, is_number
 
 __all__ = ["MECHANISMS", "NOISE_FAMILIES", "SEM", "SEMError", "random_sem"]
 
@@ -154,6 +154,8 @@ class SEM:
             raise SEMError(str(err)) from None
         if self.mechanism not in MECHANISMS:
             raise SEMError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
+        if not isinstance(self.mlp_params, list | tuple):
+            raise SEMError(f"mlp_params must be a list of dicts, got {self.mlp_params!r:.80}")
         params = tuple(self.mlp_params)
         if self.mechanism == "mlp":
             if len(params) != m:
@@ -457,26 +459,26 @@ class SEM:
 
     @classmethod
     def from_dict(cls, d: dict) -> SEM:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        SEMError
+            For a missing key of the four required ones, a key :meth:`to_dict` does not write (a
+            misspelt ``mechanism`` would otherwise leave the SEM linear), or a malformed value,
+            naming it; GraphError (``graph: ...``) for a malformed graph.
+        """
         need = ("graph", "weights", "noise_mean", "noise_cov")
         missing = [k for k in need if not isinstance(d, dict) or k not in d]
         if missing:
             raise SEMError(f"an SEM dict is missing the keys {missing}")
-        return cls(
-            DAG.from_dict(d["graph"]),
-            np.asarray(d["weights"], dtype=float),
-            np.asarray(d["noise_mean"], dtype=float),
-            tuple(np.asarray(S, dtype=float) for S in d["noise_cov"]),
-            tuple(d.get("block_sizes", ())),
-            d.get("noise_family", "gaussian")
-            if isinstance(d.get("noise_family", "gaussian"), str)
-            else tuple(d["noise_family"]),
-            d.get("mechanism", "linear"),
-            tuple(
-                {k: np.asarray(v, dtype=float) for k, v in p.items()}
-                for p in d.get("mlp_params", ())
-            ),
-        )
+        check_keys(d, (f.name for f in fields(cls)), "SEM", SEMError)
+        try:
+            graph = DAG.from_dict(d["graph"])
+        except GraphError as err:
+            raise at("graph", err) from None
+        # the values go to the constructor as they are: it checks each one by name
+        return cls(graph, **{k: v for k, v in d.items() if k != "graph"})
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SEM):
@@ -506,12 +508,11 @@ class SEM:
 
 
 def _check_mlp(p, k: int, name: str) -> dict:
-    try:
-        W1 = np.asarray(p["W1"], dtype=float)
-        b1 = np.asarray(p["b1"], dtype=float).reshape(-1)
-        W2 = np.asarray(p["W2"], dtype=float)
-    except (KeyError, TypeError):
-        raise SEMError(f"mlp_params of {name!r} need the keys W1, b1, W2") from None
+    if not isinstance(p, dict) or set(p) != {"W1", "b1", "W2"}:
+        raise SEMError(f"mlp_params of {name!r} need exactly the keys W1, b1, W2, got {p!r:.80}")
+    W1, b1, W2 = (as_floats(p[key], f"mlp_params {key} of {name!r}", SEMError)
+                  for key in ("W1", "b1", "W2"))  # fmt: skip
+    b1 = b1.reshape(-1)
     h = W1.shape[0] if W1.ndim == 2 else -1
     if W1.shape != (h, k) or b1.shape != (h,) or W2.shape != (k, h):
         raise SEMError(

@@ -1,18 +1,23 @@
-"""The one check of a number a caller passes: a count, a size, a rate.
+"""The one check of a number a caller passes (a count, a size, a rate), and of the keys of a dict
+read from JSON.
 
 Every layer validates its counts and rates with :func:`check_number`, so the rules (``bool`` is
 not a number; numpy scalars are; a float is never a count; NaN and infinities are refused) and
-the wording of the refusal are the same everywhere.
+the wording of the refusal are the same everywhere. Every ``from_dict`` of the model format
+refuses keys it does not know with :func:`check_keys` (a misspelt key would otherwise be dropped
+without a word), and names where in the dict a refusal arose with :func:`at`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
+from collections.abc import Iterable, Mapping
 
 from .errors import ConceptIDError, UsageError
 
-__all__ = ["check_number", "is_number", "requirement"]
+__all__ = ["at", "check_keys", "check_number", "is_number", "requirement"]
 
 
 def requirement(*, integer: bool = True, minimum: float = 1, exclusive: bool = False) -> str:
@@ -86,3 +91,27 @@ def is_number(
     except UsageError:
         return False
     return True
+
+
+def check_keys(
+    d: Mapping, known: Iterable[str], what: str, error: type[ConceptIDError] = UsageError
+) -> None:
+    """Refuse the keys of ``d`` outside ``known``: ``error`` with ``"unknown {what} key(s)
+    [...]; known: [...]"``."""
+    known = list(known)
+    unknown = sorted((k for k in d if k not in known), key=str)
+    if unknown:
+        raise error(f"unknown {what} key(s) {unknown}; known: {known}")
+
+
+#: a message that starts with a key path (``interventions[0]: ...``)
+_PATH = re.compile(r"[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*: ")
+
+
+def at(path: str, err: ConceptIDError) -> ConceptIDError:
+    """``err``, of the same type, with its message placed under the key path ``path``:
+    ``"path.inner[0]: ..."`` when the message already starts with a key path, else
+    ``"path: message"``. For ``raise at(key, err) from None`` in the ``from_dict`` of a dict
+    that holds other dicts."""
+    msg = str(err)
+    return type(err)(f"{path}.{msg}" if _PATH.match(msg) else f"{path}: {msg}")
