@@ -12,7 +12,9 @@ Every subcommand validates all of its arguments (:func:`main` calls its ``valida
 before any work starts, so a refusal writes nothing. Bad input, the package's own errors
 (:class:`~conceptid.simulations.errors.ConceptIDError`) included, prints one line
 ``conceptid COMMAND: error: MESSAGE`` and exits with status 2; Ctrl-C prints one line and exits
-with 130; a closed output pipe (``conceptid check | head``) ends quietly.
+with 130; a closed output pipe (``conceptid check | head``) ends quietly. Every command runs with
+the current directory first on ``sys.path``, as under ``python -m``, so that a mixing saved as
+``module:function`` is found there (a model or spec file, a dataset's card, ``check --mixing``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import textwrap
 import time
 from contextlib import contextmanager
@@ -214,9 +217,14 @@ def check_out(path: str, flag: str, *, directory: bool, replace: bool = False) -
     Raises
     ------
     UsageError
-        For a NUL byte or a name longer than 255 bytes, a file where a directory is needed (or
-        the reverse), a file on the way to it, or a place without write permission.
+        For an empty path, a NUL byte or a name longer than 255 bytes, a file where a directory
+        is needed (or the reverse), a file on the way to it, or a place without write permission
+        or where the system refuses to create a file (``/proc``, ``/sys``, a read-only mount, even
+        for root): a file is created there and removed again, so that every refusal comes now,
+        naming ``path``, and not once the work is done.
     """
+    if not path:
+        raise UsageError(f"{flag} is empty")
     if "\0" in path:
         raise UsageError(f"{flag} {path!r}: a path cannot contain a NUL byte")
     out = Path(path)
@@ -237,6 +245,13 @@ def check_out(path: str, flag: str, *, directory: bool, replace: bool = False) -
             raise UsageError(f"{flag} {out}: {place} is a file, not a directory")
         if not os.access(place, os.W_OK | os.X_OK):
             raise UsageError(f"{flag} {out}: cannot write in {place} (permission denied)")
+        try:  # permissions do not tell everything (root in /proc): create a file, remove it
+            fd, probe = tempfile.mkstemp(prefix=".conceptid-probe-", dir=place)
+        except OSError as err:
+            raise UsageError(f"{flag} {out}: the system refuses to create a file in {place} "
+                             f"({err.strerror or err})") from None  # fmt: skip
+        os.close(fd)
+        os.unlink(probe)
     return out
 
 
@@ -304,6 +319,9 @@ def check_methods(text: str | None, images: bool | None) -> list[str] | None:
 
 
 def _parse_kv(items: list[str]) -> dict:
+    """``--preset-arg KEY=VALUE`` items as a dict, each VALUE parsed as JSON; a VALUE that is not
+    JSON is a bare string (``mixing=mlp``) unless it starts like JSON (``{``, ``[`` or ``"``),
+    which is refused with the parser's message rather than passed on as a string."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -313,7 +331,10 @@ def _parse_kv(items: list[str]) -> dict:
             raise UsageError(f"--preset-arg {key} is given twice; give it once")
         try:
             out[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
+            if value.lstrip()[:1] in ("{", "[", '"'):
+                why = f"--preset-arg {key}: {value!r} is not valid JSON: {err}"
+                raise UsageError(why) from None
             out[key] = value  # a bare string such as mlp
     return out
 
@@ -378,11 +399,13 @@ def validate_simulate(a: argparse.Namespace) -> None:
 
 def validate_inspect(a: argparse.Namespace) -> None:
     if a.no_figure:
+        if a.figure is not None:
+            raise UsageError("--figure and --no-figure cannot go together; give one")
         return
     if a.figure is not None:
+        check_out(a.figure, "--figure", directory=False)  # before the report is printed
         if Path(a.figure).suffix.lower() != ".png":
             raise UsageError(f"--figure must be a .png file, got {a.figure!r}")
-        check_out(a.figure, "--figure", directory=False)
     elif Path(a.dir).is_dir():
         check_out(str(Path(a.dir) / "samples_per_context.png"), "DIR", directory=False)
 
@@ -537,9 +560,9 @@ def _model_file(model: str) -> Path:
 
 
 def validate_generate(a: argparse.Namespace) -> None:
+    check_out(a.out, "--out", directory=False)
     if Path(a.out).suffix not in (".npy", ".png"):
         raise UsageError(f"--out must end in .npy or .png, got {Path(a.out).name!r}")
-    check_out(a.out, "--out", directory=False)
     a.final = _model_file(a.model)
     if Path(a.out).exists() and not a.overwrite:
         raise UsageError(f"--out {a.out} exists; pass --overwrite to replace it")
@@ -570,6 +593,26 @@ def validate_sweep(a: argparse.Namespace) -> None:
                 training=True,
             )
             check_methods(",".join(a.sweep_def.methods), len(model.mixing.output_shape) == 3)
+
+
+@contextmanager
+def _modules_of_cwd():
+    """The current directory first on ``sys.path`` while a command runs, as under ``python -m``,
+    so that every command resolves a mixing saved as ``module:function`` (a model or spec file,
+    a dataset's card, ``check --mixing``) from a module of the directory it runs in; removed
+    again afterwards (``main`` may be called in-process)."""
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the directory was removed: nothing to find there
+        cwd = None
+    added = cwd is not None and cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 @contextmanager
@@ -664,14 +707,11 @@ def cmd_check(a: argparse.Namespace) -> int:
     from conceptid.identifiability import check
 
     model = _load_model(a)
-    if a.mixing:
-        import os
+    if a.mixing:  # its module is found in the current directory too (_modules_of_cwd)
         from dataclasses import replace
 
         from conceptid.simulations.mixing import mixing_from_reference
 
-        if os.getcwd() not in sys.path:  # like a script: a module of the current directory
-            sys.path.insert(0, os.getcwd())
         model = replace(model, mixing=mixing_from_reference(a.mixing, model.d))
     report = check(model, a.method, rng=np.random.default_rng(a.seed or 0))
     print(report.to_json() if a.json else report)
@@ -1042,7 +1082,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra:  # argparse would blame the top-level parser; name the subcommand
             raise ArgumentsError(prog, f"unrecognized arguments: {' '.join(extra)}")
         check_numbers(a)
-        with _memory_limit(getattr(a, "max_memory", None)):
+        with _memory_limit(getattr(a, "max_memory", None)), _modules_of_cwd():
             try:
                 a.validate(a)
             except OSError as err:  # a path given that the system refuses (a name too long)

@@ -176,10 +176,16 @@ def test_inspect_figure_path_and_no_figure(small_ds, tmp_path, capsys):
     fig = tmp_path / "figs" / "f.png"
     assert main(["inspect", str(small_ds), "--figure", str(fig), "--per-context", "2"]) == 0
     assert fig.read_bytes()[:8] == PNG_MAGIC
+    capsys.readouterr()
     before = listing(tmp_path)
-    assert main(["inspect", str(small_ds), "--no-figure", "--figure", str(tmp_path / "g.png")]) == 0
+    assert main(["inspect", str(small_ds), "--no-figure"]) == 0
     assert listing(tmp_path) == before
     assert "do(c0,c1)" in capsys.readouterr().out
+    # both at once: refused, nothing printed or written (it used to drop --figure silently)
+    assert main(["inspect", str(small_ds), "--no-figure", "--figure", str(tmp_path / "g.png")]) == 2
+    out, err = capsys.readouterr()
+    assert not out and "--figure and --no-figure cannot go together" in err
+    assert listing(tmp_path) == before
 
 
 def test_simulate_quad_tiny_images(tmp_path, capsys):

@@ -3,6 +3,8 @@ package's own code, so that the certificates stay an independent check of the ma
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 
 import sympy as sp
@@ -39,13 +41,23 @@ def det(M):
 
 def run(certify: Callable[[], Facts], falsify: Callable[[], Facts]) -> int:
     """Print every fact with PASS/FAIL; exit status 0 only if all hold and the deliberately
-    wrong claims are rejected at least once (a certificate that cannot fail is a defect)."""
-    facts = certify()
-    for name, ok in facts:
-        print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    wrong = falsify()
-    rejected = sum(not ok for _, ok in wrong)
-    print(f"falsify: {rejected} of {len(wrong)} checks reject the deliberately wrong claims")
+    wrong claims are rejected at least once (a certificate that cannot fail is a defect).
+
+    A closed output pipe (``cert_....py | head``) ends it quietly with status 141, as
+    ``conceptid check | head`` does."""
+    try:
+        facts = certify()
+        for name, ok in facts:
+            print(f"{'PASS' if ok else 'FAIL'}  {name}")
+        wrong = falsify()
+        rejected = sum(not ok for _, ok in wrong)
+        print(f"falsify: {rejected} of {len(wrong)} checks reject the deliberately wrong claims")
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+    except BrokenPipeError:
+        # nothing more to say, and Python's own flush at exit must not fail either: stdout now
+        # goes to /dev/null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # the status of a process killed by SIGPIPE
     return 0 if all(ok for _, ok in facts) and rejected > 0 else 1
 
 
