@@ -109,13 +109,32 @@ class Verdict:
 
 def intervention_contexts(model: ConceptModel) -> dict[int, Context]:
     """Concept index -> its first training context that is a single hard intervention on it with
-    a Gaussian law (A6's context; other contexts of the design only add constraints)."""
+    a Gaussian law (A6's context), preferring one that changes the concept's mechanism (A7): a
+    source intervened with its own noise law adds nothing, and other contexts of the design only
+    add constraints, so a design that identifies from some of its contexts identifies from all
+    of them."""
+    sem = model.sem
     out: dict[int, Context] = {}
     for ctx in model.contexts:
         iv = ctx.interventions[0] if len(ctx) == 1 else None
         if isinstance(iv, Hard) and iv.family == "gaussian":
-            out.setdefault(model.sem.resolve(iv.target), ctx)
+            j = sem.resolve(iv.target)
+            if (
+                j not in out
+                or _leaves_unchanged(sem, j, out[j])
+                and not _leaves_unchanged(sem, j, ctx)
+            ):
+                out[j] = ctx
     return out
+
+
+def _leaves_unchanged(sem, j: int, ctx: Context) -> bool:
+    """The hard intervention ``ctx`` on concept ``j`` gives it exactly its observational law: a
+    source whose intervention law is its own noise law, to the last bit (A7 decides the same in
+    its arithmetic)."""
+    s, sl = sem.intervene(ctx), sem.slices[j]
+    return (not np.any(sem.weights[sl]) and np.array_equal(sem.noise_mean[sl], s.noise_mean[sl])
+            and np.array_equal(sem.noise_cov[j], s.noise_cov[j]))  # fmt: skip
 
 
 def observational_contexts(model: ConceptModel) -> list[Context]:

@@ -806,3 +806,20 @@ def test_verdicts_do_not_depend_on_the_models_units(s, a):
             }
             names = model.sem.names
             assert [got.status(n) for n in names] == [want.status(n) for n in names]
+
+
+def test_a_useless_extra_context_does_not_lower_the_verdict():
+    # found by a new user: do(c0) with c0's own noise law, listed before a proper do(c0), failed
+    # A7 for the design and left every concept not covered; a sub-design that identifies is
+    # enough, as the other contexts only add constraints (proofs/setting.md, A7)
+    model = build_preset("chain", np.random.default_rng(0), m=2)
+    sem = model.sem
+    same = Context((Hard("c0", sem.noise_mean[:1], sem.noise_cov[0]),), "do(c0) own law")
+    obs, *single = model.contexts
+    both = ConceptModel(sem, model.mixing, model.readout, 0, 1.0, (obs, same, *single))
+    for method in ("exact", "numeric"):
+        report = check(both, method)
+        assert report.assumptions["A7"].holds and report.identifiable, method
+    alone = ConceptModel(sem, model.mixing, model.readout, 0, 1.0, (obs, same, single[1]))
+    report = check(alone, "exact")
+    assert report.assumptions["A7"].holds is False and report.status("c0") != "identifiable"
