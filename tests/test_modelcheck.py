@@ -387,3 +387,59 @@ def test_a_run_checks_the_noise_of_every_model_with_a_prior(tmp_path):
                 # two concepts and two nuisance coordinates (x has four): six pairs
                 assert 0 <= v["p_value"] <= 1 and v["dof"] == 6 and v["n"] > 0
     assert "Noise check (needs no ground truth" in (out / "report.md").read_text()
+
+
+class _ExactPosterior(torch.nn.Module):
+    """The exact posterior of ``x = W c + sigma e`` under the prior ``c ~ N(0, Sigma)``:
+    ``N(P W^T x / sigma^2, P)``, ``P = diag(pdiag)`` (``W`` is built so that ``P`` is diagonal,
+    the form a VAE's encoder has)."""
+
+    def __init__(self, M: np.ndarray, pdiag: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("Mt", torch.as_tensor(M.T))
+        self.register_buffer("log_var", torch.as_tensor(np.log(pdiag)))
+
+    def forward(self, x):
+        return x @ self.Mt, self.log_var.expand(x.shape[0], -1)
+
+
+def test_posterior_draws_pass_where_posterior_means_fail():
+    # Why the theorem-matched VAE's noise comes from a posterior draw, not its mean. Chain
+    # c0 -> c1 (weight b), observed as x = W c + sigma e, with W chosen so that the exact
+    # posterior covariance P = (Sigma^-1 + W^T W / sigma^2)^-1 is a diagonal D^-1. Drawn from the
+    # exact posterior, the concepts follow the prior exactly, so the noise (I - B) c / s is
+    # N(0, I); the posterior means are shrunk: their noise has covariance
+    # I - S^-1/2 (I - B) P (I - B)^T S^-1/2, whose off-diagonal -b p0 / sqrt(s0 s1) is not 0.
+    from conceptid.models.estimators import TheoremMatchedVAE
+
+    b, s, sigma, n = 0.8, np.array([1.0, 0.5]), 0.5, 4000
+    I_B = np.array([[1.0, 0.0], [-b, 1.0]])
+    prec = I_B.T @ np.diag(1 / s) @ I_B  # Sigma^-1
+    d = np.linalg.eigvalsh(prec).max() + 1.0
+    G = d * np.eye(2) - prec  # = W^T W / sigma^2, positive definite
+    W = sigma * np.linalg.cholesky(G).T
+    P = np.eye(2) / d
+    M = P @ W.T / sigma**2
+    rng = np.random.default_rng(0)
+    c = rng.multivariate_normal(np.zeros(2), np.linalg.inv(prec), n)
+    x = c @ W.T + sigma * rng.standard_normal((n, 2))
+    model = TheoremMatchedVAE((2,), [1, 1]).double()
+    model.prior.set_linear_gaussian([[0, 0], [b, 0]], [0, 0], s, [0, 0], [1, 1])
+    model.encoder = _ExactPosterior(M, np.diag(P)).double()
+    zeros = torch.zeros(n, 2, dtype=torch.float64)
+    split = TensorData(torch.as_tensor(x), zeros, torch.zeros(n, dtype=torch.long),
+                       torch.as_tensor(c))  # fmt: skip
+    drawn = noise_check(model, split, [0], ["obs"])
+    model.exogenous = lambda x, targets: model.prior.exogenous(model.encoder(x)[0], targets)
+    means = noise_check(model, split, [0], ["obs"])
+    # the correlation the means' noise must show, in closed form
+    cov = np.eye(2) - np.diag(s**-0.5) @ I_B @ P @ I_B.T @ np.diag(s**-0.5)
+    rho = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
+    assert abs(rho) > 0.4
+    assert drawn["min_p"] > 0.01 and drawn["statistic_per_dof"] < 3
+    assert means["min_p"] < 1e-12
+    # Bartlett's statistic for two coordinates is -(n - 1 - 9/6) log(1 - r^2), r the sample
+    # correlation: within four standard errors of rho, (1 - rho^2) / sqrt(n)
+    se = (1 - rho**2) / np.sqrt(n)
+    lo, hi = (-(n - 2.5) * np.log(1 - r**2) for r in (abs(rho) - 4 * se, abs(rho) + 4 * se))
+    assert lo < means["statistic_per_dof"] < hi
