@@ -13,8 +13,9 @@ before any work starts, so a refusal writes nothing. Bad input, the package's ow
 (:class:`~conceptid.simulations.errors.ConceptIDError`) included, prints one line
 ``conceptid COMMAND: error: MESSAGE`` and exits with status 2; Ctrl-C prints one line and exits
 with 130; a closed output pipe (``conceptid check | head``) ends quietly. Every command runs with
-the current directory first on ``sys.path``, as under ``python -m``, so that a mixing saved as
-``module:function`` is found there (a model or spec file, a dataset's card, ``check --mixing``).
+the current directory last on ``sys.path``, so that a mixing saved as ``module:function`` is
+found there (a model or spec file, a dataset's card, ``check --mixing``), and a file there never
+shadows a module the command imports.
 """
 
 from __future__ import annotations
@@ -597,17 +598,20 @@ def validate_sweep(a: argparse.Namespace) -> None:
 
 @contextmanager
 def _modules_of_cwd():
-    """The current directory first on ``sys.path`` while a command runs, as under ``python -m``,
-    so that every command resolves a mixing saved as ``module:function`` (a model or spec file,
-    a dataset's card, ``check --mixing``) from a module of the directory it runs in; removed
-    again afterwards (``main`` may be called in-process)."""
+    """The current directory last on ``sys.path`` while a command runs, so that every command
+    resolves a mixing saved as ``module:function`` (a model or spec file, a dataset's card,
+    ``check --mixing``) from a module of the directory it runs in; last, so that a file there
+    never shadows the standard library or an installed package the command imports (a
+    ``fractions.py`` in the current directory stays the user's); not at all under
+    ``PYTHONSAFEPATH`` (``python -P``); removed again afterwards (``main`` may be called
+    in-process)."""
     try:
         cwd = os.getcwd()
     except OSError:  # the directory was removed: nothing to find there
         cwd = None
-    added = cwd is not None and cwd not in sys.path
+    added = cwd is not None and cwd not in sys.path and not sys.flags.safe_path
     if added:
-        sys.path.insert(0, cwd)
+        sys.path.append(cwd)
     try:
         yield
     finally:

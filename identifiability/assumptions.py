@@ -107,12 +107,13 @@ class Verdict:
         }
 
 
-def intervention_contexts(model: ConceptModel) -> dict[int, Context]:
+def intervention_contexts(model: ConceptModel, A: Arithmetic | None = None) -> dict[int, Context]:
     """Concept index -> its first training context that is a single hard intervention on it with
-    a Gaussian law (A6's context), preferring one that changes the concept's mechanism (A7): a
-    source intervened with its own noise law adds nothing, and other contexts of the design only
-    add constraints, so a design that identifies from some of its contexts identifies from all
-    of them."""
+    a Gaussian law (A6's context), preferring one that changes the concept's mechanism (A7), as
+    decided in the arithmetic ``A`` (default: the model's floats compared bit for bit): a source
+    intervened with its own noise law adds nothing, and other contexts of the design only add
+    constraints, so a design that identifies from some of its contexts identifies from all of
+    them."""
     sem = model.sem
     out: dict[int, Context] = {}
     for ctx in model.contexts:
@@ -121,20 +122,22 @@ def intervention_contexts(model: ConceptModel) -> dict[int, Context]:
             j = sem.resolve(iv.target)
             if (
                 j not in out
-                or _leaves_unchanged(sem, j, out[j])
-                and not _leaves_unchanged(sem, j, ctx)
+                or leaves_unchanged(sem, j, out[j], A)
+                and not leaves_unchanged(sem, j, ctx, A)
             ):
                 out[j] = ctx
     return out
 
 
-def _leaves_unchanged(sem, j: int, ctx: Context) -> bool:
-    """The hard intervention ``ctx`` on concept ``j`` gives it exactly its observational law: a
-    source whose intervention law is its own noise law, to the last bit (A7 decides the same in
-    its arithmetic)."""
+def leaves_unchanged(sem, j: int, ctx: Context, A: Arithmetic | None = None) -> bool:
+    """Whether the hard intervention ``ctx`` on concept ``j`` gives it its observational law, the
+    one way A7 fails (Lemma 3 (b)): ``j`` is a source and the intervention's noise mean and
+    covariance are its own, decided in ``A`` (``None``: bit for bit)."""
     s, sl = sem.intervene(ctx), sem.slices[j]
-    return (not np.any(sem.weights[sl]) and np.array_equal(sem.noise_mean[sl], s.noise_mean[sl])
-            and np.array_equal(sem.noise_cov[j], s.noise_cov[j]))  # fmt: skip
+    pairs = ((sem.noise_mean[sl], s.noise_mean[sl]), (sem.noise_cov[j], s.noise_cov[j]))
+    if A is None:
+        return not np.any(sem.weights[sl]) and all(np.array_equal(a, b) for a, b in pairs)
+    return A.is_zero(A.mat(sem.weights[sl])) and all(A.equal(A.mat(a), A.mat(b)) for a, b in pairs)
 
 
 def observational_contexts(model: ConceptModel) -> list[Context]:
@@ -323,7 +326,7 @@ def check_a5(model: ConceptModel, A: Arithmetic) -> Verdict:
 
 
 def check_a6(model: ConceptModel, A: Arithmetic) -> Verdict:
-    have = intervention_contexts(model)
+    have = intervention_contexts(model, A)
     missing = [model.sem.names[j] for j in range(model.sem.m) if j not in have]
     if missing:
         names = ", ".join(repr(n) for n in missing)
@@ -346,15 +349,8 @@ def check_a6(model: ConceptModel, A: Arithmetic) -> Verdict:
 
 def check_a7(model: ConceptModel, A: Arithmetic) -> Verdict:
     sem = model.sem
-    identity = []
-    for j, ctx in intervention_contexts(model).items():
-        s = sem.intervene(ctx)
-        sl = sem.slices[j]
-        rows_obs = A.mat(sem.weights[sl])
-        same_mean = A.equal(A.mat(sem.noise_mean[sl]), A.mat(s.noise_mean[sl]))
-        same_cov = A.equal(A.mat(sem.noise_cov[j]), A.mat(s.noise_cov[j]))
-        if A.is_zero(rows_obs) and same_mean and same_cov:
-            identity.append(sem.names[j])
+    identity = [sem.names[j] for j, ctx in intervention_contexts(model, A).items()
+                if leaves_unchanged(sem, j, ctx, A)]  # fmt: skip
     if identity:
         return Verdict(
             "A7",
@@ -404,18 +400,26 @@ def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
     if sem.mechanism != "linear":
         return Verdict("A7+", None, "defined for linear SEMs only (A4 fails)", "not evaluated")
     bad = []
+    K = sem.K
     H = standard_frame(sem, A)  # numeric ranks in standardised units (None: exact)
-    for j, ctx in intervention_contexts(model).items():
+    for j, ctx in intervention_contexts(model, A).items():
         X, W = _log_ratio_parts(sem, j, ctx, A)
-        XH = X if H is None else A.mul(X, A.mat(H))
-        # Lemma 3: T_k = the first K rows of Delta_k (the log-det constant sits only in the
-        # corner); A7+ is rank T_k = k_k + rank B_k. The rank is invariant under the affine
-        # change of coordinates H; numerically, Delta_k is a difference of two terms of size
-        # |X H|^2 |W|, and that is the scale its rounding error is measured against
-        delta = A.mul(A.mul(A.T(XH), W), XH)
-        scale = None if H is None else _norm(XH) ** 2 * _norm(W)
-        got = A.rank(A.rows(delta, range(sem.K)), scale)
-        need = sem.block_sizes[j] + A.rank(A.mat(sem.weights[sem.slices[j]]))
+        # Lemma 3: T_k = the first K rows of Delta_k = X^T W X (the log-det constant sits only
+        # in the corner); A7+ is rank T_k = rank X_K = k_k + rank B_k, X_K the first K columns
+        # of X. Both ranks are invariant under the affine change of coordinates H and under a
+        # scaling of T_k's columns; numerically both are taken in standardised concepts, and
+        # T_k with the columns of X H scaled to unit length, whose rounding error is then
+        # measured against |X_K H| |W| |X H D^-1|.
+        if H is None:
+            got = A.rank(A.rows(A.mul(A.mul(A.T(X), W), X), range(K)))
+            need = A.rank(A.cols(X, range(K)))
+        else:
+            XH = np.asarray(X) @ H
+            norms = np.linalg.norm(XH, axis=0)
+            XHn = XH / np.where(norms > 0, norms, 1.0)
+            T = XH[:, :K].T @ np.asarray(W) @ XHn
+            got = A.rank(T, _norm(XH[:, :K]) * _norm(W) * _norm(XHn))
+            need = A.rank(XH[:, :K])
         if got < need:
             bad.append((sem.names[j], got, need))
     if bad:

@@ -498,21 +498,29 @@ def _genericity(model: ConceptModel, A) -> tuple[bool, str]:
 
     sem = model.sem
     K = sem.K
-    # numerically, in standardised concepts (the rank does not depend on the coordinates), and
-    # measured against the size of the precisions whose differences J is made of
+    # numerically, in standardised concepts (the rank does not depend on the coordinates), each
+    # row (one concept's log-ratio gradient; the rank does not depend on their scales either)
+    # divided by the size of the two precisions it is the difference of
     H = standard_frame(sem, A)
+    ctxs = [c for _, c in sorted(intervention_contexts(model, A).items())]
     psi0, *psis = (
         congruence(homogeneous_precision(*concept_law(sem, ctx, A), A), H, A)
-        for ctx in (None, *(c for _, c in sorted(intervention_contexts(model).items())))
+        for ctx in (None, *ctxs)
     )
     deltas = [A.sub(psi, psi0) for psi in psis]
-    size = None if H is None else max(np.linalg.norm(A.to_float(p), 2) for p in (psi0, *psis))
+    sizes = None
+    if H is not None:
+        top = [np.linalg.norm(A.to_float(p)[:K], 2) for p in (psi0, *psis)]
+        sizes = [top[0] + t for t in top[1:]]
     best = 0
     for start, step in ((0.5, 0.25), (-0.75, 0.375), (1.25, -0.625)):
         values = [*(start + step * i for i in range(K)), 1.0]
         point = A.T(A.mat([values]))
-        J = A.vstack(*[A.T(A.rows(A.mul(delta, point), range(K))) for delta in deltas])
-        best = max(best, A.rank(J, None if size is None else size * np.linalg.norm(values)))
+        rows = [A.T(A.rows(A.mul(delta, point), range(K))) for delta in deltas]
+        if sizes is not None:
+            rows = [r / (size * np.linalg.norm(values)) for r, size in zip(rows, sizes)]
+        J = A.vstack(*rows)
+        best = max(best, A.rank(J, None if sizes is None else 1.0))
         if best == sem.m:
             break
     return best == sem.m, f"rank of the log-ratio Jacobian at a point = {best} (needs {sem.m})"
@@ -526,7 +534,7 @@ def _confirm(model: ConceptModel, A) -> dict:
     numeric: 1e-6), or, in exact arithmetic, when the graph is not recovered."""
     from dataclasses import replace
 
-    have = intervention_contexts(model)
+    have = intervention_contexts(model, A)
     used = (observational_contexts(model)[0], *(have[j] for j in range(model.sem.m)))
     try:
         moments, targets = model_moments(replace(model, contexts=used, held_out=()), A)

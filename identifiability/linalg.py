@@ -87,8 +87,9 @@ class Numeric(Arithmetic):
     """float64; a singular value counts as zero below ``rtol`` times the scale: the largest
     singular value of the matrix itself, or, for a matrix computed as a difference (where
     cancellation leaves rounding error of the operands' size), the operands' scale given by
-    the caller (``scale=``). Relative throughout, so a verdict does not depend on the units of
-    the model: multiplying every variance by ``1e12`` or ``1e-12`` decides the same."""
+    the caller (``scale=``). Relative throughout, so a verdict does not depend on the overall
+    units of the model (every variance times ``1e12`` or ``1e-12`` decides the same); scales
+    more than ``1 / rtol`` apart within one matrix are beyond what this tolerance can tell."""
 
     exact = False
     gap_description = "numeric (float64, singular-value gaps)"

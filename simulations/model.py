@@ -122,9 +122,11 @@ class ConceptModel:
         names = [c.name for c in ctxs + held]
         if len(set(names)) != len(names):
             raise ModelError(f"context names must be unique, got {names}")
-        for c in ctxs + held:
-            for t in c.targets:
-                self.sem.resolve(t)  # raises InterventionError on an unknown target
+        for c in ctxs + held:  # an unknown target or parent, a bad law: refused now, named
+            try:
+                self.sem.intervene(c)
+            except ConceptIDError as err:
+                raise at(f"context {c.name!r}", err) from None
         object.__setattr__(self, "contexts", ctxs)
         object.__setattr__(self, "held_out", held)
 
@@ -252,7 +254,7 @@ _MODEL_KEYS = ("sem", "mixing", "readout", "nuisance_dim", "nuisance_scale", "co
                "held_out")  # fmt: skip
 
 
-_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 
 
 def _part(key: str, build, value, error: type[ConceptIDError]):
@@ -280,6 +282,8 @@ def _held_out(items, contexts: Sequence[Context]) -> tuple[Context, ...]:
     or what a preset's ``held_out`` takes (``"pairs"``, ``"all"``, or lists of target names),
     composed from the training contexts by :func:`composed`. A name with two single-target
     contexts is ambiguous and refused."""
+    if items is None:  # as a preset takes it: no held-out contexts
+        return ()
     if isinstance(items, list | tuple) and all(isinstance(c, dict) for c in items):
         return _contexts(items, "held_out")
     if isinstance(items, list | tuple) and any(isinstance(c, dict) for c in items):

@@ -97,6 +97,27 @@ def test_a_function_mixing_is_found_from_the_current_directory(function_model, t
     assert sys.path == path_before  # put there for the command only
 
 
+def test_a_file_of_the_current_directory_never_shadows_a_module_the_command_imports(
+    tmp_path, monkeypatch
+):
+    # found by review: with the current directory first on sys.path, a fractions.py there was
+    # imported by check in place of the standard library's; now it comes last
+    from importlib.machinery import PathFinder
+
+    from conceptid.cli import _modules_of_cwd
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.chdir(tmp_path)
+    for name in ("fractions", "mine_xyz"):
+        (tmp_path / f"{name}.py").write_text("raise RuntimeError('a file of the user')\n")
+    with _modules_of_cwd():
+        assert sys.path[-1] == str(tmp_path)
+        found = {n: Path(PathFinder.find_spec(n, sys.path).origin).parent for n in
+                 ("fractions", "mine_xyz")}  # fmt: skip
+    assert found["fractions"] != tmp_path and found["mine_xyz"] == tmp_path
+    assert str(tmp_path) not in sys.path
+
+
 # -- 2. an output the system refuses although permissions allow it ------------------------------
 
 

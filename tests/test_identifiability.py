@@ -823,3 +823,62 @@ def test_a_useless_extra_context_does_not_lower_the_verdict():
     alone = ConceptModel(sem, model.mixing, model.readout, 0, 1.0, (obs, same, single[1]))
     report = check(alone, "exact")
     assert report.assumptions["A7"].holds is False and report.status("c0") != "identifiable"
+
+
+def _block_model(w2: float = 1.0, v2: float = 1.0, shift: float = 0.0, tiny: float = 0.0):
+    """Parents p1, p2 (variance ``v2``) of a 3-d block k: k[0] <- p1 (weight 1), k[1] <- p2
+    (weight ``w2``), k[2] <- p1 (weight ``tiny``); do(k) moves its mean by ``shift``."""
+    rng = np.random.default_rng(0)
+    g = DAG.from_edges([("p1", "k"), ("p2", "k")], nodes=["p1", "p2", "k"])
+    B = np.zeros((5, 5))
+    B[2, 0], B[3, 1], B[4, 0] = 1.0, w2, tiny
+    sem = SEM(g, B, np.zeros(5), (np.eye(1), np.eye(1) * v2, np.eye(3)), (1, 1, 3))
+    do_k = Hard("k", [shift, 0, 0], np.eye(3))
+    ctxs = (Context.observational(), Context((Hard("p1", 1.0, 2.0),)),
+            Context((Hard("p2", 1.0, 2.0 * v2),)), Context((do_k,)))  # fmt: skip
+    f, T = LinearMixing.random(6, 8, rng), random_readout(5, 6, rng)
+    return ConceptModel(sem, f, T, 1, 1.0, ctxs)
+
+
+def _pair_model(tiny: bool):
+    """The review's two models: a 2-d block k under p with a weight of 1e-12, or under a with an
+    intervention 1e4 away from its observational mean."""
+    rng = np.random.default_rng(0)
+    B = np.zeros((3, 3))
+    if tiny:
+        B[1, 0], S, do_k = 1e-12, np.eye(2), Hard("k", [0.5, 0], np.diag([2.0, 3.0]))
+    else:
+        B[1, 0], B[2, 0] = 0.7, 1.3
+        S, do_k = np.array([[1.0, 0.3], [0.3, 2.0]]), Hard("k", [1e4, 0.0], np.eye(2) * 3.0)
+    sem = SEM(DAG.from_edges([("p", "k")]), B, np.zeros(3), (np.eye(1), S), (1, 2))
+    ctxs = (Context.observational(), Context((Hard("p", 1.0, 2.0),)), Context((do_k,)))
+    return ConceptModel(sem, LinearMixing.random(4, 6, rng), random_readout(3, 4, rng), 1, 1.0,
+                        ctxs)  # fmt: skip
+
+
+@pytest.mark.parametrize("kw", [{"w2": 1e-9, "v2": 1e4}, {"tiny": 1e-12}, {"shift": 1e4},
+                                {"w2": 1e-3, "v2": 1e-6}, lambda: _pair_model(True),
+                                lambda: _pair_model(False)])  # fmt: skip
+def test_numeric_a7plus_decides_as_exact_on_blocks_of_mixed_units(kw):
+    # found by review: A7+ compared a rank taken in standardised concepts with one taken in the
+    # model's units, so a tiny weight on a parent of large variance passed numerically (and k
+    # was called identifiable) where exact arithmetic fails A7+ and verifies witness N6; a
+    # large intervention mean, and a tiny edge, failed it numerically where it holds
+    model = kw() if callable(kw) else _block_model(**kw)
+    exact, numeric = check(model, "exact", confirm=False), check(model, "numeric", confirm=False)
+    assert numeric.assumptions["A7+"].holds == exact.assumptions["A7+"].holds
+    assert [c.status for c in numeric.concepts] == [c.status for c in exact.concepts]
+
+
+def test_a_nearly_useless_context_is_judged_in_the_checks_arithmetic():
+    # found by review: the preference for an A6 context that changes the mechanism compared
+    # floats bit for bit, while numeric A7 uses its tolerance: a redundant do(c0) whose
+    # covariance differed in the 40th bit was preferred, and numeric A7 then failed on it
+    model = build_preset("chain", np.random.default_rng(0), m=2)
+    sem = model.sem
+    near = Hard("c0", sem.noise_mean[:1], sem.noise_cov[0] * (1 + 2.0**-40))
+    obs, *single = model.contexts
+    design = (obs, Context((near,), "do(c0) nearly own law"), *single)
+    both = ConceptModel(sem, model.mixing, model.readout, 0, 1.0, design)
+    for method in ("exact", "numeric"):
+        assert check(both, method).identifiable, method
