@@ -36,7 +36,7 @@ class LaplaceExact(Exact):
 
     description = "exact, ranks by cofactor expansion of minors (naive)"
 
-    def rank(self, M) -> int:
+    def rank(self, M, scale=None) -> int:
         from sympy import Matrix
 
         rows, cols = M.shape
@@ -87,6 +87,9 @@ def timed(kind: str, m: int, limit: float) -> tuple[float, bool | None, bool]:
         p.terminate()
         p.join()
         return limit, None, False
+    if p.exitcode != 0:  # it failed (its traceback is on stderr): nothing will come through q
+        raise SystemExit(f"bench_check: the {kind} check of {m} concepts failed in its process "
+                         f"(exit status {p.exitcode}); see the traceback above")  # fmt: skip
     sec, ok = q.get()
     return sec, ok, True
 

@@ -215,3 +215,22 @@ def test_composition_probe_finds_what_a_representation_carries(load):
     r2 = probe_r2(x[:2000], c[:2000], x[2000:], c[2000:], seed=0, steps=1500)
     assert r2[0] > 0.95
     assert abs(r2[1]) < 0.05
+
+
+def test_check_peer_decides_as_the_exact_arithmetic(load):
+    """bench_check's naive peer (ranks by cofactor expansion) is the package's Exact arithmetic
+    with one method replaced: it must keep Exact's signature (a ``scale`` keyword added to
+    ``rank`` once left the peer's process failing and the benchmark waiting forever), and
+    decide the same ranks and the same verdicts, in its process as the benchmark runs it."""
+    import numpy as np
+
+    from conceptid.identifiability.linalg import Exact
+
+    bench = load("bench_check")
+    peer, exact = bench.LaplaceExact(), Exact()
+    rng = np.random.default_rng(0)
+    for shape, rank in (((3, 4), 2), ((4, 4), 4), ((2, 5), 1)):
+        M = rng.integers(-3, 4, (shape[0], rank)) @ rng.integers(-3, 4, (rank, shape[1]))
+        assert peer.rank(exact.mat(M), None) == exact.rank(exact.mat(M)) == np.linalg.matrix_rank(M)
+    sec, identifiable, finished = bench.timed("laplace", 3, 60.0)
+    assert finished and identifiable is True and sec < 60
