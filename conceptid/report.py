@@ -11,6 +11,8 @@ import math
 import platform
 from pathlib import Path
 
+import numpy as np
+
 from conceptid.simulations.benchmark import Dataset
 
 from .config import REPORTED, RunConfig
@@ -43,6 +45,33 @@ def primary_method(names) -> str:
 def _fmt(v, spec=".3f") -> str:
     missing = v is None or (isinstance(v, float) and not math.isfinite(v))
     return "n/a" if missing else format(v, spec)
+
+
+#: test rows of the training contexts below which the report says R^2 and MCC are rough
+FEW_ROWS = 200
+
+
+def _schedule_notes(evaluation: Evaluation) -> list[str]:
+    """A line for each two-step fit (a model with ``ae_epochs``): how its epochs were split
+    between the autoencoder and the prior's likelihood, and, where the second step got none,
+    that it did not train (its prior is then the closed-form snap on the autoencoder alone)."""
+    parts = []
+    for t in evaluation.trained.values():
+        ae = getattr(t.model, "ae_epochs", None)
+        epochs = t.settings.get("epochs")
+        if not isinstance(ae, int) or not isinstance(epochs, int):
+            continue
+        rest = max(0, epochs - ae)
+        after = getattr(t.model, "finetune_after", None)
+        steps = f"{rest} the prior's likelihood"
+        if isinstance(after, int) and rest > after:
+            steps = f"{after} the prior's likelihood, {rest - after} the joint fine-tune"
+        text = f"{t.label}: {min(ae, epochs)} of its {epochs} epochs train the autoencoder, {steps}"
+        if rest == 0:
+            text += (" (its second step did not train: the prior is the closed-form snap on "
+                     "the autoencoder's latent alone; give more epochs)")  # fmt: skip
+        parts.append(text)
+    return ["", "Two-step fits: " + "; ".join(parts) + "."] if parts else []
 
 
 def _title(ds: Dataset, cfg: RunConfig) -> str:
@@ -121,7 +150,8 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
     # the settings stored with the models (metrics.json), not the command's: a reused or
     # separately trained model is described as it was trained
     if all(metrics[k] is not None for k in REPORTED):
-        trained_as = (f"seed {metrics['seed']}, {metrics['epochs']} epochs, batch "
+        epochs = metrics["epochs"]
+        trained_as = (f"seed {metrics['seed']}, {epochs} epoch{'s' if epochs != 1 else ''}, batch "
                       f"{metrics['batch_size']}, lr {metrics['lr']}, {metrics['restarts']} "
                       f"restart(s) per method, on {metrics['device']}")  # fmt: skip
     else:
@@ -175,6 +205,13 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
             L += ["", f"The test split holds {floors['test_rows']} rows in its smallest "
                   "context: below 500, these SWDs and their ratios carry a large sampling "
                   "error."]  # fmt: skip
+    if truth:
+        rows = int((ds.mask("test") & np.isin(ds.context, ds.training_contexts)).sum())
+        if rows < FEW_ROWS:
+            L += ["", f"R^2 and MCC are measured on the {rows} test rows of the training "
+                  f"contexts: below {FEW_ROWS}, an affine map fitted on so few rows carries a "
+                  "large sampling error."]  # fmt: skip
+    L += _schedule_notes(evaluation)
     checked = {name: m["noise_check"] for name, m in metrics["methods"].items()
                if any((m.get("noise_check") or {}).values())}  # fmt: skip
     if checked:

@@ -46,6 +46,29 @@ def test_run_writes_every_promised_file_with_finite_metrics(tiny_run):
     assert report.startswith("# conceptid report: ")
     assert "identifiable" in report and "| pooled VAE |" in report
     assert not list(tiny_run.rglob(".*.tmp")) and not list(tiny_run.rglob(".*.png"))
+    # what ran: each two-step fit's split of its epochs, and how few rows R^2 stands on
+    assert (
+        "Two-step fits: context module as exact prior (two-step): 1 of its 2 epochs train "
+        "the autoencoder, 1 the prior's likelihood;" in report
+    )
+    assert "did not train" not in report
+    rows = int(metrics["floors"]["test_rows"])
+    assert f"R^2 and MCC are measured on the {rows * 4} test rows" in report  # 4 contexts
+
+
+def test_the_report_says_when_a_two_step_fits_second_step_did_not_train():
+    from types import SimpleNamespace
+
+    from conceptid.methods import METHODS
+    from conceptid.report import _schedule_notes
+
+    ds = SimpleNamespace(is_image=False, block_sizes=(1, 1), nuisance_dim=0, x=np.zeros((2, 4)))
+    model = METHODS["context-flow"].make(ds, 1)  # a budget of one epoch: all of it step 1
+    trained = {"context-flow": SimpleNamespace(model=model, settings={"epochs": 1},
+                                               label="two-step")}  # fmt: skip
+    (note,) = [line for line in _schedule_notes(SimpleNamespace(trained=trained)) if line]
+    assert note.startswith("Two-step fits: two-step: 1 of its 1 epochs train the autoencoder, 0 ")
+    assert "its second step did not train" in note
 
 
 def test_same_command_and_seed_give_the_same_metrics(tiny_run, tmp_path):
