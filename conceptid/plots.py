@@ -318,17 +318,31 @@ def r2_matrix(path: str | os.PathLike, names, matrix, title: str) -> Path:
     return save_figure(fig, path)
 
 
+def _final_objective(train_loss: list, val_loss: list) -> list[float]:
+    """The training losses of the epochs that trained the objective the validation curve
+    measures, NaN elsewhere: a warm-up epoch (validation None; a two-step fit's autoencoder,
+    whose reconstruction loss is on another scale) and the epoch that ended a warm-up (it
+    trained the warm-up's objective, and was validated after the switch)."""
+    out = []
+    for i, (t, v) in enumerate(zip(train_loss, val_loss)):
+        switched = i > 0 and val_loss[i - 1] is None
+        out.append(np.nan if v is None or switched else t)
+    return out
+
+
 def training_curves(path: str | os.PathLike, histories: dict) -> Path:
     """Training and validation loss per epoch of each method (``histories``: method ->
-    trainer history), the best epoch dotted."""
+    trainer history), the best epoch dotted; the training loss only of the epochs that trained
+    the objective the validation measures (:func:`_final_objective`)."""
     plt = pyplot()
     n = len(histories)
     with _drawing(path):
         fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 2.4), squeeze=False)
         for ax, (name, h) in zip(axes.flat, histories.items()):
-            ax.plot(h["train_loss"], label="train")
+            val = [np.nan if v is None else v for v in h["val_loss"]]
+            ax.plot(_final_objective(h["train_loss"], h["val_loss"]), label="train")
             # a warm-up epoch is not validated (None): a gap in the curve
-            ax.plot([np.nan if v is None else v for v in h["val_loss"]], label="validation")
+            ax.plot(val, label="validation")
             if h.get("best_epoch", -1) >= 0:
                 ax.axvline(h["best_epoch"], color="k", lw=0.6, ls=":")
             ax.set_title(name, fontsize=8)

@@ -283,3 +283,14 @@ def test_the_command_line_prints_a_plotting_error_as_one_line(tmp_path, capsys, 
     assert err.startswith("conceptid inspect: error: cannot draw") and "too large" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (data / "samples_per_context.png").exists()
+
+
+def test_training_curves_draw_only_the_final_objectives_training_loss():
+    # found by a new user: a two-step fit's reconstruction loss (0.01) was drawn on one line
+    # with its likelihood (3.7); the epoch that ends the warm-up trained the reconstruction
+    # and was validated after the switch
+    from conceptid.plots import _final_objective
+
+    got = _final_objective([0.02, 0.01, 3.9, 3.7], [None, 4.1, 3.8, 3.6])
+    assert np.isnan(got[:2]).all() and got[2:] == [3.9, 3.7]
+    assert _final_objective([5.0, 4.0], [4.5, 4.2]) == [5.0, 4.0]  # no warm-up: all drawn
