@@ -14,6 +14,14 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 
 
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The scripts' argument parser: described by the first paragraph of the script's docstring
+    (whole, not cut at its first line), each option's default shown in ``--help``."""
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    text = " ".join(doc.split("\n\n")[0].split())
+    return argparse.ArgumentParser(description=text, formatter_class=formatter)
+
+
 def at_least(
     ap: argparse.ArgumentParser, a: argparse.Namespace, names: Iterable[str], minimum: int = 1
 ) -> None:

@@ -17,13 +17,12 @@ Run: ``.venv/bin/python benchmarks/bench_check.py [--limit 120]``
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import multiprocessing as mp
 import time
 
 import numpy as np
-from _args import at_least
+from _args import at_least, parser
 
 from conceptid.identifiability import check
 from conceptid.identifiability.linalg import Exact
@@ -95,7 +94,7 @@ def timed(kind: str, m: int, limit: float) -> tuple[float, bool | None, bool]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--limit", type=float, default=120.0, help="seconds allowed to each peer")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)

@@ -22,12 +22,11 @@ Run: ``.venv/bin/python benchmarks/bench_cm_diagnosis.py [--rungs L1,L2,L3,L4] [
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
-from _args import at_least, int_list, name_list
+from _args import at_least, int_list, name_list, parser
 from bench_ladder import RUNGS
 from torch import nn
 
@@ -107,7 +106,7 @@ def run(rung: str, variant: str, seed: int, epochs: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--rungs", default="L1,L2,L3,L4")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=60)

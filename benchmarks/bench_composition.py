@@ -50,6 +50,7 @@ from _args import (  # beside this file
     int_list,
     key_json,
     name_list,
+    parser,
     vector_methods_on_images,
 )
 
@@ -250,7 +251,7 @@ def _checked(ap: argparse.ArgumentParser, a: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--preset", default="quad")
     ap.add_argument("--independent", action="store_true", help="quad: the independent scene")
     ap.add_argument("--seeds", default="0,1,2")

@@ -27,11 +27,10 @@ A smaller curve: ``--rungs L3,L4 --n 500,2000,8000 --seeds 0,1``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from _args import at_least, int_list, name_list
+from _args import at_least, int_list, name_list, parser
 
 from conceptid.methods import METHODS
 from conceptid.sweep import Sweep, SweepError, check_sweep_dir, run_sweep
@@ -68,7 +67,7 @@ def sweep_of(rungs, ns, seeds, methods, sample_passes, batch_size, restarts=1) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--out", default="runs/consistency", help="the sweep directory")
     ap.add_argument(
         "--rungs", default=",".join(DEFAULT_RUNGS), help=f"comma-separated, of {', '.join(RUNGS)}"

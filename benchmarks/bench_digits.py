@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _args import at_least, int_list, name_list, vector_methods_on_images
+from _args import at_least, int_list, name_list, parser, vector_methods_on_images
 
 from conceptid.cli import check_device
 from conceptid.modelcheck import applies_to, noise_check
@@ -152,7 +152,7 @@ def _check_figure(ap: argparse.ArgumentParser, path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--n", type=int, default=500, help="training and test images per context")

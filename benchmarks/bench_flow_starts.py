@@ -15,7 +15,6 @@ Run: ``.venv/bin/python benchmarks/bench_flow_starts.py [--seed 2] [--n 1000] [-
 
 from __future__ import annotations
 
-import argparse
 import copy
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _args import at_least
+from _args import at_least, parser
 
 from conceptid.identifiability import align
 from conceptid.methods import METHODS
@@ -53,7 +52,7 @@ def readouts(Ztr, Ctr, Zte, Cte, seed: int) -> list[tuple[float, float, float]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--n", type=int, default=1000, help="training images per context")
     ap.add_argument("--ae-epochs", type=int, default=30)

@@ -25,12 +25,11 @@ Run: ``.venv/bin/python benchmarks/bench_ladder.py [--rungs L1,L2,L3,L4] [--seed
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
-from _args import at_least, int_list, name_list
+from _args import at_least, int_list, name_list, parser
 
 from conceptid.evaluation import latent_means
 from conceptid.identifiability import Numeric, align, identify_linear
@@ -115,7 +114,7 @@ def _peel(tr, te, m: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--rungs", default="L1,L2,L3,L4")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=60)

@@ -17,18 +17,17 @@ Run: ``.venv/bin/python benchmarks/bench_moments.py [--d 200,1000] [--repeats 5]
 
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import numpy as np
-from _args import at_least, int_list
+from _args import at_least, int_list, parser
 from bench_sampling import best_times
 
 from conceptid.simulations import erdos_renyi, random_sem
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--d", default="200,1000")
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args(argv)
@@ -65,7 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
             speed = t["sempler 0.2.14"] / sec
             print(f"{d:>6} {name:<16}{1e3 * sec:>10.2f}{speed:>11.2f}x")
             results[(d, name)] = {"seconds": sec, "speedup_vs_sempler": speed}
-    print("goal: conceptid >= 1x sempler at d = 1000")
+    ran = any(d == 1000 for d, _ in results)
+    print("goal: conceptid >= 1x sempler at d = 1000" + ("" if ran else " (not run here)"))
     return results
 
 

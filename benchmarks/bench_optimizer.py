@@ -13,13 +13,12 @@ Run: ``.venv/bin/python benchmarks/bench_optimizer.py [--steps 400] [--threads 1
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _args import at_least
+from _args import at_least, parser
 
 from conceptid.methods import METHODS
 from conceptid.pipeline import ensure_data, splits
@@ -49,7 +48,7 @@ def _run(model, grads: list, kind: dict, steps: int, repeats: int) -> tuple[floa
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--steps", type=int, default=400, help="Adam steps per timed block")
     ap.add_argument("--repeats", type=int, default=5, help="timed blocks (the best is shown)")
     ap.add_argument("--threads", type=int, default=1)

@@ -14,10 +14,8 @@ Run: ``.venv/bin/python benchmarks/bench_peel_robustness.py [--seeds 0,1,2]
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from _args import float_list, int_list
+from _args import float_list, int_list, parser
 from bench_ladder import RUNGS
 
 from conceptid.identifiability import Numeric, align, identify_linear, identify_linear_ml
@@ -38,7 +36,7 @@ def peel_r2(C: np.ndarray, T: np.ndarray, Z: np.ndarray, ml: bool = False) -> np
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--sizes", default="0,0.03,0.1,0.2")
     a = ap.parse_args(argv)

@@ -13,21 +13,20 @@ Run: ``.venv/bin/python benchmarks/bench_quad.py [--seeds 0,1,2] [--epochs 20] [
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _args import at_least, int_list, name_list, vector_methods_on_images
+from _args import at_least, int_list, name_list, parser, vector_methods_on_images
 
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
 from conceptid.simulations import BenchmarkSpec
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--n", type=int, default=500, help="training images per context")

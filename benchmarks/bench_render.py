@@ -13,7 +13,6 @@ Run: ``python benchmarks/bench_render.py [--n 2000] [--size 64]``.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
@@ -21,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _args import at_least
+from _args import at_least, parser
 
 try:
     from conceptid.simulations.render import (
@@ -56,14 +55,14 @@ def best_times(fns: list[Callable[[], object]], repeats: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=2000, help="images for render_quad")
-    parser.add_argument("--size", type=int, default=64, help="image width and height, pixels")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
-    args = parser.parse_args(argv)
-    at_least(parser, args, ("n",), minimum=4)
-    at_least(parser, args, ("size",), minimum=8)
-    at_least(parser, args, ("repeats",))
+    ap = parser(__doc__)
+    ap.add_argument("--n", type=int, default=2000, help="images for render_quad")
+    ap.add_argument("--size", type=int, default=64, help="image width and height, pixels")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
+    args = ap.parse_args(argv)
+    at_least(ap, args, ("n",), minimum=4)
+    at_least(ap, args, ("size",), minimum=8)
+    at_least(ap, args, ("repeats",))
 
     rng = np.random.default_rng(0)
     e = rng.normal(size=(args.n, len(QUAD_CONCEPTS) + len(QUAD_NUISANCE)))

@@ -21,12 +21,11 @@ Run: ``.venv/bin/python benchmarks/bench_sampling.py [--d 50] [--n 100000]``
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 
 import numpy as np
-from _args import at_least
+from _args import at_least, parser
 
 from conceptid.simulations import Context, Hard, erdos_renyi, random_sem
 
@@ -46,7 +45,7 @@ def best_times(fns: dict, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--d", type=int, default=50)
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=5)

@@ -12,13 +12,12 @@ Run: ``.venv/bin/python benchmarks/bench_stage_inputs.py [--n 1000] [--repeats 3
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _args import at_least
+from _args import at_least, parser
 
 from conceptid.methods import METHODS
 from conceptid.pipeline import ensure_data, splits
@@ -38,7 +37,7 @@ def _epoch(model, data, opt, step: bool = True) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, default=1000, help="training images per context")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)

@@ -12,12 +12,11 @@ ratio)::
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from _args import at_least
+from _args import at_least, parser
 
 from conceptid.sweep import Sweep, run_sweep
 
@@ -42,7 +41,7 @@ def timed(sweep: Sweep, workers: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--cells", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=10)
     a = ap.parse_args(argv)

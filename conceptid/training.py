@@ -98,7 +98,8 @@ class Trained:
         epochs = len(self.history.get("val_loss") or [])
         best = best_validation_loss(self.history)
         shown = "no validated epoch" if best is None else f"best validation loss {best:.4g}"
-        return f"{epochs} epoch{'' if epochs == 1 else 's'}, {shown}"
+        resumed = ", resumed from its checkpoint" if self.history.get("resumed") else ""
+        return f"{epochs} epoch{'' if epochs == 1 else 's'}, {shown}{resumed}"
 
 
 def _train_config(name: str, ds: Dataset, *, seed: int, epochs: int, batch_size: int, lr: float,
