@@ -161,7 +161,9 @@ def check_numbers(a: argparse.Namespace) -> None:
 
 
 def check_device(name: str) -> None:
-    """Refuse a ``--device`` this torch cannot use.
+    """Refuse a ``--device`` this torch cannot use
+    (:func:`conceptid.models.trainer.check_device`, the trainer's own check, named as the
+    option).
 
     Raises
     ------
@@ -170,36 +172,9 @@ def check_device(name: str) -> None:
         visible (or an index beyond the visible ones), MPS where it is not available, and any
         other device type (the trainer runs on cpu, cuda and mps only).
     """
-    import torch
+    from conceptid.models.trainer import check_device as trainer_check  # torch, when needed
 
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError, ValueError):
-        raise UsageError(
-            f"--device {name!r} is not a device; use cpu, cuda, cuda:N or mps"
-        ) from None
-    if dev.type == "cpu":
-        return
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise UsageError(
-                f"--device {name}: this torch {torch.__version__} cannot use CUDA ({why}); "
-                f"use --device cpu"
-            )
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise UsageError(f"--device {name}: {count} CUDA device(s) visible, cuda:0 to "
-                             f"cuda:{count - 1}")  # fmt: skip
-        return
-    if dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise UsageError(
-                "--device mps: MPS (Apple GPU) is not available here; use --device cpu"
-            )
-        return
-    raise UsageError(f"--device {name}: only cpu, cuda, cuda:N and mps are supported")
+    trainer_check(name, "--device")
 
 
 def check_out(path: str, flag: str, *, directory: bool, replace: bool = False) -> Path:

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
+from .contract import check_targets  # the one mask check (0/1, shape), here since it began here
 from .nets import check_block_sizes, check_size
 
 __all__ = [
@@ -50,13 +51,6 @@ def block_index(block_sizes: Sequence[int]) -> torch.Tensor:
     return torch.repeat_interleave(
         torch.arange(len(block_sizes)), torch.tensor(list(block_sizes), dtype=torch.long)
     )
-
-
-def check_targets(targets: torch.Tensor, m: int) -> torch.Tensor:
-    """``targets`` as a ``(batch, m)`` boolean mask; raises UsageError for another shape."""
-    if targets.dim() != 2 or targets.shape[1] != m:
-        raise UsageError(f"targets must be a (batch, {m}) boolean mask, got {tuple(targets.shape)}")
-    return targets.to(torch.bool)
 
 
 class InterventionLayer(nn.Module):
@@ -89,7 +83,7 @@ class InterventionLayer(nn.Module):
             self.bias_int.zero_()
 
     def forward(self, eps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = check_targets(targets, len(self.block_sizes))
+        targets = check_targets(targets, len(self.block_sizes), len(eps))
         return self.apply_mask(eps, targets[:, self.concept_of].to(eps.dtype))
 
     def apply_mask(self, eps: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
@@ -163,7 +157,7 @@ class CausalLayer(nn.Module):
             self.weight_int.zero_()
 
     def forward(self, u: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = check_targets(targets, len(self.block_sizes))
+        targets = check_targets(targets, len(self.block_sizes), len(u))
         return self.apply_mask(u, targets[:, self.concept_of].to(u.dtype))
 
     def apply_mask(self, u: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
@@ -208,6 +202,8 @@ class ContextModule(nn.Module):
     -----
     Forward: ``eps`` ``(batch, K)``, ``nuisance`` ``(batch, nuisance_dim)``, ``targets``
     ``(batch, m)`` -> ``(representation (batch, out_dim + nuisance_dim), concepts (batch, K))``.
+    Inputs of other shapes (or other numbers of rows), and a mask with an entry that is not 0
+    or 1, raise :class:`~conceptid.simulations.errors.UsageError`.
     """
 
     def __init__(
@@ -226,20 +222,28 @@ class ContextModule(nn.Module):
         self.causal = CausalLayer(self.block_sizes)
         self.representation = RepresentationLayer(self.K, out_dim)
 
+    def _check_eps(self, eps) -> None:
+        if not isinstance(eps, torch.Tensor) or eps.dim() != 2 or eps.shape[1] != self.K:
+            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+            raise UsageError(f"eps must be a tensor (batch, {self.K}), got {got}")
+
     def concepts(self, eps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Concepts ``(batch, K)`` from exogenous noise under per-sample targets."""
-        if eps.dim() != 2 or eps.shape[1] != self.K:
-            raise UsageError(f"eps must be (batch, {self.K}), got {tuple(eps.shape)}")
-        targets = check_targets(targets, self.m)
+        """Concepts ``(batch, K)`` from exogenous noise under per-sample targets (a 0/1 mask
+        with one row per row of ``eps``; anything else raises UsageError)."""
+        self._check_eps(eps)
+        targets = check_targets(targets, self.m, len(eps))
         col = targets[:, self.intervention.concept_of].to(eps.dtype)  # one mask for two layers
         u = self.intervention.apply_mask(eps, col)
         return self.causal.apply_mask(self.expressive(u), col)
 
     def forward(self, eps: torch.Tensor, nuisance: torch.Tensor, targets: torch.Tensor):
-        if nuisance.dim() != 2 or nuisance.shape[1] != self.nuisance_dim:
-            raise UsageError(
-                f"nuisance must be (batch, {self.nuisance_dim}), got {tuple(nuisance.shape)}"
-            )
+        self._check_eps(eps)
+        want = (len(eps), self.nuisance_dim)
+        if not isinstance(nuisance, torch.Tensor) or tuple(nuisance.shape) != want:
+            got = tuple(nuisance.shape) if isinstance(nuisance, torch.Tensor) else type(
+                nuisance).__name__  # fmt: skip
+            raise UsageError(f"nuisance must be a tensor {want}, one row per row of eps, got "
+                             f"{got}")  # fmt: skip
         c = self.concepts(eps, targets)
         rep = torch.cat([self.representation(c), nuisance], dim=1)
         return rep, c

@@ -217,7 +217,7 @@ class ContextFlowPrior(nn.Module):
         self.causal = StructuralCausal(self.block_sizes)
 
     def _col(self, targets: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        targets = check_targets(targets, self.m)
+        targets = check_targets(targets, self.m, len(like))
         return targets[:, self.concept_of].to(like.dtype)
 
     def forward(self, eps: torch.Tensor, targets: torch.Tensor):

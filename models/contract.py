@@ -15,7 +15,10 @@ Required methods
     The learned concepts of observations ``x`` (no gradient). ``targets``, a ``(b, m)`` boolean
     mask, says which concepts each sample's context intervenes on; it matters only where
     :attr:`~Estimator.concepts_need_targets` is true, and ``None`` then reads every sample as
-    observational (the empty target set).
+    observational (the empty target set). Before any work, ``x`` is held to
+    :meth:`EstimatorBase.check_x` (a finite tensor ``(b, *obs_shape)`` in the model's dtype)
+    and a mask that is read to :func:`check_targets` (``(b, m)``, 0/1): anything else raises
+    :class:`~conceptid.simulations.errors.UsageError`.
 ``generate(targets, n=None, *, generator=None) -> (n, *obs_shape)``
     Samples of ``x`` in the model's units. ``targets`` is a ``(n, m)`` boolean mask, one target
     set per sample (a batch may mix them, and any set may be asked for, including ones never
@@ -92,6 +95,9 @@ __all__ = [
     "Estimator",
     "EstimatorBase",
     "check_estimator",
+    "check_mask01",
+    "check_observations",
+    "check_targets",
     "construction_options",
     "target_rows",
 ]
@@ -152,6 +158,9 @@ class EstimatorBase(nn.Module):
     can_intervene: bool = False
     needs_labels: bool = True
     concepts_need_targets: bool = True
+    #: the shape of one observation, ``(p,)`` or ``(3, S, S)``, where the estimator knows it
+    #: (every estimator of the package sets it): :meth:`check_x` then holds ``x`` to it
+    obs_shape: tuple[int, ...] | None = None
 
     def __new__(cls, *args, **kwargs):
         # the arguments of the outermost constructor, defaults included, recorded before it runs
@@ -168,6 +177,19 @@ class EstimatorBase(nn.Module):
         trained model, and compared when one is loaded. ``None`` when not known."""
         got = self.__dict__.get("_construction_options")
         return None if got is None else dict(got)
+
+    def check_x(self, x, name: str = "x") -> torch.Tensor:
+        """``x`` if this estimator can read it (:func:`check_observations`): a finite
+        floating-point tensor; where :attr:`obs_shape` is set, of shape ``(b, *obs_shape)`` and
+        in the dtype of the estimator's parameters (its encoder's, where it has one). Called
+        by the entry points that take observations (``concepts`` and the like) and by
+        :func:`~conceptid.models.trainer.fit` on both splits, before any work."""
+        dtype = None
+        if self.obs_shape is not None:
+            net = getattr(self, "encoder", None)
+            net = net if isinstance(net, nn.Module) else self
+            dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
+        return check_observations(x, self.obs_shape, dtype, name)
 
     def generate(
         self, targets: torch.Tensor, n: int | None = None, *,
@@ -270,8 +292,62 @@ def check_estimator(model: object) -> None:
 def check_mask01(mask: torch.Tensor, name: str = "targets") -> None:
     """Refuse a target mask with an entry that is neither 0 nor 1 (bool, integer or float
     masks are taken): :class:`~conceptid.simulations.errors.UsageError` naming ``name``."""
+    if mask.dtype == torch.bool:  # nothing else to hold, and nothing to compute per batch
+        return
     if mask.is_complex() or not ((mask == 0) | (mask == 1)).all():
         raise UsageError(f"{name} must be a 0/1 mask (an entry is neither 0 nor 1)")
+
+
+def check_targets(
+    targets: torch.Tensor, m: int | None = None, rows: int | None = None, name: str = "targets"
+) -> torch.Tensor:
+    """``targets`` as a ``(rows, m)`` boolean mask: one target set per sample.
+
+    The one check of every per-sample mask a model reads (``concepts``, the context module
+    and the priors, the data ``fit`` trains on): a ``torch.Tensor`` of two dimensions, ``m``
+    columns (when given), ``rows`` rows (when given: one per sample of ``x``), every entry 0
+    or 1 (bool, integer or float). Raises :class:`~conceptid.simulations.errors.UsageError`,
+    one line naming ``name``, otherwise; a 0.5 is refused, never read as intervened."""
+    want = f"a (batch, {'m' if m is None else m}) 0/1 mask, one row per sample" + (
+        "" if rows is None else f" ({rows} here)")  # fmt: skip
+    if not isinstance(targets, torch.Tensor):
+        raise UsageError(f"{name} must be {want} (a torch.Tensor), got "
+                         f"{type(targets).__name__}")  # fmt: skip
+    if (targets.dim() != 2 or (m is not None and targets.shape[1] != m)
+            or (rows is not None and targets.shape[0] != rows)):  # fmt: skip
+        raise UsageError(f"{name} must be {want}, got {tuple(targets.shape)}")
+    check_mask01(targets, name)
+    return targets.to(torch.bool)
+
+
+def check_observations(
+    x, obs_shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None,
+    name: str = "x",
+) -> torch.Tensor:  # fmt: skip
+    """``x`` if a model can read it as a batch of observations; else
+    :class:`~conceptid.simulations.errors.UsageError`, one line naming ``name`` and what is
+    wrong.
+
+    Refused: anything but a ``torch.Tensor``; another shape than ``(b, *obs_shape)`` (when
+    ``obs_shape`` is given; without it, a tensor of fewer than two dimensions); a dtype that
+    is not floating point, or not ``dtype`` (when given: x is not converted, since a silent
+    cast would hide which precision the results are in; ``x.to(dtype)`` converts it);
+    a NaN or infinite entry. The cost is one pass of ``isfinite`` over ``x``."""
+    dims = ", ".join(["N", *(("...",) if obs_shape is None else map(str, obs_shape))])
+    if not isinstance(x, torch.Tensor):
+        raise UsageError(f"{name} must be a tensor ({dims}), got {type(x).__name__}")
+    if x.dim() < 2 if obs_shape is None else tuple(x.shape[1:]) != tuple(obs_shape):
+        raise UsageError(f"{name} must be a tensor ({dims}), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise UsageError(f"{name} must be floating point, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise UsageError(f"{name} is {x.dtype}, the model {dtype}: convert it with "
+                         f"x.to({dtype})")  # fmt: skip
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        raise UsageError(f"{name} holds {int(bad.sum())} NaN or infinite value(s) of "
+                         f"{x.numel()}")  # fmt: skip
+    return x
 
 
 def target_rows(targets, n: int | None = None, m: int | None = None) -> torch.Tensor:

@@ -39,7 +39,7 @@ from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
 from .context_module import ContextModule, block_index
-from .contract import EstimatorBase, target_rows
+from .contract import EstimatorBase, check_targets, target_rows
 from .data import Batch, TensorData
 from .nets import check_block_sizes, check_obs_shape, check_size, make_nets
 
@@ -114,10 +114,11 @@ class SEMPrior(nn.Module):
     def weights(self) -> torch.Tensor:
         return self.B * self.off_block
 
-    def _noise_law(self, targets: torch.Tensor, dtype: torch.dtype):
+    def _noise_law(self, targets: torch.Tensor, dtype: torch.dtype, rows: int | None = None):
         """Per sample: ``(tgt, mu_T, logvar_T)``, the targets expanded to coordinates (1 where a
         coordinate's concept is intervened) and the exogenous noise's means and log-variances
-        under them ``(b, K)``."""
+        under them ``(b, K)``. ``targets``: a 0/1 mask ``(rows, m)`` (:func:`check_targets`)."""
+        targets = check_targets(targets, len(self.block_sizes), rows)
         tgt = targets[:, self.concept_of].to(dtype)
         mu = self.mu_obs + tgt * (self.mu_int - self.mu_obs)
         logvar = self.logvar_obs + tgt * (self.logvar_int - self.logvar_obs)
@@ -128,8 +129,8 @@ class SEMPrior(nn.Module):
         eye = torch.eye(tgt.shape[1], dtype=tgt.dtype, device=tgt.device)
         return eye - self.weights[None] * (1 - tgt)[:, :, None]
 
-    def moments(self, targets: torch.Tensor):
-        tgt, mu_eps, logvar = self._noise_law(targets, self.B.dtype)  # (b, K)
+    def moments(self, targets: torch.Tensor, rows: int | None = None):
+        tgt, mu_eps, logvar = self._noise_law(targets, self.B.dtype, rows)  # (b, K)
         I_B = self._i_minus_b(tgt)
         precision = torch.einsum("bki,bk,bkj->bij", I_B, torch.exp(-logvar), I_B)
         mean = torch.linalg.solve(I_B, mu_eps.unsqueeze(-1)).squeeze(-1)
@@ -140,7 +141,7 @@ class SEMPrior(nn.Module):
         """The exogenous noise ``(b, K)`` of concepts ``c`` under targets, standardised:
         ``((I - B_T) c - mu_T) / sigma_T``, ``N(0, I)`` in every context when ``c`` follows the
         prior."""
-        tgt, mu, logvar = self._noise_law(targets, c.dtype)
+        tgt, mu, logvar = self._noise_law(targets, c.dtype, len(c))
         return (c - (c @ self.weights.T) * (1 - tgt) - mu) * torch.exp(-0.5 * logvar)
 
     def forward(self, eps: torch.Tensor, targets: torch.Tensor):
@@ -148,7 +149,7 @@ class SEMPrior(nn.Module):
         under per-sample targets, ``c = (I - B_T)^-1 (mu_T + sigma_T eps)``; the inverse of
         :meth:`exogenous` (the interface of
         :class:`~conceptid.models.context_prior.ContextFlowPrior`)."""
-        tgt, mu, logvar = self._noise_law(targets, eps.dtype)
+        tgt, mu, logvar = self._noise_law(targets, eps.dtype, len(eps))
         I_B = self._i_minus_b(tgt)
         v = mu + torch.exp(0.5 * logvar) * eps
         c = torch.linalg.solve(I_B, v.unsqueeze(-1)).squeeze(-1)
@@ -156,7 +157,7 @@ class SEMPrior(nn.Module):
 
     def nll(self, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``-log p_T(c)`` per sample ``(b,)``, in nats, for concepts ``c`` ``(b, K)``."""
-        pm, prec, logdet = self.moments(targets)
+        pm, prec, logdet = self.moments(targets, len(c))
         d = c - pm
         quad = torch.einsum("bi,bij,bj->b", d, prec, d)
         return 0.5 * (quad + logdet + c.shape[1] * LOG2PI)
@@ -243,8 +244,9 @@ class TheoremMatchedVAE(_VAEBase):
     ) -> None:
         super().__init__()
         self.block_sizes = check_block_sizes(block_sizes)
-        self.K = sum(self.block_sizes)
+        self.K, self.m = sum(self.block_sizes), len(self.block_sizes)
         self.nuisance_dim = check_number(nuisance_dim, "nuisance_dim", minimum=0)
+        self.obs_shape = check_obs_shape(obs_shape)
         self.encoder, self.decoder = make_nets(obs_shape, self.K + self.nuisance_dim, hidden)
         self.prior = SEMPrior(self.block_sizes)
         self.beta = check_number(beta, "beta", integer=False, minimum=0)
@@ -268,7 +270,7 @@ class TheoremMatchedVAE(_VAEBase):
     @torch.no_grad()
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior mean of the concepts ``(b, K)`` (context-free)."""
-        return self.encoder(x)[0][:, : self.K]
+        return self.encoder(self.check_x(x))[0][:, : self.K]
 
     @torch.no_grad()
     def exogenous(self, x: torch.Tensor, targets: torch.Tensor, generator=None) -> torch.Tensor:
@@ -278,6 +280,8 @@ class TheoremMatchedVAE(_VAEBase):
         prior agree, the draws of a context follow its prior, so the noise is ``N(0, I)`` there
         (:func:`conceptid.modelcheck.noise_check` tests it); the means are shrunk, and
         correlated even then."""
+        x = self.check_x(x)
+        check_targets(targets, self.m, len(x))
         mean, log_var = self.encoder(x)
         z = self._sample(mean, log_var, generator)
         eps = self.prior.exogenous(z[:, : self.K], targets)
@@ -347,6 +351,7 @@ class LogRatioClassifier(EstimatorBase):
         super().__init__()
         self.m = self.K = check_number(m, "m")
         self.dag_weight = float(dag_weight)
+        self.obs_shape = check_obs_shape(obs_shape)
         self.encoder, _ = make_nets(obs_shape, self.K, hidden)  # uses the mean half only
         self.B = nn.Parameter(torch.zeros(m, m))
         self.mu = nn.Parameter(torch.zeros(m))
@@ -402,7 +407,7 @@ class LogRatioClassifier(EstimatorBase):
 
     @torch.no_grad()
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encoder(x)[0]
+        return self.encoder(self.check_x(x))[0]
 
 
 class ContextModuleVAE(_VAEBase):
@@ -444,7 +449,7 @@ class ContextModuleVAE(_VAEBase):
         self.K, self.m = sum(self.block_sizes), len(self.block_sizes)
         self.nuisance_dim = check_number(nuisance_dim, "nuisance_dim", minimum=0)
         both_own = encoder is not None and decoder is not None
-        obs_shape = check_obs_shape(obs_shape, own_nets=both_own)
+        obs_shape = self.obs_shape = check_obs_shape(obs_shape, own_nets=both_own)
         rep_dim = self.K if rep_dim is None else check_number(rep_dim, "rep_dim")
         own = encoder is not None or decoder is not None
         self.encoder = encoder or make_nets(obs_shape, self.K + self.nuisance_dim, hidden)[0]
@@ -547,7 +552,12 @@ class ContextModuleVAE(_VAEBase):
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """The module's concepts ``(b, K)`` from the posterior mean of the exogenous noise,
         under each sample's targets ``(b, m)``; ``None``: every sample read as observational
-        (the same as an all-false mask)."""
+        (the same as an all-false mask). ``x`` and ``targets`` are checked first
+        (:meth:`~conceptid.models.contract.EstimatorBase.check_x`,
+        :func:`~conceptid.models.contract.check_targets`: one 0/1 row per sample)."""
+        x = self.check_x(x)
+        if targets is not None:
+            targets = check_targets(targets, self.m, len(x))
         mean, _ = self.encoder(x)
         if targets is None:
             targets = torch.zeros(mean.shape[0], self.m, dtype=torch.bool, device=mean.device)
@@ -568,7 +578,7 @@ class ContextModuleVAE(_VAEBase):
         noise is uncorrelated with ``c0`` under ``do(c1)`` only if ``b = 0``, and in the
         observational context only if ``a = 0`` as well). docs/benchmarks.md measures how far
         the draws are from it ("The noise check")."""
-        mean, log_var = self.encoder(x)
+        mean, log_var = self.encoder(self.check_x(x))
         return self._sample(mean, log_var, generator)
 
     @torch.no_grad()
@@ -594,6 +604,7 @@ class PooledVAE(_VAEBase):
                  hidden: int = 128) -> None:  # fmt: skip
         super().__init__()
         self.latent_dim = check_number(latent_dim, "latent_dim")
+        self.obs_shape = check_obs_shape(obs_shape)
         self.encoder, self.decoder = make_nets(obs_shape, self.latent_dim, hidden)
         self.beta = check_number(beta, "beta", integer=False, minimum=0)
         self._setup_likelihood(likelihood)
@@ -607,7 +618,7 @@ class PooledVAE(_VAEBase):
 
     @torch.no_grad()
     def concepts(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encoder(x)[0]
+        return self.encoder(self.check_x(x))[0]
 
     @torch.no_grad()
     def generate(self, targets: torch.Tensor, n: int | None = None, *,

@@ -42,7 +42,7 @@ from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
 from .context_prior import ContextFlowPrior
-from .contract import EstimatorBase, check_mask01, target_rows
+from .contract import EstimatorBase, check_mask01, check_targets, target_rows
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
@@ -138,6 +138,9 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
 
     ``use_labels=False`` is a labels-ignored ablation: every sample is treated as observational
     in the prior, and ``generate`` ignores its targets (``can_intervene`` is false).
+
+    The latent, ``D = sum(block_sizes) + nuisance_dim``, cannot have more dimensions than an
+    observation (the data manifold lies in them): the constructor refuses it (UsageError).
     """
 
     can_generate = True
@@ -169,6 +172,11 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         own = encoder is not None and decoder is not None
         obs_shape = check_obs_shape(obs_shape, own_nets=own)
         self.obs_shape = tuple(int(v) for v in obs_shape)
+        n_obs = int(np.prod(self.obs_shape))
+        if self.D > n_obs:  # no injective decoder from R^D into R^p, and PCA gives p directions
+            raise UsageError(f"the latent has sum(block_sizes) + nuisance_dim = {self.D} "
+                             f"dimensions, more than the {n_obs} of an observation "
+                             f"{self.obs_shape}: the data manifold cannot exceed them")  # fmt: skip
         ae_epochs = check_number(ae_epochs, "ae_epochs", minimum=0)
         snap_every = check_number(snap_every, "snap_every (0: no snaps)", minimum=0)
         hidden = check_number(hidden, "hidden")
@@ -307,7 +315,14 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """The autoencoder's latent ``z = g(x)`` ``(b, D)`` (the encoder's output, or the first
-        element of the tuple it returns; with ``ae_whitening``, of the partly whitened data)."""
+        element of the tuple it returns; with ``ae_whitening``, of the partly whitened data).
+        ``x`` is checked first (:meth:`~conceptid.models.contract.EstimatorBase.check_x`), and
+        so in every entry point built on it (:meth:`encode`, :meth:`concepts`, :meth:`nll`,
+        :meth:`reconstruct`, :meth:`exogenous`)."""
+        return self._latent(self.check_x(x))
+
+    def _latent(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`latent` without the check: the training loop's (``fit`` checked its data)."""
         return self._latent_of_white(self._whiten(x))
 
     def _latent_of_white(self, w: torch.Tensor) -> torch.Tensor:
@@ -570,6 +585,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         (:func:`conceptid.modelcheck.noise_check` tests it). The labels-ignored ablation reads
         every sample as observational, as in its loss. Deterministic: ``generator`` (taken for
         the VAEs' posterior draws) is unused."""
+        check_targets(targets, self.m, len(self.check_x(x)))
         u = self.encode(x)
         eps = self.prior.exogenous(u[:, : self.K], self._labels(targets))
         return torch.cat([eps, u[:, self.K :]], 1)
@@ -619,13 +635,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
             raise UsageError("generate_from_data: the labels-ignored ablation has one (pooled) "
                              "law, no per-context noise to take from data")  # fmt: skip
         n = check_number(n, "n (the number of samples)")
-        dtype = next(self.prior.parameters()).dtype
-        if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != self.obs_shape:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise UsageError(f"generate_from_data: x must be a tensor (N, "
-                             f"{', '.join(map(str, self.obs_shape))}), got {shape}")  # fmt: skip
-        if x.dtype != dtype:
-            raise UsageError(f"generate_from_data: x is {x.dtype}, the model {dtype}")
+        x = self.check_x(x, "generate_from_data: x")
         t, xt = torch.as_tensor(targets), torch.as_tensor(x_targets)
         for name, mask, want in (("targets", t, (self.m,)), ("x_targets", xt, (len(x), self.m))):
             if tuple(mask.shape) != want:
@@ -732,12 +742,13 @@ class ManifoldMLE(ManifoldEstimator):
     @torch.no_grad()
     def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``-log p_k(x)`` on the manifold per sample, in nats (whatever the training stage)."""
-        z = self.encode(x)
+        check_targets(targets, self.m, len(self.check_x(x)))
+        z = self._latent(x)  # encode, x checked
         return self.prior_nll(z, targets) + self.log_volume(z)
 
     def objective(self, batch: Batch, stage: int = 1):
         """The loss of ``stage`` (0: reconstruction only, 1: likelihood) and its logs."""
-        z = self.encode(batch.x)
+        z = self._latent(batch.x)  # encode, unchecked (fit checked its data)
         rec = ((batch.x - self.decode(z)).flatten(1) ** 2).sum(1)
         if stage == 0:
             return rec.mean(), {"rec": rec.mean().item()}
@@ -987,7 +998,7 @@ class LatentFlowMLE(ManifoldEstimator):
         was = self.training
         self.eval()
         dev = self.flow.head.weight.device
-        Z = torch.cat([self.latent(b.x.to(dev)).cpu()
+        Z = torch.cat([self._latent(b.x.to(dev)).cpu()
                        for b in data.batches(batch_size, shuffle=False)])  # fmt: skip
         self.train(was)
         self._staged = dict(list(self._staged.items())[-1:]) | {key: Z}  # train and val
@@ -1008,7 +1019,7 @@ class LatentFlowMLE(ManifoldEstimator):
             return rec.mean(), {"rec": rec.mean().item()}
         if stage == 2:
             return self._joint_objective(batch)
-        z = batch.features if batch.features is not None else self.latent(batch.x)
+        z = batch.features if batch.features is not None else self._latent(batch.x)
         nll, dag = self._flow_nll(z.detach(), batch.targets, self.flow, self.prior)
         return nll.mean() + self.dag_weight * dag, {"nll": nll.mean().item(), "dag": dag.item()}
 
@@ -1035,7 +1046,7 @@ class LatentFlowMLE(ManifoldEstimator):
         every start's loss (each start's gradient is its own loss's)."""
         loss, logs = self.objective(batch, int(self.stage))
         if self.training and int(self.stage) == 1 and len(self.spare_flows):
-            z = batch.features if batch.features is not None else self.latent(batch.x)
+            z = batch.features if batch.features is not None else self._latent(batch.x)
             for flow, prior in zip(self.spare_flows, self.spare_priors):
                 nll, dag = self._flow_nll(z.detach(), batch.targets, flow, prior)
                 loss = loss + nll.mean() + self.dag_weight * dag
@@ -1115,7 +1126,8 @@ class LatentFlowMLE(ManifoldEstimator):
     def nll(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``-log p_k(x)`` on the learned manifold per sample, in nats:
         ``-log p_k(u) - log |det J_h(z)| + 1/2 log det(J_f^T J_f)(z)``."""
-        z = self.latent(x)
+        check_targets(targets, self.m, len(self.check_x(x)))
+        z = self._latent(x)
         u, logdet = self.flow(z)
         return self.prior_nll(u, targets) - logdet + self.log_volume(z)
 

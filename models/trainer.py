@@ -3,7 +3,10 @@
 Adam; linear warm-up then cosine decay of the learning rate; early stopping on validation loss
 with the best weights restored; atomic checkpoints (model, optimiser, step, config, seeds) after
 every epoch and resume from them; a tqdm progress bar with running losses; deterministic under a
-seed (a ``torch.Generator`` drives shuffling and reparameterisation noise). CPU by default.
+seed (a ``torch.Generator`` drives shuffling and reparameterisation noise; the initial weights are
+drawn at construction, before the seed is seen: :class:`TrainConfig`). CPU by default. Data that
+cannot be trained on (empty, the wrong shape or dtype, NaN or infinite values, targets that are
+not 0/1) and an unusable device are refused before any work.
 
 Every checkpoint carries the settings that determine the fit (:meth:`TrainConfig.settings`) and
 their hash; one written under other settings (another dataset, seed, budget...) is refused, naming
@@ -27,10 +30,16 @@ import torch
 from torch import nn
 
 from conceptid.simulations.atomic import atomic_path
-from conceptid.simulations.errors import ConceptIDError
+from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.validation import check_number
 
-from .contract import Estimator, EstimatorBase, check_estimator
+from .contract import (
+    Estimator,
+    EstimatorBase,
+    check_estimator,
+    check_observations,
+    check_targets,
+)
 from .data import TensorData
 
 __all__ = [
@@ -39,6 +48,8 @@ __all__ = [
     "TrainingDivergedError",
     "architecture",
     "architecture_difference",
+    "check_device",
+    "check_split",
     "model_options",
     "options_difference",
     "restart_config",
@@ -63,12 +74,58 @@ class TrainingDivergedError(ConceptIDError):
     names the epoch and batch), and the checkpoint of the last finished epoch was kept."""
 
 
+def check_device(name, flag: str = "device") -> torch.device:
+    """``name`` as a ``torch.device`` this torch can train on; refuse anything else.
+
+    ``flag`` names the setting in the messages (the command line passes ``"--device"``).
+
+    Raises
+    ------
+    UsageError
+        One line, for a string torch does not parse as a device, CUDA on a CPU-only build or
+        with no GPU visible (or an index beyond the visible ones), MPS where it is not
+        available, and any other device type (the trainer runs on cpu, cuda and mps only).
+    """
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"{flag} {name!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise UsageError(f"{flag} {name}: this torch {torch.__version__} cannot use CUDA "
+                             f"({why}); use {flag} cpu")  # fmt: skip
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"{flag} {name}: {count} CUDA device(s) visible, cuda:0 to "
+                             f"cuda:{count - 1}")  # fmt: skip
+        return dev
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UsageError(f"{flag} {name}: MPS (Apple GPU) is not available here; use "
+                             f"{flag} cpu")  # fmt: skip
+        return dev
+    raise UsageError(f"{flag} {name}: only cpu, cuda, cuda:N and mps are supported")
+
+
 @dataclass
 class TrainConfig:
     """Everything the loop needs; recorded in every checkpoint.
 
     ``extra``: whatever else determines the fit that the loop does not see (a caller puts the
     dataset's hash and the method here); part of :meth:`settings`.
+
+    ``seed`` drives what happens inside :func:`fit`: torch's global generator is seeded with
+    it, and a ``torch.Generator`` of its own shuffles the batches and draws the
+    reparameterisation noise. It does not cover the model's initial weights, drawn when the
+    model is constructed (from torch's global generator, before ``fit`` runs): for
+    bit-identical fits call ``torch.manual_seed(seed)`` before constructing the model
+    (:func:`fit_restarts` does so for each restart), on the same device and number of threads.
+
+    ``device`` is refused at construction (:func:`check_device`) unless this torch can use it.
     """
 
     epochs: int = 100
@@ -88,6 +145,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "warmup_epochs", "patience"):
             check_number(getattr(self, name), name, minimum=0 if name == "warmup_epochs" else 1)
         check_number(self.lr, "lr", integer=False, minimum=0, exclusive=True)
+        check_device(self.device)
 
     def settings(self) -> dict:
         """What determines the fitted weights: every field but ``progress``, ``checkpoint`` and
@@ -276,6 +334,31 @@ def _diverged(what: str, epoch: int, batch: int | None, model, ckpt: Path | None
                                  "help")  # fmt: skip
 
 
+def check_split(model, data: TensorData, split: str) -> None:
+    """Refuse data that ``fit`` cannot train (``split`` ``"training"``) or validate
+    (``"validation"``) ``model`` on, before any work:
+    :class:`~conceptid.simulations.errors.UsageError`, one line naming the split, for what is
+    not a :class:`~conceptid.models.data.TensorData`; ``x`` the model cannot read
+    (:meth:`~conceptid.models.contract.EstimatorBase.check_x`: shape, dtype, a NaN or
+    infinite entry); no rows (an empty validation split would give a loss of 0 every epoch,
+    and early stopping and the model returned would rest on it); ``targets`` that are not one
+    0/1 target set per row (:func:`~conceptid.models.contract.check_targets`, of the model's
+    ``m`` concepts where it has that attribute)."""
+    if not all(hasattr(data, k) for k in ("x", "targets", "batches")):  # a TensorData's
+        raise UsageError(f"the {split} data must be a TensorData, got {type(data).__name__}")
+    name = f"the {split} data's x"
+    if isinstance(model, EstimatorBase):
+        model.check_x(data.x, name)
+    else:
+        check_observations(data.x, name=name)
+    if len(data) == 0:
+        use = "train on" if split == "training" else "pick the epoch and stop early on"
+        raise UsageError(f"the {split} data is empty (0 rows): fit needs a loss to {use}")
+    m = getattr(model, "m", None)
+    check_targets(data.targets, m if isinstance(m, int) else None, len(data),
+                  f"the {split} data's targets")  # fmt: skip
+
+
 def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
     """Train ``model``, an :class:`~conceptid.models.contract.Estimator`.
 
@@ -288,8 +371,11 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     Raises :class:`CheckpointError` for a checkpoint that is damaged, of another model, shape or
     architecture (:func:`architecture`), or written under other :meth:`TrainConfig.settings`;
     :class:`TrainingDivergedError` when a loss becomes NaN or infinite;
-    :class:`~conceptid.simulations.errors.UsageError` for a model that is not an
-    :class:`~conceptid.models.contract.Estimator` (naming what it lacks).
+    :class:`~conceptid.simulations.errors.UsageError`, before any work, for a model that is not
+    an :class:`~conceptid.models.contract.Estimator` (naming what it lacks) and for training
+    or validation data that cannot be used (:func:`check_split`: empty, ``x`` of another
+    shape or dtype than the model's or holding a NaN or infinite value, targets that are not
+    a 0/1 mask per row; naming the split).
 
     The contract's trainer hooks are called as :mod:`conceptid.models.contract` documents them:
     ``model.prepare(train)`` once before the first epoch of a fresh (not resumed) run;
@@ -302,6 +388,8 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     returns (a stage's frozen features, computed once).
     """
     check_estimator(model)
+    check_split(model, train, "training")
+    check_split(model, val, "validation")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
