@@ -36,6 +36,7 @@ def refused(args: list[str], capsys, prog: str | None = None) -> str:
     assert len(lines) == 1, captured.err
     assert lines[0].startswith(f"{prog or 'conceptid ' + args[0]}: error: "), lines[0]
     assert "Traceback" not in captured.err + captured.out
+    assert captured.out == "", captured.out  # refused before any work: nothing printed
     return lines[0]
 
 

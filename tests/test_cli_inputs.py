@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli_hardening import refused  # one line on stderr, exit 2, nothing on stdout
 
 from conceptid import cli
 from conceptid.cli import main
@@ -26,19 +27,6 @@ on_proc = pytest.mark.skipif(not (PROC / "self").is_dir(), reason="needs Linux /
 
 def listing(d: Path) -> list[str]:
     return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
-
-
-def refused(args: list[str], capsys) -> str:
-    """Run ``main(args)``: exit 2, exactly one stderr line ``conceptid CMD: error: ...``, nothing
-    on stdout; return the line."""
-    rc = main(args)
-    captured = capsys.readouterr()
-    assert rc == 2, captured
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith(f"conceptid {args[0]}: error: "), lines[0]
-    assert captured.out == "", captured.out
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
