@@ -14,12 +14,30 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` with the script's docstring as written and the options' defaults."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        d = action.default
+        if d is None or isinstance(d, bool) or (isinstance(d, str | list) and not d):
+            return action.help  # None, a flag's False, "" or [] say nothing
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    def add_argument(self, *args, **kwargs):
+        # argparse shows a default only beside a help text: an option without one gets its
+        # default as its help (a flag's False, and a default of None or "", say nothing)
+        flag = kwargs.get("action") in ("store_true", "store_false")
+        if "help" not in kwargs and not flag and kwargs.get("default") not in (None, ""):
+            kwargs["help"] = "(default: %(default)s)"
+        return super().add_argument(*args, **kwargs)
+
+
 def parser(doc: str) -> argparse.ArgumentParser:
-    """The scripts' argument parser: described by the first paragraph of the script's docstring
-    (whole, not cut at its first line), each option's default shown in ``--help``."""
-    formatter = argparse.ArgumentDefaultsHelpFormatter
-    text = " ".join(doc.split("\n\n")[0].split())
-    return argparse.ArgumentParser(description=text, formatter_class=formatter)
+    """The scripts' argument parser: the script's docstring as its description, as written,
+    and every option's default in ``--help``."""
+    return _Parser(description=doc.strip(), formatter_class=_Help)
 
 
 def at_least(

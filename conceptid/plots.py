@@ -318,16 +318,18 @@ def r2_matrix(path: str | os.PathLike, names, matrix, title: str) -> Path:
     return save_figure(fig, path)
 
 
-def _final_objective(train_loss: list, val_loss: list) -> list[float]:
+def _final_objective(history: dict) -> list[float]:
     """The training losses of the epochs that trained the objective the validation curve
-    measures, NaN elsewhere: a warm-up epoch (validation None; a two-step fit's autoencoder,
-    whose reconstruction loss is on another scale) and the epoch that ended a warm-up (it
-    trained the warm-up's objective, and was validated after the switch)."""
-    out = []
-    for i, (t, v) in enumerate(zip(train_loss, val_loss)):
-        switched = i > 0 and val_loss[i - 1] is None
-        out.append(np.nan if v is None or switched else t)
-    return out
+    measures, NaN elsewhere: a warm-up epoch (a two-step fit's autoencoder, whose
+    reconstruction loss is on another scale), the epoch that ends a warm-up included (it
+    trained the warm-up's objective and was validated after the switch). From the history's
+    ``warm_up`` record; a history written before it was kept is read from the gaps in its
+    validation curve (an epoch not validated, or the first validated after one)."""
+    train, val = history["train_loss"], history["val_loss"]
+    warm = history.get("warm_up")
+    if warm is None or len(warm) != len(train):
+        warm = [v is None or (i > 0 and val[i - 1] is None) for i, v in enumerate(val)]
+    return [np.nan if w else t for t, w in zip(train, warm)]
 
 
 def training_curves(path: str | os.PathLike, histories: dict) -> Path:
@@ -340,7 +342,7 @@ def training_curves(path: str | os.PathLike, histories: dict) -> Path:
         fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 2.4), squeeze=False)
         for ax, (name, h) in zip(axes.flat, histories.items()):
             val = [np.nan if v is None else v for v in h["val_loss"]]
-            ax.plot(_final_objective(h["train_loss"], h["val_loss"]), label="train")
+            ax.plot(_final_objective(h), label="train", marker=".", markersize=3)
             # a warm-up epoch is not validated (None): a gap in the curve
             ax.plot(val, label="validation")
             if h.get("best_epoch", -1) >= 0:

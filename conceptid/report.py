@@ -52,24 +52,25 @@ FEW_ROWS = 200
 
 
 def _schedule_notes(evaluation: Evaluation) -> list[str]:
-    """A line for each two-step fit (a model with ``ae_epochs``): how its epochs were split
-    between the autoencoder and the prior's likelihood, and, where the second step got none,
-    that it did not train (its prior is then the closed-form snap on the autoencoder alone)."""
+    """A line for each two-step fit (:class:`~conceptid.models.mle.LatentFlowMLE`): how many of
+    the epochs that ran trained the autoencoder, the prior's likelihood and the joint
+    fine-tune (the stages its training history recorded; nothing for a model saved before
+    they were), and, where none trained the likelihood, that its prior was not fitted."""
+    from conceptid.models.mle import LatentFlowMLE
+
     parts = []
     for t in evaluation.trained.values():
-        ae = getattr(t.model, "ae_epochs", None)
-        epochs = t.settings.get("epochs")
-        if not isinstance(ae, int) or not isinstance(epochs, int):
+        stages = (t.history or {}).get("stage")
+        if not isinstance(t.model, LatentFlowMLE) or not stages:
             continue
-        rest = max(0, epochs - ae)
-        after = getattr(t.model, "finetune_after", None)
-        steps = f"{rest} the prior's likelihood"
-        if isinstance(after, int) and rest > after:
-            steps = f"{after} the prior's likelihood, {rest - after} the joint fine-tune"
-        text = f"{t.label}: {min(ae, epochs)} of its {epochs} epochs train the autoencoder, {steps}"
-        if rest == 0:
-            text += (" (its second step did not train: the prior is the closed-form snap on "
-                     "the autoencoder's latent alone; give more epochs)")  # fmt: skip
+        counts = [stages.count(k) for k in (0, 1, 2)]
+        text = (f"{t.label}: of the {len(stages)} epochs that ran (a budget of "
+                f"{t.settings.get('epochs')}), {counts[0]} trained the autoencoder, {counts[1]} "
+                f"the prior's likelihood")  # fmt: skip
+        if counts[2]:
+            text += f", {counts[2]} the joint fine-tune"
+        if counts[1] + counts[2] == 0:
+            text += " (its prior was not fitted by likelihood: give more epochs)"
         parts.append(text)
     return ["", "Two-step fits: " + "; ".join(parts) + "."] if parts else []
 

@@ -363,8 +363,11 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     """Train ``model``, an :class:`~conceptid.models.contract.Estimator`.
 
     Returns a history dict: per-epoch ``train_loss``, ``val_loss`` (``None`` for an epoch of a
-    warm-up stage, which is not validated: see ``hold_early_stop`` below), ``lr``, the
-    ``best_epoch``, ``seconds`` and whether training ``resumed``. With ``cfg.checkpoint`` set,
+    warm-up stage, which is not validated: see ``hold_early_stop`` below), ``lr``,
+    ``warm_up`` (whether the epoch trained a warm-up stage's objective: the epoch that ends a
+    warm-up trained it, and is validated after the switch), ``stage`` (the model's ``stage``
+    during the epoch, for a model with stages), the ``best_epoch``, ``seconds`` and whether
+    training ``resumed``. With ``cfg.checkpoint`` set,
     an existing checkpoint is resumed and a new one is written atomically after every epoch;
     resuming gives the weights and history an uninterrupted fit gives.
 
@@ -436,6 +439,9 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
                 break
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * _lr_factor(epoch, cfg)
+            # what this epoch trains (its stage switches, if at all, at the epoch's end)
+            stage = getattr(model, "stage", None)  # a buffer the epoch's end may change: read now
+            warm_up, stage = bool(model.hold_early_stop()), None if stage is None else int(stage)
             model.train()
             total, n = 0.0, 0
             for b, batch in enumerate(train_in.batches(cfg.batch_size, gen)):
@@ -465,6 +471,10 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
             hist["train_loss"].append(total / n)
             hist["val_loss"].append(vloss)
             hist["lr"].append(opt.param_groups[0]["lr"])
+            # (setdefault: a checkpoint written before these were recorded holds neither)
+            hist.setdefault("warm_up", []).append(warm_up)
+            if stage is not None:
+                hist.setdefault("stage", []).append(stage)
             if vloss is not None and vloss < best - 1e-6:
                 best, bad_epochs = vloss, 0
                 best_state = copy.deepcopy(model.state_dict())

@@ -48,10 +48,11 @@ def test_run_writes_every_promised_file_with_finite_metrics(tiny_run):
     assert not list(tiny_run.rglob(".*.tmp")) and not list(tiny_run.rglob(".*.png"))
     # what ran: each two-step fit's split of its epochs, and how few rows R^2 stands on
     assert (
-        "Two-step fits: context module as exact prior (two-step): 1 of its 2 epochs train "
-        "the autoencoder, 1 the prior's likelihood;" in report
+        "Two-step fits: context module as exact prior (two-step): of the 2 epochs that ran "
+        "(a budget of 2), 1 trained the autoencoder, 1 the prior's likelihood;" in report
     )
-    assert "did not train" not in report
+    assert "not fitted by likelihood" not in report
+    assert "manifold MLE: of the" not in report  # one stage throughout: not a two-step fit
     rows = int(metrics["floors"]["test_rows"])
     assert f"R^2 and MCC are measured on the {rows * 4} test rows" in report  # 4 contexts
 
@@ -64,11 +65,17 @@ def test_the_report_says_when_a_two_step_fits_second_step_did_not_train():
 
     ds = SimpleNamespace(is_image=False, block_sizes=(1, 1), nuisance_dim=0, x=np.zeros((2, 4)))
     model = METHODS["context-flow"].make(ds, 1)  # a budget of one epoch: all of it step 1
-    trained = {"context-flow": SimpleNamespace(model=model, settings={"epochs": 1},
-                                               label="two-step")}  # fmt: skip
-    (note,) = [line for line in _schedule_notes(SimpleNamespace(trained=trained)) if line]
-    assert note.startswith("Two-step fits: two-step: 1 of its 1 epochs train the autoencoder, 0 ")
-    assert "its second step did not train" in note
+    fit = SimpleNamespace(model=model, settings={"epochs": 1}, label="two-step",
+                          history={"stage": [0]})  # fmt: skip
+    (note,) = [line for line in _schedule_notes(SimpleNamespace(trained={"f": fit})) if line]
+    assert note == ("Two-step fits: two-step: of the 1 epochs that ran (a budget of 1), 1 "
+                    "trained the autoencoder, 0 the prior's likelihood (its prior was not "
+                    "fitted by likelihood: give more epochs).")  # fmt: skip
+    # early stopping: what ran, not the budget; the fine-tune counted apart
+    fit.history, fit.settings = {"stage": [0, 0, 1, 1, 2]}, {"epochs": 9}
+    (note,) = [line for line in _schedule_notes(SimpleNamespace(trained={"f": fit})) if line]
+    assert note.endswith("of the 5 epochs that ran (a budget of 9), 2 trained the autoencoder, "
+                         "2 the prior's likelihood, 1 the joint fine-tune.")  # fmt: skip
 
 
 def test_same_command_and_seed_give_the_same_metrics(tiny_run, tmp_path):

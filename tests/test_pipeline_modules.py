@@ -288,9 +288,16 @@ def test_the_command_line_prints_a_plotting_error_as_one_line(tmp_path, capsys, 
 def test_training_curves_draw_only_the_final_objectives_training_loss():
     # found by a new user: a two-step fit's reconstruction loss (0.01) was drawn on one line
     # with its likelihood (3.7); the epoch that ends the warm-up trained the reconstruction
-    # and was validated after the switch
+    # and was validated after the switch (a review: even when it is the first epoch)
     from conceptid.plots import _final_objective
 
-    got = _final_objective([0.02, 0.01, 3.9, 3.7], [None, 4.1, 3.8, 3.6])
+    one = {"train_loss": [0.02, 3.9, 3.7], "val_loss": [4.1, 3.8, 3.6],
+           "warm_up": [True, False, False]}  # fmt: skip
+    got = _final_objective(one)
+    assert np.isnan(got[0]) and got[1:] == [3.9, 3.7]
+    # a history written before warm_up was recorded: read from the validation curve's gaps
+    old = {"train_loss": [0.02, 0.01, 3.9, 3.7], "val_loss": [None, 4.1, 3.8, 3.6]}
+    got = _final_objective(old)
     assert np.isnan(got[:2]).all() and got[2:] == [3.9, 3.7]
-    assert _final_objective([5.0, 4.0], [4.5, 4.2]) == [5.0, 4.0]  # no warm-up: all drawn
+    plain = {"train_loss": [5.0, 4.0], "val_loss": [4.5, 4.2], "warm_up": [False, False]}
+    assert _final_objective(plain) == [5.0, 4.0]
