@@ -37,7 +37,7 @@ from conceptid.simulations.mixing import InjectiveQuadMixing, LinearMixing, MLPM
 from conceptid.simulations.model import ConceptModel
 
 from .gaussian import standard_frame
-from .linalg import Arithmetic
+from .linalg import Arithmetic, spectral_norm
 
 __all__ = [
     "ASSUMPTIONS",
@@ -387,11 +387,6 @@ def _log_ratio_parts(sem, j: int, ctx: Context, A: Arithmetic):
     return X, W
 
 
-def _norm(M) -> float:
-    """The spectral norm of a float matrix."""
-    return float(np.linalg.norm(np.asarray(M, dtype=float), 2))
-
-
 def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
     """A7+ via Lemma 1's closed form ``Psi_k - Psi_0 = X^T W X`` (see :func:`log_ratio_form`): a
     ``(2 k_k) x (K + 1)`` computation per concept, never a ``K x K`` inversion. (The tests compare
@@ -418,7 +413,7 @@ def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
             norms = np.linalg.norm(XH, axis=0)
             XHn = XH / np.where(norms > 0, norms, 1.0)
             T = XH[:, :K].T @ np.asarray(W) @ XHn
-            got = A.rank(T, _norm(XH[:, :K]) * _norm(W) * _norm(XHn))
+            got = A.rank(T, spectral_norm(XH[:, :K]) * spectral_norm(W) * spectral_norm(XHn))
             need = A.rank(XH[:, :K])
         if got < need:
             bad.append((sem.names[j], got, need))

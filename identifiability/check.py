@@ -39,7 +39,7 @@ from conceptid.simulations.validation import check_number
 
 from .assumptions import ASSUMPTIONS, evaluate, intervention_contexts, observational_contexts
 from .equivalence import EquivalenceClass, readout_distance
-from .linalg import arithmetic
+from .linalg import arithmetic, spectral_norm
 from .linear import IdentificationError, identify_linear, model_moments
 from .witnesses import (
     Witness,
@@ -510,7 +510,7 @@ def _genericity(model: ConceptModel, A) -> tuple[bool, str]:
     deltas = [A.sub(psi, psi0) for psi in psis]
     sizes = None
     if H is not None:
-        top = [np.linalg.norm(A.to_float(p)[:K], 2) for p in (psi0, *psis)]
+        top = [spectral_norm(A.to_float(p)[:K]) for p in (psi0, *psis)]
         sizes = [top[0] + t for t in top[1:]]
     best = 0
     for start, step in ((0.5, 0.25), (-0.75, 0.375), (1.25, -0.625)):

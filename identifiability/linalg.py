@@ -25,7 +25,13 @@ from sympy.polys.matrices import DomainMatrix
 from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
-__all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "to_fraction"]
+__all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "spectral_norm", "to_fraction"]
+
+
+def spectral_norm(M) -> float:
+    """The spectral norm (largest singular value) of a float matrix: the size that a numeric
+    rank's tolerance is measured against."""
+    return float(np.linalg.norm(np.asarray(M, dtype=float), 2))
 
 
 def to_fraction(x) -> Fraction:
@@ -161,20 +167,20 @@ class Numeric(Arithmetic):
             return 0
         return self._count(np.linalg.svd(M, compute_uv=False), scale)
 
-    def row_basis(self, M, scale: float | None = None):
+    def row_basis(self, M):
         """An orthonormal basis (as rows) of the row space of ``M``."""
         if M.size == 0:
             return np.zeros((0, M.shape[1]))
         _, s, Vt = np.linalg.svd(M, full_matrices=False)
-        return Vt[: self._count(s, scale)]
+        return Vt[: self._count(s, None)]
 
-    def null_rows(self, M, scale: float | None = None):
+    def null_rows(self, M):
         """Rows spanning ``{v : M v = 0}`` (right null space)."""
         n = M.shape[1]
         if M.shape[0] == 0:
             return np.eye(n)
         _, s, Vt = np.linalg.svd(M, full_matrices=True)
-        return Vt[self._count(s, scale) :]
+        return Vt[self._count(s, None) :]
 
     def is_zero(self, M, scale: float | None = None) -> bool:
         """Every entry of ``M`` is at most ``rtol * scale`` in size (``scale``: the size of the
@@ -317,13 +323,13 @@ class Exact(Arithmetic):
             return 0
         return M.rank()
 
-    def row_basis(self, M, scale=None):
+    def row_basis(self, M):
         if M.shape[0] == 0:
             return M
         R, pivots = M.rref()
         return self.rows(R, range(len(pivots)))
 
-    def null_rows(self, M, scale=None):
+    def null_rows(self, M):
         n = M.shape[1]
         if M.shape[0] == 0:
             return self.eye(n)
