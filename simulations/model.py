@@ -280,8 +280,8 @@ def _contexts(items, key: str) -> tuple[Context, ...]:
 def _held_out(items, contexts: Sequence[Context]) -> tuple[Context, ...]:
     """A model dict's ``held_out``: context dicts, as :meth:`ConceptModel.to_dict` writes them,
     or what a preset's ``held_out`` takes (``"pairs"``, ``"all"``, or lists of target names),
-    composed from the training contexts by :func:`composed`. A name with two single-target
-    contexts is ambiguous and refused."""
+    composed from the training contexts by :func:`composed` (which refuses a name with two
+    single-target contexts as ambiguous)."""
     if items is None:  # as a preset takes it: no held-out contexts
         return ()
     if isinstance(items, list | tuple) and all(isinstance(c, dict) for c in items):
@@ -289,21 +289,11 @@ def _held_out(items, contexts: Sequence[Context]) -> tuple[Context, ...]:
     if isinstance(items, list | tuple) and any(isinstance(c, dict) for c in items):
         raise ModelError("'held_out' mixes context dicts and lists of target names; give one "
                          "kind")  # fmt: skip
-    single = [c for c in contexts if len(c) == 1]
-    names = [str(c.targets[0]) for c in single]
-    if isinstance(items, str):
-        used = set(names)
-    elif isinstance(items, list | tuple) and all(isinstance(g, list | tuple) for g in items):
-        used = {str(t) for g in items for t in g}
-    else:
+    lists = isinstance(items, list | tuple) and all(isinstance(g, list | tuple) for g in items)
+    if not (isinstance(items, str) or lists):
         raise ModelError(f"'held_out' must be a list of context dicts, \"pairs\", \"all\" or a "
                          f"list of target-name lists, got {items!r:.80}")  # fmt: skip
-    twice = sorted({t for t in names if names.count(t) > 1})
-    if twice and used & set(twice):
-        raise ModelError(f"'held_out' names targets with more than one single-target context "
-                         f"({', '.join(sorted(used & set(twice)))}): which intervention to "
-                         f"compose is ambiguous; give the held-out contexts as dicts")  # fmt: skip
-    return composed(single, items)
+    return composed([c for c in contexts if len(c) == 1], items)
 
 
 def _reason(err: Exception) -> str:
@@ -324,13 +314,25 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
     Returns
     -------
     tuple of Context, named ``do(a,b)``.
+
+    Raises
+    ------
+    ModelError
+        A context with several targets, malformed ``groups``, a group of fewer than two
+        targets, or a group naming a target that more than one single-target context
+        intervenes on (which of them to compose is ambiguous).
+    InterventionError
+        A group naming a target without a single-target context.
     """
     from itertools import combinations
 
-    by_target = {}
+    by_target, twice = {}, set()
     for c in single:
         if len(c) == 1:
-            by_target[str(c.targets[0])] = c
+            t = str(c.targets[0])
+            if t in by_target:
+                twice.add(t)
+            by_target[t] = c
         elif len(c) > 1:
             raise ModelError(f"compose() takes single-target contexts, got {c.name}")
     targets = list(by_target)
@@ -361,5 +363,11 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
             )
         if len(g) < 2:
             raise ModelError(f"a held-out composition needs at least two targets, got {g}")
+        ambiguous = sorted(twice.intersection(g))
+        if ambiguous:
+            raise ModelError(f"cannot compose {g}: more than one single-target context "
+                             f"({', '.join(ambiguous)}) intervenes on the same target, so which "
+                             f"to compose is ambiguous; give the composed contexts explicitly "
+                             f"(in a model dict, held_out as context dicts)")  # fmt: skip
         out.append(by_target[g[0]].compose(*(by_target[t] for t in g[1:])))
     return tuple(out)

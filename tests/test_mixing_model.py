@@ -312,6 +312,8 @@ def test_a_model_dicts_held_out_may_name_targets_as_a_preset_does():
     ConceptModel.from_dict({**twice, "held_out": [["b", "c"]]})  # does not use a: fine
     with pytest.raises(ModelError, match=r"more than one single-target context \(a\)"):
         ConceptModel.from_dict({**twice, "held_out": [["a", "b"]]})
+    with pytest.raises(ModelError, match=r"more than one single-target context \(a\)"):
+        composed(ConceptModel.from_dict(twice).contexts, "pairs")  # composed's own refusal
     # a malformed context is named by its place
     with pytest.raises(InterventionError, match=r"held_out\[1\]: a context dict needs"):
         ConceptModel.from_dict({**d, "held_out": [d["held_out"][0], {"name": "x"}]})
