@@ -148,8 +148,9 @@ def _marker(path: Path) -> dict:
 
 
 def recorded_data(run: str | os.PathLike) -> dict | None:
-    """``{"path", "content_hash"}`` of the dataset directory recorded in the run's marker by
-    :func:`record_data`, or None."""
+    """``{"path", "content_hash", "labels_hash"}`` of the dataset directory recorded in the
+    run's marker by :func:`record_data` (no ``labels_hash`` in records of older releases), or
+    None."""
     data = _marker(Path(run)).get("data")
     ok = isinstance(data, dict) and all(
         isinstance(data.get(k), str) for k in ("path", "content_hash")
@@ -166,17 +167,33 @@ def check_data_of_run(run: str | os.PathLike, ds: Dataset,
     run = Path(run)
     if (run / "data").is_dir():
         held = load_dataset(run / "data")
-        if held.content_hash != ds.content_hash:
-            raise RunDirError(f"{run} holds another dataset in {run / 'data'} (content hash "
-                              f"{held.content_hash[:12]}..., {data} has "
-                              f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
+        differ = _differs(held.content_hash, held.labels_hash, ds)
+        if differ:
+            raise RunDirError(f"{run} holds another dataset in {run / 'data'} ({differ} than "
+                              f"{data}); use another --out")  # fmt: skip
         return held
     rec = recorded_data(run)
-    if rec is not None and rec["content_hash"] != ds.content_hash:
-        raise RunDirError(f"{run} was trained on another dataset, {rec['path']} (content hash "
-                          f"{rec['content_hash'][:12]}..., {data} has "
-                          f"{ds.content_hash[:12]}...); use another --out")  # fmt: skip
+    differ = rec and _differs(rec["content_hash"], rec.get("labels_hash"), ds)
+    if differ:
+        raise RunDirError(f"{run} was trained on another dataset, {rec['path']} ({differ} than "
+                          f"{data}); use another --out")  # fmt: skip
     return None
+
+
+def _differs(content_hash: str, labels_hash: str | None, ds: Dataset) -> str:
+    """How a dataset of these hashes differs from ``ds``: ``"other arrays"``, ``"the same
+    arrays labelled otherwise"`` or ``""`` (``labels_hash`` None: a record written before
+    labels were recorded, compared by its arrays alone)."""
+    if content_hash != ds.content_hash:
+        return (
+            f"other arrays: content hash {content_hash[:12]}... against {ds.content_hash[:12]}..."
+        )
+    if labels_hash is not None and labels_hash != ds.labels_hash:
+        return (
+            "the same arrays labelled otherwise (concepts, nuisance size or contexts' "
+            f"targets): labels hash {labels_hash[:12]}... against {ds.labels_hash[:12]}..."
+        )
+    return ""
 
 
 def check_no_recorded_data(run: str | os.PathLike) -> None:
@@ -191,13 +208,15 @@ def check_no_recorded_data(run: str | os.PathLike) -> None:
 
 def record_data(run: str | os.PathLike, ds: Dataset, data: str | os.PathLike) -> None:
     """Record in the marker of ``run`` (a run directory) that its models were trained on the
-    dataset directory ``data`` (absolute path and content hash), so that :func:`run_data` finds
-    it; nothing is recorded when the run holds its own copy in ``run/data``."""
+    dataset directory ``data`` (absolute path, content hash and labels hash), so that
+    :func:`run_data` finds it; nothing is recorded when the run holds its own copy in
+    ``run/data``."""
     run = require_run_dir(run)
     if (run / "data").is_dir():
         return
     marker = {**_marker(run), "data": {"path": str(Path(data).resolve()),
-                                       "content_hash": ds.content_hash}}  # fmt: skip
+                                       "content_hash": ds.content_hash,
+                                       "labels_hash": ds.labels_hash}}  # fmt: skip
     with atomic_path(run / MARKER) as tmp:
         tmp.write_text(json.dumps(marker) + "\n")
 
@@ -249,11 +268,11 @@ def run_data(run: str | os.PathLike, data: str | os.PathLike | None = None) -> D
             f"{err} (the dataset the models of {run} were trained on, as "
             f"`conceptid train` recorded it; pass --data where it is now)"
         ) from None
-    if ds.content_hash != rec["content_hash"]:
+    differ = _differs(rec["content_hash"], rec.get("labels_hash"), ds)
+    if differ:
         raise DatasetError(
             f"{path} now holds another dataset than the models of {run} were "
-            f"trained on (content hash {ds.content_hash[:12]}..., recorded "
-            f"{rec['content_hash'][:12]}...); pass --data (Python: data=)"
+            f"trained on (recorded: {differ}); pass --data (Python: data=)"
         )
     return ds
 

@@ -1,12 +1,12 @@
 """Training a method into a run directory, reading a trained one back, and sampling from it.
 
 Every ``final.pt`` records the settings that determine it (:func:`train_settings`: the dataset's
-content hash, the method, seed, epochs, batch size, learning rate, restarts, device type and the
-trainer's schedule) and their hash, the training history, and the normaliser of the data it was
-trained on (:class:`conceptid.splits.Normaliser`). A method is reused only when its ``final.pt``
-was trained under exactly the settings asked for, and a checkpoint resumed only then; otherwise
-training stops naming what differs, and ``retrain=True`` (``--retrain``) discards that method's
-model and checkpoints.
+content hash and labels hash, the method, seed, epochs, batch size, learning rate, restarts,
+device type and the trainer's schedule) and their hash, the training history, and the
+normaliser of the data it was trained on (:class:`conceptid.splits.Normaliser`). A method is
+reused only when its ``final.pt`` was trained under exactly the settings asked for, and a
+checkpoint resumed only then; otherwise training stops naming what differs, and
+``retrain=True`` (``--retrain``) discards that method's model and checkpoints.
 
 A trained model comes back as a :class:`Trained`: the model with what was saved beside it.
 """
@@ -108,7 +108,7 @@ def _train_config(name: str, ds: Dataset, *, seed: int, epochs: int, batch_size:
     return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                        patience=max(10, epochs // 3), progress=progress, checkpoint=checkpoint,
                        extra={"method": name, "dataset": ds.content_hash,
-                              "restarts": restarts})  # fmt: skip
+                              "labels": ds.labels_hash, "restarts": restarts})  # fmt: skip
 
 
 def train_settings(
@@ -117,7 +117,8 @@ def train_settings(
     device: str = DEFAULTS.device, restarts: int = DEFAULTS.restarts,
 ) -> dict:  # fmt: skip
     """Everything that determines the model :func:`train_method` fits: the dataset's content
-    hash, the method, and every training setting
+    hash and labels hash (:attr:`~conceptid.simulations.benchmark.Dataset.labels_hash`: what
+    its card says the arrays mean), the method, and every training setting
     (:meth:`conceptid.models.trainer.TrainConfig.settings`:
     seed, epochs, batch size, learning rate, schedule, device type) with the restarts. A saved
     model or checkpoint is reused only when its settings equal these."""
@@ -140,7 +141,9 @@ def check_trainable(
     discards them, so only the run directory is checked then.
 
     Raises what :func:`train` raises for them (:class:`PipelineError`,
-    :class:`CheckpointError`, :class:`conceptid.rundir.RunDirError`), with the same hints."""
+    :class:`CheckpointError`, :class:`conceptid.rundir.RunDirError`, and
+    :class:`~conceptid.simulations.errors.UsageError` for an unusable ``device``), with the same
+    hints."""
     out = check_run_dir(out)
     cfg = _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                         device=device, restarts=restarts,
@@ -198,6 +201,10 @@ def train(
         ``retrain``.
     conceptid.rundir.RunDirError
         ``out`` is not a run directory.
+    conceptid.simulations.errors.UsageError
+        A ``device`` this torch cannot train on (:func:`conceptid.models.trainer.check_device`),
+        also where a saved model would be reused: the device type is one of its settings, so a
+        model trained on ``cuda`` is reused only where ``cuda`` can be asked for.
     models.trainer.TrainingDivergedError
         The loss became NaN or infinite (the last good checkpoint is kept).
     """
@@ -304,6 +311,15 @@ def _read_trained(path: Path, ds: Dataset, state: dict | None = None) -> tuple[T
         raise CheckpointError(f"{path} was trained on a different dataset (content hash "
                               f"{str(settings.get('dataset'))[:12]}..., this one "
                               f"{ds.content_hash[:12]}...)")  # fmt: skip
+    if settings.get("labels") != ds.labels_hash:
+        why = (
+            "it records none: written by an older conceptid, train it again (--retrain)"
+            if settings.get("labels") is None
+            else f"{str(settings.get('labels'))[:12]}..., this one {ds.labels_hash[:12]}..."
+        )
+        raise CheckpointError(f"{path} was trained on the same arrays labelled otherwise "
+                              f"(concepts, nuisance size or contexts' targets; labels hash "
+                              f"{why})")  # fmt: skip
     model = METHODS[state["method"]].make(ds, settings["epochs"])
     load_checkpoint(path, model, state=state)
     model.eval()
@@ -321,7 +337,7 @@ def read_trained(path: Path, ds: Dataset) -> Trained:
     path : Path
         A ``final.pt``.
     ds : Dataset
-        The dataset it must have been trained on (same content hash).
+        The dataset it must have been trained on (same content hash and labels hash).
 
     Returns
     -------

@@ -137,7 +137,10 @@ def leaves_unchanged(sem, j: int, ctx: Context, A: Arithmetic | None = None) -> 
     pairs = ((sem.noise_mean[sl], s.noise_mean[sl]), (sem.noise_cov[j], s.noise_cov[j]))
     if A is None:
         return not np.any(sem.weights[sl]) and all(np.array_equal(a, b) for a, b in pairs)
-    return A.is_zero(A.mat(sem.weights[sl])) and all(A.equal(A.mat(a), A.mat(b)) for a, b in pairs)
+    # one law against another, in the noise's own frame (a mean shift counts against the
+    # noise's spread, not against the size of the mean: shifting the origin is in the class)
+    laws = [A.mat(v) for pair in pairs for v in pair]
+    return A.is_zero(A.mat(sem.weights[sl])) and A.same_gaussian(laws[0], laws[2], laws[1], laws[3])
 
 
 def observational_contexts(model: ConceptModel) -> list[Context]:

@@ -88,6 +88,10 @@ class Arithmetic:
         """``M`` counts as nonzero at the absolute tolerance ``tol``."""
         raise NotImplementedError
 
+    def same_gaussian(self, ma, Sa, mb, Sb) -> bool:  # pragma: no cover - interface
+        """The Gaussian laws ``N(ma, Sa)`` and ``N(mb, Sb)`` (means ``(d, 1)``) are equal."""
+        raise NotImplementedError
+
 
 class Numeric(Arithmetic):
     """float64; a singular value counts as zero below ``rtol`` times the scale: the largest
@@ -242,6 +246,45 @@ class Numeric(Arithmetic):
         """The Frobenius norm of ``M`` is above ``tol``."""
         return bool(np.linalg.norm(M) > tol)
 
+    def same_gaussian(self, ma, Sa, mb, Sb) -> bool:
+        """Equal to ``rtol`` in each law's own frame, whatever the units of each coordinate:
+        with ``W`` a whitening of ``Sa`` (``W Sa W^T = I``), ``W Sb W^T`` is the identity and
+        ``W (mb - ma)`` zero, to ``rtol``; and the same with the roles swapped, so that a
+        direction one covariance lacks cannot hide. ``W`` is taken from the correlation matrix
+        (the covariance with each coordinate divided by its standard deviation) by Cholesky, so
+        variances many orders of magnitude apart (a nuisance's against a concept's) are each
+        held to their own scale. An entry-by-entry comparison to the largest entry would let one
+        large variance excuse any error in the others. A covariance that is singular in this
+        arithmetic is compared on its range (:meth:`whitening`), with the same rank and no mean
+        shift off it."""
+        ma, mb = (np.asarray(m, dtype=float).reshape(-1) for m in (ma, mb))
+        Sa, Sb = np.asarray(Sa, dtype=float), np.asarray(Sb, dtype=float)
+        for (m1, S1), (m2, S2) in (((ma, Sa), (mb, Sb)), ((mb, Sb), (ma, Sa))):
+            W = self._correlation_whitening(S1)
+            if W is None:  # singular: same rank, and no mean shift off its range
+                W, Wp = self.whitening(S1)
+                off = (m2 - m1) - Wp @ (W @ (m2 - m1))
+                size = max(self._scale_of(m1), self._scale_of(m2), np.sqrt(self._scale_of(S1)))
+                if self.rank(S2) != W.shape[0] or not self.is_zero(off, size):
+                    return False
+            if np.abs(W @ S2 @ W.T - np.eye(W.shape[0])).max(initial=0.0) > self.rtol:
+                return False
+            if np.abs(W @ (m2 - m1)).max(initial=0.0) > self.rtol:
+                return False
+        return True
+
+    def _correlation_whitening(self, S) -> np.ndarray | None:
+        """``W`` with ``W S W^T = I`` through the correlation matrix's Cholesky factor; None
+        where a variance is not positive or the correlation matrix is singular at ``rtol``."""
+        sd = np.sqrt(np.clip(np.diag(S), 0.0, None))
+        if len(sd) == 0 or not np.all(sd > 0):
+            return None if len(sd) else np.zeros((0, 0))
+        R = S / np.outer(sd, sd)
+        if np.linalg.eigvalsh(R)[0] <= self.rtol * len(R):
+            return None
+        L = np.linalg.cholesky(R)
+        return np.linalg.solve(L, np.diag(1.0 / sd))
+
 
 class Exact(Arithmetic):
     """Exact rational arithmetic (sympy ``DomainMatrix`` over ``QQ``)."""
@@ -388,6 +431,10 @@ class Exact(Arithmetic):
     def exceeds(self, M, tol: float) -> bool:
         """Any entry of ``M`` is nonzero (decided exactly; ``tol`` is not used)."""
         return not self.is_zero(M)
+
+    def same_gaussian(self, ma, Sa, mb, Sb) -> bool:
+        """Means and covariances equal, exactly."""
+        return self.equal(ma, mb) and self.equal(Sa, Sb)
 
 
 def arithmetic(method: str, rtol: float = 1e-8) -> Arithmetic:

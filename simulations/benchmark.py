@@ -94,6 +94,26 @@ def package_version() -> str:
         return "0+unknown"
 
 
+def _json_plain(obj, where: str):
+    """``obj`` with numpy scalars and arrays as plain Python values; DatasetError naming the
+    place of anything else that JSON cannot hold (a non-string key, an object)."""
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, dict):
+        bad = [k for k in obj if not isinstance(k, str)]
+        if bad:
+            raise DatasetError(f"{where}: keys must be strings (JSON), got {bad[0]!r}")
+        return {k: _json_plain(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_json_plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise DatasetError(f"{where}: a value of type {type(obj).__name__} cannot be written to "
+                       "the card (JSON); use numbers, strings, lists and dicts")  # fmt: skip
+
+
 @dataclass
 class BenchmarkSpec:
     """What to generate.
@@ -138,6 +158,12 @@ class BenchmarkSpec:
             raise DatasetError(f"preset_args must be a dict, got {type(self.preset_args).__name__}")
         for name in ("n_train", "n_val", "n_test", "seed"):
             check_number(getattr(self, name), name, minimum=0, error=DatasetError)
+            setattr(self, name, int(getattr(self, name)))  # numpy integers: plain, for the card
+        # the spec is written to the card as JSON: numpy scalars and arrays become plain values
+        # here, and anything JSON cannot hold is refused now, not after the data are drawn
+        self.preset_args = _json_plain(self.preset_args, "preset_args")
+        if self.model is not None:
+            self.model = _json_plain(self.model, "model")
         if not isinstance(self.bit_generator, str) or self.bit_generator not in BIT_GENERATORS:
             raise DatasetError(
                 f"bit_generator must be one of {sorted(BIT_GENERATORS)}, got {self.bit_generator!r}"
@@ -354,8 +380,23 @@ class Dataset:
 
     @property
     def content_hash(self) -> str:
-        """SHA-256 over every array (``card["content_hash"]``): what a trained model records."""
+        """SHA-256 over every array (``card["content_hash"]``): what a trained model records,
+        with :attr:`labels_hash`."""
         return str(self.card["content_hash"])
+
+    @property
+    def labels_hash(self) -> str:
+        """SHA-256 of what the card says the arrays mean, beyond the arrays themselves: the
+        concepts (names, block sizes), the nuisance size and each context's name, targets and
+        role (training or held out). Two datasets with the same arrays and different labels
+        (an import with two contexts' targets swapped) train different models, so a trained
+        model records this with :attr:`content_hash`, and is reused only where both match."""
+        c = self.card
+        body = {"concept_names": c.get("concept_names"), "block_sizes": c.get("block_sizes"),
+                "nuisance_dim": self.nuisance_dim,
+                "contexts": [{k: ctx.get(k) for k in ("index", "name", "targets", "held_out")}
+                             for ctx in c.get("contexts", [])]}  # fmt: skip
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     @property
     def card_hash(self) -> str:

@@ -1,11 +1,11 @@
 """The true density of a simulated dataset's observations, on their manifold.
 
-For a model ``x = f(e)``, ``e = embed(c, n)``, with the concepts ``c`` Gaussian in each context
-(their exact moments, :meth:`~conceptid.simulations.model.ConceptModel.population_moments`) and
-the nuisance ``n ~ N(0, s^2 I)``, the density of ``x`` with respect to the volume of the image of
-``f o embed`` is
+For a model ``x = f(e)``, ``e = embed(c, n)``, with the concepts ``c`` drawn from the context's
+SEM (any mechanism and noise family: :meth:`~conceptid.simulations.sem.SEM.log_density`, exact)
+and the nuisance ``n ~ N(0, s^2 I)``, the density of ``x`` with respect to the volume of the
+image of ``f o embed`` is
 
-    -log p_k(x) = -log N(c; m_k, S_k) - log N(n; 0, s^2 I) + 1/2 log det(J^T J),
+    -log p_k(x) = -log p_k(c) - log N(n; 0, s^2 I) + 1/2 log det(J^T J),
 
 ``J`` the Jacobian of ``(c, n) -> x``. A fitted model's negative log-likelihood on the same rows
 minus this is >= 0 up to sampling error for any density on the data manifold (the NLL gap); far
@@ -56,16 +56,15 @@ def true_nll(
     sd = np.ones(p) if std is None else np.asarray(std, float)
     names = [c["name"] for c in ds.card["contexts"]]
     by_name = {c.name: c for c in mod.all_contexts}
-    K = C.shape[1]
     out = np.zeros(len(C))
     for k in np.unique(ctx):
-        m, S = mod.population_moments(by_name[names[k]])
-        d = C[ctx == k] - m
-        quad = np.einsum("bi,ij,bj->b", d, np.linalg.inv(S), d)
-        out[ctx == k] = 0.5 * (quad + np.linalg.slogdet(2 * np.pi * S)[1])
+        sem = mod.sem.intervene(by_name[names[k]])
+        out[ctx == k] = -sem.log_density(C[ctx == k])
     if N.shape[1]:
         var = mod.nuisance_scale**2
         out += 0.5 * ((N**2).sum(1) / var + N.shape[1] * np.log(2 * np.pi * var))
+
+    K = C.shape[1]
 
     def f(z):
         return (mod.mixing(mod.embed(z[:, :K], z[:, K:])) - mu) / sd

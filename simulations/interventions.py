@@ -92,10 +92,12 @@ def as_covariance(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray
             raise InterventionError(
                 f"{what} must be positive semi-definite (min eigenvalue {eig.min():.3g})"
             )
-    elif eig.min() <= 0:
+    elif eig.min() <= k * np.finfo(float).eps * max(eig.max(), 0.0):
+        # at or below the rounding error of the eigenvalues: singular in float64 (the exact
+        # [[1, 3], [3, 9]] comes out with min eigenvalue 1e-16)
         raise InterventionError(
             f"{what} must be positive definite: a variance must be > 0 "
-            f"(min eigenvalue {eig.min():.3g})"
+            f"(min eigenvalue {eig.min():.3g}, max {eig.max():.3g})"
         )
     return S
 
@@ -208,7 +210,11 @@ class Soft(Intervention):
                     f"which is not a parent; parents are {[sem.names[q] for q in sorted(parents)]}"
                 )
             W = as_floats(w, f"soft weight {sem.names[i]!r} -> {sem.names[j]!r}")
-            if W.size != k * sem.block_sizes[i]:
+            ki = sem.block_sizes[i]
+            # the block as given, or a scalar / flat vector where one side is 1 (unambiguous);
+            # a transposed or flattened block is refused, never reshaped into another one
+            plain = W.ndim <= 1 and (k == 1 or ki == 1)
+            if W.shape != (k, ki) and not (plain and W.size == k * ki):
                 raise InterventionError(
                     f"soft weight {sem.names[i]!r} -> {sem.names[j]!r} must be a "
                     f"({k}, {sem.block_sizes[i]}) block, got shape {W.shape}"

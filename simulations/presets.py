@@ -48,8 +48,10 @@ def single_target_contexts(
 ) -> tuple[Context, ...]:
     """One intervention context per target (default: every concept), drawn at random.
 
-    ``hard``: ``do(c_j ~ N(+-U(mean_range) 1, Q diag(U(var_range)) Q^T))``; ``shift``: the noise
-    mean moves by ``+-U(mean_range)``; ``soft``: every incoming weight is redrawn as
+    ``hard``: ``do(c_j ~ N(s, Q diag(U(var_range)) Q^T))``, each coordinate of the mean ``s``
+    drawn on its own as ``+-U(mean_range)`` (a random sign and size per coordinate of a block)
+    and ``Q`` a random rotation; ``shift``: the noise mean moves by such an ``s``; ``soft``:
+    every incoming weight is redrawn as
     ``-B_ji * U(0.5, 1.5)`` (sign flipped, so the mechanism surely changes) and the noise variance
     rescaled by ``U(var_range)``.
     """
@@ -83,9 +85,14 @@ def make_mixing(
     kind: str, d: int, rng: np.random.Generator, *, p: int | None = None, **kwargs
 ) -> Mixing:
     """A mixing ``R^d -> R^p`` of kind ``identity``, ``linear`` or ``mlp`` (default ``p = 2d``)."""
-    p = 2 * d if p is None else int(p)
-    if kind == "identity":
+    if kind == "identity":  # x is the embedding itself: no size, no arguments to honour
+        if p is not None and int(p) != d:
+            raise MixingError(f"mixing 'identity' observes the {d} embedding dimensions "
+                              f"themselves; p = {p} cannot apply (leave p out)")  # fmt: skip
+        if kwargs:
+            raise MixingError(f"mixing 'identity' takes no mixing_args, got {sorted(kwargs)}")
         return LinearMixing(np.eye(d))
+    p = 2 * d if p is None else int(p)
     if kind == "linear":
         unknown = sorted(set(kwargs) - {"condition_number"})
         if unknown:

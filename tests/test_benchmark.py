@@ -624,3 +624,20 @@ def test_explicit_model_spec_reproduces_the_preset_data(chain_ds):
     for name, a in chain_ds.arrays.items():
         assert np.array_equal(ds.arrays[name], a), name
     assert ds.card["name"] == "custom"
+
+
+def test_a_spec_of_numpy_numbers_is_written_as_plain_json(tmp_path):
+    # found by review: numpy integers passed every check, the data were drawn, and writing the
+    # card then failed with a bare TypeError
+    spec = BenchmarkSpec(preset="chain", preset_args={"m": np.int64(3)}, n_train=np.int64(5),
+                         n_val=5, n_test=5, seed=np.int64(1))  # fmt: skip
+    assert type(spec.seed) is int and type(spec.preset_args["m"]) is int
+    ds = generate(spec)
+    ds.save(tmp_path / "d")
+    plain = generate(BenchmarkSpec(preset="chain", preset_args={"m": 3}, n_train=5, n_val=5,
+                                   n_test=5, seed=1))  # fmt: skip
+    assert ds.content_hash == plain.content_hash and ds.card_hash == plain.card_hash
+    with pytest.raises(DatasetError, match=r"preset_args\.m: a value of type object cannot be"):
+        BenchmarkSpec(preset="chain", preset_args={"m": object()})
+    with pytest.raises(DatasetError, match="keys must be strings"):
+        BenchmarkSpec(preset="chain", preset_args={1: 2})

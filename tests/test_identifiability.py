@@ -882,3 +882,97 @@ def test_a_nearly_useless_context_is_judged_in_the_checks_arithmetic():
     both = ConceptModel(sem, model.mixing, model.readout, 0, 1.0, design)
     for method in ("exact", "numeric"):
         assert check(both, method).identifiable, method
+
+
+def _two_variances_of_b(nuisance_scale: float) -> ConceptModel:
+    """a -> b, b intervened twice with different variances, a never: A6 fails for a."""
+    sem = SEM(DAG.from_edges([("a", "b")]), np.array([[0, 0], [1.0, 0]]), np.zeros(2),
+              (np.eye(1), np.eye(1)))  # fmt: skip
+    ctxs = (Context.observational(), Context((Hard("b", 0.0, 3.0),), "do_b1"),
+            Context((Hard("b", 0.0, 5.0),), "do_b2"))  # fmt: skip
+    return ConceptModel(sem, LinearMixing(np.eye(3)), None, 1, nuisance_scale, ctxs)
+
+
+@pytest.mark.parametrize("method", ["exact", "numeric"])
+def test_a_large_nuisance_variance_does_not_excuse_a_wrong_witness(method):
+    # found by review: numeric witness verification compared the laws entry by entry to the
+    # largest entry, so a nuisance variance of 1e10 hid an error of 2 in the concepts' law
+    # (Var b 3.01 against 5 under do_b2) and N1 was "verified"; the verdict depended on units
+    want = [c.status for c in check(_two_variances_of_b(1.0), method).concepts]
+    got = check(_two_variances_of_b(1e5), method)
+    assert [c.status for c in got.concepts] == want
+    for w in got.witnesses:  # whatever is reported is re-verified from the laws themselves
+        assert reverify_linear(w)
+    v = missing_intervention(_two_variances_of_b(1e5), "a").verify(Numeric())
+    assert not v.equal_laws
+
+
+def test_numeric_gaussian_laws_are_compared_in_their_own_frame():
+    A = Numeric()
+    S = np.diag([1.0, 5.0, 1e10])
+    m = np.zeros((3, 1))
+    assert A.same_gaussian(m, S, m, S.copy())
+    assert A.same_gaussian(m, S, m + 1e-12, S * (1 + 1e-12))  # rounding, not a difference
+    off = S.copy()
+    off[1, 1] = 3.0  # one concept's variance, beside a huge nuisance
+    assert not A.same_gaussian(m, S, m, off)
+    shift = m.copy()
+    shift[0] = 1e-3  # a mean shift of a thousandth of a standard deviation
+    assert not A.same_gaussian(m, S, shift, S)
+    far = np.full((3, 1), 1e9)  # a shift small against the mean, large against the spread
+    assert not A.same_gaussian(far, S, far + np.array([[1e-2], [0], [0]]), S)
+    # a direction one covariance lacks
+    P = np.diag([1.0, 1.0, 0.0])
+    Q = np.array([[1.0, 0, 0], [0, 1.0, 1.0], [0, 1.0, 1.0]]) / 1.0
+    assert not A.same_gaussian(m, P, m, Q)
+    assert A.same_gaussian(m, P, m, P.copy())
+    E = Exact()
+    assert E.same_gaussian(E.mat(m), E.mat(S), E.mat(m), E.mat(S))
+    assert not E.same_gaussian(E.mat(m), E.mat(S), E.mat(m), E.mat(S * (1 + 2.0**-40)))
+
+
+def test_a7_judges_a_mean_shift_against_the_noise_not_the_origin():
+    # found by review: a one-sd shift of a's mean, far from the origin (1e9), failed numeric A7
+    # (the means compared relative to their size) where exact arithmetic holds
+    def model(off):
+        sem = SEM(DAG.from_edges([("a", "b")]), np.array([[0, 0], [0.5, 0]]),
+                  np.array([off, 0.0]), (np.eye(1), np.eye(1)))  # fmt: skip
+        ctxs = (Context.observational(), Context((Hard("a", off + 1.0, 1.0),), "do_a"),
+                Context((Hard("b", 0.0, 2.0),), "do_b"))  # fmt: skip
+        return ConceptModel(sem, LinearMixing(np.eye(3)), None, 1, 1.0, ctxs)
+
+    for method in ("exact", "numeric"):
+        report = check(model(1e9), method)
+        assert report.assumptions["A7"].holds and report.identifiable, method
+
+
+def test_n5_needs_a_block_isotropic_exactly():
+    # found by review: isotropy was tested with np.allclose (rtol 1e-5), so a block with
+    # variances 1 and 1 + 1e-11, which no rotation preserves, got a "verified" N5 in exact mode
+    rng = np.random.default_rng(0)
+    mix = MLPMixing((rng.standard_normal((4, 3)), rng.standard_normal((5, 4))),
+                    (np.zeros(4), np.zeros(5)), activation="smooth")  # fmt: skip
+
+    def model(S):
+        sem = SEM(DAG.from_edges([], nodes=["a"]), np.zeros((2, 2)), np.zeros(2), (S,), (2,))
+        ctxs = (Context.observational(), Context((Hard("a", 0.0, 2.0 * S),), "do_a"))
+        return ConceptModel(sem, mix, None, 1, 1.0, ctxs)
+
+    with pytest.raises(WitnessError, match="isotropic"):
+        isotropic_block_rotation(model(np.diag([1.0, 1.0 + 1e-11])), "a")
+    assert check(model(np.diag([1.0, 1.0 + 1e-11])), "exact").status("a") == NOT_COVERED
+    iso = check(model(np.eye(2)), "exact")
+    assert iso.status("a") == NOT_IDENTIFIABLE and iso.witnesses[0].kind == "N5"
+
+
+def test_a_numerically_singular_intervention_covariance_is_refused():
+    # found by review: [[1, 3], [3, 9]] (determinant 0) came out of eigvalsh with 1.1e-16 > 0,
+    # was accepted, and check() then crashed inverting it
+    from conceptid.simulations.interventions import InterventionError
+
+    sem = SEM(DAG.from_edges([("a", "b")]), np.zeros((3, 3)), np.zeros(3), (np.eye(2), np.eye(1)),
+              (2, 1))  # fmt: skip
+    with pytest.raises(InterventionError, match="positive definite"):
+        singular = Hard("a", [1.0, 0.0], [[1.0, 3.0], [3.0, 9.0]])
+        ConceptModel(sem, LinearMixing(np.eye(4)), None, 1, 1.0,
+                     (Context.observational(), Context((singular,), "do_a")))  # fmt: skip

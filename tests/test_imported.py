@@ -460,3 +460,40 @@ def test_run_data_takes_a_generated_dataset_too(tmp_path, capsys):
     assert metrics["verdict"] == {"c0": "identifiable", "c1": "identifiable"}
     assert metrics["spec"] == load_dataset(data).card["spec"] and metrics["omitted"] is None
     assert len(metrics["methods"]["pooled"]["r2"]) == 2 and (run / "check.json").is_file()
+
+
+def test_the_same_arrays_labelled_otherwise_are_another_dataset(tmp_path, capsys):
+    # found by review: the content hash covers the arrays only, so a re-import with two
+    # contexts' targets swapped reused the model trained on the old labels (its `generate
+    # --targets a` was then the wrong intervention), and `run --data` kept its stale copy
+    x_path, ctx = write_arrays(tmp_path)
+    data, run, copy = tmp_path / "data", tmp_path / "run", tmp_path / "copy"
+    ok(["import", "--arrays", str(x_path), "--contexts", str(ctx), "--out", str(data)], capsys)
+    before = load_dataset(data)
+    train = ["train", str(data), "--out", str(run), "--methods", "context-flow", "--epochs", "1",
+             "--quiet"]  # fmt: skip
+    ok(train, capsys)
+    ok(["run", "--data", str(data), "--out", str(copy), "--methods", "context-flow", "--epochs",
+        "1", "--quiet"], capsys)  # fmt: skip
+    swapped = {"obs": [], "a": ["b"], "b": ["a"], "ab": ["a", "b"]}
+    spec = json.loads(ctx.read_text())
+    ctx.write_text(json.dumps({**spec, "contexts": swapped}))
+    ok(["import", "--arrays", str(x_path), "--contexts", str(ctx), "--out", str(data),
+        "--overwrite"], capsys)  # fmt: skip
+    after = load_dataset(data)
+    assert after.content_hash == before.content_hash and after.labels_hash != before.labels_hash
+    final = run / "models" / "context-flow" / "final.pt"
+    stamp = final.stat().st_mtime_ns
+    assert main(train) == 2
+    err = capsys.readouterr().err
+    assert "was trained on another dataset" in err and "labelled otherwise" in err
+    assert final.stat().st_mtime_ns == stamp  # refused before anything was written
+    assert main(["evaluate", str(run), "--data", str(data)]) == 2
+    assert "labelled otherwise" in capsys.readouterr().err
+    assert main(["run", "--data", str(data), "--out", str(copy), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds another dataset" in err and "labelled otherwise" in err
+    # the nuisance size chosen at import is part of the labels too
+    ok(["import", "--arrays", str(x_path), "--contexts", str(ctx), "--out", str(data),
+        "--overwrite", "--nuisance-dim", "1"], capsys)  # fmt: skip
+    assert load_dataset(data).labels_hash not in (before.labels_hash, after.labels_hash)

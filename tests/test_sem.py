@@ -829,3 +829,40 @@ def test_random_sem_respects_ranges_and_graph():
         random_sem(g, rng, noise_var_range=(0.0, 1.0))
     with pytest.raises(SEMError, match="weight_range"):
         random_sem(g, rng, weight_range=(2.0, 1.0))
+
+
+def test_a_transposed_or_flattened_soft_block_is_refused():
+    # found by review: only the size was compared, so a (3, 2) block for a (2, 3) slot (or a
+    # flat vector) was reshaped into another matrix, and written to the card as given
+    g = DAG.from_edges([("a", "b")])
+    sem = SEM(g, np.zeros((5, 5)), np.zeros(5), (np.eye(3), np.eye(2)), block_sizes=[3, 2])
+    for w in (np.arange(6.0).reshape(3, 2), np.arange(6.0)):
+        with pytest.raises(InterventionError, match=r"must be a \(2, 3\) block"):
+            sem.intervene(Soft("b", {"a": w}))
+    ok = sem.intervene(Soft("b", {"a": np.arange(6.0).reshape(2, 3)}))
+    np.testing.assert_array_equal(ok.weights[3:, :3], np.arange(6.0).reshape(2, 3))
+    # one side of size 1: a flat vector is unambiguous
+    g1 = SEM(g, np.zeros((3, 3)), np.zeros(3), (np.eye(2), np.eye(1)), block_sizes=[2, 1])
+    np.testing.assert_array_equal(g1.intervene(Soft("b", {"a": [0.5, -1.0]})).weights[2, :2],
+                                  [0.5, -1.0])  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [(1.0, float("inf")), (float("nan"), 1.0), (1.0,), "ab"])
+def test_random_sem_refuses_a_range_that_is_not_two_finite_numbers(bad):
+    g = DAG.from_edges([("a", "b")])
+    for name in ("weight_range", "noise_var_range"):
+        with pytest.raises(SEMError, match=f"{name} must be two finite numbers"):
+            random_sem(g, np.random.default_rng(0), **{name: bad})
+
+
+def test_identity_mixing_refuses_arguments_it_cannot_honour():
+    # found by review: p and mixing_args were ignored without a word
+    from conceptid.simulations import build_preset
+    from conceptid.simulations.mixing import MixingError
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(MixingError, match="p = 50 cannot apply"):
+        build_preset("random", rng, m=3, mixing="identity", p=50)
+    with pytest.raises(MixingError, match="takes no mixing_args"):
+        build_preset("random", rng, m=3, mixing="identity", mixing_args={"condition_number": 9})
+    assert build_preset("random", rng, m=3, mixing="identity").mixing.output_shape == (3,)
