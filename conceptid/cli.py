@@ -42,7 +42,7 @@ from conceptid.simulations.benchmark import (
 from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.imported import DEFAULT_FRACTIONS
 from conceptid.simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
-from conceptid.simulations.validation import check_number
+from conceptid.simulations.validation import check_number, unique_keys
 
 from . import __version__
 from .config import CHECK_METHODS, DEFAULT_PRESET, DEFAULT_RUN, DEFAULTS, PRESET_NAMES
@@ -382,6 +382,8 @@ def validate_inspect(a: argparse.Namespace) -> None:
         check_out(a.figure, "--figure", directory=False)  # before the report is printed
         if Path(a.figure).suffix.lower() != ".png":
             raise UsageError(f"--figure must be a .png file, got {a.figure!r}")
+        if Path(a.figure).exists() and not a.overwrite:  # a file the package may not have written
+            raise UsageError(f"--figure {a.figure} exists; pass --overwrite to replace it")
     elif Path(a.dir).is_dir():
         check_out(str(Path(a.dir) / "samples_per_context.png"), "DIR", directory=False)
 
@@ -402,6 +404,9 @@ def validate_run(a: argparse.Namespace) -> None:
                              f"as it is")  # fmt: skip
         check_methods(a.methods, images=None)
         check_out(a.out, "--out", directory=True)
+        from .rundir import check_run_dir
+
+        check_run_dir(a.out)  # before the dataset is read, let alone copied
         a.benchmark = None
         ds, a.method_list = check_training_data(a.data, a.methods)
         from .evaluation import check_evaluable
@@ -421,8 +426,9 @@ def validate_run(a: argparse.Namespace) -> None:
         raise UsageError(f"a run needs training, validation and test samples; the benchmark has "
                          f"{', '.join(f'{k} = 0' for k in empty)}")  # fmt: skip
     check_out(a.out, "--out", directory=True)
-    from .rundir import check_no_recorded_data
+    from .rundir import check_no_recorded_data, check_run_dir
 
+    check_run_dir(a.out)
     check_no_recorded_data(a.out)
     model = check_spec(spec, "this run", training=True)  # its test rows: run checks them first
     a.method_list = check_methods(a.methods, model.mixing.kind == "image")
@@ -664,7 +670,10 @@ def _load_model(a: argparse.Namespace):
                              "mechanisms, mixing), so there is nothing to check")  # fmt: skip
         return ds.model
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(
+            path.read_bytes().decode("utf-8"),
+            object_pairs_hook=unique_keys(str(path), DatasetError),
+        )
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -884,6 +893,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--figure", help="PNG path (default DIR/samples_per_context.png)")
     i.add_number("--per-context", default=8, help="samples per context in the figure")
     i.add_argument("--no-figure", action="store_true", help="print only; write no figure")
+    i.add_argument("--overwrite", action="store_true", help="replace an existing --figure file")
     i.set_defaults(func=cmd_inspect, validate=validate_inspect)
 
     c = sub.add_parser("check", epilog=EPILOG,
@@ -999,6 +1009,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--check-method", choices=CHECK_METHODS, default=DEFAULTS.check_method,
                    help="arithmetic of the identifiability check")  # fmt: skip
+    _add_max_memory(e)
     e.set_defaults(func=cmd_evaluate, validate=validate_evaluate)
 
     g = sub.add_parser("generate", help="samples of a trained model under any set of targets",
@@ -1017,6 +1028,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--out", required=True, help="a .npy file, or .png for images")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    _add_max_memory(g)
     g.set_defaults(func=cmd_generate, validate=validate_generate)
 
     w = sub.add_parser(

@@ -244,16 +244,17 @@ def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
             "test_rows": min(counts), "seed": seed}  # fmt: skip
 
 
-#: the fewest test rows of the training contexts that the evaluation can align concepts on
-#: (data with ground truth; data without it needs one)
+#: the fewest test rows of the training contexts that the evaluation measures on (with ground
+#: truth its alignment needs them; without, they are what the SWDs and the likelihood read;
+#: below 500 a context's figures are reported with a warning of their sampling error)
 MIN_TEST_ROWS = 3
 
 
 def check_test_rows(rows: int, ground_truth: bool = True) -> None:
     """Refuse ``rows`` test rows of the training contexts when the evaluation cannot measure on
-    them: fewer than :data:`MIN_TEST_ROWS` with ground truth (its alignment needs them), none
-    without. Raises :class:`PipelineError` naming the count."""
-    need = MIN_TEST_ROWS if ground_truth else 1
+    them: fewer than :data:`MIN_TEST_ROWS`, with or without ground truth (``ground_truth`` is
+    kept for callers that pass it). Raises :class:`PipelineError` naming the count."""
+    need = MIN_TEST_ROWS
     if rows < need:
         raise PipelineError(f"the training contexts hold {rows} test samples; the evaluation "
                             f"measures on them and needs at least {need} (more test samples "

@@ -54,7 +54,7 @@ import numpy as np
 from conceptid.simulations.atomic import describe_contents
 from conceptid.simulations.benchmark import BenchmarkSpec
 from conceptid.simulations.errors import ConceptIDError
-from conceptid.simulations.validation import check_number
+from conceptid.simulations.validation import check_number, unique_keys
 
 from .rundir import write_text
 
@@ -225,7 +225,9 @@ class Sweep:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Sweep:
         try:
-            d = json.loads(Path(path).read_text())
+            d = json.loads(
+                Path(path).read_text(), object_pairs_hook=unique_keys(str(path), SweepError)
+            )
         except FileNotFoundError:
             raise SweepError(f"no sweep file {path}") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

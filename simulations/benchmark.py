@@ -36,7 +36,7 @@ from .errors import ConceptIDError, UsageError
 from .model import ConceptModel
 from .presets import build_preset
 from .resources import check_memory, estimate_dataset
-from .validation import check_number, is_number
+from .validation import check_number, is_number, unique_keys
 
 __all__ = [
     "SPLITS",
@@ -71,15 +71,15 @@ class DatasetError(ConceptIDError):
 
 def read_json(path: str | os.PathLike, what: str = "") -> object:
     """The JSON value in the file ``path``; ``DatasetError`` naming ``what`` + ``path`` when it
-    cannot be read, is not UTF-8 text, or is not valid JSON."""
+    cannot be read, is not UTF-8 text, is not valid JSON, or has an object with a key given
+    twice (JSON would keep the last one without a word)."""
     try:
-        text = Path(path).read_text()
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh, object_pairs_hook=unique_keys(f"{what}{path}", DatasetError))
     except OSError as err:
         raise DatasetError(f"cannot read {what}{path}: {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise DatasetError(f"{what}{path} is not valid JSON (not UTF-8 text)") from None
-    try:
-        return json.loads(text)
     except json.JSONDecodeError as err:
         raise DatasetError(f"{what}{path} is not valid JSON: {err}") from None
 
@@ -275,11 +275,14 @@ def check_save_target(path: str | os.PathLike, overwrite: bool) -> bool:
     Raises
     ------
     DatasetError
-        ``path`` is a file, or a non-empty directory that is not a conceptid dataset (named
-        with what it contains), or a dataset while ``overwrite`` is false.
+        ``path`` is a file or lies under one, or a non-empty directory that is not a conceptid
+        dataset (named with what it contains), or a dataset while ``overwrite`` is false.
     """
     path = Path(path)
     if not path.exists() and not path.is_symlink():
+        above = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
+        if above is not None and not above.is_dir():  # mkdir would fail after the work
+            raise DatasetError(f"cannot write {path}: {above} is a file, not a directory")
         return False
     if not path.is_dir():
         raise DatasetError(f"refusing to overwrite {path}: a file, not a conceptid dataset")

@@ -31,6 +31,7 @@ fractions, nuisance size); each names what was wrong.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,6 +63,8 @@ DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 CONTEXTS_FILE = "contexts.json"
 #: PNG modes read losslessly as 8-bit RGB (an alpha channel only when every pixel is opaque)
 _PNG_MODES = ("1", "L", "P", "RGB", "LA", "RGBA")
+#: the first eight bytes of every PNG file
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FOLDER_KEYS = {"concepts", "contexts", "held_out", "block_sizes"}
 _ARRAY_KEYS = _FOLDER_KEYS | {"labels", "split"}
 
@@ -101,6 +104,34 @@ def _block_sizes(sizes: object, m: int) -> list[int]:
         raise DatasetError(f"block_sizes must be a list of {m} positive integers (one per "
                            f"concept), got {sizes!r}")  # fmt: skip
     return [check_number(b, "block_sizes", error=DatasetError) for b in sizes]
+
+
+def _check_width(blocks: list[int], nuisance_dim: int, shape: tuple[int, ...]) -> None:
+    """Refuses a latent (concept blocks and nuisance) wider than an observation of ``shape``:
+    no model can be trained on it (:class:`conceptid.models.mle.ManifoldEstimator` refuses it)."""
+    width, size = sum(blocks) + nuisance_dim, math.prod(shape)
+    if width > size:
+        raise DatasetError(f"sum(block_sizes) + nuisance_dim = {sum(blocks)} + {nuisance_dim} = "
+                           f"{width} is more than the {size} dimensions of an observation "
+                           f"{tuple(shape)}: no model can learn a latent wider than the "
+                           "data")  # fmt: skip
+
+
+def _integers_or_names(values: object, what: str, want: str) -> None:
+    """Refuses a boolean (numpy would read ``True`` as 1) and, in a list, anything that is
+    neither an integer nor a string (a float, a nested list), naming the first."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind == "b":
+            raise DatasetError(f"{what}s are booleans (dtype bool), not {want}s")
+        if values.dtype.kind != "O":
+            return
+    elif isinstance(values, str) or not isinstance(values, Sequence):
+        return
+    for i, v in enumerate(values):
+        if isinstance(v, bool | np.bool_):
+            raise DatasetError(f"{what} {v!r} (sample {i}) is a boolean, not {want}")
+        if not isinstance(v, str | numbers.Integral):
+            raise DatasetError(f"{what} {v!r} (sample {i}) is not {want}")
 
 
 def _observations(x: object) -> np.ndarray:
@@ -191,6 +222,7 @@ def _labels(
         table = [(context_name(t), t) for t in sets]
         return table, np.array([index[t] for t in keys], dtype=np.int64)
     table = _table(contexts, names)
+    _integers_or_names(targets, "context label", "a context index (an integer) or name")
     labels = np.asarray(targets)
     if labels.ndim != 1 or len(labels) != n:
         raise DatasetError(f"context labels must be one per sample, shape ({n},); got shape "
@@ -241,7 +273,7 @@ def _held_out(held_out: object, table, names: list[str]) -> set[int]:
     if isinstance(held_out, str) or not isinstance(held_out, Sequence):
         raise DatasetError(f"held_out must be a list of target sets, got {held_out!r}")
     index = {ts: k for k, (_, ts) in enumerate(table)}
-    out = set()
+    out: set[int] = set()
     for ts in held_out:
         key = _target_set(ts, names, "held_out")
         if key not in index:
@@ -253,7 +285,18 @@ def _held_out(held_out: object, table, names: list[str]) -> set[int]:
         if len(key) < 2:  # as simulate: a single intervention is trained on, not held out
             raise DatasetError(f"a held-out composition needs at least two targets, got "
                                f"{list(key)}")  # fmt: skip
+        if index[key] in out:
+            raise DatasetError(f"held_out names {list(key)} twice; give each held-out "
+                               "composition once")  # fmt: skip
         out.add(index[key])
+    trained = {t for k, (_, ts) in enumerate(table) if k not in out for t in ts}
+    for k in sorted(out):
+        never = [t for t in table[k][1] if t not in trained]
+        if never:
+            raise DatasetError(f"held-out context {table[k][0]!r} intervenes on {never}, which no "
+                               "training context intervenes on: no model can compose it (each "
+                               "intervention is learned from a training context that makes "
+                               "it)")  # fmt: skip
     return out
 
 
@@ -282,6 +325,7 @@ def parse_fractions(fractions: object) -> tuple[float, float, float]:
 
 
 def _given_split(split: object, n: int) -> np.ndarray:
+    _integers_or_names(split, "split value", f"a split name ({', '.join(SPLITS)}) or index 0-2")
     s = np.asarray(split)
     if s.ndim != 1 or len(s) != n:
         raise DatasetError(f"split must give one split per sample, shape ({n},); got {s.shape}")
@@ -399,9 +443,11 @@ def from_arrays(
     ------
     DatasetError
         Bad data, named: the shape, dtype or values of ``x`` (NaN, infinities, an image size the
-        models do not take), an unknown target name, a label or split that is not one, a
+        models do not take), concept blocks and nuisance together wider than an observation,
+        an unknown target name, a label or split that is not one (a boolean included), a
         context without samples, two contexts with the same targets, no observational context,
-        a held-out set matching no context or of fewer than two targets, a training context
+        a held-out set matching no context, of fewer than two targets, given twice, or
+        intervening on a concept that no training context intervenes on, a training context
         left without train, val or test samples.
     UsageError
         ``seed``, ``fractions`` or ``nuisance_dim`` out of range.
@@ -414,6 +460,7 @@ def from_arrays(
     if not isinstance(name, str):
         raise UsageError(f"name must be a string, got {name!r}")
     xs = _observations(x)
+    _check_width(blocks, nd, xs.shape[1:])
     table, labels = _labels(targets, contexts, names, len(xs))
     _check_table(table, labels)
     held = _held_out(held_out, table, names)
@@ -460,6 +507,14 @@ def from_arrays(
         "nuisance_dim": nd,
     }
     return seal(card, arrays)
+
+
+def _sizes(d: dict, kwargs: dict) -> tuple[list[int], int]:
+    """The block sizes and nuisance size that :func:`from_arrays` will check, checked before the
+    observations are read (so a latent wider than them is refused before that work)."""
+    blocks = _block_sizes(d.get("block_sizes"), len(_concept_names(d["concepts"])))
+    nd = kwargs.get("nuisance_dim", from_arrays.__kwdefaults__["nuisance_dim"])
+    return blocks, check_number(nd, "nuisance_dim", minimum=0)
 
 
 def _read_json(path: Path, keys: set[str], required: tuple[str, ...]) -> dict:
@@ -539,7 +594,10 @@ def from_files(
     """
     path = Path(contexts_path)
     d = _read_json(path, _ARRAY_KEYS, ("concepts", "contexts", "labels"))
+    blocks, nd = _sizes(d, kwargs)
     x = _npy(Path(x_path), "x:", mmap=True)
+    if x.ndim in (2, 4):
+        _check_width(blocks, nd, x.shape[1:])
     check_memory(3 * x.nbytes + 4 * x.size, f"importing {x_path}", max_memory)
     labels = _per_sample(d["labels"], path.parent, "labels")
     split = _per_sample(d["split"], path.parent, "split") if "split" in d else None
@@ -553,7 +611,7 @@ def _png_bit_depth(path: Path) -> int | None:
     (Pillow reads other formats; their modes tell their depth)."""
     with open(path, "rb") as fh:
         head = fh.read(26)
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
     return head[24]
 
@@ -580,6 +638,22 @@ def _read_png(path: Path) -> np.ndarray:
     return np.ascontiguousarray(rgba[..., :3])
 
 
+def _folder_name(name: object) -> bool:
+    """Whether ``name`` names a folder directly in ROOT: no separator, ``.``, ``..``, drive."""
+    return (isinstance(name, str) and bool(name.strip()) and name not in (".", "..")
+            and "/" not in name and "\\" not in name and not Path(name).anchor
+            and Path(name).name == name)  # fmt: skip
+
+
+def _is_png(path: Path) -> bool:
+    """Whether the file ``path`` begins with the PNG signature (its name may say otherwise)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+
+
 def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **kwargs) -> Dataset:
     """A dataset from ``ROOT/contexts.json`` and one folder of PNG images per context
     (``conceptid import --folders ROOT``).
@@ -596,9 +670,13 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
     Every ``ROOT/NAME/*.png`` is read (sorted by file name) as 8-bit RGB: an 8-bit image of mode
     1, L, P, RGB, LA or RGBA (greyscale is repeated over the channels; an alpha channel is dropped
     when every pixel is opaque, and refused otherwise; 16-bit images are refused: greyscale would
-    saturate, RGB lose its low byte); all must have one size, 32x32 or 64x64. Hidden files
-    (``.name``) are skipped; any other file is refused, and so is a folder in ``ROOT`` that
-    ``contexts.json`` does not name (a misspelt context).
+    saturate, RGB lose its low byte); all must have one size, 32x32 or 64x64. A file is taken
+    when its name ends in ``.png`` (any case: ``.PNG`` too) and its content begins with the PNG
+    signature. Hidden files (``.name``, such as ``.DS_Store``) are skipped; any other file is
+    refused, and so is a folder in ``ROOT`` that ``contexts.json`` does not name (a misspelt
+    context). A context's name is its folder's name directly in ``ROOT``: a name with a path
+    separator, ``.``, ``..`` or an absolute path is refused, and so is a context folder that
+    resolves (through a symbolic link) outside ``ROOT``.
 
     Parameters
     ----------
@@ -611,9 +689,10 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
     Raises
     ------
     DatasetError
-        A missing or malformed ``contexts.json``, a context folder missing or empty, a file that
-        is not a PNG, an image that is not 8-bit or has transparent pixels, images of different
-        or unsupported sizes, or anything :func:`from_arrays` refuses.
+        A missing or malformed ``contexts.json``, a context name that is not a folder name in
+        ``ROOT``, a context folder missing, empty or outside ``ROOT``, a file that is not a PNG
+        (by its name or by its content), an image that is not 8-bit or has transparent pixels,
+        images of different or unsupported sizes, or anything :func:`from_arrays` refuses.
     MemoryLimitError
         When the images would need more memory than the limit.
     """
@@ -623,6 +702,13 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
                            f"{CONTEXTS_FILE} are expected in it)")  # fmt: skip
     d = _read_json(root / CONTEXTS_FILE, _FOLDER_KEYS, ("concepts", "contexts"))
     contexts = d["contexts"]
+    blocks, nd = _sizes(d, kwargs)
+    bad = [ctx for ctx in contexts if not _folder_name(ctx)]
+    if bad:
+        raise DatasetError(f"context name {bad[0]!r} in {root / CONTEXTS_FILE} is not a folder "
+                           f"name: each context's images lie in a folder directly in {root} "
+                           "(no path separator, '.', '..' or absolute path)")  # fmt: skip
+    real_root = root.resolve()
     extra = sorted(p.name for p in root.iterdir() if p.is_dir()
                    and not p.name.startswith(".") and p.name not in contexts)  # fmt: skip
     if extra:
@@ -633,16 +719,26 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
         folder = root / str(ctx)
         if not folder.is_dir():
             raise DatasetError(f"context {ctx!r} has no folder {folder}")
+        real = folder.resolve()
+        if real == real_root or not real.is_relative_to(real_root):
+            raise DatasetError(f"context folder {folder} resolves to {real}, not a folder "
+                               f"inside {root}: a context's folder must lie in ROOT")  # fmt: skip
         mine = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
         other = [p for p in mine if p.suffix.lower() != ".png" or not p.is_file()]
         if other:
             raise DatasetError(f"{other[0]} is not a .png file; a context folder holds only "
                                "PNG images")  # fmt: skip
+        fake = next((p for p in mine if not _is_png(p)), None)
+        if fake is not None:
+            raise DatasetError(f"{fake} is not a PNG image: it does not begin with the PNG "
+                               "signature (another format named .png?); a context folder "
+                               "holds only PNG images")  # fmt: skip
         if not mine:
             raise DatasetError(f"context {ctx!r} has no samples: {folder} holds no .png image")
         files += [(k, p) for p in mine]
     first = _read_png(files[0][1])
     size = first.shape
+    _check_width(blocks, nd, size)
     check_memory(2 * len(files) * first.nbytes, f"importing {len(files)} images of {root}",
                  max_memory)  # fmt: skip
     x = np.empty((len(files), *size), dtype=np.uint8)

@@ -115,3 +115,19 @@ def at(path: str, err: ConceptIDError) -> ConceptIDError:
     that holds other dicts."""
     msg = str(err)
     return type(err)(f"{path}.{msg}" if _PATH.match(msg) else f"{path}: {msg}")
+
+
+def unique_keys(where: str, error: type[ConceptIDError] = UsageError):
+    """An ``object_pairs_hook`` for :func:`json.load` that refuses an object giving one key
+    twice (JSON would keep the last one without a word), raising ``error`` naming ``where``."""
+
+    def hook(pairs: list[tuple[str, object]]) -> dict:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise error(f"{where} gives the key {key!r} twice in one object; each key may "
+                            "appear once")  # fmt: skip
+            seen.add(key)
+        return dict(pairs)
+
+    return hook

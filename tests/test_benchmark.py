@@ -641,3 +641,14 @@ def test_a_spec_of_numpy_numbers_is_written_as_plain_json(tmp_path):
         BenchmarkSpec(preset="chain", preset_args={"m": object()})
     with pytest.raises(DatasetError, match="keys must be strings"):
         BenchmarkSpec(preset="chain", preset_args={1: 2})
+
+
+def test_save_under_a_file_is_refused_as_a_dataset_error(tmp_path):
+    # found by review: save("afile/x") raised the built-in FileExistsError (NotADirectoryError
+    # one level deeper) from mkdir instead of the documented DatasetError
+    ds = generate(BenchmarkSpec(preset="chain", n_train=2, n_val=2, n_test=2))
+    (tmp_path / "afile").write_text("mine")
+    for target in ("afile/x", "afile/y/z"):
+        with pytest.raises(DatasetError, match="afile is a file, not a directory"):
+            ds.save(tmp_path / target)
+    assert (tmp_path / "afile").read_text() == "mine"

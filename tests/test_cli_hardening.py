@@ -298,3 +298,37 @@ def test_run_accepts_the_example_spec(tmp_path, monkeypatch):
     spec.write_text(json.dumps({**json.loads(EXAMPLE.read_text()), "seed": 7}))
     assert main(["run", "--spec", str(spec), "--out", str(tmp_path / "r")]) == 0
     assert seen[-1].spec.seed == 7 and seen[-1].seed == 7
+
+
+def test_inspect_figure_never_replaces_a_file_unasked(tiny, tmp_path, capsys):
+    # found by review: `inspect --figure myphoto.png` overwrote the user's file
+    photo = tmp_path / "myphoto.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\nmine")
+    line = refused(["inspect", str(tiny / "ds"), "--figure", str(photo)], capsys)
+    assert "exists; pass --overwrite" in line and photo.read_bytes().endswith(b"mine")
+    assert main(["inspect", str(tiny / "ds"), "--figure", str(photo), "--overwrite"]) == 0
+    capsys.readouterr()
+    assert not photo.read_bytes().endswith(b"mine")
+
+
+def test_run_refuses_an_out_that_is_a_dataset_before_reading_the_data(tiny, capsys):
+    # found by review: `run --data D --out D` printed its first stage before refusing
+    before = listing(tiny / "ds")
+    line = refused(["run", "--data", str(tiny / "ds"), "--out", str(tiny / "ds")], capsys)
+    assert "not a conceptid run directory" in line and listing(tiny / "ds") == before
+
+
+def test_generate_and_evaluate_take_the_memory_limit_their_messages_offer():
+    # found by review: generate's refusal advised --max-memory, which it did not take
+    parser = build_parser()
+    for argv in (["generate", "M", "--out", "o.npy", "--max-memory", "2"],
+                 ["evaluate", "R", "--max-memory", "2"]):  # fmt: skip
+        assert parser.parse_args(argv).max_memory == 2.0
+
+
+def test_check_refuses_a_model_file_giving_a_key_twice(tmp_path, capsys):
+    spec = json.loads(EXAMPLE.read_text())
+    text = json.dumps(spec)[:-1] + ', "seed": 3, "seed": 4}'
+    (tmp_path / "twice.json").write_text(text)
+    line = refused(["check", str(tmp_path / "twice.json")], capsys)
+    assert "gives the key 'seed' twice" in line

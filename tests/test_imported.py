@@ -306,8 +306,8 @@ def _folders_case(root: Path, change: str) -> Path:
         (root / "thikc").mkdir()
     elif change == "not-png":
         (root / "a" / "notes.txt").write_text("x")
-    elif change == "corrupt-png":
-        (root / "a" / "001.png").write_bytes(b"\x89PNG not really")
+    elif change == "corrupt-png":  # the PNG signature, then no PNG
+        (root / "a" / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     elif change == "mixed-sizes":
         Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(root / "b" / "002.png")
     elif change == "no-json":
@@ -497,3 +497,155 @@ def test_the_same_arrays_labelled_otherwise_are_another_dataset(tmp_path, capsys
     ok(["import", "--arrays", str(x_path), "--contexts", str(ctx), "--out", str(data),
         "--overwrite", "--nuisance-dim", "1"], capsys)  # fmt: skip
     assert load_dataset(data).labels_hash not in (before.labels_hash, after.labels_hash)
+
+
+# -- found by review: each refused by name before any work, nothing written ----------------------
+
+
+def refused(argv: list[str], words: str, root: Path, capsys) -> str:
+    """``conceptid ARGV`` exits 2 with one line holding ``words`` and leaves ``root`` as it was."""
+    before = listing(root)
+    assert main([*argv, "--out", str(root / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("conceptid import: error: ") and len(err.splitlines()) == 1, err
+    assert words in err, err
+    assert listing(root) == before
+    return err
+
+
+def test_a_json_key_given_twice_is_refused_naming_it_and_the_file(tmp_path, capsys):
+    # found by review: json keeps the last of two equal keys, so context 'a' silently became ab
+    x_path, ctx = write_arrays(tmp_path)
+    text = ctx.read_text().replace('"ab": ["a", "b"]', '"ab": ["a", "b"], "a": ["a", "b"]')
+    assert text.count('"a": ') == 2
+    ctx.write_text(text)
+    argv = ["import", "--arrays", str(x_path), "--contexts", str(ctx)]
+    refused(argv, f"{ctx} gives the key 'a' twice in one object", tmp_path, capsys)
+    root = write_folders(tmp_path / "images")  # contexts.json of --folders, a top-level key
+    spec = (root / "contexts.json").read_text()
+    (root / "contexts.json").write_text(spec[:-1] + ', "concepts": ["a"]}')
+    refused(["import", "--folders", str(root)], "gives the key 'concepts' twice", tmp_path,
+            capsys)  # fmt: skip
+
+
+def test_read_json_refuses_a_duplicate_key_at_any_depth(tmp_path):
+    from conceptid.simulations.benchmark import read_json
+
+    path = tmp_path / "spec.json"
+    path.write_text('{"preset": {"name": "chain", "args": {"m": 2, "m": 3}}}')
+    with pytest.raises(DatasetError, match=r"spec file .*spec.json gives the key 'm' twice"):
+        read_json(path, "spec file ")
+    path.write_text('{"m": 2, "args": {"m": 3}}')  # the same key in two objects is fine
+    assert read_json(path) == {"m": 2, "args": {"m": 3}}
+
+
+def test_a_held_out_intervention_no_training_context_makes_is_refused(tmp_path, capsys):
+    # found by review: evaluate scored a composition that generate refuses for want of a law
+    x_path, ctx = write_arrays(tmp_path)
+    _, labels = vectors()
+    np.save(tmp_path / "labels.npy", np.select([labels == 2, labels == 3], [0, 2], labels))
+    _edit_json(ctx, contexts={"obs": [], "a": ["a"], "ab": ["a", "b"]})
+    err = refused(["import", "--arrays", str(x_path), "--contexts", str(ctx)],
+                  "held-out context 'ab' intervenes on ['b'], which no training context "
+                  "intervenes on: no model can compose it", tmp_path, capsys)  # fmt: skip
+    assert "generate" not in err
+    x, labels = vectors(n=10)
+    with pytest.raises(DatasetError, match=r"held-out context 'do\(a,b\)' intervenes on \['b'\]"):
+        from_arrays(x, [[] if k == 2 else CONTEXTS[list(CONTEXTS)[k]] for k in labels],
+                    CONCEPTS, held_out=[["a", "b"]])  # fmt: skip
+
+
+def test_a_held_out_composition_given_twice_is_refused(tmp_path, capsys):
+    x_path, ctx = write_arrays(tmp_path, held_out=[["a", "b"], ["b", "a"]])
+    refused(["import", "--arrays", str(x_path), "--contexts", str(ctx)],
+            "held_out names ['a', 'b'] twice", tmp_path, capsys)  # fmt: skip
+
+
+def test_boolean_labels_and_splits_are_refused_by_name(tmp_path, capsys):
+    # found by review: numpy read [0, true, ...] as [0, 1, ...], so true meant context 1
+    x_path, ctx = write_arrays(tmp_path)
+    _, labels = vectors()
+    inline = labels.tolist()
+    inline[5] = True
+    _edit_json(ctx, labels=inline)
+    argv = ["import", "--arrays", str(x_path), "--contexts", str(ctx)]
+    refused(argv, "context label True (sample 5) is a boolean, not a context index",
+            tmp_path, capsys)  # fmt: skip
+    inline[5] = 1.0
+    _edit_json(ctx, labels=inline)
+    refused(argv, "context label 1.0 (sample 5) is not a context index (an integer) or name",
+            tmp_path, capsys)  # fmt: skip
+    np.save(tmp_path / "labels.npy", labels % 2 == 1)
+    _edit_json(ctx, labels="labels.npy")
+    refused(argv, "context labels are booleans (dtype bool)", tmp_path, capsys)
+    np.save(tmp_path / "labels.npy", labels)
+    _edit_json(ctx, split=[False] * 240)
+    refused(argv, "split value False (sample 0) is a boolean, not a split name", tmp_path,
+            capsys)  # fmt: skip
+    x, labels = vectors(n=10)
+    with pytest.raises(DatasetError, match="context label True"):
+        from_arrays(x, [True, *labels[1:].tolist()], CONCEPTS, contexts=CONTEXTS)
+
+
+def test_a_context_folder_outside_root_is_refused(tmp_path, capsys):
+    # found by review: a context named ../x/thick read images from outside ROOT
+    root = write_folders(tmp_path / "images")
+    write_folders(tmp_path / "elsewhere")
+    for name in ["../elsewhere/a", "/abs/a", "..", ".", "a/b", "a\\b"]:
+        _edit_json(root / "contexts.json", contexts={**CONTEXTS, name: ["a"]})
+        if name == ".":
+            _edit_json(root / "contexts.json", contexts={"obs": [], ".": ["a"], "b": ["b"]},
+                       held_out=None)  # fmt: skip
+        refused(["import", "--folders", str(root)], f"context name {name!r} in "
+                f"{root / 'contexts.json'} is not a folder name", tmp_path, capsys)  # fmt: skip
+    _edit_json(root / "contexts.json", contexts=CONTEXTS, held_out=[["a", "b"]])
+    for f in (root / "a").iterdir():
+        f.unlink()
+    (root / "a").rmdir()
+    (root / "a").symlink_to(tmp_path / "elsewhere" / "a", target_is_directory=True)
+    refused(["import", "--folders", str(root)], f"context folder {root / 'a'} resolves to "
+            f"{tmp_path / 'elsewhere' / 'a'}, not a folder inside {root}", tmp_path,
+            capsys)  # fmt: skip
+
+
+def test_a_file_named_png_that_is_no_png_is_refused(tmp_path, capsys):
+    # found by review: only the extension was checked, so a JPEG named .png was read
+    root = write_folders(tmp_path / "images")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "a" / "009.png", format="JPEG")
+    refused(["import", "--folders", str(root)], f"{root / 'a' / '009.png'} is not a PNG image: "
+            "it does not begin with the PNG signature", tmp_path, capsys)  # fmt: skip
+
+
+def test_png_names_in_any_case_are_read_and_dotfiles_skipped(tmp_path):
+    root = write_folders(tmp_path)
+    Image.open(root / "a" / "000.png").save(root / "a" / "100.PNG")
+    (root / "a" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    ds = Dataset.from_folders(root)
+    assert ds.card["source"]["images_per_context"]["a"] == 9
+    a = ds.x[ds.context == 1]
+    assert np.array_equal(a[-1], a[0])  # 100.PNG sorts after 000.png-007.png
+
+
+def test_a_latent_wider_than_the_data_is_refused_before_reading_it(tmp_path, capsys):
+    # found by review: block sizes and nuisance beyond the observation size were imported, and
+    # no model could then be trained on them
+    x_path, ctx = write_arrays(tmp_path, block_sizes=[3, 1])  # x is (240, 5): 3 + 1 + 2 > 5
+    argv = ["import", "--arrays", str(x_path), "--contexts", str(ctx)]
+    refused(argv, "sum(block_sizes) + nuisance_dim = 4 + 2 = 6 is more than the 5 dimensions "
+            "of an observation (5,): no model can learn a latent wider than the data", tmp_path,
+            capsys)  # fmt: skip
+    _edit_json(ctx, block_sizes=[10**12, 1])
+    refused(argv, f"= {10**12 + 1} + 2 = {10**12 + 3} is more than the 5", tmp_path, capsys)
+    _edit_json(ctx, block_sizes=[1, 1])
+    refused([*argv, "--nuisance-dim", "1e12"], f"= 2 + {10**12} = {10**12 + 2} is more", tmp_path,
+            capsys)  # fmt: skip
+    root = write_folders(tmp_path / "images")
+    _edit_json(root / "contexts.json", block_sizes=[3072, 1])
+    (root / "b" / "007.png").write_bytes(b"\x89PNG\r\n\x1a\n not read")  # refused before it
+    refused(["import", "--folders", str(root)], "= 3073 + 2 = 3075 is more than the 3072 "
+            "dimensions of an observation (32, 32, 3)", tmp_path, capsys)  # fmt: skip
+    x, labels = vectors(n=10)
+    with pytest.raises(DatasetError, match="= 3 \\+ 3 = 6 is more than the 5"):
+        from_arrays(x, labels, CONCEPTS, contexts=CONTEXTS, block_sizes=[2, 1], nuisance_dim=3)
+    ds = from_arrays(x, labels, CONCEPTS, contexts=CONTEXTS, block_sizes=[2, 1])  # 5: as wide
+    assert ds.card["block_sizes"] == [2, 1] and ds.nuisance_dim == 2

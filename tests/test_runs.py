@@ -520,3 +520,23 @@ def test_a_run_without_ground_truth_has_no_floors(tmp_path):
                  "--out", str(out), "--quiet"]) == 0  # fmt: skip
     assert json.loads((out / "metrics.json").read_text())["floors"] is None
     assert "Floors on the same test rows" not in (out / "report.md").read_text()
+    # found by review: without ground truth (no floors) the report said nothing of its few
+    # test rows, and compared the ratio with the paper's quad figure
+    report = (out / "report.md").read_text()
+    assert "The test split holds 6 rows in its smallest context: below 500" in report
+    assert "paper" not in report
+
+
+def test_the_papers_figure_is_quoted_for_the_quad_scene_only():
+    from conceptid.report import _paper_figure
+
+    assert "0.6x" in _paper_figure({"preset": "quad", "preset_args": {}}, "pooled")
+    assert "0.33x" in _paper_figure({"preset": "quad", "preset_args": {"dependent": False}},
+                                    "pooled")  # fmt: skip
+    for spec in (
+        None,
+        {"preset": "random"},
+        {"preset": "quad", "preset_args": {"identifiable": True}},
+    ):
+        assert _paper_figure(spec, "pooled") == ""
+    assert _paper_figure({"preset": "quad"}, "context-flow-ablation") == ""

@@ -99,6 +99,9 @@ def test_a_missing_or_broken_sweep_file(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(SweepError, match="not a readable JSON sweep"):
         Sweep.from_json(tmp_path / "bad.json")
+    (tmp_path / "twice.json").write_text('{"seeds": [0], "seeds": [1]}')
+    with pytest.raises(SweepError, match="gives the key 'seeds' twice"):
+        Sweep.from_json(tmp_path / "twice.json")
 
 
 def test_an_unusable_scheduler_leaves_a_sweep_directory_as_it_was(tmp_path, client, monkeypatch):
