@@ -156,7 +156,8 @@ def _observations(x: object) -> np.ndarray:
             raise DatasetError(f"vectors must be real numbers, x is {a.dtype}")
         if a.shape[1] == 0:
             raise DatasetError("x has shape (N, 0): vectors need at least one coordinate")
-        out = np.ascontiguousarray(a, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below, in one line
+            out = np.ascontiguousarray(a, dtype=np.float32)
         bad = ~np.isfinite(out)
         if bad.any():
             rows = np.flatnonzero(bad.any(1))

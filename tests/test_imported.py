@@ -649,3 +649,13 @@ def test_a_latent_wider_than_the_data_is_refused_before_reading_it(tmp_path, cap
         from_arrays(x, labels, CONCEPTS, contexts=CONTEXTS, block_sizes=[2, 1], nuisance_dim=3)
     ds = from_arrays(x, labels, CONCEPTS, contexts=CONTEXTS, block_sizes=[2, 1])  # 5: as wide
     assert ds.card["block_sizes"] == [2, 1] and ds.nuisance_dim == 2
+
+
+def test_values_beyond_float32_are_refused_in_one_line_without_a_warning():
+    # found by review: numpy's overflow RuntimeWarning printed a second line before the refusal
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DatasetError, match="beyond float32's range"):
+            Dataset.from_arrays(np.full((30, 4), 1e300), [[], ["a"], ["b"]] * 10, ["a", "b"])
