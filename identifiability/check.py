@@ -6,10 +6,11 @@ In the manner of StructuralIdentifiability.jl, every concept gets one of three a
   by a named theorem whose hypotheses were all verified (exactly or by construction; a numeric
   search that found no defect never counts as verification), A0 (the design contains the
   observational context) among them. When that theorem is not proved here end to end (Theorem S
-  rests on a cited result), the verdict carries ``conditional`` saying so and prints as
-  ``identifiable*``. Under linear mixing the identification algorithm is also run on the
-  population moments (``confirmation``); if it fails, the verdict is ``not covered`` with the
-  failure as the reason, never ``identifiable``;
+  rests on a cited result), or proves less than plain identifiability (Theorem L for concept
+  blocks: within the models that satisfy A7+), the verdict carries ``conditional`` saying so
+  and prints as ``identifiable*``. Under linear mixing the identification algorithm is also run
+  on the population moments (``confirmation``); if it fails, the verdict is ``not covered`` with
+  the failure as the reason, never ``identifiable``;
 - ``not identifiable``: a second model, built explicitly, has the same observed law in every
   training context of the design while this concept differs outside the class; the witness is
   *verified* against the user's model itself, from both models' own parameters, before the
@@ -318,6 +319,12 @@ THEOREM_S = (
     "proofs/lemma_nuisance_fibres.md, step (ii) rests on Buchholz et al. 2023)"
 )
 NO_THEOREM = "none: concept blocks under nonlinear mixing are an open case (proofs/theorem.md)"
+THEOREM_L_BLOCKS_CONDITIONAL = (
+    "Theorem L assumes A7+ of both models compared: for concept blocks this is "
+    "identifiability within the models that satisfy A7+ (for scalar concepts A7+ is A7, "
+    "Lemma 3); whether a model satisfying A7+ can share its laws with one violating it "
+    "is open; see proofs/theorem.md"
+)
 THEOREM_S_CONDITIONAL = (
     "Theorem S rests on a published result (Buchholz et al. 2023, step (ii)) "
     "whose non-degeneracy conditions were not all verified here, and on the "
@@ -473,7 +480,11 @@ def _concept_verdict(
             theorem.name + ": all hypotheses verified",
             A.description,
             None,
-            None if theorem.linear else THEOREM_S_CONDITIONAL,
+            THEOREM_S_CONDITIONAL
+            if not theorem.linear
+            else THEOREM_L_BLOCKS_CONDITIONAL
+            if not theorem.scalar
+            else None,
         )
     why = [
         *theorem.failing,

@@ -6,8 +6,10 @@ Facts checked (all symbolic):
 2. The same holds in every hard-intervention context (S_k replaced by S~_k, row k of B zeroed).
 3. If the rows of C are linearly dependent, det(C Sigma_e C^T) = 0 identically, for every
    covariance Sigma_e of the embedding: so Cov(c) cannot be positive definite, contradicting 1.
-4. A6 alone does not give 2: in a context do(k) the other blocks keep the noise of A4, so with
-   S~_k > 0 but a singular S_j (j != k; A4's positive definiteness dropped) det Cov_k(c) = 0.
+4. The proof's route through a context do(k) needs A4 for the other blocks, which keep their
+   noise: with S~_k > 0 but a singular S_j (j != k; A4's positive definiteness dropped)
+   det Cov_k(c) = 0, so A6 alone does not carry fact 2. (This limits the route only: with the
+   read-out T = [C; N] invertible, as the setting asks, rank C = K holds regardless.)
 
 falsify(): the same identity for a cyclic B (a 2-cycle, not a DAG), and the determinant of a C
 with independent rows; both must fail.

@@ -1,5 +1,6 @@
 """Certificate for Theorem L, steps 0-3 (proofs/lemma_linear_identification.md): the peeling
-construction, run exactly, and the two-model argument.
+construction, run exactly, and a two-model check: a second model built from the class has the same
+laws and peeling treats the two alike (this is not uniqueness: see proofs/README.md).
 
 Each model is given by its SEM over concept blocks (one hard intervention per block), a 1-d
 nuisance N(mn, sn) and its representation y = F (c, n) + y0 of d observed coordinates:
@@ -278,8 +279,9 @@ def _transform(model, D2, b2, scale, offset):
 
 
 def _pair(name, model, seed, rotation=None):
-    """The two-model argument. rotation: a map G of (c, n) giving a second model with the same
-    parameters (the N6 pair); otherwise a random member of the class."""
+    """The two-model check (a second model from the class). rotation: a map G of (c, n) giving
+    a second model with the same parameters (the N6 pair); otherwise a random member of the
+    class."""
     blocks = model["blocks"]
     sizes = [len(b) for b in blocks]
     K = model["B"].shape[0]
@@ -466,7 +468,7 @@ def _checks(models, wrong: bool) -> list[tuple[str, bool]]:
 
 
 def certify() -> list[tuple[str, bool]]:
-    """Every fact of the construction and of the two-model argument; all must be True."""
+    """Every fact of the construction and of the two-model check; all must be True."""
     return _checks(MODELS, False)
 
 
