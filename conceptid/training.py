@@ -393,13 +393,19 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
     Raises
     ------
     PipelineError
-        A target that is not a concept of ``ds``, named twice, or that no training context
+        ``targets`` not a sequence of names, ``n`` not a positive integer, a bad ``seed``;
+        a target that is not a concept of ``ds``, named twice, or that no training context
         intervenes on (the model has learned no law for an intervention on it: the default
         quad scene's ``color``, or a concept intervened on only in held-out contexts); targets
         given to a model that cannot generate under interventions (its estimator's
         ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation),
         or a model that cannot generate at all (``can_generate`` is false).
     """
+    if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):
+        raise PipelineError(f"targets must be a sequence of concept names, got {targets!r} "
+                            "(one concept: ['a'], not 'a')")  # fmt: skip
+    n = check_number(n, "n (the number of samples)", error=PipelineError)
+    seed = check_number(seed, "seed", minimum=0, error=PipelineError)
     if targets and not trained.model.can_intervene:
         raise PipelineError(f"{trained.method} ({trained.label}) cannot generate under "
                             "interventions: it ignores the context labels; ask it for "

@@ -83,6 +83,7 @@ import torch
 from torch import nn
 
 from conceptid.simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.resources import check_memory
 from conceptid.simulations.validation import check_number
 
 from .data import Batch, TensorData
@@ -190,6 +191,16 @@ class EstimatorBase(nn.Module):
             net = net if isinstance(net, nn.Module) else self
             dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
         return check_observations(x, self.obs_shape, dtype, name)
+
+    def standard_normal(self, *shape: int, generator: torch.Generator | None = None):
+        """``N(0, I)`` draws of ``shape`` in the dtype and on the device of the estimator's
+        parameters. They are drawn on the generator's device (the CPU without one) and then
+        moved, so a seeded generator gives the same draws whatever device the model is on."""
+        p = next((q for q in self.parameters() if q.is_floating_point()), None)
+        dtype = torch.get_default_dtype() if p is None else p.dtype
+        dev = torch.device("cpu") if generator is None else generator.device
+        out = torch.randn(*shape, generator=generator, dtype=dtype, device=dev)
+        return out if p is None else out.to(p.device)
 
     def generate(
         self, targets: torch.Tensor, n: int | None = None, *,
@@ -350,18 +361,29 @@ def check_observations(
     return x
 
 
-def target_rows(targets, n: int | None = None, m: int | None = None) -> torch.Tensor:
+def target_rows(targets, n: int | None = None, m: int | None = None,
+                obs_shape: tuple[int, ...] | None = None) -> torch.Tensor:  # fmt: skip
     """The per-sample target masks ``(n, m)`` of ``generate(targets, n)``.
 
     ``targets``: a ``(b, m)`` mask, returned as it is (``n``, when given, must equal ``b``); or
     one ``(m,)`` target set, repeated for ``n`` samples. ``m``, when given, is the number of
     concepts the model knows. Every entry must be 0 or 1 (bool, integer or float). Raises
-    :class:`~conceptid.simulations.errors.UsageError` naming what is wrong.
+    :class:`~conceptid.simulations.errors.UsageError` naming what is wrong, and
+    :class:`~conceptid.simulations.resources.MemoryLimitError` when the samples (of
+    ``obs_shape``, float32, counted three times for the decoder's work) would not fit in memory.
     """
-    t = torch.as_tensor(targets)
+    try:
+        t = torch.as_tensor(targets)
+    except (TypeError, ValueError, RuntimeError):
+        raise UsageError(f"targets must be a 0/1 mask (a tensor, array or nested list), got "
+                         f"{type(targets).__name__}") from None  # fmt: skip
     check_mask01(t)
     if n is not None:
         n = check_number(n, "n (the number of samples)")
+    if obs_shape is not None:  # before any allocation of that size, the masks' included
+        rows = n if t.dim() == 1 and n is not None else t.shape[0] if t.dim() else 0
+        width = t.shape[-1] if t.dim() else 0
+        check_memory(rows * (width + 12 * int(np.prod(obs_shape))), f"generating {rows} samples")
     if t.dim() == 1:
         if n is None:
             raise UsageError("one target set (m,) needs n, the number of samples to generate")

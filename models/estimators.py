@@ -292,9 +292,9 @@ class TheoremMatchedVAE(_VAEBase):
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set
         ``(m,)`` for ``n`` samples (any set of targets)."""
-        targets = target_rows(targets, n, len(self.block_sizes))
+        targets = target_rows(targets, n, len(self.block_sizes), self.obs_shape)
         c = self.prior.sample(targets, generator)
-        nuis = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
+        nuis = self.standard_normal(targets.shape[0], self.nuisance_dim, generator=generator)
         return self._decode_mean(self.decoder(torch.cat([c, nuis], 1)))
 
     def graph(self, threshold: float = 0.1) -> torch.Tensor:
@@ -578,7 +578,9 @@ class ContextModuleVAE(_VAEBase):
         noise is uncorrelated with ``c0`` under ``do(c1)`` only if ``b = 0``, and in the
         observational context only if ``a = 0`` as well). docs/benchmarks.md measures how far
         the draws are from it ("The noise check")."""
-        mean, log_var = self.encoder(self.check_x(x))
+        x = self.check_x(x)
+        check_targets(targets, self.m, len(x))  # unread, but held to the contract as elsewhere
+        mean, log_var = self.encoder(x)
         return self._sample(mean, log_var, generator)
 
     @torch.no_grad()
@@ -586,9 +588,9 @@ class ContextModuleVAE(_VAEBase):
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set ``(m,)``
         for ``n`` samples; the labels-ignored ablation ignores the targets."""
-        targets = target_rows(targets, n, self.m)
+        targets = target_rows(targets, n, self.m, self.obs_shape)
         b = targets.shape[0]
-        z = torch.randn(b, self.K + self.nuisance_dim, generator=generator)
+        z = self.standard_normal(b, self.K + self.nuisance_dim, generator=generator)
         rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(targets))
         return self._decode_mean(self.decoder(rep))
 
@@ -625,7 +627,9 @@ class PooledVAE(_VAEBase):
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` from the ``N(0, I)`` prior: as many as ``targets`` has rows (or
         ``n`` for one target set ``(m,)``); the targets themselves are ignored."""
-        z = torch.randn(target_rows(targets, n).shape[0], self.latent_dim, generator=generator)
+        rows = target_rows(targets, n, None, self.obs_shape).shape[0]
+        z = self.standard_normal(rows, self.latent_dim,
+                                 generator=generator)  # fmt: skip
         return self._decode_mean(self.decoder(z))
 
 
@@ -678,7 +682,9 @@ class IVAE(PooledVAE):
         """Samples of ``x`` from the pooled law (a context drawn by its training share, then its
         prior): as many as ``targets`` has rows (or ``n`` for one target set ``(m,)``); the
         targets themselves are ignored."""
-        b = target_rows(targets, n).shape[0]
+        b = target_rows(targets, n, None, self.obs_shape).shape[0]
+        if b == 0:  # multinomial draws at least one
+            return self.standard_normal(0, *self.obs_shape)
         context = torch.multinomial(self.context_share.cpu(), b, replacement=True,
                                     generator=generator)  # fmt: skip
         return self._generate_contexts(context, generator)
@@ -687,5 +693,5 @@ class IVAE(PooledVAE):
     def _generate_contexts(self, context: torch.Tensor, generator=None) -> torch.Tensor:
         """Samples of ``x`` from the prior of each sample's context index ``(b,)`` (long)."""
         pm, plv = self.prior_mean[context], self.prior_logvar[context]
-        z = pm + torch.exp(0.5 * plv) * torch.randn(pm.shape, generator=generator)
+        z = pm + torch.exp(0.5 * plv) * self.standard_normal(*pm.shape, generator=generator)
         return self._decode_mean(self.decoder(z))

@@ -374,9 +374,13 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         """Before training: with the default (residual) nets, the linear path is set to the
         best linear autoencoder, principal component analysis of the training data (closed
         form; exact reconstruction when the data span ``D`` dimensions, as under linear mixing).
-        With ``ae_epochs = 0`` the likelihood stage then starts at once, from a snap."""
+        With ``ae_epochs = 0`` the likelihood stage then starts at once, from a snap. A model
+        past its autoencoder stage (fitted again) keeps its nets: the set-up is for a model
+        whose autoencoder has yet to be trained."""
         enc, dec = self.encoder, self.decoder
-        if self.ae_whitening and int(self.stage) == 0:
+        if int(self.stage) != 0:  # a trained autoencoder (frozen in step 2): never reset it
+            return
+        if self.ae_whitening:
             self._fit_whitening(train.x)
         if isinstance(enc, ResidualEncoder) and isinstance(dec, ResidualDecoder):
             X = train.x.flatten(1)
@@ -389,7 +393,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
             enc.skip.bias.copy_(-V @ mean)
             dec.skip.weight.copy_(V.T)
             dec.skip.bias.copy_(mean)
-        if self.ae_epochs == 0 and int(self.stage) == 0:
+        if self.ae_epochs == 0:
             self._start_likelihood()
             if self.snap_every:
                 self.snap(train)
@@ -597,9 +601,9 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         for ``n`` samples: any set of targets, including ones never seen together in training
         (composition). The labels-ignored ablation draws from its one (pooled) law whatever the
         targets."""
-        targets = self._labels(target_rows(targets, n, self.m))
+        targets = self._labels(target_rows(targets, n, self.m, self.obs_shape))
         c = self.prior.sample(targets, generator)
-        nuis = torch.randn(targets.shape[0], self.nuisance_dim, generator=generator)
+        nuis = self.standard_normal(targets.shape[0], self.nuisance_dim, generator=generator)
         x = self.decode(torch.cat([c, nuis], 1))
         # images live in [0, 1]; the decoder is unconstrained, so keep samples in the data's range
         return x.clamp(0.0, 1.0) if self.images else x
@@ -991,7 +995,7 @@ class LatentFlowMLE(ManifoldEstimator):
             return data
         # the trainer asks again after every snap, which leaves the encoder as it was: the
         # latent is reused while the data and every encoder weight (its version) are the same
-        key = (id(data), data.x.data_ptr(), len(data), batch_size,
+        key = (id(data), data.x.data_ptr(), data.x._version, len(data), batch_size,
                tuple(p._version for p in self.encoder.parameters()))  # fmt: skip
         if key in self._staged:
             return replace(data, features=self._staged[key])
@@ -1083,7 +1087,8 @@ class LatentFlowMLE(ManifoldEstimator):
         (computed once while the encoder is unchanged)."""
         probe = self.stage_inputs(data).batch(probe_rows(len(data)))
         dev = self.flow.head.weight.device
-        z, targets = probe.features.to(dev), probe.targets.to(dev)
+        z = probe.features if probe.features is not None else self._latent(probe.x.to(dev))
+        z, targets = z.to(dev), probe.targets.to(dev)
         starts = [(self.flow, self.prior), *zip(self.spare_flows, self.spare_priors)]
         return [self._flow_nll(z, targets, f, p)[0].mean().item() for f, p in starts]
 
@@ -1098,8 +1103,9 @@ class LatentFlowMLE(ManifoldEstimator):
         return True
 
     def prepare(self, train: TensorData) -> None:
+        fresh = int(self.stage) == 0
         super().prepare(train)
-        if len(self.spare_flows) and int(self.stage) == 1 and self.snap_every:
+        if fresh and len(self.spare_flows) and int(self.stage) == 1 and self.snap_every:
             self._snap_spares(train, require_improvement=False)  # ae_epochs = 0: snapped at once
         if int(self.stage) == 1 and self.finetune_after == 0:  # no epoch of step 2 asked for
             self._start_finetune()

@@ -23,7 +23,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -146,6 +146,11 @@ class TrainConfig:
             check_number(getattr(self, name), name, minimum=0 if name == "warmup_epochs" else 1)
         check_number(self.lr, "lr", integer=False, minimum=0, exclusive=True)
         check_device(self.device)
+        if not isinstance(self.extra, dict):
+            raise UsageError(f"extra must be a dict, got {type(self.extra).__name__}")
+        own = sorted(set(self.extra) & {f.name for f in fields(self)})
+        if own:  # settings() would let them overwrite the fields themselves
+            raise UsageError(f"extra may not repeat a setting of its own: {own}")
 
     def settings(self) -> dict:
         """What determines the fitted weights: every field but ``progress``, ``checkpoint`` and
@@ -542,6 +547,7 @@ def fit_restarts(
         if score is None:
             score = best_validation_loss(hist)
         value = math.inf if score is None else float(score)
+        value = math.inf if math.isnan(value) else value  # a NaN score never wins
         if not scores or value < min(scores):
             best, best_hist = model, hist
         scores.append(value)

@@ -12,6 +12,7 @@ from conceptid import pipeline, training
 from conceptid.cli import main
 from conceptid.config import RunConfig
 from conceptid.errors import PipelineError
+from conceptid.models.trainer import CheckpointError
 from conceptid.simulations import BenchmarkSpec, load_dataset
 
 TINY = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
@@ -147,11 +148,14 @@ def test_stage_subcommands_share_the_run_directory(tmp_path, capsys):
                  "--overwrite"]) == 0  # fmt: skip
     assert np.load(samples).shape == (3, p)
     capsys.readouterr()
-    # a concept no training context intervenes on has no learned intervention law
+    # a concept no training context intervenes on has no learned intervention law (the card
+    # relabelled after the model was read: read_trained itself refuses a relabelled dataset)
     ds = load_dataset(data)
+    trained = training.read_trained(run / "models" / "context-module" / "final.pt", ds)
     ds.card["contexts"] = [{**c, "held_out": c["held_out"] or c["targets"] == ["c2"]}
                            for c in ds.card["contexts"]]  # fmt: skip
-    trained = training.read_trained(run / "models" / "context-module" / "final.pt", ds)
+    with pytest.raises(CheckpointError, match="labelled otherwise"):
+        training.read_trained(run / "models" / "context-module" / "final.pt", ds)
     with pytest.raises(PipelineError, match=r"no training context intervenes on \['c2'\]"):
         training.sample(trained, ds, ["c0", "c2"], 4)
     assert training.sample(trained, ds, ["c0", "c1"], 4).shape == (4, p)

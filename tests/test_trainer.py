@@ -479,3 +479,81 @@ def test_a_checkpoint_of_the_same_tensors_in_another_architecture_is_refused(tmp
     leaky = model("leaky_relu")
     load_checkpoint(path, leaky)
     assert torch.equal(leaky.flow.head.weight, old["model"]["flow.head.weight"])
+
+
+# -- found by review (models layer) ---------------------------------------------------------
+
+
+def test_fitting_a_trained_two_step_model_again_keeps_its_frozen_encoder(data):
+    # prepare() reset the encoder's linear path to PCA whatever the stage, so a second fit of
+    # a model in step 2 (its encoder frozen) silently moved its latent
+    from conceptid.models.mle import LatentFlowMLE
+
+    tr, va, _ = data
+    torch.manual_seed(0)
+    model = LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=1, snap_every=0, hidden=8)
+    fit(model, tr, va, _cfg(epochs=2))
+    assert int(model.stage) == 1
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    fit(model, tr, va, _cfg(epochs=1, lr=1e-12))
+    for k, v in model.encoder.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_generate_draws_in_the_models_dtype(data):
+    # the nuisance noise was drawn in torch's default dtype: a float64 model failed
+    from conceptid.models.mle import LatentFlowMLE
+
+    torch.manual_seed(0)
+    for model in (ContextModuleVAE((8,), (1, 1, 1), 1, hidden=8).double(),
+                  TheoremMatchedVAE((8,), (1, 1, 1), nuisance_dim=1, hidden=8).double(),
+                  LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, hidden=8).double(),
+                  PooledVAE((8,), 4, hidden=8).double()):  # fmt: skip
+        x = model.generate(torch.tensor([1, 0, 0]), 3, generator=torch.Generator().manual_seed(0))
+        assert x.shape == (3, 8) and x.dtype == torch.float64
+    # and the same seed gives the same draws as before the change for a float32 model
+    model = PooledVAE((8,), 4, hidden=8)
+    g = torch.Generator().manual_seed(3)
+    want = model._decode_mean(model.decoder(torch.randn(5, 4, generator=g)))
+    got = model.generate(torch.zeros(3), 5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(got, want)
+
+
+def test_generate_refuses_a_target_set_that_is_no_mask_and_sizes_beyond_memory():
+    from conceptid.simulations.errors import UsageError
+    from conceptid.simulations.resources import MemoryLimitError
+
+    model = PooledVAE((8,), 4, hidden=8)
+    with pytest.raises(UsageError, match="targets must be a 0/1 mask"):
+        model.generate("ab", 2)
+    with pytest.raises(MemoryLimitError, match="generating 10000000000000 samples"):
+        model.generate(torch.zeros(3), 10**13)
+    assert IVAE((8,), 4, 3, hidden=8).generate(torch.zeros(0, 3, dtype=torch.bool)).shape == (0, 8)
+
+
+def test_a_nan_restart_score_never_wins(data, monkeypatch):
+    from conceptid.models.trainer import fit_restarts
+
+    tr, va, _ = data
+    scores = iter([float("nan"), 1.0, 0.5])
+    monkeypatch.setattr(TheoremMatchedVAE, "selection_score", lambda self, d: next(scores))
+    _, hist = fit_restarts(_tm, tr, va, _cfg(epochs=1), restarts=3)
+    assert hist["restart"] == 2 and hist["restart_scores"][0] == float("inf")
+
+
+def test_extra_settings_may_not_overwrite_the_configs_own():
+    from conceptid.simulations.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"extra may not repeat a setting of its own: \['seed'\]"):
+        TrainConfig(seed=5, extra={"seed": 0})
+
+
+def test_context_module_vae_exogenous_holds_its_targets_to_the_contract():
+    from conceptid.simulations.errors import UsageError
+
+    model = ContextModuleVAE((8,), (1, 1, 1), 1, hidden=8)
+    x = torch.zeros(4, 8)
+    with pytest.raises(UsageError):
+        model.exogenous(x, torch.full((4, 3), 0.5))
+    with pytest.raises(UsageError):
+        model.exogenous(x, torch.zeros(3, 3, dtype=torch.bool))
