@@ -225,8 +225,9 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
     if unchecked:
         L += [
             "",
-            f"Noise check of {', '.join(unchecked)}: not run, no context has enough "
-            "test rows for Bartlett's test (more than the model's noise coordinates).",
+            f"Noise check of {', '.join(unchecked)}: not run, no context could be tested "
+            "(Bartlett's test needs at least two noise coordinates and more test rows than "
+            "coordinates, and skips a context whose noise is not finite or is collapsed).",
         ]
     if checked:
         parts = []

@@ -320,10 +320,10 @@ THEOREM_S = (
 )
 NO_THEOREM = "none: concept blocks under nonlinear mixing are an open case (proofs/theorem.md)"
 THEOREM_L_BLOCKS_CONDITIONAL = (
-    "Theorem L assumes A7+ of both models compared: for concept blocks this is "
-    "identifiability within the models that satisfy A7+ (for scalar concepts A7+ is A7, "
-    "Lemma 3); whether a model satisfying A7+ can share its laws with one violating it "
-    "is open; see proofs/theorem.md"
+    "Theorem L assumes A7+ of both models compared: for a model with concept blocks this is "
+    "identifiability, of every concept, within the models that satisfy A7+ (for a model of "
+    "scalar concepts A7+ is A7, Lemma 3, and no star); whether a model satisfying A7+ can "
+    "share its laws with one violating it is open; see proofs/theorem.md"
 )
 THEOREM_S_CONDITIONAL = (
     "Theorem S rests on a published result (Buchholz et al. 2023, step (ii)) "

@@ -247,43 +247,44 @@ class Numeric(Arithmetic):
         return bool(np.linalg.norm(M) > tol)
 
     def same_gaussian(self, ma, Sa, mb, Sb) -> bool:
-        """Equal to ``rtol`` in each law's own frame, whatever the units of each coordinate:
-        with ``W`` a whitening of ``Sa`` (``W Sa W^T = I``), ``W Sb W^T`` is the identity and
-        ``W (mb - ma)`` zero, to ``rtol``; and the same with the roles swapped, so that a
-        direction one covariance lacks cannot hide. ``W`` is taken from the correlation matrix
-        (the covariance with each coordinate divided by its standard deviation) by Cholesky, so
-        variances many orders of magnitude apart (a nuisance's against a concept's) are each
-        held to their own scale. An entry-by-entry comparison to the largest entry would let one
-        large variance excuse any error in the others. A covariance that is singular in this
-        arithmetic is compared on its range (:meth:`whitening`), with the same rank and no mean
-        shift off it."""
+        """Equal in each law's own frame, whatever the units of each coordinate: both laws are
+        first divided, coordinate by coordinate, by the standard deviations of the first, so
+        that variances many orders of magnitude apart (a nuisance's against a concept's) are
+        each held to their own scale; then, with ``W`` a whitening of the first correlation
+        matrix (Cholesky), ``W R_b W^T`` must be the identity and ``W (mb - ma)`` zero; and the
+        same with the roles swapped, so that a direction one covariance lacks cannot hide. A
+        correlation matrix singular in this arithmetic is compared on its range
+        (:meth:`whitening`), with the same rank and no mean shift off it.
+
+        The tolerance is ``rtol`` plus the rounding error that whitening amplifies:
+        ``64 n eps`` times the correlation matrix's condition number (float64 ``eps``; a law
+        computed in floats differs from the exact one by that much in this frame). Where that
+        reaches ``1e-3`` the laws cannot be told apart in float64, and they are not called
+        equal (exact arithmetic decides such a model)."""
         ma, mb = (np.asarray(m, dtype=float).reshape(-1) for m in (ma, mb))
         Sa, Sb = np.asarray(Sa, dtype=float), np.asarray(Sb, dtype=float)
         for (m1, S1), (m2, S2) in (((ma, Sa), (mb, Sb)), ((mb, Sb), (ma, Sa))):
-            W = self._correlation_whitening(S1)
-            if W is None:  # singular: same rank, and no mean shift off its range
-                W, Wp = self.whitening(S1)
-                off = (m2 - m1) - Wp @ (W @ (m2 - m1))
-                size = max(self._scale_of(m1), self._scale_of(m2), np.sqrt(self._scale_of(S1)))
-                if self.rank(S2) != W.shape[0] or not self.is_zero(off, size):
+            sd = np.sqrt(np.clip(np.diag(S1), 0.0, None))
+            sd = np.where(sd > 0, sd, 1.0)  # a zero variance stays zero in its row
+            R1, R2 = S1 / np.outer(sd, sd), S2 / np.outer(sd, sd)
+            dm = (m2 - m1) / sd
+            lam = np.linalg.eigvalsh(R1) if len(R1) else np.ones(0)
+            if len(lam) and lam[0] > self.rtol * lam[-1]:  # positive definite here
+                W = np.linalg.solve(np.linalg.cholesky(R1), np.eye(len(R1)))
+                tol = self.rtol + 64 * len(R1) * np.finfo(float).eps * lam[-1] / lam[0]
+                if tol >= 1e-3:
                     return False
-            if np.abs(W @ S2 @ W.T - np.eye(W.shape[0])).max(initial=0.0) > self.rtol:
+            else:  # singular: same rank, and no mean shift off its range
+                W, Wp = self.whitening(R1)
+                off = dm - Wp @ (W @ dm)
+                if self.rank(R2) != W.shape[0] or not self.is_zero(off, 1.0):
+                    return False
+                tol = self.rtol
+            if np.abs(W @ R2 @ W.T - np.eye(W.shape[0])).max(initial=0.0) > tol:
                 return False
-            if np.abs(W @ (m2 - m1)).max(initial=0.0) > self.rtol:
+            if np.abs(W @ dm).max(initial=0.0) > tol:
                 return False
         return True
-
-    def _correlation_whitening(self, S) -> np.ndarray | None:
-        """``W`` with ``W S W^T = I`` through the correlation matrix's Cholesky factor; None
-        where a variance is not positive or the correlation matrix is singular at ``rtol``."""
-        sd = np.sqrt(np.clip(np.diag(S), 0.0, None))
-        if len(sd) == 0 or not np.all(sd > 0):
-            return None if len(sd) else np.zeros((0, 0))
-        R = S / np.outer(sd, sd)
-        if np.linalg.eigvalsh(R)[0] <= self.rtol * len(R):
-            return None
-        L = np.linalg.cholesky(R)
-        return np.linalg.solve(L, np.diag(1.0 / sd))
 
 
 class Exact(Arithmetic):

@@ -106,17 +106,6 @@ def _block_sizes(sizes: object, m: int) -> list[int]:
     return [check_number(b, "block_sizes", error=DatasetError) for b in sizes]
 
 
-def _check_width(blocks: list[int], nuisance_dim: int, shape: tuple[int, ...]) -> None:
-    """Refuses a latent (concept blocks and nuisance) wider than an observation of ``shape``:
-    no model can be trained on it (:class:`conceptid.models.mle.ManifoldEstimator` refuses it)."""
-    width, size = sum(blocks) + nuisance_dim, math.prod(shape)
-    if width > size:
-        raise DatasetError(f"sum(block_sizes) + nuisance_dim = {sum(blocks)} + {nuisance_dim} = "
-                           f"{width} is more than the {size} dimensions of an observation "
-                           f"{tuple(shape)}: no model can learn a latent wider than the "
-                           "data")  # fmt: skip
-
-
 def _integers_or_names(values: object, what: str, want: str) -> None:
     """Refuses a boolean (numpy would read ``True`` as 1) and, in a list, anything that is
     neither an integer nor a string (a float, a nested list), naming the first."""
@@ -444,12 +433,11 @@ def from_arrays(
     ------
     DatasetError
         Bad data, named: the shape, dtype or values of ``x`` (NaN, infinities, an image size the
-        models do not take), concept blocks and nuisance together wider than an observation,
-        an unknown target name, a label or split that is not one (a boolean included), a
-        context without samples, two contexts with the same targets, no observational context,
-        a held-out set matching no context, of fewer than two targets, given twice, or
-        intervening on a concept that no training context intervenes on, a training context
-        left without train, val or test samples.
+        models do not take), an unknown target name, a label or split that is not one (a
+        boolean included), a context without samples, two contexts with the same targets, no
+        observational context, a held-out set matching no context, of fewer than two targets,
+        given twice, or intervening on a concept that no training context intervenes on, a
+        training context left without train, val or test samples.
     UsageError
         ``seed``, ``fractions`` or ``nuisance_dim`` out of range.
     """
@@ -461,7 +449,6 @@ def from_arrays(
     if not isinstance(name, str):
         raise UsageError(f"name must be a string, got {name!r}")
     xs = _observations(x)
-    _check_width(blocks, nd, xs.shape[1:])
     table, labels = _labels(targets, contexts, names, len(xs))
     _check_table(table, labels)
     held = _held_out(held_out, table, names)
@@ -508,14 +495,6 @@ def from_arrays(
         "nuisance_dim": nd,
     }
     return seal(card, arrays)
-
-
-def _sizes(d: dict, kwargs: dict) -> tuple[list[int], int]:
-    """The block sizes and nuisance size that :func:`from_arrays` will check, checked before the
-    observations are read (so a latent wider than them is refused before that work)."""
-    blocks = _block_sizes(d.get("block_sizes"), len(_concept_names(d["concepts"])))
-    nd = kwargs.get("nuisance_dim", from_arrays.__kwdefaults__["nuisance_dim"])
-    return blocks, check_number(nd, "nuisance_dim", minimum=0)
 
 
 def _read_json(path: Path, keys: set[str], required: tuple[str, ...]) -> dict:
@@ -595,10 +574,7 @@ def from_files(
     """
     path = Path(contexts_path)
     d = _read_json(path, _ARRAY_KEYS, ("concepts", "contexts", "labels"))
-    blocks, nd = _sizes(d, kwargs)
     x = _npy(Path(x_path), "x:", mmap=True)
-    if x.ndim in (2, 4):
-        _check_width(blocks, nd, x.shape[1:])
     check_memory(3 * x.nbytes + 4 * x.size, f"importing {x_path}", max_memory)
     labels = _per_sample(d["labels"], path.parent, "labels")
     split = _per_sample(d["split"], path.parent, "split") if "split" in d else None
@@ -676,8 +652,8 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
     signature. Hidden files (``.name``, such as ``.DS_Store``) are skipped; any other file is
     refused, and so is a folder in ``ROOT`` that ``contexts.json`` does not name (a misspelt
     context). A context's name is its folder's name directly in ``ROOT``: a name with a path
-    separator, ``.``, ``..`` or an absolute path is refused, and so is a context folder that
-    resolves (through a symbolic link) outside ``ROOT``.
+    separator, ``.``, ``..`` or an absolute path is refused (a folder in ``ROOT`` may be a
+    symbolic link to one elsewhere: that is the user's own layout).
 
     Parameters
     ----------
@@ -691,7 +667,7 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
     ------
     DatasetError
         A missing or malformed ``contexts.json``, a context name that is not a folder name in
-        ``ROOT``, a context folder missing, empty or outside ``ROOT``, a file that is not a PNG
+        ``ROOT``, a context folder missing or empty, a file that is not a PNG
         (by its name or by its content), an image that is not 8-bit or has transparent pixels,
         images of different or unsupported sizes, or anything :func:`from_arrays` refuses.
     MemoryLimitError
@@ -703,13 +679,11 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
                            f"{CONTEXTS_FILE} are expected in it)")  # fmt: skip
     d = _read_json(root / CONTEXTS_FILE, _FOLDER_KEYS, ("concepts", "contexts"))
     contexts = d["contexts"]
-    blocks, nd = _sizes(d, kwargs)
     bad = [ctx for ctx in contexts if not _folder_name(ctx)]
     if bad:
         raise DatasetError(f"context name {bad[0]!r} in {root / CONTEXTS_FILE} is not a folder "
                            f"name: each context's images lie in a folder directly in {root} "
                            "(no path separator, '.', '..' or absolute path)")  # fmt: skip
-    real_root = root.resolve()
     extra = sorted(p.name for p in root.iterdir() if p.is_dir()
                    and not p.name.startswith(".") and p.name not in contexts)  # fmt: skip
     if extra:
@@ -720,10 +694,6 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
         folder = root / str(ctx)
         if not folder.is_dir():
             raise DatasetError(f"context {ctx!r} has no folder {folder}")
-        real = folder.resolve()
-        if real == real_root or not real.is_relative_to(real_root):
-            raise DatasetError(f"context folder {folder} resolves to {real}, not a folder "
-                               f"inside {root}: a context's folder must lie in ROOT")  # fmt: skip
         mine = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
         other = [p for p in mine if p.suffix.lower() != ".png" or not p.is_file()]
         if other:
@@ -739,7 +709,6 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
         files += [(k, p) for p in mine]
     first = _read_png(files[0][1])
     size = first.shape
-    _check_width(blocks, nd, size)
     check_memory(2 * len(files) * first.nbytes, f"importing {len(files)} images of {root}",
                  max_memory)  # fmt: skip
     x = np.empty((len(files), *size), dtype=np.uint8)

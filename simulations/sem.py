@@ -601,7 +601,7 @@ def random_sem(
         raise SEMError(f"block_sizes must be a positive int or {m} of them, got {block_sizes!r}")
     ks = tuple(int(k) for k in ks)
     for name, rng_ in (("weight_range", weight_range), ("noise_var_range", noise_var_range)):
-        if not (isinstance(rng_, list | tuple) and len(rng_) == 2
+        if not (isinstance(rng_, list | tuple | np.ndarray) and len(rng_) == 2
                 and all(isinstance(v, int | float | np.integer | np.floating)
                         and not isinstance(v, bool) and np.isfinite(v) for v in rng_)):  # fmt: skip
             raise SEMError(f"{name} must be two finite numbers (low, high), got {rng_!r}")

@@ -979,3 +979,36 @@ def test_a_numerically_singular_intervention_covariance_is_refused():
         singular = Hard("a", [1.0, 0.0], [[1.0, 3.0], [3.0, 9.0]])
         ConceptModel(sem, LinearMixing(np.eye(4)), None, 1, 1.0,
                      (Context.observational(), Context((singular,), "do_a")))  # fmt: skip
+
+
+def test_nearly_collinear_concepts_beside_a_huge_nuisance_are_still_compared():
+    # found by review: a nearly singular correlation fell back to a whitening whose rank was
+    # decided against the 1e10 nuisance variance, and the concepts' laws went uncompared
+    A = Numeric()
+
+    def law(v, rho):
+        S = np.zeros((3, 3))
+        S[:2, :2] = v * np.array([[1, rho], [rho, 1]])
+        S[2, 2] = 1e10
+        return S
+
+    m = np.zeros((3, 1))
+    for rho in (1 - 1e-8, 1 - 2e-8):
+        assert A.same_gaussian(m, law(1.0, rho), m, law(1.0, rho))
+        assert not A.same_gaussian(m, law(1.0, rho), m, law(3.0, rho))
+
+
+def test_a_correct_float_witness_of_an_ill_conditioned_law_still_verifies():
+    # found by review: rounding of about 2e-16, amplified by whitening a covariance whose
+    # eigenvalues span 1e14, went over rtol and rejected a correct N1 witness
+    sem = SEM(DAG.from_edges([("a", "b"), ("b", "c")]),
+              np.array([[0, 0, 0], [-1.4498699963855939, 0, 0], [0, 980.9397456503442, 0]]),
+              np.zeros(3),
+              (np.array([[1.0982701861945408]]), np.array([[0.18254598222682705]]),
+               np.array([[0.011524861578030832]])))  # fmt: skip
+    ctxs = (Context.observational(), Context((Hard("b", 0.0, 3.0),), "do_b"),
+            Context((Hard("c", 0.0, 2.0),), "do_c"))  # fmt: skip
+    model = ConceptModel(sem, LinearMixing(np.eye(4)), None, 1, 0.10062145519777466, ctxs)
+    assert missing_intervention(model, "a").verify(Exact()).equal_laws
+    assert missing_intervention(model, "a").verify(Numeric()).equal_laws
+    assert check(model, "numeric").status("a") == check(model, "exact").status("a")

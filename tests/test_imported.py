@@ -602,10 +602,10 @@ def test_a_context_folder_outside_root_is_refused(tmp_path, capsys):
     for f in (root / "a").iterdir():
         f.unlink()
     (root / "a").rmdir()
+    # a folder in ROOT that links to one elsewhere (another disk) is the user's layout: read
     (root / "a").symlink_to(tmp_path / "elsewhere" / "a", target_is_directory=True)
-    refused(["import", "--folders", str(root)], f"context folder {root / 'a'} resolves to "
-            f"{tmp_path / 'elsewhere' / 'a'}, not a folder inside {root}", tmp_path,
-            capsys)  # fmt: skip
+    assert main(["import", "--folders", str(root), "--out", str(tmp_path / "linked")]) == 0
+    capsys.readouterr()
 
 
 def test_a_file_named_png_that_is_no_png_is_refused(tmp_path, capsys):
@@ -624,31 +624,6 @@ def test_png_names_in_any_case_are_read_and_dotfiles_skipped(tmp_path):
     assert ds.card["source"]["images_per_context"]["a"] == 9
     a = ds.x[ds.context == 1]
     assert np.array_equal(a[-1], a[0])  # 100.PNG sorts after 000.png-007.png
-
-
-def test_a_latent_wider_than_the_data_is_refused_before_reading_it(tmp_path, capsys):
-    # found by review: block sizes and nuisance beyond the observation size were imported, and
-    # no model could then be trained on them
-    x_path, ctx = write_arrays(tmp_path, block_sizes=[3, 1])  # x is (240, 5): 3 + 1 + 2 > 5
-    argv = ["import", "--arrays", str(x_path), "--contexts", str(ctx)]
-    refused(argv, "sum(block_sizes) + nuisance_dim = 4 + 2 = 6 is more than the 5 dimensions "
-            "of an observation (5,): no model can learn a latent wider than the data", tmp_path,
-            capsys)  # fmt: skip
-    _edit_json(ctx, block_sizes=[10**12, 1])
-    refused(argv, f"= {10**12 + 1} + 2 = {10**12 + 3} is more than the 5", tmp_path, capsys)
-    _edit_json(ctx, block_sizes=[1, 1])
-    refused([*argv, "--nuisance-dim", "1e12"], f"= 2 + {10**12} = {10**12 + 2} is more", tmp_path,
-            capsys)  # fmt: skip
-    root = write_folders(tmp_path / "images")
-    _edit_json(root / "contexts.json", block_sizes=[3072, 1])
-    (root / "b" / "007.png").write_bytes(b"\x89PNG\r\n\x1a\n not read")  # refused before it
-    refused(["import", "--folders", str(root)], "= 3073 + 2 = 3075 is more than the 3072 "
-            "dimensions of an observation (32, 32, 3)", tmp_path, capsys)  # fmt: skip
-    x, labels = vectors(n=10)
-    with pytest.raises(DatasetError, match="= 3 \\+ 3 = 6 is more than the 5"):
-        from_arrays(x, labels, CONCEPTS, contexts=CONTEXTS, block_sizes=[2, 1], nuisance_dim=3)
-    ds = from_arrays(x, labels, CONCEPTS, contexts=CONTEXTS, block_sizes=[2, 1])  # 5: as wide
-    assert ds.card["block_sizes"] == [2, 1] and ds.nuisance_dim == 2
 
 
 def test_values_beyond_float32_are_refused_in_one_line_without_a_warning():

@@ -866,3 +866,9 @@ def test_identity_mixing_refuses_arguments_it_cannot_honour():
     with pytest.raises(MixingError, match="takes no mixing_args"):
         build_preset("random", rng, m=3, mixing="identity", mixing_args={"condition_number": 9})
     assert build_preset("random", rng, m=3, mixing="identity").mixing.output_shape == (3,)
+
+
+def test_random_sem_takes_a_range_as_an_array_too():
+    g = DAG.from_edges([("a", "b")])
+    sem = random_sem(g, np.random.default_rng(0), weight_range=np.array([0.5, 2.0]))
+    assert 0.5 <= abs(sem.weights[1, 0]) <= 2.0
