@@ -250,10 +250,10 @@ def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
 MIN_TEST_ROWS = 3
 
 
-def check_test_rows(rows: int, ground_truth: bool = True) -> None:
+def check_test_rows(rows: int) -> None:
     """Refuse ``rows`` test rows of the training contexts when the evaluation cannot measure on
-    them: fewer than :data:`MIN_TEST_ROWS`, with or without ground truth (``ground_truth`` is
-    kept for callers that pass it). Raises :class:`PipelineError` naming the count."""
+    them: fewer than :data:`MIN_TEST_ROWS`, with or without ground truth. Raises
+    :class:`PipelineError` naming the count."""
     need = MIN_TEST_ROWS
     if rows < need:
         raise PipelineError(f"the training contexts hold {rows} test samples; the evaluation "
@@ -271,7 +271,7 @@ def check_evaluable(ds: Dataset) -> None:
         Naming the count.
     """
     rows = int((ds.mask("test") & np.isin(ds.context, ds.training_contexts)).sum())
-    check_test_rows(rows, ds.has_ground_truth)
+    check_test_rows(rows)
 
 
 def evaluate(

@@ -139,8 +139,10 @@ def leaves_unchanged(sem, j: int, ctx: Context, A: Arithmetic | None = None) -> 
         return not np.any(sem.weights[sl]) and all(np.array_equal(a, b) for a, b in pairs)
     # one law against another, in the noise's own frame (a mean shift counts against the
     # noise's spread, not against the size of the mean: shifting the origin is in the class)
-    laws = [A.mat(v) for pair in pairs for v in pair]
-    return A.is_zero(A.mat(sem.weights[sl])) and A.same_gaussian(laws[0], laws[2], laws[1], laws[3])
+    (mean, mean_i), (cov, cov_i) = pairs
+    return A.is_zero(A.mat(sem.weights[sl])) and A.same_gaussian(
+        A.mat(mean), A.mat(cov), A.mat(mean_i), A.mat(cov_i)
+    )
 
 
 def observational_contexts(model: ConceptModel) -> list[Context]:

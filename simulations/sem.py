@@ -602,8 +602,7 @@ def random_sem(
     ks = tuple(int(k) for k in ks)
     for name, rng_ in (("weight_range", weight_range), ("noise_var_range", noise_var_range)):
         if not (isinstance(rng_, list | tuple | np.ndarray) and len(rng_) == 2
-                and all(isinstance(v, int | float | np.integer | np.floating)
-                        and not isinstance(v, bool) and np.isfinite(v) for v in rng_)):  # fmt: skip
+                and all(is_number(v, integer=False, minimum=-np.inf) for v in rng_)):  # fmt: skip
             raise SEMError(f"{name} must be two finite numbers (low, high), got {rng_!r}")
     lo, hi = weight_range
     vlo, vhi = noise_var_range
