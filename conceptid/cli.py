@@ -413,13 +413,17 @@ def validate_run(a: argparse.Namespace) -> None:
         from .rundir import check_data_of_run, is_run_dir
 
         check_evaluable(ds)  # the run ends in the evaluation
-
+        if a.check_method is not None and not ds.has_ground_truth:
+            raise UsageError(f"--check-method: {a.data} has no ground-truth model, so no "
+                             f"identifiability check runs on it")  # fmt: skip
+        a.check_method = a.check_method or DEFAULTS.check_method
         if is_run_dir(a.out):
             check_data_of_run(a.out, ds, a.data)
         return
     if a.spec and a.preset_arg:
         raise UsageError("--preset-arg cannot be combined with --spec: put it in the spec file")
     check_methods(a.methods, images=None)  # names first: cheaper than sizing the benchmark
+    a.check_method = a.check_method or DEFAULTS.check_method
     a.benchmark = spec = _run_spec(a)
     empty = [k for k in ("n_train", "n_val", "n_test") if getattr(spec, k) < 1]
     if empty:
@@ -985,8 +989,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=DEFAULTS.out, help="run directory")
     _add_training(r, "seed of the benchmark, training and evaluation (default: the spec's, "
                      "else 0)", seed_default=None)  # fmt: skip
-    r.add_argument("--check-method", choices=CHECK_METHODS, default=DEFAULTS.check_method,
-                   help="arithmetic of the identifiability check")  # fmt: skip
+    r.add_argument("--check-method", choices=CHECK_METHODS, default=None,
+                   help=f"arithmetic of the identifiability check (default: "
+                        f"{DEFAULTS.check_method}; not with --data without a ground truth, "
+                        f"where no check runs)")  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_max_memory(r)
     r.set_defaults(func=cmd_run, validate=validate_run)

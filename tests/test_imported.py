@@ -397,7 +397,9 @@ def test_run_data_refuses_what_does_not_go_with_a_dataset(tmp_path, capsys):
     for extra, words in [(["--preset", "chain"], "not allowed with argument"),
                          (["--n-per-context", "5"], "--n-per-context cannot be combined with "
                           "--data"),
-                         (["--methods", "magic"], "unknown method 'magic'")]:  # fmt: skip
+                         (["--methods", "magic"], "unknown method 'magic'"),
+                         # no ground-truth model: no check runs, so its arithmetic is not a choice
+                         (["--check-method", "numeric"], "no ground-truth model")]:  # fmt: skip
         assert (
             main(["run", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"), *extra]) == 2
         )
@@ -455,9 +457,10 @@ def test_run_data_takes_a_generated_dataset_too(tmp_path, capsys):
     ok(["simulate", "--preset", "chain", "--m", "2", "--n-per-context", "40", "--out", str(data),
         "--quiet"], capsys)  # fmt: skip
     ok(["run", "--data", str(data), "--out", str(run), "--methods", "pooled", "--epochs", "1",
-        "--quiet"], capsys)  # fmt: skip
+        "--check-method", "numeric", "--quiet"], capsys)  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["verdict"] == {"c0": "identifiable", "c1": "identifiable"}
+    assert json.loads((run / "check.json").read_text())["method"] == "numeric"
     assert metrics["spec"] == load_dataset(data).card["spec"] and metrics["omitted"] is None
     assert len(metrics["methods"]["pooled"]["r2"]) == 2 and (run / "check.json").is_file()
 
