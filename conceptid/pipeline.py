@@ -190,6 +190,7 @@ def evaluate_and_report(
                           n_generate=cfg.n_generate, data_splits=data_splits,
                           say=_say)  # fmt: skip
     timings["evaluate"] = time.perf_counter() - t0
+    _say(f"      ({timings['evaluate']:.1f} s)")
     write_json(cfg.out / "metrics.json", evaluation.metrics)
     write_json(cfg.out / "timings.json", timings)
 

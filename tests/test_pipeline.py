@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -25,8 +28,24 @@ NUMBERS = ["mean_r2", "mcc", "concept_swd", "composition_swd", "bits_per_dim"]
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "r"
-    assert main(["run", *TINY, "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["run", *TINY, "--out", str(out)]) == 0
+    (out.parent / "stdout.txt").write_text(printed.getvalue())
     return out
+
+
+def test_every_stage_prints_how_long_it_took(tiny_run):
+    # found by a docs audit: the evaluation printed no time, and the one under [5/5] was the
+    # report's alone
+    text = (tiny_run.parent / "stdout.txt").read_text()
+    stages = re.split(r"^\[\d/5\] ", text, flags=re.M)[1:]
+    assert len(stages) == 4 + len(pipeline.METHODS)  # [3/5] once per method
+    for stage in stages:
+        assert re.search(r"\(\d+\.\d s[;)]", stage), stage
+    timings = json.loads((tiny_run / "timings.json").read_text())
+    evaluate = next(s for s in stages if s.startswith("evaluate"))
+    assert f"({timings['evaluate']:.1f} s)" in evaluate
 
 
 def test_run_writes_every_promised_file_with_finite_metrics(tiny_run):
