@@ -42,7 +42,7 @@ from conceptid.simulations.benchmark import (
 from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.imported import DEFAULT_FRACTIONS
 from conceptid.simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
-from conceptid.simulations.validation import check_number, unique_keys
+from conceptid.simulations.validation import check_number, check_seed, json_limit, unique_keys
 
 from . import __version__
 from .config import CHECK_METHODS, DEFAULT_PRESET, DEFAULT_RUN, DEFAULTS, PRESET_NAMES
@@ -155,6 +155,8 @@ def check_numbers(a: argparse.Namespace) -> None:
         value = getattr(a, dest)
         if value is not None:
             check_number(value, flag, **rule)
+            if flag == "--seed":  # seeds also have a top (MAX_SEED)
+                check_seed(value, flag)
 
 
 # ---------------------------------------------------------------------------------- validation
@@ -312,6 +314,10 @@ def _parse_kv(items: list[str]) -> dict:
                 why = f"--preset-arg {key}: {value!r} is not valid JSON: {err}"
                 raise UsageError(why) from None
             out[key] = value  # a bare string such as mlp
+        except (ValueError, RecursionError) as err:  # valid JSON beyond the reader's limits
+            raise UsageError(
+                f"--preset-arg {key}: the value cannot be read: {json_limit(err)}"
+            ) from None
     return out
 
 
@@ -685,6 +691,10 @@ def _load_model(a: argparse.Namespace):
             f"{path} is not valid JSON (a spec or model file, or a dataset directory, is "
             f"expected): {err}"
         ) from None
+    except DatasetError:
+        raise
+    except (ValueError, RecursionError) as err:  # valid JSON beyond the reader's limits
+        raise DatasetError(f"{path} is not JSON that can be read: {json_limit(err)}") from None
     if isinstance(data, dict) and ("sem" in data or "mixing" in data):  # a model, not a spec
         return ConceptModel.from_dict(data)
     spec = BenchmarkSpec.from_dict(data)
@@ -1013,8 +1023,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         help="dataset directory (default RUN/data, else the one `train` recorded in RUN/run.json)",
     )
-    e.add_argument("--check-method", choices=CHECK_METHODS, default=DEFAULTS.check_method,
-                   help="arithmetic of the identifiability check")  # fmt: skip
+    e.add_argument("--check-method", choices=CHECK_METHODS, default=None,
+                   help=f"arithmetic of the identifiability check (default: "
+                        f"{DEFAULTS.check_method}; not for data without a ground truth, where "
+                        f"no check runs)")  # fmt: skip
     _add_max_memory(e)
     e.set_defaults(func=cmd_evaluate, validate=validate_evaluate)
 

@@ -60,6 +60,7 @@ from .methods import METHODS, Method, default_methods
 from .report import write_report
 from .rundir import (
     adopt_data,
+    check_outputs,
     ensure_data,
     open_run_dir,
     require_run_dir,
@@ -125,7 +126,9 @@ def run(cfg: RunConfig) -> dict:
     """All stages; returns the metrics dict (also in ``cfg.out/metrics.json``)."""
     if cfg.data is None and cfg.spec is None:
         raise PipelineError("a run needs a benchmark spec or a dataset (data=)")
-    # the run ends in the evaluation: too few test rows are refused before anything is made
+    # the run ends in the evaluation: too few test rows, or something in the way of its
+    # outputs, are refused before anything is made
+    check_outputs(cfg.out)
     if cfg.data is None:
         check_test_rows(cfg.spec.n_test * len(cfg.spec.build_model().contexts))
         out = open_run_dir(cfg.out)
@@ -228,7 +231,7 @@ def reproduce_commands(run_dir: Path, data: Path | None, trained: Mapping[str, T
 
 
 def evaluate_dir(run_dir: Path, data: Path | None = None,
-                 check_method: str = DEFAULTS.check_method) -> dict:  # fmt: skip
+                 check_method: str | None = None) -> dict:  # fmt: skip
     """Evaluate every trained model of the run directory ``run_dir`` (``conceptid evaluate``):
     metrics, figures and report, stating the settings stored with the models.
 
@@ -239,7 +242,9 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
     data : Path, optional
         The dataset directory the models were trained on (default: ``run_dir/data``, else
         the directory ``conceptid train`` recorded: :func:`conceptid.rundir.run_data`).
-    check_method : {"exact", "numeric"}
+    check_method : {"exact", "numeric"}, optional
+        The arithmetic of the identifiability check (default ``"exact"``); not for a dataset
+        without a ground truth, where no check runs.
 
     Returns
     -------
@@ -249,15 +254,22 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
     Raises
     ------
     conceptid.rundir.RunDirError
-        ``run_dir`` is not a run directory.
+        ``run_dir`` is not a run directory, or something is in the way of an output
+        (:func:`conceptid.rundir.check_outputs`).
     PipelineError
-        It holds no trained model.
+        It holds no trained model, or a model in the folder of another method;
+        ``check_method`` given for data without a ground truth.
     CheckpointError, DatasetError
         A damaged model or dataset, or a model trained on another dataset.
     """
     run_dir = require_run_dir(run_dir)
+    check_outputs(run_dir)
     ds = run_data(run_dir, data)
     check_evaluable(ds)
+    if check_method is not None and not ds.has_ground_truth:
+        raise PipelineError("a check method was given, but the run's data have no ground-truth "
+                            "model: no identifiability check runs on them")  # fmt: skip
+    check_method = check_method or DEFAULTS.check_method
     finals = sorted((run_dir / "models").glob("*/final.pt"))
     if not finals:
         raise PipelineError(f"{run_dir / 'models'} holds no trained model (run `conceptid "
@@ -265,6 +277,10 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
     trained: dict[str, Trained] = {}
     for f in finals:
         t = read_trained(f, ds)
+        if t.method != f.parent.name:  # moved or copied by hand: it would replace that method
+            raise PipelineError(f"{f} holds a model of {t.method}, not of {f.parent.name}: "
+                                f"models/METHOD/final.pt must be METHOD's (moved or copied by "
+                                f"hand?)")  # fmt: skip
         trained[t.method] = t
     first = next(iter(trained.values())).settings
     cfg = RunConfig(spec=ds.spec, out=run_dir, seed=first["seed"], epochs=first["epochs"],

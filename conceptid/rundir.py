@@ -49,6 +49,7 @@ __all__ = [
     "RunDirError",
     "adopt_data",
     "check_data_of_run",
+    "check_outputs",
     "check_no_recorded_data",
     "check_run_dir",
     "ensure_data",
@@ -85,7 +86,7 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds the run marker ``run.json`` naming the run format."""
     try:
         marker = json.loads((Path(path) / MARKER).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(marker, dict) and marker.get("format") == FORMAT
 
@@ -103,6 +104,22 @@ def check_run_dir(path: str | os.PathLike) -> Path:
             what = f"not a conceptid run directory (contains {describe_contents(path)})"
             raise RunDirError(f"refusing to write into {path}: {what}; choose another --out")
     return path
+
+
+def check_outputs(path: str | os.PathLike) -> None:
+    """Refuse, before any work, a run directory where something is in the way of an output of
+    the evaluation: anything but a file at ``metrics.json``, ``timings.json``, ``report.md``,
+    ``check.json``, ``check.txt`` or ``figures/NAME.png``, or anything but a directory at
+    ``figures``. Raises :class:`RunDirError` naming the first; what does not exist yet is
+    fine."""
+    path = Path(path)
+    files = [*EVALUATION, "check.json", "check.txt", *(f"figures/{f}.png" for f in FIGURES)]
+    for name, want in [("figures", "directory"), *((f, "file") for f in files)]:
+        p = path / name
+        there = p.exists() or p.is_symlink()
+        if there and not (p.is_dir() if want == "directory" else p.is_file()):
+            raise RunDirError(f"{p} is in the way of an output of the run (it is not a {want}); "
+                              f"move it away")  # fmt: skip
 
 
 def open_run_dir(path: str | os.PathLike) -> Path:
@@ -134,7 +151,10 @@ def require_run_dir(path: str | os.PathLike) -> Path:
     """``path`` if it is a marked run directory, else :class:`RunDirError`."""
     path = Path(path)
     if not is_run_dir(path):
-        what = "does not exist" if not path.exists() else f"has no {MARKER}"
+        what = ("does not exist" if not path.exists() else
+                f"has no {MARKER}" if not (path / MARKER).exists() else
+                f"has a {MARKER} that is not a run marker: damaged, or written by something "
+                f"else")  # fmt: skip
         raise RunDirError(f"{path} is not a conceptid run directory (it {what})")
     return path
 
@@ -142,7 +162,7 @@ def require_run_dir(path: str | os.PathLike) -> Path:
 def _marker(path: Path) -> dict:
     try:
         marker = json.loads((path / MARKER).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return marker if isinstance(marker, dict) else {}
 

@@ -23,7 +23,9 @@ result. Cells run on Dask's ``distributed`` engine: a ``LocalCluster`` on this m
 for Slurm or PBS start one with dask-jobqueue). The client alone writes results, each atomically:
 
     sweep.json              the marker and the sweep's definition
-    cells/KEY.json          a finished cell: its definition and its result
+    cells/KEY.json          a finished cell: its definition and its result (one that cannot
+                            be read, or is not such a record, counts as not finished: the
+                            cell runs again and the file is replaced)
     cells/KEY.failed.json   a cell that failed every attempt: its error (retried on the next run)
     cells/KEY/              the default task's run directory (dataset, model, checkpoints)
     summary.csv, summary.md, summary.png   mean, standard error and per-seed values
@@ -41,7 +43,9 @@ import importlib
 import io
 import json
 import math
+import numbers
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,7 +58,8 @@ import numpy as np
 from conceptid.simulations.atomic import describe_contents
 from conceptid.simulations.benchmark import BenchmarkSpec
 from conceptid.simulations.errors import ConceptIDError
-from conceptid.simulations.validation import check_number, unique_keys
+from conceptid.simulations.resources import check_memory, estimate_dataset, training_bytes
+from conceptid.simulations.validation import check_number, check_seed, unique_keys
 
 from .rundir import write_text
 
@@ -82,6 +87,15 @@ _FIELDS = {"name", "benchmarks", "spec_grid", "methods", "params", "seeds", "x",
 _PARAMS = {"epochs": {}, "batch_size": {}, "restarts": {},
            "lr": {"integer": False, "minimum": 0, "exclusive": True},
            "sample_passes": {"integer": False, "minimum": 0, "exclusive": True}}  # fmt: skip
+#: the default task
+FIT = "conceptid.sweep:fit_cell"
+#: a task: ``module:function``, the module an absolute dotted name
+_TASK = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+#: the summary's own columns, which no grid axis may be called
+_ROW = {"benchmark", "method", "metric", "mean", "se", "n", "min", "max", "per_seed", "seeds"}
+#: the most extra attempts of a failing cell, and the most torch threads per cell
+MAX_RETRIES = 100
+MAX_THREADS = 1024
 #: how long :func:`run_sweep` waits for a scheduler given by its address
 _CONNECT_TIMEOUT = "20s"
 
@@ -110,7 +124,7 @@ class Cell:
     method: str
     params: Mapping
     seed: int
-    task: str = "conceptid.sweep:fit_cell"
+    task: str = FIT
     threads: int = 1
 
     def identity(self) -> dict:
@@ -131,6 +145,14 @@ class Cell:
     def from_dict(cls, d: Mapping) -> Cell:
         return cls(d["label"], d["spec"], d["method"], d["params"], int(d["seed"]), d["task"],
                    int(d.get("threads", 1)))  # fmt: skip
+
+
+def _object(d: Mapping, key: str) -> dict:
+    """The optional grid ``d[key]`` (default empty) as a dict, or a SweepError naming it."""
+    value = d.get(key, {})
+    if not isinstance(value, Mapping):
+        raise SweepError(f"{key} must be an object of lists, got {type(value).__name__}")
+    return dict(value)
 
 
 def _grid(d: Mapping, what: str) -> list[dict]:
@@ -169,6 +191,9 @@ class Sweep:
         for req in ("benchmarks", "methods", "seeds"):
             if req not in d:
                 raise SweepError(f"a sweep needs {req!r}")
+        name = d.get("name", "sweep")
+        if not isinstance(name, str):
+            raise SweepError(f"name must be a string, got {type(name).__name__}")
         benches = d["benchmarks"]
         if not isinstance(benches, list) or not benches:
             raise SweepError("benchmarks must be a non-empty list")
@@ -176,7 +201,13 @@ class Sweep:
         for i, b in enumerate(benches):
             if not isinstance(b, Mapping) or "spec" not in b:
                 raise SweepError(f"benchmarks[{i}] must be an object with a 'spec'")
-            label = str(b.get("label", f"b{i}"))
+            if not isinstance(b["spec"], Mapping):
+                raise SweepError(f"benchmarks[{i}].spec must be an object (a benchmark spec), "
+                                 f"got {type(b['spec']).__name__}")  # fmt: skip
+            label = b.get("label", f"b{i}")
+            if not isinstance(label, str):
+                raise SweepError(f"benchmarks[{i}].label must be a string, "
+                                 f"got {type(label).__name__}")  # fmt: skip
             if label in labels:
                 raise SweepError(f"benchmark label {label!r} appears twice")
             labels.add(label)
@@ -184,8 +215,14 @@ class Sweep:
         methods = d["methods"]
         if not isinstance(methods, list) or not methods:
             raise SweepError("methods must be a non-empty list of method names")
-        task = str(d.get("task", "conceptid.sweep:fit_cell"))
-        if task == "conceptid.sweep:fit_cell":
+        bad = [m for m in methods if not isinstance(m, str)]
+        if bad:
+            raise SweepError(f"methods must be method names (strings), got {bad[0]!r}")
+        task = d.get("task", FIT)
+        if not isinstance(task, str) or not _TASK.fullmatch(task):
+            raise SweepError(f"task must be 'module:function' (an importable module and a "
+                             f"function of it), got {task!r}")  # fmt: skip
+        if task == FIT:
             from conceptid.methods import METHODS
 
             bad = [m for m in methods if m not in METHODS]
@@ -194,25 +231,42 @@ class Sweep:
         seeds = d["seeds"]
         if not isinstance(seeds, list) or not seeds:
             raise SweepError("seeds must be a non-empty list of integers")
-        seeds = tuple(check_number(s, "seed", minimum=0, error=SweepError) for s in seeds)
+        seeds = tuple(check_seed(s, "seed", error=SweepError) for s in seeds)
         if len(set(seeds)) != len(seeds):
             raise SweepError(f"seeds repeat: {list(seeds)}")
-        params = dict(d.get("params", {}))
+        spec_grid, params = _object(d, "spec_grid"), _object(d, "params")
         unknown = sorted(set(params).difference(_PARAMS))
-        if task == "conceptid.sweep:fit_cell" and unknown:
+        if task == FIT and unknown:
             raise SweepError(f"unknown training parameter(s) {unknown}; "
                              f"known: {sorted(_PARAMS)}")  # fmt: skip
+        # the summary's columns: a grid axis may not take the name of another column
+        clash = sorted((set(spec_grid) & set(params)) | ((set(spec_grid) | set(params)) & _ROW))
+        if clash:
+            raise SweepError(f"grid axis name(s) {clash} clash in the summary: an axis may "
+                             "not be both in spec_grid and params, nor be one of "
+                             f"{sorted(_ROW)}")  # fmt: skip
+        x = d.get("x")
+        if x is not None and not isinstance(x, str):
+            raise SweepError(f"x must be the name of a spec_grid or params axis (a string), "
+                             f"got {x!r}")  # fmt: skip
+        retries = check_number(d.get("retries", 2), "retries", minimum=0, error=SweepError)
+        if retries > MAX_RETRIES:
+            raise SweepError(f"retries must be at most {MAX_RETRIES}, got {retries}")
+        threads = check_number(d.get("threads", 1), "threads", error=SweepError)
+        if threads > MAX_THREADS:
+            raise SweepError(f"threads must be at most {MAX_THREADS} (torch threads per cell), "
+                             f"got {threads}")  # fmt: skip
         _resolve(task)
         sweep = cls(
-            name=str(d.get("name", "sweep")),
+            name=name,
             benchmarks=tuple(out),
-            methods=tuple(str(m) for m in methods),
+            methods=tuple(methods),
             seeds=seeds,
-            spec_grid=dict(d.get("spec_grid", {})),
+            spec_grid=spec_grid,
             params=params,
-            x=d.get("x"),
-            retries=check_number(d.get("retries", 2), "retries", minimum=0, error=SweepError),
-            threads=check_number(d.get("threads", 1), "threads", error=SweepError),
+            x=x,
+            retries=retries,
+            threads=threads,
             task=task,
         )
         cells = sweep.cells(validate=True)  # the grids and every spec, before any work
@@ -230,7 +284,8 @@ class Sweep:
             )
         except FileNotFoundError:
             raise SweepError(f"no sweep file {path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            # ValueError: a JSON error, or an integer of thousands of digits
             raise SweepError(f"{path} is not a readable JSON sweep: {e}") from None
         return cls.from_dict(d)
 
@@ -243,10 +298,17 @@ class Sweep:
 
     def cells(self, validate: bool = False) -> list[Cell]:
         """Every cell, in a fixed order (benchmark, spec grid, method, params, seed);
-        ``validate`` builds each spec's model too (refusing a bad preset argument) and, for the
-        default task, checks every training parameter and that every split has samples."""
+        ``validate`` checks each spec's size against the memory limit
+        (:func:`conceptid.simulations.resources.check_memory`: generating it, and for the default
+        task training on it) and then builds its model (refusing a bad preset argument) and, for
+        the default task, checks every training parameter, that every split has samples, and
+        that every method takes the data (images or vectors) in a size it trains on."""
+        return [c for c, _ in self._cells(validate)]
+
+    def _cells(self, validate: bool = False) -> list[tuple[Cell, dict]]:
+        """Every cell with its spec-grid point (the values as the sweep gives them)."""
         out = []
-        fit = validate and self.task == "conceptid.sweep:fit_cell"
+        fit = validate and self.task == FIT
         for (label, spec), sg, method, pg, seed in product(
             self.benchmarks, _grid(self.spec_grid, "spec_grid"), self.methods,
             _grid(self.params, "params"), self.seeds,
@@ -258,15 +320,49 @@ class Sweep:
             full = {**spec, **sg, "seed": seed}
             try:
                 bs = BenchmarkSpec.from_dict(full)
-                if validate:
-                    bs.build_model()  # a bad preset or argument is refused before any work
                 for k in ("n_train", "n_val", "n_test") if fit else ():  # as `conceptid run`
                     check_number(getattr(bs, k), k, error=SweepError)
+                if validate:
+                    _check_size(bs, f"the cell {label} (seed {seed})", training=fit)
+                    model = bs.build_model()  # a bad preset or argument is refused now
+                    if fit:
+                        _check_method(method, model)
                 full = bs.to_dict()
             except (ConceptIDError, TypeError) as e:
                 raise SweepError(f"benchmark {label!r}: {e}") from None
-            out.append(Cell(label, full, method, pg, seed, self.task, self.threads))
+            out.append((Cell(label, full, method, pg, seed, self.task, self.threads), sg))
         return out
+
+
+def _check_size(spec: BenchmarkSpec, what: str, training: bool) -> None:
+    """Refuse a spec whose data (or model) would not fit the memory limit, before building it:
+    the check ``conceptid simulate`` and ``conceptid run`` make (``--max-memory``, or the
+    ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available)."""
+    est = estimate_dataset(spec)
+    if est is None:  # too malformed to size: building it refuses it with its own message
+        return
+    need = est.peak_bytes
+    if training:
+        need = max(need, est.array_bytes + training_bytes(est.rows, est.obs_shape))
+    shape = f" ({est.rows} samples of shape {est.obs_shape})" if est.rows else ""
+    check_memory(need, what + shape)
+
+
+def _check_method(method: str, model) -> None:
+    """The default task's method against the data: vectors for a vectors-only method, and
+    images of a size the models train on."""
+    from conceptid.methods import METHODS
+    from conceptid.simulations.imported import TRAINABLE_IMAGE_SIZES
+
+    shape = tuple(model.mixing.output_shape)
+    if len(shape) != 3:
+        return
+    if METHODS[method].vectors_only:
+        raise SweepError(f"the sweep's methods: {method} needs vector observations; this "
+                         "benchmark holds images")  # fmt: skip
+    if shape[0] not in TRAINABLE_IMAGE_SIZES:
+        raise SweepError(f"image size {shape[0]} is not supported: the models take "
+                         f"{' or '.join(map(str, TRAINABLE_IMAGE_SIZES))} pixels")  # fmt: skip
 
 
 def _resolve(task: str) -> Callable[[dict], dict]:
@@ -416,10 +512,15 @@ def check_sweep_dir(out: str | os.PathLike) -> Path:
     if marker.exists():
         try:
             fmt = json.loads(marker.read_text()).get("format")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError):
             fmt = None
         if fmt != FORMAT:
             raise SweepError(f"{marker} is not a conceptid sweep marker")
+    if (out / "cells").exists() and not (out / "cells").is_dir():
+        raise SweepError(f"{out / 'cells'} is not a directory; a sweep keeps its cells there")
+    for name in ("summary.csv", "summary.md", "summary.png"):
+        if (out / name).is_dir():
+            raise SweepError(f"{out / name} is a directory; a sweep writes its summary there")
     return out
 
 
@@ -437,12 +538,20 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _finished(out: Path, cell: Cell) -> dict | None:
+    """The cell's record if ``cells/KEY.json`` holds a finished result of this very cell; None
+    (not finished: the cell runs again and its record is overwritten) for a missing,
+    unreadable or malformed one."""
     path = out / "cells" / f"{cell.key}.json"
     try:
         rec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if rec.get("identity") != json.loads(_canonical(cell.identity())):
+    if not isinstance(rec, dict) or rec.get("identity") != json.loads(_canonical(cell.identity())):
+        return None
+    seconds = rec.get("seconds")
+    if not isinstance(rec.get("result"), Mapping) or not (
+        isinstance(seconds, numbers.Real) and not isinstance(seconds, bool)
+    ):
         return None
     return rec
 
@@ -470,16 +579,23 @@ class _Progress:
 
 
 def _check_scheduler(scheduler: str) -> None:
-    """A Dask scheduler's address, ``[SCHEME://]HOST:PORT``, or a SweepError naming it."""
+    """A Dask scheduler's TCP address, ``tcp://HOST:PORT`` (or ``HOST:PORT``), or a SweepError
+    naming it: the workers and this client reach the scheduler over TCP (an in-process
+    cluster is given as ``client=``)."""
     from distributed.comm import get_address_host_port
 
-    if scheduler.startswith("inproc://"):  # an in-process scheduler's address has no port
-        return
+    if not isinstance(scheduler, str):
+        raise SweepError(f"the scheduler address must be a string, got {scheduler!r}")
+    scheme = scheduler.partition("://")[0] if "://" in scheduler else "tcp"
+    what = f"{scheduler!r} is not a Dask scheduler address (tcp://HOST:PORT)"
+    if scheme != "tcp":
+        raise SweepError(f"{what}: scheme {scheme}:// is not supported, only tcp://")
     try:
-        get_address_host_port(scheduler)
+        host, port = get_address_host_port(scheduler)
     except (ValueError, TypeError) as e:
-        raise SweepError(f"{scheduler!r} is not a Dask scheduler address (tcp://HOST:PORT): "
-                         f"{e}") from None  # fmt: skip
+        raise SweepError(f"{what}: {e}") from None
+    if not host or not 1 <= port <= 65535:
+        raise SweepError(f"{what}: it needs a host and a port from 1 to 65535")
 
 
 def _client(scheduler: str | None, workers: int, threads: int):
@@ -592,34 +708,43 @@ def _run_pending(client, pending: Sequence[Cell], out: Path, retries: int, bar) 
 # ------------------------------------------------------------------------------- summary
 
 
+def _number(v) -> float | None:
+    """``v`` as a float if it is a finite real number (not a bool), else None."""
+    if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
+
+
 def _scalars(result: Mapping) -> dict[str, float]:
+    """A cell's result's scalar metrics; anything else (None, text, a NaN) is left out."""
     out = {}
     for k, v in result.items():
-        if isinstance(v, bool) or v is None:
-            continue
-        if isinstance(v, int | float) and math.isfinite(v):
-            out[k] = float(v)
+        if _number(v) is not None:
+            out[k] = _number(v)
         elif k == "r2" and isinstance(v, list):
-            out.update({f"r2[{i}]": float(x) for i, x in enumerate(v)})
+            out.update({f"r2[{i}]": _number(x) for i, x in enumerate(v) if _number(x) is not None})
         elif k == "noise_check" and isinstance(v, Mapping):  # conceptid.modelcheck, per part
-            out.update({f"noise_{part}_per_dof": float(nc["statistic_per_dof"])
-                        for part, nc in v.items() if nc})  # fmt: skip
+            for part, nc in v.items():
+                stat = nc.get("statistic_per_dof") if isinstance(nc, Mapping) else None
+                if _number(stat) is not None:
+                    out[f"noise_{part}_per_dof"] = _number(stat)
     return out
 
 
 def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
     """Group finished cells over seeds: for each (benchmark, spec grid point, method, params)
     and each scalar metric, the mean, the standard error (``std / sqrt(n)``, ``ddof = 1``; 0
-    for one seed) and the per-seed values. Writes ``summary.csv``, ``summary.md`` and, when the
+    for one seed) and the per-seed values. A grid point's values are the sweep's own (a spec
+    field at its default value included). Writes ``summary.csv``, ``summary.md`` and, when the
     sweep has an axis to plot (``x``, else its first grid axis with several values),
-    ``summary.png``. Returns the rows."""
+    ``summary.png`` (an axis of numbers as numbers, any other as categories in the grid's
+    order). Returns the rows."""
     out = Path(out)
     groups: dict[str, dict] = {}  # one per benchmark, spec-grid point, method and params
-    for c in sweep.cells():
+    for c, sg in sweep._cells():
         rec = _finished(out, c)
         if rec is None:
             continue
-        sg = {k: c.spec[k] for k in sweep.spec_grid}
         gid = _canonical([c.label, sg, c.method, dict(c.params)])
         g = groups.setdefault(gid, {"benchmark": c.label, **sg, "method": c.method,
                                     **dict(c.params), "seeds": [], "metrics": {}})  # fmt: skip
@@ -647,6 +772,11 @@ def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
     return rows
 
 
+def _text(v) -> str:
+    """A grid value in a table or a label: JSON for a list or an object, else as it reads."""
+    return json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else str(v)
+
+
 def _write_csv(path: Path, rows: Iterable[dict]) -> None:
     rows = list(rows)
     cols: list[str] = []
@@ -656,7 +786,7 @@ def _write_csv(path: Path, rows: Iterable[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=cols)
     w.writeheader()
     for r in rows:
-        w.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()})
+        w.writerow({k: (_text(v) if isinstance(v, list | dict) else v) for k, v in r.items()})
     write_text(path, buf.getvalue())
 
 
@@ -678,7 +808,7 @@ def summary_markdown(rows: Sequence[dict], sweep: Sweep) -> str:
     keys = ["benchmark", *sweep.spec_grid, "method", *sweep.params]
     by: dict[tuple, dict] = {}
     for r in rows:
-        by.setdefault(tuple(str(r.get(k)) for k in keys), {})[r["metric"]] = r
+        by.setdefault(tuple(_text(r.get(k)) for k in keys), {})[r["metric"]] = r
     lines = [f"# Sweep `{sweep.name}`", "",
              f"{len(sweep.seeds)} seeds {list(sweep.seeds)}; mean +- standard error "
              "[per-seed values]", "",
@@ -714,8 +844,10 @@ def _line_styles(rows, keys, name_of, plt) -> dict[str, dict]:
 
 def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title: str = "") -> None:
     """One panel per headline metric against ``axis`` (log scale when its values are positive
-    and span a factor of 10 or more): a line per benchmark and method (and any other grid
-    value), the mean over seeds with its standard error, and every seed as a dot."""
+    and span a factor of 10 or more; values that are not all numbers, such as presets or
+    preset arguments, as categories in the order the rows give them): a line per benchmark and
+    method (and any other grid value), the mean over seeds with its standard error, and every
+    seed as a dot."""
     from .plots import pyplot, save_figure
 
     plt = pyplot()
@@ -729,10 +861,19 @@ def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title
     keys = [k for k in keys if len({json.dumps(r.get(k)) for r in rows}) > 1]  # what varies
 
     def name_of(r):
-        return " ".join(f"{r.get(k)}" for k in keys) or "all"
+        return " ".join(_text(r.get(k)) for k in keys) or "all"
 
     names = sorted({name_of(r) for r in rows})
     style = _line_styles(rows, keys, name_of, plt)  # one look per line, the same in every panel
+    values = [r[axis] for r in rows if r.get(axis) is not None]
+    numeric = all(_number(v) is not None for v in values)
+    # an axis of numbers is drawn as numbers; any other (presets, preset_args) as categories,
+    # in the order the rows (the grid) give them
+    categories = [] if numeric else list({_canonical(v): v for v in values}.values())
+
+    def x_of(v) -> float:
+        return float(v) if numeric else float(categories.index(v))
+
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):
         lines: dict[str, list] = {}
@@ -740,15 +881,18 @@ def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title
             if r["metric"] == m and r.get(axis) is not None:
                 lines.setdefault(name_of(r), []).append(r)
         for name, rs in sorted(lines.items()):
-            rs = sorted(rs, key=lambda r: r[axis])
-            xs = np.array([float(r[axis]) for r in rs])
+            rs = sorted(rs, key=lambda r: x_of(r[axis]))
+            xs = np.array([x_of(r[axis]) for r in rs])
             ax.errorbar(xs, [r["mean"] for r in rs], yerr=[r["se"] for r in rs], capsize=3,
                         label=name, **style[name])  # fmt: skip
             for xv, r in zip(xs, rs, strict=True):
                 ax.scatter([xv] * len(r["per_seed"]), r["per_seed"], s=8, alpha=0.5,
                            color=style[name]["color"])  # fmt: skip
-        xs_all = [float(r[axis]) for r in rows if r["metric"] == m and r.get(axis) is not None]
-        if xs_all and min(xs_all) > 0 and max(xs_all) >= 10 * min(xs_all):
+        xs_all = [x_of(r[axis]) for r in rows if r["metric"] == m and r.get(axis) is not None]
+        if not numeric:
+            ax.set_xticks(range(len(categories)), [_text(v) for v in categories], fontsize=7,
+                          rotation=20 if len(categories) > 3 else 0)  # fmt: skip
+        elif xs_all and min(xs_all) > 0 and max(xs_all) >= 10 * min(xs_all):
             ax.set_xscale("log")
         ax.set_xlabel(axis)
         ax.set_title(m)

@@ -36,7 +36,7 @@ from .errors import ConceptIDError, UsageError
 from .model import ConceptModel
 from .presets import build_preset
 from .resources import check_memory, estimate_dataset
-from .validation import check_number, is_number, unique_keys
+from .validation import check_number, check_seed, is_number, json_limit, unique_keys
 
 __all__ = [
     "SPLITS",
@@ -82,6 +82,11 @@ def read_json(path: str | os.PathLike, what: str = "") -> object:
         raise DatasetError(f"{what}{path} is not valid JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as err:
         raise DatasetError(f"{what}{path} is not valid JSON: {err}") from None
+    except ConceptIDError:
+        raise
+    except (ValueError, RecursionError) as err:  # an integer of 5000 digits, 10^5 nested [
+        why = json_limit(err)
+        raise DatasetError(f"{what}{path} is not JSON that can be read: {why}") from None
 
 
 def package_version() -> str:
@@ -156,6 +161,7 @@ class BenchmarkSpec:
             raise DatasetError(f"model must be a dict (ConceptModel.to_dict), got {self.model!r}")
         if not isinstance(self.preset_args, dict):
             raise DatasetError(f"preset_args must be a dict, got {type(self.preset_args).__name__}")
+        check_seed(self.seed, "seed", error=DatasetError)  # training and sampling read it too
         for name in ("n_train", "n_val", "n_test", "seed"):
             check_number(getattr(self, name), name, minimum=0, error=DatasetError)
             setattr(self, name, int(getattr(self, name)))  # numpy integers: plain, for the card
@@ -249,7 +255,7 @@ def is_dataset_dir(path: str | os.PathLike) -> bool:
     for name in (CARD, ASIDE):
         try:
             card = json.loads((path / name).read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(card, dict) and card.get("format") == FORMAT:
             return True
@@ -831,6 +837,8 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
         card = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(f"{card_path} is corrupted (not valid JSON): {err}") from None
+    except (ValueError, RecursionError) as err:
+        raise DatasetError(f"{card_path} is not JSON that can be read: {json_limit(err)}") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise DatasetError(f"{card_path}: not a conceptid dataset card (format must be {FORMAT!r})")
     arrays = {}
@@ -848,6 +856,9 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
             a = np.load(f, allow_pickle=False, mmap_mode="r" if mmap else None)
         except (ValueError, OSError, EOFError) as err:
             raise DatasetError(f"{f} is corrupted or truncated: {err}") from None
+        if not isinstance(a, np.ndarray):  # np.load opens an .npz archive whatever its name
+            a.close()
+            raise DatasetError(f"{f} is not a .npy array (an .npz archive?): replaced?")
         if a.dtype.str != meta["dtype"] or list(a.shape) != meta["shape"]:
             raise DatasetError(
                 f"{f} has dtype {a.dtype.str} and shape {list(a.shape)}, but the card says "

@@ -17,7 +17,16 @@ from collections.abc import Iterable, Mapping
 
 from .errors import ConceptIDError, UsageError
 
-__all__ = ["at", "check_keys", "check_number", "is_number", "requirement"]
+__all__ = [
+    "MAX_SEED",
+    "at",
+    "check_keys",
+    "check_number",
+    "check_seed",
+    "is_number",
+    "json_limit",
+    "requirement",
+]
 
 
 def requirement(*, integer: bool = True, minimum: float = 1, exclusive: bool = False) -> str:
@@ -78,6 +87,32 @@ def check_number(
     if not ok:
         what = requirement(integer=integer, minimum=minimum, exclusive=exclusive)
         raise error(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def json_limit(err: Exception) -> str:
+    """In one line, why Python's JSON reader refused a text that is valid JSON: an integer of
+    more digits than ``sys.get_int_max_str_digits`` allows (a ``ValueError``), or arrays or
+    objects nested too deeply to parse (a ``RecursionError``)."""
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    return str(err).splitlines()[0]
+
+
+#: The largest seed accepted anywhere. Seeds are offset before use (restart ``r`` trains from
+#: ``seed + 1000 r``, context ``k`` is sampled from ``seed + k``) and torch's generators take
+#: at most 64 bits, so the cap leaves room below ``2**64``.
+MAX_SEED = 2**62
+
+
+def check_seed(value: object, name: str = "seed", *,
+               error: type[ConceptIDError] = UsageError) -> int:  # fmt: skip
+    """``value`` as an ``int`` if it is a seed: an integer from 0 to :data:`MAX_SEED`.
+
+    Raises ``error`` (default :class:`UsageError`) naming ``name`` otherwise."""
+    value = check_number(value, name, minimum=0, error=error)
+    if value > MAX_SEED:
+        raise error(f"{name} must be at most 2**62 = {MAX_SEED}, got {value}")
     return value
 
 

@@ -87,6 +87,10 @@ def test_arrays_import_load_train_evaluate_generate(tmp_path, capsys):
 
     ok(["train", str(data), "--out", str(run), "--methods", "context-flow", "--epochs", "1",
         "--quiet"], capsys)  # fmt: skip
+    # no ground truth, so no check runs: its arithmetic is not a choice (as for run --data)
+    assert main(["evaluate", str(run), "--data", str(data), "--check-method", "exact"]) == 2
+    assert "no ground-truth model" in capsys.readouterr().err
+    assert not (run / "metrics.json").exists()
     ok(["evaluate", str(run), "--data", str(data)], capsys)
     metrics = json.loads((run / "metrics.json").read_text())
     m = metrics["methods"]["context-flow"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from conceptid.cli import main
 from conceptid.models import trainer
 from conceptid.models.trainer import CheckpointError, settings_key
 from conceptid.rundir import is_run_dir
-from conceptid.simulations.benchmark import load_dataset
+from conceptid.simulations.benchmark import DatasetError, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
@@ -75,6 +76,51 @@ def test_commands_refuse_a_directory_the_package_did_not_write(tmp_path, data, c
         assert "(contains notes.txt, src/)" in err
     assert "not a conceptid run directory" in one_error(["evaluate", str(proj)], capsys)
     assert listing(tmp_path) == before
+
+
+def test_evaluate_refuses_what_is_in_the_way_before_any_work(reference, tmp_path, capsys):
+    # found by review: a directory at report.md failed after the whole evaluation, with
+    # metrics.json and the figures written; a model copied into another method's folder
+    # replaced that method without a word
+    for blocker, make in [("report.md", Path.mkdir), ("metrics.json", Path.mkdir),
+                          ("figures", lambda p: p.write_text("mine"))]:  # fmt: skip
+        run = tmp_path / blocker.replace(".", "_")
+        shutil.copytree(reference, run)
+        shutil.rmtree(run / "figures")
+        for name in ("metrics.json", "timings.json", "report.md"):
+            (run / name).unlink()
+        make(run / blocker)
+        before = listing(run)
+        err = one_error(["evaluate", str(run)], capsys)
+        assert f"{run / blocker} is in the way of an output of the run" in err
+        assert listing(run) == before
+        err = one_error(["run", *DATA, *TRAIN, "--out", str(run)], capsys)  # run: before training
+        assert "is in the way" in err and listing(run) == before
+    run = tmp_path / "swapped"
+    shutil.copytree(reference, run)
+    shutil.copy(run / "models" / "latent-flow" / "final.pt", run / "models" / "pooled" / "final.pt")
+    err = one_error(["evaluate", str(run)], capsys)
+    assert "holds a model of latent-flow, not of pooled" in err
+
+
+def test_a_damaged_run_marker_is_named_as_such(reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    (run / "run.json").write_text("{bad")
+    err = one_error(["evaluate", str(run)], capsys)
+    assert "has a run.json that is not a run marker" in err
+
+
+def test_an_npz_archive_named_npy_is_a_dataset_error(reference, tmp_path):
+    # found by review: np.load opens an .npz archive whatever its name; load_dataset then
+    # failed with AttributeError ('NpzFile' object has no attribute 'dtype')
+    data = tmp_path / "data"
+    shutil.copytree(reference / "data", data)
+    x = np.load(data / "x.npy")
+    with open(data / "x.npy", "wb") as fh:
+        np.savez(fh, x=x)
+    with pytest.raises(DatasetError, match="not a .npy array"):
+        load_dataset(data)
 
 
 # -- a saved model is reused only under the settings it was trained with --------------------------

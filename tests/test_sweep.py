@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -79,6 +80,51 @@ def test_the_grid_and_its_keys():
         ({"task": FIT, "params": {"lr": [0]}}, r"params\.lr must be a positive finite number"),
         ({"task": FIT, "params": {}, "spec_grid": {"n_train": [100, 0]}},
          "benchmark 'chain': n_train must be a positive integer, got 0"),
+        # the type of every field
+        ({"benchmarks": [{"spec": 5}]}, r"benchmarks\[0\]\.spec must be an object .*got int"),
+        ({"benchmarks": [{"spec": "ab"}]}, r"benchmarks\[0\]\.spec must be an object .*got str"),
+        ({"benchmarks": [{"spec": None}]}, r"benchmarks\[0\]\.spec must be an object"),
+        ({"benchmarks": [{"spec": [["preset", "chain"]]}]},
+         r"benchmarks\[0\]\.spec must be an object .*got list"),
+        ({"benchmarks": [{"label": {}, "spec": {"preset": "chain"}}]},
+         r"benchmarks\[0\]\.label must be a string"),
+        ({"params": [1]}, "params must be an object of lists, got list"),
+        ({"params": "ab"}, "params must be an object of lists, got str"),
+        ({"spec_grid": [1]}, "spec_grid must be an object of lists, got list"),
+        ({"spec_grid": "ab"}, "spec_grid must be an object of lists, got str"),
+        ({"x": ["n_train"]}, r"x must be the name of a spec_grid or params axis .*\['n_train'\]"),
+        ({"x": {}}, r"x must be the name of a spec_grid or params axis .*got \{\}"),
+        ({"methods": [["pooled"]]}, r"methods must be method names \(strings\), got \['pooled'\]"),
+        ({"methods": [{}]}, r"methods must be method names \(strings\), got \{\}"),
+        ({"name": 5}, "name must be a string, got int"),
+        ({"task": ""}, "task must be 'module:function'.*got ''"),
+        ({"task": ":"}, "task must be 'module:function'.*got ':'"),
+        ({"task": "."}, r"task must be 'module:function'.*got '\.'"),
+        ({"task": ".x:y"}, r"task must be 'module:function'.*got '\.x:y'"),
+        ({"task": 5}, "task must be 'module:function'.*got 5"),
+        # a grid that the summary could not tell apart
+        ({"params": {"method": [1]}}, r"grid axis name\(s\) \['method'\] clash"),
+        ({"params": {"n_train": [1]}}, r"grid axis name\(s\) \['n_train'\] clash"),
+        # numbers out of range
+        ({"seeds": [2**70]}, r"seed must be at most 2\*\*62"),
+        ({"threads": 10**30}, "threads must be at most 1024"),
+        ({"threads": 1e30}, "threads must be a positive integer"),
+        ({"retries": 10**30}, "retries must be at most 100"),
+        ({"retries": 1e30}, "retries must be a non-negative integer"),
+        # sizes beyond memory, refused before a model is built
+        ({"benchmarks": [{"spec": {"preset": "random", "preset_args": {"m": 100000}}}]},
+         "benchmark 'b0': the cell b0 .*needs about .* GiB, more than"),
+        ({"benchmarks": [{"spec": {"preset": "random", "preset_args": {"nuisance_dim": 10**7}}}]},
+         "needs about .* GiB, more than"),
+        ({"benchmarks": [{"spec": {"preset": "random", "preset_args": {"p": 10**12}}}]},
+         "needs about .* GiB, more than"),
+        # the default task's methods against the data: named as the sweep file's field
+        ({"task": FIT, "params": {}, "spec_grid": {},
+          "benchmarks": [{"spec": {"preset": "quad"}}], "methods": ["latent-flow"]},
+         "the sweep's methods: latent-flow needs vector observations"),
+        ({"task": FIT, "params": {}, "spec_grid": {}, "methods": ["pooled"],
+          "benchmarks": [{"spec": {"preset": "quad", "preset_args": {"image_size": 48}}}]},
+         "image size 48 is not supported"),
     ],
 )  # fmt: skip
 def test_bad_sweeps_are_refused_with_one_line(over, words):
@@ -274,6 +320,18 @@ def test_a_failed_cell_gives_status_1_and_says_where(tmp_path, capsys):
          "params.epochs must be a positive integer, got 0"),
         (_toy(task=FIT, params={}, spec_grid={"n_train": [0]}), [],
          "benchmark 'chain': n_train must be a positive integer, got 0"),
+        (_toy(benchmarks=[{"spec": 5}]), [], "benchmarks[0].spec must be an object"),
+        (_toy(task=":"), [], "task must be 'module:function'"),
+        (_toy(x=["n_train"]), [], "x must be the name of a spec_grid or params axis"),
+        (_toy(seeds=[2**70]), [], "seed must be at most 2**62"),
+        (_toy(retries=10**30), [], "retries must be at most 100"),
+        ({"benchmarks": [{"spec": {"preset": "random", "preset_args": {"m": 100000}}}],
+          "methods": ["pooled"], "seeds": [0]}, [], "needs about"),
+        (_toy(), ["--scheduler", "inproc://foo"],
+         "'inproc://foo' is not a Dask scheduler address (tcp://HOST:PORT): scheme inproc://"),
+        (_toy(), ["--scheduler", "tls://127.0.0.1:8786"], "scheme tls:// is not supported"),
+        (_toy(), ["--scheduler", "tcp://127.0.0.1:99999"], "a port from 1 to 65535"),
+        (_toy(), ["--scheduler", "tcp://:8786"], "it needs a host"),
     ],
 )  # fmt: skip
 def test_bad_sweeps_are_refused_before_any_work(tmp_path, capsys, monkeypatch, sweep, extra,
@@ -285,7 +343,122 @@ def test_bad_sweeps_are_refused_before_any_work(tmp_path, capsys, monkeypatch, s
     out = tmp_path / "out"
     status, _, err = _cli(["sweep", str(f), "--out", str(out), *extra], capsys)
     assert status == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("conceptid sweep: error: ")
+    assert "--methods" not in err  # sweep has no such option: the file's `methods` is named
     assert not out.exists()
+
+
+def test_the_memory_limit_applies_to_every_cell(monkeypatch):
+    """A cell's data beyond the limit (--max-memory sets the variable) is refused before its
+    model is built, naming the cell."""
+    monkeypatch.setenv("CONCEPTID_MAX_MEMORY", "0.0001")
+    with pytest.raises(SweepError, match=r"benchmark 'chain': the cell chain \(seed 0\) "
+                                         r"\(\d+ samples of shape .*\) needs about"):  # fmt: skip
+        Sweep.from_dict(_toy(spec_grid={"n_train": [10, 100000]}))
+    monkeypatch.setenv("CONCEPTID_MAX_MEMORY", "100")
+    assert len(Sweep.from_dict(_toy(spec_grid={"n_train": [10, 100000]})).cells()) == 6
+
+
+# ------------------------------------------------------------------- summaries of finished cells
+
+
+def _finish(sweep, out, result=lambda c: {"score": 0.5 + 0.01 * c.seed}) -> list:
+    """Write every cell of ``sweep`` as finished, as run_sweep does (no cluster, no training)."""
+    from conceptid.sweep import _write_json
+
+    cells = sweep.cells()
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    _write_json(out / "sweep.json", {"format": "conceptid.sweep/1", "sweep": sweep.to_dict()})
+    for c in cells:
+        _write_json(out / "cells" / f"{c.key}.json", {
+            "identity": c.identity(), "cell": c.to_dict(), "result": result(c),
+            "seconds": 0.1, "finished": "2025-01-01T00:00:00"})  # fmt: skip
+    return cells
+
+
+_L1 = {"label": "L1", "spec": {"preset": "random", "n_train": 30, "n_val": 10, "n_test": 10,
+                               "preset_args": {"m": 3, "p": 6, "mixing": "linear"}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "grid, x, column",
+    [
+        ({"bit_generator": ["pcg64", "sfc64"]}, None, ["pcg64", "sfc64"]),  # pcg64: the default
+        ({"preset": ["random", "chain"]}, None, ["random", "chain"]),
+        ({"preset_args": [{"m": 3, "p": 6}, {"m": 4, "p": 8}]}, "preset_args",
+         [{"m": 3, "p": 6}, {"m": 4, "p": 8}]),
+    ],
+)  # fmt: skip
+def test_every_grid_is_summarised(tmp_path, grid, x, column):
+    """A spec field at its default value, text and objects on the x axis: the summary reads
+    each grid point's value from the sweep and draws non-numbers as categories."""
+    sw = Sweep.from_dict(_toy(benchmarks=[_L1], spec_grid=grid, x=x, seeds=[0, 1]))
+    out = tmp_path / "s"
+    _finish(sw, out)
+    res = run_sweep(sw, out, progress=False)  # every cell finished: no cluster is started
+    assert (res.cells, res.skipped, res.ran) == (4, 4, 0)
+    (axis,) = grid
+    scores = [r for r in res.rows if r["metric"] == "score"]
+    assert [r[axis] for r in scores] == column
+    assert all(r["per_seed"] == pytest.approx([0.5, 0.51]) for r in scores)
+    assert (out / "summary.png").stat().st_size > 0
+    texts = [v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in column]
+    md = (out / "summary.md").read_text()
+    assert all(f"| L1 | {t} | pooled |" in md for t in texts)
+    with open(out / "summary.csv", newline="") as f:
+        table = [r for r in csv.DictReader(f) if r["metric"] == "score"]
+    assert [r[axis] for r in table] == texts  # objects as JSON, as lists are
+
+
+def test_the_figure_draws_text_as_categories(tmp_path):
+    from conceptid.sweep import sweep_figure
+
+    rows = [{"benchmark": "L1", "preset": p, "method": "pooled", "metric": "score", "mean": m,
+             "se": 0.0, "per_seed": [m]} for p, m in (("random", 0.5), ("chain", 0.7))]  # fmt: skip
+    rows.append(rows[0] | {"preset": True, "mean": 0.1, "per_seed": [0.1]})
+    sweep_figure(rows, "preset", tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- a damaged sweep directory
+
+
+def test_a_damaged_cell_result_counts_as_not_finished(tmp_path, client):
+    """Unreadable bytes, not an object, no result, a result that is not an object: the cell is
+    not finished; the summary leaves it out, and a run redoes it and replaces the file."""
+    sw = Sweep.from_dict(_toy(params={"sleep": [0.01]}))
+    out = tmp_path / "s"
+    cells = _finish(sw, out, result=lambda c: {"score": 1.0})
+    damaged = {cells[0].key: b"\xff\xfe{", cells[1].key: b"[1]"}
+    for c in cells[2:4]:
+        rec = json.loads((out / "cells" / f"{c.key}.json").read_text())
+        damaged[c.key] = json.dumps(
+            rec | {"result": "x"} if c is cells[2] else {k: v for k, v in rec.items()
+                                                         if k != "result"}).encode()  # fmt: skip
+    for key, data in damaged.items():
+        (out / "cells" / f"{key}.json").write_bytes(data)
+    from conceptid.sweep import aggregate
+
+    rows = aggregate(out, sw)
+    assert sum(r["n"] for r in rows if r["metric"] == "score") == 2
+    res = run_sweep(sw, out, client=client, progress=False)
+    assert (res.skipped, res.ran, res.failed) == (2, 4, [])
+    for key in damaged:
+        assert json.loads((out / "cells" / f"{key}.json").read_text())["result"]["n"] > 0
+    assert all(r["n"] == 3 for r in res.rows if r["metric"] == "score")
+
+
+def test_cells_that_is_not_a_directory_is_refused_before_any_work(tmp_path):
+    sw = Sweep.from_dict(_toy())
+    out = tmp_path / "s"
+    run_dir = out / "cells"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({"format": "conceptid.sweep/1"}))
+    run_dir.write_text("")
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(SweepError, match=r"s/cells is not a directory"):
+        run_sweep(sw, out, progress=False)  # no client: it would start a cluster
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
 def test_a_foreign_directory_is_refused_on_the_command_line(tmp_path, capsys):

@@ -13,7 +13,14 @@ import conceptid
 import conceptid.simulations as simulations
 from conceptid.simulations.benchmark import DatasetError
 from conceptid.simulations.errors import ConceptIDError, UsageError
-from conceptid.simulations.validation import check_number, is_number, requirement
+from conceptid.simulations.validation import (
+    MAX_SEED,
+    check_number,
+    check_seed,
+    is_number,
+    json_limit,
+    requirement,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("simulations", "identifiability", "models", "conceptid")
@@ -197,3 +204,41 @@ def test_numpy_counts_pass_where_the_hand_written_checks_refused_them():
     spec = BenchmarkSpec(preset="random", preset_args={"m": np.int64(3)}, n_train=10, n_val=2,
                          n_test=2, seed=0)  # fmt: skip
     assert estimate_dataset(spec) is not None  # sized by the same rule the builder accepts
+
+
+def test_seeds_stop_below_what_torch_takes():
+    # found by review: generate --seed 2**64 crashed in torch.Generator().manual_seed, and
+    # seeds are offset before use (restart r: seed + 1000 r)
+    from conceptid.models.trainer import TrainConfig
+    from conceptid.simulations import BenchmarkSpec
+
+    assert check_seed(MAX_SEED) == MAX_SEED and check_seed(np.int64(3)) == 3
+    for bad, error in [(MAX_SEED + 1, UsageError), (2**64, UsageError), (-1, UsageError),
+                       (1.5, UsageError)]:  # fmt: skip
+        with pytest.raises(error, match="seed must be"):
+            check_seed(bad)
+    with pytest.raises(UsageError, match="seed must be at most 2\\*\\*62"):
+        TrainConfig(seed=2**63)
+    with pytest.raises(DatasetError, match="seed must be at most"):
+        BenchmarkSpec(preset="chain", seed=2**70)
+    from conceptid.cli import main
+
+    assert main(["check", "--preset", "chain", "--seed", str(2**64)]) == 2  # every --seed
+
+
+def test_json_beyond_the_readers_limits_is_one_line(tmp_path):
+    # found by review: valid JSON with a 5000-digit integer or 10^5 nested arrays gave a
+    # ValueError or RecursionError traceback from every JSON file the package reads
+    from conceptid.cli import main
+    from conceptid.simulations.benchmark import read_json
+
+    digits, nested = tmp_path / "digits.json", tmp_path / "nested.json"
+    digits.write_text('{"seed": ' + "7" * 5000 + "}")
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    for path, words in [(digits, "digits"), (nested, "nested too deeply")]:
+        with pytest.raises(DatasetError, match=words) as info:
+            read_json(path)
+        assert "\n" not in str(info.value)
+        assert main(["check", str(path)]) == 2
+    assert main(["check", "--preset", "chain", "--preset-arg", "m=" + "7" * 5000]) == 2
+    assert json_limit(RecursionError("x")) == "nested too deeply"
