@@ -583,27 +583,40 @@ def from_files(
                        block_sizes=d.get("block_sizes"), **kwargs)  # fmt: skip
 
 
-def _png_bit_depth(path: Path) -> int | None:
-    """The bit depth in a PNG file's header (its IHDR chunk), None for a file that is not a PNG
-    (Pillow reads other formats; their modes tell their depth)."""
+def _png_header(path: Path) -> tuple[int, int, int] | None:
+    """``(width, height, bit depth)`` from a PNG file's header (its IHDR chunk), None for a file
+    whose header is not a PNG's (Pillow then says what it is)."""
     with open(path, "rb") as fh:
         head = fh.read(26)
     if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
-    return head[24]
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"), head[24]
+
+
+#: the longest side of an image :func:`from_folders` reads (a larger one, such as a
+#: decompression bomb of a few hundred kilobytes, is refused from its header)
+MAX_IMAGE_SIDE = 4096
 
 
 def _read_png(path: Path) -> np.ndarray:
     from PIL import Image  # matplotlib's own image library, so no extra dependency
 
     try:
+        header = _png_header(path)
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+    if header is not None and max(header[:2]) > MAX_IMAGE_SIDE:  # before Pillow decodes it
+        raise DatasetError(f"{path} is {header[0]}x{header[1]} pixels; images up to "
+                           f"{MAX_IMAGE_SIDE} pixels a side are read (the models take 32x32 "
+                           f"and 64x64)")  # fmt: skip
+    try:
         with Image.open(path) as img:
             img.load()
             mode = img.mode
             rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8) if mode in _PNG_MODES else None
-    except (OSError, ValueError, SyntaxError) as err:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise DatasetError(f"{path} is not a readable PNG image: {err}") from None
-    depth = _png_bit_depth(path)
+    depth = None if header is None else header[2]
     if rgba is None or depth == 16:  # 16-bit greyscale would saturate at 255, and 16-bit RGB
         # would be cut to its high byte without a word: either way the file's precision is lost
         kind = f"a 16-bit mode {mode} image" if depth == 16 else f"a mode {mode} image"

@@ -322,6 +322,9 @@ def _folders_case(root: Path, change: str) -> Path:
         Image.fromarray(np.full((32, 32), 1000, np.uint16)).save(root / "b" / "003.png")
     elif change == "16-bit-rgb":  # Pillow reads it as 8-bit RGB, keeping the high bytes only
         _write_png16_rgb(root / "b" / "005.png", np.full((32, 32, 3), 1000, np.uint16))
+    elif change == "bomb":  # found by review: a 532 KB PNG of 20000x20000 pixels gave
+        # PIL's DecompressionBombError traceback; refused now from its header, undecoded
+        Image.new("L", (20000, 20000)).save(root / "b" / "002.png")
     elif change == "transparent":
         rgba = np.zeros((32, 32, 4), np.uint8)
         rgba[..., 3] = 255
@@ -342,6 +345,7 @@ FOLDER_CASES = [
     ("16-bit", "003.png is a 16-bit mode I;16 image; 8-bit images are taken"),
     ("16-bit-rgb", "005.png is a 16-bit mode RGB image; 8-bit images are taken"),
     ("transparent", "004.png has transparent pixels"),
+    ("bomb", "002.png is 20000x20000 pixels; images up to 4096 pixels a side are read"),
 ]
 
 
