@@ -42,7 +42,7 @@ from conceptid.simulations.benchmark import (
 from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.imported import DEFAULT_FRACTIONS
 from conceptid.simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
-from conceptid.simulations.validation import check_number, check_seed, json_limit, unique_keys
+from conceptid.simulations.validation import check_number, json_limit, unique_keys
 
 from . import __version__
 from .config import CHECK_METHODS, DEFAULT_PRESET, DEFAULT_RUN, DEFAULTS, PRESET_NAMES
@@ -155,8 +155,6 @@ def check_numbers(a: argparse.Namespace) -> None:
         value = getattr(a, dest)
         if value is not None:
             check_number(value, flag, **rule)
-            if flag == "--seed":  # seeds also have a top (MAX_SEED)
-                check_seed(value, flag)
 
 
 # ---------------------------------------------------------------------------------- validation

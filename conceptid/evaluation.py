@@ -21,6 +21,7 @@ from conceptid.models.data import TensorData
 from conceptid.models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
 from conceptid.simulations.benchmark import BenchmarkSpec, Dataset, package_version
 from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import torch_seed
 
 from .config import DEFAULTS, REPORTED
 from .errors import PipelineError
@@ -106,7 +107,7 @@ def _val_bits(model, val: TensorData, seed: int) -> tuple[float, str]:
     """Validation negative ELBO (VAEs, beta = 1) or manifold NLL, in bits per dimension."""
     from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(torch_seed(seed))
     manifold = isinstance(model, ManifoldMLE | LatentFlowMLE)
     total, n = 0.0, 0
     model.eval()

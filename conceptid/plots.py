@@ -19,6 +19,7 @@ import numpy as np
 from conceptid.simulations.atomic import atomic_path
 from conceptid.simulations.benchmark import Dataset
 from conceptid.simulations.errors import ConceptIDError, UsageError
+from conceptid.simulations.validation import torch_seed
 
 from .errors import PlotError
 
@@ -231,7 +232,7 @@ def samples_figure(path: str | os.PathLike, ds: Dataset, model, test, held, ids,
     images = ds.is_image
     per = 6 if images else 300
     rows = _context_rows(ds, test, held, ids, per, seed)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(torch_seed(seed))
     gens = []
     with torch.no_grad():
         for _, data, mask in rows:

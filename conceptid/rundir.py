@@ -325,14 +325,15 @@ def remove_evaluation(run: str | os.PathLike) -> None:
     """Remove the run's evaluation (metrics, timings, report, figures): it described models
     that are about to change. ``evaluate`` (or the end of ``run``) writes it again."""
     run = Path(run)
-    for name in EVALUATION:
-        (run / name).unlink(missing_ok=True)
+    files = [run / name for name in EVALUATION]
     figures = run / "figures"
     if figures.is_dir():
-        for name in FIGURES:
-            (figures / f"{name}.png").unlink(missing_ok=True)
-        if not any(figures.iterdir()):
-            figures.rmdir()
+        files += [figures / f"{name}.png" for name in FIGURES]
+    for f in files:  # files only: a directory in the way is not the package's to remove
+        if f.is_file() or f.is_symlink() and not f.is_dir():
+            f.unlink()
+    if figures.is_dir() and not figures.is_symlink() and not any(figures.iterdir()):
+        figures.rmdir()  # a symlinked folder is the user's: it stays
 
 
 # ---------------------------------------------------------------------------------- atomic writes

@@ -37,7 +37,7 @@ from conceptid.models.trainer import (
     settings_key,
 )
 from conceptid.simulations.benchmark import Dataset
-from conceptid.simulations.validation import check_number, check_seed
+from conceptid.simulations.validation import check_number, check_seed, torch_seed
 
 from .config import DEFAULTS
 from .errors import PipelineError
@@ -363,7 +363,7 @@ def load_trained(path: Path, ds: Dataset, state: dict | None = None):
 def generate_samples(model, targets: torch.Tensor, seed: int) -> np.ndarray:
     """``model.generate`` under the target masks ``targets`` ``(n, K)``, seeded, as numpy (in the
     model's units: normalised vectors, or images ``(n, 3, H, W)`` in ``[0, 1]``)."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(torch_seed(seed))
     with torch.no_grad():
         return model.generate(targets, generator=g).numpy()
 

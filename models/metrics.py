@@ -56,7 +56,10 @@ def mcc(learned: np.ndarray, true: np.ndarray) -> float:
 def sliced_wasserstein(
     a: np.ndarray, b: np.ndarray, *, n_projections: int = 200, seed: int = 0
 ) -> float:
-    """Sliced Wasserstein-2 distance between two sample sets (POT), observations flattened."""
+    """Sliced Wasserstein-2 distance between two sample sets (POT), observations flattened.
+
+    ``seed`` (an integer >= 0 of any size) draws the projections; POT seeds numpy's legacy
+    generator, which takes 32 bits, so it gets ``seed`` modulo ``2**32`` (itself below that)."""
     import ot
 
     A = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
@@ -65,6 +68,7 @@ def sliced_wasserstein(
         raise UsageError(f"sample sets have different dimensions {A.shape[1]} and {B.shape[1]}")
     if not (np.all(np.isfinite(A)) and np.all(np.isfinite(B))):
         raise UsageError("samples contain NaN or infinite values")
+    seed = int(seed) % 2**32
     return float(ot.sliced_wasserstein_distance(A, B, n_projections=n_projections, seed=seed))
 
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from conceptid.simulations.atomic import atomic_path
 from conceptid.simulations.errors import ConceptIDError, UsageError
-from conceptid.simulations.validation import check_number, check_seed
+from conceptid.simulations.validation import check_number, check_seed, torch_seed
 
 from .contract import (
     Estimator,
@@ -401,8 +401,8 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     check_split(model, val, "validation")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(torch_seed(cfg.seed))
+    gen = torch.Generator().manual_seed(torch_seed(cfg.seed))
     device = torch.device(cfg.device)
     model.to(device)
     # every parameter is registered: a frozen one (requires_grad False) gets no gradient and Adam
@@ -432,7 +432,7 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     if not hist["resumed"]:
         model.prepare(train)
     train_in, val_in = model.stage_inputs(train), model.stage_inputs(val)
-    val_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    val_gen = torch.Generator().manual_seed(torch_seed(cfg.seed + 1))
     t0 = time.perf_counter()
     bar = None
     if cfg.progress:
@@ -470,7 +470,7 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
             # objective, so its value could neither stop the fit nor pick the model returned
             vloss = None
             if not model.hold_early_stop():
-                val_gen.manual_seed(cfg.seed + 1)
+                val_gen.manual_seed(torch_seed(cfg.seed + 1))
                 vloss = evaluate_loss(model, val_in, cfg.batch_size, val_gen)
                 if not math.isfinite(vloss):
                     raise _diverged(f"validation loss became {vloss}", epoch, None, model, ckpt)
@@ -536,7 +536,7 @@ def fit_restarts(
     best, best_hist, scores, seconds = None, None, [], 0.0
     for r in range(restarts):
         run = restart_config(cfg, r)
-        torch.manual_seed(run.seed)
+        torch.manual_seed(torch_seed(run.seed))
         model = build()
         hist = fit(model, train, val, run)
         seconds += hist["seconds"]

@@ -36,7 +36,7 @@ from .errors import ConceptIDError, UsageError
 from .model import ConceptModel
 from .presets import build_preset
 from .resources import check_memory, estimate_dataset
-from .validation import check_number, check_seed, is_number, json_limit, unique_keys
+from .validation import check_number, is_number, json_limit, unique_keys
 
 __all__ = [
     "SPLITS",
@@ -161,7 +161,6 @@ class BenchmarkSpec:
             raise DatasetError(f"model must be a dict (ConceptModel.to_dict), got {self.model!r}")
         if not isinstance(self.preset_args, dict):
             raise DatasetError(f"preset_args must be a dict, got {type(self.preset_args).__name__}")
-        check_seed(self.seed, "seed", error=DatasetError)  # training and sampling read it too
         for name in ("n_train", "n_val", "n_test", "seed"):
             check_number(getattr(self, name), name, minimum=0, error=DatasetError)
             setattr(self, name, int(getattr(self, name)))  # numpy integers: plain, for the card

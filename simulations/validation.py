@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from .errors import ConceptIDError, UsageError
 
 __all__ = [
-    "MAX_SEED",
     "at",
     "check_keys",
     "check_number",
@@ -26,6 +25,7 @@ __all__ = [
     "is_number",
     "json_limit",
     "requirement",
+    "torch_seed",
 ]
 
 
@@ -99,21 +99,19 @@ def json_limit(err: Exception) -> str:
     return str(err).splitlines()[0]
 
 
-#: The largest seed accepted anywhere. Seeds are offset before use (restart ``r`` trains from
-#: ``seed + 1000 r``, context ``k`` is sampled from ``seed + k``) and torch's generators take
-#: at most 64 bits, so the cap leaves room below ``2**64``.
-MAX_SEED = 2**62
-
-
 def check_seed(value: object, name: str = "seed", *,
                error: type[ConceptIDError] = UsageError) -> int:  # fmt: skip
-    """``value`` as an ``int`` if it is a seed: an integer from 0 to :data:`MAX_SEED`.
+    """``value`` as an ``int`` if it is a seed: an integer of at least 0, of any size (numpy's
+    generators take any; torch's take :func:`torch_seed` of it). Raises ``error`` (default
+    :class:`UsageError`) naming ``name`` otherwise."""
+    return check_number(value, name, minimum=0, error=error)
 
-    Raises ``error`` (default :class:`UsageError`) naming ``name`` otherwise."""
-    value = check_number(value, name, minimum=0, error=error)
-    if value > MAX_SEED:
-        raise error(f"{name} must be at most 2**62 = {MAX_SEED}, got {value}")
-    return value
+
+def torch_seed(seed: int) -> int:
+    """``seed`` as torch's generators take it: 64 bits. A seed below ``2**64`` is itself; a
+    larger one (numpy takes any size, and seeds are offset before use: restart ``r`` trains
+    from ``seed + 1000 r``) is reduced modulo ``2**64``."""
+    return int(seed) % 2**64
 
 
 def is_number(

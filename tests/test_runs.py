@@ -103,6 +103,24 @@ def test_evaluate_refuses_what_is_in_the_way_before_any_work(reference, tmp_path
     assert "holds a model of latent-flow, not of pooled" in err
 
 
+def test_a_symlinked_figures_folder_stays_the_users(reference, tmp_path, capsys):
+    # found by review: train --retrain removed the old evaluation and called rmdir on a
+    # symlinked figures/ (exit 1, nothing retrained)
+    run, shared = tmp_path / "run", tmp_path / "shared"
+    shutil.copytree(reference, run)
+    shutil.copytree(run / "figures", shared)
+    shutil.rmtree(run / "figures")
+    (run / "figures").symlink_to(shared)
+    (shared / "mine.txt").write_text("mine")
+    assert main(["train", str(run / "data"), "--out", str(run), "--methods", "pooled",
+                 "--epochs", "1", "--retrain", "--quiet"]) == 0  # fmt: skip
+    assert (run / "figures").is_symlink() and (shared / "mine.txt").read_text() == "mine"
+    assert not (run / "report.md").exists()  # the old evaluation described the old model
+    assert main(["evaluate", str(run)]) == 0
+    assert (shared / "samples_per_context.png").is_file()
+    capsys.readouterr()
+
+
 def test_a_damaged_run_marker_is_named_as_such(reference, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
