@@ -15,17 +15,22 @@ A sweep is a JSON file (or a :class:`Sweep`)::
       "task": "conceptid.sweep:fit_cell"            # optional: what one cell runs
     }
 
+A task is a function of the cell (a dict: its label, spec, method, params, seed) that returns a
+dict of metrics; a cell whose task returns anything else fails.
+
 Every combination is a :class:`Cell`. A cell is keyed by a content hash of everything that
 determines it (the task, the benchmark spec with its seed, the method, the parameters, the
 package version), so a rerun skips finished cells, and two sweeps that share a cell share its
 result. Cells run on Dask's ``distributed`` engine: a ``LocalCluster`` on this machine by default
-(one process per worker, one torch thread each), or an existing cluster (``scheduler=ADDRESS``;
-for Slurm or PBS start one with dask-jobqueue). The client alone writes results, each atomically:
+(one process per worker, one torch thread each), or an existing cluster (``scheduler=ADDRESS``,
+``tcp://``, ``tls://``, ``ws://`` or ``wss://``; for Slurm or PBS start one with dask-jobqueue).
+The client alone writes results, each atomically:
 
     sweep.json              the marker and the sweep's definition
     cells/KEY.json          a finished cell: its definition and its result (one that cannot
                             be read, or is not such a record, counts as not finished: the
-                            cell runs again and the file is replaced)
+                            cell runs again and the file is replaced; a directory there is
+                            refused before any work)
     cells/KEY.failed.json   a cell that failed every attempt: its error (retried on the next run)
     cells/KEY/              the default task's run directory (dataset, model, checkpoints)
     summary.csv, summary.md, summary.png   mean, standard error and per-seed values
@@ -49,7 +54,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 
@@ -58,7 +63,7 @@ import numpy as np
 from conceptid.simulations.atomic import describe_contents
 from conceptid.simulations.benchmark import BenchmarkSpec
 from conceptid.simulations.errors import ConceptIDError
-from conceptid.simulations.resources import check_memory, estimate_dataset, training_bytes
+from conceptid.simulations.resources import ENV, estimate_dataset, memory_limit, training_bytes
 from conceptid.simulations.validation import check_number, check_seed, unique_keys
 
 from .rundir import write_text
@@ -205,9 +210,10 @@ class Sweep:
                 raise SweepError(f"benchmarks[{i}].spec must be an object (a benchmark spec), "
                                  f"got {type(b['spec']).__name__}")  # fmt: skip
             label = b.get("label", f"b{i}")
-            if not isinstance(label, str):
-                raise SweepError(f"benchmarks[{i}].label must be a string, "
+            if not isinstance(label, str | numbers.Real) or isinstance(label, bool):
+                raise SweepError(f"benchmarks[{i}].label must be a string or a number, "
                                  f"got {type(label).__name__}")  # fmt: skip
+            label = str(label)  # a number names the benchmark as it reads: 500 is "500"
             if label in labels:
                 raise SweepError(f"benchmark label {label!r} appears twice")
             labels.add(label)
@@ -298,9 +304,9 @@ class Sweep:
 
     def cells(self, validate: bool = False) -> list[Cell]:
         """Every cell, in a fixed order (benchmark, spec grid, method, params, seed);
-        ``validate`` checks each spec's size against the memory limit
-        (:func:`conceptid.simulations.resources.check_memory`: generating it, and for the default
-        task training on it) and then builds its model (refusing a bad preset argument) and, for
+        ``validate`` checks each cell against the memory limit (:func:`_check_size`: for the
+        default task generating its data and training on them, for a custom task its model
+        alone) and then builds its model (refusing a bad preset argument) and, for
         the default task, checks every training parameter, that every split has samples, and
         that every method takes the data (images or vectors) in a size it trains on."""
         return [c for c, _ in self._cells(validate)]
@@ -323,7 +329,7 @@ class Sweep:
                 for k in ("n_train", "n_val", "n_test") if fit else ():  # as `conceptid run`
                     check_number(getattr(bs, k), k, error=SweepError)
                 if validate:
-                    _check_size(bs, f"the cell {label} (seed {seed})", training=fit)
+                    _check_size(bs, f"the cell {label} (seed {seed})", task=self.task)
                     model = bs.build_model()  # a bad preset or argument is refused now
                     if fit:
                         _check_method(method, model)
@@ -334,18 +340,35 @@ class Sweep:
         return out
 
 
-def _check_size(spec: BenchmarkSpec, what: str, training: bool) -> None:
-    """Refuse a spec whose data (or model) would not fit the memory limit, before building it:
-    the check ``conceptid simulate`` and ``conceptid run`` make (``--max-memory``, or the
-    ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available)."""
+def _check_size(spec: BenchmarkSpec, what: str, task: str) -> None:
+    """Refuse a cell that would not fit the memory limit (``--max-memory`` of ``conceptid
+    sweep``, or the ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available),
+    before anything is built: for the default task its data and its training, as ``conceptid
+    run`` checks them. A custom task's data are its own business (the package never generates
+    them), so for one only the model is checked, which the sweep builds to validate the spec."""
+    if task != FIT:
+        spec = replace(spec, n_train=1, n_val=1, n_test=1)  # the model, without its data
     est = estimate_dataset(spec)
     if est is None:  # too malformed to size: building it refuses it with its own message
         return
     need = est.peak_bytes
-    if training:
+    if task == FIT:
         need = max(need, est.array_bytes + training_bytes(est.rows, est.obs_shape))
-    shape = f" ({est.rows} samples of shape {est.obs_shape})" if est.rows else ""
-    check_memory(need, what + shape)
+        shape = f" ({est.rows} samples of shape {est.obs_shape})" if est.rows else ""
+    else:
+        shape = " (its model)"
+    limit, source = memory_limit()
+    if limit is not None and need > limit:
+        raise SweepError(
+            f"{what}{shape} needs about {_gib(need)} GiB, more than the {_gib(limit)} GiB "
+            f"{source}; ask for fewer samples (or a smaller model), or set the limit in GiB with "
+            f"`conceptid sweep --max-memory GIB` or the {ENV} environment variable (from Python)"
+        )
+
+
+def _gib(n: int) -> str:
+    gib = n / 2**30
+    return f"{gib:,.0f}" if gib >= 100 else f"{gib:.3g}"
 
 
 def _check_method(method: str, model) -> None:
@@ -501,7 +524,9 @@ def check_sweep_dir(out: str | os.PathLike) -> Path:
     Raises
     ------
     SweepError
-        ``out`` is a file, or a directory that is neither empty nor a sweep directory."""
+        ``out`` is a file, or a directory that is neither empty nor a sweep directory, or a
+        path the sweep writes (``cells``, a cell's record ``cells/*.json``, a summary) is of the
+        wrong kind."""
     out = Path(out)
     marker = out / MARKER
     if out.exists() and not out.is_dir():
@@ -518,6 +543,11 @@ def check_sweep_dir(out: str | os.PathLike) -> Path:
             raise SweepError(f"{marker} is not a conceptid sweep marker")
     if (out / "cells").exists() and not (out / "cells").is_dir():
         raise SweepError(f"{out / 'cells'} is not a directory; a sweep keeps its cells there")
+    if (out / "cells").is_dir():
+        for path in sorted((out / "cells").glob("*.json")):  # KEY.json and KEY.failed.json
+            if path.is_dir():
+                raise SweepError(f"{path} is a directory; a sweep writes a cell's record "
+                                 "there (move it away)")  # fmt: skip
     for name in ("summary.csv", "summary.md", "summary.png"):
         if (out / name).is_dir():
             raise SweepError(f"{out / name} is a directory; a sweep writes its summary there")
@@ -578,18 +608,24 @@ class _Progress:
             self.bar.close()
 
 
+#: the schemes of a scheduler that workers on other machines reach: TCP, TLS (dask-jobqueue's
+#: clusters with security on) and websockets
+_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
 def _check_scheduler(scheduler: str) -> None:
-    """A Dask scheduler's TCP address, ``tcp://HOST:PORT`` (or ``HOST:PORT``), or a SweepError
-    naming it: the workers and this client reach the scheduler over TCP (an in-process
-    cluster is given as ``client=``)."""
+    """A Dask scheduler's network address, ``SCHEME://HOST:PORT`` with a scheme of
+    :data:`_SCHEMES` (or ``HOST:PORT``, TCP), or a SweepError naming it (an in-process cluster
+    is given as ``client=``)."""
     from distributed.comm import get_address_host_port
 
     if not isinstance(scheduler, str):
         raise SweepError(f"the scheduler address must be a string, got {scheduler!r}")
     scheme = scheduler.partition("://")[0] if "://" in scheduler else "tcp"
     what = f"{scheduler!r} is not a Dask scheduler address (tcp://HOST:PORT)"
-    if scheme != "tcp":
-        raise SweepError(f"{what}: scheme {scheme}:// is not supported, only tcp://")
+    if scheme not in _SCHEMES:
+        raise SweepError(f"{what}: scheme {scheme}:// is not supported, only "
+                         f"{', '.join(f'{s}://' for s in _SCHEMES)}")  # fmt: skip
     try:
         host, port = get_address_host_port(scheduler)
     except (ValueError, TypeError) as e:
@@ -606,6 +642,10 @@ def _client(scheduler: str | None, workers: int, threads: int):
             return Client(scheduler, timeout=_CONNECT_TIMEOUT), None
         except (OSError, TimeoutError) as e:
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        except (TypeError, ValueError) as e:  # tls:// without Dask's TLS configuration
+            hint = "a tls:// scheduler needs Dask's distributed.comm.tls settings"
+            msg = f"cannot reach the Dask scheduler at {scheduler}: {e} ({hint})"
+            raise SweepError(msg) from None
     env = {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                      "OPENBLAS_NUM_THREADS")}  # fmt: skip
     try:
@@ -685,24 +725,49 @@ def _run_pending(client, pending: Sequence[Cell], out: Path, retries: int, bar) 
         c = futures[fut]
         remaining -= 1
         running = min(remaining, len(client.scheduler_info().get("workers", {})))
+        error = tb = None
         if fut.status == "finished":
             rec = fut.result()
-            _write_json(out / "cells" / f"{c.key}.json", {
-                "identity": c.identity(), "cell": c.to_dict(), "result": rec["result"],
-                "seconds": rec["seconds"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            })  # fmt: skip
-            (out / "cells" / f"{c.key}.failed.json").unlink(missing_ok=True)
-            bar.update(running)
+            error = _record(out / "cells" / f"{c.key}.json", c, rec)
+            if error is None:
+                (out / "cells" / f"{c.key}.failed.json").unlink(missing_ok=True)
+                bar.update(running)
+                continue
         else:
             exc = fut.exception()
+            error = f"{type(exc).__name__}: {exc}"
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            _write_json(out / "cells" / f"{c.key}.failed.json", {
-                "identity": c.identity(), "cell": c.to_dict(),
-                "error": f"{type(exc).__name__}: {exc}", "traceback": tb,
-            })  # fmt: skip
-            failed.append(c.key)
-            bar.update(running, failed=True)
+        _write_json(out / "cells" / f"{c.key}.failed.json", {
+            "identity": c.identity(), "cell": c.to_dict(), "error": error, "traceback": tb,
+        })  # fmt: skip
+        failed.append(c.key)
+        bar.update(running, failed=True)
     return failed
+
+
+def _record(path: Path, cell: Cell, rec: Mapping) -> str | None:
+    """Write a cell's record to ``path``; or, if its task broke its contract (a task returns
+    a dict of metrics, which JSON can hold), write nothing and return the error (the cell
+    failed: a rerun would only repeat it)."""
+    result = rec["result"]
+    if not isinstance(result, Mapping):
+        return (f"TypeError: the task {cell.task} returned {type(result).__name__} "
+                f"{_short(result)}; a task must return a dict of metrics")  # fmt: skip
+    try:
+        text = json.dumps({
+            "identity": cell.identity(), "cell": cell.to_dict(), "result": dict(result),
+            "seconds": rec["seconds"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }, indent=1, sort_keys=True) + "\n"  # fmt: skip
+    except (TypeError, ValueError, RecursionError) as e:
+        return (f"TypeError: the task {cell.task} returned a dict that JSON cannot hold ({e}); "
+                "a task must return a dict of metrics (numbers, text, lists)")  # fmt: skip
+    write_text(path, text)
+    return None
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ------------------------------------------------------------------------------- summary
@@ -768,7 +833,8 @@ def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
         (k for k, v in {**sweep.spec_grid, **sweep.params}.items() if len(v) > 1), None
     )
     if axis is not None and rows:
-        sweep_figure(rows, axis, out / "summary.png", title=sweep.name)
+        grid = {**sweep.spec_grid, **sweep.params}
+        sweep_figure(rows, axis, out / "summary.png", title=sweep.name, order=grid.get(axis))
     return rows
 
 
@@ -842,12 +908,28 @@ def _line_styles(rows, keys, name_of, plt) -> dict[str, dict]:
     }
 
 
-def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title: str = "") -> None:
+def _categories(values: Iterable, order: Sequence | None = None) -> list:
+    """The distinct ``values`` (compared as JSON, so that ``True`` is not ``1``) in the order
+    of ``order`` (the sweep's grid: the order it gives its values in), then any not in it in
+    the order they come."""
+    seen = {_canonical(v): v for v in values}
+    first = [_canonical(v) for v in order or ()]
+    ranked = [k for k in dict.fromkeys(first) if k in seen] + [k for k in seen if k not in first]
+    return [seen[k] for k in ranked]
+
+
+def sweep_figure(
+    rows: Sequence[dict],
+    axis: str,
+    path: str | os.PathLike,
+    title: str = "",
+    order: Sequence | None = None,
+) -> None:
     """One panel per headline metric against ``axis`` (log scale when its values are positive
     and span a factor of 10 or more; values that are not all numbers, such as presets or
-    preset arguments, as categories in the order the rows give them): a line per benchmark and
-    method (and any other grid value), the mean over seeds with its standard error, and every
-    seed as a dot."""
+    preset arguments, as categories in the order of ``order``, the grid's values of ``axis``,
+    then in the order the rows give them): a line per benchmark and method (and any other grid
+    value), the mean over seeds with its standard error, and every seed as a dot."""
     from .plots import pyplot, save_figure
 
     plt = pyplot()
@@ -868,11 +950,12 @@ def sweep_figure(rows: Sequence[dict], axis: str, path: str | os.PathLike, title
     values = [r[axis] for r in rows if r.get(axis) is not None]
     numeric = all(_number(v) is not None for v in values)
     # an axis of numbers is drawn as numbers; any other (presets, preset_args) as categories,
-    # in the order the rows (the grid) give them
-    categories = [] if numeric else list({_canonical(v): v for v in values}.values())
+    # in the grid's order
+    categories = [] if numeric else _categories(values, order)
+    position = {_canonical(v): i for i, v in enumerate(categories)}
 
     def x_of(v) -> float:
-        return float(v) if numeric else float(categories.index(v))
+        return float(v) if numeric else float(position[_canonical(v)])
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):

@@ -87,7 +87,14 @@ def test_the_grid_and_its_keys():
         ({"benchmarks": [{"spec": [["preset", "chain"]]}]},
          r"benchmarks\[0\]\.spec must be an object .*got list"),
         ({"benchmarks": [{"label": {}, "spec": {"preset": "chain"}}]},
-         r"benchmarks\[0\]\.label must be a string"),
+         r"benchmarks\[0\]\.label must be a string or a number, got dict"),
+        ({"benchmarks": [{"label": True, "spec": {"preset": "chain"}}]},
+         r"benchmarks\[0\]\.label must be a string or a number, got bool"),
+        ({"benchmarks": [{"label": [500], "spec": {"preset": "chain"}}]},
+         r"benchmarks\[0\]\.label must be a string or a number, got list"),
+        ({"benchmarks": [{"label": 500, "spec": {"preset": "chain"}},
+                         {"label": "500", "spec": {"preset": "random"}}]},
+         "benchmark label '500' appears twice"),
         ({"params": [1]}, "params must be an object of lists, got list"),
         ({"params": "ab"}, "params must be an object of lists, got str"),
         ({"spec_grid": [1]}, "spec_grid must be an object of lists, got list"),
@@ -106,7 +113,7 @@ def test_the_grid_and_its_keys():
         ({"params": {"method": [1]}}, r"grid axis name\(s\) \['method'\] clash"),
         ({"params": {"n_train": [1]}}, r"grid axis name\(s\) \['n_train'\] clash"),
         # numbers out of range
-        ({"seeds": [2**70]}, r"seed must be at most 2\*\*62"),
+        ({"seeds": [-5]}, "seed must be a non-negative integer"),
         ({"threads": 10**30}, "threads must be at most 1024"),
         ({"threads": 1e30}, "threads must be a positive integer"),
         ({"retries": 10**30}, "retries must be at most 100"),
@@ -323,13 +330,18 @@ def test_a_failed_cell_gives_status_1_and_says_where(tmp_path, capsys):
         (_toy(benchmarks=[{"spec": 5}]), [], "benchmarks[0].spec must be an object"),
         (_toy(task=":"), [], "task must be 'module:function'"),
         (_toy(x=["n_train"]), [], "x must be the name of a spec_grid or params axis"),
-        (_toy(seeds=[2**70]), [], "seed must be at most 2**62"),
+        (_toy(seeds=[-1]), [], "seed must be"),
         (_toy(retries=10**30), [], "retries must be at most 100"),
         ({"benchmarks": [{"spec": {"preset": "random", "preset_args": {"m": 100000}}}],
           "methods": ["pooled"], "seeds": [0]}, [], "needs about"),
         (_toy(), ["--scheduler", "inproc://foo"],
          "'inproc://foo' is not a Dask scheduler address (tcp://HOST:PORT): scheme inproc://"),
-        (_toy(), ["--scheduler", "tls://127.0.0.1:8786"], "scheme tls:// is not supported"),
+        (_toy(), ["--scheduler", "ucx://127.0.0.1:8786"], "scheme ucx:// is not supported"),
+        # tls:// is accepted: without Dask's TLS settings it cannot connect, and says so
+        (_toy(), ["--scheduler", "tls://127.0.0.1:1"],
+         "cannot reach the Dask scheduler at tls://127.0.0.1:1"),
+        (_toy(), ["--scheduler", "ws://127.0.0.1:1"],
+         "cannot reach the Dask scheduler at ws://127.0.0.1:1"),
         (_toy(), ["--scheduler", "tcp://127.0.0.1:99999"], "a port from 1 to 65535"),
         (_toy(), ["--scheduler", "tcp://:8786"], "it needs a host"),
     ],
@@ -349,14 +361,51 @@ def test_bad_sweeps_are_refused_before_any_work(tmp_path, capsys, monkeypatch, s
 
 
 def test_the_memory_limit_applies_to_every_cell(monkeypatch):
-    """A cell's data beyond the limit (--max-memory sets the variable) is refused before its
-    model is built, naming the cell."""
+    """A default-task cell's data beyond the limit (--max-memory sets the variable) is refused
+    before its model is built, naming the cell and the ways a sweep sets the limit."""
+    fit = {"task": FIT, "params": {}, "spec_grid": {"n_train": [10, 100000]}}
     monkeypatch.setenv("CONCEPTID_MAX_MEMORY", "0.0001")
-    with pytest.raises(SweepError, match=r"benchmark 'chain': the cell chain \(seed 0\) "
-                                         r"\(\d+ samples of shape .*\) needs about"):  # fmt: skip
-        Sweep.from_dict(_toy(spec_grid={"n_train": [10, 100000]}))
+    words = r"benchmark 'chain': the cell chain \(seed 0\) \(\d+ samples of shape .*\) needs about"
+    with pytest.raises(SweepError, match=words) as e:
+        Sweep.from_dict(_toy(**fit))
+    assert "conceptid sweep --max-memory" in str(e.value)
+    assert "CONCEPTID_MAX_MEMORY" in str(e.value) and "max_memory=" not in str(e.value)
     monkeypatch.setenv("CONCEPTID_MAX_MEMORY", "100")
-    assert len(Sweep.from_dict(_toy(spec_grid={"n_train": [10, 100000]})).cells()) == 6
+    assert len(Sweep.from_dict(_toy(**fit)).cells()) == 6
+
+
+def test_a_custom_task_s_data_are_not_sized(monkeypatch):
+    """The package never generates a custom task's data: a size beyond memory is the task's
+    business, and only the model, which validation builds, is checked."""
+    monkeypatch.setenv("CONCEPTID_MAX_MEMORY", "1")
+    sweep = Sweep.from_dict(_toy(spec_grid={"n_train": [10**9]}))
+    assert {c.spec["n_train"] for c in sweep.cells()} == {10**9}
+    with pytest.raises(SweepError, match=r"the cell b0 \(seed 0\) \(its model\) needs about"):
+        Sweep.from_dict(_toy(benchmarks=[{"spec": {"preset": "random",
+                                                   "preset_args": {"p": 10**12}}}]))  # fmt: skip
+
+
+def test_seeds_of_any_size_and_numbers_as_labels():
+    chain = {"preset": "chain"}
+    sweep = Sweep.from_dict(_toy(seeds=[2**70], benchmarks=[{"label": 500, "spec": chain}]))
+    assert {(c.seed, c.spec["seed"], c.label) for c in sweep.cells()} == {(2**70, 2**70, "500")}
+    half = Sweep.from_dict(_toy(benchmarks=[{"label": 0.5, "spec": {"preset": "chain"}}]))
+    assert {c.label for c in half.cells()} == {"0.5"}
+
+
+def test_every_scheduler_scheme_a_cluster_gives_is_accepted():
+    """dask-jobqueue's clusters with security on give tls:// addresses."""
+    from conceptid.sweep import _check_scheduler
+
+    for ok in ("tcp://10.0.0.1:8786", "tls://10.0.0.1:8786", "ws://h:80", "wss://h:443",
+               "node7:8786", "tls://[::1]:8786"):  # fmt: skip
+        _check_scheduler(ok)
+    for bad, words in (("inproc://foo", "scheme inproc://"), ("ucx://h:1", "scheme ucx://"),
+                       ("tls://h", "missing port"), ("wss://:443", "needs a host"),
+                       ("tcp://h:0", "a port from 1 to 65535"), ("notanaddress", "not a Dask"),
+                       (8786, "must be a string")):  # fmt: skip
+        with pytest.raises(SweepError, match=words):
+            _check_scheduler(bad)
 
 
 # ------------------------------------------------------------------- summaries of finished cells
@@ -410,14 +459,54 @@ def test_every_grid_is_summarised(tmp_path, grid, x, column):
     assert [r[axis] for r in table] == texts  # objects as JSON, as lists are
 
 
-def test_the_figure_draws_text_as_categories(tmp_path):
-    from conceptid.sweep import sweep_figure
+def _ticks(monkeypatch) -> list:
+    """The x tick labels of every panel of each figure saved from now on."""
+    import conceptid.plots
 
+    drawn, save = [], conceptid.plots.save_figure
+
+    def keep(fig, path):
+        out = save(fig, path)  # drawn: the tick labels are final
+        drawn.append([[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes])
+        return out
+
+    monkeypatch.setattr(conceptid.plots, "save_figure", keep)
+    return drawn
+
+
+def test_the_figure_draws_text_as_categories(tmp_path, monkeypatch):
+    """Categories in the grid's order, whatever order the rows come in; a value that is not in
+    the grid after them; True is not 1."""
+    from conceptid.sweep import _categories, sweep_figure
+
+    drawn = _ticks(monkeypatch)
     rows = [{"benchmark": "L1", "preset": p, "method": "pooled", "metric": "score", "mean": m,
-             "se": 0.0, "per_seed": [m]} for p, m in (("random", 0.5), ("chain", 0.7))]  # fmt: skip
+             "se": 0.0, "per_seed": [m]} for p, m in (("chain", 0.7), ("random", 0.5))]  # fmt: skip
     rows.append(rows[0] | {"preset": True, "mean": 0.1, "per_seed": [0.1]})
-    sweep_figure(rows, "preset", tmp_path / "f.png")
+    sweep_figure(rows, "preset", tmp_path / "f.png", order=["random", "chain"])
     assert (tmp_path / "f.png").stat().st_size > 0
+    assert drawn == [[["random", "chain", "True"]]]
+    sweep_figure(rows, "preset", tmp_path / "g.png")  # no grid: the rows' order
+    assert drawn[-1] == [["chain", "random", "True"]]
+    assert _categories([1, True, "b", 1], order=["a", "b", True]) == ["b", True, 1]
+    assert _categories([{"m": 4}, {"m": 3}], order=[{"m": 3}, {"m": 4}]) == [{"m": 3}, {"m": 4}]
+
+
+def test_the_summary_figure_follows_the_grid_when_some_cells_are_missing(tmp_path, monkeypatch):
+    """With only some cells finished the rows come in another order; the ticks do not."""
+    l2 = {"label": "L2", "spec": _L1["spec"] | {"n_train": 40}}
+    sw = Sweep.from_dict(_toy(benchmarks=[_L1, l2],
+                              spec_grid={"preset": ["random", "chain"]}, seeds=[0]))  # fmt: skip
+    out = tmp_path / "s"
+    cells = _finish(sw, out)
+    (l1_random,) = [c for c in cells if c.label == "L1" and c.spec["preset"] == "random"]
+    (out / "cells" / f"{l1_random.key}.json").unlink()
+    drawn = _ticks(monkeypatch)
+    from conceptid.sweep import aggregate
+
+    rows = aggregate(out, sw)
+    assert [r["preset"] for r in rows if r["metric"] == "score"] == ["chain", "random", "chain"]
+    assert drawn == [[["random", "chain"]]]
 
 
 # ---------------------------------------------------------------- a damaged sweep directory
@@ -446,6 +535,49 @@ def test_a_damaged_cell_result_counts_as_not_finished(tmp_path, client):
     for key in damaged:
         assert json.loads((out / "cells" / f"{key}.json").read_text())["result"]["n"] > 0
     assert all(r["n"] == 3 for r in res.rows if r["metric"] == "score")
+
+
+@pytest.mark.parametrize("name", ["KEY.json", "KEY.failed.json"])
+def test_a_directory_where_a_cell_record_goes_is_refused_before_any_work(tmp_path, name):
+    sw = Sweep.from_dict(_toy())
+    out = tmp_path / "s"
+    _finish(sw, out)
+    blocked = out / "cells" / name.replace("KEY", sw.cells()[0].key)
+    blocked.unlink(missing_ok=True)
+    blocked.mkdir()
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(SweepError, match=f"{blocked.name} is a directory; a sweep writes"):
+        run_sweep(sw, out, progress=False)  # no client: it would start a cluster
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+@pytest.mark.parametrize("task, kind", [("builtins:len", "int"), ("builtins:list", "list")])
+def test_a_task_that_returns_no_dict_fails_the_cell(tmp_path, client, task, kind):
+    """A task returns a dict of metrics; anything else fails its cell, once, with a message."""
+    sw = Sweep.from_dict(_toy(task=task, spec_grid={}, seeds=[0, 1]))
+    out = tmp_path / "s"
+    res = run_sweep(sw, out, client=client, progress=False)
+    assert sorted(res.failed) == sorted(c.key for c in sw.cells())
+    assert (res.ran, res.rows, res.complete) == (0, [], False)
+    for c in sw.cells():
+        rec = json.loads((out / "cells" / f"{c.key}.failed.json").read_text())
+        assert rec["error"].startswith(f"TypeError: the task {task} returned {kind} ")
+        assert "a task must return a dict of metrics" in rec["error"]
+        assert not (out / "cells" / f"{c.key}.json").exists()
+    again = run_sweep(sw, out, client=client, progress=False)
+    assert (again.skipped, len(again.failed)) == (0, 2)
+
+
+def test_a_result_that_json_cannot_hold_fails_the_cell(tmp_path):
+    from conceptid.sweep import _record
+
+    (cell,) = Sweep.from_dict(_toy(spec_grid={}, seeds=[0])).cells()
+    path = tmp_path / "c.json"
+    error = _record(path, cell, {"result": {"score": object()}, "seconds": 0.1})
+    assert "JSON cannot hold" in error and "a task must return a dict of metrics" in error
+    assert not path.exists()
+    assert _record(path, cell, {"result": {"score": 0.5}, "seconds": 0.1}) is None
+    assert json.loads(path.read_text())["result"] == {"score": 0.5}
 
 
 def test_cells_that_is_not_a_directory_is_refused_before_any_work(tmp_path):
