@@ -63,7 +63,12 @@ import numpy as np
 from conceptid.simulations.atomic import describe_contents
 from conceptid.simulations.benchmark import BenchmarkSpec
 from conceptid.simulations.errors import ConceptIDError
-from conceptid.simulations.resources import ENV, estimate_dataset, memory_limit, training_bytes
+from conceptid.simulations.resources import (
+    MemoryLimitError,
+    check_memory,
+    estimate_dataset,
+    training_bytes,
+)
 from conceptid.simulations.validation import check_number, check_seed, unique_keys
 
 from .rundir import write_text
@@ -357,18 +362,11 @@ def _check_size(spec: BenchmarkSpec, what: str, task: str) -> None:
         shape = f" ({est.rows} samples of shape {est.obs_shape})" if est.rows else ""
     else:
         shape = " (its model)"
-    limit, source = memory_limit()
-    if limit is not None and need > limit:
-        raise SweepError(
-            f"{what}{shape} needs about {_gib(need)} GiB, more than the {_gib(limit)} GiB "
-            f"{source}; ask for fewer samples (or a smaller model), or set the limit in GiB with "
-            f"`conceptid sweep --max-memory GIB` or the {ENV} environment variable (from Python)"
-        )
-
-
-def _gib(n: int) -> str:
-    gib = n / 2**30
-    return f"{gib:,.0f}" if gib >= 100 else f"{gib:.3g}"
+    try:
+        check_memory(need, what + shape, setting="`conceptid sweep --max-memory GIB` (from "
+                     "Python: the environment variable)")  # fmt: skip
+    except MemoryLimitError as e:
+        raise SweepError(str(e)) from None
 
 
 def _check_method(method: str, model) -> None:

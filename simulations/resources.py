@@ -147,7 +147,8 @@ def memory_limit(max_memory: float | None = None) -> tuple[int | None, str]:
     return available_memory(), "memory available on this machine"
 
 
-def check_memory(needed: int, what: str, max_memory: float | None = None) -> None:
+def check_memory(needed: int, what: str, max_memory: float | None = None, *,
+                 setting: str = "--max-memory (Python: max_memory=)") -> None:  # fmt: skip
     """Refuse a request that needs more than the limit of :func:`memory_limit`.
 
     Parameters
@@ -158,6 +159,9 @@ def check_memory(needed: int, what: str, max_memory: float | None = None) -> Non
         The request, for the message (e.g. ``"the benchmark"``).
     max_memory : float, optional
         Limit in GiB (see :func:`memory_limit`).
+    setting : str
+        How the caller's user sets the limit, for the message (besides the environment
+        variable).
 
     Raises
     ------
@@ -169,7 +173,7 @@ def check_memory(needed: int, what: str, max_memory: float | None = None) -> Non
         raise MemoryLimitError(
             f"{what} needs about {_gib(needed)} GiB, more than the {_gib(limit)} GiB "
             f"{source}; ask for fewer samples (or a smaller model), or set the limit in GiB with "
-            f"--max-memory (Python: max_memory=) or the {ENV} environment variable"
+            f"{setting} or the {ENV} environment variable"
         )
 
 
