@@ -62,6 +62,7 @@ def test_run_writes_every_promised_file_with_finite_metrics(tiny_run):
         assert (tiny_run / "models" / method / "final.pt").is_file()
         assert not (tiny_run / "models" / method / "checkpoint.pt").exists()
     assert metrics["verdict"] == {"c0": "identifiable", "c1": "identifiable", "c2": "identifiable"}
+    assert json.loads((tiny_run / "check.json").read_text())["method"] == "exact"  # the default
     report = (tiny_run / "report.md").read_text()
     assert report.startswith("# conceptid report: ")
     assert "identifiable" in report and "| pooled VAE |" in report

@@ -129,10 +129,16 @@ def test_run_defaults_live_once_and_the_command_line_reads_them():
     assert cfg.training() == {k: getattr(DEFAULTS, k) for k in config.REPORTED}
     parser = cli.build_parser()
     a = parser.parse_args(["run"])
-    assert (a.epochs, a.batch_size, a.restarts, a.device, a.out, a.check_method, a.preset) == (
+    assert (a.epochs, a.batch_size, a.restarts, a.device, a.out, a.preset) == (
         DEFAULTS.epochs, DEFAULTS.batch_size, DEFAULTS.restarts, DEFAULTS.device, DEFAULTS.out,
-        DEFAULTS.check_method, config.DEFAULT_RUN["preset"],
+        config.DEFAULT_RUN["preset"],
     )  # fmt: skip
+    # --check-method is None until validate_run resolves it (to refuse it when given for data
+    # without a ground truth); its help names the default
+    assert a.check_method is None
+    run_help = next(p for name, p in parser._subparsers._group_actions[0].choices.items()
+                    if name == "run").format_help()  # fmt: skip
+    assert f"(default: {DEFAULTS.check_method};" in " ".join(run_help.split())
     t = parser.parse_args(["train", "d", "--out", "r"])
     assert (t.seed, t.epochs, t.batch_size) == (DEFAULTS.seed, DEFAULTS.epochs, DEFAULTS.batch_size)
     assert parser.parse_args(["simulate", "--out", "d"]).preset == config.DEFAULT_PRESET
