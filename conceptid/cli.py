@@ -420,14 +420,12 @@ def validate_run(a: argparse.Namespace) -> None:
         if a.check_method is not None and not ds.has_ground_truth:
             raise UsageError(f"--check-method: {a.data} has no ground-truth model, so no "
                              f"identifiability check runs on it")  # fmt: skip
-        a.check_method = a.check_method or DEFAULTS.check_method
         if is_run_dir(a.out):
             check_data_of_run(a.out, ds, a.data)
         return
     if a.spec and a.preset_arg:
         raise UsageError("--preset-arg cannot be combined with --spec: put it in the spec file")
     check_methods(a.methods, images=None)  # names first: cheaper than sizing the benchmark
-    a.check_method = a.check_method or DEFAULTS.check_method
     a.benchmark = spec = _run_spec(a)
     empty = [k for k in ("n_train", "n_val", "n_test") if getattr(spec, k) < 1]
     if empty:
@@ -737,7 +735,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     seed = a.benchmark.seed if a.benchmark is not None else a.seed or 0
     cfg = RunConfig(spec=a.benchmark, out=Path(a.out), seed=seed, epochs=a.epochs,
                     batch_size=a.batch_size, device=a.device, methods=a.method_list,
-                    check_method=a.check_method, restarts=a.restarts, retrain=a.retrain,
+                    check_method=a.check_method or DEFAULTS.check_method,  # None: not given
+                    restarts=a.restarts, retrain=a.retrain,
                     progress=not a.quiet, data=Path(a.data) if a.data else None)  # fmt: skip
     run(cfg)
     return 0

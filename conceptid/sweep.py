@@ -69,7 +69,7 @@ from conceptid.simulations.resources import (
     estimate_dataset,
     training_bytes,
 )
-from conceptid.simulations.validation import check_number, check_seed, unique_keys
+from conceptid.simulations.validation import check_number, unique_keys
 
 from .rundir import write_text
 
@@ -242,7 +242,7 @@ class Sweep:
         seeds = d["seeds"]
         if not isinstance(seeds, list) or not seeds:
             raise SweepError("seeds must be a non-empty list of integers")
-        seeds = tuple(check_seed(s, "seed", error=SweepError) for s in seeds)
+        seeds = tuple(check_number(s, "seed", minimum=0, error=SweepError) for s in seeds)
         if len(set(seeds)) != len(seeds):
             raise SweepError(f"seeds repeat: {list(seeds)}")
         spec_grid, params = _object(d, "spec_grid"), _object(d, "params")
@@ -560,9 +560,14 @@ def _open_dir(out: Path, sweep: Sweep) -> Path:
     return out
 
 
+def _json_text(obj) -> str:
+    """A record's JSON text. NaN is allowed (an MCC can be undefined), unlike in
+    rundir.write_json's."""
+    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
+
+
 def _write_json(path: Path, obj) -> None:
-    # NaN allowed (an MCC can be undefined), unlike rundir.write_json's
-    write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    write_text(path, _json_text(obj))
 
 
 def _finished(out: Path, cell: Cell) -> dict | None:
@@ -752,10 +757,10 @@ def _record(path: Path, cell: Cell, rec: Mapping) -> str | None:
         return (f"TypeError: the task {cell.task} returned {type(result).__name__} "
                 f"{_short(result)}; a task must return a dict of metrics")  # fmt: skip
     try:
-        text = json.dumps({
+        text = _json_text({
             "identity": cell.identity(), "cell": cell.to_dict(), "result": dict(result),
             "seconds": rec["seconds"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }, indent=1, sort_keys=True) + "\n"  # fmt: skip
+        })  # fmt: skip
     except (TypeError, ValueError, RecursionError) as e:
         return (f"TypeError: the task {cell.task} returned a dict that JSON cannot hold ({e}); "
                 "a task must return a dict of metrics (numbers, text, lists)")  # fmt: skip
@@ -782,15 +787,16 @@ def _scalars(result: Mapping) -> dict[str, float]:
     """A cell's result's scalar metrics; anything else (None, text, a NaN) is left out."""
     out = {}
     for k, v in result.items():
-        if _number(v) is not None:
-            out[k] = _number(v)
+        if (number := _number(v)) is not None:
+            out[k] = number
         elif k == "r2" and isinstance(v, list):
-            out.update({f"r2[{i}]": _number(x) for i, x in enumerate(v) if _number(x) is not None})
+            r2 = {f"r2[{i}]": _number(x) for i, x in enumerate(v)}
+            out.update({name: x for name, x in r2.items() if x is not None})
         elif k == "noise_check" and isinstance(v, Mapping):  # conceptid.modelcheck, per part
             for part, nc in v.items():
-                stat = nc.get("statistic_per_dof") if isinstance(nc, Mapping) else None
-                if _number(stat) is not None:
-                    out[f"noise_{part}_per_dof"] = _number(stat)
+                stat = _number(nc.get("statistic_per_dof")) if isinstance(nc, Mapping) else None
+                if stat is not None:
+                    out[f"noise_{part}_per_dof"] = stat
     return out
 
 

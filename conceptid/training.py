@@ -37,7 +37,7 @@ from conceptid.models.trainer import (
     settings_key,
 )
 from conceptid.simulations.benchmark import Dataset
-from conceptid.simulations.validation import check_number, check_seed, torch_seed
+from conceptid.simulations.validation import check_number, torch_seed
 
 from .config import DEFAULTS
 from .errors import PipelineError
@@ -405,7 +405,7 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
         raise PipelineError(f"targets must be a sequence of concept names, got {targets!r} "
                             "(one concept: ['a'], not 'a')")  # fmt: skip
     n = check_number(n, "n (the number of samples)", error=PipelineError)
-    seed = check_seed(seed, "seed", error=PipelineError)
+    seed = check_number(seed, "seed", minimum=0, error=PipelineError)
     if targets and not trained.model.can_intervene:
         raise PipelineError(f"{trained.method} ({trained.label}) cannot generate under "
                             "interventions: it ignores the context labels; ask it for "

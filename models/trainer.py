@@ -31,7 +31,7 @@ from torch import nn
 
 from conceptid.simulations.atomic import atomic_path
 from conceptid.simulations.errors import ConceptIDError, UsageError
-from conceptid.simulations.validation import check_number, check_seed, torch_seed
+from conceptid.simulations.validation import check_number, torch_seed
 
 from .contract import (
     Estimator,
@@ -145,7 +145,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "warmup_epochs", "patience"):
             check_number(getattr(self, name), name, minimum=0 if name == "warmup_epochs" else 1)
         check_number(self.lr, "lr", integer=False, minimum=0, exclusive=True)
-        check_seed(self.seed)
+        check_number(self.seed, "seed", minimum=0)  # of any size: torch gets torch_seed of it
         check_device(self.device)
         if not isinstance(self.extra, dict):
             raise UsageError(f"extra must be a dict, got {type(self.extra).__name__}")

@@ -21,7 +21,6 @@ __all__ = [
     "at",
     "check_keys",
     "check_number",
-    "check_seed",
     "is_number",
     "json_limit",
     "requirement",
@@ -99,18 +98,11 @@ def json_limit(err: Exception) -> str:
     return str(err).splitlines()[0]
 
 
-def check_seed(value: object, name: str = "seed", *,
-               error: type[ConceptIDError] = UsageError) -> int:  # fmt: skip
-    """``value`` as an ``int`` if it is a seed: an integer of at least 0, of any size (numpy's
-    generators take any; torch's take :func:`torch_seed` of it). Raises ``error`` (default
-    :class:`UsageError`) naming ``name`` otherwise."""
-    return check_number(value, name, minimum=0, error=error)
-
-
 def torch_seed(seed: int) -> int:
-    """``seed`` as torch's generators take it: 64 bits. A seed below ``2**64`` is itself; a
-    larger one (numpy takes any size, and seeds are offset before use: restart ``r`` trains
-    from ``seed + 1000 r``) is reduced modulo ``2**64``."""
+    """``seed`` (an integer >= 0 of any size, as numpy's generators take it) as torch's
+    generators take it: 64 bits. A seed below ``2**64`` is itself; a larger one (given, or
+    offset before use: restart ``r`` trains from ``seed + 1000 r``) is reduced modulo
+    ``2**64``."""
     return int(seed) % 2**64
 
 

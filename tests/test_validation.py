@@ -15,7 +15,6 @@ from conceptid.simulations.benchmark import DatasetError
 from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.validation import (
     check_number,
-    check_seed,
     is_number,
     json_limit,
     requirement,
@@ -215,10 +214,10 @@ def test_a_seed_of_any_size_reaches_torch_in_64_bits(tmp_path):
 
     assert torch_seed(5) == 5 and torch_seed(2**64 - 1) == 2**64 - 1
     assert torch_seed(2**64 + 7) == 7 and torch_seed(np.int64(3)) == 3
-    assert check_seed(2**70) == 2**70 and TrainConfig(seed=2**70).seed == 2**70
+    assert check_number(2**70, "seed", minimum=0) == 2**70 and TrainConfig(seed=2**70).seed == 2**70
     for bad in (-1, 1.5, True):
         with pytest.raises(UsageError, match="seed must be"):
-            check_seed(bad)
+            check_number(bad, "seed", minimum=0)
     out = tmp_path / "run"
     assert main(["run", "--preset", "chain", "--preset-arg", "m=2", "--n-per-context", "40",
                  "--seed", str(2**64 + 5), "--epochs", "1", "--restarts", "2", "--methods",
