@@ -877,4 +877,97 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
         if not is_number(nd, minimum=0):
             raise DatasetError(f"{card_path}: a dataset without ground truth must name the "
                                f"models' nuisance size (nuisance_dim), got {nd!r}")  # fmt: skip
+    _check_structure(card_path, card, arrays)
     return Dataset(**arrays, card=card)
+
+
+def _check_structure(card_path: Path, card: dict, arrays: dict[str, np.ndarray]) -> None:
+    """What the package reads from a dataset, checked once where it is loaded: the card's
+    concepts, contexts, splits and observation, the arrays' shapes, kinds and values against
+    them, and the ground truth (a model the package can rebuild, naming the same concepts and
+    contexts). The hashes only say that nothing changed since the card was sealed; a card and
+    arrays sealed by hand (or by another tool) could still disagree, and every later stage
+    would then fail far from the cause or report wrongly. Raises ``DatasetError`` naming the
+    first disagreement."""
+
+    def bad(what: str) -> DatasetError:
+        return DatasetError(f"{card_path}: {what} (not as the package writes a dataset)")
+
+    names, blocks = card.get("concept_names"), card.get("block_sizes")
+    if (not isinstance(names, list) or not names or len(set(map(str, names))) != len(names)
+            or not all(isinstance(n, str) and n for n in names)):  # fmt: skip
+        raise bad(f"concept_names must be distinct non-empty strings, got {_brief(names)}")
+    if (not isinstance(blocks, list) or len(blocks) != len(names)
+            or not all(is_number(b) for b in blocks)):  # fmt: skip
+        raise bad(f"block_sizes must be one integer >= 1 per concept, got {_brief(blocks)}")
+    contexts = card.get("contexts")
+    if not isinstance(contexts, list) or not contexts:
+        raise bad(f"contexts must be a non-empty list, got {_brief(contexts)}")
+    seen: set[str] = set()
+    for k, ctx in enumerate(contexts):
+        ok = (isinstance(ctx, dict) and type(ctx.get("index")) is int and ctx["index"] == k
+              and isinstance(ctx.get("name"), str) and ctx["name"] not in seen
+              and isinstance(ctx.get("targets"), list) and isinstance(ctx.get("held_out"), bool)
+              and all(isinstance(t, str) and t in names for t in ctx["targets"])
+              and len(set(ctx["targets"])) == len(ctx["targets"]))  # fmt: skip
+        if not ok:
+            raise bad(f"contexts[{k}] must be {{index: {k}, name: a new name, targets: distinct "
+                      f"concept names, held_out: true or false}}, got {_brief(ctx)}")  # fmt: skip
+        seen.add(ctx["name"])
+    if card.get("splits") != list(SPLITS):
+        raise bad(f"splits must be {list(SPLITS)}, got {_brief(card.get('splits'))}")
+    x, obs = arrays["x"], card.get("observation")
+    kind = obs.get("kind") if isinstance(obs, dict) else None
+    if not isinstance(kind, str) or not kind:
+        raise bad(f"observation must name its kind, got {_brief(obs)}")
+    if kind == "image":  # uint8 RGB images; any other kind: float32 vectors
+        fits = x.ndim == 4 and x.shape[-1] == 3 and x.dtype == np.uint8
+    else:
+        fits = x.ndim == 2 and x.dtype == np.float32
+    if not fits or obs.get("shape") != list(x.shape[1:]):
+        what = "uint8 images (N, H, W, 3)" if kind == "image" else "float32 vectors (N, p)"
+        raise bad(f"x is {x.dtype} of shape {list(x.shape)}, not the {what} its observation "
+                  f"describes ({_brief(obs)})")  # fmt: skip
+    n = len(x)
+    for name in ARRAYS[1:]:
+        ndim = 1 if name in ("context", "split") else 2
+        if arrays[name].ndim != ndim or len(arrays[name]) != n:
+            raise bad(f"{name}.npy has shape {list(arrays[name].shape)}; x has {n} rows")
+    for name, top in (("context", len(contexts)), ("split", len(SPLITS))):
+        a = arrays[name]
+        if a.dtype.kind not in "iu" or (n and (int(a.min()) < 0 or int(a.max()) >= top)):
+            raise bad(f"{name}.npy must hold integers in 0..{top - 1}, got {a.dtype} from "
+                      f"{a.min() if n else '-'} to {a.max() if n else '-'}")  # fmt: skip
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise bad("x.npy holds NaN or infinite values")
+    truth = card.get("ground_truth")
+    width = sum(int(b) for b in blocks)
+    if truth is None:
+        for name in ("concepts", "nuisance"):
+            if arrays[name].shape[1]:
+                raise bad(f"{name}.npy has columns, but the card has no ground truth")
+        return
+    try:
+        model = ConceptModel.from_dict(truth)
+        if card.get("spec") is not None:
+            BenchmarkSpec.from_dict(card["spec"])
+    except ConceptIDError as err:
+        raise bad(f"its ground truth (model or spec) cannot be read: {err}") from None
+    if list(model.sem.names) != names or list(model.sem.block_sizes) != blocks:
+        raise bad("the ground truth names other concepts (or block sizes) than concept_names")
+    if [{k: c.get(k) for k in ("index", "name", "targets", "held_out")} for c in contexts] != (
+        _context_records(model)
+    ):
+        raise bad("the ground truth's contexts differ from the card's contexts")
+    if model.mixing.kind != kind:
+        raise bad(f"the ground truth's mixing is {model.mixing.kind}, the card's observation "
+                  f"says {kind}")  # fmt: skip
+    for name, want in (("concepts", width), ("nuisance", model.nuisance_dim)):
+        if arrays[name].shape[1] != want or arrays[name].dtype.kind != "f":
+            raise bad(f"{name}.npy is {arrays[name].dtype} with {arrays[name].shape[1]} columns; "
+                      f"the ground truth has {want}")  # fmt: skip
+
+
+def _brief(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -284,6 +284,102 @@ def test_load_refuses_altered_card(saved, edit, match):
         load_dataset(saved)
 
 
+def _resealed(chain_ds: Dataset, tmp_path: Path, arrays_edit=None, card_edit=None) -> Path:
+    """``chain_ds`` edited and sealed again, hashes included: a dataset that a tool other than
+    the package (or a hand) wrote in the format, whose hashes match and whose content does not
+    hang together."""
+    import copy
+
+    from conceptid.simulations.benchmark import seal
+
+    arrays = {k: np.array(v) for k, v in chain_ds.arrays.items()}
+    card = copy.deepcopy(chain_ds.card)
+    if arrays_edit:
+        arrays_edit(arrays)
+    if card_edit:
+        card_edit(card)
+    for k, a in arrays.items():
+        card["arrays"][k].update(dtype=a.dtype.str, shape=list(a.shape))
+    return seal(card, arrays).save(tmp_path / "forged")
+
+
+def _set(key, i, v):
+    return lambda a: a[key].__setitem__(i, v)
+
+
+@pytest.mark.parametrize(
+    "arrays_edit, card_edit, match",
+    [
+        (_set("context", 0, 99), None, r"context.npy must hold integers in 0..\d+, .* to 99"),
+        (_set("context", 0, -1), None, "context.npy must hold integers"),
+        (lambda a: a.update(context=a["context"].astype(np.float32)), None, "context.npy"),
+        (_set("split", 0, 7), None, r"split.npy must hold integers in 0..2"),
+        (_set("x", (0, 0), np.nan), None, "NaN or infinite"),
+        (lambda a: a.update(concepts=a["concepts"][:, :-1]), None, "concepts.npy is float64 wi"),
+        (lambda a: a.update(x=a["x"][:-1]), None, "x has"),
+        (lambda a: a.update(x=a["x"][:, :, None]), None, "not the float32 vectors"),
+        (lambda a: a.update(x=a["x"].astype(np.float64)), None, "not the float32 vectors"),
+        (None, lambda c: c["contexts"][1].update(targets=["zz"]), r"contexts\[1\] must be"),
+        (None, lambda c: c["contexts"][1].update(index=5), r"contexts\[1\] must be"),
+        (None, lambda c: c["contexts"][1].update(held_out="yes"), r"contexts\[1\] must be"),
+        (None, lambda c: c["contexts"][2].update(name=c["contexts"][1]["name"]), "contexts\\[2\\]"),
+        (None, lambda c: c.update(contexts=[]), "contexts must be a non-empty list"),
+        (None, lambda c: c["concept_names"].__setitem__(1, "c0"), "concept_names must be distinct"),
+        (None, lambda c: c.update(block_sizes=[2, 2, 2]), "ground truth names other concepts"),
+        (None, lambda c: c.update(splits=["a"]), "splits must be"),
+        (None, lambda c: c.update(observation="x"), "observation must name its kind"),
+        (None, lambda c: c["observation"].update(shape=[3]), "not the float32 vectors"),
+        (None, lambda c: c.update(ground_truth={"sem": 3}), "ground truth .* cannot be read"),
+        (None, lambda c: c.update(ground_truth=None, nuisance_dim=0), "has no ground truth"),
+        (None, lambda c: c["contexts"][1].update(name="renamed"), "contexts differ"),
+    ],
+    ids=[
+        "context-99",
+        "context-negative",
+        "context-float",
+        "split-7",
+        "x-nan",
+        "concept-column",
+        "rows",
+        "x-3d",
+        "x-float64",
+        "unknown-target",
+        "context-index",
+        "held-out-text",
+        "context-twice",
+        "no-contexts",
+        "names-twice",
+        "blocks",
+        "splits",
+        "observation",
+        "observation-shape",
+        "truth-junk",
+        "truth-dropped",
+        "truth-contexts",
+    ],  # fmt: skip
+)
+def test_load_refuses_a_sealed_dataset_that_does_not_hang_together(
+    chain_ds, tmp_path, arrays_edit, card_edit, match
+):
+    """The hashes match (the edit was sealed again), so only the structure check can see it:
+    every later stage (inspect, train, evaluate) reads these fields and arrays as given."""
+    path = _resealed(chain_ds, tmp_path, arrays_edit, card_edit)
+    with pytest.raises(DatasetError, match=match) as info:
+        load_dataset(path)
+    assert str(path / "card.json") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_structure_check_passes_what_the_package_writes(chain_ds, tmp_path):
+    """The unedited dataset, sealed again the same way, loads; so does an imported one (no
+    ground truth, empty concept columns)."""
+    assert load_dataset(_resealed(chain_ds, tmp_path)).content_hash == chain_ds.content_hash
+    imported = Dataset.from_arrays(
+        np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32),
+        [[]] * 20 + [["a"]] * 20, ["a"],
+    )  # fmt: skip
+    assert load_dataset(imported.save(tmp_path / "imp")).content_hash == imported.content_hash
+
+
 @pytest.mark.parametrize(
     "edit",
     [lambda c: c["arrays"]["x"].pop("dtype"), lambda c: c.update(arrays=[])],
