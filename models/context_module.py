@@ -32,7 +32,8 @@ from torch.nn import functional as F
 from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
-from .contract import check_targets  # the one mask check (0/1, shape), here since it began here
+# check_targets: the one mask check (0/1, shape), exported here too since it began here
+from .contract import check_observations, check_targets
 from .nets import check_block_sizes, check_size
 
 __all__ = [
@@ -202,8 +203,9 @@ class ContextModule(nn.Module):
     -----
     Forward: ``eps`` ``(batch, K)``, ``nuisance`` ``(batch, nuisance_dim)``, ``targets``
     ``(batch, m)`` -> ``(representation (batch, out_dim + nuisance_dim), concepts (batch, K))``.
-    Inputs of other shapes (or other numbers of rows), and a mask with an entry that is not 0
-    or 1, raise :class:`~conceptid.simulations.errors.UsageError`.
+    Inputs of other shapes (or other numbers of rows), of another dtype than the module's
+    (they are not cast), holding a NaN or infinite value or on the meta device, and a mask
+    with an entry that is not 0 or 1, raise :class:`~conceptid.simulations.errors.UsageError`.
     """
 
     def __init__(
@@ -227,16 +229,60 @@ class ContextModule(nn.Module):
             got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
             raise UsageError(f"eps must be a tensor (batch, {self.K}), got {got}")
 
-    def concepts(self, eps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _check_values(self, **tensors: torch.Tensor) -> None:
+        """Each tensor (of a checked shape) floating point in the module's dtype, finite, and
+        not on the meta device: :func:`~conceptid.models.contract.check_observations`."""
+        dtype = self.representation.linear.weight.dtype
+        for name, t in tensors.items():
+            check_observations(t, None, dtype, name)
+
+    def concepts(
+        self, eps: torch.Tensor, targets: torch.Tensor, *, check_values: bool = True
+    ) -> torch.Tensor:
         """Concepts ``(batch, K)`` from exogenous noise under per-sample targets (a 0/1 mask
-        with one row per row of ``eps``; anything else raises UsageError)."""
+        with one row per row of ``eps``).
+
+        ``eps`` must be a ``(batch, K)`` tensor in the module's dtype (it is not cast: a
+        float64, float16 or integer ``eps`` for a float32 module is refused; ``eps.to(dtype)``
+        converts it) with no NaN or infinite entry. ``check_values=False`` skips the dtype
+        and NaN checks (one pass over ``eps``), for a caller that feeds the module its own
+        nets' output (:class:`~conceptid.models.estimators.ContextModuleVAE`, whose loss the
+        trainer watches for NaN).
+
+        Raises
+        ------
+        UsageError
+            One line naming what is wrong: ``eps`` not a ``(batch, K)`` tensor, targets that
+            are not a 0/1 mask of one row per row of ``eps``; unless ``check_values`` is
+            false, ``eps`` of another dtype, holding a NaN or infinite value, or on the meta
+            device.
+        """
         self._check_eps(eps)
+        if check_values:
+            self._check_values(eps=eps)
         targets = check_targets(targets, self.m, len(eps))
         col = targets[:, self.intervention.concept_of].to(eps.dtype)  # one mask for two layers
         u = self.intervention.apply_mask(eps, col)
         return self.causal.apply_mask(self.expressive(u), col)
 
-    def forward(self, eps: torch.Tensor, nuisance: torch.Tensor, targets: torch.Tensor):
+    def forward(
+        self, eps: torch.Tensor, nuisance: torch.Tensor, targets: torch.Tensor, *,
+        check_values: bool = True,
+    ):  # fmt: skip
+        """``(representation (batch, out_dim + nuisance_dim), concepts (batch, K))``.
+
+        ``eps`` ``(batch, K)`` and ``nuisance`` ``(batch, nuisance_dim)`` must be tensors in
+        the module's dtype (not cast) with no NaN or infinite entry; ``targets`` a 0/1 mask
+        ``(batch, m)``. ``check_values=False`` skips the dtype and NaN checks (see
+        :meth:`concepts`).
+
+        Raises
+        ------
+        UsageError
+            One line naming what is wrong: as :meth:`concepts`, and ``nuisance`` not a
+            ``(batch, nuisance_dim)`` tensor (with ``check_values``: of another dtype,
+            holding a NaN or infinite value, or on the meta device).
+        """
         self._check_eps(eps)
         want = (len(eps), self.nuisance_dim)
         if not isinstance(nuisance, torch.Tensor) or tuple(nuisance.shape) != want:
@@ -244,7 +290,9 @@ class ContextModule(nn.Module):
                 nuisance).__name__  # fmt: skip
             raise UsageError(f"nuisance must be a tensor {want}, one row per row of eps, got "
                              f"{got}")  # fmt: skip
-        c = self.concepts(eps, targets)
+        if check_values:
+            self._check_values(eps=eps, nuisance=nuisance)
+        c = self.concepts(eps, targets, check_values=False)
         rep = torch.cat([self.representation(c), nuisance], dim=1)
         return rep, c
 

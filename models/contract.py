@@ -96,8 +96,11 @@ __all__ = [
     "Estimator",
     "EstimatorBase",
     "check_estimator",
+    "check_generator",
     "check_mask01",
+    "check_not_meta",
     "check_observations",
+    "check_sample_memory",
     "check_targets",
     "construction_options",
     "target_rows",
@@ -300,9 +303,44 @@ def check_estimator(model: object) -> None:
         )
 
 
+def check_not_meta(
+    t: torch.Tensor, name: str, hint: str = "give a tensor with data (on cpu or the model's device)"
+) -> None:
+    """Refuse a tensor on the ``meta`` device, which has a shape but no values (nothing can be
+    computed from it, nor moved off it): :class:`~conceptid.simulations.errors.UsageError`
+    naming ``name`` and the device. The one device check of the tensors a model is given
+    (observations, target masks, a model's own parameters in
+    :func:`~conceptid.models.trainer.fit`); ``hint`` says what to do instead."""
+    if t.device.type == "meta":
+        raise UsageError(f"{name} is on the meta device, which holds shapes but no values: "
+                         f"{hint}")  # fmt: skip
+
+
+def check_generator(generator: object) -> None:
+    """Refuse a ``generator`` (of ``generate`` and the like) that is neither ``None`` nor a
+    ``torch.Generator`` (a seed is not one: ``torch.Generator().manual_seed(seed)`` makes
+    one): :class:`~conceptid.simulations.errors.UsageError` naming its type."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise UsageError(f"generator must be a torch.Generator (or None), got "
+                         f"{type(generator).__name__}; torch.Generator().manual_seed(seed) "
+                         "makes one from a seed")  # fmt: skip
+
+
+def check_sample_memory(rows: int, width: int, obs_shape: tuple[int, ...]) -> None:
+    """Refuse (:class:`~conceptid.simulations.resources.MemoryLimitError`) drawing ``rows``
+    samples of ``obs_shape`` under target masks of ``width`` concepts when they would not fit
+    in memory: the masks, and the samples in float32 counted three times for the decoder's
+    work. The check of :func:`target_rows` (every ``generate``) and of
+    :meth:`~conceptid.models.mle.ManifoldEstimator.generate_from_data`, before any
+    allocation of that size."""
+    check_memory(rows * (width + 12 * int(np.prod(obs_shape))), f"generating {rows} samples")
+
+
 def check_mask01(mask: torch.Tensor, name: str = "targets") -> None:
     """Refuse a target mask with an entry that is neither 0 nor 1 (bool, integer or float
-    masks are taken): :class:`~conceptid.simulations.errors.UsageError` naming ``name``."""
+    masks are taken), or on the meta device (:func:`check_not_meta`):
+    :class:`~conceptid.simulations.errors.UsageError` naming ``name``."""
+    check_not_meta(mask, name)
     if mask.dtype == torch.bool:  # nothing else to hold, and nothing to compute per batch
         return
     if mask.is_complex() or not ((mask == 0) | (mask == 1)).all():
@@ -339,21 +377,24 @@ def check_observations(
     :class:`~conceptid.simulations.errors.UsageError`, one line naming ``name`` and what is
     wrong.
 
-    Refused: anything but a ``torch.Tensor``; another shape than ``(b, *obs_shape)`` (when
-    ``obs_shape`` is given; without it, a tensor of fewer than two dimensions); a dtype that
-    is not floating point, or not ``dtype`` (when given: x is not converted, since a silent
-    cast would hide which precision the results are in; ``x.to(dtype)`` converts it);
-    a NaN or infinite entry. The cost is one pass of ``isfinite`` over ``x``."""
+    Refused: anything but a ``torch.Tensor``; a tensor on the meta device
+    (:func:`check_not_meta`); another shape than ``(b, *obs_shape)`` (when ``obs_shape`` is
+    given; without it, a tensor of fewer than two dimensions); a dtype that is not floating
+    point, or not ``dtype`` (when given: x is not converted, since a silent cast would hide
+    which precision the results are in; ``x.to(dtype)`` converts it); a NaN or infinite
+    entry. The cost is one pass of ``isfinite`` over ``x``."""
     dims = ", ".join(["N", *(("...",) if obs_shape is None else map(str, obs_shape))])
     if not isinstance(x, torch.Tensor):
         raise UsageError(f"{name} must be a tensor ({dims}), got {type(x).__name__}")
+    check_not_meta(x, name)
     if x.dim() < 2 if obs_shape is None else tuple(x.shape[1:]) != tuple(obs_shape):
         raise UsageError(f"{name} must be a tensor ({dims}), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise UsageError(f"{name} must be floating point, got {x.dtype}")
     if dtype is not None and x.dtype != dtype:
+        ref = name if name.isidentifier() else "x"  # "eps.to", else the data's "x.to"
         raise UsageError(f"{name} is {x.dtype}, the model {dtype}: convert it with "
-                         f"x.to({dtype})")  # fmt: skip
+                         f"{ref}.to({dtype})")  # fmt: skip
     bad = ~torch.isfinite(x)
     if bad.any():
         raise UsageError(f"{name} holds {int(bad.sum())} NaN or infinite value(s) of "
@@ -382,8 +423,7 @@ def target_rows(targets, n: int | None = None, m: int | None = None,
         n = check_number(n, "n (the number of samples)")
     if obs_shape is not None:  # before any allocation of that size, the masks' included
         rows = n if t.dim() == 1 and n is not None else t.shape[0] if t.dim() else 0
-        width = t.shape[-1] if t.dim() else 0
-        check_memory(rows * (width + 12 * int(np.prod(obs_shape))), f"generating {rows} samples")
+        check_sample_memory(rows, t.shape[-1] if t.dim() else 0, obs_shape)
     if t.dim() == 1:
         if n is None:
             raise UsageError("one target set (m,) needs n, the number of samples to generate")

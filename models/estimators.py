@@ -39,9 +39,9 @@ from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
 from .context_module import ContextModule, block_index
-from .contract import EstimatorBase, check_targets, target_rows
+from .contract import EstimatorBase, check_generator, check_targets, target_rows
 from .data import Batch, TensorData
-from .nets import check_block_sizes, check_obs_shape, check_size, make_nets
+from .nets import check_block_sizes, check_nets, check_obs_shape, check_size, make_nets
 
 __all__ = [
     "ContextModuleVAE",
@@ -291,7 +291,13 @@ class TheoremMatchedVAE(_VAEBase):
     def generate(self, targets: torch.Tensor, n: int | None = None, *,
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set
-        ``(m,)`` for ``n`` samples (any set of targets)."""
+        ``(m,)`` for ``n`` samples (any set of targets).
+
+        Raises :class:`~conceptid.simulations.errors.UsageError` (before any work) for targets
+        or ``n`` that :func:`~conceptid.models.contract.target_rows` refuses and a
+        ``generator`` that is not a ``torch.Generator``; ``MemoryLimitError`` for samples
+        beyond memory."""
+        check_generator(generator)
         targets = target_rows(targets, n, len(self.block_sizes), self.obs_shape)
         c = self.prior.sample(targets, generator)
         nuis = self.standard_normal(targets.shape[0], self.nuisance_dim, generator=generator)
@@ -464,23 +470,13 @@ class ContextModuleVAE(_VAEBase):
         if own:
             self._check_nets(tuple(obs_shape), rep_dim)
 
-    @torch.no_grad()
     def _check_nets(self, obs_shape: tuple, rep_dim: int) -> None:
-        """A dry run on two zero inputs: your encoder must return ``(mean, log_var)``, each
-        ``(b, K + nuisance_dim)``; your decoder must map ``(b, rep_dim + nuisance_dim)`` to
-        ``(b, *obs_shape)``."""
-        D = self.K + self.nuisance_dim
-        out = self.encoder(torch.zeros(2, *obs_shape))
-        if not (isinstance(out, tuple) and len(out) == 2
-                and all(t.shape == (2, D) for t in out)):  # fmt: skip
-            got = [tuple(t.shape) for t in out] if isinstance(out, tuple) else tuple(out.shape)
-            raise UsageError(f"the encoder must return (mean, log_var), each (batch, {D}) = "
-                             f"(batch, K + nuisance_dim); got {got}")  # fmt: skip
-        d_in = rep_dim + self.nuisance_dim
-        x = self.decoder(torch.zeros(2, d_in))
-        if tuple(x.shape[1:]) != obs_shape:
-            raise UsageError(f"the decoder must return (batch, *{obs_shape}) from "
-                             f"(batch, {d_in}); got {tuple(x.shape)}")  # fmt: skip
+        """A dry run on two zero inputs (:func:`~conceptid.models.nets.check_nets`): your
+        encoder must return ``(mean, log_var)``, each ``(b, K + nuisance_dim)``; your decoder
+        must map ``(b, rep_dim + nuisance_dim)`` to ``(b, *obs_shape)``. Raises UsageError
+        naming the shapes otherwise (a net that fails on its input included)."""
+        check_nets(self.encoder, self.decoder, obs_shape, self.K + self.nuisance_dim,
+                   rep_dim + self.nuisance_dim, pair=True)  # fmt: skip
 
     @classmethod
     def from_base(
@@ -542,7 +538,8 @@ class ContextModuleVAE(_VAEBase):
     def loss(self, batch: Batch, generator=None):
         mean, log_var = self.encoder(batch.x)
         z = self._sample(mean, log_var, generator)
-        rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(batch.targets))
+        rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(batch.targets),
+                             check_values=False)  # fmt: skip
         nll = reconstruction_nll(batch.x, self.decoder(rep), self.likelihood, self.log_sigma)
         kl = 0.5 * (log_var.exp() + mean**2 - 1 - log_var).sum(1)
         loss = (nll + self.beta * kl).mean()
@@ -561,7 +558,7 @@ class ContextModuleVAE(_VAEBase):
         mean, _ = self.encoder(x)
         if targets is None:
             targets = torch.zeros(mean.shape[0], self.m, dtype=torch.bool, device=mean.device)
-        return self.module.concepts(mean[:, : self.K], self._targets(targets))
+        return self.module.concepts(mean[:, : self.K], self._targets(targets), check_values=False)
 
     #: :func:`conceptid.modelcheck.noise_check` skips this model: it cannot pass by construction
     #: (see :meth:`exogenous`), so its rejection says nothing about its concepts
@@ -587,11 +584,18 @@ class ContextModuleVAE(_VAEBase):
     def generate(self, targets: torch.Tensor, n: int | None = None, *,
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set ``(m,)``
-        for ``n`` samples; the labels-ignored ablation ignores the targets."""
+        for ``n`` samples; the labels-ignored ablation ignores the targets.
+
+        Raises :class:`~conceptid.simulations.errors.UsageError` (before any work) for targets
+        or ``n`` that :func:`~conceptid.models.contract.target_rows` refuses and a
+        ``generator`` that is not a ``torch.Generator``; ``MemoryLimitError`` for samples
+        beyond memory."""
+        check_generator(generator)
         targets = target_rows(targets, n, self.m, self.obs_shape)
         b = targets.shape[0]
         z = self.standard_normal(b, self.K + self.nuisance_dim, generator=generator)
-        rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(targets))
+        rep, _ = self.module(z[:, : self.K], z[:, self.K :], self._targets(targets),
+                             check_values=False)  # fmt: skip
         return self._decode_mean(self.decoder(rep))
 
 
@@ -626,7 +630,13 @@ class PooledVAE(_VAEBase):
     def generate(self, targets: torch.Tensor, n: int | None = None, *,
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` from the ``N(0, I)`` prior: as many as ``targets`` has rows (or
-        ``n`` for one target set ``(m,)``); the targets themselves are ignored."""
+        ``n`` for one target set ``(m,)``); the targets themselves are ignored.
+
+        Raises :class:`~conceptid.simulations.errors.UsageError` (before any work) for targets
+        or ``n`` that :func:`~conceptid.models.contract.target_rows` refuses and a
+        ``generator`` that is not a ``torch.Generator``; ``MemoryLimitError`` for samples
+        beyond memory."""
+        check_generator(generator)
         rows = target_rows(targets, n, None, self.obs_shape).shape[0]
         z = self.standard_normal(rows, self.latent_dim,
                                  generator=generator)  # fmt: skip
@@ -681,7 +691,13 @@ class IVAE(PooledVAE):
                  generator=None) -> torch.Tensor:  # fmt: skip
         """Samples of ``x`` from the pooled law (a context drawn by its training share, then its
         prior): as many as ``targets`` has rows (or ``n`` for one target set ``(m,)``); the
-        targets themselves are ignored."""
+        targets themselves are ignored.
+
+        Raises :class:`~conceptid.simulations.errors.UsageError` (before any work) for targets
+        or ``n`` that :func:`~conceptid.models.contract.target_rows` refuses and a
+        ``generator`` that is not a ``torch.Generator``; ``MemoryLimitError`` for samples
+        beyond memory."""
+        check_generator(generator)
         b = target_rows(targets, n, None, self.obs_shape).shape[0]
         if b == 0:  # multinomial draws at least one
             return self.standard_normal(0, *self.obs_shape)

@@ -42,13 +42,21 @@ from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
 from .context_prior import ContextFlowPrior
-from .contract import EstimatorBase, check_mask01, check_targets, target_rows
+from .contract import (
+    EstimatorBase,
+    check_generator,
+    check_mask01,
+    check_sample_memory,
+    check_targets,
+    target_rows,
+)
 from .data import Batch, TensorData
 from .estimators import SEMPrior
 from .flow import LatentFlow
 from .nets import (
     check_activation,
     check_block_sizes,
+    check_nets,
     check_obs_shape,
     check_size,
     make_nets,
@@ -141,6 +149,10 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
 
     The latent, ``D = sum(block_sizes) + nuisance_dim``, cannot have more dimensions than an
     observation (the data manifold lies in them): the constructor refuses it (UsageError).
+    Your own ``encoder`` or ``decoder`` is held to a dry run on two zero inputs
+    (:func:`~conceptid.models.nets.check_nets`): the encoder must map ``(b, *obs_shape)`` to
+    ``(b, D)`` (or a tuple whose first element is that), the decoder ``(b, D)`` to
+    ``(b, *obs_shape)``; otherwise the constructor raises UsageError naming the shapes.
     """
 
     can_generate = True
@@ -189,6 +201,11 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
                 f"ae_activation={ae_activation!r} sets the residual nets of vector data; "
                 + ("images use the conv nets" if self.images else "your own net is given")
             )
+        own_given = encoder is not None or decoder is not None
+        for role, net in (("encoder", encoder), ("decoder", decoder)):
+            if net is not None and not isinstance(net, nn.Module):
+                raise UsageError(f"the {role} must be a torch.nn.Module, got "
+                                 f"{type(net).__name__}")  # fmt: skip
         if encoder is None or decoder is None:
             if len(obs_shape) == 1:
                 p = obs_shape[0]
@@ -202,6 +219,8 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         self.encoder, self.decoder = encoder, decoder
         if not _linears(self.encoder) or not _linears(self.decoder):
             raise UsageError("the encoder must end and the decoder start with an nn.Linear")
+        if own_given:  # a dry run: (b, *obs_shape) -> (b, D) -> (b, *obs_shape)
+            check_nets(self.encoder, self.decoder, self.obs_shape, self.D)
         if prior == "context-module":
             check_size(self.K**2, f"a context-module prior of {self.K} concepts")
         self.prior_kind = prior
@@ -600,7 +619,13 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         """Samples of ``x`` under per-sample target masks ``(n, m)``, or one target set ``(m,)``
         for ``n`` samples: any set of targets, including ones never seen together in training
         (composition). The labels-ignored ablation draws from its one (pooled) law whatever the
-        targets."""
+        targets.
+
+        Raises :class:`~conceptid.simulations.errors.UsageError` (before any work) for targets
+        or ``n`` that :func:`~conceptid.models.contract.target_rows` refuses (a mask on the
+        meta device included) and a ``generator`` that is not a ``torch.Generator``;
+        ``MemoryLimitError`` for samples beyond memory."""
+        check_generator(generator)
         targets = self._labels(target_rows(targets, n, self.m, self.obs_shape))
         c = self.prior.sample(targets, generator)
         nuis = self.standard_normal(targets.shape[0], self.nuisance_dim, generator=generator)
@@ -631,14 +656,19 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         UsageError
             the labels-ignored ablation (it has no per-context law); ``x`` not a tensor of
             shape ``(N, *obs_shape)`` in the model's dtype; masks that are not 0/1 or do not
-            match ``x`` and the model's concepts; ``n`` not a positive integer; no
+            match ``x`` and the model's concepts; a tensor on the meta device; ``n`` not a
+            positive integer; a ``generator`` that is not a ``torch.Generator``; no
             observational row; an intervened concept without a row of its own single-target
             context. Every check comes before any work.
+        MemoryLimitError
+            ``n`` samples that would not fit in memory (the check of :meth:`generate`).
         """
         if not self.use_labels:
             raise UsageError("generate_from_data: the labels-ignored ablation has one (pooled) "
                              "law, no per-context noise to take from data")  # fmt: skip
         n = check_number(n, "n (the number of samples)")
+        check_generator(generator)
+        check_sample_memory(n, self.m, self.obs_shape)
         x = self.check_x(x, "generate_from_data: x")
         t, xt = torch.as_tensor(targets), torch.as_tensor(x_targets)
         for name, mask, want in (("targets", t, (self.m,)), ("x_targets", xt, (len(x), self.m))):

@@ -26,6 +26,7 @@ __all__ = [
     "MLPEncoder",
     "check_activation",
     "check_block_sizes",
+    "check_nets",
     "check_obs_shape",
     "check_size",
     "make_nets",
@@ -69,6 +70,81 @@ def check_size(n_values: int, what: str) -> None:
         Naming ``what``, with the estimate in GiB.
     """
     check_memory(16 * n_values, what)
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return f"(batch, {', '.join(str(int(s)) for s in shape)})"
+
+
+def _has_shape(t: object, shape: tuple[int, ...]) -> bool:
+    return isinstance(t, torch.Tensor) and tuple(t.shape) == shape
+
+
+def _shapes(out: object):
+    """What a net returned, for a message: the shape of a tensor, of each element of a tuple."""
+    if isinstance(out, tuple):
+        return [_shapes(t) for t in out]
+    return tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+
+
+@torch.no_grad()
+def _dry_run(net: object, in_shape: tuple[int, ...], role: str, want: str):
+    """``net`` on two zero inputs of ``in_shape`` (in the dtype and on the device of its
+    first floating-point parameter, in eval mode, its mode restored after): its output, or
+    UsageError naming ``want`` and what the net raised."""
+    if not isinstance(net, nn.Module):
+        raise UsageError(f"the {role} must be a torch.nn.Module, got {type(net).__name__}")
+    p = next((q for q in net.parameters() if q.is_floating_point()), None)
+    dtype = torch.get_default_dtype() if p is None else p.dtype
+    was = net.training
+    net.eval()  # no batch statistics recorded from the zeros
+    try:
+        return net(torch.zeros(2, *in_shape, dtype=dtype, device=None if p is None else p.device))
+    except Exception as err:  # a net given the wrong width raises whatever its layers raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UsageError(f"the {role} must return {want}; on a {(2, *in_shape)} input it "
+                         f"raised {type(err).__name__}: {first}") from None  # fmt: skip
+    finally:
+        net.train(was)
+
+
+def check_nets(
+    encoder: nn.Module, decoder: nn.Module, obs_shape: Sequence[int], latent_dim: int,
+    decoder_in: int | None = None, *, pair: bool = False,
+) -> None:  # fmt: skip
+    """A dry run of your own encoder and decoder on two zero inputs, before any training.
+
+    The encoder must map ``(b, *obs_shape)`` to ``(b, latent_dim)`` (``latent_dim = K +
+    nuisance_dim``): with ``pair``, as a tuple ``(mean, log_var)`` of two such tensors (the
+    VAEs); otherwise as one tensor or a tuple whose first element is that tensor (the manifold
+    estimators). The decoder must map ``(b, decoder_in)`` (``latent_dim`` when not given) to
+    ``(b, *obs_shape)``. Each net runs in its own dtype and on its own device.
+
+    Raises
+    ------
+    UsageError
+        One line naming the net, the shapes it must map between and what it returned or
+        raised (a net that is not an ``nn.Module`` included).
+    """
+    obs_shape = tuple(int(s) for s in obs_shape)
+    D = int(latent_dim)
+    d_in = D if decoder_in is None else int(decoder_in)
+    if pair:
+        want = f"(mean, log_var), each (batch, {D}) = (batch, K + nuisance_dim)"
+    else:
+        want = (f"(batch, {D}) = (batch, K + nuisance_dim) from {_dims(obs_shape)} (a tensor, "
+                "or a tuple whose first element is it)")  # fmt: skip
+    out = _dry_run(encoder, obs_shape, "encoder", want)
+    if pair:
+        ok = isinstance(out, tuple) and len(out) == 2 and all(_has_shape(t, (2, D)) for t in out)
+    else:
+        ok = _has_shape(out[0] if isinstance(out, tuple) and out else out, (2, D))
+    if not ok:
+        raise UsageError(f"the encoder must return {want}; got {_shapes(out)}")
+    want = f"{_dims(obs_shape)} from (batch, {d_in})"
+    x = _dry_run(decoder, (d_in,), "decoder", want)
+    if not _has_shape(x, (2, *obs_shape)):
+        raise UsageError(f"the decoder must return {want}; got {_shapes(x)}")
 
 
 def check_block_sizes(block_sizes: object) -> tuple[int, ...]:

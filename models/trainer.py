@@ -20,6 +20,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from .contract import (
     Estimator,
     EstimatorBase,
     check_estimator,
+    check_not_meta,
     check_observations,
     check_targets,
 )
@@ -48,7 +50,9 @@ __all__ = [
     "TrainingDivergedError",
     "architecture",
     "architecture_difference",
+    "check_config",
     "check_device",
+    "check_parameters",
     "check_split",
     "model_options",
     "options_difference",
@@ -126,6 +130,16 @@ class TrainConfig:
     (:func:`fit_restarts` does so for each restart), on the same device and number of threads.
 
     ``device`` is refused at construction (:func:`check_device`) unless this torch can use it.
+
+    Raises
+    ------
+    UsageError
+        At construction, one line naming the field: ``epochs``, ``batch_size``, ``patience``
+        not positive integers, ``warmup_epochs`` or ``seed`` not non-negative integers; ``lr``
+        not a positive finite number; ``weight_decay`` not a non-negative finite number;
+        ``threads`` neither ``None`` nor a positive integer (a bool or a float refused);
+        ``checkpoint`` neither ``None`` nor a path (``str`` or ``os.PathLike``); an unusable
+        ``device``; ``extra`` not a dict, or repeating a field.
     """
 
     epochs: int = 100
@@ -145,7 +159,13 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "warmup_epochs", "patience"):
             check_number(getattr(self, name), name, minimum=0 if name == "warmup_epochs" else 1)
         check_number(self.lr, "lr", integer=False, minimum=0, exclusive=True)
+        check_number(self.weight_decay, "weight_decay", integer=False, minimum=0)
         check_number(self.seed, "seed", minimum=0)  # of any size: torch gets torch_seed of it
+        if self.threads is not None:
+            check_number(self.threads, "threads (None: torch's default)")
+        if self.checkpoint is not None and not isinstance(self.checkpoint, str | os.PathLike):
+            raise UsageError(f"checkpoint must be None or a path (a str or os.PathLike), got "
+                             f"{type(self.checkpoint).__name__}")  # fmt: skip
         check_device(self.device)
         if not isinstance(self.extra, dict):
             raise UsageError(f"extra must be a dict, got {type(self.extra).__name__}")
@@ -349,7 +369,9 @@ def check_split(model, data: TensorData, split: str) -> None:
     infinite entry); no rows (an empty validation split would give a loss of 0 every epoch,
     and early stopping and the model returned would rest on it); ``targets`` that are not one
     0/1 target set per row (:func:`~conceptid.models.contract.check_targets`, of the model's
-    ``m`` concepts where it has that attribute)."""
+    ``m`` concepts where it has that attribute); a ``context``, ``concepts`` or (when set)
+    ``features`` that is not a tensor of one row per row of ``x``; a tensor on the meta
+    device."""
     if not all(hasattr(data, k) for k in ("x", "targets", "batches")):  # a TensorData's
         raise UsageError(f"the {split} data must be a TensorData, got {type(data).__name__}")
     name = f"the {split} data's x"
@@ -363,6 +385,42 @@ def check_split(model, data: TensorData, split: str) -> None:
     m = getattr(model, "m", None)
     check_targets(data.targets, m if isinstance(m, int) else None, len(data),
                   f"the {split} data's targets")  # fmt: skip
+    for part in ("context", "concepts", "features"):  # the batches index every part by row
+        t = getattr(data, part, None)
+        if t is None and part == "features":
+            continue
+        if not isinstance(t, torch.Tensor) or t.dim() == 0 or t.shape[0] != len(data):
+            got = type(t).__name__ if not isinstance(t, torch.Tensor) else (
+                f"{t.shape[0]} rows" if t.dim() else "a 0-d tensor")  # fmt: skip
+            raise UsageError(f"the {split} data's {part} must be a tensor of one row per row "
+                             f"of x ({len(data)}), got {got}")  # fmt: skip
+        check_not_meta(t, f"the {split} data's {part}")
+
+
+def check_config(cfg: object) -> TrainConfig:
+    """``cfg`` if it is a :class:`TrainConfig` (whose fields are checked at construction);
+    else :class:`~conceptid.simulations.errors.UsageError` naming its type (a dict of settings
+    is ``TrainConfig(**settings)``)."""
+    if not isinstance(cfg, TrainConfig):
+        hint = ": build one with TrainConfig(**settings)" if isinstance(cfg, dict) else ""
+        raise UsageError(f"cfg must be a TrainConfig, got {type(cfg).__name__}{hint}")
+    return cfg
+
+
+def check_parameters(model: nn.Module) -> None:
+    """Refuse a model whose tensors ``fit`` cannot train, before any work:
+    :class:`~conceptid.simulations.errors.UsageError` naming the first such tensor, for a
+    parameter or buffer on the meta device (shapes without values,
+    :func:`~conceptid.models.contract.check_not_meta`) and a float16 parameter (the losses
+    overflow float16's range, so the fit would stop at once as diverged: train in float32)."""
+    for name, t in (*model.named_parameters(), *model.named_buffers()):
+        check_not_meta(t, f"{type(model).__name__}'s {name}",
+                       "build the model with real weights (on cpu, say) to fit it")  # fmt: skip
+    half = next((name for name, p in model.named_parameters() if p.dtype == torch.float16), None)
+    if half is not None:
+        raise UsageError(f"{type(model).__name__} has float16 parameters (first {half}), which "
+                         "fit does not support (its losses overflow float16): train in float32 "
+                         "(model.float()) and convert the trained model after")  # fmt: skip
 
 
 def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) -> dict:
@@ -381,10 +439,12 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     architecture (:func:`architecture`), or written under other :meth:`TrainConfig.settings`;
     :class:`TrainingDivergedError` when a loss becomes NaN or infinite;
     :class:`~conceptid.simulations.errors.UsageError`, before any work, for a model that is not
-    an :class:`~conceptid.models.contract.Estimator` (naming what it lacks) and for training
-    or validation data that cannot be used (:func:`check_split`: empty, ``x`` of another
-    shape or dtype than the model's or holding a NaN or infinite value, targets that are not
-    a 0/1 mask per row; naming the split).
+    an :class:`~conceptid.models.contract.Estimator` (naming what it lacks) or has tensors on
+    the meta device or float16 parameters (:func:`check_parameters`), a ``cfg`` that is not a
+    :class:`TrainConfig` (:func:`check_config`), and for training or validation data that
+    cannot be used (:func:`check_split`: empty, ``x`` of another shape or dtype than the
+    model's or holding a NaN or infinite value, targets that are not a 0/1 mask per row,
+    parts of other numbers of rows; naming the split).
 
     The contract's trainer hooks are called as :mod:`conceptid.models.contract` documents them:
     ``model.prepare(train)`` once before the first epoch of a fresh (not resumed) run;
@@ -397,6 +457,8 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     returns (a stage's frozen features, computed once).
     """
     check_estimator(model)
+    check_parameters(model)
+    check_config(cfg)
     check_split(model, train, "training")
     check_split(model, val, "validation")
     if cfg.threads:
@@ -531,8 +593,13 @@ def fit_restarts(
     Returns the chosen model (on the CPU) and its history, with ``restart_scores`` (empty for a
     single fit, which is not scored), the chosen ``restart`` and ``seconds`` (all restarts
     together).
+
+    Raises :class:`~conceptid.simulations.errors.UsageError` for ``restarts`` not a positive
+    integer and a ``cfg`` that is not a :class:`TrainConfig`, before any fit; otherwise what
+    :func:`fit` raises.
     """
     check_number(restarts, "restarts")
+    check_config(cfg)
     best, best_hist, scores, seconds = None, None, [], 0.0
     for r in range(restarts):
         run = restart_config(cfg, r)
