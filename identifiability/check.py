@@ -112,10 +112,18 @@ class Report:
     seconds: float
 
     def status(self, concept: str) -> str:
+        """The verdict on ``concept`` (its name).
+
+        Raises
+        ------
+        UsageError
+            ``concept`` is not one of the model's concept names (they are listed).
+        """
         for v in self.concepts:
             if v.concept == concept:
                 return v.status
-        raise KeyError(f"unknown concept {concept!r}")
+        known = [v.concept for v in self.concepts]
+        raise UsageError(f"unknown concept {concept!r}; the concepts are {known}")
 
     @property
     def identifiable(self) -> bool:

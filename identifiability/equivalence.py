@@ -89,6 +89,23 @@ def _r2(y: np.ndarray, X: np.ndarray):
     return float(r2), coef[:-1].T, coef[-1], res
 
 
+def _r2_matrix(X: np.ndarray, Y: np.ndarray, true_cols) -> np.ndarray:
+    """R^2 of each single learned dimension against each true concept block, ``(L, m)``."""
+    return np.array([[_r2(Y[:, tc], X[:, [i]])[0] for tc in true_cols]
+                     for i in range(X.shape[1])])  # fmt: skip
+
+
+def _check_rows(n: int, widths) -> None:
+    """Refuse ``n`` rows when an affine fit on the widest learned block (``l`` columns and the
+    intercept) would be exact whatever the data: that needs ``n <= l + 1``."""
+    l_max = max(widths, default=0)
+    need = max(3, l_max + 2)
+    if n < need:
+        raise UsageError(f"align needs at least {need} rows to fit a {l_max}-column learned block "
+                         f"affinely, got {n}: with fewer the fit is exact and R^2 is 1 whatever "
+                         "the data")  # fmt: skip
+
+
 def _improve_blocks(X: np.ndarray, Y: np.ndarray, true_cols, blocks) -> list[list[int]]:
     """Swap single learned dimensions between blocks, or with an unassigned dimension, while
     the total joint R^2 of the blocks rises (the single-dimension scores of the Hungarian start
@@ -158,14 +175,18 @@ def align(
     Raises
     ------
     UsageError
-        On mismatched shapes, NaNs, or an impossible assignment.
+        On mismatched shapes, NaNs, or an impossible assignment; or too few rows: an affine fit
+        on ``l`` learned columns (plus the intercept) is exact on any ``l + 1`` rows, so R^2
+        would be 1 on noise. Each fit needs at least ``l + 2`` rows, ``l`` the widest learned
+        block (its true block size, or its number of distinct ``learned_blocks`` columns), and
+        never fewer than 3 (the single-dimension ``r2_matrix``).
     """
     X = _check_array(learned, "learned")
     Y = _check_array(true, "true")
     if X.shape[0] != Y.shape[0]:
         raise UsageError(f"learned has {X.shape[0]} rows but true has {Y.shape[0]}")
     if X.shape[0] < 3:
-        raise UsageError("align needs at least 3 samples")
+        raise UsageError("align needs at least 3 samples (rows)")
     if block_sizes is None:
         ks = [1] * Y.shape[1]
     elif isinstance(block_sizes, list | tuple | np.ndarray):
@@ -177,12 +198,13 @@ def align(
     offs = np.concatenate([[0], np.cumsum(ks)]).astype(int)
     true_cols = [list(range(offs[j], offs[j + 1])) for j in range(len(ks))]
     L = X.shape[1]
-    r2m = np.array([[_r2(Y[:, tc], X[:, [i]])[0] for tc in true_cols] for i in range(L)])
     if assignment == "hungarian":
         K = Y.shape[1]
         if L < K:
             raise UsageError(f"hungarian assignment needs >= {K} learned dims (one per true "
                              f"coordinate), got {L}")  # fmt: skip
+        _check_rows(X.shape[0], ks)
+        r2m = _r2_matrix(X, Y, true_cols)
         from scipy.optimize import linear_sum_assignment
 
         slot = np.repeat(np.arange(len(ks)), ks)  # the concept of each true coordinate
@@ -212,6 +234,8 @@ def align(
             bad = [i for b in blocks for i in b if not 0 <= i < L]
             if bad:
                 raise UsageError(f"learned_blocks name columns {bad} outside 0..{L - 1}")
+        _check_rows(X.shape[0], [len(set(b)) for b in blocks])
+        r2m = _r2_matrix(X, Y, true_cols)
     else:
         raise UsageError(f"assignment must be 'given' or 'hungarian', got {assignment!r}")
     r2, maps = np.zeros(len(ks)), []

@@ -10,7 +10,8 @@ Where an algorithm must decide differently in the two arithmetics (which coordin
 when a sampled rank counts as a rank), the difference is a method of the interface here, not an
 ``if exact:`` in the algorithm: :meth:`Arithmetic.coordinates`, :meth:`Arithmetic.recentre`,
 :meth:`Arithmetic.leading_row_space`, :meth:`Arithmetic.new_directions`,
-:meth:`Arithmetic.exceeds` and :meth:`Arithmetic.is_finite` (Theorem L's peeling,
+:meth:`Arithmetic.exceeds`, :meth:`Arithmetic.is_finite` and
+:meth:`Arithmetic.covariance_problem` (Theorem L's peeling,
 :func:`conceptid.identifiability.identify_linear`, is written with them).
 """
 
@@ -27,6 +28,11 @@ from conceptid.simulations.validation import check_number
 
 __all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "spectral_norm", "to_fraction"]
 
+#: the asymmetry (relative to the largest entry) and negative eigenvalue (relative to the
+#: largest) below which a matrix given as a covariance is taken as one, in either arithmetic
+#: (:meth:`Arithmetic.covariance_problem`; the models accept covariances to 1e-10 likewise)
+COVARIANCE_RTOL = 1e-10
+
 
 def spectral_norm(M) -> float:
     """The spectral norm (largest singular value) of a float matrix: the size that a numeric
@@ -41,6 +47,22 @@ def to_fraction(x) -> Fraction:
     if isinstance(x, int | np.integer):
         return Fraction(int(x))
     return Fraction(float(x))
+
+
+def _covariance_problem(S: np.ndarray, tol: float) -> str | None:
+    """Why the float matrix ``S`` is not a covariance to the relative tolerance ``tol`` (see
+    :meth:`Arithmetic.covariance_problem`), or None."""
+    scale = float(np.max(np.abs(S), initial=0.0))
+    asym = float(np.max(np.abs(S - S.T), initial=0.0))
+    if asym > tol * scale:
+        return (f"not symmetric: entries differ from their transposes by up to {asym:.3g}, "
+                f"more than {tol:g} x its largest entry {scale:.3g}")  # fmt: skip
+    lam = np.linalg.eigvalsh((S + S.T) / 2)
+    top = float(np.max(np.abs(lam), initial=0.0))
+    if lam.size and lam[0] < -tol * top:
+        return (f"not positive semi-definite: eigenvalue {lam[0]:.3g} against a largest "
+                f"{top:.3g} in size")  # fmt: skip
+    return None
 
 
 class Arithmetic:
@@ -61,6 +83,11 @@ class Arithmetic:
 
     def is_finite(self, M) -> bool:  # pragma: no cover - interface
         """Every entry of ``M`` is finite (rationals always are)."""
+        raise NotImplementedError
+
+    def covariance_problem(self, S) -> str | None:  # pragma: no cover - interface
+        """Why the square matrix ``S`` is not a covariance in this arithmetic (not symmetric, or
+        not positive semi-definite), in words; ``None`` when it is one."""
         raise NotImplementedError
 
     def coordinates(self, S):  # pragma: no cover - interface
@@ -202,6 +229,12 @@ class Numeric(Arithmetic):
 
     def is_finite(self, M) -> bool:
         return bool(np.all(np.isfinite(M)))
+
+    def covariance_problem(self, S) -> str | None:
+        """Symmetric to ``tol = max(rtol, COVARIANCE_RTOL)`` times its largest entry, and no
+        eigenvalue below ``-tol`` times the largest in size (positive semi-definite up to
+        rounding: a sample covariance of fewer samples than dimensions passes)."""
+        return _covariance_problem(np.asarray(S, dtype=float), max(self.rtol, COVARIANCE_RTOL))
 
     def whitening(self, S) -> tuple[np.ndarray, np.ndarray]:
         """``(W, W^+)`` for a covariance ``S`` of rank ``d`` (this arithmetic's rank): ``W``
@@ -396,6 +429,16 @@ class Exact(Arithmetic):
 
     def is_finite(self, M) -> bool:
         return True
+
+    def covariance_problem(self, S) -> str | None:
+        """Symmetric to :data:`COVARIANCE_RTOL` times its largest entry, and no eigenvalue below
+        ``-COVARIANCE_RTOL`` times the largest in size, decided on the float values: an input
+        check, not a rank decision. A covariance computed in floats (``Q diag(v) Q^T``) is read
+        exactly with its rounding, asymmetric in the last bits, and a rank-deficient one (``x``
+        of more coordinates than the embedding) has zero eigenvalues that the exact algorithm
+        handles; an exact test of positive semi-definiteness costs more than identification
+        itself in rationals."""
+        return _covariance_problem(self.to_float(S), COVARIANCE_RTOL)
 
     def coordinates(self, S):
         """The coordinates at the pivot columns of ``S``'s reduced row echelon form: a selection

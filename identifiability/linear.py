@@ -25,14 +25,16 @@ by singular-value gaps: the candidate with the smallest excess singular value is
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sympy.polys.matrices import DomainMatrix
 
 from conceptid.simulations.errors import ConceptIDError
 from conceptid.simulations.graphs import DAG
-from conceptid.simulations.validation import is_number
+from conceptid.simulations.validation import check_number, is_number
 
 from .gaussian import homogeneous_precision
 from .linalg import Arithmetic, Numeric
@@ -124,21 +126,29 @@ def identify_linear(
     A : Arithmetic
         ``Exact()`` for population moments in rationals, ``Numeric()`` (default) otherwise.
     edge_tol : float
-        Numeric only: a weight block counts as an edge when its Frobenius norm exceeds this.
+        Numeric only: a weight block counts as an edge when its Frobenius norm exceeds this
+        (a finite number >= 0; checked in exact arithmetic too).
     peel_order : sequence of int, optional
-        Peel the concepts in this order instead of choosing each next one (the order must be
-        a causal order of the moments' model; :func:`identify_linear_ml` searches over it).
+        Peel the concepts in this order instead of choosing each next one (a permutation of
+        ``0..m-1`` that must be a causal order of the moments' model;
+        :func:`identify_linear_ml` searches over it).
 
     Raises
     ------
     IdentificationError
-        Wrong shapes, a missing or repeated target, or moments that do not fit the assumptions
-        (no concept can be peeled).
+        Before any work: ``edge_tol`` not a finite number >= 0; ``block_sizes`` not positive
+        integers; a target that is not a concept index (a name, a float, a bool) or is out of
+        range, missing or repeated; ``peel_order`` not a permutation of the concepts; moments
+        that are not ``(mean, cov)`` pairs of real, finite arrays of one dimension ``p >= K``
+        (``K = sum(block_sizes)``); a covariance that is not symmetric or not positive
+        semi-definite (:meth:`~conceptid.identifiability.linalg.Arithmetic.covariance_problem`:
+        relative to its scale, to ``max(rtol, 1e-10)`` in numeric arithmetic and ``1e-10`` in
+        exact). After: moments that do not fit the assumptions (no concept can be peeled).
     """
     A = A if A is not None else Numeric()
-    ks = [int(k) for k in block_sizes]
-    obs, ctx_of = _contexts(moments, targets, len(ks))
-    mats = _matrices(moments, A)
+    edge_tol, ks, obs, ctx_of, mats, peel_order = _checked(
+        moments, targets, block_sizes, A, edge_tol, peel_order
+    )
     to_y, ys = _coordinates(mats, obs, sum(ks), A)
     L = _precision_changes(ys, obs, ctx_of, ks, A)
     H, order = _peel(L, ys, ctx_of, ks, A, peel_order)
@@ -158,10 +168,55 @@ def identify_linear(
     )
 
 
+def _checked(moments, targets, block_sizes, A: Arithmetic, edge_tol, peel_order) -> tuple:
+    """Every input of :func:`identify_linear` checked before any work: ``(edge_tol, ks, obs,
+    ctx_of, mats, peel_order)``."""
+    edge_tol = check_number(edge_tol, "edge_tol", integer=False, minimum=0,
+                            error=IdentificationError)  # fmt: skip
+    ks = _block_sizes(block_sizes)
+    obs, ctx_of = _contexts(moments, targets, len(ks))
+    mats = _matrices(moments, A, sum(ks))
+    return edge_tol, ks, obs, ctx_of, mats, _peel_order(peel_order, len(ks))
+
+
+def _sequence(value, what: str) -> list:
+    """``value`` as a list when it is a list, tuple or 1-D array (not a string)."""
+    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+        raise IdentificationError(f"{what} must be a list, got {value!r:.80}")
+    return list(value)
+
+
+def _is_index(j) -> bool:
+    """An int or numpy integer, not a bool."""
+    return isinstance(j, numbers.Integral) and not isinstance(j, bool | np.bool_)
+
+
+def _block_sizes(block_sizes) -> list[int]:
+    sizes = _sequence(block_sizes, "block_sizes")
+    return [check_number(k, "each of block_sizes", error=IdentificationError) for k in sizes]
+
+
+def _peel_order(peel_order, m: int) -> list[int] | None:
+    """``peel_order`` as a list of ints: each concept ``0..m-1`` once, or None."""
+    if peel_order is None:
+        return None
+    order = _sequence(peel_order, "peel_order")
+    if not all(map(_is_index, order)) or sorted(int(j) for j in order) != list(range(m)):
+        raise IdentificationError(f"peel_order must be a permutation of the concepts 0..{m - 1} "
+                                  f"(each once), got {order!r:.80}")  # fmt: skip
+    return [int(j) for j in order]
+
+
 def _contexts(moments, targets, m: int) -> tuple[int, dict[int, int]]:
     """The observational context's index and each concept's intervention context, checked."""
+    moments = _sequence(moments, "moments")
+    targets = _sequence(targets, "targets")
     if len(moments) != len(targets):
         raise IdentificationError(f"{len(moments)} moment pairs but {len(targets)} targets")
+    for i, t in enumerate(targets):
+        if t is not None and not _is_index(t):
+            raise IdentificationError(f"targets[{i}] must be a concept index (an int) or None, "
+                                      f"got {t!r:.80}; names are not resolved here")  # fmt: skip
     obs = [i for i, t in enumerate(targets) if t is None]
     if len(obs) != 1:
         raise IdentificationError(f"exactly one observational context needed, got {len(obs)}")
@@ -180,19 +235,51 @@ def _contexts(moments, targets, m: int) -> tuple[int, dict[int, int]]:
     return obs[0], ctx_of
 
 
-def _matrices(moments, A: Arithmetic) -> list[tuple]:
-    """Every context's ``(mean (p, 1), cov (p, p))`` as matrices of ``A``, checked."""
-    mats = []
-    for mean, cov in moments:
+def _real_matrix(value, A: Arithmetic, what: str):
+    """``value`` as a matrix of ``A``; complex or non-numeric values refused, naming ``what``
+    (numpy would drop an imaginary part with only a warning)."""
+    if not isinstance(value, DomainMatrix):
+        try:
+            complex_ = np.iscomplexobj(value)
+        except (TypeError, ValueError):  # a ragged list
+            complex_ = False
+        if complex_:
+            raise IdentificationError(f"{what} must be real, got complex values")
+    try:
+        return A.mat(value)
+    except (TypeError, ValueError) as err:
+        raise IdentificationError(f"{what} must be a real array: {err}") from None
+
+
+def _matrices(moments, A: Arithmetic, K: int) -> list[tuple]:
+    """Every context's ``(mean (p, 1), cov (p, p))`` as matrices of ``A``, checked: real and
+    finite, one ``p >= K`` for all, each covariance symmetric and positive semi-definite."""
+    mats, p = [], None
+    for i, pair in enumerate(moments):
+        if not isinstance(pair, Sequence | np.ndarray) or isinstance(pair, str) or len(pair) != 2:
+            raise IdentificationError(f"moments[{i}] must be a (mean, cov) pair, got "
+                                      f"{pair!r:.80}")  # fmt: skip
+        mean, cov = pair
         mean = mean if not isinstance(mean, np.ndarray) else mean.reshape(-1, 1)
-        mean_m, cov_m = A.mat(mean), A.mat(cov)
+        mean_m = _real_matrix(mean, A, f"moments[{i}] mean")
+        cov_m = _real_matrix(cov, A, f"moments[{i}] covariance")
         if A.shape(mean_m)[1] != 1 and A.shape(mean_m)[0] == 1:
             mean_m = A.T(mean_m)
         if A.shape(cov_m)[0] != A.shape(cov_m)[1] or A.shape(cov_m)[0] != A.shape(mean_m)[0]:
             raise IdentificationError("each context needs a (p,) mean and a (p, p) covariance")
-        if not A.is_finite(cov_m):
-            raise IdentificationError("moments contain NaN or infinite values")
+        if p is not None and A.shape(cov_m)[0] != p:
+            raise IdentificationError(f"moments[{i}] is of dimension {A.shape(cov_m)[0]} but "
+                                      f"moments[0] of {p}: one p for every context")  # fmt: skip
+        p = A.shape(cov_m)[0]
+        if not (A.is_finite(cov_m) and A.is_finite(mean_m)):
+            raise IdentificationError(f"moments[{i}] contains NaN or infinite values")
+        problem = A.covariance_problem(cov_m)
+        if problem is not None:
+            raise IdentificationError(f"moments[{i}] covariance is {problem}")
         mats.append((mean_m, cov_m))
+    if p is not None and p < K:
+        raise IdentificationError(f"the moments are of dimension p = {p} < K = {K} (the sum "
+                                  "of block_sizes): no read-out of K concepts exists")  # fmt: skip
     return mats
 
 
@@ -228,7 +315,7 @@ def _peel(L: dict, ys, ctx_of: dict, ks: list[int], A: Arithmetic, peel_order) -
     remaining = set(range(m))
     while remaining:
         HS = A.vstack(*[H[s] for s in order]) if order else None
-        candidates = sorted(remaining) if peel_order is None else [int(peel_order[len(H)])]
+        candidates = sorted(remaining) if peel_order is None else [peel_order[len(H)]]
         j, P = _next_concept(L, HS, candidates, ks, A)
         if j is None:
             raise IdentificationError(
@@ -345,16 +432,23 @@ def identify_linear_ml(
     Candidates: every order when ``m <= max_exhaustive``; otherwise a hill climb from the greedy
     order, moving one concept to another position while the likelihood improves.
     ``counts``: the number of samples behind each context's moments (their weights).
+
+    Raises
+    ------
+    IdentificationError
+        Before any work: ``counts`` not a positive integer per context, ``max_exhaustive`` not
+        an integer >= 0, or any input :func:`identify_linear` refuses (checked once here, in
+        numeric arithmetic, so that bad input is named rather than read as no order fitting);
+        after: no peel order fits the assumptions.
     """
-    m = len(block_sizes)
+    _, ks, obs, _, _, _ = _checked(moments, targets, block_sizes, Numeric(), edge_tol, None)
+    m = len(ks)
     if len(counts) != len(moments) or not all(map(is_number, counts)):
         raise IdentificationError(
             f"counts must give a positive sample count for each of the {len(moments)} contexts"
         )
-    obs = [i for i, t in enumerate(targets) if t is None]
-    if len(obs) != 1:
-        raise IdentificationError(f"exactly one observational context needed, got {len(obs)}")
-    white = _whitened(moments, obs[0])  # the same for every order
+    check_number(max_exhaustive, "max_exhaustive", minimum=0, error=IdentificationError)
+    white = _whitened(moments, obs)  # the same for every order
 
     def peel(order):
         kw = {"edge_tol": edge_tol, "names": names, "peel_order": order}

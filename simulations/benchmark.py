@@ -279,10 +279,15 @@ def check_save_target(path: str | os.PathLike, overwrite: bool) -> bool:
 
     Raises
     ------
+    UsageError
+        ``overwrite`` is not a bool (a string such as ``"no"`` would count as true).
     DatasetError
         ``path`` is a file or lies under one, or a non-empty directory that is not a conceptid
         dataset (named with what it contains), or a dataset while ``overwrite`` is false.
     """
+    if not isinstance(overwrite, bool | np.bool_):
+        raise UsageError(f"overwrite must be True or False, got {overwrite!r:.80}")
+    overwrite = bool(overwrite)
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         above = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
@@ -535,19 +540,21 @@ class Dataset:
         return from_folders(root, **kwargs)
 
     def mask(self, split: str | None = None, context: str | int | None = None) -> np.ndarray:
-        """Boolean row mask for a split name and/or a context (name or index)."""
+        """Boolean row mask for a split name and/or a context (name or index).
+
+        Raises
+        ------
+        DatasetError
+            An unknown split, or a context :meth:`context_index` refuses (an unknown name, an
+            index out of range, a bool or a float).
+        """
         m = np.ones(len(self.context), dtype=bool)
         if split is not None:
             if split not in SPLITS:
                 raise DatasetError(f"unknown split {split!r}; splits are {SPLITS}")
             m &= self.split == SPLITS.index(split)
         if context is not None:
-            names = self.context_names
-            if isinstance(context, str):
-                if context not in names:
-                    raise DatasetError(f"unknown context {context!r}; contexts are {names}")
-                context = names.index(context)
-            m &= self.context == int(context)
+            m &= self.context == self.context_index(context)
         return m
 
     def rows(self, split: str, contexts: str = "all") -> np.ndarray:
@@ -594,6 +601,8 @@ class Dataset:
 
         Raises
         ------
+        UsageError
+            ``overwrite`` is not a bool (nothing written).
         DatasetError
             ``path`` exists and ``overwrite`` is false, or it is not a dataset (nothing written).
         """
@@ -766,7 +775,7 @@ def generate(
     is_image = model.mixing.kind == "image"
     for s, k in it:
         n = counts[SPLITS[s]]
-        smp = model.sample(model.all_contexts[k], n, spec.rng(1, s, k))
+        smp = model.sample(model.all_contexts[k], n, spec.rng(1, s, k), max_memory=max_memory)
         x = smp.x
         if is_image:
             from .render import to_uint8

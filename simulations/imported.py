@@ -38,7 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark import FORMAT, SPLITS, Dataset, DatasetError, package_version, read_json, seal
+from .benchmark import (
+    FORMAT,
+    SPLITS,
+    Dataset,
+    DatasetError,
+    _json_plain,
+    package_version,
+    read_json,
+    seal,
+)
 from .errors import UsageError
 from .resources import check_memory
 from .validation import check_number
@@ -369,6 +378,30 @@ def _check_split(split: np.ndarray, labels: np.ndarray, table, held: set[int], d
                                f"val and test samples")  # fmt: skip
 
 
+def _source(source: object) -> dict | None:
+    """``source`` as a plain JSON dict (numpy values as Python ones), or None; UsageError naming
+    ``source`` for anything the card (JSON) cannot hold."""
+    if source is None:
+        return None
+    if not isinstance(source, Mapping):
+        raise UsageError(f"source must be a dict (provenance for the card), got {source!r:.80}")
+    try:
+        return _json_plain(dict(source), "source")
+    except DatasetError as err:
+        raise UsageError(str(err)) from None
+
+
+def _check_latent(K: int, nuisance_dim: int, obs_shape: tuple[int, ...]) -> None:
+    """Refuse a latent (concepts and nuisance) larger than an observation, as the models do: no
+    model could be trained on the dataset."""
+    n_obs = math.prod(obs_shape)
+    if K + nuisance_dim > n_obs:
+        raise UsageError(f"sum(block_sizes) + nuisance_dim = {K} + {nuisance_dim} = "
+                         f"{K + nuisance_dim} latent dimensions, more than the {n_obs} of an "
+                         f"observation {tuple(obs_shape)}: no model can learn a latent larger "
+                         "than the data; lower nuisance_dim or block_sizes")  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------- building
 
 
@@ -417,11 +450,14 @@ def from_arrays(
         Recorded in the card (default ``"imported"``).
     nuisance_dim : int
         The nuisance size of the models trained on it: the latent directions that do not change
-        between contexts (style, identity, position).
+        between contexts (style, identity, position). With the concepts, at most the size of
+        an observation: ``sum(block_sizes) + nuisance_dim <= p`` (for images ``S * S * 3``, the
+        same rule the models apply: a latent cannot be larger than the data).
     block_sizes : sequence of int, optional
         Width of each concept (default 1 each).
     source : dict, optional
-        Provenance recorded in the card (default ``{"kind": "arrays"}``).
+        Provenance recorded in the card (default ``{"kind": "arrays"}``): string keys, and values
+        JSON can hold (numbers, strings, lists, dicts, None).
 
     Returns
     -------
@@ -439,7 +475,9 @@ def from_arrays(
         given twice, or intervening on a concept that no training context intervenes on, a
         training context left without train, val or test samples.
     UsageError
-        ``seed``, ``fractions`` or ``nuisance_dim`` out of range.
+        ``seed``, ``fractions`` or ``nuisance_dim`` out of range, ``sum(block_sizes) +
+        nuisance_dim`` larger than an observation (both numbers named), or a ``source`` that is
+        not a dict JSON can hold.
     """
     names = _concept_names(concept_names)
     blocks = _block_sizes(block_sizes, len(names))
@@ -448,7 +486,9 @@ def from_arrays(
     drawn = parse_fractions(fractions) if split is None else None
     if not isinstance(name, str):
         raise UsageError(f"name must be a string, got {name!r}")
+    source = _source(source)
     xs = _observations(x)
+    _check_latent(sum(blocks), nd, xs.shape[1:])
     table, labels = _labels(targets, contexts, names, len(xs))
     _check_table(table, labels)
     held = _held_out(held_out, table, names)
@@ -475,7 +515,7 @@ def from_arrays(
         "package_version": package_version(),
         "numpy_version": np.__version__,
         "spec": None,
-        "source": dict(source) if source else {"kind": "arrays"},
+        "source": source or {"kind": "arrays"},
         "seeds": seeds,
         "split_fractions": list(drawn) if drawn is not None else None,
         "concept_names": names,

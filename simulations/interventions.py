@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .errors import ConceptIDError
+from .errors import ConceptIDError, UsageError
 from .validation import at, check_keys
 
 __all__ = [
@@ -50,13 +50,18 @@ Target = str | int
 
 
 def as_floats(x, what: str, error: type[ConceptIDError] | None = None) -> np.ndarray:
-    """``x`` as a float array; a value that is not numbers (a string, a ragged list, None in a
-    list) raises ``error`` (default InterventionError) naming ``what``, never numpy's
-    ValueError or TypeError."""
+    """``x`` as a float array; a value that is not real numbers (a string, a ragged list, None
+    in a list, a complex number, whose imaginary part numpy would drop with only a warning)
+    raises ``error`` (default InterventionError) naming ``what``, never numpy's ValueError or
+    TypeError."""
     try:
-        return np.asarray(x, dtype=float)
+        complex_ = np.iscomplexobj(x)
+        out = None if complex_ else np.asarray(x, dtype=float)
     except (TypeError, ValueError):
         raise (error or InterventionError)(f"{what} must be numeric, got {x!r}") from None
+    if complex_:
+        raise (error or InterventionError)(f"{what} must be real, got complex values")
+    return out
 
 
 def as_vector(x, k: int, what: str) -> np.ndarray:
@@ -390,11 +395,22 @@ class Context:
 
 
 def as_context(ctx: Context | Intervention | Iterable[Intervention] | None) -> Context:
-    """Accept a Context, a single intervention, an iterable of them, or None (observational)."""
+    """Accept a Context, a single intervention, an iterable of them, or None (observational).
+
+    Raises
+    ------
+    UsageError
+        ``ctx`` is none of these (a number, say).
+    InterventionError
+        An iterable holding something other than interventions, or a repeated target.
+    """
     if ctx is None:
         return Context.observational()
     if isinstance(ctx, Context):
         return ctx
     if isinstance(ctx, Intervention):
         return Context((ctx,))
+    if not isinstance(ctx, Iterable):
+        raise UsageError(f"a context must be a Context, an intervention, a list of them or None, "
+                         f"got {ctx!r:.80}")  # fmt: skip
     return Context(tuple(ctx))

@@ -13,13 +13,14 @@ the object whose assumptions the identifiability layer checks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConceptIDError
-from .interventions import Context, InterventionError, as_context, as_floats
+from .errors import ConceptIDError, UsageError
+from .interventions import Context, Intervention, InterventionError, as_context, as_floats
 from .mixing import (
     FunctionMixing,
     Mixing,
@@ -27,6 +28,7 @@ from .mixing import (
     mixing_from_dict,
     well_conditioned_matrix,
 )
+from .resources import check_memory, sample_bytes
 from .sem import SEM, SEMError
 from .validation import at, check_keys, check_number
 
@@ -75,6 +77,13 @@ class ConceptModel:
         Training contexts (the first is usually observational).
     held_out : sequence of Context
         Composed contexts reserved for out-of-distribution tests.
+
+    Raises
+    ------
+    ModelError
+        Inconsistent parts: shapes of read-out, nuisance and mixing, a read-out that is not
+        real (complex values are refused, never cast), finite and invertible, context names
+        given twice.
     """
 
     sem: SEM
@@ -104,7 +113,9 @@ class ConceptModel:
                 f"mixing takes {self.mixing.input_dim} inputs but K + nuisance_dim = "
                 f"{self.sem.K} + {self.nuisance_dim} = {d}"
             )
-        T = np.eye(d) if self.readout is None else np.array(self.readout, dtype=float)
+        T = np.eye(d)
+        if self.readout is not None:  # a copy (it is frozen below); complex values refused
+            T = np.array(as_floats(self.readout, "readout", ModelError))
         if T.shape != (d, d):
             raise ModelError(f"readout T must be ({d}, {d}), got {T.shape}")
         if not np.all(np.isfinite(T)):
@@ -171,6 +182,16 @@ class ConceptModel:
         cn = np.concatenate([c, nuisance], axis=1)
         return cn @ self._Tinv.T.astype(cn.dtype)  # type: ignore[attr-defined]
 
+    def _resolve(self, context) -> Context:
+        """A context given as a Context, its name, an intervention (or a list of them) or None;
+        anything else (a number) is refused with UsageError."""
+        if isinstance(context, str):
+            return self.context(context)
+        if context is not None and not isinstance(context, Context | Intervention | Iterable):
+            raise UsageError(f"context must be a Context, a context name, an intervention (or a "
+                             f"list of them) or None, got {context!r:.80}")  # fmt: skip
+        return as_context(context)
+
     def sample(
         self,
         context,
@@ -179,10 +200,33 @@ class ConceptModel:
         *,
         dtype: type = np.float64,
         progress: bool = False,
+        max_memory: float | None = None,
     ) -> Sample:
-        """``n`` draws under ``context`` (a Context, its name, an intervention, or None)."""
-        ctx = self.context(context) if isinstance(context, str) else as_context(context)
-        c = self.sem.intervene(ctx).sample(n, rng, dtype=dtype)
+        """``n`` draws under ``context`` (a Context, its name, an intervention, or None).
+
+        ``max_memory``: limit in GiB (:func:`~conceptid.simulations.resources.check_memory`;
+        default: the ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available
+        now).
+
+        Raises
+        ------
+        UsageError
+            ``context`` of another kind (a number: contexts are given by name here).
+        InterventionError
+            An unknown context name or intervention target.
+        SEMError
+            ``n`` not an integer >= 0, ``rng`` not a numpy Generator, or another ``dtype``.
+        MemoryLimitError
+            Before anything is allocated, when the draw
+            (:func:`~conceptid.simulations.resources.sample_bytes`) exceeds the limit.
+        """
+        ctx = self._resolve(context)
+        n = check_number(n, "n", minimum=0, error=SEMError)
+        out = self.mixing.output_shape
+        need = sample_bytes(n, self.K, self.nuisance_dim, math.prod(out),
+                            image=self.mixing.kind == "image")  # fmt: skip
+        check_memory(need, f"sampling {n} observations of shape {tuple(out)}", max_memory)
+        c = self.sem.intervene(ctx).sample(n, rng, dtype=dtype, max_memory=max_memory)
         nu = (self.nuisance_scale * rng.standard_normal((n, self.nuisance_dim))).astype(dtype)
         e = self.embed(c, nu)
         kw = {"progress": progress} if self.mixing.kind == "image" else {}
@@ -191,7 +235,7 @@ class ConceptModel:
 
     def population_moments(self, context) -> tuple[np.ndarray, np.ndarray]:
         """Exact mean ``(K,)`` and covariance ``(K, K)`` of the concepts under ``context``."""
-        ctx = self.context(context) if isinstance(context, str) else as_context(context)
+        ctx = self._resolve(context)
         s = self.sem.intervene(ctx)
         return s.population_moments()
 
@@ -319,7 +363,8 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
     ------
     ModelError
         A context with several targets, malformed ``groups``, a group of fewer than two
-        targets, or a group naming a target that more than one single-target context
+        targets, a target set given twice (in any order: it would be one context under two
+        names), or a group naming a target that more than one single-target context
         intervenes on (which of them to compose is ambiguous).
     InterventionError
         A group naming a target without a single-target context.
@@ -353,9 +398,13 @@ def composed(single: Sequence[Context], groups: Sequence[Sequence[str]] | str = 
             f"held-out groups must be 'pairs', 'all' or a list of lists of target names, got "
             f"{groups!r}"
         )
-    out = []
+    out, seen = [], {}
     for g in groups:
         g = [str(t) for t in g]
+        if frozenset(g) in seen and len(set(g)) == len(g):
+            raise ModelError(f"held-out composition {g} is given twice (as {seen[frozenset(g)]} "
+                             f"too); give each target set once")  # fmt: skip
+        seen[frozenset(g)] = g
         unknown = [t for t in g if t not in by_target]
         if unknown:
             raise InterventionError(

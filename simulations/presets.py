@@ -25,7 +25,7 @@ from .mixing import (
 )
 from .model import ConceptModel, ModelError, composed, random_readout
 from .sem import SEM, random_sem
-from .validation import check_number, is_number
+from .validation import check_number, check_rng, is_number
 
 __all__ = [
     "PRESETS",
@@ -320,8 +320,18 @@ PRESETS: dict[str, Callable[..., ConceptModel]] = {
 
 
 def build_preset(name: str, rng: np.random.Generator, **kwargs) -> ConceptModel:
-    """Build a preset by name with keyword arguments; raises ModelError on an unknown name or an
-    argument the preset does not take."""
+    """Build a preset by name with keyword arguments.
+
+    Raises
+    ------
+    UsageError
+        ``rng`` is not a :class:`numpy.random.Generator` (an int seed is not taken: pass
+        ``np.random.default_rng(seed)``).
+    ModelError
+        An unknown name or an argument the preset does not take (and the preset's own
+        refusals, each a ConceptIDError naming the argument).
+    """
+    check_rng(rng)
     if name not in PRESETS:
         raise ModelError(f"unknown preset {name!r}; presets are {sorted(PRESETS)}")
     import inspect

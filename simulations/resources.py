@@ -35,6 +35,7 @@ __all__ = [
     "check_memory",
     "estimate_dataset",
     "memory_limit",
+    "sample_bytes",
     "training_bytes",
 ]
 
@@ -276,14 +277,21 @@ def estimate_dataset(spec) -> DatasetEstimate | None:
     row_bytes = obs_values * itemsize + 8 * (K + nd) + 2 + 1  # x, concepts, nuisance, labels
     array_bytes = rows * row_bytes
     cell = max(spec.n_train, spec.n_val, spec.n_test)
-    if itemsize == 1:
-        cell_bytes = cell * (obs_values * _IMAGE_TEMP_BYTES + 8 * 2 * (K + nd))
-    else:
-        d = K + nd
-        cell_bytes = cell * (8 * (K + nd + d + 3 * obs_values) + 4 * obs_values)
+    cell_bytes = sample_bytes(cell, K, nd, obs_values, image=itemsize == 1)
     contexts_bytes = (n_train_ctx + n_held) * _CONTEXT_BYTES
     peak = 2 * array_bytes + cell_bytes + params_bytes + contexts_bytes
     return DatasetEstimate(rows, obs, itemsize, array_bytes, peak)
+
+
+def sample_bytes(n: int, K: int, nuisance_dim: int, obs_values: int, *, image: bool) -> int:
+    """Rough peak bytes of drawing ``n`` samples of a model (concepts, nuisance, embedding and
+    the observations of ``obs_values`` values each, with the mixing's or renderer's
+    temporaries): one (split, context) cell of :func:`estimate_dataset`, and what
+    :meth:`~conceptid.simulations.model.ConceptModel.sample` checks before it allocates."""
+    d = K + nuisance_dim
+    if image:
+        return n * (obs_values * _IMAGE_TEMP_BYTES + 8 * 2 * d)
+    return n * (8 * (K + nuisance_dim + d + 3 * obs_values) + 4 * obs_values)
 
 
 def training_bytes(rows: int, obs_shape: tuple[int, ...]) -> int:

@@ -38,7 +38,8 @@ from .interventions import (
     as_floats,
     check_family,
 )
-from .validation import at, check_keys, check_number, is_number
+from .resources import check_memory
+from .validation import at, check_keys, check_number, check_rng, is_number
 
 __all__ = ["MECHANISMS", "NOISE_FAMILIES", "SEM", "SEMError", "random_sem"]
 
@@ -393,7 +394,26 @@ class SEM:
             Z[sl] = standard_noise(rng, (sl.stop - sl.start, n), fam, dtype)
         return Z
 
-    def sample(self, n: int, rng: np.random.Generator, *, dtype: type = np.float64) -> np.ndarray:
+    def sample_bytes(self, n: int, dtype: type = np.float64) -> int:
+        """Rough peak bytes of :meth:`sample` drawing ``n`` samples: the ``(K, n)`` concepts, the
+        parents' features when the mechanism is not linear, the noise draw of a non-Gaussian
+        family (float64 before its cast) and an MLP mechanism's hidden layer."""
+        size = np.dtype(dtype).itemsize
+        per = size * (self.K + 1) + (0 if self.mechanism == "linear" else size * self.K)
+        if set(self.noise_family) != {"gaussian"}:
+            per += 8 * self.K
+        if self.mechanism == "mlp":
+            per += 2 * size * max(np.shape(p["W1"])[0] for p in self.mlp_params)
+        return int(n) * per
+
+    def sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        *,
+        dtype: type = np.float64,
+        max_memory: float | None = None,
+    ) -> np.ndarray:
         """Draw ``n`` samples of ``c``.
 
         Works in place on a ``(K, n)`` array in topological order: each concept's row block becomes
@@ -407,18 +427,29 @@ class SEM:
         rng : numpy.random.Generator
         dtype : numpy float type
             ``float64`` (default) or ``float32`` (faster; noise drawn in float32).
+        max_memory : float, optional
+            Memory limit in GiB (:func:`~conceptid.simulations.resources.check_memory`; default:
+            the ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available now).
 
         Returns
         -------
         ndarray, shape (n, K)
             A Fortran-ordered (column-major) array.
+
+        Raises
+        ------
+        SEMError
+            ``n`` not an integer >= 0, ``rng`` not a numpy Generator, or another ``dtype``.
+        MemoryLimitError
+            Before anything is allocated, when :meth:`sample_bytes` exceeds the limit.
         """
         n = check_number(n, "n", minimum=0, error=SEMError)
-        if not isinstance(rng, np.random.Generator):
-            raise SEMError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        check_rng(rng, error=SEMError)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise SEMError(f"dtype must be float32 or float64, got {dtype}")
+        check_memory(self.sample_bytes(n, dtype), f"sampling {n} concept vectors of size "
+                     f"{self.K}", max_memory)  # fmt: skip
         C = self._standard_noise(int(n), rng, dtype)
         linear = self.mechanism == "linear"
         Phi = C if linear else np.empty_like(C)
@@ -594,7 +625,16 @@ def random_sem(
 
     Block weights are divided by ``sqrt(k_i)`` so that a parent's influence does not grow with its
     dimension.
+
+    Raises
+    ------
+    UsageError
+        ``rng`` is not a :class:`numpy.random.Generator` (an int seed is not taken: pass
+        ``np.random.default_rng(seed)``).
+    SEMError
+        Malformed ``block_sizes``, ranges or SEM parameters.
     """
+    check_rng(rng)
     m = graph.m
     ks = (block_sizes,) * m if np.isscalar(block_sizes) else tuple(block_sizes)
     if len(ks) != m or not all(map(is_number, ks)):

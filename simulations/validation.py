@@ -15,12 +15,15 @@ import numbers
 import re
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from .errors import ConceptIDError, UsageError
 
 __all__ = [
     "at",
     "check_keys",
     "check_number",
+    "check_rng",
     "is_number",
     "json_limit",
     "requirement",
@@ -87,6 +90,14 @@ def check_number(
         what = requirement(integer=integer, minimum=minimum, exclusive=exclusive)
         raise error(f"{name} must be {what}, got {value!r}")
     return value
+
+
+def check_rng(rng: object, name: str = "rng", error: type[ConceptIDError] = UsageError) -> None:
+    """Refuse anything but a :class:`numpy.random.Generator` (an int seed included: a caller
+    seeds one with ``np.random.default_rng(seed)``), raising ``error`` naming ``name``."""
+    if not isinstance(rng, np.random.Generator):
+        raise error(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                    f"got {type(rng).__name__}")  # fmt: skip
 
 
 def json_limit(err: Exception) -> str:
