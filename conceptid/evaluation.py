@@ -21,11 +21,11 @@ from conceptid.models.data import TensorData
 from conceptid.models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
 from conceptid.simulations.benchmark import BenchmarkSpec, Dataset, package_version
 from conceptid.simulations.errors import UsageError
-from conceptid.simulations.validation import torch_seed
+from conceptid.simulations.validation import check_number, torch_seed
 
 from .config import DEFAULTS, REPORTED
 from .errors import PipelineError
-from .floors import OracleSEM, swd_floors, swd_rows
+from .floors import OracleSEM, check_sample_count, swd_floors, swd_rows
 from .methods import BENCHMARK_METHODS, METHODS
 from .modelcheck import noise_check
 from .splits import splits
@@ -131,6 +131,27 @@ def _assignment(name: str) -> str:
     return method.assignment
 
 
+def _check_model(name: str, model) -> None:
+    """Refuse a ``model`` of another class than the method ``name`` builds
+    (:meth:`conceptid.methods.Method.builds`), naming both."""
+    _assignment(name)  # an unknown method first
+    registry = METHODS | BENCHMARK_METHODS
+    method = registry[name]
+    if method.builds(model):
+        return
+    its = sorted(k for k, m in registry.items() if m.model_class and m.builds(model))
+    of = f" (a model of {' or '.join(its)})" if its else ""
+    raise UsageError(f"the model is a {type(model).__name__}{of}, not a {name} model (a "
+                     f"{method.model_class}); evaluate it under its own method")  # fmt: skip
+
+
+def _check_n_generate(ds: Dataset, n_generate) -> int:
+    """``n_generate`` when it is a positive integer and that many samples per context fit in
+    memory (:func:`conceptid.floors.check_sample_count`)."""
+    return check_sample_count(ds, n_generate, f"generating n_generate = {n_generate} samples "
+                              "per context", name="n_generate")  # fmt: skip
+
+
 def _measure(name: str, model, ds: Dataset, seed: int, n_generate: int,
              data_splits) -> tuple[dict, AlignResult | None]:  # fmt: skip
     """One model's metrics and its alignment (None without ground truth)."""
@@ -208,7 +229,20 @@ def evaluate_method(
     only what the data can measure: concept SWD per training context, composition SWD on
     held-out contexts, bits per dimension and active dimensions; ``r2``, ``mean_r2``, ``mcc``
     and ``r2_matrix`` are None (:data:`NO_GROUND_TRUTH`).
+
+    Raises
+    ------
+    PipelineError
+        An unknown method.
+    UsageError
+        Before any work: ``model`` not of the class ``name`` builds (naming both), ``seed``
+        not an integer >= 0, or ``n_generate`` not a positive integer.
+    MemoryLimitError
+        ``n_generate`` samples per context would not fit in memory.
     """
+    _check_model(name, model)
+    seed = check_number(seed, "seed", minimum=0)
+    n_generate = _check_n_generate(ds, n_generate)
     data_splits = data_splits or splits(ds, normaliser)
     return _measure(name, model, ds, seed, n_generate, data_splits)[0]
 
@@ -307,9 +341,14 @@ def evaluate(
     ------
     PipelineError
         No model given, or too few test rows (:func:`check_evaluable`).
+    UsageError
+        ``n_generate`` not a positive integer.
+    MemoryLimitError
+        ``n_generate`` samples per context would not fit in memory.
     """
     if not trained:
         raise PipelineError("nothing to evaluate: no trained model given")
+    n_generate = _check_n_generate(ds, n_generate)
     check_evaluable(ds)
     data_splits = data_splits or splits(ds, next(iter(trained.values())).normaliser)
     per, alignments = {}, {}

@@ -48,6 +48,10 @@ class Method:
         It needs vector observations (refused on images).
     uses_epochs : bool
         The builder takes the epoch budget (its training schedule follows it).
+    model_class : str
+        The name of the class of the models it builds (a model of another class is not one
+        of this method's: :func:`conceptid.evaluation.evaluate_method` refuses it); empty: not
+        known, not checked.
     """
 
     label: str
@@ -55,6 +59,7 @@ class Method:
     assignment: str = "given"
     vectors_only: bool = False
     uses_epochs: bool = False
+    model_class: str = ""
 
     def __post_init__(self) -> None:
         if self.assignment not in ASSIGNMENTS:
@@ -63,6 +68,13 @@ class Method:
     def make(self, ds: Dataset, epochs: int):
         """A fresh model of this method for ``ds`` (``epochs``: the training budget)."""
         return self.build(ds, epochs) if self.uses_epochs else self.build(ds)
+
+    def builds(self, model: object) -> bool:
+        """Whether ``model`` is of the class this method builds (an instance of a subclass
+        too); True when that class is not known."""
+        return not self.model_class or any(
+            c.__name__ == self.model_class for c in type(model).__mro__
+        )
 
     def applies_to(self, ds: Dataset) -> bool:
         """Whether it can fit ``ds`` (a vectors-only method cannot fit images)."""
@@ -171,30 +183,59 @@ def _log_ratio(ds: Dataset, **kw):
 
 METHODS: dict[str, Method] = {
     "context-flow": Method(
-        label="context module as exact prior (two-step)", build=_context_flow, uses_epochs=True
+        label="context module as exact prior (two-step)",
+        build=_context_flow,
+        uses_epochs=True,
+        model_class="LatentFlowMLE",
     ),
     "context-flow-ablation": Method(
         label="context module as exact prior, labels ignored",
         build=_context_flow_ablation,
         uses_epochs=True,
+        model_class="LatentFlowMLE",
     ),  # fmt: skip
-    "context-module": Method(label="context-module VAE (paper-faithful baseline)", build=_cm),
-    "ablation": Method(label="context-module VAE, labels ignored", build=_ablation),
-    "pooled": Method(label="pooled VAE", build=_pooled, assignment="hungarian"),
-    "beta-vae": Method(label="beta-VAE (beta = 4)", build=_beta_vae, assignment="hungarian"),
+    "context-module": Method(
+        label="context-module VAE (paper-faithful baseline)",
+        build=_cm,
+        model_class="ContextModuleVAE",
+    ),
+    "ablation": Method(
+        label="context-module VAE, labels ignored", build=_ablation, model_class="ContextModuleVAE"
+    ),
+    "pooled": Method(
+        label="pooled VAE", build=_pooled, assignment="hungarian", model_class="PooledVAE"
+    ),
+    "beta-vae": Method(
+        label="beta-VAE (beta = 4)",
+        build=_beta_vae,
+        assignment="hungarian",
+        model_class="PooledVAE",
+    ),
     "latent-flow": Method(
-        label="latent-flow MLE (two-step)", build=_flow, vectors_only=True, uses_epochs=True
+        label="latent-flow MLE (two-step)",
+        build=_flow,
+        vectors_only=True,
+        uses_epochs=True,
+        model_class="LatentFlowMLE",
     ),
     "manifold-mle": Method(
-        label="theorem-matched manifold MLE", build=_mle, vectors_only=True, uses_epochs=True
+        label="theorem-matched manifold MLE",
+        build=_mle,
+        vectors_only=True,
+        uses_epochs=True,
+        model_class="ManifoldMLE",
     ),
 }
 
 #: estimators the benchmarks compare besides :data:`METHODS` (not offered by ``conceptid run``:
 #: the log-ratio classifier does not generate, so the run's evaluation does not apply to it)
 BENCHMARK_METHODS: dict[str, Method] = {
-    "theorem-matched": Method(label="theorem-matched VAE", build=_theorem_matched),
-    "log-ratio": Method(label="log-ratio classifier", build=_log_ratio),
+    "theorem-matched": Method(
+        label="theorem-matched VAE", build=_theorem_matched, model_class="TheoremMatchedVAE"
+    ),
+    "log-ratio": Method(
+        label="log-ratio classifier", build=_log_ratio, model_class="LogRatioClassifier"
+    ),
 }
 
 

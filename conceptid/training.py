@@ -26,6 +26,7 @@ from conceptid.models.trainer import (
     architecture,
     architecture_difference,
     best_validation_loss,
+    check_split,
     fit_restarts,
     load_checkpoint,
     model_options,
@@ -37,10 +38,12 @@ from conceptid.models.trainer import (
     settings_key,
 )
 from conceptid.simulations.benchmark import Dataset
+from conceptid.simulations.resources import check_memory
 from conceptid.simulations.validation import check_number, torch_seed
 
 from .config import DEFAULTS
 from .errors import PipelineError
+from .floors import MEMORY_SETTING
 from .methods import BENCHMARK_METHODS, METHODS
 from .rundir import check_run_dir, method_files, open_run_dir, remove_evaluation, remove_method
 from .splits import Normaliser, splits
@@ -204,7 +207,11 @@ def train(
     conceptid.simulations.errors.UsageError
         A ``device`` this torch cannot train on (:func:`conceptid.models.trainer.check_device`),
         also where a saved model would be reused: the device type is one of its settings, so a
-        model trained on ``cuda`` is reused only where ``cuda`` can be asked for.
+        model trained on ``cuda`` is reused only where ``cuda`` can be asked for. Also a model
+        that cannot be built for this data (a latent larger than an observation; a
+        :class:`~conceptid.simulations.resources.MemoryLimitError` for one too large) or
+        data the trainer cannot use (an empty validation split): every refusal comes before
+        anything is written, so a refused call leaves ``out`` as it was.
     models.trainer.TrainingDivergedError
         The loss became NaN or infinite (the last good checkpoint is kept).
     """
@@ -219,8 +226,11 @@ def train(
                         checkpoint=str(folder / "checkpoint.pt"))  # fmt: skip
     settings = cfg.settings()
     state = saved_model(name, ds, out, settings, retrain)
-    open_run_dir(out)  # everything is checked: from here on files are written
     method = METHODS[name]
+    if state is None:  # to be trained: the model built and its data checked before any write
+        norm, (tr, va, _, _) = data_splits or splits(ds)
+        _check_fittable(method, ds, epochs, tr, va)
+    open_run_dir(out)  # everything is checked: from here on files are written
     if retrain:
         remove_method(out, name)
     elif state is not None:
@@ -230,7 +240,6 @@ def train(
                 ckpt.unlink()
         return replace(trained, reused=True)
     remove_evaluation(out)
-    norm, (tr, va, _, _) = data_splits or splits(ds)
     try:
         model, hist = fit_restarts(lambda: method.make(ds, epochs), tr, va, cfg, restarts)
     except CheckpointError as err:
@@ -245,6 +254,17 @@ def train(
         if ckpt != final:
             ckpt.unlink()
     return Trained(method=name, model=model, settings=settings, normaliser=norm, history=hist)
+
+
+def _check_fittable(method, ds: Dataset, epochs: int, tr, va) -> None:
+    """Build a model of ``method`` for ``ds`` (refusing what its constructor refuses: a latent
+    larger than an observation, a model too large for memory) and check the training and
+    validation data the trainer would refuse (:func:`~conceptid.models.trainer.check_split`),
+    without touching the random state the fit starts from."""
+    with torch.random.fork_rng(devices=[]):
+        model = method.make(ds, epochs)
+    check_split(model, tr, "training")
+    check_split(model, va, "validation")
 
 
 def train_method(name: str, ds: Dataset, out: Path, **kwargs) -> tuple[torch.nn.Module, dict]:
@@ -300,7 +320,14 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
 
 def _read_trained(path: Path, ds: Dataset, state: dict | None = None) -> tuple[Trained, dict]:
     path = Path(path)
-    state = state if state is not None else read_checkpoint(path)
+    if state is None:
+        if not path.exists():
+            raise CheckpointError(f"{path} does not exist (a trained model is "
+                                  "RUN/models/METHOD/final.pt)")  # fmt: skip
+        if path.is_dir():
+            raise CheckpointError(f"{path} is a directory, not a trained model's file (a "
+                                  "trained model is RUN/models/METHOD/final.pt)")  # fmt: skip
+        state = read_checkpoint(path)
     if state.get("method") not in METHODS:
         raise CheckpointError(f"{path} is not a trained conceptid model")
     settings = state.get("settings")
@@ -347,8 +374,8 @@ def read_trained(path: Path, ds: Dataset) -> Trained:
     Raises
     ------
     CheckpointError
-        A damaged file, not a trained conceptid model, no recorded settings (an older format),
-        another dataset, or weights that do not fit.
+        No such file (or a directory), a damaged file, not a trained conceptid model, no
+        recorded settings (an older format), another dataset, or weights that do not fit.
     """
     return _read_trained(path, ds)[0]
 
@@ -400,6 +427,9 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
         given to a model that cannot generate under interventions (its estimator's
         ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation),
         or a model that cannot generate at all (``can_generate`` is false).
+    MemoryLimitError
+        ``n`` samples would not fit in memory (checked before anything of that size is
+        allocated).
     """
     if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):
         raise PipelineError(f"targets must be a sequence of concept names, got {targets!r} "
@@ -426,6 +456,11 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
         raise PipelineError(f"no training context intervenes on {never}, so the model has no "
                             f"law for that intervention; concepts intervened on in training: "
                             f"{[t for t in names if t in trained_on]}")  # fmt: skip
+    # the masks, the samples (float32, three times for the decoder's work) and their copy in
+    # the data's units, before any of them is allocated
+    values = int(np.prod(ds.x.shape[1:]))
+    check_memory(n * (len(names) + 16 * values), f"generating {n} samples",
+                 setting=MEMORY_SETTING)  # fmt: skip
     mask = torch.zeros(n, len(names), dtype=torch.bool)
     for t in targets:
         mask[:, names.index(t)] = True
