@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from conceptid.identifiability import AlignResult, Report, align
+from conceptid.identifiability.equivalence import align_min_rows
 from conceptid.models.data import TensorData
 from conceptid.models.metrics import active_dims, bits_per_dim, mcc, sliced_wasserstein
 from conceptid.simulations.benchmark import BenchmarkSpec, Dataset, package_version
@@ -279,17 +280,19 @@ def floor_summary(ds: Dataset, data_splits, n: int, seed: int) -> dict | None:
             "test_rows": min(counts), "seed": seed}  # fmt: skip
 
 
-#: the fewest test rows of the training contexts that the evaluation measures on (with ground
-#: truth its alignment needs them; without, they are what the SWDs and the likelihood read;
-#: below 500 a context's figures are reported with a warning of their sampling error)
+#: the fewest test rows of the training contexts that the evaluation measures on without ground
+#: truth (they are what the SWDs and the likelihood read; with ground truth the alignment may need
+#: more, :func:`~conceptid.identifiability.equivalence.align_min_rows`; below 500 a context's
+#: figures are reported with a warning of their sampling error)
 MIN_TEST_ROWS = 3
 
 
-def check_test_rows(rows: int) -> None:
+def check_test_rows(rows: int, block_sizes: Sequence[int] = ()) -> None:
     """Refuse ``rows`` test rows of the training contexts when the evaluation cannot measure on
-    them: fewer than :data:`MIN_TEST_ROWS`, with or without ground truth. Raises
+    them: fewer than :data:`MIN_TEST_ROWS`, or, with ground truth (the concepts'
+    ``block_sizes`` given), fewer than the alignment of the widest concept needs. Raises
     :class:`PipelineError` naming the count."""
-    need = MIN_TEST_ROWS
+    need = max(MIN_TEST_ROWS, align_min_rows(block_sizes)) if block_sizes else MIN_TEST_ROWS
     if rows < need:
         raise PipelineError(f"the training contexts hold {rows} test samples; the evaluation "
                             f"measures on them and needs at least {need} (more test samples "
@@ -306,7 +309,7 @@ def check_evaluable(ds: Dataset) -> None:
         Naming the count.
     """
     rows = int((ds.mask("test") & np.isin(ds.context, ds.training_contexts)).sum())
-    check_test_rows(rows)
+    check_test_rows(rows, ds.block_sizes if ds.has_ground_truth else ())
 
 
 def evaluate(

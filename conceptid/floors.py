@@ -36,7 +36,7 @@ from conceptid.models.metrics import sliced_wasserstein
 from conceptid.simulations.benchmark import Dataset
 from conceptid.simulations.errors import UsageError
 from conceptid.simulations.resources import check_memory
-from conceptid.simulations.validation import check_number
+from conceptid.simulations.validation import check_number, check_rng
 
 from .methods import observation_shape
 from .splits import Normaliser
@@ -367,8 +367,7 @@ class OracleSEM:
         if context >= len(self.laws):
             raise UsageError(f"context index {context} outside 0..{len(self.laws) - 1}")
         n = check_number(n, "n")
-        if not isinstance(rng, np.random.Generator):
-            raise UsageError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        check_rng(rng)
         check_memory(4 * 8 * n * (sem.K + 1), f"drawing {n} concept vectors",
                      setting=MEMORY_SETTING)  # fmt: skip
         laws = self.laws[context]

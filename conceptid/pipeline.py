@@ -130,7 +130,8 @@ def run(cfg: RunConfig) -> dict:
     # outputs, are refused before anything is made
     check_outputs(cfg.out)
     if cfg.data is None:
-        check_test_rows(cfg.spec.n_test * len(cfg.spec.build_model().contexts))
+        truth = cfg.spec.build_model()
+        check_test_rows(cfg.spec.n_test * len(truth.contexts), truth.sem.block_sizes)
         out = open_run_dir(cfg.out)
     else:
         out = Path(cfg.out)  # adopt_data opens it once the data passes check_evaluable

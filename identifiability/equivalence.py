@@ -27,7 +27,9 @@ from conceptid.simulations.validation import check_number
 
 from .linalg import Arithmetic
 
-__all__ = ["AlignResult", "EquivalenceClass", "align", "contains", "readout_distance"]
+__all__ = [
+    "AlignResult", "EquivalenceClass", "align", "align_min_rows", "contains", "readout_distance"
+]  # fmt: skip
 
 
 @dataclass
@@ -95,11 +97,17 @@ def _r2_matrix(X: np.ndarray, Y: np.ndarray, true_cols) -> np.ndarray:
                      for i in range(X.shape[1])])  # fmt: skip
 
 
+def align_min_rows(widths) -> int:
+    """The fewest rows :func:`align` takes for learned blocks of ``widths`` columns: an affine
+    fit on the widest (``l`` columns and the intercept) is exact whatever the data when
+    ``n <= l + 1``, so it needs ``l + 2``, and at least 3."""
+    return max(3, max(widths, default=0) + 2)
+
+
 def _check_rows(n: int, widths) -> None:
-    """Refuse ``n`` rows when an affine fit on the widest learned block (``l`` columns and the
-    intercept) would be exact whatever the data: that needs ``n <= l + 1``."""
+    """Refuse ``n`` rows below :func:`align_min_rows`."""
     l_max = max(widths, default=0)
-    need = max(3, l_max + 2)
+    need = align_min_rows(widths)
     if n < need:
         raise UsageError(f"align needs at least {need} rows to fit a {l_max}-column learned block "
                          f"affinely, got {n}: with fewer the fit is exact and R^2 is 1 whatever "

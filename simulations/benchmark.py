@@ -114,7 +114,8 @@ def _json_plain(obj, where: str):
             raise DatasetError(f"{where}: keys must be strings (JSON), got {bad[0]!r}")
         return {k: _json_plain(v, f"{where}.{k}") for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return type(obj)(_json_plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
+        # JSON has one sequence: a tuple (a namedtuple too) is written, and read back, as a list
+        return [_json_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
     raise DatasetError(f"{where}: a value of type {type(obj).__name__} cannot be written to "
                        "the card (JSON); use numbers, strings, lists and dicts")  # fmt: skip
 
@@ -790,7 +791,9 @@ def generate(
         ss.append(np.full(n, s, dtype=np.int8))
     obs_shape = model.mixing.output_shape
     arrays = {
-        "x": np.concatenate(xs) if xs else np.zeros((0, *obs_shape), np.float32),
+        "x": np.concatenate(xs)
+        if xs
+        else np.zeros((0, *obs_shape), np.uint8 if is_image else np.float32),
         "concepts": np.concatenate(cs) if cs else np.zeros((0, model.K)),
         "nuisance": np.concatenate(ns) if ns else np.zeros((0, model.nuisance_dim)),
         "context": np.concatenate(ks) if ks else np.zeros(0, np.int16),
@@ -825,7 +828,9 @@ def generate(
 
 
 def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
-    """Load and verify a dataset directory; raises DatasetError on anything missing or altered."""
+    """Load and verify a dataset directory: every array against the card's hashes, and card and
+    arrays against each other (docs/simulations.md, "On disk"). Raises DatasetError on anything
+    missing, altered or inconsistent, naming the first problem."""
     path = Path(path)
     card_path = path / "card.json"
     try:  # a name too long, a directory without permission: the path given is unusable
@@ -956,6 +961,14 @@ def _check_structure(card_path: Path, card: dict, arrays: dict[str, np.ndarray])
             if arrays[name].shape[1]:
                 raise bad(f"{name}.npy has columns, but the card has no ground truth")
         return
+    mixing = truth.get("mixing") if isinstance(truth, dict) else None
+    if (
+        isinstance(mixing, dict)
+        and mixing.get("kind") == "function"
+        and is_number(mixing.get("input_dim"))
+    ):  # the user's function is imported where the model is used (ds.model), not to load data
+        stand_in = {"kind": "linear", "A": np.eye(int(mixing["input_dim"])).tolist()}
+        truth = {**truth, "mixing": stand_in}
     try:
         model = ConceptModel.from_dict(truth)
         if card.get("spec") is not None:
@@ -968,8 +981,8 @@ def _check_structure(card_path: Path, card: dict, arrays: dict[str, np.ndarray])
         _context_records(model)
     ):
         raise bad("the ground truth's contexts differ from the card's contexts")
-    if model.mixing.kind != kind:
-        raise bad(f"the ground truth's mixing is {model.mixing.kind}, the card's observation "
+    if mixing["kind"] != kind:
+        raise bad(f"the ground truth's mixing is {mixing['kind']}, the card's observation "
                   f"says {kind}")  # fmt: skip
     for name, want in (("concepts", width), ("nuisance", model.nuisance_dim)):
         if arrays[name].shape[1] != want or arrays[name].dtype.kind != "f":

@@ -391,17 +391,6 @@ def _source(source: object) -> dict | None:
         raise UsageError(str(err)) from None
 
 
-def _check_latent(K: int, nuisance_dim: int, obs_shape: tuple[int, ...]) -> None:
-    """Refuse a latent (concepts and nuisance) larger than an observation, as the models do: no
-    model could be trained on the dataset."""
-    n_obs = math.prod(obs_shape)
-    if K + nuisance_dim > n_obs:
-        raise UsageError(f"sum(block_sizes) + nuisance_dim = {K} + {nuisance_dim} = "
-                         f"{K + nuisance_dim} latent dimensions, more than the {n_obs} of an "
-                         f"observation {tuple(obs_shape)}: no model can learn a latent larger "
-                         "than the data; lower nuisance_dim or block_sizes")  # fmt: skip
-
-
 # ---------------------------------------------------------------------------------- building
 
 
@@ -450,9 +439,9 @@ def from_arrays(
         Recorded in the card (default ``"imported"``).
     nuisance_dim : int
         The nuisance size of the models trained on it: the latent directions that do not change
-        between contexts (style, identity, position). With the concepts, at most the size of
-        an observation: ``sum(block_sizes) + nuisance_dim <= p`` (for images ``S * S * 3``, the
-        same rule the models apply: a latent cannot be larger than the data).
+        between contexts (style, identity, position). A latent (concepts and nuisance) wider
+        than an observation is taken: the VAEs train one, the manifold estimators refuse it
+        when they are built (before ``train`` writes anything).
     block_sizes : sequence of int, optional
         Width of each concept (default 1 each).
     source : dict, optional
@@ -488,7 +477,6 @@ def from_arrays(
         raise UsageError(f"name must be a string, got {name!r}")
     source = _source(source)
     xs = _observations(x)
-    _check_latent(sum(blocks), nd, xs.shape[1:])
     table, labels = _labels(targets, contexts, names, len(xs))
     _check_table(table, labels)
     held = _held_out(held_out, table, names)

@@ -295,11 +295,8 @@ def test_from_arrays_refuses_a_source_json_cannot_hold():
     assert _imported().source == {"kind": "arrays"}
 
 
-def test_from_arrays_refuses_a_latent_larger_than_the_data():
-    with pytest.raises(UsageError, match=r"= 2 \+ 50 = 52 latent dimensions, more than the 5"):
-        _imported(nuisance_dim=50)
-    with pytest.raises(UsageError, match=r"= 20 \+ 2 = 22 latent dimensions, more than the 5"):
-        _imported(block_sizes=[10, 10])
-    with pytest.raises(UsageError, match="latent dimensions, more than the 5"):
-        _imported(nuisance_dim=10**9)
-    assert _imported(nuisance_dim=3).nuisance_dim == 3  # 2 + 3 = 5: as large as the data
+def test_from_arrays_takes_a_latent_wider_than_the_data():
+    """The VAEs train a latent wider than an observation, so import takes one (the manifold
+    estimators refuse it when built: tests/test_api_inputs_pipeline.py)."""
+    assert _imported(nuisance_dim=50).nuisance_dim == 50
+    assert _imported(block_sizes=[10, 10]).block_sizes == (10, 10)

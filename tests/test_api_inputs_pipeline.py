@@ -139,7 +139,7 @@ def test_oracle_sem_sample_and_sample_refuse_bad_arguments(ds):
         fitted.sample(1, 0, rng)
     with pytest.raises(MemoryLimitError, match=f"drawing {HUGE} concept vectors"):
         fitted.sample(1, HUGE, rng)
-    with pytest.raises(UsageError, match="rng must be a numpy.random.Generator, got int"):
+    with pytest.raises(UsageError, match="rng must be a numpy.random.Generator .*, got int"):
         fitted.sample(1, 5, 0)
     with pytest.raises(UsageError, match="ds must be a Dataset, got str"):
         floors.OracleSEM("data")
@@ -232,6 +232,23 @@ def test_a_refused_training_leaves_no_run_directory(ds, tmp_path, monkeypatch):
     assert list(empty.iterdir()) == []
 
 
+def test_a_latent_wider_than_the_data_trains_a_vae_and_refuses_a_manifold_estimator(tmp_path):
+    """Imported data may carry a latent wider than an observation: the VAEs train it; the
+    context flow cannot (its latent lies on the data's manifold), and refuses before the run
+    directory exists."""
+    from conceptid.simulations.benchmark import Dataset
+
+    rng = np.random.default_rng(0)
+    wide = Dataset.from_arrays(rng.normal(size=(90, 3)).astype(np.float32),
+                               [[]] * 30 + [["a"]] * 30 + [["b"]] * 30, ["a", "b"],
+                               nuisance_dim=2)  # fmt: skip
+    assert train_method("pooled", wide, tmp_path / "vae", epochs=1, progress=False)[0] is not None
+    out = tmp_path / "flow"
+    with pytest.raises(UsageError, match=r"= 4 dimensions, more than the 3 of an observation"):
+        train_method("context-flow", wide, out, epochs=1, progress=False)
+    assert not out.exists()
+
+
 def test_a_model_too_large_for_memory_leaves_no_run_directory(ds, tmp_path, monkeypatch):
     monkeypatch.setenv("CONCEPTID_MAX_MEMORY", "0.000001")  # about 1 KiB: no model fits
     out = tmp_path / "run"
@@ -247,6 +264,21 @@ def test_a_training_refused_for_its_data_leaves_no_run_directory(tmp_path):
     with pytest.raises(UsageError, match="the validation data is empty"):
         train_method("pooled", ds, out, epochs=1, progress=False)
     assert not out.exists()
+
+
+def test_too_few_test_rows_for_the_alignment_are_refused_before_training():
+    """With ground truth the evaluation aligns each concept: a block of 4 columns needs 6 rows
+    (an affine fit on fewer is exact whatever the data), so 3 test rows are refused up front,
+    not after every model has trained."""
+    from conceptid.errors import PipelineError
+    from conceptid.evaluation import check_evaluable
+
+    blocks = generate(BenchmarkSpec(preset="chain", preset_args={"m": 2, "block_size": 4},
+                                    n_train=20, n_val=5, n_test=1))  # fmt: skip
+    with pytest.raises(PipelineError, match="hold 3 test samples; .* needs at least 6"):
+        check_evaluable(blocks)
+    check_evaluable(generate(BenchmarkSpec(preset="chain", preset_args={"m": 2}, n_train=20,
+                                           n_val=5, n_test=1)))  # fmt: skip
 
 
 def test_read_trained_says_what_is_missing(ds, tmp_path):

@@ -748,3 +748,24 @@ def test_save_under_a_file_is_refused_as_a_dataset_error(tmp_path):
         with pytest.raises(DatasetError, match="afile is a file, not a directory"):
             ds.save(tmp_path / target)
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_an_image_dataset_without_samples_loads(tmp_path):
+    """Found by review: with every count 0 the empty x was float32, which the structure check
+    (uint8 images) refused on load; the package must load what it writes."""
+    spec = BenchmarkSpec(preset="quad", preset_args={"image_size": 16}, n_train=0, n_val=0,
+                         n_test=0)  # fmt: skip
+    ds = generate(spec)
+    assert ds.x.dtype == np.uint8 and ds.x.shape == (0, 16, 16, 3)
+    assert load_dataset(ds.save(tmp_path / "empty")).x.shape == (0, 16, 16, 3)
+
+
+def test_a_namedtuple_in_an_imported_source_is_written_as_a_list(tmp_path):
+    from collections import namedtuple
+
+    Where = namedtuple("Where", "lab run")
+    ds = Dataset.from_arrays(np.arange(80, dtype=np.float32).reshape(40, 2),
+                             [[]] * 20 + [["a"]] * 20, ["a"], nuisance_dim=0,
+                             source={"where": Where("north", 3)})  # fmt: skip
+    assert ds.source == {"where": ["north", 3]}
+    assert load_dataset(ds.save(tmp_path / "nt")).source == {"where": ["north", 3]}

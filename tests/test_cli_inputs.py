@@ -18,6 +18,7 @@ from test_cli_hardening import refused  # one line on stderr, exit 2, nothing on
 from conceptid import cli
 from conceptid.cli import main
 from conceptid.simulations import build_preset
+from conceptid.simulations.errors import ConceptIDError
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "conceptid_test_inputs_mix"  # a name no installed module has
@@ -83,6 +84,28 @@ def test_a_function_mixing_is_found_from_the_current_directory(function_model, t
     capsys.readouterr()
     assert Path(sys.modules[MODULE].__file__).resolve() == (here / f"{MODULE}.py").resolve()
     assert sys.path == path_before  # put there for the command only
+
+
+def test_a_function_mixing_dataset_loads_without_importing_its_module(function_model, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    """Loading checks the card's ground truth against the arrays without importing the user's
+    mixing: only using the model (``ds.model``) needs the module."""
+    from conceptid.simulations.benchmark import load_dataset
+
+    here, _ = function_model
+    monkeypatch.chdir(here)
+    spec = here / "spec.json"
+    spec.write_text(json.dumps({"preset": None, "model": json.loads((here / "model.json")
+                                .read_text()), "n_train": 4, "n_val": 2, "n_test": 2}))  # fmt: skip
+    assert main(["simulate", "--spec", "spec.json", "--out", "ds", "--quiet"]) == 0
+    sys.modules.pop(MODULE, None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ds = load_dataset(here / "ds")
+    assert MODULE not in sys.modules and ds.card["ground_truth"]["mixing"]["kind"] == "function"
+    with pytest.raises(ConceptIDError, match=f"cannot import module '{MODULE}'"):
+        _ = ds.model
 
 
 def test_a_file_of_the_current_directory_never_shadows_a_module_the_command_imports(
