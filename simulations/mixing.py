@@ -490,6 +490,12 @@ class FunctionMixing(Mixing):
             self._shape = tuple(int(k) for k in self(np.zeros((1, self.input_dim))).shape[1:])
         return self._shape
 
+    @property
+    def known_output_shape(self) -> tuple[int, ...] | None:
+        """:attr:`output_shape` when it is known without calling the function (given, or seen
+        in an earlier call), else None."""
+        return self._shape
+
     def __repr__(self) -> str:
         return f"FunctionMixing({self.name}, input_dim={self.input_dim})"
 

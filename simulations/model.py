@@ -222,10 +222,14 @@ class ConceptModel:
         """
         ctx = self._resolve(context)
         n = check_number(n, "n", minimum=0, error=SEMError)
-        out = self.mixing.output_shape
-        need = sample_bytes(n, self.K, self.nuisance_dim, math.prod(out),
-                            image=self.mixing.kind == "image")  # fmt: skip
-        check_memory(need, f"sampling {n} observations of shape {tuple(out)}", max_memory)
+        mix = self.mixing
+        # a user's function is not called only to size the check: until its output is known
+        # (given, or seen once), each observation is counted at the embedding's width
+        out = mix.known_output_shape if isinstance(mix, FunctionMixing) else mix.output_shape
+        values = math.prod(out) if out is not None else mix.input_dim
+        need = sample_bytes(n, self.K, self.nuisance_dim, values, image=mix.kind == "image")
+        shape = f"of shape {tuple(out)}" if out is not None else f"of {mix.name}"
+        check_memory(need, f"sampling {n} observations {shape}", max_memory)
         c = self.sem.intervene(ctx).sample(n, rng, dtype=dtype, max_memory=max_memory)
         nu = (self.nuisance_scale * rng.standard_normal((n, self.nuisance_dim))).astype(dtype)
         e = self.embed(c, nu)

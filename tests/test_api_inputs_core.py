@@ -300,3 +300,44 @@ def test_from_arrays_takes_a_latent_wider_than_the_data():
     estimators refuse it when built: tests/test_api_inputs_pipeline.py)."""
     assert _imported(nuisance_dim=50).nuisance_dim == 50
     assert _imported(block_sizes=[10, 10]).block_sizes == (10, 10)
+
+
+def test_sampling_calls_a_function_mixing_only_on_the_draw():
+    """Found by review: the memory check read the mixing's output shape, which runs a user's
+    function on a dummy row; a function that needs more than one row then failed, and one with
+    side effects ran an extra time. Until its shape is known it is sized at the embedding's
+    width, and called once, on the draw itself."""
+    from conceptid.simulations.mixing import FunctionMixing
+
+    calls = []
+
+    def needs_rows(e):
+        calls.append(e.shape)
+        if len(e) < 2:
+            raise ValueError("needs at least two rows")
+        return np.concatenate([e, e - e.mean(0)], axis=1)
+
+    base = build_preset("chain", np.random.default_rng(0), m=2)
+    model = ConceptModel(base.sem, FunctionMixing(needs_rows, base.d), None, base.nuisance_dim,
+                         base.nuisance_scale, base.contexts)  # fmt: skip
+    x = model.sample(None, 10, np.random.default_rng(1)).x
+    assert x.shape == (10, 2 * base.d) and calls == [(10, base.d)]
+
+
+def test_small_draws_do_not_read_the_machines_memory(monkeypatch):
+    """Below SMALL_REQUEST and without a limit set, check_memory does not read the memory
+    available (0.15 ms, ten times a small draw); with a limit set it still checks."""
+    from conceptid.simulations import resources
+
+    monkeypatch.delenv(resources.ENV, raising=False)
+
+    def unread():
+        raise AssertionError("read the available memory for a small request")
+
+    monkeypatch.setattr(resources, "available_memory", unread)
+    resources.check_memory(resources.SMALL_REQUEST - 1, "a small draw")
+    with pytest.raises(MemoryLimitError, match="a small draw needs about"):
+        resources.check_memory(2048, "a small draw", max_memory=1e-6)
+    monkeypatch.setenv(resources.ENV, "0.000001")
+    with pytest.raises(MemoryLimitError):
+        resources.check_memory(2048, "a small draw")
