@@ -37,7 +37,7 @@ from conceptid.simulations.mixing import InjectiveQuadMixing, LinearMixing, MLPM
 from conceptid.simulations.model import ConceptModel
 
 from .gaussian import standard_frame
-from .linalg import Arithmetic, spectral_norm
+from .linalg import NUMERIC_FAILURES, Arithmetic, ill_conditioned, spectral_norm
 
 __all__ = [
     "ASSUMPTIONS",
@@ -120,19 +120,23 @@ def intervention_contexts(model: ConceptModel, A: Arithmetic | None = None) -> d
         iv = ctx.interventions[0] if len(ctx) == 1 else None
         if isinstance(iv, Hard) and iv.family == "gaussian":
             j = sem.resolve(iv.target)
-            if (
-                j not in out
-                or leaves_unchanged(sem, j, out[j], A)
-                and not leaves_unchanged(sem, j, ctx, A)
+            # replace a context not known to change the concept's mechanism (unchanged, or
+            # undecided in float64) by one known to change it
+            if j not in out or (
+                leaves_unchanged(sem, j, out[j], A) is not False
+                and leaves_unchanged(sem, j, ctx, A) is False
             ):
                 out[j] = ctx
     return out
 
 
-def leaves_unchanged(sem, j: int, ctx: Context, A: Arithmetic | None = None) -> bool:
+def leaves_unchanged(sem, j: int, ctx: Context, A: Arithmetic | None = None) -> bool | None:
     """Whether the hard intervention ``ctx`` on concept ``j`` gives it its observational law, the
     one way A7 fails (Lemma 3 (b)): ``j`` is a source and the intervention's noise mean and
-    covariance are its own, decided in ``A`` (``None``: bit for bit)."""
+    covariance are its own, decided in ``A`` (``None``: bit for bit). ``None`` when the
+    arithmetic cannot tell the two noise laws apart (float64 on an ill-conditioned noise
+    covariance, :meth:`~conceptid.identifiability.linalg.Arithmetic.compare_gaussian`): then A7
+    is neither verified nor refuted."""
     s, sl = sem.intervene(ctx), sem.slices[j]
     pairs = ((sem.noise_mean[sl], s.noise_mean[sl]), (sem.noise_cov[j], s.noise_cov[j]))
     if A is None:
@@ -140,9 +144,10 @@ def leaves_unchanged(sem, j: int, ctx: Context, A: Arithmetic | None = None) -> 
     # one law against another, in the noise's own frame (a mean shift counts against the
     # noise's spread, not against the size of the mean: shifting the origin is in the class)
     (mean, mean_i), (cov, cov_i) = pairs
-    return A.is_zero(A.mat(sem.weights[sl])) and A.same_gaussian(
-        A.mat(mean), A.mat(cov), A.mat(mean_i), A.mat(cov_i)
-    )
+    if not A.is_zero(A.mat(sem.weights[sl])):
+        return False
+    same = A.compare_gaussian(A.mat(mean), A.mat(cov), A.mat(mean_i), A.mat(cov_i))
+    return None if same is None else bool(same)
 
 
 def observational_contexts(model: ConceptModel) -> list[Context]:
@@ -354,8 +359,10 @@ def check_a6(model: ConceptModel, A: Arithmetic) -> Verdict:
 
 def check_a7(model: ConceptModel, A: Arithmetic) -> Verdict:
     sem = model.sem
-    identity = [sem.names[j] for j, ctx in intervention_contexts(model, A).items()
-                if leaves_unchanged(sem, j, ctx, A)]  # fmt: skip
+    unchanged = {sem.names[j]: leaves_unchanged(sem, j, ctx, A)
+                 for j, ctx in intervention_contexts(model, A).items()}  # fmt: skip
+    identity = [name for name, same in unchanged.items() if same is True]
+    undecided = [name for name, same in unchanged.items() if same is None]
     if identity:
         return Verdict(
             "A7",
@@ -364,6 +371,15 @@ def check_a7(model: ConceptModel, A: Arithmetic) -> Verdict:
             "parents unchanged (a source intervened with its own noise law)",
             A.description,
             tuple(identity),
+        )
+    if undecided:
+        return Verdict(
+            "A7",
+            None,
+            f"undecided for {undecided}: a source intervened with a noise law that float64 "
+            "cannot tell from its own (an ill-conditioned noise covariance); use exact "
+            "arithmetic",
+            A.description,
         )
     return Verdict("A7", True, "every intervention changes its target's mechanism", A.description)
 
@@ -392,6 +408,32 @@ def _log_ratio_parts(sem, j: int, ctx: Context, A: Arithmetic):
     return X, W
 
 
+def a7plus_ranks(sem, j: int, ctx: Context, A: Arithmetic, H=None) -> tuple[int, int]:
+    """``(rank T_k, k_k + rank B_k)`` for the hard intervention ``ctx`` on concept ``j``: A7+
+    holds for ``j`` when they are equal (the first is never larger, Lemma 3 (a)). ``H``: the
+    standardised frame of a numeric arithmetic (:func:`~.gaussian.standard_frame`; ``None`` in
+    exact arithmetic)."""
+    K = sem.K
+    X, W = _log_ratio_parts(sem, j, ctx, A)
+    # Lemma 3: T_k = the first K rows of Delta_k = X^T W X (the log-det constant sits only
+    # in the corner); A7+ is rank T_k = rank X_K = k_k + rank B_k, X_K the first K columns
+    # of X. Both ranks are invariant under the affine change of coordinates H and under a
+    # scaling of T_k's columns; numerically both are taken in standardised concepts, and
+    # T_k with the columns of X H scaled to unit length, whose rounding error is then
+    # measured against |X_K H| |W| |X H D^-1|.
+    if H is None:
+        got = A.rank(A.rows(A.mul(A.mul(A.T(X), W), X), range(K)))
+        need = A.rank(A.cols(X, range(K)))
+    else:
+        XH = np.asarray(X) @ H
+        norms = np.linalg.norm(XH, axis=0)
+        XHn = XH / np.where(norms > 0, norms, 1.0)
+        T = XH[:, :K].T @ np.asarray(W) @ XHn
+        got = A.rank(T, spectral_norm(XH[:, :K]) * spectral_norm(W) * spectral_norm(XHn))
+        need = A.rank(XH[:, :K])
+    return got, need
+
+
 def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
     """A7+ via Lemma 1's closed form ``Psi_k - Psi_0 = X^T W X`` (see :func:`log_ratio_form`): a
     ``(2 k_k) x (K + 1)`` computation per concept, never a ``K x K`` inversion. (The tests compare
@@ -400,26 +442,9 @@ def check_a7plus(model: ConceptModel, A: Arithmetic) -> Verdict:
     if sem.mechanism != "linear":
         return Verdict("A7+", None, "defined for linear SEMs only (A4 fails)", "not evaluated")
     bad = []
-    K = sem.K
     H = standard_frame(sem, A)  # numeric ranks in standardised units (None: exact)
     for j, ctx in intervention_contexts(model, A).items():
-        X, W = _log_ratio_parts(sem, j, ctx, A)
-        # Lemma 3: T_k = the first K rows of Delta_k = X^T W X (the log-det constant sits only
-        # in the corner); A7+ is rank T_k = rank X_K = k_k + rank B_k, X_K the first K columns
-        # of X. Both ranks are invariant under the affine change of coordinates H and under a
-        # scaling of T_k's columns; numerically both are taken in standardised concepts, and
-        # T_k with the columns of X H scaled to unit length, whose rounding error is then
-        # measured against |X_K H| |W| |X H D^-1|.
-        if H is None:
-            got = A.rank(A.rows(A.mul(A.mul(A.T(X), W), X), range(K)))
-            need = A.rank(A.cols(X, range(K)))
-        else:
-            XH = np.asarray(X) @ H
-            norms = np.linalg.norm(XH, axis=0)
-            XHn = XH / np.where(norms > 0, norms, 1.0)
-            T = XH[:, :K].T @ np.asarray(W) @ XHn
-            got = A.rank(T, spectral_norm(XH[:, :K]) * spectral_norm(W) * spectral_norm(XHn))
-            need = A.rank(XH[:, :K])
+        got, need = a7plus_ranks(sem, j, ctx, A, H)
         if got < need:
             bad.append((sem.names[j], got, need))
     if bad:
@@ -454,8 +479,14 @@ PREDICATES = {
 def evaluate(
     model: ConceptModel, A: Arithmetic, rng: np.random.Generator | None = None
 ) -> dict[str, Verdict]:
-    """All predicates, in the order A0, A1 .. A7, A7+."""
+    """All predicates, in the order A0, A1 .. A7, A7+. A predicate whose computation fails in the
+    arithmetic (:data:`~conceptid.identifiability.linalg.NUMERIC_FAILURES`: an overflow, an SVD
+    that does not converge on a model of huge numbers) is undecided (``holds`` None), with the
+    failure as its reason."""
     out = {}
     for name in ASSUMPTIONS:
-        out[name] = check_a3(model, A, rng) if name == "A3" else PREDICATES[name](model, A)
+        try:
+            out[name] = check_a3(model, A, rng) if name == "A3" else PREDICATES[name](model, A)
+        except NUMERIC_FAILURES as err:
+            out[name] = Verdict(name, None, "undecided: " + ill_conditioned(err, A), A.description)
     return out

@@ -36,11 +36,10 @@ import numpy as np
 from conceptid.simulations.errors import UsageError
 from conceptid.simulations.mixing import LinearMixing
 from conceptid.simulations.model import ConceptModel
-from conceptid.simulations.validation import check_number
 
 from .assumptions import ASSUMPTIONS, evaluate, intervention_contexts, observational_contexts
 from .equivalence import EquivalenceClass, readout_distance
-from .linalg import arithmetic, spectral_norm
+from .linalg import NUMERIC_FAILURES, arithmetic, check_rtol, ill_conditioned, spectral_norm
 from .linear import IdentificationError, identify_linear, model_moments
 from .witnesses import (
     Witness,
@@ -240,7 +239,11 @@ def check(
     rng : numpy.random.Generator, optional
         For the numeric injectivity search (default: seeded with 0, reproducible).
     rtol : float
-        Relative tolerance of the numeric arithmetic.
+        Relative tolerance of the numeric arithmetic, at least ``1e-14`` and below ``1e-3``
+        (``linalg.RTOL_FLOOR``, ``linalg.RTOL_MAX``): below the floor float64's own rounding
+        would decide the ranks (a rank-deficient A7+ form counts as full rank at ``1e-17``), so
+        such a tolerance is refused rather than trusted; a rank decision on an ``(M, N)`` matrix
+        also never uses less than numpy's ``max(M, N) eps``. The exact method does not use it.
     confirm : bool or None
         For linear mixing, also run the identification algorithm on the population moments of
         the theorem's contexts. The verdict rests on the theorem; but if this run fails, no
@@ -251,13 +254,22 @@ def check(
     Returns
     -------
     Report
+        A computation that the arithmetic cannot carry out on this model (finite parameters so
+        large that float64 overflows, an SVD that does not converge, an exact rational too large
+        to report as a float) never raises: the assumption it decides is *unverified*
+        (``holds`` None, the reason says "numerically ill-conditioned" and suggests exact
+        arithmetic), the witness it verifies is not used, or the confirming run fails; the
+        concepts concerned are then ``not covered``, never ``identifiable``. Likewise two
+        Gaussian laws that float64 cannot tell apart (an ill-conditioned covariance) are never
+        called equal: a numeric witness on them is not verified, and numeric A7 is undecided.
 
     Raises
     ------
     TypeError
         If ``model`` is not a :class:`ConceptModel`.
     UsageError
-        If ``method``, ``rng``, ``rtol`` or ``confirm`` is not one of the values above.
+        If ``method``, ``rng``, ``rtol`` or ``confirm`` is not one of the values above (``rtol``
+        out of ``[1e-14, 1e-3)`` included).
     """
     rtol = _check_arguments(model, rng, rtol, confirm)
     t0 = time.perf_counter()
@@ -293,7 +305,7 @@ def _check_arguments(model, rng, rtol, confirm) -> float:
         raise UsageError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
     if confirm is not None and not isinstance(confirm, bool | np.bool_):
         raise UsageError(f"confirm must be True, False or None, got {confirm!r}")
-    return check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
+    return check_rtol(rtol)
 
 
 # -- theorem selection ---------------------------------------------------------------------------
@@ -350,7 +362,10 @@ def _select_theorem(model: ConceptModel, verdicts: dict, A) -> _Theorem:
     all_hold = all(verdicts[n].holds is True for n in needed)
     text = THEOREM_L if linear else THEOREM_S if scalar else NO_THEOREM
     if all_hold and scalar and not linear:
-        generic, how = _genericity(model, A)
+        try:
+            generic, how = _genericity(model, A)
+        except NUMERIC_FAILURES as err:
+            generic, how = False, "not decided: " + ill_conditioned(err, A)
         text += f"; genericity of Lemma 5: {how}"
         all_hold = all_hold and generic
     return _Theorem(
@@ -454,12 +469,13 @@ def _witnesses(model: ConceptModel, verdicts: dict, theorem: _Theorem, A) -> dic
 
 
 def _verified(build, *args, A) -> Witness | None:
-    """``build(*args)`` if it builds and its verification holds, else None."""
+    """``build(*args)`` if it builds and its verification holds, else None (also when either
+    fails in the arithmetic: a witness that cannot be verified is not one)."""
     try:
         w = build(*args)
-    except WitnessError:
+        w.verify(A)
+    except (WitnessError, *NUMERIC_FAILURES):
         return None
-    w.verify(A)
     return w if w.verification.ok else None
 
 
@@ -558,13 +574,19 @@ def _confirm(model: ConceptModel, A) -> dict:
     try:
         moments, targets = model_moments(replace(model, contexts=used, held_out=()), A)
         res = identify_linear(moments, targets, model.sem.block_sizes, A, names=model.sem.names)
+        dist = float(np.max(readout_distance(res.readout, model)))
     except IdentificationError as err:
         return {
             "ok": False,
             "description": f"identification failed: {err}",
             "max_distance": float("inf"),
         }
-    dist = float(np.max(readout_distance(res.readout, model)))
+    except NUMERIC_FAILURES as err:
+        return {
+            "ok": False,
+            "description": "identification could not be run: " + ill_conditioned(err, A),
+            "max_distance": float("inf"),
+        }
     # the graph Theorem L identifies is the support of B (pa(k) = {p : B_kp != 0}); a declared
     # edge with zero weights is not part of it
     sem = model.sem

@@ -42,7 +42,9 @@ def _intervened(sem: SEM, context: Context | None, A: Arithmetic, base, override
     arrays of Fractions) each intervention is applied to the exact parameters (its own numbers,
     given as floats, read exactly), so that a model whose parameters are known exactly stays
     exact. ``override``: exact intervention laws ``(mu_j, S_j)`` of a hard intervention, keyed
-    by ``(context name, j)`` or by ``j`` for every context (a float law is rounded)."""
+    by ``(context name, j)`` or by ``j`` for every context (a float law is rounded), and
+    exact weights ``{parent index: block}`` of a soft intervention on ``j``, keyed by
+    ``("soft", context name, j)``."""
     s = sem.intervene(context)
     if base is None:
         return sem_matrices(s, A)
@@ -64,6 +66,10 @@ def _intervened(sem: SEM, context: Context | None, A: Arithmetic, base, override
                 mu[sl] = [to_fraction(x) for x in s.noise_mean[sl]]
             if iv.cov is not None:
                 S[sl, sl] = [[to_fraction(x) for x in r] for r in s.noise_cov[j]]
+            key = ("soft", context.name, j)
+            if override and key in override:  # exact weights: parent index -> block
+                for i, block in override[key].items():
+                    B[sl, sem.slices[i]] = block
         else:  # hard: the rows are cut, the law is the intervention's own
             B[sl, :] = [[to_fraction(x) for x in r] for r in s.weights[sl]]
             mu[sl] = [to_fraction(x) for x in s.noise_mean[sl]]

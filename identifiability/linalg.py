@@ -26,12 +26,69 @@ from sympy.polys.matrices import DomainMatrix
 from conceptid.simulations.errors import UsageError
 from conceptid.simulations.validation import check_number
 
-__all__ = ["Arithmetic", "Exact", "Numeric", "arithmetic", "spectral_norm", "to_fraction"]
+__all__ = [
+    "NUMERIC_FAILURES",
+    "RTOL_FLOOR",
+    "RTOL_MAX",
+    "Arithmetic",
+    "Exact",
+    "Numeric",
+    "arithmetic",
+    "check_rtol",
+    "ill_conditioned",
+    "spectral_norm",
+    "to_fraction",
+]
 
 #: the asymmetry (relative to the largest entry) and negative eigenvalue (relative to the
 #: largest) below which a matrix given as a covariance is taken as one, in either arithmetic
 #: (:meth:`Arithmetic.covariance_problem`; the models accept covariances to 1e-10 likewise)
 COVARIANCE_RTOL = 1e-10
+
+#: the smallest relative tolerance :class:`Numeric` accepts. float64 resolves a number to
+#: ``eps = 2.2e-16`` of its size, and a computed singular value to about ``max(M, N) eps``
+#: times the largest (numpy's ``matrix_rank`` default), before counting the rounding of the
+#: matrix's own computation (products and inverses of the model's matrices). Below ``1e-14``
+#: (about 45 ``eps``) a rank decision would count rounding error as rank already for matrices of
+#: a few dozen rows, and "identifiable" would rest on noise (a model with an exactly
+#: rank-deficient A7+ form passes at ``rtol = 1e-17``); use exact arithmetic instead. For a
+#: larger matrix the rank decision also never goes below numpy's ``max(M, N) eps``
+#: (:meth:`Numeric.rank`).
+RTOL_FLOOR = 1e-14
+#: the largest relative tolerance :class:`Numeric` accepts: laws whose comparison needs a
+#: tolerance of ``1e-3`` or more are not called equal (:meth:`Numeric.same_gaussian`), and a
+#: rank that ignores singular values up to a thousandth of the largest says little either.
+RTOL_MAX = 1e-3
+
+
+#: what a computation raises on a model whose numbers float64 cannot carry (finite parameters
+#: of ``1e160`` whose products overflow; an SVD or inverse of a matrix with infinite or wildly
+#: scaled entries; an exact rational too large to report as a float). :func:`check` turns each
+#: into an undecided assumption, an unverified witness or a failed confirmation, never a verdict
+#: (:func:`ill_conditioned` words it).
+NUMERIC_FAILURES = (np.linalg.LinAlgError, OverflowError, FloatingPointError)
+
+
+def ill_conditioned(err: BaseException, A: Arithmetic) -> str:
+    """Why a computation of ``A`` failed with one of :data:`NUMERIC_FAILURES`, in words."""
+    if A.exact:
+        return (f"a number of the exact computation is too large for float64, where it is "
+                f"converted to one ({type(err).__name__}: {err})")  # fmt: skip
+    return (f"numerically ill-conditioned: the model's numbers are too large or too far apart in "
+            f"scale for float64 ({type(err).__name__}: {err}); exact arithmetic may decide it "
+            "(method='exact')")  # fmt: skip
+
+
+def check_rtol(rtol) -> float:
+    """``rtol`` as a float if ``RTOL_FLOOR <= rtol < RTOL_MAX``; UsageError otherwise (a value
+    that is not a positive finite number is refused as such)."""
+    rtol = check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
+    if not RTOL_FLOOR <= rtol < RTOL_MAX:
+        raise UsageError(
+            f"rtol must be at least {RTOL_FLOOR:g} (below that, float64 rounding decides the "
+            f"ranks; use method='exact') and below {RTOL_MAX:g}, got {rtol!r}"
+        )
+    return rtol
 
 
 def spectral_norm(M) -> float:
@@ -85,9 +142,11 @@ class Arithmetic:
         """Every entry of ``M`` is finite (rationals always are)."""
         raise NotImplementedError
 
-    def covariance_problem(self, S) -> str | None:  # pragma: no cover - interface
+    def covariance_problem(self, S, rounding: float = 0.0) -> str | None:  # pragma: no cover
         """Why the square matrix ``S`` is not a covariance in this arithmetic (not symmetric, or
-        not positive semi-definite), in words; ``None`` when it is one."""
+        not positive semi-definite), in words; ``None`` when it is one. ``rounding``: the
+        relative rounding error of the values as given (float32 moments: far above float64's),
+        which the tolerance never goes below."""
         raise NotImplementedError
 
     def coordinates(self, S):  # pragma: no cover - interface
@@ -115,9 +174,18 @@ class Arithmetic:
         """``M`` counts as nonzero at the absolute tolerance ``tol``."""
         raise NotImplementedError
 
-    def same_gaussian(self, ma, Sa, mb, Sb) -> bool:  # pragma: no cover - interface
-        """The Gaussian laws ``N(ma, Sa)`` and ``N(mb, Sb)`` (means ``(d, 1)``) are equal."""
+    def compare_gaussian(self, ma, Sa, mb, Sb) -> bool | None:  # pragma: no cover - interface
+        """Whether the Gaussian laws ``N(ma, Sa)`` and ``N(mb, Sb)`` (means ``(d, 1)``) are
+        equal: ``True`` or ``False`` where this arithmetic can tell, ``None`` where it cannot
+        (float64 on an ill-conditioned law). A caller for whom "equal" is the safe answer (A7:
+        an intervention that changes nothing) reads ``None`` as undecided."""
         raise NotImplementedError
+
+    def same_gaussian(self, ma, Sa, mb, Sb) -> bool:
+        """The Gaussian laws ``N(ma, Sa)`` and ``N(mb, Sb)`` are equal, as far as this arithmetic
+        can tell: laws it cannot tell apart (:meth:`compare_gaussian` ``None``) are not called
+        equal, so a witness is never verified on them."""
+        return self.compare_gaussian(ma, Sa, mb, Sb) is True
 
 
 class Numeric(Arithmetic):
@@ -126,13 +194,18 @@ class Numeric(Arithmetic):
     cancellation leaves rounding error of the operands' size), the operands' scale given by
     the caller (``scale=``). Relative throughout, so a verdict does not depend on the overall
     units of the model (every variance times ``1e12`` or ``1e-12`` decides the same); scales
-    more than ``1 / rtol`` apart within one matrix are beyond what this tolerance can tell."""
+    more than ``1 / rtol`` apart within one matrix are beyond what this tolerance can tell.
+
+    ``rtol`` must lie in ``[RTOL_FLOOR, RTOL_MAX)`` (:data:`RTOL_FLOOR`, :data:`RTOL_MAX`;
+    UsageError otherwise): a tolerance below float64's rounding would count rounding error as
+    rank. A rank decision on a ``(M, N)`` matrix also uses at least numpy's own floor
+    ``max(M, N) eps`` (float64 ``eps``), the accuracy of its computed singular values."""
 
     exact = False
     gap_description = "numeric (float64, singular-value gaps)"
 
     def __init__(self, rtol: float = 1e-8) -> None:
-        self.rtol = check_number(rtol, "rtol", integer=False, minimum=0, exclusive=True)
+        self.rtol = check_rtol(rtol)
         self.description = (
             f"numeric (float64, singular values below {self.rtol:g} x the largest are zero)"
         )
@@ -186,24 +259,26 @@ class Numeric(Arithmetic):
     def _scale_of(M) -> float:
         return float(np.max(np.abs(M), initial=0.0))
 
-    def _count(self, s: np.ndarray, scale: float | None) -> int:
-        """How many of the singular values ``s`` (descending) count as nonzero."""
+    def _count(self, s: np.ndarray, scale: float | None, shape: tuple[int, int]) -> int:
+        """How many of the singular values ``s`` (descending) of a matrix of ``shape`` count as
+        nonzero: those above ``max(rtol, max(shape) eps)`` times the scale."""
         top = (s[0] if s.size else 0.0) if scale is None else float(scale)
-        return int(np.sum(s > self.rtol * top))
+        tol = max(self.rtol, max(shape) * np.finfo(float).eps)
+        return int(np.sum(s > tol * top))
 
     def rank(self, M, scale: float | None = None) -> int:
-        """The rank of ``M``: singular values above ``rtol`` times its largest, or times
-        ``scale`` (the operands' size, for a difference)."""
+        """The rank of ``M``: singular values above ``rtol`` (at least ``max(M, N) eps``) times
+        its largest, or times ``scale`` (the operands' size, for a difference)."""
         if M.size == 0:
             return 0
-        return self._count(np.linalg.svd(M, compute_uv=False), scale)
+        return self._count(np.linalg.svd(M, compute_uv=False), scale, M.shape)
 
     def row_basis(self, M):
         """An orthonormal basis (as rows) of the row space of ``M``."""
         if M.size == 0:
             return np.zeros((0, M.shape[1]))
         _, s, Vt = np.linalg.svd(M, full_matrices=False)
-        return Vt[: self._count(s, None)]
+        return Vt[: self._count(s, None, M.shape)]
 
     def null_rows(self, M):
         """Rows spanning ``{v : M v = 0}`` (right null space)."""
@@ -211,7 +286,7 @@ class Numeric(Arithmetic):
         if M.shape[0] == 0:
             return np.eye(n)
         _, s, Vt = np.linalg.svd(M, full_matrices=True)
-        return Vt[self._count(s, None) :]
+        return Vt[self._count(s, None, M.shape) :]
 
     def is_zero(self, M, scale: float | None = None) -> bool:
         """Every entry of ``M`` is at most ``rtol * scale`` in size (``scale``: the size of the
@@ -230,11 +305,12 @@ class Numeric(Arithmetic):
     def is_finite(self, M) -> bool:
         return bool(np.all(np.isfinite(M)))
 
-    def covariance_problem(self, S) -> str | None:
-        """Symmetric to ``tol = max(rtol, COVARIANCE_RTOL)`` times its largest entry, and no
-        eigenvalue below ``-tol`` times the largest in size (positive semi-definite up to
-        rounding: a sample covariance of fewer samples than dimensions passes)."""
-        return _covariance_problem(np.asarray(S, dtype=float), max(self.rtol, COVARIANCE_RTOL))
+    def covariance_problem(self, S, rounding: float = 0.0) -> str | None:
+        """Symmetric to ``tol = max(rtol, COVARIANCE_RTOL, rounding)`` times its largest entry,
+        and no eigenvalue below ``-tol`` times the largest in size (positive semi-definite up
+        to rounding: a sample covariance of fewer samples than dimensions passes)."""
+        tol = max(self.rtol, COVARIANCE_RTOL, rounding)
+        return _covariance_problem(np.asarray(S, dtype=float), tol)
 
     def whitening(self, S) -> tuple[np.ndarray, np.ndarray]:
         """``(W, W^+)`` for a covariance ``S`` of rank ``d`` (this arithmetic's rank): ``W``
@@ -279,45 +355,78 @@ class Numeric(Arithmetic):
         """The Frobenius norm of ``M`` is above ``tol``."""
         return bool(np.linalg.norm(M) > tol)
 
-    def same_gaussian(self, ma, Sa, mb, Sb) -> bool:
+    def compare_gaussian(self, ma, Sa, mb, Sb) -> bool | None:
         """Equal in each law's own frame, whatever the units of each coordinate: both laws are
         first divided, coordinate by coordinate, by the standard deviations of the first, so
         that variances many orders of magnitude apart (a nuisance's against a concept's) are
         each held to their own scale; then, with ``W`` a whitening of the first correlation
         matrix (Cholesky), ``W R_b W^T`` must be the identity and ``W (mb - ma)`` zero; and the
-        same with the roles swapped, so that a direction one covariance lacks cannot hide. A
-        correlation matrix singular in this arithmetic is compared on its range
-        (:meth:`whitening`), with the same rank and no mean shift off it.
+        same with the roles swapped, so that a direction one covariance lacks cannot hide.
 
         The tolerance is ``rtol`` plus the rounding error that whitening amplifies:
         ``64 n eps`` times the correlation matrix's condition number (float64 ``eps``; a law
         computed in floats differs from the exact one by that much in this frame). Where that
-        reaches ``1e-3`` the laws cannot be told apart in float64, and they are not called
-        equal (exact arithmetic decides such a model)."""
+        reaches ``1e-3``, or where the correlation matrix is not positive definite in float64
+        at all, float64 cannot tell the laws apart, and the answer is ``None`` (undecided:
+        :meth:`same_gaussian` does not call them equal; exact arithmetic decides such a model).
+        No ill-conditioned law is compared on a subspace only: a direction of tiny variance is
+        where a wrong law hides (a law with a variance of ``1e16`` beside ones of ``1``).
+
+        A coordinate of exactly zero variance in the first law (a point mass, which a model's
+        covariances never have but a caller's may) is compared exactly: its row and column must
+        be zero in both covariances, and its means equal to ``rtol`` times their size; the
+        other coordinates are compared as above. ``False`` whenever either law has a
+        non-finite entry."""
         ma, mb = (np.asarray(m, dtype=float).reshape(-1) for m in (ma, mb))
         Sa, Sb = np.asarray(Sa, dtype=float), np.asarray(Sb, dtype=float)
+        if not all(np.all(np.isfinite(x)) for x in (ma, mb, Sa, Sb)):
+            return False
+        undecided = False
         for (m1, S1), (m2, S2) in (((ma, Sa), (mb, Sb)), ((mb, Sb), (ma, Sa))):
-            sd = np.sqrt(np.clip(np.diag(S1), 0.0, None))
-            sd = np.where(sd > 0, sd, 1.0)  # a zero variance stays zero in its row
+            point = np.diag(S1) == 0
+            if np.any(point):
+                if (
+                    np.any(S1[point])
+                    or np.any(S1[:, point])
+                    or np.any(S2[point])
+                    or np.any(S2[:, point])
+                ):
+                    return False
+                size = np.maximum(np.abs(m1[point]), np.abs(m2[point]))
+                if not np.all(np.abs(m2[point] - m1[point]) <= self.rtol * size):
+                    return False
+                keep = ~point
+                m1, m2, S1, S2 = m1[keep], m2[keep], S1[np.ix_(keep, keep)], S2[np.ix_(keep, keep)]
+            n = len(S1)
+            if n == 0:
+                continue
+            if np.any(np.diag(S1) < 0):
+                return False
+            sd = np.sqrt(np.diag(S1))
             R1, R2 = S1 / np.outer(sd, sd), S2 / np.outer(sd, sd)
             dm = (m2 - m1) / sd
-            lam = np.linalg.eigvalsh(R1) if len(R1) else np.ones(0)
-            if len(lam) and lam[0] > self.rtol * lam[-1]:  # positive definite here
-                W = np.linalg.solve(np.linalg.cholesky(R1), np.eye(len(R1)))
-                tol = self.rtol + 64 * len(R1) * np.finfo(float).eps * lam[-1] / lam[0]
-                if tol >= 1e-3:
-                    return False
-            else:  # singular: same rank, and no mean shift off its range
-                W, Wp = self.whitening(R1)
-                off = dm - Wp @ (W @ dm)
-                if self.rank(R2) != W.shape[0] or not self.is_zero(off, 1.0):
-                    return False
-                tol = self.rtol
-            if np.abs(W @ R2 @ W.T - np.eye(W.shape[0])).max(initial=0.0) > tol:
+            if not (np.all(np.isfinite(R1)) and np.all(np.isfinite(R2))):
+                undecided = True  # a variance so small that dividing by it overflows
+                continue
+            lam = np.linalg.eigvalsh(R1)
+            if not lam[0] > 0:  # singular (or indefinite) in float64: cannot decide here
+                undecided = True
+                continue
+            tol = self.rtol + 64 * n * np.finfo(float).eps * lam[-1] / lam[0]
+            if tol >= 1e-3:
+                undecided = True
+                continue
+            try:
+                W = np.linalg.solve(np.linalg.cholesky(R1), np.eye(n))
+            except np.linalg.LinAlgError:
+                undecided = True
+                continue
+            # not (x <= tol): a NaN from an overflow counts as a difference, never as agreement
+            if not np.abs(W @ R2 @ W.T - np.eye(n)).max() <= tol:
                 return False
-            if np.abs(W @ dm).max(initial=0.0) > tol:
+            if not np.abs(W @ dm).max() <= tol:
                 return False
-        return True
+        return None if undecided else True
 
 
 class Exact(Arithmetic):
@@ -363,7 +472,18 @@ class Exact(Arithmetic):
         return M.transpose()
 
     def mul(self, A, B):
-        return A * B
+        """``A B``, computed fraction-free: each factor as an integer matrix over its common
+        denominator, multiplied over ``ZZ``, and divided by the product of the denominators
+        once per entry. The same exact product as over ``QQ``, without the gcd that every
+        rational multiply-add reduces by (the confirming run of a dense model spent most of its
+        time there: 30 % faster at ``K = 10``; ``gmpy2``, when installed, speeds up both)."""
+        if 0 in A.shape or 0 in B.shape:
+            return A * B
+        da, Ai = A.clear_denoms(convert=True)
+        db, Bi = B.clear_denoms(convert=True)
+        C = (Ai * Bi).convert_to(QQ)
+        den = int(da.element) * int(db.element)
+        return C if den == 1 else C * QQ(1, den)
 
     def add(self, A, B):
         return A + B
@@ -430,15 +550,15 @@ class Exact(Arithmetic):
     def is_finite(self, M) -> bool:
         return True
 
-    def covariance_problem(self, S) -> str | None:
-        """Symmetric to :data:`COVARIANCE_RTOL` times its largest entry, and no eigenvalue below
-        ``-COVARIANCE_RTOL`` times the largest in size, decided on the float values: an input
+    def covariance_problem(self, S, rounding: float = 0.0) -> str | None:
+        """Symmetric to ``max(COVARIANCE_RTOL, rounding)`` times its largest entry, and no
+        eigenvalue below minus that times the largest in size, decided on the float values: an input
         check, not a rank decision. A covariance computed in floats (``Q diag(v) Q^T``) is read
         exactly with its rounding, asymmetric in the last bits, and a rank-deficient one (``x``
         of more coordinates than the embedding) has zero eigenvalues that the exact algorithm
         handles; an exact test of positive semi-definiteness costs more than identification
         itself in rationals."""
-        return _covariance_problem(self.to_float(S), COVARIANCE_RTOL)
+        return _covariance_problem(self.to_float(S), max(COVARIANCE_RTOL, rounding))
 
     def coordinates(self, S):
         """The coordinates at the pivot columns of ``S``'s reduced row echelon form: a selection
@@ -476,8 +596,8 @@ class Exact(Arithmetic):
         """Any entry of ``M`` is nonzero (decided exactly; ``tol`` is not used)."""
         return not self.is_zero(M)
 
-    def same_gaussian(self, ma, Sa, mb, Sb) -> bool:
-        """Means and covariances equal, exactly."""
+    def compare_gaussian(self, ma, Sa, mb, Sb) -> bool:
+        """Means and covariances equal, exactly (always decided)."""
         return self.equal(ma, mb) and self.equal(Sa, Sb)
 
 

@@ -273,7 +273,7 @@ def _matrices(moments, A: Arithmetic, K: int) -> list[tuple]:
         p = A.shape(cov_m)[0]
         if not (A.is_finite(cov_m) and A.is_finite(mean_m)):
             raise IdentificationError(f"moments[{i}] contains NaN or infinite values")
-        problem = A.covariance_problem(cov_m)
+        problem = A.covariance_problem(cov_m, _rounding(cov, p))
         if problem is not None:
             raise IdentificationError(f"moments[{i}] covariance is {problem}")
         mats.append((mean_m, cov_m))
@@ -281,6 +281,17 @@ def _matrices(moments, A: Arithmetic, K: int) -> list[tuple]:
         raise IdentificationError(f"the moments are of dimension p = {p} < K = {K} (the sum "
                                   "of block_sizes): no read-out of K concepts exists")  # fmt: skip
     return mats
+
+
+def _rounding(cov, p: int) -> float:
+    """The relative rounding error of a ``(p, p)`` covariance as given: ``10 p eps`` of its
+    float type (a product of ``p`` terms, each rounded; float32 moments, as torch computes them,
+    are asymmetric and slightly indefinite at ``1e-7``, far above float64's); 0 for anything
+    but a float numpy array (lists are read in float64, exact values have no rounding)."""
+    dtype = cov.dtype if isinstance(cov, np.ndarray) else None  # (lists: read as float64)
+    if dtype is None or not np.issubdtype(dtype, np.floating):
+        return 0.0
+    return 10 * p * float(np.finfo(dtype).eps)
 
 
 def _coordinates(mats, obs: int, K: int, A: Arithmetic):

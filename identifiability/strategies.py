@@ -8,7 +8,9 @@ very model that was sampled. Bounds (documented so that generated problems are w
 - SEM edge weights: magnitude in ``[1/2, 2]``, random sign (bounded away from zero);
 - noise variances in ``[1/2, 2]``; noise means in ``[-1, 1]``;
 - hard interventions: mean in ``[-2, 2]``, variance in ``[1/2, 2]``; for a source the pair
-  differs from its noise law (so A7 holds);
+  differs from its noise law (so A7 holds), and for a block the law uses every direction of
+  its mechanism (A7+, decided by the package's exact predicate; see
+  :func:`hard_interventions`);
 - read-outs ``T = I + E`` with ``|E_ij| <= 1 / (2 d)``: ``||E||_2 <= 1/2``, so the singular values
   of ``T`` lie in ``[1/2, 3/2]`` (condition number <= 3);
 - linear mixings ``A = [I + E; F]`` with ``|E_ij| <= 1 / (2 d)`` and ``|F_ij| <= 1/2``: full
@@ -16,10 +18,13 @@ very model that was sampled. Bounds (documented so that generated problems are w
 - ``mixing="mlp"``: an invertible two-layer MLP with the smooth activation (a leaky ReLU is not
   differentiable at 0, so it fails A3 as stated).
 
-``models(violate=...)``: ``None`` (A0-A7 hold: the contexts are the observational one and one
-hard intervention per concept), ``"A4"`` (tanh mechanisms), ``"A6"`` (one
-concept that has a non-descendant loses its intervention context), ``"A7"`` (an extra isolated
-source with zero noise mean and an identity intervention, plus a nuisance dimension). ``"A2"``
+``models(violate=...)``: ``None`` (A0-A7 and A7+ hold: the contexts are the observational one
+and one hard intervention per concept), ``"A4"`` (tanh mechanisms; A7+ is then not evaluated,
+being defined for linear SEMs), ``"A6"`` (one concept that has a non-descendant loses its
+intervention context; A7+ still holds), ``"A7"`` (an extra isolated source with zero noise mean
+and an identity intervention, plus a nuisance dimension; A7+ fails with it, since A7+ implies
+A7, Lemma 3 (b)). Every other assumption holds, as the package's exact predicates decide
+(``tests/test_soundness_hunt.py`` checks this over many draws). ``"A2"``
 raises: by Lemma 2 no model violates A2 while satisfying A4. A1 and A5 hold by construction of a
 :class:`~conceptid.simulations.model.ConceptModel`; A3 fails for a leaky-ReLU MLP (not
 differentiable) and
@@ -31,6 +36,7 @@ with soft or shift interventions, and under other mixings are drawn by the sound
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import reject
 from hypothesis import strategies as st
 
 from conceptid.simulations.errors import UsageError
@@ -39,6 +45,9 @@ from conceptid.simulations.interventions import Context, Hard
 from conceptid.simulations.mixing import LinearMixing, MLPMixing
 from conceptid.simulations.model import ConceptModel
 from conceptid.simulations.sem import SEM
+
+from .assumptions import a7plus_ranks
+from .linalg import Exact
 
 __all__ = [
     "dags",
@@ -93,7 +102,15 @@ def sems(draw, graph: DAG, block_size: int = 1) -> SEM:
 @st.composite
 def hard_interventions(draw, sem: SEM, targets=None) -> tuple[Context, ...]:
     """Observational context plus one hard intervention per target (default all) that changes
-    its target's mechanism (A7)."""
+    its target's mechanism (A7) and, for a block, uses every direction of it (A7+), both as the
+    package's exact predicates decide them (:func:`~.assumptions.a7plus_ranks`; for a scalar
+    concept A7+ is A7, Lemma 3 (c)).
+
+    For a block, an intervention law drawn too close to the noise law (a variance equal to the
+    noise's in more than one coordinate, or a mean-only shift of a source: Lemma 3 (d)) misses
+    directions of the mechanism; such a draw has each variance moved off the noise variance
+    (``+ 1/2``, or ``- 1/4`` where that passes ``2``), and a draw that still fails the exact
+    predicate is rejected (hypothesis draws again)."""
     targets = range(sem.m) if targets is None else targets
     out = [Context.observational()]
     for j in targets:
@@ -107,8 +124,22 @@ def hard_interventions(draw, sem: SEM, targets=None) -> tuple[Context, ...]:
         if same and not sem.graph.parents(j):
             # a source intervened with its own noise law would violate A7: move the mean by 1
             mean = np.where(mean <= 1, mean + 1, mean - 1)
-        out.append(Context((Hard(sem.names[j], mean, np.diag(var)),)))
+        ctx = Context((Hard(sem.names[j], mean, np.diag(var)),))
+        if k > 1 and not _a7plus(sem, j, ctx):
+            noise = np.diag(sem.noise_cov[j])
+            var = np.where(var == noise, np.where(var + 0.5 <= 2.0, var + 0.5, var - 0.25), var)
+            ctx = Context((Hard(sem.names[j], mean, np.diag(var)),))
+            if not _a7plus(sem, j, ctx):
+                reject()
+        out.append(ctx)
     return tuple(out)
+
+
+def _a7plus(sem: SEM, j: int, ctx: Context) -> bool:
+    """A7+ for the hard intervention ``ctx`` on ``j``, decided exactly (the package's predicate;
+    the strategy's numbers are dyadic, so exact arithmetic reads the model drawn)."""
+    got, need = a7plus_ranks(sem, j, ctx, Exact())
+    return got == need
 
 
 def _dyadic_matrix(seed: int, shape: tuple[int, int], bound: float, bits: int) -> np.ndarray:

@@ -38,6 +38,7 @@ __all__ = [
     "as_covariance",
     "as_floats",
     "as_vector",
+    "symmetrised",
     "check_family",
 ]
 
@@ -79,7 +80,16 @@ def as_vector(x, k: int, what: str) -> np.ndarray:
 def as_covariance(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray:
     """A ``(k, k)`` symmetric positive definite (``psd_only``: semi-definite) covariance; a scalar
     is that variance times the identity, a vector the diagonal. InterventionError naming ``what``
-    otherwise."""
+    otherwise.
+
+    A matrix symmetric only up to rounding (its entries differ from their transposes by at most
+    ``1e-12 + 1e-10`` times its largest entry) is accepted and returned *symmetrised*: each pair
+    of mirrored entries that differ is replaced by their mean ``(S_ab + S_ba) / 2`` (computed as
+    ``S_ab / 2 + S_ba / 2``, which cannot overflow), and entries that already agree are kept bit
+    for bit. Every reader of a model (the sampler's Cholesky factor, which reads one triangle;
+    the population moments; the identifiability checker, which reads the whole matrix; the JSON
+    form, re-read through this function) then sees the one symmetric matrix, so an exact
+    verdict is about the law the model generates."""
     S = as_floats(x, what)
     if S.ndim == 0 or (S.ndim == 1 and S.size == 1):
         S = S.reshape(1, 1) * np.eye(k) if k > 1 else S.reshape(1, 1)
@@ -91,6 +101,7 @@ def as_covariance(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray
         raise InterventionError(f"{what} contains NaN or infinite values")
     if np.max(np.abs(S - S.T), initial=0.0) > 1e-12 + 1e-10 * np.max(np.abs(S), initial=0.0):
         raise InterventionError(f"{what} must be symmetric")
+    S = symmetrised(S)
     eig = np.linalg.eigvalsh(S)
     if psd_only:
         if eig.min() < -1e-12:
@@ -104,6 +115,18 @@ def as_covariance(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray
             f"{what} must be positive definite: a variance must be > 0 "
             f"(min eigenvalue {eig.min():.3g}, max {eig.max():.3g})"
         )
+    return S
+
+
+def symmetrised(S: np.ndarray) -> np.ndarray:
+    """``S`` with its upper triangle replaced by the mirror image of its lower one, where the two
+    differ. The lower triangle is what the sampler and the population moments read (through
+    their Cholesky factors), so the law the model generates is unchanged bit for bit, and every
+    reader, the identifiability checker included, now sees that one symmetric matrix. An
+    exactly symmetric ``S`` is kept as it is. A new array."""
+    S = np.array(S, dtype=float)
+    if not np.array_equal(S, S.T):
+        S = np.tril(S) + np.tril(S, -1).T
     return S
 
 

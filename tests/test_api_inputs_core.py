@@ -341,3 +341,23 @@ def test_small_draws_do_not_read_the_machines_memory(monkeypatch):
     monkeypatch.setenv(resources.ENV, "0.000001")
     with pytest.raises(MemoryLimitError):
         resources.check_memory(2048, "a small draw")
+
+
+def test_identify_linear_takes_float32_moments_at_their_own_rounding():
+    """Found by review: moments computed in float32 (as torch computes them) are asymmetric and
+    slightly indefinite at 1e-7 of their scale, and the float64 tolerance refused them; the
+    tolerance now follows the input's float type, and float64 input keeps the tight one."""
+    model = build_preset("chain", np.random.default_rng(0), m=3, p=6, nuisance_dim=1)
+    rng = np.random.default_rng(1)
+    moments, targets = [], []
+    for ctx in model.contexts:
+        x = model.sample(ctx, 3000, rng).x.astype(np.float32)
+        xc = x - x.mean(0)
+        moments.append((x.mean(0), (xc.T @ xc) / np.float32(len(x) - 1)))  # float32 throughout
+        targets.append(model.sem.resolve(ctx.targets[0]) if ctx.targets else None)
+    lam = [np.linalg.eigvalsh(c.astype(np.float64)) for _, c in moments]  # rank 4 of 6: zeros
+    assert min(v[0] / v[-1] for v in lam) < -1e-10  # below zero by float32's rounding
+    assert identify_linear(moments, targets, [1, 1, 1]).graph is not None
+    with pytest.raises(IdentificationError, match="not positive semi-definite"):  # as float64
+        identify_linear([(m.astype(np.float64), c.astype(np.float64)) for m, c in moments],
+                        targets, [1, 1, 1])  # fmt: skip

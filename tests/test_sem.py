@@ -26,6 +26,7 @@ from conceptid.simulations.interventions import (
     InterventionError,
     Shift,
     Soft,
+    symmetrised,
 )
 from conceptid.simulations.sem import SEM, SEMError, random_sem
 
@@ -343,7 +344,7 @@ def test_hard_intervention_on_a_block_replaces_the_whole_block():
     sl = sem.block("b")
     assert np.all(s.weights[sl, :] == 0)
     assert np.array_equal(s.noise_mean[sl], mean)
-    assert np.array_equal(s.noise_cov[1], cov)
+    assert np.array_equal(s.noise_cov[1], symmetrised(cov))  # stored symmetrised
     assert s.graph.parents("b") == []
     # the block's law is exactly the intervention's, and b is uncorrelated with its old parent a
     np.testing.assert_allclose(s.population_mean()[sl], mean, atol=1e-12)
@@ -601,7 +602,8 @@ def test_interventions_cut_exactly_the_targeted_mechanisms(case):
             assert np.all(new.weights[sl] == 0)
             assert new.graph.parents(j) == []
             assert np.array_equal(new.noise_mean[sl], iv.mean)
-            assert np.array_equal(new.noise_cov[j], iv.cov)
+            # a covariance is stored symmetrised (as_covariance): the one matrix all read
+            assert np.array_equal(new.noise_cov[j], symmetrised(iv.cov))
             assert new.noise_family[j] == "gaussian"
         elif isinstance(iv, Shift):
             assert np.array_equal(new.weights[sl], sem.weights[sl])
@@ -609,7 +611,7 @@ def test_interventions_cut_exactly_the_targeted_mechanisms(case):
             np.testing.assert_allclose(
                 new.noise_mean[sl], sem.noise_mean[sl] + iv.shift, rtol=1e-15
             )
-            extra = 0 if iv.extra_cov is None else iv.extra_cov
+            extra = 0 if iv.extra_cov is None else symmetrised(iv.extra_cov)
             np.testing.assert_allclose(new.noise_cov[j], sem.noise_cov[j] + extra, rtol=1e-15)
         else:
             assert new.graph.parents(j) == sem.graph.parents(j)
@@ -624,7 +626,7 @@ def test_interventions_cut_exactly_the_targeted_mechanisms(case):
                 outside[sem.slices[i]] = False
             assert np.all(new.weights[sl][:, outside] == 0)
             want_mean = sem.noise_mean[sl] if iv.mean is None else iv.mean
-            want_cov = sem.noise_cov[j] if iv.cov is None else iv.cov
+            want_cov = sem.noise_cov[j] if iv.cov is None else symmetrised(iv.cov)
             assert np.array_equal(new.noise_mean[sl], want_mean)
             assert np.array_equal(new.noise_cov[j], want_cov)
     # edges into non-hard-targets are all kept; edges into hard targets all removed
