@@ -326,17 +326,19 @@ def build_preset(name: str, rng: np.random.Generator, **kwargs) -> ConceptModel:
     ------
     UsageError
         ``rng`` is not a :class:`numpy.random.Generator` (an int seed is not taken: pass
-        ``np.random.default_rng(seed)``).
+        ``np.random.default_rng(seed)``); None is taken by a preset that draws nothing
+        (``quad``).
     ModelError
         An unknown name or an argument the preset does not take (and the preset's own
         refusals, each a ConceptIDError naming the argument).
     """
-    check_rng(rng)
     if name not in PRESETS:
         raise ModelError(f"unknown preset {name!r}; presets are {sorted(PRESETS)}")
     import inspect
 
     params = inspect.signature(PRESETS[name]).parameters
+    if not (rng is None and params["rng"].default is None):  # quad draws nothing: None is taken
+        check_rng(rng)
     bad = [k for k in kwargs if k not in params or k == "rng"]
     if bad:
         allowed = [k for k in params if k != "rng"]

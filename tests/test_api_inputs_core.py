@@ -186,6 +186,9 @@ def test_a_generator_is_required_where_a_model_is_drawn():
     with pytest.raises(UsageError, match="rng must be a numpy.random.Generator"):
         build_preset("chain", None, m=3)
     with pytest.raises(UsageError, match=words):
+        build_preset("quad", 0)
+    assert build_preset("quad", None, image_size=16).K == 8  # it draws nothing: None is taken
+    with pytest.raises(UsageError, match=words):
         random_sem(DAG.from_edges([("a", "b")]), 0)
 
 
