@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import ConceptIDError, UsageError
 from .interventions import Context, Intervention, InterventionError, as_context, as_floats
+from .memory import check_memory, sample_bytes
 from .mixing import (
     FunctionMixing,
     Mixing,
@@ -28,7 +29,6 @@ from .mixing import (
     mixing_from_dict,
     well_conditioned_matrix,
 )
-from .resources import check_memory, sample_bytes
 from .sem import SEM, SEMError
 from .validation import at, check_keys, check_number
 
@@ -204,7 +204,7 @@ class ConceptModel:
     ) -> Sample:
         """``n`` draws under ``context`` (a Context, its name, an intervention, or None).
 
-        ``max_memory``: limit in GiB (:func:`~conceptid.simulations.resources.check_memory`;
+        ``max_memory``: limit in GiB (:func:`~conceptid.simulations.memory.check_memory`;
         default: the ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available
         now).
 
@@ -218,7 +218,7 @@ class ConceptModel:
             ``n`` not an integer >= 0, ``rng`` not a numpy Generator, or another ``dtype``.
         MemoryLimitError
             Before anything is allocated, when the draw
-            (:func:`~conceptid.simulations.resources.sample_bytes`) exceeds the limit.
+            (:func:`~conceptid.simulations.memory.sample_bytes`) exceeds the limit.
         """
         ctx = self._resolve(context)
         n = check_number(n, "n", minimum=0, error=SEMError)

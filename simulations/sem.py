@@ -38,7 +38,7 @@ from .interventions import (
     as_floats,
     check_family,
 )
-from .resources import check_memory
+from .memory import check_memory
 from .validation import at, check_keys, check_number, check_rng, is_number
 
 __all__ = ["MECHANISMS", "NOISE_FAMILIES", "SEM", "SEMError", "random_sem"]
@@ -428,7 +428,7 @@ class SEM:
         dtype : numpy float type
             ``float64`` (default) or ``float32`` (faster; noise drawn in float32).
         max_memory : float, optional
-            Memory limit in GiB (:func:`~conceptid.simulations.resources.check_memory`; default:
+            Memory limit in GiB (:func:`~conceptid.simulations.memory.check_memory`; default:
             the ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available now).
 
         Returns

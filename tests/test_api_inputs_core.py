@@ -330,20 +330,20 @@ def test_sampling_calls_a_function_mixing_only_on_the_draw():
 def test_small_draws_do_not_read_the_machines_memory(monkeypatch):
     """Below SMALL_REQUEST and without a limit set, check_memory does not read the memory
     available (0.15 ms, ten times a small draw); with a limit set it still checks."""
-    from conceptid.simulations import resources
+    from conceptid.simulations import memory
 
-    monkeypatch.delenv(resources.ENV, raising=False)
+    monkeypatch.delenv(memory.ENV, raising=False)
 
     def unread():
         raise AssertionError("read the available memory for a small request")
 
-    monkeypatch.setattr(resources, "available_memory", unread)
-    resources.check_memory(resources.SMALL_REQUEST - 1, "a small draw")
+    monkeypatch.setattr(memory, "available_memory", unread)
+    memory.check_memory(memory.SMALL_REQUEST - 1, "a small draw")
     with pytest.raises(MemoryLimitError, match="a small draw needs about"):
-        resources.check_memory(2048, "a small draw", max_memory=1e-6)
-    monkeypatch.setenv(resources.ENV, "0.000001")
+        memory.check_memory(2048, "a small draw", max_memory=1e-6)
+    monkeypatch.setenv(memory.ENV, "0.000001")
     with pytest.raises(MemoryLimitError):
-        resources.check_memory(2048, "a small draw")
+        memory.check_memory(2048, "a small draw")
 
 
 def test_identify_linear_takes_float32_moments_at_their_own_rounding():
