@@ -286,12 +286,18 @@ def _matrices(moments, A: Arithmetic, K: int) -> list[tuple]:
 def _rounding(cov, p: int) -> float:
     """The relative rounding error of a ``(p, p)`` covariance as given: ``10 p eps`` of its
     float type (a product of ``p`` terms, each rounded; float32 moments, as torch computes them,
-    are asymmetric and slightly indefinite at ``1e-7``, far above float64's); 0 for anything
-    but a float numpy array (lists are read in float64, exact values have no rounding)."""
-    dtype = cov.dtype if isinstance(cov, np.ndarray) else None  # (lists: read as float64)
+    are asymmetric and slightly indefinite at ``1e-7``, far above float64's), never beyond
+    float32's (float16 resolves only ``1e-3``); 0 for anything but a float array or tensor
+    (lists are read in float64, exact values have no rounding)."""
+    try:  # a numpy array or a tensor of the CPU (lists are read as float64: no allowance)
+        dtype = np.asarray(cov).dtype if hasattr(cov, "dtype") else None
+    except (TypeError, ValueError, RuntimeError):
+        return 0.0
     if dtype is None or not np.issubdtype(dtype, np.floating):
         return 0.0
-    return 10 * p * float(np.finfo(dtype).eps)
+    # float16 resolves 1e-3: at that rounding a covariance check says nothing, so no allowance
+    # beyond float32's is given
+    return 10 * p * min(float(np.finfo(dtype).eps), float(np.finfo(np.float32).eps))
 
 
 def _coordinates(mats, obs: int, K: int, A: Arithmetic):

@@ -83,13 +83,13 @@ def as_covariance(x, k: int, what: str, *, psd_only: bool = False) -> np.ndarray
     otherwise.
 
     A matrix symmetric only up to rounding (its entries differ from their transposes by at most
-    ``1e-12 + 1e-10`` times its largest entry) is accepted and returned *symmetrised*: each pair
-    of mirrored entries that differ is replaced by their mean ``(S_ab + S_ba) / 2`` (computed as
-    ``S_ab / 2 + S_ba / 2``, which cannot overflow), and entries that already agree are kept bit
-    for bit. Every reader of a model (the sampler's Cholesky factor, which reads one triangle;
-    the population moments; the identifiability checker, which reads the whole matrix; the JSON
-    form, re-read through this function) then sees the one symmetric matrix, so an exact
-    verdict is about the law the model generates."""
+    ``1e-12 + 1e-10`` times its largest entry) is accepted and returned *symmetrised*
+    (:func:`symmetrised`): the upper triangle is replaced by the mirror image of the lower one,
+    which the sampler's and the population moments' Cholesky factors read, so the generated data
+    are unchanged bit for bit; an exactly symmetric matrix is kept as it is. Every reader of a
+    model (the sampler, the population moments, the identifiability checker, which reads the
+    whole matrix, and the JSON form, re-read through this function) then sees the one symmetric
+    matrix, so an exact verdict is about the law the model generates."""
     S = as_floats(x, what)
     if S.ndim == 0 or (S.ndim == 1 and S.size == 1):
         S = S.reshape(1, 1) * np.eye(k) if k > 1 else S.reshape(1, 1)

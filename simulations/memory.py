@@ -154,7 +154,8 @@ def _gib(n: int) -> str:
 def sample_bytes(n: int, K: int, nuisance_dim: int, obs_values: int, *, image: bool) -> int:
     """Rough peak bytes of drawing ``n`` samples of a model (concepts, nuisance, embedding and
     the observations of ``obs_values`` values each, with the mixing's or renderer's
-    temporaries): one (split, context) cell of :func:`estimate_dataset`, and what
+    temporaries): one (split, context) cell of
+    :func:`~conceptid.simulations.resources.estimate_dataset`, and what
     :meth:`~conceptid.simulations.model.ConceptModel.sample` checks before it allocates."""
     d = K + nuisance_dim
     if image:

@@ -256,7 +256,7 @@ def test_a_certificate_ends_quietly_on_a_closed_pipe():
 
 
 def test_readme_check_timing_says_confirm_false():
-    line = next(ln for ln in (ROOT / "README.md").read_text().splitlines() if "0.012 s" in ln)
+    line = next(ln for ln in (ROOT / "README.md").read_text().splitlines() if "0.009 s" in ln)
     assert "confirm=False" in line
-    assert "0.531 s" in line  # bench_check.py's default-confirm figure (docs/benchmarks.md)
-    assert "0.531 s" in (ROOT / "docs" / "benchmarks.md").read_text()
+    assert "0.162 s" in line  # bench_check.py's default-confirm figure (docs/benchmarks.md)
+    assert "0.162 s" in (ROOT / "docs" / "benchmarks.md").read_text()
