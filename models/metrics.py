@@ -83,12 +83,11 @@ def mcc(learned: np.ndarray, true: np.ndarray) -> float:
     """
     from scipy.optimize import linear_sum_assignment
 
-    L, C = _real(learned, "learned"), _real(true, "true")
-    if L.ndim != 2 or C.ndim != 2 or L.shape[0] != C.shape[0]:
+    L, C = _samples(learned, "learned"), _samples(true, "true")
+    if L.shape[0] != C.shape[0]:
         raise UsageError(f"learned {L.shape} and true {C.shape} must be (n, .) with equal n")
     if L.shape[1] < C.shape[1]:
         raise UsageError("mcc needs at least as many learned dimensions as true concepts")
-    L, C = _samples(L, "learned"), _samples(C, "true")
     Ls = (L - L.mean(0)) / np.where(L.std(0) > 0, L.std(0), 1.0)
     Cs = (C - C.mean(0)) / np.where(C.std(0) > 0, C.std(0), 1.0)
     corr = np.abs(Ls.T @ Cs) / L.shape[0]
