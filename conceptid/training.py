@@ -321,12 +321,6 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
 def _read_trained(path: Path, ds: Dataset, state: dict | None = None) -> tuple[Trained, dict]:
     path = Path(path)
     if state is None:
-        if not path.exists():
-            raise CheckpointError(f"{path} does not exist (a trained model is "
-                                  "RUN/models/METHOD/final.pt)")  # fmt: skip
-        if path.is_dir():
-            raise CheckpointError(f"{path} is a directory, not a trained model's file (a "
-                                  "trained model is RUN/models/METHOD/final.pt)")  # fmt: skip
         state = read_checkpoint(path)
     if state.get("method") not in METHODS:
         raise CheckpointError(f"{path} is not a trained conceptid model")

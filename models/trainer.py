@@ -238,7 +238,15 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def read_checkpoint(path: Path) -> dict:
     """The contents of the conceptid checkpoint (or saved model) ``path``; refuses
-    (:class:`CheckpointError`, one line naming the file) a damaged or foreign file."""
+    (:class:`CheckpointError`, one line naming the file) a path that does not exist or is a
+    directory, and a damaged or foreign file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist (a trained model is "
+                              "RUN/models/METHOD/final.pt)")  # fmt: skip
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a trained model's file (a trained "
+                              "model is RUN/models/METHOD/final.pt)")  # fmt: skip
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises several types for a damaged file
