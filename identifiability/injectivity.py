@@ -37,7 +37,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from conceptid.simulations.errors import UsageError
-from conceptid.simulations.validation import check_number
+from conceptid.simulations.validation import check_number, check_rng
 
 __all__ = [
     "Collision",
@@ -660,8 +660,7 @@ def check_injectivity(
     points = _check_points(points, "points")
     n, d = points.shape
     names_t = _names(names, d)
-    if not isinstance(rng, np.random.Generator):
-        raise UsageError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
     n_collision_starts = check_number(n_collision_starts, "n_collision_starts", minimum=0)
     min_separation = _positive(min_separation, "min_separation")
 
@@ -797,8 +796,7 @@ def check_mixing_injectivity(
     """
     n_points = check_number(n_points, "n_points", minimum=2)
     broad_scale = _positive(broad_scale, "broad_scale")
-    if not isinstance(rng, np.random.Generator):
-        raise UsageError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
     d = model.d
     T = np.asarray(model.readout, dtype=float)
     identity = np.array_equal(T, np.eye(d))
