@@ -13,6 +13,8 @@ import json
 import math
 from collections.abc import Collection, Iterable, Mapping
 
+from conceptid.simulations.validation import json_limit
+
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """``--help`` with the script's docstring as written and the options' defaults."""
@@ -109,4 +111,6 @@ def key_json(ap: argparse.ArgumentParser, flag: str, items: list[str]) -> dict:
             out[key] = json.loads(value)
         except json.JSONDecodeError as err:
             ap.error(f"{flag} {key}: {value!r} is not JSON ({err.msg}); a string needs quotes")
+        except (ValueError, RecursionError) as err:  # valid JSON beyond the reader's limits
+            ap.error(f"{flag} {key}: the value cannot be read: {json_limit(err)}")
     return out

@@ -42,7 +42,7 @@ from conceptid.simulations.benchmark import (
 from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.imported import DEFAULT_FRACTIONS
 from conceptid.simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
-from conceptid.simulations.validation import check_number, json_limit, unique_keys
+from conceptid.simulations.validation import check_number, json_limit, parse_json
 
 from . import __version__
 from .config import CHECK_METHODS, DEFAULT_PRESET, DEFAULT_RUN, DEFAULTS, PRESET_NAMES
@@ -676,21 +676,11 @@ def _load_model(a: argparse.Namespace):
                              "mechanisms, mixing), so there is nothing to check")  # fmt: skip
         return ds.model
     try:
-        data = json.loads(
-            path.read_bytes().decode("utf-8"),
-            object_pairs_hook=unique_keys(str(path), DatasetError),
-        )
+        text = path.read_bytes()
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DatasetError(
-            f"{path} is not valid JSON (a spec or model file, or a dataset directory, is "
-            f"expected): {err}"
-        ) from None
-    except DatasetError:
-        raise
-    except (ValueError, RecursionError) as err:  # valid JSON beyond the reader's limits
-        raise DatasetError(f"{path} is not JSON that can be read: {json_limit(err)}") from None
+    data = parse_json(text, str(path), DatasetError, invalid="is not valid JSON (a spec or model "
+                      "file, or a dataset directory, is expected)")  # fmt: skip
     if isinstance(data, dict) and ("sem" in data or "mixing" in data):  # a model, not a spec
         return ConceptModel.from_dict(data)
     spec = BenchmarkSpec.from_dict(data)

@@ -40,6 +40,7 @@ from conceptid.simulations.benchmark import (
     load_dataset,
 )
 from conceptid.simulations.errors import ConceptIDError
+from conceptid.simulations.validation import probe_json
 
 __all__ = [
     "EVALUATION",
@@ -84,10 +85,7 @@ class RunDirError(ConceptIDError):
 
 def is_run_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds the run marker ``run.json`` naming the run format."""
-    try:
-        marker = json.loads((Path(path) / MARKER).read_text())
-    except (OSError, ValueError, RecursionError):
-        return False
+    marker = probe_json(Path(path) / MARKER)
     return isinstance(marker, dict) and marker.get("format") == FORMAT
 
 
@@ -160,10 +158,7 @@ def require_run_dir(path: str | os.PathLike) -> Path:
 
 
 def _marker(path: Path) -> dict:
-    try:
-        marker = json.loads((path / MARKER).read_text())
-    except (OSError, ValueError, RecursionError):
-        return {}
+    marker = probe_json(path / MARKER)
     return marker if isinstance(marker, dict) else {}
 
 

@@ -69,7 +69,7 @@ from conceptid.simulations.resources import (
     estimate_dataset,
     training_bytes,
 )
-from conceptid.simulations.validation import check_number, unique_keys
+from conceptid.simulations.validation import check_number, parse_json, probe_json
 
 from .rundir import write_text
 
@@ -290,14 +290,12 @@ class Sweep:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Sweep:
         try:
-            d = json.loads(
-                Path(path).read_text(), object_pairs_hook=unique_keys(str(path), SweepError)
-            )
+            text = Path(path).read_bytes()
         except FileNotFoundError:
             raise SweepError(f"no sweep file {path}") from None
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-            # ValueError: a JSON error, or an integer of thousands of digits
+        except OSError as e:
             raise SweepError(f"{path} is not a readable JSON sweep: {e}") from None
+        d = parse_json(text, str(path), SweepError, invalid="is not a readable JSON sweep")
         return cls.from_dict(d)
 
     def to_dict(self) -> dict:
@@ -533,10 +531,8 @@ def check_sweep_dir(out: str | os.PathLike) -> Path:
         raise SweepError(f"{out} is not empty and not a sweep directory (it holds "
                          f"{describe_contents(out)}); use an empty or new directory")  # fmt: skip
     if marker.exists():
-        try:
-            fmt = json.loads(marker.read_text()).get("format")
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError):
-            fmt = None
+        fmt = probe_json(marker)
+        fmt = fmt.get("format") if isinstance(fmt, dict) else None
         if fmt != FORMAT:
             raise SweepError(f"{marker} is not a conceptid sweep marker")
     if (out / "cells").exists() and not (out / "cells").is_dir():
@@ -575,10 +571,7 @@ def _finished(out: Path, cell: Cell) -> dict | None:
     (not finished: the cell runs again and its record is overwritten) for a missing,
     unreadable or malformed one."""
     path = out / "cells" / f"{cell.key}.json"
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
+    rec = probe_json(path)
     if not isinstance(rec, dict) or rec.get("identity") != json.loads(_canonical(cell.identity())):
         return None
     seconds = rec.get("seconds")

@@ -36,7 +36,7 @@ from .errors import ConceptIDError, UsageError
 from .model import ConceptModel
 from .presets import build_preset
 from .resources import check_memory, estimate_dataset
-from .validation import check_number, is_number, json_limit, unique_keys
+from .validation import check_number, is_number, parse_json, probe_json
 
 __all__ = [
     "SPLITS",
@@ -74,19 +74,11 @@ def read_json(path: str | os.PathLike, what: str = "") -> object:
     cannot be read, is not UTF-8 text, is not valid JSON, or has an object with a key given
     twice (JSON would keep the last one without a word)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh, object_pairs_hook=unique_keys(f"{what}{path}", DatasetError))
+        with open(path, "rb") as fh:
+            text = fh.read()
     except OSError as err:
         raise DatasetError(f"cannot read {what}{path}: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise DatasetError(f"{what}{path} is not valid JSON (not UTF-8 text)") from None
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{what}{path} is not valid JSON: {err}") from None
-    except ConceptIDError:
-        raise
-    except (ValueError, RecursionError) as err:  # an integer of 5000 digits, 10^5 nested [
-        why = json_limit(err)
-        raise DatasetError(f"{what}{path} is not JSON that can be read: {why}") from None
+    return parse_json(text, f"{what}{path}", DatasetError)
 
 
 def package_version() -> str:
@@ -253,10 +245,7 @@ def is_dataset_dir(path: str | os.PathLike) -> bool:
     card set aside by an interrupted overwrite) is JSON naming the dataset format."""
     path = Path(path)
     for name in (CARD, ASIDE):
-        try:
-            card = json.loads((path / name).read_text())
-        except (OSError, ValueError, RecursionError):
-            continue
+        card = probe_json(path / name)
         if isinstance(card, dict) and card.get("format") == FORMAT:
             return True
     return False
@@ -835,23 +824,16 @@ def load_dataset(path: str | os.PathLike, *, mmap: bool = False) -> Dataset:
     card_path = path / "card.json"
     try:  # a name too long, a directory without permission: the path given is unusable
         is_dir, has_card = path.is_dir(), card_path.is_file()
-        text = card_path.read_text() if has_card else ""
+        text = card_path.read_bytes() if has_card else b""
     except OSError as err:
         raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"{card_path} is corrupted (not valid JSON): {err}") from None
     if not is_dir:
         raise DatasetError(f"{path} is not a dataset directory")
     if not has_card and (path / ASIDE).is_file():
         raise DatasetError(f"{path} is incomplete: an overwrite of it was interrupted (rerun it)")
     if not has_card:
         raise DatasetError(f"{path} has no card.json: not a dataset, or an incomplete one")
-    try:
-        card = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{card_path} is corrupted (not valid JSON): {err}") from None
-    except (ValueError, RecursionError) as err:
-        raise DatasetError(f"{card_path} is not JSON that can be read: {json_limit(err)}") from None
+    card = parse_json(text, str(card_path), DatasetError, invalid="is corrupted (not valid JSON)")
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise DatasetError(f"{card_path}: not a conceptid dataset card (format must be {FORMAT!r})")
     arrays = {}

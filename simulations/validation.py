@@ -5,13 +5,18 @@ Every layer validates its counts and rates with :func:`check_number`, so the rul
 not a number; numpy scalars are; a float is never a count; NaN and infinities are refused) and
 the wording of the refusal are the same everywhere. Every ``from_dict`` of the model format
 refuses keys it does not know with :func:`check_keys` (a misspelt key would otherwise be dropped
-without a word), and names where in the dict a refusal arose with :func:`at`.
+without a word), and names where in the dict a refusal arose with :func:`at`. Every JSON text
+the package reads from a user goes through :func:`parse_json` (one wording for invalid JSON, for
+text that is not UTF-8, for a key given twice and for JSON beyond the reader's limits), and every
+file it only probes (a marker it may have written) through :func:`probe_json`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
+import os
 import re
 from collections.abc import Iterable, Mapping
 
@@ -26,6 +31,8 @@ __all__ = [
     "check_rng",
     "is_number",
     "json_limit",
+    "parse_json",
+    "probe_json",
     "requirement",
     "torch_seed",
 ]
@@ -107,6 +114,42 @@ def json_limit(err: Exception) -> str:
     if isinstance(err, RecursionError):
         return "nested too deeply"
     return str(err).splitlines()[0]
+
+
+def parse_json(
+    text: str | bytes,
+    where: str,
+    error: type[ConceptIDError] = UsageError,
+    *,
+    invalid: str = "is not valid JSON",
+) -> object:
+    """The JSON value of ``text`` (read from ``where``: a file's path, an option's name), or
+    ``error`` in one line naming ``where``: ``"{where} {invalid}: {why}"`` for invalid JSON or
+    bytes that are not UTF-8 text, a refusal of an object giving one key twice
+    (:func:`unique_keys`), and ``"{where} is not JSON that can be read: {why}"`` for valid JSON
+    beyond Python's reader (:func:`json_limit`)."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text, object_pairs_hook=unique_keys(where, error))
+    except UnicodeDecodeError:
+        raise error(f"{where} {invalid} (not UTF-8 text)") from None
+    except json.JSONDecodeError as err:
+        raise error(f"{where} {invalid}: {err}") from None
+    except ConceptIDError:
+        raise
+    except (ValueError, RecursionError) as err:  # an integer of 5000 digits, 10^5 nested [
+        raise error(f"{where} is not JSON that can be read: {json_limit(err)}") from None
+
+
+def probe_json(path: str | os.PathLike) -> object | None:
+    """The JSON value in the file ``path``, or ``None`` where it cannot be read or parsed: for a
+    file the package may have written (a marker, a record), asked about rather than loaded."""
+    try:
+        with open(path, "rb") as fh:
+            return json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def torch_seed(seed: int) -> int:

@@ -72,6 +72,8 @@ CASES = [
     ("bench_composition", ["--flow-arg", "flow_activation=tanh"], "'tanh' is not JSON"),
     ("bench_composition", ["--flow-arg", 'flow_activation="tanh"'], "must be one of silu, prelu"),
     ("bench_composition", ["--flow-arg", "nope=1"], "unexpected keyword argument 'nope'"),
+    ("bench_composition", ["--flow-arg", "x=" + "7" * 5000], "x: the value cannot be read"),
+    ("bench_composition", ["--flow-arg", "x=" + "[" * 10**5], "cannot be read: nested too"),
     ("bench_composition", ["--flow-arg", 'ae_activation="prelu"'], "images use the conv nets"),
     ("bench_composition", ["--flow-arg", "finetune_after=3"], "for vector data only"),
     (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +245,48 @@ def test_json_beyond_the_readers_limits_is_one_line(tmp_path):
         assert main(["check", str(path)]) == 2
     assert main(["check", "--preset", "chain", "--preset-arg", "m=" + "7" * 5000]) == 2
     assert json_limit(RecursionError("x")) == "nested too deeply"
+
+
+def test_every_json_reader_refuses_in_one_line_and_every_probe_answers(tmp_path):
+    # one parser (parse_json) behind every JSON file the package loads from a user: invalid
+    # JSON, bytes that are not UTF-8, a key given twice, and JSON beyond the reader's limits
+    # each give one line of the reader's own error type naming the file; a probe of a file the
+    # package may have written (probe_json) answers "not ours" instead of raising
+    from conceptid.cli import main
+    from conceptid.rundir import is_run_dir
+    from conceptid.simulations.benchmark import is_dataset_dir, load_dataset, read_json
+    from conceptid.simulations.validation import parse_json, probe_json
+    from conceptid.sweep import Sweep, SweepError
+
+    bodies = {
+        "invalid": (b'{"seed": ', "is not valid JSON"),
+        "binary": (b"\xff\xfe{}", "(not UTF-8 text)"),
+        "twice": (b'{"seed": 1, "seed": 2}', "gives the key 'seed' twice"),
+        "digits": (b'{"seed": ' + b"7" * 5000 + b"}", "is not JSON that can be read: Exceeds"),
+        "nested": (b"[" * 10**5 + b"]" * 10**5, "is not JSON that can be read: nested too"),
+    }
+    for name, (body, words) in bodies.items():
+        path = tmp_path / f"{name}.json"
+        path.write_bytes(body)
+        with pytest.raises(UsageError, match=re.escape(words)) as info:
+            parse_json(body, str(path))
+        assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+        with pytest.raises(DatasetError, match=re.escape(words)):
+            read_json(path)
+        sweep_words = words.replace("is not valid JSON", "is not a readable JSON sweep")
+        with pytest.raises(SweepError, match=re.escape(sweep_words)):
+            Sweep.from_json(path)
+        assert main(["check", str(path)]) == 2
+        assert probe_json(path) is None or name == "twice"  # a probe keeps the last key
+        card = tmp_path / f"ds_{name}"
+        card.mkdir()
+        (card / "card.json").write_bytes(body)
+        assert not is_dataset_dir(card) and not is_run_dir(card)
+        (card / "run.json").write_bytes(body)
+        assert not is_run_dir(card)
+        card_words = words.replace("is not valid JSON", "is corrupted (not valid JSON)")
+        with pytest.raises(DatasetError, match=re.escape(card_words)):
+            load_dataset(card)
+    assert probe_json(tmp_path / "absent.json") is None and probe_json(tmp_path) is None
+    (tmp_path / "ok.json").write_text('{"format": 1}')
+    assert probe_json(tmp_path / "ok.json") == {"format": 1}
