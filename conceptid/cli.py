@@ -797,7 +797,10 @@ def cmd_generate(a: argparse.Namespace) -> int:
             write_npy(out, x)
     except OSError as err:  # written beside itself and renamed: nothing half-written is left
         raise UsageError(f"--out {out} cannot be written: {err.strerror or err}") from None
-    label = "do(" + ",".join(targets) + ")" if targets else "observational"
+    if targets:
+        label = "do(" + ",".join(targets) + ")"
+    else:  # a model that ignores targets draws from the law it learned: the pooled one
+        label = "observational" if trained.model.can_intervene else "the pooled training law"
     print(f"wrote {out}: {a.n} samples of {label} from {trained.method}")
     return 0
 

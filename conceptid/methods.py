@@ -158,6 +158,15 @@ def _beta_vae(ds: Dataset, **kw):
     return _pooled(ds, beta=4.0, **kw)
 
 
+def _ivae(ds: Dataset, **kw):
+    """One learned Gaussian prior per context index of ``ds`` (the held-out ones included, so
+    every index of the data has one; only the training contexts' are fitted)."""
+    from conceptid.models.estimators import IVAE
+
+    latent = sum(ds.block_sizes) + ds.nuisance_dim
+    return IVAE(observation_shape(ds), latent, len(ds.context_names), likelihood(ds), **kw)
+
+
 def _mle(ds: Dataset, epochs: int = 60, **kw):
     """Snap period: a sixth of the budget, between 1 and 10 epochs."""
     from conceptid.models.mle import ManifoldMLE
@@ -210,6 +219,12 @@ METHODS: dict[str, Method] = {
         build=_beta_vae,
         assignment="hungarian",
         model_class="PooledVAE",
+    ),
+    "ivae": Method(
+        label="iVAE (a learned prior per context)",
+        build=_ivae,
+        assignment="hungarian",
+        model_class="IVAE",
     ),
     "latent-flow": Method(
         label="latent-flow MLE (two-step)",

@@ -400,7 +400,8 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
     ds : Dataset
         Its dataset (concept names, units).
     targets : sequence of str
-        Concept names to intervene on; empty: observational samples.
+        Concept names to intervene on; empty: observational samples (from a model that
+        cannot intervene: samples of the pooled law it learned).
     n : int
         Number of samples.
     seed : int
@@ -419,7 +420,8 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
         intervenes on (the model has learned no law for an intervention on it: the default
         quad scene's ``color``, or a concept intervened on only in held-out contexts); targets
         given to a model that cannot generate under interventions (its estimator's
-        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the labels-ignored ablation),
+        ``can_intervene`` is false: a pooled VAE, the beta-VAE, the iVAE, the labels-ignored
+        ablation),
         or a model that cannot generate at all (``can_generate`` is false).
     MemoryLimitError
         ``n`` samples would not fit in memory (checked before anything of that size is
@@ -432,8 +434,9 @@ def sample(trained: Trained, ds: Dataset, targets: Sequence[str], n: int,
     seed = check_number(seed, "seed", minimum=0, error=PipelineError)
     if targets and not trained.model.can_intervene:
         raise PipelineError(f"{trained.method} ({trained.label}) cannot generate under "
-                            "interventions: it ignores the context labels; ask it for "
-                            "observational samples (no --targets)")  # fmt: skip
+                            "interventions: its samples follow the pooled law of the training "
+                            "contexts whatever the targets; ask it for samples without "
+                            "targets")  # fmt: skip
     if not trained.model.can_generate:
         raise PipelineError(f"{trained.method} ({trained.label}) cannot generate: it learns "
                             "no law of x")  # fmt: skip

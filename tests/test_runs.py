@@ -344,17 +344,22 @@ def test_only_a_model_that_can_intervene_generates_under_targets(tmp_path, capsy
     quad, run = tmp_path / "quad", tmp_path / "run"
     assert main(["simulate", "--preset", "quad", "--image-size", "32", "--n-per-context", "2",
                  "--out", str(quad), "--quiet"]) == 0  # fmt: skip
-    assert main(["train", str(quad), "--out", str(run), "--methods",
-                 "context-module,pooled,ablation", "--epochs", "1", "--quiet"]) == 0  # fmt: skip
-    for method, label in [("pooled", "pooled VAE"), ("ablation", "labels ignored")]:
+    methods = "context-module,pooled,ablation,ivae"
+    assert main(["train", str(quad), "--out", str(run), "--methods", methods, "--epochs", "1",
+                 "--quiet"]) == 0  # fmt: skip
+    for method, label in [("pooled", "pooled VAE"), ("ablation", "labels ignored"),
+                          ("ivae", "iVAE")]:  # fmt: skip
         out = tmp_path / f"{method}.npy"
         err = one_error(["generate", str(run / "models" / method), "--data", str(quad),
                          "--targets", "size,orientation", "--out", str(out)], capsys)  # fmt: skip
         assert f"{method} (" in err and label in err and "cannot generate under" in err
+        assert "pooled law of the training contexts" in err
         assert not out.exists()
-        # observational samples are what such a model can give
+        # samples of the pooled law it learned are what such a model can give, and say so
         assert main(["generate", str(run / "models" / method), "--data", str(quad), "--n", "3",
                      "--out", str(out)]) == 0  # fmt: skip
+        assert "3 samples of the pooled training law" in capsys.readouterr().out
+        assert np.load(out).shape == (3, 32, 32, 3)
     # images come back in the data's units: uint8 (N, H, W, 3), round(255 * image)
     out = tmp_path / "do.npy"
     cm = str(run / "models" / "context-module")
