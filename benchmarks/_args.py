@@ -13,7 +13,8 @@ import json
 import math
 from collections.abc import Collection, Iterable, Mapping
 
-from conceptid.simulations.validation import json_limit
+from conceptid.simulations.errors import UsageError
+from conceptid.simulations.validation import json_limit, unique_keys
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -108,9 +109,11 @@ def key_json(ap: argparse.ArgumentParser, flag: str, items: list[str]) -> dict:
         if not key or not eq:
             ap.error(f"{flag} takes KEY=JSON, got {kv!r}")
         try:
-            out[key] = json.loads(value)
+            out[key] = json.loads(value, object_pairs_hook=unique_keys(f"{flag} {key}"))
         except json.JSONDecodeError as err:
             ap.error(f"{flag} {key}: {value!r} is not JSON ({err.msg}); a string needs quotes")
+        except UsageError as err:  # a key given twice in one object
+            ap.error(str(err))
         except (ValueError, RecursionError) as err:  # valid JSON beyond the reader's limits
             ap.error(f"{flag} {key}: the value cannot be read: {json_limit(err)}")
     return out

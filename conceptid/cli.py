@@ -42,7 +42,7 @@ from conceptid.simulations.benchmark import (
 from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.imported import DEFAULT_FRACTIONS
 from conceptid.simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
-from conceptid.simulations.validation import check_number, json_limit, parse_json
+from conceptid.simulations.validation import check_number, json_limit, parse_json, unique_keys
 
 from . import __version__
 from .config import CHECK_METHODS, DEFAULT_PRESET, DEFAULT_RUN, DEFAULTS, PRESET_NAMES
@@ -306,12 +306,14 @@ def _parse_kv(items: list[str]) -> dict:
         if key in out:
             raise UsageError(f"--preset-arg {key} is given twice; give it once")
         try:
-            out[key] = json.loads(value)
+            out[key] = json.loads(value, object_pairs_hook=unique_keys(f"--preset-arg {key}"))
         except json.JSONDecodeError as err:
             if value.lstrip()[:1] in ("{", "[", '"'):
                 why = f"--preset-arg {key}: {value!r} is not valid JSON: {err}"
                 raise UsageError(why) from None
             out[key] = value  # a bare string such as mlp
+        except UsageError:  # a key given twice in one object
+            raise
         except (ValueError, RecursionError) as err:  # valid JSON beyond the reader's limits
             raise UsageError(
                 f"--preset-arg {key}: the value cannot be read: {json_limit(err)}"
@@ -677,8 +679,9 @@ def _load_model(a: argparse.Namespace):
         return ds.model
     try:
         text = path.read_bytes()
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte
+        why = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise UsageError(f"cannot read {path}: {why}") from None
     data = parse_json(text, str(path), DatasetError, invalid="is not valid JSON (a spec or model "
                       "file, or a dataset directory, is expected)")  # fmt: skip
     if isinstance(data, dict) and ("sem" in data or "mixing" in data):  # a model, not a spec
@@ -823,8 +826,10 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
 def _methods_help() -> str:
     vectors = [name for name, m in METHODS.items() if m.vectors_only]
-    return (f"comma-separated, from {', '.join(METHOD_NAMES)} (default: every method that applies: "
-            f"all of them for vectors, all but {' and '.join(vectors)} for images)")  # fmt: skip
+    asked = [name for name, m in METHODS.items() if not m.in_default]
+    return (f"comma-separated, from {', '.join(METHOD_NAMES)} (default: every method that applies "
+            f"but {' and '.join(asked)}, which runs when named: all the others for vectors, all "
+            f"but {' and '.join(vectors)} for images)")  # fmt: skip
 
 
 def _add_max_memory(p: _Parser) -> None:
@@ -1026,7 +1031,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--targets",
         default="",
-        help="comma-separated concepts to intervene on (empty: observational)",
+        help="comma-separated concepts to intervene on (empty: observational; from a model "
+        "that cannot intervene, the pooled law it learned)",
     )
     g.add_number("--n", default=16, help="number of samples")
     g.add_number("--seed", minimum=0, default=0, help="seed of the samples")

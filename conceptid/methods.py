@@ -52,6 +52,9 @@ class Method:
         The name of the class of the models it builds (a model of another class is not one
         of this method's: :func:`conceptid.evaluation.evaluate_method` refuses it); empty: not
         known, not checked.
+    in_default : bool
+        Whether a run that names no methods trains it (:func:`default_methods`); false for a
+        baseline offered on request only.
     """
 
     label: str
@@ -60,6 +63,7 @@ class Method:
     vectors_only: bool = False
     uses_epochs: bool = False
     model_class: str = ""
+    in_default: bool = True
 
     def __post_init__(self) -> None:
         if self.assignment not in ASSIGNMENTS:
@@ -71,10 +75,13 @@ class Method:
 
     def builds(self, model: object) -> bool:
         """Whether ``model`` is of the class this method builds (an instance of a subclass
-        too); True when that class is not known."""
-        return not self.model_class or any(
-            c.__name__ == self.model_class for c in type(model).__mro__
-        )
+        too, unless a closer class of its ancestry is another method's: an IVAE, a subclass of
+        PooledVAE, is not a ``pooled`` model); True when that class is not known."""
+        if not self.model_class:
+            return True
+        known = {m.model_class for m in (METHODS | BENCHMARK_METHODS).values()} - {""}
+        closest = next((c.__name__ for c in type(model).__mro__ if c.__name__ in known), None)
+        return closest == self.model_class
 
     def applies_to(self, ds: Dataset) -> bool:
         """Whether it can fit ``ds`` (a vectors-only method cannot fit images)."""
@@ -221,10 +228,11 @@ METHODS: dict[str, Method] = {
         model_class="PooledVAE",
     ),
     "ivae": Method(
-        label="iVAE (a learned prior per context)",
+        label="iVAE-style VAE (a learned prior per context)",
         build=_ivae,
         assignment="hungarian",
         model_class="IVAE",
+        in_default=False,
     ),
     "latent-flow": Method(
         label="latent-flow MLE (two-step)",
@@ -256,5 +264,6 @@ BENCHMARK_METHODS: dict[str, Method] = {
 
 def default_methods(ds: Dataset) -> list[str]:
     """Every method of :data:`METHODS` that applies to the data (the manifold MLE and the latent
-    flow need vector observations)."""
-    return [name for name, m in METHODS.items() if m.applies_to(ds)]
+    flow need vector observations), but those offered on request only (``in_default`` false:
+    the iVAE-style baseline)."""
+    return [name for name, m in METHODS.items() if m.in_default and m.applies_to(ds)]

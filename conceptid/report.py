@@ -245,9 +245,10 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
               "their degrees of freedom (about 1 when the noise is independent): "
               + "; ".join(parts) + ". A small p-value says the model is wrong in some "
               "context (entangled concepts or a wrong law); a large one certifies nothing. "
-              "Models that ignore the labels are not checked, nor is the context-module VAE, "
-              "whose context-free encoder cannot give independent noise in every "
-              "context."]  # fmt: skip
+              "Models that ignore the labels are not checked, nor is the iVAE-style VAE "
+              "(a prior per training context, none per target set, and no exogenous noise), "
+              "nor the context-module VAE, whose context-free encoder cannot give independent "
+              "noise in every context."]  # fmt: skip
     ms = metrics["methods"]
     for name, peer, peer_label in [
         ("context-flow", "pooled", "the pooled VAE's"),

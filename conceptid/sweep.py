@@ -293,7 +293,7 @@ class Sweep:
             text = Path(path).read_bytes()
         except FileNotFoundError:
             raise SweepError(f"no sweep file {path}") from None
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a path with a NUL byte
             raise SweepError(f"{path} is not a readable JSON sweep: {e}") from None
         d = parse_json(text, str(path), SweepError, invalid="is not a readable JSON sweep")
         return cls.from_dict(d)

@@ -76,8 +76,9 @@ def read_json(path: str | os.PathLike, what: str = "") -> object:
     try:
         with open(path, "rb") as fh:
             text = fh.read()
-    except OSError as err:
-        raise DatasetError(f"cannot read {what}{path}: {err.strerror or err}") from None
+    except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte
+        why = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise DatasetError(f"cannot read {what}{path}: {why}") from None
     return parse_json(text, f"{what}{path}", DatasetError)
 
 

@@ -5,10 +5,12 @@ Every layer validates its counts and rates with :func:`check_number`, so the rul
 not a number; numpy scalars are; a float is never a count; NaN and infinities are refused) and
 the wording of the refusal are the same everywhere. Every ``from_dict`` of the model format
 refuses keys it does not know with :func:`check_keys` (a misspelt key would otherwise be dropped
-without a word), and names where in the dict a refusal arose with :func:`at`. Every JSON text
-the package reads from a user goes through :func:`parse_json` (one wording for invalid JSON, for
+without a word), and names where in the dict a refusal arose with :func:`at`. Every JSON file
+the package loads from a user goes through :func:`parse_json` (one wording for invalid JSON, for
 text that is not UTF-8, for a key given twice and for JSON beyond the reader's limits), and every
-file it only probes (a marker it may have written) through :func:`probe_json`.
+file it only probes (a marker it may have written) through :func:`probe_json`; a JSON value on
+the command line (``--preset-arg``) is parsed where it is read, refusing a key given twice
+through the same :func:`unique_keys`.
 """
 
 from __future__ import annotations

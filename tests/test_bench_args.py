@@ -74,6 +74,7 @@ CASES = [
     ("bench_composition", ["--flow-arg", "nope=1"], "unexpected keyword argument 'nope'"),
     ("bench_composition", ["--flow-arg", "x=" + "7" * 5000], "x: the value cannot be read"),
     ("bench_composition", ["--flow-arg", "x=" + "[" * 10**5], "cannot be read: nested too"),
+    ("bench_composition", ["--preset-arg", 'm={"a": 1, "a": 2}'], "gives the key 'a' twice"),
     ("bench_composition", ["--flow-arg", 'ae_activation="prelu"'], "images use the conv nets"),
     ("bench_composition", ["--flow-arg", "finetune_after=3"], "for vector data only"),
     (

@@ -105,7 +105,25 @@ def test_methods_have_named_fields_and_one_registry():
                                   n_val=1, n_test=1))  # fmt: skip
     vectors_only = {k for k, v in methods.METHODS.items() if v.vectors_only}
     assert vectors_only == {"latent-flow", "manifold-mle"}
-    assert methods.default_methods(quad) == [k for k in methods.METHODS if k not in vectors_only]
+    on_request = {k for k, v in methods.METHODS.items() if not v.in_default}
+    assert on_request == {"ivae"}
+    assert methods.default_methods(quad) == [
+        k for k in methods.METHODS if k not in vectors_only | on_request
+    ]
+    # a model is one method's by the closest registered class of its ancestry: an IVAE (a
+    # subclass of PooledVAE) is an ivae model, not a pooled or beta-vae one
+    from conceptid.models.estimators import IVAE, PooledVAE
+
+    ivae, pooled = IVAE((4,), 2, 3), PooledVAE((4,), 2)
+    assert methods.METHODS["ivae"].builds(ivae)
+    assert not methods.METHODS["pooled"].builds(ivae)
+    assert not methods.METHODS["beta-vae"].builds(ivae)
+    assert methods.METHODS["pooled"].builds(pooled) and not methods.METHODS["ivae"].builds(pooled)
+
+    class MyPooled(PooledVAE):  # a user's subclass of one method's class is still that method's
+        pass
+
+    assert methods.METHODS["pooled"].builds(MyPooled((4,), 2))
 
 
 def test_the_benchmark_methods_build_from_a_dataset():

@@ -288,5 +288,16 @@ def test_every_json_reader_refuses_in_one_line_and_every_probe_answers(tmp_path)
         with pytest.raises(DatasetError, match=re.escape(card_words)):
             load_dataset(card)
     assert probe_json(tmp_path / "absent.json") is None and probe_json(tmp_path) is None
+    # found by review: a path with a NUL byte raised a bare ValueError from the readers
+    nul = str(tmp_path / "a\0b.json")
+    with pytest.raises(DatasetError, match="embedded null byte"):
+        read_json(nul)
+    with pytest.raises(SweepError, match="embedded null byte"):
+        Sweep.from_json(nul)
+    assert main(["check", nul]) == 2 and probe_json(nul) is None
+    # a JSON value on the command line refuses a key given twice too, as the files do
+    twice = ["check", "--preset", "chain", "--preset-arg", "mixing=mlp", "--preset-arg",
+             'mixing_args={"n_layers": 3, "n_layers": 1}']  # fmt: skip
+    assert main(twice) == 2
     (tmp_path / "ok.json").write_text('{"format": 1}')
     assert probe_json(tmp_path / "ok.json") == {"format": 1}
