@@ -659,7 +659,9 @@ def _pair_witness(model: ConceptModel, u: int, v: int, alpha, beta, **info) -> W
     context that does not intervene on ``u``; ``B'_vu`` and the noise law of ``v'`` from the
     regression of ``c'_v`` on ``c'_u`` in one that does not intervene on ``v``; the hard laws of
     ``u'`` and ``v'`` in each context from the laws of ``c'_u`` and ``c'_v`` there; and every other
-    row of ``B`` as ``B_l P^{-1}`` (``c_l = B_l c + eps_l = B_l P^{-1} c' + eps_l``). Whether this
+    row of ``B`` as ``B_l P^{-1}`` (``c_l = B_l c + eps_l = B_l P^{-1} c' + eps_l``), and, under a
+    context that intervenes softly on such an ``l`` and sets the weight of ``u`` or ``v``, that
+    context's row ``B~_l P^{-1}`` (proofs/necessity.md, N1 root case). Whether this
     reproduces every training context is the verification's business: the builders choose
     ``alpha, beta`` so that it does (see them)."""
     sem = model.sem
@@ -697,10 +699,34 @@ def _pair_witness(model: ConceptModel, u: int, v: int, alpha, beta, **info) -> W
     Sq = np.array(Sq, dtype=object)
     muq[a], Sq[a, a] = mu_u[0], S_u[0, 0]
     muq[b], Sq[b, b] = m2[1] - w * m2[0], S2[1, 1] - w * S2[0, 1]
+    Pinv = _frac_inv(Pc)
+
+    # a soft intervention on another concept l that sets the weight of u or v is rewritten: in
+    # the first model c_l = B~_l c + eps_l with that context's weights B~, and c = P^-1 c', so
+    # the second model needs the row B~_l P^-1 under that context, which differs from the
+    # observational B_l P^-1 in the columns of u and v only (P mixes those two alone)
+    def rewritten(iv) -> bool:
+        return (
+            iv.kind == "soft"
+            and sem.resolve(iv.target) not in (u, v)
+            and any(sem.resolve(p) in (u, v) for p in iv.weights)
+        )
+
+    soft_rows = {}  # (context name, l) -> the exact (k_l, K) row B~_l P^-1
+    for c in model.all_contexts:
+        for iv in c.interventions:
+            if rewritten(iv):
+                l_ = sem.resolve(iv.target)
+                Bt = _frac_matrix(sem.intervene(c).weights[sem.slices[l_]])
+                soft_rows[(c.name, l_)] = Bt @ Pinv
     adj = np.zeros((sem.m, sem.m), dtype=bool)
     for i in range(sem.m):
         for l_ in range(sem.m):
             if i != l_ and np.any(Bp[sem.slices[l_], sem.slices[i]] != 0):
+                adj[i, l_] = True
+    for (_, l_), row in soft_rows.items():  # an edge u -> l or v -> l that only such a row needs
+        for i in (u, v):
+            if np.any(row[:, sem.slices[i]] != 0):
                 adj[i, l_] = True
     try:
         graph_b = DAG(adj, sem.names)
@@ -721,6 +747,13 @@ def _pair_witness(model: ConceptModel, u: int, v: int, alpha, beta, **info) -> W
                 override[(c.name, t)] = (np.array([mm[r]], dtype=object),
                                          np.array([[SS[r, r]]], dtype=object))  # fmt: skip
                 iv = Hard(iv.target, float(mm[r]), float(SS[r, r]))
+            elif rewritten(iv):
+                row = soft_rows[(c.name, t)]
+                blocks = {i: row[:, sem.slices[i]] for i in (u, v) if adj[i, t]}
+                override[("soft", c.name, t)] = blocks
+                weights = {p: w for p, w in iv.weights.items() if sem.resolve(p) not in (u, v)}
+                weights |= {sem.names[i]: _to_float(b) for i, b in blocks.items()}
+                iv = Soft(iv.target, weights, iv.mean, iv.cov)
             ivs.append(iv)
         return Context(tuple(ivs), c.name)
 
