@@ -719,7 +719,11 @@ def _pair_witness(model: ConceptModel, u: int, v: int, alpha, beta, **info) -> W
                 l_ = sem.resolve(iv.target)
                 Bt = _frac_matrix(sem.intervene(c).weights[sem.slices[l_]])
                 soft_rows[(c.name, l_)] = Bt @ Pinv
-    adj = np.zeros((sem.m, sem.m), dtype=bool)
+    # the first model's edges (a declared edge of weight 0 included: a soft intervention may give
+    # it a weight), but the parents of u and v, whose rows the pair map rewrites; then the edges
+    # that the second model's weights need
+    adj = sem.graph.adjacency.copy()
+    adj[:, u] = adj[:, v] = False
     for i in range(sem.m):
         for l_ in range(sem.m):
             if i != l_ and np.any(Bp[sem.slices[l_], sem.slices[i]] != 0):
@@ -757,7 +761,10 @@ def _pair_witness(model: ConceptModel, u: int, v: int, alpha, beta, **info) -> W
             ivs.append(iv)
         return Context(tuple(ivs), c.name)
 
-    model_b, Tq = _second_model(model, sem_b, P, swap)
+    try:
+        model_b, Tq = _second_model(model, sem_b, P, swap)
+    except ConceptIDError as err:  # an intervention the second model's graph cannot take
+        raise WitnessError(f"the second model cannot take the design: {err}") from None
     exact_b = {"base": (Bp, muq, Sq), "readout": Tq, "override": override}
     return Witness(
         model_a=model,

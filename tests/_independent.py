@@ -48,6 +48,8 @@ def reverify_linear(witness) -> tuple[bool, bool, float]:
     worst = 0.0
     for ca, cb in zip(a.contexts, b.contexts):
         (ma, Sa), (mb, Sb) = embedding_moments(a, ca), embedding_moments(b, cb)
+        if not all(np.isfinite(M).all() for M in (ma, Sa, mb, Sb)):  # max() would skip a NaN
+            return False, False, float("inf")
         scale = 1.0 + np.abs(Sa).max() + np.abs(ma).max()
         worst = max(worst, np.abs(ma - mb).max() / scale, np.abs(Sa - Sb).max() / scale)
     equal = gaussian_everywhere(a) and gaussian_everywhere(b) and worst < TOL

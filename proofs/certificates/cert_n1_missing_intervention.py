@@ -35,9 +35,9 @@ equations a second model ordered 0 -> 1 imposes on c' = W c (c'_0 keeps its mean
 between the contexts and is independent of c'_1 in do(1)) have only w01 = w10 = 0.
 
 Soft interventions on a third concept (root case): under a context that intervenes softly on a
-concept 2 with parents 0 and 1 (weights bt0, bt1), the second model's row of 2 is (bt0, bt1) P^-1
-in the coordinates c' = P c; with it the joint law of (c', c_2) is the pushed-forward one, for
-any law of the pair (all symbolic).
+concept l with parents 0, 1 and another concept p (weights bt0, bt1, btp), the second model's row
+of l is (bt0, bt1) P^-1 on the pair, btp on p, in the coordinates c' = P c; with it the joint
+law of (c', c_p, c_l) is the pushed-forward one, for any law of (c_0, c_1, c_p) (all symbolic).
 
 falsify(): the same with the wrong sign B'_li = B_li - alpha B_lj; the soft row kept as it was;
 the root witness for an intervention that moves the mean of c_1 (the mean equation then fails in
@@ -217,31 +217,37 @@ def _root_mean_change(wrong: bool) -> list[tuple[str, bool]]:
 
 def _root_soft_other(wrong: bool) -> list[tuple[str, bool]]:
     """The root case's pair map c' = P c on (c_0, c_1), P = [[1, alpha], [beta, 1]], and a third
-    concept 2 with parents 0 and 1, under a context that intervenes softly on 2 with weights
-    (bt0, bt1). Whatever the law N(m, S) of (c_0, c_1) there (S symbolic, general), the second
-    model, which gives the pair the pushed-forward law N(P m, P S P^T) and concept 2 the row
-    (bt0, bt1) P^-1, has the joint law of (P (c_0, c_1), c_2) under the first model: mean and
-    covariance are compared exactly. Wrong: the soft row kept as (bt0, bt1)."""
-    al, be, bt0, bt1, m0, m1, mu2, s2 = sp.symbols("alpha beta bt0 bt1 m0 m1 mu2 s2")
-    s00, s01, s11 = sp.symbols("s00 s01 s11")
-    m, S = sp.Matrix([m0, m1]), sp.Matrix([[s00, s01], [s01, s11]])
+    concept l with parents 0, 1 and another concept p, under a context that intervenes softly on
+    l with weights (bt0, bt1, btp). Whatever the joint law N(m, S) of (c_0, c_1, c_p) there (S a
+    general symbolic covariance), the second model, which gives (c'_0, c'_1, c_p) the
+    pushed-forward law and l the row (bt0, bt1) P^-1 on the pair beside btp on p, has the joint
+    law of (P (c_0, c_1), c_p, c_l) under the first model: mean and covariance compared exactly.
+    Wrong: the soft row kept as (bt0, bt1)."""
+    al, be, bt0, bt1, btp, mu_l, s_l = sp.symbols("alpha beta bt0 bt1 btp mu_l s_l")
+    m = sp.Matrix(sp.symbols("m0 m1 mp"))
+    s = sp.symbols("s00 s01 s0p s11 s1p spp")
+    S = sp.Matrix([[s[0], s[1], s[2]], [s[1], s[3], s[4]], [s[2], s[4], s[5]]])
     P = sp.Matrix([[1, al], [be, 1]])
-    bt = sp.Matrix([[bt0, bt1]])
-    # the first model: c_2 = bt (c_0, c_1) + eps_2; joint law of (c', c_2) with c' = P (c_0, c_1)
-    A = sp.diag(P, sp.Integer(1))
-    mean1 = A * sp.Matrix([m0, m1, (bt * m)[0] + mu2])
-    cov_c = sp.Matrix(sp.BlockMatrix([[S, S * bt.T], [bt * S, bt * S * bt.T + sp.Matrix([[s2]])]]))
-    cov1 = A * cov_c * A.T
-    # the second model: c' ~ N(P m, P S P^T), c_2 = r c' + eps_2
-    r = bt if wrong else bt * P.inv()
-    mp, Sp = P * m, P * S * P.T
-    mean2 = sp.Matrix([mp[0], mp[1], (r * mp)[0] + mu2])
-    cov2 = sp.Matrix(sp.BlockMatrix([[Sp, Sp * r.T], [r * Sp, r * Sp * r.T + sp.Matrix([[s2]])]]))
+    A = sp.diag(P, sp.Integer(1))  # (c_0, c_1, c_p) -> (c'_0, c'_1, c_p)
+    bt = sp.Matrix([[bt0, bt1, btp]])
+
+    def joint(mean, cov, row):  # (z, c_l) with c_l = row z + eps_l, eps_l ~ N(mu_l, s_l)
+        return (
+            sp.Matrix([*mean, (row * mean)[0] + mu_l]),
+            sp.Matrix(sp.BlockMatrix([[cov, cov * row.T], [row * cov, row * cov * row.T
+                                                            + sp.Matrix([[s_l]])]])),
+        )  # fmt: skip
+
+    mean_c, cov_c = joint(m, S, bt)  # the first model, in c
+    A4 = sp.diag(A, sp.Integer(1))
+    mean1, cov1 = A4 * mean_c, A4 * cov_c * A4.T  # pushed forward to c'
+    row = bt if wrong else bt * sp.diag(P.inv(), sp.Integer(1))
+    mean2, cov2 = joint(A * m, A * S * A.T, row)  # the second model, in c'
     return [
         (
-            "root case, a soft intervention on a third concept that sets the weights of 0 and 1: "
-            "with the row (bt0, bt1) P^-1 the second model's joint law equals the pushed-forward "
-            "one (mean and covariance, every parameter symbolic)",
+            "root case, a soft intervention on a third concept with parents 0, 1 and another "
+            "concept p: with the row (bt0, bt1) P^-1 (btp kept) the second model's joint law "
+            "equals the pushed-forward one (mean and covariance, every parameter symbolic)",
             is_zero(list(mean1 - mean2)) and is_zero(list(cov1 - cov2)),
         )
     ]
