@@ -366,9 +366,7 @@ def missing_intervention(
                 Bt = _frac_matrix(s_a.weights[sem.slices[ch]])
                 block = Bt[:, si] + Bt[:, sj].dot(W[sj, si])  # exact, (k_ch, k_i)
                 override[("soft", c.name, ch)] = {i: block}
-                weights = {p: w for p, w in iv.weights.items() if sem.resolve(p) != i}
-                weights[sem.names[i]] = _to_float(block)
-                iv = Soft(iv.target, weights, iv.mean, iv.cov)
+                iv = _soft_with(sem, iv, {i: block}, drop=(i,))
             ivs.append(iv)
         return Context(tuple(ivs), c.name)
 
@@ -390,6 +388,15 @@ def missing_intervention(
         transform=_lin_transform(_to_float(P), K),
         _verify=_verify_linear(model, model_b, exact_b),
     )
+
+
+def _soft_with(sem: SEM, iv: Soft, blocks: dict, drop: tuple[int, ...]) -> Soft:
+    """``iv`` (a soft intervention of ``sem``) for a second model: the weights it gives the
+    parents ``drop`` removed, the exact ``blocks`` (parent index -> Fraction block) given in
+    their place as floats; its other weights, mean and covariance as they were."""
+    weights = {p: w for p, w in iv.weights.items() if sem.resolve(p) not in drop}
+    weights |= {sem.names[i]: _to_float(b) for i, b in blocks.items()}
+    return Soft(iv.target, weights, iv.mean, iv.cov)
 
 
 def _require_hard_only(model: ConceptModel, j: int) -> None:
@@ -691,7 +698,8 @@ def _pair_witness(model: ConceptModel, u: int, v: int, alpha, beta, **info) -> W
     m2, S2 = law(free_v[0])
     w = S2[0, 1] / S2[0, 0]
     Bq, muq, Sq = _exact_base(sem)
-    Bp = Bq @ _frac_inv(Pc)
+    Pinv = _frac_inv(Pc)
+    Bp = Bq @ Pinv
     Bp[a, :] = Fraction(0)
     Bp[b, :] = Fraction(0)
     Bp[b, a] = w
@@ -699,7 +707,6 @@ def _pair_witness(model: ConceptModel, u: int, v: int, alpha, beta, **info) -> W
     Sq = np.array(Sq, dtype=object)
     muq[a], Sq[a, a] = mu_u[0], S_u[0, 0]
     muq[b], Sq[b, b] = m2[1] - w * m2[0], S2[1, 1] - w * S2[0, 1]
-    Pinv = _frac_inv(Pc)
 
     # a soft intervention on another concept l that sets the weight of u or v is rewritten: in
     # the first model c_l = B~_l c + eps_l with that context's weights B~, and c = P^-1 c', so
@@ -755,9 +762,7 @@ def _pair_witness(model: ConceptModel, u: int, v: int, alpha, beta, **info) -> W
                 row = soft_rows[(c.name, t)]
                 blocks = {i: row[:, sem.slices[i]] for i in (u, v) if adj[i, t]}
                 override[("soft", c.name, t)] = blocks
-                weights = {p: w for p, w in iv.weights.items() if sem.resolve(p) not in (u, v)}
-                weights |= {sem.names[i]: _to_float(b) for i, b in blocks.items()}
-                iv = Soft(iv.target, weights, iv.mean, iv.cov)
+                iv = _soft_with(sem, iv, blocks, drop=(u, v))
             ivs.append(iv)
         return Context(tuple(ivs), c.name)
 
