@@ -42,7 +42,13 @@ from conceptid.simulations.benchmark import (
 from conceptid.simulations.errors import ConceptIDError, UsageError
 from conceptid.simulations.imported import DEFAULT_FRACTIONS
 from conceptid.simulations.resources import ENV, check_memory, estimate_dataset, training_bytes
-from conceptid.simulations.validation import check_number, json_limit, parse_json, unique_keys
+from conceptid.simulations.validation import (
+    check_number,
+    json_limit,
+    parse_json,
+    read_bytes,
+    unique_keys,
+)
 
 from . import __version__
 from .config import CHECK_METHODS, DEFAULT_PRESET, DEFAULT_RUN, DEFAULTS, PRESET_NAMES
@@ -677,13 +683,8 @@ def _load_model(a: argparse.Namespace):
                              "check decides identifiability from the true model (graph, "
                              "mechanisms, mixing), so there is nothing to check")  # fmt: skip
         return ds.model
-    try:
-        text = path.read_bytes()
-    except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte
-        why = err.strerror if isinstance(err, OSError) and err.strerror else err
-        raise UsageError(f"cannot read {path}: {why}") from None
-    data = parse_json(text, str(path), DatasetError, invalid="is not valid JSON (a spec or model "
-                      "file, or a dataset directory, is expected)")  # fmt: skip
+    expected = "is not valid JSON (a spec or model file, or a dataset directory, is expected)"
+    data = parse_json(read_bytes(path, UsageError), str(path), DatasetError, invalid=expected)
     if isinstance(data, dict) and ("sem" in data or "mixing" in data):  # a model, not a spec
         return ConceptModel.from_dict(data)
     spec = BenchmarkSpec.from_dict(data)

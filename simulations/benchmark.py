@@ -36,7 +36,7 @@ from .errors import ConceptIDError, UsageError
 from .model import ConceptModel
 from .presets import build_preset
 from .resources import check_memory, estimate_dataset
-from .validation import check_number, is_number, parse_json, probe_json
+from .validation import check_number, is_number, parse_json, probe_json, read_bytes
 
 __all__ = [
     "SPLITS",
@@ -73,13 +73,7 @@ def read_json(path: str | os.PathLike, what: str = "") -> object:
     """The JSON value in the file ``path``; ``DatasetError`` naming ``what`` + ``path`` when it
     cannot be read, is not UTF-8 text, is not valid JSON, or has an object with a key given
     twice (JSON would keep the last one without a word)."""
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read()
-    except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte
-        why = err.strerror if isinstance(err, OSError) and err.strerror else err
-        raise DatasetError(f"cannot read {what}{path}: {why}") from None
-    return parse_json(text, f"{what}{path}", DatasetError)
+    return parse_json(read_bytes(path, DatasetError, what), f"{what}{path}", DatasetError)
 
 
 def package_version() -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "json_limit",
     "parse_json",
     "probe_json",
+    "read_bytes",
     "requirement",
     "torch_seed",
 ]
@@ -142,6 +143,18 @@ def parse_json(
         raise
     except (ValueError, RecursionError) as err:  # an integer of 5000 digits, 10^5 nested [
         raise error(f"{where} is not JSON that can be read: {json_limit(err)}") from None
+
+
+def read_bytes(path: str | os.PathLike, error: type[ConceptIDError], what: str = "") -> bytes:
+    """The bytes of the file ``path``, or ``error`` in one line, ``"cannot read {what}{path}:
+    {why}"``, when it cannot be read (missing, a directory, no permission, a NUL byte in the
+    path)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte
+        why = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise error(f"cannot read {what}{path}: {why}") from None
 
 
 def probe_json(path: str | os.PathLike) -> object | None:
