@@ -111,11 +111,15 @@ def _cm(ds: Dataset, **kw):
                             likelihood(ds), **kw)  # fmt: skip
 
 
+def _latent(ds: Dataset) -> int:
+    """The latent size of a model that does not label its latents: concepts and nuisance."""
+    return sum(ds.block_sizes) + ds.nuisance_dim
+
+
 def _pooled(ds: Dataset, **kw):
     from conceptid.models.estimators import PooledVAE
 
-    latent = sum(ds.block_sizes) + ds.nuisance_dim
-    return PooledVAE(observation_shape(ds), latent, likelihood(ds), **kw)
+    return PooledVAE(observation_shape(ds), _latent(ds), likelihood(ds), **kw)
 
 
 def flow_schedule(epochs: int, images: bool, **kw) -> dict:
@@ -170,8 +174,7 @@ def _ivae(ds: Dataset, **kw):
     every index of the data has one; only the training contexts' are fitted)."""
     from conceptid.models.estimators import IVAE
 
-    latent = sum(ds.block_sizes) + ds.nuisance_dim
-    return IVAE(observation_shape(ds), latent, len(ds.context_names), likelihood(ds), **kw)
+    return IVAE(observation_shape(ds), _latent(ds), len(ds.context_names), likelihood(ds), **kw)
 
 
 def _mle(ds: Dataset, epochs: int = 60, **kw):
