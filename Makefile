@@ -23,8 +23,10 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# two worker processes (pytest-xdist): every test runs one torch thread (tests/conftest.py), so
+# two processes fill a 2-core machine; run one file alone with `$(PY) -m pytest tests/FILE`
 test: setup lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 # the documentation site, built strictly (a broken link, a page left out of the navigation or a
 # docstring griffe cannot parse fails it) into site/; the docs extra is installed once
