@@ -149,9 +149,37 @@ def identify_linear(
     edge_tol, ks, obs, ctx_of, mats, peel_order = _checked(
         moments, targets, block_sizes, A, edge_tol, peel_order
     )
+    prepared = _Prepared(ks, obs, ctx_of, *_order_free(mats, obs, ctx_of, ks, A))
+    return _identify(prepared, A, edge_tol, names, peel_order)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What :func:`identify_linear` computes before the peel, the same for every peel order:
+    the block sizes, the observational context, each concept's context, ``T`` (``y = T x``),
+    every context's ``y`` moments and the precision changes ``L_j``."""
+
+    ks: list
+    obs: int
+    ctx_of: dict
+    to_y: object
+    ys: list
+    L: dict
+
+
+def _order_free(mats, obs: int, ctx_of: dict, ks: list[int], A: Arithmetic) -> tuple:
+    """Steps 1 and 2 (``(to_y, ys, L)``): they do not depend on the peel order."""
     to_y, ys = _coordinates(mats, obs, sum(ks), A)
-    L = _precision_changes(ys, obs, ctx_of, ks, A)
-    H, order = _peel(L, ys, ctx_of, ks, A, peel_order)
+    return to_y, ys, _precision_changes(ys, obs, ctx_of, ks, A)
+
+
+def _identify(
+    prep: _Prepared, A: Arithmetic, edge_tol, names, peel_order, cache: dict | None = None
+) -> IdentifiedModel:
+    """Steps 3 and 4 of :func:`identify_linear` on its checked, prepared input; ``cache``
+    (:func:`_peel`) shares the peel of a common prefix between orders."""
+    ks, obs, ctx_of, to_y, ys = prep.ks, prep.obs, prep.ctx_of, prep.to_y, prep.ys
+    H, order = _peel(prep.L, ys, ctx_of, ks, A, peel_order, cache)
     Hc = A.vstack(*[H[j] for j in range(len(ks))])
     weights, noise_mean, noise_cov, adjacency = _sem(Hc, ys[obs], order, ks, A, edge_tol)
     int_mean, int_cov = _intervention_laws(Hc, ys, ctx_of, ks, A)
@@ -324,29 +352,62 @@ def _precision_changes(ys, obs: int, ctx_of: dict, ks: list[int], A: Arithmetic)
     }
 
 
-def _peel(L: dict, ys, ctx_of: dict, ks: list[int], A: Arithmetic, peel_order) -> tuple:
-    """Step 3: the read-out block ``H_j`` of every concept, peeled in a causal order."""
+def _peel(
+    L: dict, ys, ctx_of: dict, ks: list[int], A: Arithmetic, peel_order, cache: dict | None = None
+) -> tuple:
+    """Step 3: the read-out block ``H_j`` of every concept, peeled in a causal order.
+
+    With a ``peel_order``, the block peeled at a position depends only on the order up to it:
+    ``cache`` (a dict kept by the caller across orders) maps each such prefix to its block, or
+    to the error it raised, so orders that share a prefix peel it once, with the same result."""
     m = len(ks)
     H: dict = {}
     order: list[int] = []
     remaining = set(range(m))
     while remaining:
-        HS = A.vstack(*[H[s] for s in order]) if order else None
-        candidates = sorted(remaining) if peel_order is None else [peel_order[len(H)]]
-        j, P = _next_concept(L, HS, candidates, ks, A)
-        if j is None:
-            raise IdentificationError(
-                f"no concept among {sorted(remaining)} can be identified next: the moments do "
-                "not fit Theorem L's assumptions (A4-A7+, linear mixing)"
-            )
-        if HS is not None:
-            P = _uncorrelated_part(P, HS, ys[ctx_of[j]][1], A)
-        if A.rank(P) != ks[j]:
-            raise IdentificationError(f"concept {j}: identified block has rank < {ks[j]}")
+        key = tuple(peel_order[: len(H) + 1]) if peel_order is not None else None
+        found = cache.get(key) if cache is not None and key is not None else None
+        if found is None:
+            try:
+                found = _peel_next(L, ys, ctx_of, ks, A, H, order, remaining, peel_order)
+            except IdentificationError as err:
+                found = err
+            if cache is not None and key is not None:
+                cache[key] = found
+        if isinstance(found, IdentificationError):
+            raise found
+        j, P = found
         H[j] = P
         order.append(j)
         remaining.discard(j)
     return H, order
+
+
+def _peel_next(
+    L: dict,
+    ys,
+    ctx_of: dict,
+    ks: list[int],
+    A: Arithmetic,
+    H: dict,
+    order: list,
+    remaining: set,
+    peel_order,
+) -> tuple:
+    """One step of :func:`_peel`: ``(j, H_j)``, the next concept and its read-out block."""
+    HS = A.vstack(*[H[s] for s in order]) if order else None
+    candidates = sorted(remaining) if peel_order is None else [peel_order[len(H)]]
+    j, P = _next_concept(L, HS, candidates, ks, A)
+    if j is None:
+        raise IdentificationError(
+            f"no concept among {sorted(remaining)} can be identified next: the moments do "
+            "not fit Theorem L's assumptions (A4-A7+, linear mixing)"
+        )
+    if HS is not None:
+        P = _uncorrelated_part(P, HS, ys[ctx_of[j]][1], A)
+    if A.rank(P) != ks[j]:
+        raise IdentificationError(f"concept {j}: identified block has rank < {ks[j]}")
+    return j, P
 
 
 def _next_concept(L: dict, HS, candidates, ks: list[int], A: Arithmetic) -> tuple:
@@ -458,7 +519,9 @@ def identify_linear_ml(
         numeric arithmetic, so that bad input is named rather than read as no order fitting);
         after: no peel order fits the assumptions.
     """
-    _, ks, obs, _, _, _ = _checked(moments, targets, block_sizes, Numeric(), edge_tol, None)
+    A = Numeric()
+    edge_tol, ks, obs, ctx_of, mats, _ = _checked(moments, targets, block_sizes, A, edge_tol,
+                                                  None)  # fmt: skip
     m = len(ks)
     if len(counts) != len(moments) or not all(map(is_number, counts)):
         raise IdentificationError(
@@ -466,11 +529,17 @@ def identify_linear_ml(
         )
     check_number(max_exhaustive, "max_exhaustive", minimum=0, error=IdentificationError)
     white = _whitened(moments, obs)  # the same for every order
+    try:  # steps 1-2 and the whitening do not depend on the order: done once
+        prepared = _Prepared(ks, obs, ctx_of, *_order_free(mats, obs, ctx_of, ks, A))
+    except (IdentificationError, np.linalg.LinAlgError):  # then no order fits (below)
+        prepared = None
+    cache: dict = {}  # peeled prefixes, shared between orders
 
     def peel(order):
-        kw = {"edge_tol": edge_tol, "names": names, "peel_order": order}
+        if prepared is None:
+            return None, -np.inf
         try:
-            ident = identify_linear(moments, targets, block_sizes, Numeric(), **kw)
+            ident = _identify(prepared, A, edge_tol, names, order, cache)
         except (IdentificationError, np.linalg.LinAlgError):
             return None, -np.inf
         return ident, _gaussian_loglik(ident, white, targets, block_sizes, counts)

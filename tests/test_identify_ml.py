@@ -73,13 +73,13 @@ def test_the_hill_climb_peels_each_order_once(monkeypatch):
 
     _, Z, moments, targets, counts = _distorted_l3_concepts(0.03)
     peeled = []
-    real = lin.identify_linear
+    real = lin._identify
 
-    def counting(*a, **kw):
-        peeled.append(None if kw.get("peel_order") is None else tuple(kw["peel_order"]))
-        return real(*a, **kw)
+    def counting(prep, A, edge_tol, names, peel_order, cache=None):
+        peeled.append(None if peel_order is None else tuple(peel_order))
+        return real(prep, A, edge_tol, names, peel_order, cache)
 
-    monkeypatch.setattr(lin, "identify_linear", counting)
+    monkeypatch.setattr(lin, "_identify", counting)
     hill = identify_linear_ml(moments, targets, [1] * 5, counts, max_exhaustive=1)
     orders = [o for o in peeled if o is not None]
     assert peeled[0] is None and len(orders) == len(set(orders)) > 0
@@ -87,8 +87,77 @@ def test_the_hill_climb_peels_each_order_once(monkeypatch):
     # 4 adjacent swaps repeat, so at least 16 distinct orders
     assert len(orders) >= 16
     # the same read-out as peeling the chosen order directly
-    again = real(moments, targets, [1] * 5, Numeric(), peel_order=list(hill.order))
+    again = identify_linear(moments, targets, [1] * 5, Numeric(), peel_order=list(hill.order))
     assert np.allclose(again.readout, hill.readout)
+
+
+@pytest.mark.parametrize("max_exhaustive", [6, 1])
+def test_the_search_gives_what_peeling_every_order_afresh_gives(max_exhaustive):
+    """The search prepares the order-free steps once and shares peeled prefixes between orders:
+    its answer is, to the last bit, the one of a plain search that calls the public
+    ``identify_linear`` afresh for every order (all 120 orders; or the hill climb's moves) and
+    keeps the first order of the highest likelihood."""
+    import itertools
+
+    import conceptid.identifiability.linear as lin
+
+    _, _, moments, targets, counts = _distorted_l3_concepts(0.03)
+    white = lin._whitened(moments, 0)
+
+    def score(order):
+        try:
+            ident = identify_linear(moments, targets, [1] * 5, Numeric(), peel_order=order)
+        except IdentificationError:
+            return None, -np.inf
+        return ident, lin._gaussian_loglik(ident, white, targets, [1] * 5, counts)
+
+    best, best_ll = score(None)
+    if max_exhaustive >= 5:
+        for order in itertools.permutations(range(5)):
+            ident, ll = score(list(order))
+            if ll > best_ll:
+                best, best_ll = ident, ll
+    else:
+        order, improved = list(best.order), True
+        while improved:
+            improved = False
+            for i, j in itertools.permutations(range(5), 2):
+                cand = order[:i] + order[i + 1 :]
+                cand.insert(j, order[i])
+                ident, ll = score(cand)
+                if ll > best_ll + 1e-9:
+                    best, best_ll, order, improved = ident, ll, cand, True
+    got = identify_linear_ml(moments, targets, [1] * 5, counts, max_exhaustive=max_exhaustive)
+    assert got.order == best.order
+    for name in ("readout", "weights", "noise_mean"):
+        assert np.array_equal(getattr(got, name), getattr(best, name)), name
+    for j in range(5):
+        assert np.array_equal(got.noise_cov[j], best.noise_cov[j])
+        assert np.array_equal(got.intervention_mean[j], best.intervention_mean[j])
+        assert np.array_equal(got.intervention_cov[j], best.intervention_cov[j])
+    assert np.array_equal(got.graph.adjacency, best.graph.adjacency)
+
+
+def test_a_prefix_that_cannot_be_peeled_fails_every_order_that_starts_with_it():
+    """The shared peel remembers a failed prefix too: forcing a non-causal first concept fails
+    for every order beginning with it, as a fresh peel does."""
+    import conceptid.identifiability.linear as lin
+
+    model = build_preset("chain", np.random.default_rng(0), m=3, mixing="linear")
+    moments, targets = model_moments(model, Exact())
+    order = identify_linear(moments, targets, model.sem.block_sizes, Exact()).order
+    A = Exact()
+    edge_tol, ks, obs, ctx_of, mats, _ = lin._checked(moments, targets, [1, 1, 1], A, 0.1, None)
+    prep = lin._Prepared(ks, obs, ctx_of, *lin._order_free(mats, obs, ctx_of, ks, A))
+    cache: dict = {}
+    last = order[-1]  # a sink: peeling it first breaks Theorem L's order
+    rest = [j for j in order if j != last]
+    for tail in (rest, rest[::-1]):
+        with pytest.raises(IdentificationError, match="can be identified next"):
+            lin._identify(prep, A, edge_tol, None, [last, *tail], cache)
+    assert isinstance(cache[(last,)], IdentificationError)
+    ok = lin._identify(prep, A, edge_tol, None, order, cache)
+    assert ok.order == order
 
 
 def test_counts_must_match_the_contexts():
