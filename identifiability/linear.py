@@ -359,23 +359,28 @@ def _peel(
 
     With a ``peel_order``, the block peeled at a position depends only on the order up to it:
     ``cache`` (a dict kept by the caller across orders) maps each such prefix to its block, or
-    to the error it raised, so orders that share a prefix peel it once, with the same result."""
+    to the message of the error it raised, so orders that share a prefix peel it once, with the
+    same result. Prefixes of ``m - 1`` or more concepts fix the whole order, which a search
+    peels once: they are not kept."""
     m = len(ks)
     H: dict = {}
     order: list[int] = []
     remaining = set(range(m))
     while remaining:
-        key = tuple(peel_order[: len(H) + 1]) if peel_order is not None else None
-        found = cache.get(key) if cache is not None and key is not None else None
+        shared = cache is not None and peel_order is not None and len(H) + 1 < m - 1
+        key = tuple(peel_order[: len(H) + 1]) if shared else None
+        found = cache.get(key) if shared else None
         if found is None:
             try:
                 found = _peel_next(L, ys, ctx_of, ks, A, H, order, remaining, peel_order)
             except IdentificationError as err:
-                found = err
-            if cache is not None and key is not None:
+                if shared:
+                    cache[key] = str(err)
+                raise
+            if shared:
                 cache[key] = found
-        if isinstance(found, IdentificationError):
-            raise found
+        if isinstance(found, str):  # this prefix failed for an earlier order: a fresh error
+            raise IdentificationError(found)
         j, P = found
         H[j] = P
         order.append(j)

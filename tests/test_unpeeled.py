@@ -171,3 +171,16 @@ def test_the_starts_side_by_side_end_where_each_would_alone(monkeypatch):
     kept = [a for a in alone if a[1] <= 1e-4]
     assert len(kept) >= 2, "the comparison needs two acyclic starts to choose from"
     assert abs(got["nll"] - min(a[0] for a in kept)) < 1e-9
+
+
+def test_a_refit_without_steps_or_with_negative_starts_is_refused_before_any_work():
+    import pytest
+
+    from conceptid.simulations.errors import UsageError
+
+    _, _, U, _, _, moments, masks, init = _quad_problem()
+    counts = [2000] * len(moments)
+    with pytest.raises(UsageError, match="steps"):
+        fit_unpeeled(moments, counts, masks, [1] * 8, U, init, steps=0)
+    with pytest.raises(UsageError, match="restarts"):
+        fit_unpeeled(moments, counts, masks, [1] * 8, U, init, restarts=-1)
