@@ -385,11 +385,18 @@ def validate_simulate(a: argparse.Namespace) -> None:
     check_spec(a.benchmark, "this benchmark")
 
 
+#: the most samples per context ``inspect`` draws (images: one column each)
+MAX_PER_CONTEXT = 64
+
+
 def validate_inspect(a: argparse.Namespace) -> None:
     if a.no_figure:
         if a.figure is not None:
             raise UsageError("--figure and --no-figure cannot go together; give one")
         return
+    if a.per_context > MAX_PER_CONTEXT:
+        raise UsageError(f"--per-context must be at most {MAX_PER_CONTEXT} (the figure draws "
+                         f"that many samples of each context), got {a.per_context}")  # fmt: skip
     if a.figure is not None:
         check_out(a.figure, "--figure", directory=False)  # before the report is printed
         if Path(a.figure).suffix.lower() != ".png":
@@ -901,7 +908,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)  # fmt: skip
     i.add_argument("dir", metavar="DIR", help="a dataset directory")
     i.add_argument("--figure", help="PNG path (default DIR/samples_per_context.png)")
-    i.add_number("--per-context", default=8, help="samples per context in the figure")
+    i.add_number("--per-context", default=8, help="samples per context in the figure (at most 64)")
     i.add_argument("--no-figure", action="store_true", help="print only; write no figure")
     i.add_argument("--overwrite", action="store_true", help="replace an existing --figure file")
     i.set_defaults(func=cmd_inspect, validate=validate_inspect)

@@ -112,10 +112,9 @@ def samples_grid(
     with _drawing(path):
         if ds.is_image:
             ncol = per_context
-            fig, axes = plt.subplots(
-                len(rows), ncol, figsize=(1.1 * ncol + 1.5, 1.1 * len(rows))
+            fig, axes = plt.subplots(  # squeeze=False: (rows, ncol) even for one column
+                len(rows), ncol, figsize=(1.1 * ncol + 1.5, 1.1 * len(rows)), squeeze=False
             )  # fmt: skip
-            axes = np.atleast_2d(axes)
             for r, (name, split, idx) in enumerate(rows):
                 pick = rng.choice(idx, size=min(ncol, idx.size), replace=False)
                 for c in range(ncol):

@@ -211,6 +211,16 @@ def test_simulate_quad_tiny_images(tmp_path, capsys):
     assert ds.mask("train").sum() == 7 * 20
     assert ds.x.std() > 0  # not blank images
     assert "uint8 (32, 32, 3)" in capsys.readouterr().out
+    # the figure of an image dataset with one sample per context: one column of images (it
+    # used to index a squeezed grid of axes and crash)
+    for n in ("1", "3"):
+        fig = tmp_path / f"one_{n}.png"
+        assert main(["inspect", str(out), "--per-context", n, "--figure", str(fig)]) == 0
+        assert fig.read_bytes()[:8] == PNG_MAGIC
+    capsys.readouterr()
+    err = run_error(["inspect", str(out), "--per-context", "65", "--figure",
+                     str(tmp_path / "big.png")], capsys)  # fmt: skip
+    assert "--per-context must be at most 64" in err and not (tmp_path / "big.png").exists()
 
 
 # -- bad input: exit status 2, one error line naming the problem, nothing written ---------------
