@@ -1078,6 +1078,25 @@ def _say_error(line: str) -> None:
     print(" ".join(str(line).split()), file=sys.stderr)  # one line, whatever the message holds
 
 
+def _given_twice(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> str | None:
+    """The first option of ``command`` that takes one value and appears twice in ``argv``
+    (``--targets a --targets b``), or None. Options that collect values (``--preset-arg``) and
+    flags are not counted; a value never starts with ``--`` (argparse refuses that)."""
+    subs = next(x for x in parser._actions if isinstance(x, argparse._SubParsersAction))
+    once = {flag: action.dest for action in subs.choices[command]._actions
+            if type(action) is argparse._StoreAction for flag in action.option_strings}  # fmt: skip
+    seen: set[str] = set()
+    for token in argv:
+        if token == "--":
+            break
+        flag = token.split("=", 1)[0]
+        if flag in once:
+            if once[flag] in seen:
+                return flag
+            seen.add(once[flag])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command line (default ``sys.argv[1:]``) and return its exit status.
 
@@ -1094,6 +1113,9 @@ def main(argv: list[str] | None = None) -> int:
         prog = f"{parser.prog} {a.command}"
         if extra:  # argparse would blame the top-level parser; name the subcommand
             raise ArgumentsError(prog, f"unrecognized arguments: {' '.join(extra)}")
+        twice = _given_twice(parser, a.command, sys.argv[1:] if argv is None else argv)
+        if twice is not None:  # argparse would keep the last value without a word
+            raise ArgumentsError(prog, f"{twice} is given twice; give it once")
         check_numbers(a)
         with _memory_limit(getattr(a, "max_memory", None)), _modules_of_cwd():
             try:

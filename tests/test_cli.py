@@ -383,3 +383,28 @@ def test_overwrite_refuses_what_the_package_did_not_write(tmp_path, capsys):
     assert main([*args, "--out", str(data), "--seed", "2", "--overwrite"]) == 0
     assert load_dataset(data).card["spec"]["seed"] == 2
     assert (data / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["generate", "m", "--targets", "c0", "--out", "g.npy", "--targets", "c1"], "--targets"),
+        (["run", "--epochs", "1", "--epochs=2"], "--epochs"),
+        (["inspect", "d", "--per-context", "2", "--per-context", "3"], "--per-context"),
+    ],
+)
+def test_an_option_of_one_value_given_twice_is_refused(args, flag, tmp_path, capsys, monkeypatch):
+    """argparse keeps the last value without a word (`--targets c0 --targets c1` would sample
+    do(c1)); the command line refuses it in one line, before any work."""
+    monkeypatch.chdir(tmp_path)
+    err = run_error(args, capsys)
+    assert f"{flag} is given twice; give it once" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_options_that_collect_values_may_repeat(tmp_path, capsys):
+    out = tmp_path / "d"
+    args = ["simulate", "--preset", "random", "--preset-arg", "m=3", "--preset-arg", "p=5",
+            "--n-per-context", "10", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert load_dataset(out).model.sem.m == 3

@@ -263,10 +263,10 @@ def test_a_checkpoint_of_another_dataset_is_refused_naming_it(tmp_path, data, ca
             main(["train", str(data), "--out", str(run), "--methods", "pooled", "--quiet"])
     ckpt = run / "models" / "pooled" / "checkpoint.pt"
     saved = ckpt.read_bytes()
-    for extra in (["--seed", "5"], ["--m", "4"]):  # same shapes; other shapes
+    for extra in (["--seed", "5", "--m", "3"], ["--m", "4"]):  # same shapes; other shapes
         other = tmp_path / f"other{extra[1]}"
-        sim = ["simulate", "--preset", "random", "--n-per-context", "40", "--m", "3",
-               "--nuisance-dim", "1", "--quiet"]  # fmt: skip
+        sim = ["simulate", "--preset", "random", "--n-per-context", "40", "--nuisance-dim", "1",
+               "--quiet"]  # fmt: skip
         assert main([*sim, *extra, "--out", str(other)]) == 0
         # the command line refuses it by the dataset the interrupted train recorded first
         err = one_error(["train", str(other), "--out", str(run), "--methods", "pooled"], capsys)
