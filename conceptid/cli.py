@@ -28,6 +28,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,12 +85,35 @@ class ArgumentsError(UsageError):
         self.prog = prog
 
 
+class _StoreOnce(argparse._StoreAction):
+    """An option that takes one value refuses a second: argparse would keep the last without a
+    word (``generate --targets c0 --targets c1`` sampled do(c1)). Options that collect values
+    (``action="append"``) and flags are other actions. An abbreviation (``--targ``) counts as
+    the option, since argparse has resolved it by then."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # the namespaces (one per parse) this option already filled, by identity (a Namespace
+        # compares by value and cannot be hashed), held weakly
+        self._given_in: list[weakref.ref] = []
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        self._given_in = [ref for ref in self._given_in if ref() is not None]
+        if any(ref() is namespace for ref in self._given_in):
+            parser.error(f"{(self.option_strings or [self.dest])[-1]} is given twice; give it once")
+        self._given_in.append(weakref.ref(namespace))
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and number options whose ranges one validator checks."""
+    """argparse with one-line errors, number options whose ranges one validator checks, and
+    options of one value given once (:class:`_StoreOnce`)."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)  # add_argument's default action
+        self.register("action", "store", _StoreOnce)
         self.numbers: list[tuple[str, str, dict]] = []
         self.set_defaults(numbers=self.numbers)
 
@@ -1078,25 +1102,6 @@ def _say_error(line: str) -> None:
     print(" ".join(str(line).split()), file=sys.stderr)  # one line, whatever the message holds
 
 
-def _given_twice(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> str | None:
-    """The first option of ``command`` that takes one value and appears twice in ``argv``
-    (``--targets a --targets b``), or None. Options that collect values (``--preset-arg``) and
-    flags are not counted; a value never starts with ``--`` (argparse refuses that)."""
-    subs = next(x for x in parser._actions if isinstance(x, argparse._SubParsersAction))
-    once = {flag: action.dest for action in subs.choices[command]._actions
-            if type(action) is argparse._StoreAction for flag in action.option_strings}  # fmt: skip
-    seen: set[str] = set()
-    for token in argv:
-        if token == "--":
-            break
-        flag = token.split("=", 1)[0]
-        if flag in once:
-            if once[flag] in seen:
-                return flag
-            seen.add(once[flag])
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command line (default ``sys.argv[1:]``) and return its exit status.
 
@@ -1113,9 +1118,6 @@ def main(argv: list[str] | None = None) -> int:
         prog = f"{parser.prog} {a.command}"
         if extra:  # argparse would blame the top-level parser; name the subcommand
             raise ArgumentsError(prog, f"unrecognized arguments: {' '.join(extra)}")
-        twice = _given_twice(parser, a.command, sys.argv[1:] if argv is None else argv)
-        if twice is not None:  # argparse would keep the last value without a word
-            raise ArgumentsError(prog, f"{twice} is given twice; give it once")
         check_numbers(a)
         with _memory_limit(getattr(a, "max_memory", None)), _modules_of_cwd():
             try:

@@ -390,6 +390,7 @@ def test_overwrite_refuses_what_the_package_did_not_write(tmp_path, capsys):
     [
         (["generate", "m", "--targets", "c0", "--out", "g.npy", "--targets", "c1"], "--targets"),
         (["run", "--epochs", "1", "--epochs=2"], "--epochs"),
+        (["generate", "m", "--targets", "c0", "--targ", "c1", "--out", "g.npy"], "--targets"),
         (["inspect", "d", "--per-context", "2", "--per-context", "3"], "--per-context"),
     ],
 )
