@@ -265,8 +265,13 @@ BENCHMARK_METHODS: dict[str, Method] = {
 }
 
 
-def default_methods(ds: Dataset) -> list[str]:
+def default_methods(ds: Dataset | None = None, *, images: bool | None = None) -> list[str]:
     """Every method of :data:`METHODS` that applies to the data (the manifold MLE and the latent
     flow need vector observations), but those offered on request only (``in_default`` false:
-    the iVAE-style baseline)."""
-    return [name for name, m in METHODS.items() if m.in_default and m.applies_to(ds)]
+    the iVAE-style baseline). Give the dataset ``ds``, or, before there is one, whether its
+    observations will be images (``images``)."""
+    if (ds is None) == (images is None):
+        raise PipelineError("default_methods takes the dataset or images=, one of the two")
+    images = ds.is_image if ds is not None else bool(images)
+    return [name for name, m in METHODS.items()
+            if m.in_default and not (m.vectors_only and images)]  # fmt: skip

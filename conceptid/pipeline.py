@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptid.identifiability import Report, check
-from conceptid.simulations.benchmark import Dataset
+from conceptid.simulations.benchmark import Dataset, load_dataset
 
 from .config import DEFAULTS, REPORTED, RunConfig
 from .errors import PipelineError
@@ -72,6 +72,7 @@ from .rundir import (
 from .splits import Normaliser, splits
 from .training import (
     Trained,
+    check_saved_settings,
     check_trainable,
     generate_samples,
     load_trained,
@@ -94,6 +95,7 @@ __all__ = [
     "RunConfig",
     "Trained",
     "adopt_data",
+    "check_saved_settings",
     "check_trainable",
     "common_settings",
     "default_methods",
@@ -129,27 +131,41 @@ def run(cfg: RunConfig) -> dict:
     # the run ends in the evaluation: too few test rows, or something in the way of its
     # outputs, are refused before anything is made
     check_outputs(cfg.out)
+    t0 = time.perf_counter()
     if cfg.data is None:
         truth = cfg.spec.build_model()
         check_test_rows(cfg.spec.n_test * len(truth.contexts), truth.sem.block_sizes)
-        out = open_run_dir(cfg.out)
+        methods = cfg.methods or default_methods(images=truth.mixing.kind == "image")
+        given = None
     else:
-        out = Path(cfg.out)  # adopt_data opens it once the data passes check_evaluable
-    timings: dict = {}
+        given = load_dataset(cfg.data)  # verified once; adopt_data copies it
+        methods = cfg.methods or default_methods(given)
+    # a saved model or checkpoint of other settings stops the run before its data stage; what
+    # needs the data (their hashes, the architecture) is checked once they are at hand, before
+    # they are saved into the run directory
+    for name in methods:
+        check_saved_settings(name, cfg.out, retrain=cfg.retrain, **cfg.training())
+    # adopt_data opens the run directory once the data pass the checks
+    out = open_run_dir(cfg.out) if cfg.data is None else Path(cfg.out)
 
-    t0 = time.perf_counter()
+    def check_data(ds: Dataset) -> None:
+        """What would refuse the data, or training on them, before anything is written."""
+        if cfg.data is not None:
+            check_evaluable(ds)
+        for name in methods:
+            check_trainable(name, ds, out, retrain=cfg.retrain, **cfg.training())
+
+    timings: dict = {}
     if cfg.data is not None:
         _say(f"[1/5] dataset: {cfg.data} -> {out / 'data'}")
-        ds = adopt_data(cfg.data, out, check=check_evaluable)
+        ds = adopt_data(cfg.data, out, check=check_data, loaded=given)
     else:
         _say(f"[1/5] benchmark: {cfg.spec.preset or 'model'} -> {out / 'data'}")
-        ds = ensure_data(cfg.spec, out, cfg.progress)
+        ds = ensure_data(cfg.spec, out, cfg.progress, check=check_data)
     timings["data"] = time.perf_counter() - t0
     _say(f"      {len(ds.context)} samples, {len(ds.context_names)} contexts "
          f"({timings['data']:.1f} s)")  # fmt: skip
-    methods = list(cfg.methods or default_methods(ds))
-    for name in methods:  # what training would refuse stops the run before any training
-        check_trainable(name, ds, out, retrain=cfg.retrain, **cfg.training())
+    methods = list(methods)
 
     t0 = time.perf_counter()
     if ds.has_ground_truth:

@@ -356,9 +356,12 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 # ---------------------------------------------------------------------------------- the dataset
 
 
-def ensure_data(spec: BenchmarkSpec, out: str | os.PathLike, progress: bool = True) -> Dataset:
+def ensure_data(spec: BenchmarkSpec, out: str | os.PathLike, progress: bool = True,
+                check=None) -> Dataset:  # fmt: skip
     """Load ``out/data`` if it holds this spec's dataset, else generate and save it (``out`` is
-    a run directory: :func:`open_run_dir`).
+    a run directory: :func:`open_run_dir`). ``check``: a function of the dataset that raises
+    what the caller refuses, called before a generated dataset is saved (as
+    :func:`adopt_data`'s).
 
     Raises
     ------
@@ -376,17 +379,23 @@ def ensure_data(spec: BenchmarkSpec, out: str | os.PathLike, progress: bool = Tr
             raise DatasetError(
                 f"{path} holds a dataset of a different spec; use another --out or delete it"
             )
+        if check is not None:
+            check(ds)
         return ds
     ds = generate(spec, progress=progress)
+    if check is not None:
+        check(ds)
     ds.save(path)
     return ds
 
 
-def adopt_data(data: str | os.PathLike, out: str | os.PathLike, check=None) -> Dataset:
+def adopt_data(data: str | os.PathLike, out: str | os.PathLike, check=None,
+               loaded: Dataset | None = None) -> Dataset:  # fmt: skip
     """The dataset in directory ``data``, verified, as the run's ``out/data``: copied there
     (atomically, by :meth:`Dataset.save`) unless ``out/data`` already holds it. ``check``: a
     function of the dataset that raises what the caller refuses, called before anything is
-    written.
+    written. ``loaded``: the caller's ``load_dataset(data)``, when it has it (not loaded
+    again).
 
     Raises
     ------
@@ -396,7 +405,7 @@ def adopt_data(data: str | os.PathLike, out: str | os.PathLike, check=None) -> D
         ``out`` cannot be a run directory, or it holds or records another dataset
         (:func:`check_data_of_run`).
     """
-    ds = load_dataset(data)
+    ds = load_dataset(data) if loaded is None else loaded
     held = check_data_of_run(out, ds, data)  # out/data, verified to hold ds, if there is one
     if check is not None:
         check(ds)

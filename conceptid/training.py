@@ -49,6 +49,7 @@ from .rundir import check_run_dir, method_files, open_run_dir, remove_evaluation
 from .splits import Normaliser, splits
 
 __all__ = [
+    "check_saved_settings",
     "check_trainable",
     "Trained",
     "generate_samples",
@@ -105,13 +106,14 @@ class Trained:
         return f"{epochs} epoch{'' if epochs == 1 else 's'}, {shown}{resumed}"
 
 
-def _train_config(name: str, ds: Dataset, *, seed: int, epochs: int, batch_size: int, lr: float,
-                  device: str, restarts: int, progress: bool = False,
+def _train_config(name: str, ds: Dataset | None, *, seed: int, epochs: int, batch_size: int,
+                  lr: float, device: str, restarts: int, progress: bool = False,
                   checkpoint: str | None = None) -> TrainConfig:  # fmt: skip
+    """The trainer's configuration; ``ds=None``: without the data's hashes (``_DATA_SETTINGS``)."""
+    data = {} if ds is None else {"dataset": ds.content_hash, "labels": ds.labels_hash}
     return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                        patience=max(10, epochs // 3), progress=progress, checkpoint=checkpoint,
-                       extra={"method": name, "dataset": ds.content_hash,
-                              "labels": ds.labels_hash, "restarts": restarts})  # fmt: skip
+                       extra={"method": name, **data, "restarts": restarts})  # fmt: skip
 
 
 def train_settings(
@@ -127,6 +129,73 @@ def train_settings(
     model or checkpoint is reused only when its settings equal these."""
     return _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                          device=device, restarts=restarts).settings()  # fmt: skip
+
+
+#: the settings that name the data (:func:`train_settings`); every other one is known before it
+_DATA_SETTINGS = ("dataset", "labels")
+
+
+def check_saved_settings(
+    name: str, out: Path, *, seed: int = DEFAULTS.seed, epochs: int = DEFAULTS.epochs,
+    batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,
+    device: str = DEFAULTS.device, restarts: int = DEFAULTS.restarts, retrain: bool = False,
+) -> None:  # fmt: skip
+    """What :func:`check_trainable` refuses about the *settings* of a saved model or checkpoint
+    of ``name`` in the run directory ``out``, checked before the dataset is at hand: every
+    setting of :func:`train_settings` but the data's two hashes. So ``conceptid run`` stops
+    before its data stage (generating or copying a dataset) when the model it would reuse was
+    trained under, say, other epochs. It reads the files :func:`train` would reuse or resume
+    (``final.pt`` where there is one, else each restart's checkpoint), writes nothing, and
+    leaves everything else (a damaged file, the data's hashes, the architecture) to
+    :func:`check_trainable` once the data are loaded. ``retrain`` discards the files, so nothing
+    is checked then.
+
+    Raises
+    ------
+    PipelineError
+        An unknown method, bad ``restarts``, or a ``final.pt`` trained under other settings
+        (naming each that differs, old -> new), with :func:`saved_model`'s hint.
+    CheckpointError
+        A checkpoint of another training (:func:`~conceptid.models.trainer.load_checkpoint`'s
+        refusal), with :func:`check_trainable`'s hint.
+    """
+    if name not in METHODS:
+        raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    check_number(restarts, "restarts", error=PipelineError)
+    if retrain:
+        return
+    folder = Path(out) / "models" / name
+    cfg = _train_config(name, None, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                        device=device, restarts=restarts,
+                        checkpoint=str(folder / "checkpoint.pt"))  # fmt: skip
+
+    def differs(path: Path, settings: dict) -> str:
+        """The settings but the data's that ``path`` records otherwise ('' where it cannot
+        tell: no file, a damaged one, none recorded; check_trainable says so later)."""
+        try:
+            saved = read_checkpoint(path).get("settings") if path.exists() else None
+        except CheckpointError:
+            return ""
+        if not isinstance(saved, dict):
+            return ""
+        saved = {k: v for k, v in saved.items() if k not in _DATA_SETTINGS}
+        return settings_difference(saved, settings) if saved != settings else ""
+
+    final = folder / "final.pt"
+    if final.exists():  # train reuses it, or refuses: its checkpoints do not matter then
+        diff = differs(final, cfg.settings())
+        if diff:
+            raise PipelineError(f"{final} was trained under other settings: {diff}; pass "
+                                "--retrain (retrain=True) to train it afresh, or use another "
+                                "--out")  # fmt: skip
+        return
+    for r in range(restarts):
+        run = restart_config(cfg, r)
+        diff = differs(Path(run.checkpoint), run.settings())
+        if diff:
+            raise CheckpointError(f"{run.checkpoint} belongs to another training, refusing to "
+                                  f"resume it: {diff}; remove it to start afresh (or pass "
+                                  "--retrain, retrain=True)")  # fmt: skip
 
 
 def check_trainable(

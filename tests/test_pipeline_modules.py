@@ -110,6 +110,14 @@ def test_methods_have_named_fields_and_one_registry():
     assert methods.default_methods(quad) == [
         k for k in methods.METHODS if k not in vectors_only | on_request
     ]
+    # before there is a dataset (run checks saved models before generating one): by its kind
+    assert methods.default_methods(images=True) == methods.default_methods(quad)
+    assert methods.default_methods(images=False) == [
+        k for k in methods.METHODS if k not in on_request
+    ]
+    for both_or_neither in ({}, {"ds": quad, "images": True}):
+        with pytest.raises(PipelineError, match="the dataset or images=, one of the two"):
+            methods.default_methods(**both_or_neither)
     # a model is one method's by the closest registered class of its ancestry: an IVAE (a
     # subclass of PooledVAE) is an ivae model, not a pooled or beta-vae one
     from conceptid.models.estimators import IVAE, PooledVAE

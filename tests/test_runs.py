@@ -172,6 +172,48 @@ def test_a_model_is_reused_only_under_its_own_settings(tmp_path, data, capsys, m
     assert (run / "models" / "pooled" / "notes.txt").read_text() == "mine"  # not the package's
 
 
+def test_run_refuses_a_saved_model_of_other_settings_before_its_data_stage(tmp_path, data,
+                                                                           capsys):  # fmt: skip
+    """`run` into a run directory whose model was trained under other settings stops before
+    its first stage (no dataset generated, loaded into the run or copied, nothing printed on
+    stdout), as `train` does: its final.pt, or the checkpoint an interrupted run left. What
+    only the data tell (their hash) is refused once they are at hand, before they are saved."""
+    run = tmp_path / "run"
+    base = ["run", "--preset", "random", "--preset-arg", "m=3", "--n-per-context", "40",
+            "--methods", "pooled", "--quiet", "--out", str(run)]  # fmt: skip
+    assert main([*base, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    final = run / "models" / "pooled" / "final.pt"
+
+    def refused(args: list[str], named: str) -> None:
+        before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        rc = main(args)
+        got = capsys.readouterr()
+        assert rc == 2 and got.out == "", got.out  # no stage began
+        assert len(got.err.strip().splitlines()) == 1 and named in got.err, got.err
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+    refused([*base, "--epochs", "2"], f"{final} was trained under other settings: epochs 1 -> 2")
+    shutil.rmtree(run / "data")  # generating it again would take the time a refusal saves
+    refused([*base, "--epochs", "2"], "epochs 1 -> 2")
+    assert not (run / "data").exists()
+    refused(["run", "--data", str(data), "--out", str(run), "--methods", "pooled", "--epochs",
+             "2", "--quiet"], "epochs 1 -> 2")  # fmt: skip
+    assert not (run / "data").exists()
+    final.rename(final.with_name("checkpoint.pt"))  # as an interrupted run leaves it
+    refused([*base, "--epochs", "2"], "checkpoint.pt belongs to another training, refusing to "
+            "resume it: epochs 1 -> 2")  # fmt: skip
+    final.with_name("checkpoint.pt").rename(final)
+    # the same settings on other data: known only once generated; refused before it is saved
+    other = [a if a != "40" else "41" for a in base]
+    rc = main([*other, "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{final} was trained under other settings: dataset " in err, err
+    assert not (run / "data").exists()
+    assert main([*base, "--epochs", "2", "--retrain"]) == 0  # the way out still works
+    assert torch.load(final, weights_only=False)["settings"]["epochs"] == 2
+
+
 def _other_layer(state):
     i = next(i for i, line in enumerate(state["architecture"]) if line.endswith(": SiLU"))
     state["architecture"][i] = state["architecture"][i].replace("SiLU", "ReLU")
