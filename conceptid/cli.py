@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -819,8 +818,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     trained = read_trained(final, ds)
     targets = a.target_list  # checked against the data by sample, before it generates
     out = Path(a.out)
-    check_memory(3 * 4 * a.n * math.prod(ds.x.shape[1:]), f"generating {a.n} samples")
-    x = sample(trained, ds, targets, a.n, a.seed)  # the data's units
+    x = sample(trained, ds, targets, a.n, a.seed)  # the data's units; checks its memory first
     try:
         if out.suffix == ".png":
             from .plots import image_grid

@@ -116,6 +116,20 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tiny, tmp_path, capsys
     assert (listing(tmp_path), listing(tiny)) == before
 
 
+def test_generate_beyond_memory_is_refused_before_any_sample(tiny, tmp_path, capsys):
+    """The samples, their masks and the decoder's work are counted before any is drawn (by
+    `sample`, the one check the command line and Python share)."""
+    run = tmp_path / "run"
+    assert main(["train", str(tiny / "ds"), "--out", str(run), "--methods", "pooled",
+                 "--epochs", "1", "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    before = listing(tmp_path)
+    line = refused(["generate", str(run / "models" / "pooled"), "--n", str(10**12), "--out",
+                    str(tmp_path / "x.npy")], capsys)  # fmt: skip
+    assert f"generating {10**12} samples needs about" in line and "--max-memory" in line
+    assert listing(tmp_path) == before
+
+
 def test_cuda_on_a_machine_without_it_is_refused_up_front(tmp_path, capsys):
     """The README's own example (``--device cuda``) on a CPU build: refused before any data."""
     import torch
