@@ -37,7 +37,7 @@ from conceptid.simulations.graphs import DAG
 from conceptid.simulations.validation import check_number, is_number
 
 from .gaussian import homogeneous_precision
-from .linalg import Arithmetic, Numeric
+from .linalg import RTOL_MAX, Arithmetic, Numeric
 
 __all__ = [
     "IdentificationError",
@@ -118,7 +118,9 @@ def identify_linear(
     ----------
     moments : sequence of (mean, cov)
         One per context: ``mean`` ``(p,)`` or ``(p, 1)``, ``cov`` ``(p, p)``; arrays or matrices
-        of ``A``. Exactly one context must be observational.
+        of ``A``. Exactly one context must be observational. Moments in a float type coarser
+        than float64 (float32) are checked and decided (ranks) at their own rounding,
+        ``10 p eps`` of that type, where it exceeds ``A``'s tolerance.
     targets : sequence of int or None
         The intervened concept of each context (``None``: observational).
     block_sizes : sequence of int
@@ -149,6 +151,7 @@ def identify_linear(
     edge_tol, ks, obs, ctx_of, mats, peel_order = _checked(
         moments, targets, block_sizes, A, edge_tol, peel_order
     )
+    A = _at_input_rounding(A, moments)
     prepared = _Prepared(ks, obs, ctx_of, *_order_free(mats, obs, ctx_of, ks, A))
     return _identify(prepared, A, edge_tol, names, peel_order)
 
@@ -326,6 +329,19 @@ def _rounding(cov, p: int) -> float:
     # float16 resolves 1e-3: at that rounding a covariance check says nothing, so no allowance
     # beyond float32's is given
     return 10 * p * min(float(np.finfo(dtype).eps), float(np.finfo(np.float32).eps))
+
+
+def _at_input_rounding(A: Arithmetic, moments) -> Arithmetic:
+    """``A``, or for moments given in a float type coarser than float64 (float32, as torch
+    computes them) a numeric arithmetic whose tolerance is their rounding (:func:`_rounding`):
+    a rank decided at ``1e-8`` would count float32's rounding (singular values near ``1e-7``
+    of the largest, of either sign) as rank, and whiten by the square root of a rounding
+    error below zero. Capped below :data:`~conceptid.identifiability.linalg.RTOL_MAX`;
+    float64 input, and exact arithmetic, are left as they are."""
+    if A.exact or not isinstance(A, Numeric):
+        return A
+    r = max((_rounding(cov, int(np.shape(cov)[0])) for _, cov in moments), default=0.0)
+    return A if r <= A.rtol else Numeric(min(r, RTOL_MAX / 10))
 
 
 def _coordinates(mats, obs: int, K: int, A: Arithmetic):
@@ -527,6 +543,7 @@ def identify_linear_ml(
     A = Numeric()
     edge_tol, ks, obs, ctx_of, mats, _ = _checked(moments, targets, block_sizes, A, edge_tol,
                                                   None)  # fmt: skip
+    A = _at_input_rounding(A, moments)
     m = len(ks)
     if len(counts) != len(moments) or not all(map(is_number, counts)):
         raise IdentificationError(

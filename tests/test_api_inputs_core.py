@@ -346,6 +346,15 @@ def test_small_draws_do_not_read_the_machines_memory(monkeypatch):
         memory.check_memory(2048, "a small draw")
 
 
+def _float64_moments(model) -> list[tuple]:
+    """The test below's moments, from the same draws, computed in float64."""
+    rng, out = np.random.default_rng(1), []
+    for ctx in model.contexts:
+        x = model.sample(ctx, 3000, rng).x.astype(np.float32).astype(np.float64)
+        out.append((x.mean(0), np.cov(x.T)))
+    return out
+
+
 def test_identify_linear_takes_float32_moments_at_their_own_rounding():
     """Found by review: moments computed in float32 (as torch computes them) are asymmetric and
     slightly indefinite at 1e-7 of their scale, and the float64 tolerance refused them; the
@@ -360,7 +369,15 @@ def test_identify_linear_takes_float32_moments_at_their_own_rounding():
         targets.append(model.sem.resolve(ctx.targets[0]) if ctx.targets else None)
     lam = [np.linalg.eigvalsh(c.astype(np.float64)) for _, c in moments]  # rank 4 of 6: zeros
     assert min(v[0] / v[-1] for v in lam) < -1e-10  # below zero by float32's rounding
-    assert identify_linear(moments, targets, [1, 1, 1]).graph is not None
+    # and their rank is decided at that rounding (found when a newer BLAS left singular values
+    # of 6e-8 that a tolerance of 1e-8 counted as rank: whitening took the root of one below 0)
+    got = identify_linear(moments, targets, [1, 1, 1])
+    ref = identify_linear([(np.float64(m), np.float64(c)) for m, c in _float64_moments(model)],
+                          targets, [1, 1, 1])  # fmt: skip
+    assert np.all(np.isfinite(got.readout))
+    assert np.array_equal(got.graph.adjacency, ref.graph.adjacency)
+    for a, b in zip(got.readout, ref.readout):  # each concept's read-out, up to scale
+        assert abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99
     with pytest.raises(IdentificationError, match="not positive semi-definite"):  # as float64
         identify_linear([(m.astype(np.float64), c.astype(np.float64)) for m, c in moments],
                         targets, [1, 1, 1])  # fmt: skip
