@@ -523,12 +523,26 @@ def _concept_verdict(
     return ConceptVerdict(name, NOT_COVERED, "", reason, A.description)
 
 
+#: the points Lemma 5's genericity is tried at first: ``start + step i`` for concept ``i``
+GENERICITY_STARTS = ((0.5, 0.25), (-0.75, 0.375), (1.25, -0.625))
+#: then this many seeded random points (dyadic rationals, exact in float64 too)
+GENERICITY_RANDOM_POINTS = 8
+#: in exact arithmetic, the rank as polynomials is decided for up to this many concept
+#: coordinates when every point failed
+GENERICITY_SYMBOLIC_MAX_K = 8
+
+
 def _genericity(model: ConceptModel, A) -> tuple[bool, str]:
-    """Lemma 5's condition at a point: the Jacobian of the log-ratio map Q = (q_1..q_m) of the
-    concepts has rank m at some point (then Q's fibre through that point is discrete; for
-    polynomial maps full rank at one point means full rank almost everywhere). A few fixed points
-    with distinct rational coordinates are tried in turn: a single point can sit on the measure-
-    zero set where the rank drops (for a -> b with do(b) ~ N(0, 3), at c = (1/2, 3/4))."""
+    """Lemma 5's condition: the Jacobian of the log-ratio map Q = (q_1..q_m) of the concepts
+    has rank m at some point (then Q's fibre through that point is discrete; for polynomial
+    maps full rank at one point means full rank almost everywhere). Its rows are affine in the
+    concepts, so full rank at any one point proves it. Tried at a few fixed points with
+    distinct rational coordinates (:data:`GENERICITY_STARTS`), then at seeded random ones (a
+    single point can sit on the measure-zero set where the rank drops: for a -> b with do(b) ~
+    N(0, 3), at c = (1/2, 3/4)). Where every point fails, exact arithmetic decides the rank
+    over the rational functions of the concepts (up to :data:`GENERICITY_SYMBOLIC_MAX_K`
+    coordinates): below m, the condition fails everywhere; numeric arithmetic, or more
+    coordinates, leave it undecided (not verified, so no verdict rests on it)."""
     from .gaussian import concept_law, congruence, homogeneous_precision, standard_frame
 
     sem = model.sem
@@ -547,9 +561,12 @@ def _genericity(model: ConceptModel, A) -> tuple[bool, str]:
     if H is not None:
         top = [spectral_norm(A.to_float(p)[:K]) for p in (psi0, *psis)]
         sizes = [top[0] + t for t in top[1:]]
+    rng = np.random.default_rng(0)
+    points = [[start + step * i for i in range(K)] for start, step in GENERICITY_STARTS]
+    points += [list(rng.integers(-256, 257, K) / 64.0) for _ in range(GENERICITY_RANDOM_POINTS)]
     best = 0
-    for start, step in ((0.5, 0.25), (-0.75, 0.375), (1.25, -0.625)):
-        values = [*(start + step * i for i in range(K)), 1.0]
+    for i, coords in enumerate(points):
+        values = [*coords, 1.0]
         point = A.T(A.mat([values]))
         rows = [A.T(A.rows(A.mul(delta, point), range(K))) for delta in deltas]
         if sizes is not None:
@@ -557,8 +574,31 @@ def _genericity(model: ConceptModel, A) -> tuple[bool, str]:
         J = A.vstack(*rows)
         best = max(best, A.rank(J, None if sizes is None else 1.0))
         if best == sem.m:
-            break
-    return best == sem.m, f"rank of the log-ratio Jacobian at a point = {best} (needs {sem.m})"
+            where = "a fixed point" if i < len(GENERICITY_STARTS) else "a random point"
+            return True, f"rank of the log-ratio Jacobian at {where} = {best} (needs {sem.m})"
+    tried = f"rank of the log-ratio Jacobian at most {best} at {len(points)} points"
+    if not A.exact or K > GENERICITY_SYMBOLIC_MAX_K:
+        return False, f"{tried} (needs {sem.m}); not decided as polynomials"
+    generic = _symbolic_rank(deltas, K)
+    if generic == sem.m:  # the points all sat where a nonzero minor vanishes
+        return True, f"{tried}, {generic} as polynomials in the concepts (needs {sem.m})"
+    return False, (f"rank of the log-ratio Jacobian {generic} as polynomials in the concepts "
+                   f"(needs {sem.m}): below it at every point")  # fmt: skip
+
+
+def _symbolic_rank(deltas, K: int) -> int:
+    """The rank of the log-ratio Jacobian over the rational functions of the concepts: row j is
+    ``(Delta_j [c; 1])[:K]``, affine in the symbols ``c``; exact (its generic rank)."""
+    import sympy
+    from sympy.polys.matrices import DomainMatrix
+
+    c = sympy.symbols(f"c0:{K}")
+    rows = []
+    for delta in deltas:
+        D = delta.to_Matrix()
+        rows.append([sum(D[k, i] * c[i] for i in range(K)) + D[k, K] for k in range(K)])
+    field = sympy.QQ.frac_field(*c)
+    return DomainMatrix.from_list_sympy(len(rows), K, rows).convert_to(field).rank()
 
 
 def _confirm(model: ConceptModel, A) -> dict:
