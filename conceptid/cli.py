@@ -37,6 +37,7 @@ from conceptid.simulations.benchmark import (
     DatasetError,
     check_save_target,
     generate,
+    is_dataset_dir,
     load_dataset,
 )
 from conceptid.simulations.errors import ConceptIDError, UsageError
@@ -309,9 +310,15 @@ def check_methods(text: str | None, images: bool | None) -> list[str] | None:
     images (``images=None``: not known yet); None when not given (every method that applies)."""
     if text is None:
         return None
-    names = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    parts = [m.strip() for m in text.split(",")]
+    names = [m for m in parts if m]
     if not names:
         raise UsageError(f"--methods {text!r} names no method; choose from {', '.join(METHODS)}")
+    if len(names) < len(parts):  # as --targets: a stray comma is a name left out
+        raise UsageError(f"--methods {text!r} has an empty name")
+    twice = sorted({m for m in names if names.count(m) > 1})
+    if twice:
+        raise UsageError(f"--methods names {', '.join(twice)} more than once")
     unknown = [m for m in names if m not in METHODS]
     if unknown:
         raise UsageError(f"--methods: unknown method {', '.join(map(repr, unknown))}; choose from "
@@ -533,6 +540,10 @@ def validate_import(a: argparse.Namespace) -> None:
                          "digit: --n-per-context sets them)")  # fmt: skip
     fractions = parse_fractions(a.fractions) if a.fractions is not None else None
     out = check_out(a.out, "--out", directory=True, replace=True)
+    if a.folders is not None and Path(out).resolve().is_relative_to(Path(a.folders).resolve()):
+        raise UsageError(f"--out {a.out} is inside --folders {a.folders}: the next import of "
+                         "that folder would read the dataset as a context folder; write it "
+                         "elsewhere")  # fmt: skip
     check_save_target(out, a.overwrite)
     kw = {"seed": a.seed, "name": a.name or ""}
     if a.nuisance_dim is not None:
@@ -589,6 +600,10 @@ def validate_generate(a: argparse.Namespace) -> None:
     check_out(a.out, "--out", directory=False)
     if Path(a.out).suffix not in (".npy", ".png"):
         raise UsageError(f"--out must end in .npy or .png, got {Path(a.out).name!r}")
+    parent = Path(a.out).resolve().parent
+    if is_dataset_dir(parent):  # found by review: --overwrite replaced the dataset's own x.npy
+        raise UsageError(f"--out {a.out} is inside the dataset directory {parent}: the samples "
+                         "could replace one of its arrays; write them elsewhere")  # fmt: skip
     a.final = _model_file(a.model)
     if Path(a.out).exists() and not a.overwrite:
         raise UsageError(f"--out {a.out} exists; pass --overwrite to replace it")
@@ -957,6 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the model's mixing by your own: a function of the embedding e (n, d) "
         "(or a Mixing instance), e.g. mypkg.scenes:render",
     )  # fmt: skip
+    _add_max_memory(c)  # its refusal of a model too large to check names this option
     c.set_defaults(func=cmd_check, validate=validate_check)
 
     m = sub.add_parser("import", epilog=EPILOG,

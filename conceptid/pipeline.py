@@ -62,6 +62,7 @@ from .rundir import (
     adopt_data,
     check_outputs,
     ensure_data,
+    held_data,
     open_run_dir,
     require_run_dir,
     run_data,
@@ -155,13 +156,19 @@ def run(cfg: RunConfig) -> dict:
         for name in methods:
             check_trainable(name, ds, out, retrain=cfg.retrain, **cfg.training())
 
+    def announce(ds: Dataset) -> None:
+        """Stage 1 begins once the data given pass every check: before the copy."""
+        check_data(ds)
+        _say(f"[1/5] dataset: {cfg.data} -> {out / 'data'}")
+
     timings: dict = {}
     if cfg.data is not None:
-        _say(f"[1/5] dataset: {cfg.data} -> {out / 'data'}")
-        ds = adopt_data(cfg.data, out, check=check_data, loaded=given)
-    else:
+        ds = adopt_data(cfg.data, out, check=announce, loaded=given)
+    else:  # RUN/data when it is there, checked before the stage begins; else generated
+        ds = held_data(cfg.spec, out, check=check_data)
         _say(f"[1/5] benchmark: {cfg.spec.preset or 'model'} -> {out / 'data'}")
-        ds = ensure_data(cfg.spec, out, cfg.progress, check=check_data)
+        if ds is None:
+            ds = ensure_data(cfg.spec, out, cfg.progress, check=check_data)
     timings["data"] = time.perf_counter() - t0
     _say(f"      {len(ds.context)} samples, {len(ds.context_names)} contexts "
          f"({timings['data']:.1f} s)")  # fmt: skip
@@ -305,8 +312,10 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
                     methods=list(trained), check_method=check_method, progress=False,
                     command=reproduce_commands(run_dir, data, trained, check_method))  # fmt: skip
     report = None
-    if ds.has_ground_truth:
+    if ds.has_ground_truth:  # the check the report states, in place of an earlier one
         report = check(ds.model, check_method, rng=np.random.default_rng(cfg.seed))
+        write_text(run_dir / "check.txt", str(report) + "\n")
+        write_text(run_dir / "check.json", report.to_json() + "\n")
     # no data stage ran here, and no check for data without ground truth
     timings = {"check": None if report is None else report.seconds,
                "train": {k: t.history.get("seconds", 0.0) for k, t in trained.items()}}  # fmt: skip

@@ -50,10 +50,12 @@ __all__ = [
     "RunDirError",
     "adopt_data",
     "check_data_of_run",
+    "check_method_paths",
     "check_outputs",
     "check_no_recorded_data",
     "check_run_dir",
     "ensure_data",
+    "held_data",
     "is_run_dir",
     "method_files",
     "open_run_dir",
@@ -120,6 +122,30 @@ def check_outputs(path: str | os.PathLike) -> None:
                               f"move it away")  # fmt: skip
 
 
+def check_method_paths(path: str | os.PathLike, name: str, restarts: int = 1) -> None:
+    """Refuse, before any work, a run directory where something is in the way of method
+    ``name``'s files: anything but a directory at ``models`` or ``models/NAME``, anything but a
+    file at ``models/NAME/final.pt`` or at a checkpoint of one of its ``restarts``
+    (``checkpoint.pt``, ``checkpoint.pt.rR``). Raises :class:`RunDirError` naming the first
+    (``--retrain`` would not help: the package removes only files it wrote); what does not
+    exist yet is fine."""
+    folder = Path(path) / "models" / name
+    files = ["final.pt", "checkpoint.pt", *(f"checkpoint.pt.r{r}" for r in range(1, restarts))]
+
+    def refuse(p: Path, want: str) -> None:
+        raise RunDirError(f"{p} is in the way of the files of {name} (it is not a {want}); "
+                          "move it away")  # fmt: skip
+
+    for p in (folder.parent, folder):
+        if p.is_symlink() or (p.exists() and not p.is_dir()):
+            refuse(p, "directory")
+        if not p.exists():  # nothing below it yet
+            return
+    for p in (folder / f for f in files):
+        if (p.exists() or p.is_symlink()) and not p.is_file():
+            refuse(p, "file")
+
+
 def open_run_dir(path: str | os.PathLike) -> Path:
     """``path`` as a run directory: created (with its marker) when missing or empty, accepted
     when marked.
@@ -184,14 +210,14 @@ def check_data_of_run(run: str | os.PathLike, ds: Dataset,
         held = load_dataset(run / "data")
         differ = _differs(held.content_hash, held.labels_hash, ds)
         if differ:
-            raise RunDirError(f"{run} holds another dataset in {run / 'data'} ({differ} than "
-                              f"{data}); use another --out")  # fmt: skip
+            raise RunDirError(f"{run} holds another dataset in {run / 'data'} than {data} "
+                              f"({differ}); use another --out")  # fmt: skip
         return held
     rec = recorded_data(run)
     differ = rec and _differs(rec["content_hash"], rec.get("labels_hash"), ds)
     if differ:
-        raise RunDirError(f"{run} was trained on another dataset, {rec['path']} ({differ} than "
-                          f"{data}); use another --out")  # fmt: skip
+        raise RunDirError(f"{run} was trained on another dataset, {rec['path']}, than {data} "
+                          f"({differ}); use another --out")  # fmt: skip
     return None
 
 
@@ -356,6 +382,33 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 # ---------------------------------------------------------------------------------- the dataset
 
 
+def held_data(spec: BenchmarkSpec, out: str | os.PathLike, check=None) -> Dataset | None:
+    """``out/data`` loaded, when it is there, and verified to hold this spec's dataset (then
+    passed to ``check``, a function of the dataset that raises what the caller refuses); None
+    when there is none. Writes nothing.
+
+    Raises
+    ------
+    DatasetError
+        ``out/data`` is not a dataset, or holds one of another spec.
+    RunDirError
+        ``out`` cannot be a run directory, or its models were trained by ``conceptid train``
+        on a dataset directory it records (:func:`record_data`).
+    """
+    out = check_run_dir(out)
+    check_no_recorded_data(out)
+    path = out / "data"
+    if not (path.exists() or path.is_symlink()):
+        return None
+    ds = load_dataset(path)
+    if ds.spec != spec:
+        raise DatasetError(f"{path} holds a dataset of a different spec; use another --out or "
+                           "delete it")  # fmt: skip
+    if check is not None:
+        check(ds)
+    return ds
+
+
 def ensure_data(spec: BenchmarkSpec, out: str | os.PathLike, progress: bool = True,
                 check=None) -> Dataset:  # fmt: skip
     """Load ``out/data`` if it holds this spec's dataset, else generate and save it (``out`` is
@@ -371,17 +424,10 @@ def ensure_data(spec: BenchmarkSpec, out: str | os.PathLike, progress: bool = Tr
         ``out`` cannot be a run directory, or its models were trained by ``conceptid train``
         on a dataset directory it records (:func:`record_data`).
     """
-    check_no_recorded_data(out)
-    path = open_run_dir(out) / "data"
-    if path.exists():
-        ds = load_dataset(path)
-        if ds.spec != spec:
-            raise DatasetError(
-                f"{path} holds a dataset of a different spec; use another --out or delete it"
-            )
-        if check is not None:
-            check(ds)
+    ds = held_data(spec, out, check)
+    if ds is not None:
         return ds
+    path = open_run_dir(out) / "data"
     ds = generate(spec, progress=progress)
     if check is not None:
         check(ds)

@@ -39,13 +39,20 @@ from conceptid.models.trainer import (
 )
 from conceptid.simulations.benchmark import Dataset
 from conceptid.simulations.resources import check_memory
-from conceptid.simulations.validation import check_number, torch_seed
+from conceptid.simulations.validation import check_number, is_number, torch_seed
 
 from .config import DEFAULTS
 from .errors import PipelineError
 from .floors import MEMORY_SETTING
 from .methods import BENCHMARK_METHODS, METHODS
-from .rundir import check_run_dir, method_files, open_run_dir, remove_evaluation, remove_method
+from .rundir import (
+    check_method_paths,
+    check_run_dir,
+    method_files,
+    open_run_dir,
+    remove_evaluation,
+    remove_method,
+)
 from .splits import Normaliser, splits
 
 __all__ = [
@@ -162,6 +169,7 @@ def check_saved_settings(
     if name not in METHODS:
         raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
     check_number(restarts, "restarts", error=PipelineError)
+    check_method_paths(out, name, restarts)
     if retrain:
         return
     folder = Path(out) / "models" / name
@@ -217,6 +225,8 @@ def check_trainable(
     :class:`~conceptid.simulations.errors.UsageError` for an unusable ``device``), with the same
     hints."""
     out = check_run_dir(out)
+    if name in METHODS and is_number(restarts):  # else saved_model names what is wrong
+        check_method_paths(out, name, restarts)
     cfg = _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                         device=device, restarts=restarts,
                         checkpoint=str(out / "models" / name / "checkpoint.pt"))  # fmt: skip

@@ -95,6 +95,8 @@ def check_device(name, flag: str = "device") -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise UsageError(f"{flag} {name!r} is not a device; use cpu, cuda, cuda:N or mps") from None
     if dev.type == "cpu":
+        if dev.index:  # torch parses cpu:1, but there is one CPU device
+            raise UsageError(f"{flag} {name}: the CPU is one device, cpu (or cpu:0)")
         return dev
     if dev.type == "cuda":
         if not torch.cuda.is_available():

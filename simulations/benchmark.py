@@ -290,8 +290,8 @@ def check_save_target(path: str | os.PathLike, overwrite: bool) -> bool:
         raise DatasetError(f"refusing to write to {path}: it exists and is {what}; choose "
                            "another path (--overwrite replaces only a dataset)")  # fmt: skip
     if not overwrite:
-        raise DatasetError(f"{path} exists (a dataset); pass overwrite=True (--overwrite) to "
-                           "replace it")  # fmt: skip
+        raise DatasetError(f"{path} exists (a dataset); pass --overwrite (Python: "
+                           "overwrite=True) to replace it")  # fmt: skip
     return True
 
 
@@ -589,13 +589,20 @@ class Dataset:
         UsageError
             ``overwrite`` is not a bool (nothing written).
         DatasetError
-            ``path`` exists and ``overwrite`` is false, or it is not a dataset (nothing written).
+            ``path`` exists and ``overwrite`` is false, or it is not a dataset, or is empty
+            (nothing written); the file system refuses a write (nothing left of this save; a
+            replaced dataset is restored).
         """
+        if isinstance(path, str) and not path.strip():  # Path("") would be the current dir
+            raise DatasetError("cannot write a dataset to an empty path")
         path = Path(path)
         replace = check_save_target(path, overwrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale(path.parent, path.name, ("tmp", "old"), PACKAGE_FILES)
-        tmp = _new_dir(path.parent, temp_prefix(path.name, "tmp"))
+        try:  # a directory without permission, a read-only or virtual file system
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale(path.parent, path.name, ("tmp", "old"), PACKAGE_FILES)
+            tmp = _new_dir(path.parent, temp_prefix(path.name, "tmp"))
+        except OSError as err:
+            raise DatasetError(f"cannot write {path}: {err.strerror or err}") from None
         try:
             for name, a in self.arrays.items():
                 with open(tmp / f"{name}.npy", "wb") as fh:
@@ -607,6 +614,8 @@ class Dataset:
                 _replace_in_place(path, tmp)
             else:
                 os.rename(tmp, path)  # onto a missing or empty directory: all at once
+        except OSError as err:  # a full disk: the old dataset is back (_replace_in_place)
+            raise DatasetError(f"cannot write {path}: {err.strerror or err}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return path

@@ -10,6 +10,7 @@ request allocates live in :mod:`.resources`, which builds on this module; the sa
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def memory_limit(max_memory: float | None = None) -> tuple[int | None, str]:
     """
     if max_memory is not None:
         gib = check_number(max_memory, "max_memory (GiB)", integer=False, minimum=0, exclusive=True)
-        return int(gib * GIB), "limit given as max_memory"
+        return math.ceil(gib * GIB), "limit given as max_memory"
     text = os.environ.get(ENV)
     if text is not None and text.strip():
         try:
@@ -104,7 +105,8 @@ def memory_limit(max_memory: float | None = None) -> tuple[int | None, str]:
         except ValueError:
             raise UsageError(f"{ENV} must be a number of GiB, got {text!r}") from None
         gib = check_number(value, ENV, integer=False, minimum=0, exclusive=True)
-        return int(gib * GIB), f"limit set by {ENV} (or --max-memory)"
+        # the command line's --max-memory sets the variable while a command runs
+        return math.ceil(gib * GIB), f"limit set by --max-memory or {ENV}"
     return available_memory(), "memory available on this machine"
 
 

@@ -54,3 +54,37 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
         ["f.json", alive.name, other.name, mine.name]
     )
     assert remove_stale(tmp_path, "g.json") == [other]
+
+
+def test_a_dataset_the_file_system_refuses_is_a_dataset_error(tmp_path, monkeypatch):
+    """Found by review: Dataset.save raised FileNotFoundError or PermissionError (not the
+    documented DatasetError) for a place it cannot write, and took "" as the current
+    directory. A failed replacement leaves the old dataset as it was."""
+    import errno
+
+    from conceptid.simulations import BenchmarkSpec, generate
+    from conceptid.simulations.benchmark import DatasetError, load_dataset
+
+    spec = BenchmarkSpec(preset="chain", preset_args={"m": 2}, n_train=5, n_val=2, n_test=2)
+    ds = generate(spec, progress=False)
+    with pytest.raises(DatasetError, match="^cannot write a dataset to an empty path$"):
+        ds.save("")
+    with pytest.raises(DatasetError, match="^cannot write /proc/conceptid-test: "):
+        ds.save("/proc/conceptid-test")  # a virtual file system: no directory can be made
+    (tmp_path / "old").mkdir()
+    old = ds.save(tmp_path / "old" / "ds")
+    card = (old / "card.json").read_bytes()
+    other = generate(BenchmarkSpec(**{**spec.to_dict(), "seed": 1}), progress=False)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for name in ("rename", "replace"):  # a new directory is renamed in; an old one replaced
+        monkeypatch.setattr(os, name, full)
+    with pytest.raises(DatasetError, match="cannot write .*: No space left on device$"):
+        other.save(tmp_path / "new")
+    with pytest.raises(DatasetError, match="No space left on device"):
+        other.save(old, overwrite=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+    assert (old / "card.json").read_bytes() == card and load_dataset(old).content_hash

@@ -438,7 +438,7 @@ def test_failed_save_leaves_nothing_behind(tmp_path, chain_ds, monkeypatch):
     parent = tmp_path / "out"
     parent.mkdir()
     calls = _failing_np_save(monkeypatch)
-    with pytest.raises(OSError, match="simulated disk full"):
+    with pytest.raises(DatasetError, match="simulated disk full"):
         chain_ds.save(parent / "ds")
     assert calls["n"] == 2, "the failure must happen mid-write"
     assert not (parent / "ds").exists()
@@ -450,7 +450,7 @@ def test_failed_overwrite_keeps_the_old_dataset(tmp_path, chain_ds, monkeypatch)
     before = {p.name: p.read_bytes() for p in target.iterdir()}
     other = generate(chain_spec(seed=99))
     _failing_np_save(monkeypatch, fail_at=3)
-    with pytest.raises(OSError):
+    with pytest.raises(DatasetError, match="simulated disk full"):
         other.save(target, overwrite=True)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
@@ -490,7 +490,7 @@ def test_a_failure_at_any_step_of_an_overwrite_restores_the_old_dataset(
         calls = _replace_failing_at(monkeypatch, k, _simulated_failure)
         try:
             other.save(target, overwrite=True)
-        except OSError as err:
+        except DatasetError as err:  # the file system's error, as the documented type
             assert "simulated failure" in str(err)
         else:
             break

@@ -99,6 +99,13 @@ CASES = [
     (["generate", "{D}/ds/x.npy", "--out", "{T}/y.npy"], "x.npy is not a trained model"),
     (["generate", "{T}/run/models/nope", "--out", "{T}/x.npy"], "nope does not exist"),
     (["evaluate", "{T}/nothing"], "is not a run directory"),
+    # found by review: samples written over the dataset's own x.npy broke the run for good
+    (["generate", "{T}/m", "--out", "{D}/ds/x.npy", "--overwrite"], "inside the dataset dir"),
+    (["import", "--folders", "{T}", "--out", "{T}/ds"], "is inside --folders"),
+    (["run", "--methods", "pooled,pooled", "--out", "{T}/r"], "names pooled more than once"),
+    (["run", "--methods", "pooled,", "--out", "{T}/r"], "'pooled,' has an empty name"),
+    (["run", "--device", "cpu:1", "--out", "{T}/r"], "the CPU is one device"),
+    (["check", "--preset", "chain", "--preset-arg", "m=100000"], "--max-memory"),
     (["simulate", "--out", "{T}/d", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["simulate", "--n-val", "3"], "the following arguments are required: --out"),
 ]

@@ -214,6 +214,66 @@ def test_run_refuses_a_saved_model_of_other_settings_before_its_data_stage(tmp_p
     assert torch.load(final, weights_only=False)["settings"]["epochs"] == 2
 
 
+@pytest.mark.parametrize("blocker", ["models", "models/pooled", "models/pooled/final.pt",
+                                     "models/pooled/checkpoint.pt"])  # fmt: skip
+def test_something_in_the_way_of_a_methods_files_is_refused_up_front(tmp_path, data, capsys,
+                                                                 blocker):  # fmt: skip
+    """Found by review: a file at RUN/models or RUN/models/METHOD failed with a raw errno after
+    the data and check stages (exit 1), and a directory at final.pt was refused with advice to
+    pass --retrain, which trained and then failed to save. Now one line before anything,
+    whatever --retrain says (the package removes only files it wrote)."""
+    for cmd in (["run", "--preset", "random", "--preset-arg", "m=3", "--n-per-context", "40"],
+                ["train", str(data)]):  # fmt: skip
+        run = tmp_path / cmd[0]
+        run.mkdir()
+        (run / "run.json").write_text('{"format": "conceptid.run/1"}')
+        blocked = run / blocker
+        blocked.parent.mkdir(parents=True, exist_ok=True)
+        if blocker.endswith(".pt"):
+            blocked.mkdir()
+        else:
+            blocked.write_text("mine")
+        before = listing(run)
+        for retrain in ([], ["--retrain"]):
+            err = one_error([*cmd, "--out", str(run), "--methods", "context-module,pooled",
+                             "--epochs", "1", "--quiet", *retrain], capsys)  # fmt: skip
+            assert f"{blocked} is in the way of the files of" in err and "move it away" in err
+            assert "--retrain" not in err
+            assert listing(run) == before
+            assert (run / "run.json").read_text() == '{"format": "conceptid.run/1"}'
+
+
+def test_run_refuses_data_in_the_way_before_its_first_stage(reference, tmp_path, capsys):
+    """Found by review: `run` announced its data stage, then refused RUN/data of another spec
+    or a file at RUN/data; now the refusal is all it prints."""
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    before = listing(run)
+    args = ["run", "--preset", "random", "--preset-arg", "m=3", "--preset-arg", "nuisance_dim=1",
+            "--n-per-context", "41", *TRAIN, "--out", str(run)]  # fmt: skip
+    rc = main(args)
+    got = capsys.readouterr()
+    assert rc == 2 and got.out == "" and "holds a dataset of a different spec" in got.err
+    assert listing(run) == before
+    shutil.rmtree(run / "data")
+    (run / "data").write_text("mine")
+    rc = main(args)
+    got = capsys.readouterr()
+    assert rc == 2 and got.out == "" and "data is not a dataset directory" in got.err
+
+
+def test_evaluate_writes_the_check_it_states(reference, tmp_path):
+    """Found by review: `evaluate --check-method numeric` left the exact check.json and
+    check.txt of the run beside a report that states the numeric check."""
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    assert json.loads((run / "check.json").read_text())["method"] == "exact"
+    assert main(["evaluate", str(run), "--check-method", "numeric"]) == 0
+    assert json.loads((run / "check.json").read_text())["method"] == "numeric"
+    assert (run / "check.txt").read_text().splitlines()[1].startswith("method: numeric")
+    assert "method: numeric" in (run / "report.md").read_text()
+
+
 def _other_layer(state):
     i = next(i for i, line in enumerate(state["architecture"]) if line.endswith(": SiLU"))
     state["architecture"][i] = state["architecture"][i].replace("SiLU", "ReLU")
