@@ -237,6 +237,9 @@ def check_out(path: str, flag: str, *, directory: bool, replace: bool = False) -
     long = [part for part in out.parts if len(os.fsencode(part)) > 255]
     if long:
         raise UsageError(f"{flag}: the name {long[0][:32]}... is longer than 255 bytes")
+    if out.is_symlink() and not out.exists():  # found by review: it was called "a file"
+        raise UsageError(f"{flag} {out} is a broken symbolic link (to {os.readlink(out)}); "
+                         "remove it or choose another path")  # fmt: skip
     if out.exists() and out.is_dir() != directory:
         kind = ("a file, not a directory", "a directory, not a file")[out.is_dir()]
         raise UsageError(f"{flag} {out} is {kind}")

@@ -236,6 +236,9 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
                    f"freedom {nc[part]['statistic_per_dof']:.2f})" for part, where in
                    (("training", "training contexts"), ("held_out", "held-out compositions"))
                    if nc.get(part)]  # fmt: skip
+            if not nc.get("training"):  # found by review: left out without a word
+                got.insert(0, "training contexts not tested (too few test rows for the "
+                              "noise coordinates, or a collapsed noise)")  # fmt: skip
             parts.append(f"{evaluation.trained[name].label}: {', '.join(got)}")
         L += ["", "Noise check (needs no ground truth; `conceptid.modelcheck`): a model with a "
               "per-context prior says that, in every context, the exogenous noise of its "

@@ -160,7 +160,8 @@ def _observations(x: object) -> np.ndarray:
         if bad.any():
             rows = np.flatnonzero(bad.any(1))
             raise DatasetError(f"x holds NaN or infinite values (or values beyond float32's "
-                               f"range) in {rows.size} rows, the first row {rows[0]}")  # fmt: skip
+                               f"range) in {rows.size} row{'s' * (rows.size != 1)}, the first "
+                               f"row {rows[0]}")  # fmt: skip
     else:
         raise DatasetError(f"x must be (N, p) vectors or (N, H, W, 3) uint8 images, got shape "
                            f"{a.shape}")  # fmt: skip

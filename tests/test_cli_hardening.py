@@ -78,6 +78,8 @@ CASES = [
     (["run", "--out", "{T}/f.txt", "--preset", "chain"], "f.txt is a file, not a directory"),
     (["train", "{D}/ds", "--out", "{T}/f.txt/deeper/still"], "is a file, not a directory"),
     (["simulate", "--out", "{T}/" + "n" * 300], "longer than 255 bytes"),
+    (["simulate", "--out", "{T}/dangling"], "dangling is a broken symbolic link (to "),
+    (["generate", "{T}/m", "--out", "{T}/dangling"], "dangling is a broken symbolic link"),
     (
         ["simulate", "--out", "{T}/d", "--image-size", "33"],
         "invalid choice: 33 (choose from 32, 64)",
@@ -116,6 +118,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tiny, tmp_path, capsys
     (tmp_path / "f.txt").write_text("a file")
     (tmp_path / "binary.json").write_bytes(bytes(range(256)))
     (tmp_path / "semonly.json").write_text('{"sem": {}}')  # a model file without its mixing
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     before = listing(tmp_path), listing(tiny)
     argv = [a.replace("{T}", str(tmp_path)).replace("{D}", str(tiny)) for a in args]
     line = refused(argv, capsys)

@@ -711,3 +711,27 @@ def test_the_papers_figure_is_quoted_for_the_quad_scene_only():
     ):
         assert _paper_figure(spec, "pooled") == ""
     assert _paper_figure({"preset": "quad"}, "context-flow-ablation") == ""
+
+
+def test_the_report_says_when_the_training_contexts_could_not_be_noise_checked(
+    reference, tmp_path, monkeypatch
+):
+    """Found by review: a noise check with no testable training context (too few test rows
+    for the coordinates) and a tested held-out one was reported for the held-out part alone."""
+    from conceptid import evaluation
+
+    real = evaluation.noise_check
+
+    def held_out_only(model, split, contexts, names, **kw):
+        held = set(contexts) - {names.index(n) for n in names if "," not in n}
+        return real(model, split, contexts, names, **kw) if held else None
+
+    monkeypatch.setattr(evaluation, "noise_check", held_out_only)
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    assert main(["evaluate", str(run)]) == 0
+    nc = json.loads((run / "metrics.json").read_text())["methods"]["latent-flow"]["noise_check"]
+    assert nc["training"] is None and nc["held_out"]["contexts"]
+    report = (run / "report.md").read_text()
+    assert "training contexts not tested (too few test rows" in report
+    assert "held-out compositions p = " in report
