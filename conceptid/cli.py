@@ -863,7 +863,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
                     progress=not a.quiet)  # fmt: skip
     print(f"{res.cells} cells: {res.skipped} already finished, {res.ran} run now, "
           f"{len(res.failed)} failed ({res.seconds:.0f} s)")  # fmt: skip
-    print(f"summary: {Path(a.out) / 'summary.md'} (and summary.csv, summary.png)")
+    print("summary: " + ", ".join(map(str, res.summary_files)))  # those written
     if res.failed:
         _say_error(f"conceptid sweep: {len(res.failed)} cell(s) failed after "
                    f"{a.sweep_def.retries} retries; their errors are in "
@@ -1103,9 +1103,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="sweep directory; finished cells are kept there and skipped on a rerun",
     )
-    w.add_number(
-        "--workers", default=2, help="worker processes of the LocalCluster (one torch thread each)"
-    )
+    w.add_number("--workers", help="worker processes of the LocalCluster, one torch thread "
+                 "each, at most the sweep's cells (default: 2, or the cells if fewer)")  # fmt: skip
     w.add_argument("--scheduler", default=None,
                    help="address of a running Dask scheduler (tcp://HOST:8786) instead of a "
                    "LocalCluster")  # fmt: skip

@@ -22,8 +22,9 @@ Every combination is a :class:`Cell`. A cell is keyed by a content hash of every
 determines it (the task, the benchmark spec with its seed, the method, the parameters, the
 package version), so a rerun skips finished cells, and two sweeps that share a cell share its
 result. Cells run on Dask's ``distributed`` engine: a ``LocalCluster`` on this machine by default
-(one process per worker, one torch thread each), or an existing cluster (``scheduler=ADDRESS``,
-``tcp://``, ``tls://``, ``ws://`` or ``wss://``; for Slurm or PBS start one with dask-jobqueue).
+(one process per worker, one torch thread each; no more workers than cells, nor than the memory
+takes), or an existing cluster (``scheduler=ADDRESS``, ``tcp://``, ``tls://``, ``ws://`` or
+``wss://``; for Slurm or PBS start one with dask-jobqueue).
 The client alone writes results, each atomically:
 
     sweep.json              the marker and the sweep's definition
@@ -33,7 +34,9 @@ The client alone writes results, each atomically:
                             refused before any work)
     cells/KEY.failed.json   a cell that failed every attempt: its error (retried on the next run)
     cells/KEY/              the default task's run directory (dataset, model, checkpoints)
-    summary.csv, summary.md, summary.png   mean, standard error and per-seed values
+    summary.csv, summary.md   mean, standard error and per-seed values
+    summary.png               the figure, when the grid has an axis to draw (a run without
+                              one removes an earlier run's)
 
 A worker that dies mid-cell (killed, out of memory) loses nothing: the scheduler hands the cell to
 another worker, and the default task resumes from the cell's training checkpoint. A cell that
@@ -54,6 +57,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
@@ -108,11 +112,22 @@ MAX_RETRIES = 100
 MAX_THREADS = 1024
 #: how long :func:`run_sweep` waits for a scheduler given by its address
 _CONNECT_TIMEOUT = "20s"
+#: how a sweep's user sets the memory limit, for :func:`check_memory`'s message, which adds
+#: "or the CONCEPTID_MAX_MEMORY environment variable" (the way from Python)
+_SETTING = "`conceptid sweep --max-memory GIB`"
+#: the local workers of :func:`run_sweep` by default (and of ``conceptid sweep``)
+WORKERS = 2
+#: bytes one local worker process needs before its cell's data: a fresh Python that imports
+#: torch and conceptid (``python -c "import torch, conceptid.pipeline, resource;
+#: print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"``) peaked at 342,400 KiB, and a
+#: LocalCluster worker that had also loaded distributed and conceptid.sweep at 399,816 KiB
+#: (measured on Linux, Python 3.11, torch on CPU); rounded up
+WORKER_BYTES = 512 * 2**20
 
 
 class SweepError(ConceptIDError):
-    """A malformed sweep definition, a sweep directory that is not one, or a scheduler that
-    cannot be reached."""
+    """A malformed sweep definition, a sweep directory that is not one, a scheduler that
+    cannot be reached, or local workers that the grid or the memory cannot take."""
 
 
 def _version() -> str:
@@ -280,11 +295,16 @@ class Sweep:
             threads=threads,
             task=task,
         )
-        cells = sweep.cells(validate=True)  # the grids and every spec, before any work
+        cells = sweep._cells(validate=True)  # the grids and every spec, before any work
         if sweep.x is not None and sweep.x not in set(sweep.spec_grid) | set(sweep.params):
             raise SweepError(f"x {sweep.x!r} is not an axis of spec_grid or params")
-        if len({c.key for c in cells}) != len(cells):
-            raise SweepError("two cells of the grid are the same fit")
+        seen: dict[str, tuple[Cell, dict]] = {}
+        for c, sg in cells:
+            if c.key in seen:
+                raise SweepError(f"two cells of the grid are the same fit: "
+                                 f"{_describe(*seen[c.key])} and {_describe(c, sg)} give the "
+                                 "same spec, method, parameters and seed")  # fmt: skip
+            seen[c.key] = (c, sg)
         return sweep
 
     @classmethod
@@ -343,6 +363,14 @@ class Sweep:
         return out
 
 
+def _describe(cell: Cell, point: Mapping) -> str:
+    """A cell as the sweep gives it: its benchmark, spec-grid point, method, parameters and
+    seed (``the cell L1 (n_train=500, method pooled, epochs=60, seed 0)``)."""
+    values = [f"{k}={_text(v)}" for k, v in point.items()]
+    values += [f"method {cell.method}", *(f"{k}={_text(v)}" for k, v in cell.params.items())]
+    return f"the cell {cell.label} ({', '.join([*values, f'seed {cell.seed}'])})"
+
+
 def _check_size(spec: BenchmarkSpec, what: str, task: str) -> None:
     """Refuse a cell that would not fit the memory limit (``--max-memory`` of ``conceptid
     sweep``, or the ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available),
@@ -361,8 +389,7 @@ def _check_size(spec: BenchmarkSpec, what: str, task: str) -> None:
     else:
         shape = " (its model)"
     try:
-        check_memory(need, what + shape, setting="`conceptid sweep --max-memory GIB` (from "
-                     "Python: the environment variable)")  # fmt: skip
+        check_memory(need, what + shape, setting=_SETTING)
     except MemoryLimitError as e:
         raise SweepError(str(e)) from None
 
@@ -498,7 +525,9 @@ def _nll_gap(trained, ds, data_splits) -> float | None:
 
 @dataclass
 class SweepResult:
-    """What a run of :func:`run_sweep` did and where the results are."""
+    """What a run of :func:`run_sweep` did and where the results are: ``summary_files``, the
+    summaries this run wrote (``summary.csv``, ``summary.md``, then ``summary.png`` when the
+    sweep has an axis to draw and a finished cell)."""
 
     out: Path
     cells: int
@@ -507,6 +536,7 @@ class SweepResult:
     failed: list[str]
     seconds: float
     rows: list[dict]
+    summary_files: tuple[Path, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -530,11 +560,8 @@ def check_sweep_dir(out: str | os.PathLike) -> Path:
     if out.is_dir() and any(out.iterdir()) and not marker.exists():
         raise SweepError(f"{out} is not empty and not a sweep directory (it holds "
                          f"{describe_contents(out)}); use an empty or new directory")  # fmt: skip
-    if marker.exists():
-        fmt = probe_json(marker)
-        fmt = fmt.get("format") if isinstance(fmt, dict) else None
-        if fmt != FORMAT:
-            raise SweepError(f"{marker} is not a conceptid sweep marker")
+    if marker.exists() and not _marked(out):
+        raise SweepError(f"{marker} is not a conceptid sweep marker")
     if (out / "cells").exists() and not (out / "cells").is_dir():
         raise SweepError(f"{out / 'cells'} is not a directory; a sweep keeps its cells there")
     if (out / "cells").is_dir():
@@ -546,6 +573,13 @@ def check_sweep_dir(out: str | os.PathLike) -> Path:
         if (out / name).is_dir():
             raise SweepError(f"{out / name} is a directory; a sweep writes its summary there")
     return out
+
+
+def _marked(out: Path) -> bool:
+    """Whether ``out`` holds a sweep's marker (``sweep.json`` of this format): a directory the
+    package wrote, whose summaries are its own."""
+    rec = probe_json(out / MARKER)
+    return isinstance(rec, dict) and rec.get("format") == FORMAT
 
 
 def _open_dir(out: Path, sweep: Sweep) -> Path:
@@ -645,12 +679,59 @@ def _client(scheduler: str | None, workers: int, threads: int):
     env = {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                      "OPENBLAS_NUM_THREADS")}  # fmt: skip
     try:
+        # preload: each worker runs this module's dask_setup (Ctrl-C is the client's)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=":0", env=env)  # fmt: skip
+                               host="127.0.0.1", dashboard_address=":0", env=env,
+                               preload=[__name__])  # fmt: skip
     except RuntimeError as e:  # the workers are spawned: they import the caller's __main__
         raise SweepError(f"could not start {workers} local Dask workers ({e}); in a script, "
                          "call run_sweep under `if __name__ == '__main__':`") from None  # fmt: skip
-    return Client(cluster), cluster
+    try:
+        return Client(cluster), cluster
+    except BaseException:  # Ctrl-C while connecting, too: the workers do not outlive it
+        cluster.close()
+        raise
+
+
+#: a Dask worker's states once it is shutting down
+_CLOSING = {"closing", "closing_gracefully", "closed", "failed"}
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook, run in each worker process of :func:`run_sweep`'s LocalCluster as
+    it starts. Ctrl-C, which a terminal sends to every process of the sweep, is left to the
+    client (the worker ignores SIGINT), which then closes the cluster; and the warnings of the
+    worker's own shutdown (a cell cancelled mid-run) are not printed: its errors are."""
+    import logging
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def printed(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or worker.status.name not in _CLOSING
+
+    for handler in logging.getLogger("distributed").handlers:
+        handler.addFilter(printed)
+
+
+@contextmanager
+def _quiet_shutdown(quiet: bool):
+    """While an interrupted sweep's cluster closes (``quiet``), this process prints only the
+    errors of Dask's ``distributed`` loggers, not the warnings of workers stopped mid-cell."""
+    import logging
+
+    def errors(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    # a filter, not a level: the cluster restores its handlers' levels as it closes
+    handlers = list(logging.getLogger("distributed").handlers) if quiet else []
+    for h in handlers:
+        h.addFilter(errors)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(errors)
 
 
 def run_sweep(
@@ -658,7 +739,7 @@ def run_sweep(
     out: str | os.PathLike,
     *,
     scheduler: str | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     progress: bool = True,
     client=None,
 ) -> SweepResult:
@@ -666,29 +747,44 @@ def run_sweep(
     it arrives, then the summary (:func:`aggregate`).
 
     ``scheduler``: the address of a running Dask scheduler; otherwise a ``LocalCluster`` of
-    ``workers`` processes, one thread each, on loopback. ``client``: an existing
-    ``distributed.Client`` (the caller keeps it).
+    ``workers`` processes, one thread each, on loopback (never more than the cells left to
+    run; by default :data:`WORKERS`, lowered to a smaller grid's cells; a number given must
+    not exceed the grid's cells). ``client``: an
+    existing ``distributed.Client`` (the caller keeps it). The result's ``summary_files`` are
+    the summaries written (see :func:`aggregate`).
 
     Raises
     ------
     SweepError
         ``out`` is neither empty nor a sweep directory, the scheduler's address is malformed or
-        it cannot be reached, or the task cannot be imported (before anything is written).
+        it cannot be reached, the task cannot be imported, or, for a local cluster, ``workers``
+        (given) exceeds the grid's cells, or the workers would exceed the
+        memory limit (:data:`WORKER_BYTES` each; ``--max-memory`` of ``conceptid sweep``, the
+        ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available): each
+        before anything is written.
     """
-    workers = check_number(workers, "workers", error=SweepError)
+    given = workers is not None
+    workers = check_number(workers, "workers", error=SweepError) if given else WORKERS
     out = check_sweep_dir(out)
     _resolve(sweep.task)
     if scheduler is not None and client is None:
         _check_scheduler(scheduler)
     t0 = time.perf_counter()
     cells = sweep.cells()
+    local = scheduler is None and client is None
+    if local and given:
+        _check_workers(workers, len(cells))
     pending = [c for c in cells if _finished(out, c) is None]
     skipped = len(cells) - len(pending)
     failed: list[str] = []
     own, opened = None, False  # the local cluster started here; a client opened here
     if pending and client is None:  # connected before anything is written
+        if local:
+            workers = min(workers, len(pending))  # one more would idle
+            _check_worker_memory(workers)
         client, own = _client(scheduler, workers, sweep.threads)
         opened = True
+    interrupted = False
     try:
         out = _open_dir(out, sweep)
         if pending:
@@ -697,14 +793,43 @@ def run_sweep(
                 failed = _run_pending(client, pending, out, sweep.retries, bar)
             finally:
                 bar.close()
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        if opened:  # the connection to a --scheduler too (the caller's client stays open)
-            client.close()
-        if own is not None:
-            own.close()
-    rows = aggregate(out, sweep)
+        with _quiet_shutdown(interrupted and own is not None):
+            if opened:  # the connection to a --scheduler too (the caller's client stays open)
+                client.close()
+            if own is not None:
+                own.close()
+    rows, written = _summarise(out, sweep)
     return SweepResult(out, len(cells), skipped, len(pending) - len(failed), failed,
-                       time.perf_counter() - t0, rows)  # fmt: skip
+                       time.perf_counter() - t0, rows, written)  # fmt: skip
+
+
+def _check_workers(workers: int, cells: int) -> None:
+    """Refuse more local workers, asked for, than the grid has cells (the rest would idle; the
+    default, :data:`WORKERS`, is lowered to the cells instead)."""
+    if workers > cells:
+        raise SweepError(f"workers must be at most the sweep's {cells} cell"
+                         f"{'' if cells == 1 else 's'}, got {workers}: a worker beyond the "
+                         "cells would idle")  # fmt: skip
+
+
+def _check_worker_memory(workers: int) -> None:
+    """Refuse local workers whose processes (:data:`WORKER_BYTES` each, before any cell's
+    data) would exceed the memory limit, before any is started."""
+    size = f"about {WORKER_BYTES / 2**30:.2g} GiB"
+    if workers == 1:
+        what = f"a LocalCluster of 1 worker process ({size} with torch loaded, before its data)"
+    else:
+        what = (f"a LocalCluster of {workers} worker processes ({size} each with torch loaded, "
+                "before their cells' data)")  # fmt: skip
+    advice = "ask for fewer workers" if workers > 1 else "free some memory"
+    try:
+        check_memory(workers * WORKER_BYTES, what, setting=_SETTING, advice=advice)
+    except MemoryLimitError as e:
+        raise SweepError(str(e)) from None
 
 
 def _run_pending(client, pending: Sequence[Cell], out: Path, retries: int, bar) -> list[str]:
@@ -798,10 +923,16 @@ def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
     and each scalar metric, the mean, the standard error (``std / sqrt(n)``, ``ddof = 1``; 0
     for one seed) and the per-seed values. A grid point's values are the sweep's own (a spec
     field at its default value included). Writes ``summary.csv``, ``summary.md`` and, when the
-    sweep has an axis to plot (``x``, else its first grid axis with several values),
-    ``summary.png`` (an axis of numbers as numbers, any other as categories in the grid's
-    order). Returns the rows."""
-    out = Path(out)
+    sweep has an axis to plot (``x``, else its first grid axis with several values) and a
+    finished cell, ``summary.png`` (an axis of numbers as numbers, any other as categories in
+    the grid's order); without a figure to draw, it removes the ``summary.png`` of an earlier
+    run from a sweep directory (one marked by ``sweep.json``), which would contradict the
+    tables. Returns the rows."""
+    return _summarise(Path(out), sweep)[0]
+
+
+def _summarise(out: Path, sweep: Sweep) -> tuple[list[dict], tuple[Path, ...]]:
+    """:func:`aggregate`'s rows and the summary files it wrote, in the order csv, md, png."""
     groups: dict[str, dict] = {}  # one per benchmark, spec-grid point, method and params
     for c, sg in sweep._cells():
         rec = _finished(out, c)
@@ -826,13 +957,16 @@ def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
                                 "seeds": sorted(per)})  # fmt: skip
     _write_csv(out / "summary.csv", rows)
     write_text(out / "summary.md", summary_markdown(rows, sweep))
-    axis = sweep.x or next(
-        (k for k, v in {**sweep.spec_grid, **sweep.params}.items() if len(v) > 1), None
-    )
+    written = (out / "summary.csv", out / "summary.md")
+    grid = {**sweep.spec_grid, **sweep.params}
+    axis = sweep.x or next((k for k, v in grid.items() if len(v) > 1), None)
+    png = out / "summary.png"
     if axis is not None and rows:
-        grid = {**sweep.spec_grid, **sweep.params}
-        sweep_figure(rows, axis, out / "summary.png", title=sweep.name, order=grid.get(axis))
-    return rows
+        sweep_figure(rows, axis, png, title=sweep.name, order=grid.get(axis))
+        written += (png,)
+    elif (png.is_symlink() or png.is_file()) and _marked(out):  # an earlier run's, now stale
+        png.unlink()
+    return rows, written
 
 
 def _text(v) -> str:

@@ -117,7 +117,8 @@ SMALL_REQUEST = 16 * 2**20
 
 
 def check_memory(needed: int, what: str, max_memory: float | None = None, *,
-                 setting: str = "--max-memory (Python: max_memory=)") -> None:  # fmt: skip
+                 setting: str = "--max-memory (Python: max_memory=)",
+                 advice: str = "ask for fewer samples (or a smaller model)") -> None:  # fmt: skip
     """Refuse a request that needs more than the limit of :func:`memory_limit`.
 
     Parameters
@@ -131,6 +132,8 @@ def check_memory(needed: int, what: str, max_memory: float | None = None, *,
     setting : str
         How the caller's user sets the limit, for the message (besides the environment
         variable).
+    advice : str
+        What the caller's user can ask for instead, for the message.
 
     Raises
     ------
@@ -143,7 +146,7 @@ def check_memory(needed: int, what: str, max_memory: float | None = None, *,
     if limit is not None and needed > limit:
         raise MemoryLimitError(
             f"{what} needs about {_gib(needed)} GiB, more than the {_gib(limit)} GiB "
-            f"{source}; ask for fewer samples (or a smaller model), or set the limit in GiB with "
+            f"{source}; {advice}, or set the limit in GiB with "
             f"{setting} or the {ENV} environment variable"
         )
 

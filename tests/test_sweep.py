@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -370,6 +372,10 @@ def test_the_memory_limit_applies_to_every_cell(monkeypatch):
         Sweep.from_dict(_toy(**fit))
     assert "conceptid sweep --max-memory" in str(e.value)
     assert "CONCEPTID_MAX_MEMORY" in str(e.value) and "max_memory=" not in str(e.value)
+    # the ways to set the limit read as one phrase: the option, or the variable (from Python)
+    assert str(e.value).endswith("set the limit in GiB with `conceptid sweep --max-memory GIB` "
+                                 "or the CONCEPTID_MAX_MEMORY environment variable")  # fmt: skip
+    assert "(from Python" not in str(e.value)
     monkeypatch.setenv("CONCEPTID_MAX_MEMORY", "100")
     assert len(Sweep.from_dict(_toy(**fit)).cells()) == 6
 
@@ -636,3 +642,211 @@ def test_the_summary_keeps_the_noise_check_of_each_part():
                               "held_out": None}}  # fmt: skip
     assert _scalars(result) == {"mean_r2": 0.9, "r2[0]": 0.8, "r2[1]": 1.0,
                                 "noise_training_per_dof": 1.5}  # fmt: skip
+
+
+# ------------------------------------------------------------ the summary files of a rerun
+
+
+_NAMES = ("summary.csv", "summary.md", "summary.png")
+
+
+def test_a_sweep_without_an_axis_removes_an_earlier_figure(tmp_path):
+    """A rerun into the same directory whose grid has no axis draws no figure, and removes the
+    earlier one, which would contradict the tables; the result lists what was written."""
+    out = tmp_path / "s"
+    two = Sweep.from_dict(_toy(benchmarks=[_L1], seeds=[0]))  # n_train 10 and 100: an axis
+    _finish(two, out)
+    res = run_sweep(two, out, progress=False)  # every cell finished: no cluster is started
+    assert res.summary_files == tuple(out / n for n in _NAMES)
+    assert (out / "summary.png").stat().st_size > 0
+    one = Sweep.from_dict(_toy(benchmarks=[_L1], spec_grid={"n_train": [10]}, seeds=[0]))
+    res = run_sweep(one, out, progress=False)  # its one cell is finished; default workers
+    assert res.summary_files == (out / "summary.csv", out / "summary.md")
+    assert all(p.stat().st_size > 0 for p in res.summary_files)
+    assert not (out / "summary.png").exists()
+    assert "| L1 | 10 | pooled |" in (out / "summary.md").read_text()
+    assert "| L1 | 100 |" not in (out / "summary.md").read_text()
+    again = run_sweep(one, out, progress=False)  # nothing to remove: fine too
+    assert again.summary_files == res.summary_files
+
+
+def test_a_figure_in_a_directory_that_is_no_sweep_s_is_kept(tmp_path):
+    """aggregate removes a stale figure only from a sweep directory (marked by sweep.json)."""
+    from conceptid.sweep import aggregate
+
+    one = Sweep.from_dict(_toy(benchmarks=[_L1], spec_grid={}, seeds=[0]))
+    (tmp_path / "summary.png").write_bytes(b"mine")
+    assert aggregate(tmp_path, one) == []
+    assert (tmp_path / "summary.png").read_bytes() == b"mine"
+
+
+# ------------------------------------------------------------------------- local workers
+
+
+def test_more_workers_than_cells_are_refused_before_any_work(tmp_path, capsys):
+    f = tmp_path / "one.json"
+    f.write_text(json.dumps(_toy(spec_grid={}, seeds=[0])))
+    out = tmp_path / "out"
+    status, stdout, err = _cli(["sweep", str(f), "--out", str(out), "--workers", "1000"],
+                               capsys)  # fmt: skip
+    assert status == 2 and stdout == ""
+    assert err == ("conceptid sweep: error: workers must be at most the sweep's 1 cell, got "
+                   "1000: a worker beyond the cells would idle\n")  # fmt: skip
+    assert not out.exists()
+    # from Python, and into a sweep directory, which stays as it was
+    sw = Sweep.from_dict(_toy())
+    _finish(sw, out)
+    (out / "cells" / f"{sw.cells()[0].key}.json").unlink()  # a cell to run
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(SweepError, match=r"at most the sweep's 6 cells, got 7: a worker beyond"):
+        run_sweep(sw, out, workers=7, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    # the caller's cluster (or a scheduler's) takes no workers from this argument
+    one = Sweep.from_dict(_toy(spec_grid={}, seeds=[0]))
+    _finish(one, tmp_path / "c")
+    res = run_sweep(one, tmp_path / "c", workers=1000, client=_NoClient(), progress=False)
+    assert (res.cells, res.skipped) == (1, 1)
+
+
+class _NoClient:
+    """A client that is never used: every cell of its sweep runs, as a finished record."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the client was used: {name}")
+
+
+def test_the_default_workers_are_lowered_to_the_cells_to_run(tmp_path, monkeypatch):
+    """The default (2), which conceptid sweep gives unless told, never refuses a one-cell
+    sweep; no more workers start than there are cells to run."""
+    started = []
+
+    def record(scheduler, workers, threads):
+        started.append(workers)
+        raise SweepError("no cluster in this test")
+
+    monkeypatch.setattr("conceptid.sweep._client", record)
+    one = Sweep.from_dict(_toy(spec_grid={}, seeds=[0]))
+    with pytest.raises(SweepError, match="no cluster in this test"):
+        run_sweep(one, tmp_path / "a", progress=False)
+    sw = Sweep.from_dict(_toy())  # 6 cells, 2 of them left to run
+    out = tmp_path / "b"
+    for c in _finish(sw, out)[:2]:
+        (out / "cells" / f"{c.key}.json").unlink()
+    with pytest.raises(SweepError, match="no cluster in this test"):
+        run_sweep(sw, out, workers=5, progress=False)
+    assert started == [1, 2]
+    assert not (tmp_path / "a").exists()
+
+
+def test_workers_beyond_the_memory_limit_are_refused_before_any_work(tmp_path, capsys,
+                                                                     monkeypatch):  # fmt: skip
+    f = tmp_path / "toy.json"
+    f.write_text(json.dumps(_toy()))
+    out = tmp_path / "out"
+    argv = ["sweep", str(f), "--out", str(out), "--workers", "4", "--max-memory", "1.5"]
+    status, _, err = _cli(argv, capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("conceptid sweep: error: a LocalCluster of 4 worker processes (about "
+                          "0.5 GiB each with torch loaded, before their cells' data) needs "
+                          "about 2 GiB, more than the 1.5 GiB ")  # fmt: skip
+    assert err.endswith(
+        "; ask for fewer workers, or set the limit in GiB with `conceptid sweep "
+        "--max-memory GIB` or the CONCEPTID_MAX_MEMORY environment variable\n"
+    )
+    assert "samples" not in err and not out.exists()
+    monkeypatch.setenv("CONCEPTID_MAX_MEMORY", "0.25")
+    with pytest.raises(
+        SweepError,
+        match=r"of 1 worker process \(about 0.5 GiB with torch.* "
+        r"GiB .*; free some memory, or set the limit",
+    ):
+        run_sweep(Sweep.from_dict(_toy()), out, workers=1, progress=False)
+    assert not out.exists()
+
+
+# -------------------------------------------------------------- two cells that are one fit
+
+
+def test_two_cells_that_are_the_same_fit_are_named():
+    chain = {"preset": "chain"}
+    same = [{"label": "a", "spec": chain}, {"label": "b", "spec": chain}]
+    with pytest.raises(SweepError) as e:
+        Sweep.from_dict(_toy(benchmarks=same, seeds=[3]))
+    assert str(e.value) == ("two cells of the grid are the same fit: the cell a (n_train=10, "
+                            "method pooled, sleep=0.05, seed 3) and the cell b (n_train=10, "
+                            "method pooled, sleep=0.05, seed 3) give the same spec, method, "
+                            "parameters and seed")  # fmt: skip
+    # a spec that gives a field at its default value is the same spec
+    two = [
+        {"label": "c", "spec": chain | {"bit_generator": "pcg64"}},
+        {"label": "d", "spec": chain},
+    ]
+    words = r"the cell c \(method pooled, sleep=0.05, seed 0\) and the cell d \(method pooled"
+    with pytest.raises(SweepError, match=words):
+        Sweep.from_dict(_toy(benchmarks=two, spec_grid={}, seeds=[0]))
+
+
+# ------------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_ends_a_local_sweep_with_one_line(tmp_path):
+    """Ctrl-C, which a terminal sends to every process of the sweep (its workers too), ends it
+    with the one line that says so: no warning or traceback of Dask's workers or nannies."""
+    f = tmp_path / "slow.json"
+    f.write_text(json.dumps(_toy(params={"sleep": [60]}, seeds=[0, 1])))
+    out = tmp_path / "out"
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from conceptid.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "sweep", str(f), "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 180
+        while not (out / "sweep.json").exists() and proc.poll() is None:
+            assert time.time() < deadline, "the sweep did not start"
+            time.sleep(0.1)
+        time.sleep(2)  # the cells reach the workers
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert (proc.returncode, stdout, stderr) == (130, "", "conceptid sweep: interrupted\n")
+    assert not list((out / "cells").glob("*.json"))  # no cell finished, none half-written
+
+
+def test_a_worker_leaves_ctrl_c_to_the_client_and_its_shutdown_quiet():
+    """dask_setup (the local workers' preload): SIGINT ignored; below an error, nothing is
+    printed once the worker is closing. _quiet_shutdown: the same for this process."""
+    import logging
+    from types import SimpleNamespace
+
+    from conceptid.sweep import _quiet_shutdown, dask_setup
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    log = logging.getLogger("distributed")
+    log.addHandler(handler)
+    before = signal.getsignal(signal.SIGINT)
+    worker = SimpleNamespace(status=SimpleNamespace(name="running"))
+    try:
+        dask_setup(worker)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        log.warning("w1")
+        worker.status.name = "closing"
+        log.warning("w2")
+        log.error("e1")
+        worker.status.name = "running"
+        with _quiet_shutdown(True):
+            log.warning("w3")
+            log.error("e2")
+        log.warning("w4")
+        with _quiet_shutdown(False):
+            log.warning("w5")
+    finally:
+        signal.signal(signal.SIGINT, before)
+        log.removeHandler(handler)
+    assert seen == ["w1", "e1", "e2", "w4", "w5"]
