@@ -515,10 +515,18 @@ class Exact(Arithmetic):
         return M.extract(list(range(M.shape[0])), idx)
 
     def rank(self, M, scale=None) -> int:
-        """The exact rank (``scale``, the numeric arithmetic's operand size, is not used)."""
+        """The exact rank (``scale``, the numeric arithmetic's operand size, is not used):
+        each row scaled by its denominators to integers (rank unchanged), then fraction-free
+        elimination over ZZ, 2.7x-3.2x faster than over QQ on the ranks of an exact check of
+        15 concepts (5.7 s against 1.8-2.1 s, the same ranks; one common denominator instead
+        is 6.5x slower, its integers grow). Below 100 entries the conversion costs more than
+        it saves (the predicates of a 5-concept check: 0.011 s against 0.009 s), so small
+        matrices are reduced over QQ as they are."""
         if M.shape[0] == 0 or M.shape[1] == 0:
             return 0
-        return M.rank()
+        if M.shape[0] * M.shape[1] < 100:
+            return M.rank()
+        return M.clear_denoms_rowwise(convert=True)[1].rank()
 
     def row_basis(self, M):
         if M.shape[0] == 0:

@@ -86,3 +86,24 @@ def test_is_finite_and_gap_description():
     assert not Numeric().is_finite(np.array([[1.0, np.nan]]))
     assert Exact().gap_description == Exact().description
     assert Numeric().gap_description == "numeric (float64, singular-value gaps)"
+
+
+def test_exact_rank_over_the_integers_is_the_rank_over_the_rationals():
+    """Exact.rank scales each row of a matrix of 100 entries or more to integers before
+    eliminating (faster); the rank is sympy's over QQ, full or deficient, small or large."""
+    from sympy import QQ
+    from sympy.polys.matrices import DomainMatrix
+
+    rng = np.random.default_rng(0)
+    A = Exact()
+
+    def rational(shape):
+        nums, dens = rng.integers(-9, 10, shape), rng.integers(1, 50, shape)
+        return DomainMatrix([[QQ(int(a), int(b)) for a, b in zip(r, d)]
+                             for r, d in zip(nums, dens)], shape, QQ)  # fmt: skip
+
+    for rows, cols, rank in [(3, 4, 2), (12, 12, 12), (12, 12, 7), (16, 20, 11), (10, 10, 0)]:
+        M = rational((rows, rank)) * rational((rank, cols))  # rank `rank`, exactly
+        if rank == 0:
+            M = DomainMatrix.zeros((rows, cols), QQ)
+        assert A.rank(M) == M.rank() == rank
