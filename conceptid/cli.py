@@ -1104,7 +1104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sweep directory; finished cells are kept there and skipped on a rerun",
     )
     w.add_number("--workers", help="worker processes of the LocalCluster, one torch thread "
-                 "each, at most the sweep's cells (default: 2, or the cells if fewer)")  # fmt: skip
+                 "each; never more than the cells left to run (default: 2)")  # fmt: skip
     w.add_argument("--scheduler", default=None,
                    help="address of a running Dask scheduler (tcp://HOST:8786) instead of a "
                    "LocalCluster")  # fmt: skip

@@ -126,18 +126,24 @@ def check_method_paths(path: str | os.PathLike, name: str, restarts: int = 1) ->
     """Refuse, before any work, a run directory where something is in the way of method
     ``name``'s files: anything but a directory at ``models`` or ``models/NAME``, anything but a
     file at ``models/NAME/final.pt`` or at a checkpoint of one of its ``restarts``
-    (``checkpoint.pt``, ``checkpoint.pt.rR``). Raises :class:`RunDirError` naming the first
+    (``checkpoint.pt``, ``checkpoint.pt.rR``); symbolic links are followed (a broken one is
+    named as such). Raises :class:`RunDirError` naming the first
     (``--retrain`` would not help: the package removes only files it wrote); what does not
     exist yet is fine."""
     folder = Path(path) / "models" / name
     files = ["final.pt", "checkpoint.pt", *(f"checkpoint.pt.r{r}" for r in range(1, restarts))]
 
     def refuse(p: Path, want: str) -> None:
+        if p.is_symlink() and not p.exists():
+            raise RunDirError(f"{p} is a broken symbolic link (to {os.readlink(p)}), in the "
+                              f"way of the files of {name}; remove it or point it at a "
+                              f"{want}")  # fmt: skip
         raise RunDirError(f"{p} is in the way of the files of {name} (it is not a {want}); "
                           "move it away")  # fmt: skip
 
+    # links are followed: models (or models/METHOD) may be a link to a directory elsewhere
     for p in (folder.parent, folder):
-        if p.is_symlink() or (p.exists() and not p.is_dir()):
+        if (p.exists() or p.is_symlink()) and not p.is_dir():
             refuse(p, "directory")
         if not p.exists():  # nothing below it yet
             return

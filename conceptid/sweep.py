@@ -701,14 +701,21 @@ def dask_setup(worker) -> None:
     """Dask's preload hook, run in each worker process of :func:`run_sweep`'s LocalCluster as
     it starts. Ctrl-C, which a terminal sends to every process of the sweep, is left to the
     client (the worker ignores SIGINT), which then closes the cluster; and the warnings of the
-    worker's own shutdown (a cell cancelled mid-run) are not printed: its errors are."""
+    worker's own shutdown (a cell cancelled mid-run) are not printed, nor a lost connection to
+    the closing scheduler: its other errors are."""
     import logging
     import signal
+
+    from distributed.comm.core import CommClosedError
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def printed(record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or worker.status.name not in _CLOSING
+        # a connection the closing cluster dropped (a heartbeat to a scheduler already
+        # stopped, measured under load): the sweep's own line says what happened
+        lost = record.exc_info is not None and isinstance(record.exc_info[1], CommClosedError)
+        return not lost and (record.levelno >= logging.ERROR
+                             or worker.status.name not in _CLOSING)  # fmt: skip
 
     for handler in logging.getLogger("distributed").handlers:
         handler.addFilter(printed)
@@ -747,9 +754,8 @@ def run_sweep(
     it arrives, then the summary (:func:`aggregate`).
 
     ``scheduler``: the address of a running Dask scheduler; otherwise a ``LocalCluster`` of
-    ``workers`` processes, one thread each, on loopback (never more than the cells left to
-    run; by default :data:`WORKERS`, lowered to a smaller grid's cells; a number given must
-    not exceed the grid's cells). ``client``: an
+    ``workers`` processes, one thread each, on loopback (by default :data:`WORKERS`; never
+    more than the cells left to run, one more would idle). ``client``: an
     existing ``distributed.Client`` (the caller keeps it). The result's ``summary_files`` are
     the summaries written (see :func:`aggregate`).
 
@@ -758,13 +764,12 @@ def run_sweep(
     SweepError
         ``out`` is neither empty nor a sweep directory, the scheduler's address is malformed or
         it cannot be reached, the task cannot be imported, or, for a local cluster, ``workers``
-        (given) exceeds the grid's cells, or the workers would exceed the
+        (as many as the cells left to run) would exceed the
         memory limit (:data:`WORKER_BYTES` each; ``--max-memory`` of ``conceptid sweep``, the
         ``CONCEPTID_MAX_MEMORY`` environment variable, else the memory available): each
         before anything is written.
     """
-    given = workers is not None
-    workers = check_number(workers, "workers", error=SweepError) if given else WORKERS
+    workers = WORKERS if workers is None else check_number(workers, "workers", error=SweepError)
     out = check_sweep_dir(out)
     _resolve(sweep.task)
     if scheduler is not None and client is None:
@@ -772,8 +777,6 @@ def run_sweep(
     t0 = time.perf_counter()
     cells = sweep.cells()
     local = scheduler is None and client is None
-    if local and given:
-        _check_workers(workers, len(cells))
     pending = [c for c in cells if _finished(out, c) is None]
     skipped = len(cells) - len(pending)
     failed: list[str] = []
@@ -805,15 +808,6 @@ def run_sweep(
     rows, written = _summarise(out, sweep)
     return SweepResult(out, len(cells), skipped, len(pending) - len(failed), failed,
                        time.perf_counter() - t0, rows, written)  # fmt: skip
-
-
-def _check_workers(workers: int, cells: int) -> None:
-    """Refuse more local workers, asked for, than the grid has cells (the rest would idle; the
-    default, :data:`WORKERS`, is lowered to the cells instead)."""
-    if workers > cells:
-        raise SweepError(f"workers must be at most the sweep's {cells} cell"
-                         f"{'' if cells == 1 else 's'}, got {workers}: a worker beyond the "
-                         "cells would idle")  # fmt: skip
 
 
 def _check_worker_memory(workers: int) -> None:
@@ -964,8 +958,8 @@ def _summarise(out: Path, sweep: Sweep) -> tuple[list[dict], tuple[Path, ...]]:
     if axis is not None and rows:
         sweep_figure(rows, axis, png, title=sweep.name, order=grid.get(axis))
         written += (png,)
-    elif (png.is_symlink() or png.is_file()) and _marked(out):  # an earlier run's, now stale
-        png.unlink()
+    elif png.is_file() and not png.is_symlink() and _marked(out):  # an earlier run's, stale
+        png.unlink()  # (a link is never the package's: it writes the file itself)
     return rows, written
 
 

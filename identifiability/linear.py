@@ -337,11 +337,25 @@ def _at_input_rounding(A: Arithmetic, moments) -> Arithmetic:
     a rank decided at ``1e-8`` would count float32's rounding (singular values near ``1e-7``
     of the largest, of either sign) as rank, and whiten by the square root of a rounding
     error below zero. Capped below :data:`~conceptid.identifiability.linalg.RTOL_MAX`;
-    float64 input, and exact arithmetic, are left as they are."""
-    if A.exact or not isinstance(A, Numeric):
+    float64 input, exact arithmetic and a caller's own subclass of ``Numeric`` are left as
+    they are."""
+    if type(A) is not Numeric:  # exact, or a caller's own arithmetic: as it is
         return A
-    r = max((_rounding(cov, int(np.shape(cov)[0])) for _, cov in moments), default=0.0)
+    coarse = [cov for _, cov in moments if _float_eps(cov) > np.finfo(np.float64).eps]
+    r = max((_rounding(cov, int(np.shape(cov)[0])) for cov in coarse), default=0.0)
     return A if r <= A.rtol else Numeric(min(r, RTOL_MAX / 10))
+
+
+def _float_eps(cov) -> float:
+    """The machine epsilon of ``cov``'s float type (0 for anything else: lists, exact
+    matrices, integers)."""
+    try:
+        dtype = np.asarray(cov).dtype if hasattr(cov, "dtype") else None
+    except (TypeError, ValueError, RuntimeError):
+        return 0.0
+    if dtype is None or not np.issubdtype(dtype, np.floating):
+        return 0.0
+    return float(np.finfo(dtype).eps)
 
 
 def _coordinates(mats, obs: int, K: int, A: Arithmetic):

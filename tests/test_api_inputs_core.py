@@ -375,6 +375,18 @@ def test_identify_linear_takes_float32_moments_at_their_own_rounding():
     ref = identify_linear([(np.float64(m), np.float64(c)) for m, c in _float64_moments(model)],
                           targets, [1, 1, 1])  # fmt: skip
     assert np.all(np.isfinite(got.readout))
+    # found by review: float64 moments, and a caller's own Numeric subclass, keep their rtol
+    from conceptid.identifiability.linalg import Numeric
+    from conceptid.identifiability.linear import _at_input_rounding
+
+    float64 = [(np.float64(m), np.float64(c)) for m, c in moments]
+    assert _at_input_rounding(Numeric(1e-14), float64).rtol == 1e-14
+    assert _at_input_rounding(Numeric(), moments).rtol > 1e-6  # float32: its own rounding
+
+    class Mine(Numeric):
+        pass
+
+    assert type(_at_input_rounding(Mine(), moments)) is Mine
     assert np.array_equal(got.graph.adjacency, ref.graph.adjacency)
     for a, b in zip(got.readout, ref.readout):  # each concept's read-out, up to scale
         assert abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99

@@ -243,6 +243,28 @@ def test_something_in_the_way_of_a_methods_files_is_refused_up_front(tmp_path, d
             assert (run / "run.json").read_text() == '{"format": "conceptid.run/1"}'
 
 
+def test_a_linked_models_folder_is_followed(reference, tmp_path, capsys, monkeypatch):
+    """Found by review: models (or models/METHOD) as a link to a directory elsewhere, a
+    legitimate setup that was reused before, was refused as 'not a directory'."""
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    store = tmp_path / "store"
+    (run / "models").rename(store)
+    (run / "models").symlink_to(store)
+
+    def no_training(*a, **k):
+        raise AssertionError("retrained a model saved under the same settings")
+
+    with monkeypatch.context() as m:
+        m.setattr(training, "fit_restarts", no_training)
+        assert main(["run", *DATA, *TRAIN, "--out", str(run)]) == 0
+    (store / "pooled").rename(tmp_path / "pooled")
+    (store / "pooled").symlink_to(tmp_path / "gone")
+    err = one_error(["run", *DATA, *TRAIN, "--out", str(run)], capsys)
+    assert f"{store / 'pooled'}" in err or f"{run / 'models' / 'pooled'}" in err
+    assert "is a broken symbolic link (to " in err and "in the way of the files of pooled" in err
+
+
 def test_run_refuses_data_in_the_way_before_its_first_stage(reference, tmp_path, capsys):
     """Found by review: `run` announced its data stage, then refused RUN/data of another spec
     or a file at RUN/data; now the refusal is all it prints."""
