@@ -603,10 +603,12 @@ def validate_generate(a: argparse.Namespace) -> None:
     check_out(a.out, "--out", directory=False)
     if Path(a.out).suffix not in (".npy", ".png"):
         raise UsageError(f"--out must end in .npy or .png, got {Path(a.out).name!r}")
-    parent = Path(a.out).resolve().parent
-    if is_dataset_dir(parent):  # found by review: --overwrite replaced the dataset's own x.npy
-        raise UsageError(f"--out {a.out} is inside the dataset directory {parent}: the samples "
-                         "could replace one of its arrays; write them elsewhere")  # fmt: skip
+    target = Path(a.out).resolve()  # through links: where the samples would land
+    if is_dataset_dir(target.parent):  # found by review: --overwrite replaced a dataset's x.npy
+        where = "is" if target == Path(a.out).absolute() else f"leads to {target},"
+        raise UsageError(f"--out {a.out} {where} inside the dataset directory {target.parent}: "
+                         "the samples could replace one of its arrays; write them "
+                         "elsewhere")  # fmt: skip
     a.final = _model_file(a.model)
     if Path(a.out).exists() and not a.overwrite:
         raise UsageError(f"--out {a.out} exists; pass --overwrite to replace it")

@@ -126,6 +126,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tiny, tmp_path, capsys
     assert (listing(tmp_path), listing(tiny)) == before
 
 
+def test_generate_through_a_link_into_a_dataset_is_refused(tiny, tmp_path, capsys):
+    link = tmp_path / "lnk.npy"
+    link.symlink_to(tiny / "ds" / "x.npy")
+    before = (tiny / "ds" / "x.npy").read_bytes()
+    line = refused(["generate", str(tmp_path / "m"), "--out", str(link), "--overwrite"], capsys)
+    assert f"leads to {(tiny / 'ds' / 'x.npy').resolve()}, inside the dataset directory" in line
+    assert (tiny / "ds" / "x.npy").read_bytes() == before
+
+
 def test_generate_beyond_memory_is_refused_before_any_sample(tiny, tmp_path, capsys):
     """The samples, their masks and the decoder's work are counted before any is drawn (by
     `sample`, the one check the command line and Python share)."""
