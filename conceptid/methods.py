@@ -84,8 +84,13 @@ class Method:
         return closest == self.model_class
 
     def applies_to(self, ds: Dataset) -> bool:
-        """Whether it can fit ``ds`` (a vectors-only method cannot fit images)."""
-        return not (self.vectors_only and ds.is_image)
+        """Whether it can fit ``ds`` (:meth:`takes` its kind of observations)."""
+        return self.takes(images=ds.is_image)
+
+    def takes(self, *, images: bool) -> bool:
+        """Whether it can fit observations of this kind (a vectors-only method cannot fit
+        images)."""
+        return not (self.vectors_only and images)
 
 
 def observation_shape(ds: Dataset) -> tuple[int, ...]:
@@ -273,5 +278,4 @@ def default_methods(ds: Dataset | None = None, *, images: bool | None = None) ->
     if (ds is None) == (images is None):
         raise PipelineError("default_methods takes the dataset or images=, one of the two")
     images = ds.is_image if ds is not None else bool(images)
-    return [name for name, m in METHODS.items()
-            if m.in_default and not (m.vectors_only and images)]  # fmt: skip
+    return [name for name, m in METHODS.items() if m.in_default and m.takes(images=images)]

@@ -127,7 +127,7 @@ WORKER_BYTES = 512 * 2**20
 
 class SweepError(ConceptIDError):
     """A malformed sweep definition, a sweep directory that is not one, a scheduler that
-    cannot be reached, or local workers that the grid or the memory cannot take."""
+    cannot be reached, or local workers that the memory cannot take."""
 
 
 def _version() -> str:

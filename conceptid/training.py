@@ -140,6 +140,9 @@ def train_settings(
 
 #: the settings that name the data (:func:`train_settings`); every other one is known before it
 _DATA_SETTINGS = ("dataset", "labels")
+#: the way out of a saved model that cannot be reused (:func:`saved_model`,
+#: :func:`check_saved_settings`)
+_RETRAIN_HINT = "pass --retrain (retrain=True) to train it afresh, or use another --out"
 
 
 def check_saved_settings(
@@ -193,9 +196,8 @@ def check_saved_settings(
     if final.exists():  # train reuses it, or refuses: its checkpoints do not matter then
         diff = differs(final, cfg.settings())
         if diff:
-            raise PipelineError(f"{final} was trained under other settings: {diff}; pass "
-                                "--retrain (retrain=True) to train it afresh, or use another "
-                                "--out")  # fmt: skip
+            raise PipelineError(f"{final} was trained under other settings: {diff}; "
+                                f"{_RETRAIN_HINT}")  # fmt: skip
         return
     for r in range(restarts):
         run = restart_config(cfg, r)
@@ -375,7 +377,7 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
     final = Path(out) / "models" / name / "final.pt"
     if retrain or not final.exists():
         return None
-    hint = "pass --retrain (retrain=True) to train it afresh, or use another --out"
+    hint = _RETRAIN_HINT
     try:
         state = read_checkpoint(final)
     except CheckpointError as err:

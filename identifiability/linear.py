@@ -320,15 +320,10 @@ def _rounding(cov, p: int) -> float:
     are asymmetric and slightly indefinite at ``1e-7``, far above float64's), never beyond
     float32's (float16 resolves only ``1e-3``); 0 for anything but a float array or tensor
     (lists are read in float64, exact values have no rounding)."""
-    try:  # a numpy array or a tensor of the CPU (lists are read as float64: no allowance)
-        dtype = np.asarray(cov).dtype if hasattr(cov, "dtype") else None
-    except (TypeError, ValueError, RuntimeError):
-        return 0.0
-    if dtype is None or not np.issubdtype(dtype, np.floating):
-        return 0.0
+    eps = _float_eps(cov)  # lists are read as float64: no allowance
     # float16 resolves 1e-3: at that rounding a covariance check says nothing, so no allowance
     # beyond float32's is given
-    return 10 * p * min(float(np.finfo(dtype).eps), float(np.finfo(np.float32).eps))
+    return 10 * p * min(eps, float(np.finfo(np.float32).eps)) if eps else 0.0
 
 
 def _at_input_rounding(A: Arithmetic, moments) -> Arithmetic:
@@ -347,8 +342,8 @@ def _at_input_rounding(A: Arithmetic, moments) -> Arithmetic:
 
 
 def _float_eps(cov) -> float:
-    """The machine epsilon of ``cov``'s float type (0 for anything else: lists, exact
-    matrices, integers)."""
+    """The machine epsilon of ``cov``'s float type, a numpy array or a CPU tensor (0 for
+    anything else: lists, exact matrices, integers)."""
     try:
         dtype = np.asarray(cov).dtype if hasattr(cov, "dtype") else None
     except (TypeError, ValueError, RuntimeError):
