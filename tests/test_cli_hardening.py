@@ -108,6 +108,8 @@ CASES = [
     (["run", "--methods", "pooled,", "--out", "{T}/r"], "'pooled,' has an empty name"),
     (["run", "--device", "cpu:1", "--out", "{T}/r"], "the CPU is one device"),
     (["check", "--preset", "chain", "--preset-arg", "m=100000"], "--max-memory"),
+    # check draws no samples: the only thing to ask for is a smaller model
+    (["check", "--preset", "chain", "--max-memory", "1e-6"], "ask for a smaller model, or"),
     (["simulate", "--out", "{T}/d", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["simulate", "--n-val", "3"], "the following arguments are required: --out"),
 ]
