@@ -304,9 +304,9 @@ def check_spec(spec: BenchmarkSpec, what: str, *, training: bool = False,
         if training:
             need = max(need, est.array_bytes + training_bytes(est.rows, est.obs_shape))
         shape = f" ({est.rows} samples of shape {est.obs_shape})" if est.rows else ""
-        advice = ("ask for fewer samples (or a smaller model)" if est.rows
-                  else "ask for a smaller model")  # fmt: skip
-        check_memory(need, what + shape, advice=advice)
+        # no samples (check's model alone): only a smaller model helps; else check_memory's own
+        advice = {} if est.rows else {"advice": "ask for a smaller model"}
+        check_memory(need, what + shape, **advice)
     return spec.build_model()  # a bad preset argument is refused now, before anything is written
 
 
