@@ -614,7 +614,9 @@ def validate_generate(a: argparse.Namespace) -> None:
     a.final = _model_file(a.model)
     if Path(a.out).exists() and not a.overwrite:
         raise UsageError(f"--out {a.out} exists; pass --overwrite to replace it")
-    names = (a.targets or "").split(",") if (a.targets or "").strip() else []
+    if a.targets is not None and not a.targets.strip():  # e.g. an unset shell variable
+        raise UsageError("--targets is empty; leave it out for the observational context")
+    names = a.targets.split(",") if a.targets is not None else []
     if any(not t.strip() for t in names):
         raise UsageError(f"--targets {a.targets!r} has an empty name")
     a.target_list = [t.strip() for t in names]
@@ -1083,8 +1085,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("model", metavar="MODEL", help="RUN/models/METHOD (or its final.pt)")
     g.add_argument(
         "--targets",
-        default="",
-        help="comma-separated concepts to intervene on (empty: observational; from a model "
+        default=None,
+        help="comma-separated concepts to intervene on (left out: observational; from a model "
         "that cannot intervene, the pooled law it learned)",
     )
     g.add_number("--n", default=16, help="number of samples")

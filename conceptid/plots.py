@@ -147,10 +147,10 @@ def samples_grid(
                 labels = [f"PC{j + 1} of x" for j in range(len(pcs))]
                 what = "principal components of the observations"
             K = values.shape[1]
-            fig, axes = plt.subplots(
-                len(rows), K, figsize=(1.6 * K + 1.5, 1.0 * len(rows)), sharex="col"
-            )
-            axes = np.atleast_2d(axes)
+            fig, axes = plt.subplots(  # squeeze=False: (rows, K) even for one column or row
+                len(rows), K, figsize=(1.6 * K + 1.5, 1.0 * len(rows)), sharex="col",
+                squeeze=False,
+            )  # fmt: skip
             plain = [names[k] for k in ds.observational_contexts]
             ref = next((row for row in rows if row[0] in plain), rows[0])
             obs = values[ref[2]]
@@ -257,6 +257,8 @@ def samples_figure(path: str | os.PathLike, ds: Dataset, model, test, held, ids,
             ref = np.concatenate([d for _, d, _ in rows])
             mu = ref.mean(0)
             V = np.linalg.svd(ref - mu, full_matrices=False)[2][:2].T
+            # one observed dimension (or one row): a strip along the first component
+            V = np.pad(V, ((0, 0), (0, 2 - V.shape[1])))
             ncol = min(4, len(rows))
             nrow = int(np.ceil(len(rows) / ncol))
             fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 2.4 * nrow), squeeze=False)

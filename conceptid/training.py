@@ -27,6 +27,7 @@ from conceptid.models.trainer import (
     architecture_difference,
     best_validation_loss,
     check_split,
+    check_training_rows,
     fit_restarts,
     load_checkpoint,
     model_options,
@@ -224,8 +225,8 @@ def check_trainable(
 
     Raises what :func:`train` raises for them (:class:`PipelineError`,
     :class:`CheckpointError`, :class:`conceptid.rundir.RunDirError`, and
-    :class:`~conceptid.simulations.errors.UsageError` for an unusable ``device``), with the same
-    hints."""
+    :class:`~conceptid.simulations.errors.UsageError` for an unusable ``device`` and for fewer
+    training rows than the model needs), with the same hints."""
     out = check_run_dir(out)
     if name in METHODS and is_number(restarts):  # else saved_model names what is wrong
         check_method_paths(out, name, restarts)
@@ -244,6 +245,7 @@ def check_trainable(
                                   "use another --out") from None  # fmt: skip
         return
     model = METHODS[name].make(ds, epochs)
+    check_training_rows(model, int(ds.rows("train", "training").sum()))
     for r in range(restarts):  # the checkpoints train's restarts would resume
         run = restart_config(cfg, r)
         if Path(run.checkpoint).exists():

@@ -165,6 +165,11 @@ class EstimatorBase(nn.Module):
     #: the shape of one observation, ``(p,)`` or ``(3, S, S)``, where the estimator knows it
     #: (every estimator of the package sets it): :meth:`check_x` then holds ``x`` to it
     obs_shape: tuple[int, ...] | None = None
+    #: the fewest training rows the estimator can be fitted on
+    #: (:func:`~conceptid.models.trainer.check_split` refuses fewer, before any work)
+    min_training_rows: int = 1
+    #: why, in a few words (the refusal says it)
+    min_training_rows_reason: str = ""
 
     def __new__(cls, *args, **kwargs):
         # the arguments of the outermost constructor, defaults included, recorded before it runs

@@ -74,6 +74,12 @@ def probe_rows(n: int, size: int = 4096) -> torch.Tensor:
     return torch.linspace(0, n - 1, steps=min(n, size)).round().long()
 
 
+def _cov(Z: np.ndarray) -> np.ndarray:
+    """The sample covariance of the rows of ``Z`` ``(n, d)``, always ``(d, d)`` (``np.cov`` of
+    one column is a 0-d array)."""
+    return np.atleast_2d(np.cov(Z.T))
+
+
 def _linears(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
@@ -247,6 +253,17 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
     def needs_labels(self) -> bool:
         """The likelihood reads the targets, except in the labels-ignored ablation."""
         return self.use_labels
+
+    @property
+    def min_training_rows(self) -> int:
+        """``D + 1``: the principal components that start the autoencoder, and the moments a
+        snap reads, need the training rows to span the ``D`` latent dimensions."""
+        return self.D + 1
+
+    @property
+    def min_training_rows_reason(self) -> str:
+        return (f"its {self.D} latent dimensions start at the principal components of the "
+                "training rows, which must span them")  # fmt: skip
 
     def _labels(self, targets: torch.Tensor) -> torch.Tensor:
         """The targets the model sees: none at all in the labels-ignored ablation."""
@@ -499,12 +516,12 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         obs = ~T.any(1)
         if obs.sum() <= self.D:
             return False
-        moments, targets, counts = [(Z[obs].mean(0), np.cov(Z[obs].T))], [None], [int(obs.sum())]
+        moments, targets, counts = [(Z[obs].mean(0), _cov(Z[obs]))], [None], [int(obs.sum())]
         peeled = []
         for j in range(self.m):
             rows = T[:, j] & single
             if rows.sum() > self.D:
-                moments.append((Z[rows].mean(0), np.cov(Z[rows].T)))
+                moments.append((Z[rows].mean(0), _cov(Z[rows])))
                 targets.append(len(peeled))
                 counts.append(int(rows.sum()))
                 peeled.append(j)
@@ -563,7 +580,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         for c in range(len(masks)):
             sel = rows.ravel() == c
             if sel.sum() > self.K:
-                moments.append((U[sel].mean(0), np.cov(U[sel].T)))
+                moments.append((U[sel].mean(0), _cov(U[sel])))
                 counts.append(int(sel.sum()))
                 keep.append(c)
         return fit_unpeeled(moments, counts, masks[keep], self.block_sizes, unpeeled, sem)

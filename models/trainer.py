@@ -60,6 +60,7 @@ __all__ = [
     "best_validation_loss",
     "evaluate_loss",
     "fit",
+    "check_training_rows",
     "fit_restarts",
     "load_checkpoint",
     "read_checkpoint",
@@ -377,7 +378,8 @@ def check_split(model, data: TensorData, split: str) -> None:
     not a :class:`~conceptid.models.data.TensorData`; ``x`` the model cannot read
     (:meth:`~conceptid.models.contract.EstimatorBase.check_x`: shape, dtype, a NaN or
     infinite entry); no rows (an empty validation split would give a loss of 0 every epoch,
-    and early stopping and the model returned would rest on it); ``targets`` that are not one
+    and early stopping and the model returned would rest on it); fewer training rows than the
+    model's ``min_training_rows``; ``targets`` that are not one
     0/1 target set per row (:func:`~conceptid.models.contract.check_targets`, of the model's
     ``m`` concepts where it has that attribute); a ``context``, ``concepts`` or (when set)
     ``features`` that is not a tensor of one row per row of ``x``; a tensor on the meta
@@ -392,6 +394,8 @@ def check_split(model, data: TensorData, split: str) -> None:
     if len(data) == 0:
         use = "train on" if split == "training" else "pick the epoch and stop early on"
         raise UsageError(f"the {split} data is empty (0 rows): fit needs a loss to {use}")
+    if split == "training":
+        check_training_rows(model, len(data))
     m = getattr(model, "m", None)
     check_targets(data.targets, m if isinstance(m, int) else None, len(data),
                   f"the {split} data's targets")  # fmt: skip
@@ -405,6 +409,16 @@ def check_split(model, data: TensorData, split: str) -> None:
             raise UsageError(f"the {split} data's {part} must be a tensor of one row per row "
                              f"of x ({len(data)}), got {got}")  # fmt: skip
         check_not_meta(t, f"the {split} data's {part}")
+
+
+def check_training_rows(model, n: int) -> None:
+    """Refuse ``n`` training rows where ``model`` needs more (its ``min_training_rows``):
+    :class:`~conceptid.simulations.errors.UsageError`, one line with the model's reason."""
+    need = getattr(model, "min_training_rows", 1)
+    if n < need:
+        why = getattr(model, "min_training_rows_reason", "")
+        raise UsageError(f"the training data has {n} rows; {type(model).__name__} needs at "
+                         f"least {need}" + (f": {why}" if why else ""))  # fmt: skip
 
 
 def check_config(cfg: object) -> TrainConfig:

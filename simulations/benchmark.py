@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -88,11 +89,15 @@ def package_version() -> str:
 
 def _json_plain(obj, where: str):
     """``obj`` with numpy scalars and arrays as plain Python values; DatasetError naming the
-    place of anything else that JSON cannot hold (a non-string key, an object)."""
+    place of anything else that JSON cannot hold (a non-string key, an object, a NaN or an
+    infinity, which Python would write as the non-standard ``NaN`` and ``Infinity``)."""
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, np.ndarray):
         obj = obj.tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise DatasetError(f"{where}: {obj} cannot be written to the card (JSON holds finite "
+                           "numbers only)")  # fmt: skip
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
     if isinstance(obj, dict):
@@ -597,10 +602,13 @@ class Dataset:
             raise DatasetError("cannot write a dataset to an empty path")
         path = Path(path)
         replace = check_save_target(path, overwrite)
+        # a symbolic link to a directory: the files go where it leads (a directory cannot be
+        # renamed onto the link itself)
+        dest = path.resolve() if path.is_symlink() and path.is_dir() else path
         try:  # a directory without permission, a read-only or virtual file system
-            path.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale(path.parent, path.name, ("tmp", "old"), PACKAGE_FILES)
-            tmp = _new_dir(path.parent, temp_prefix(path.name, "tmp"))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale(dest.parent, dest.name, ("tmp", "old"), PACKAGE_FILES)
+            tmp = _new_dir(dest.parent, temp_prefix(dest.name, "tmp"))
         except OSError as err:
             raise DatasetError(f"cannot write {path}: {err.strerror or err}") from None
         try:
@@ -611,9 +619,9 @@ class Dataset:
                     os.fsync(fh.fileno())
             (tmp / CARD).write_text(json.dumps(self.card, indent=1, sort_keys=True) + "\n")
             if replace:
-                _replace_in_place(path, tmp)
+                _replace_in_place(dest, tmp)
             else:
-                os.rename(tmp, path)  # onto a missing or empty directory: all at once
+                os.rename(tmp, dest)  # onto a missing or empty directory: all at once
         except OSError as err:  # a full disk: the old dataset is back (_replace_in_place)
             raise DatasetError(f"cannot write {path}: {err.strerror or err}") from None
         finally:

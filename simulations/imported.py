@@ -465,9 +465,8 @@ def from_arrays(
         given twice, or intervening on a concept that no training context intervenes on, a
         training context left without train, val or test samples.
     UsageError
-        ``seed``, ``fractions`` or ``nuisance_dim`` out of range, ``sum(block_sizes) +
-        nuisance_dim`` larger than an observation (both numbers named), or a ``source`` that is
-        not a dict JSON can hold.
+        ``seed``, ``fractions`` or ``nuisance_dim`` out of range, or a ``source`` that is not a
+        dict JSON can hold (a NaN or infinite number included).
     """
     names = _concept_names(concept_names)
     blocks = _block_sizes(block_sizes, len(names))
@@ -721,6 +720,8 @@ def from_folders(root: str | os.PathLike, *, max_memory: float | None = None, **
                            f"{CONTEXTS_FILE} are expected in it)")  # fmt: skip
     d = _read_json(root / CONTEXTS_FILE, _FOLDER_KEYS, ("concepts", "contexts"))
     contexts = d["contexts"]
+    # the table (names, targets, at least one context) before any image is read
+    _table(contexts, _concept_names(d["concepts"]))
     bad = [ctx for ctx in contexts if not _folder_name(ctx)]
     if bad:
         raise DatasetError(f"context name {bad[0]!r} in {root / CONTEXTS_FILE} is not a folder "
