@@ -1136,7 +1136,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     prog = parser.prog
     try:
-        a, extra = parser.parse_known_args(argv)
+        try:
+            a, extra = parser.parse_known_args(argv)
+        except SystemExit as done:  # --help and --version print and exit (only these)
+            return done.code if isinstance(done.code, int) else 0
         prog = f"{parser.prog} {a.command}"
         if extra:  # argparse would blame the top-level parser; name the subcommand
             raise ArgumentsError(prog, f"unrecognized arguments: {' '.join(extra)}")
@@ -1149,8 +1152,6 @@ def main(argv: list[str] | None = None) -> int:
             status = a.func(a)
             sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
             return status
-    except SystemExit as done:  # --help and --version print and exit
-        return done.code if isinstance(done.code, int) else 0
     except ArgumentsError as err:
         _say_error(f"{err.prog}: error: {err} (see {err.prog} --help)")
         return 2

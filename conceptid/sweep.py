@@ -73,7 +73,7 @@ from conceptid.simulations.resources import (
     estimate_dataset,
     training_bytes,
 )
-from conceptid.simulations.validation import check_number, parse_json, probe_json
+from conceptid.simulations.validation import check_number, parse_json, probe_json, read_bytes
 
 from .rundir import write_text
 
@@ -309,12 +309,11 @@ class Sweep:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Sweep:
-        try:
-            text = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise SweepError(f"no sweep file {path}") from None
-        except (OSError, ValueError) as e:  # ValueError: a path with a NUL byte
-            raise SweepError(f"{path} is not a readable JSON sweep: {e}") from None
+        # a path with a NUL byte (which lexists calls missing) is named by read_bytes
+        if "\0" not in str(path) and not os.path.lexists(path):
+            raise SweepError(f"no sweep file {path}")
+        # not a regular file (a device, a pipe) or too large: refused before it is read
+        text = read_bytes(path, SweepError, "the sweep file ")
         d = parse_json(text, str(path), SweepError, invalid="is not a readable JSON sweep")
         return cls.from_dict(d)
 

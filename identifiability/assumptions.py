@@ -135,8 +135,9 @@ def leaves_unchanged(sem, j: int, ctx: Context, A: Arithmetic | None = None) -> 
     one way A7 fails (Lemma 3 (b)): ``j`` is a source and the intervention's noise mean and
     covariance are its own, decided in ``A`` (``None``: bit for bit). ``None`` when the
     arithmetic cannot tell the two noise laws apart (float64 on an ill-conditioned noise
-    covariance, :meth:`~conceptid.identifiability.linalg.Arithmetic.compare_gaussian`): then A7
-    is neither verified nor refuted."""
+    covariance, :meth:`~conceptid.identifiability.linalg.Arithmetic.compare_gaussian`), and in
+    float64 also when the two laws are equal within its tolerance but not bit for bit (a noise
+    variance times ``1 + 1e-9``): then A7 is neither verified nor refuted."""
     s, sl = sem.intervene(ctx), sem.slices[j]
     pairs = ((sem.noise_mean[sl], s.noise_mean[sl]), (sem.noise_cov[j], s.noise_cov[j]))
     if A is None:
@@ -147,6 +148,8 @@ def leaves_unchanged(sem, j: int, ctx: Context, A: Arithmetic | None = None) -> 
     if not A.is_zero(A.mat(sem.weights[sl])):
         return False
     same = A.compare_gaussian(A.mat(mean), A.mat(cov), A.mat(mean_i), A.mat(cov_i))
+    if same and not A.exact and not all(np.array_equal(a, b) for a, b in pairs):
+        return None  # equal within float64's tolerance, not bit for bit: exact arithmetic decides
     return None if same is None else bool(same)
 
 
@@ -377,8 +380,8 @@ def check_a7(model: ConceptModel, A: Arithmetic) -> Verdict:
             "A7",
             None,
             f"undecided for {undecided}: a source intervened with a noise law that float64 "
-            "cannot tell from its own (an ill-conditioned noise covariance); use exact "
-            "arithmetic",
+            "cannot tell from its own (equal within the tolerance but not bit for bit, or an "
+            "ill-conditioned noise covariance); use exact arithmetic",
             A.description,
         )
     return Verdict("A7", True, "every intervention changes its target's mechanism", A.description)

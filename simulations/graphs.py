@@ -115,6 +115,9 @@ class DAG:
                 seen.setdefault(c, None)
             nodes = list(seen)
         names = tuple(nodes)
+        twice = sorted({nm for nm in names if names.count(nm) > 1}, key=str)
+        if twice:  # before the edges, which would otherwise blame a node for being unknown
+            raise GraphError(f"node {twice[0]!r} is named twice; node names must be unique")
         index = {nm: i for i, nm in enumerate(names)}
         A = np.zeros((len(names), len(names)), dtype=bool)
         for p, c in edges:

@@ -18,6 +18,7 @@ equals applying its parts one after the other.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -50,11 +51,38 @@ class InterventionError(ConceptIDError):
 Target = str | int
 
 
+def _not_a_number(x) -> object:
+    """The first entry of ``x`` (a number, an array or nested lists) that is not a real number
+    but that numpy would convert to one (a string such as ``"1.0"``, a boolean, None); the
+    module's ``_NUMBERS`` when every entry is a number."""
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind in "iufc":
+            return _NUMBERS
+        if x.dtype.kind != "O":  # booleans, strings, bytes, dates
+            return x.reshape(-1)[0] if x.size else _NUMBERS
+        x = x.tolist()
+    if isinstance(x, list | tuple):
+        for v in x:
+            bad = _not_a_number(v)
+            if bad is not _NUMBERS:
+                return bad
+        return _NUMBERS
+    if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Number):
+        return x
+    return _NUMBERS
+
+
+_NUMBERS = object()
+
+
 def as_floats(x, what: str, error: type[ConceptIDError] | None = None) -> np.ndarray:
-    """``x`` as a float array; a value that is not real numbers (a string, a ragged list, None
-    in a list, a complex number, whose imaginary part numpy would drop with only a warning)
-    raises ``error`` (default InterventionError) naming ``what``, never numpy's ValueError or
-    TypeError."""
+    """``x`` as a float array; a value that is not real numbers (a string, even one numpy
+    would read as a number, a boolean, a ragged list, None in a list, a complex number, whose
+    imaginary part numpy would drop with only a warning) raises ``error`` (default
+    InterventionError) naming ``what``, never numpy's ValueError or TypeError."""
+    bad = _not_a_number(x)
+    if bad is not _NUMBERS:
+        raise (error or InterventionError)(f"{what} must be numeric, got {bad!r:.80}")
     try:
         complex_ = np.iscomplexobj(x)
         out = None if complex_ else np.asarray(x, dtype=float)

@@ -433,7 +433,7 @@ def _resolve(ref: str):
         obj = importlib.import_module(module)
     except ImportError as err:
         raise MixingError(f"cannot import module {module!r} of mixing {ref!r}: {err}") from None
-    except Exception as err:  # noqa: BLE001  (the user's module failed as it ran)
+    except (Exception, SystemExit) as err:  # noqa: BLE001  (the user's module failed as it ran)
         raise MixingError(f"cannot import module {module!r} of mixing {ref!r}: "
                           f"{type(err).__name__}: {err}") from None  # fmt: skip
     for part in name.split("."):
@@ -508,7 +508,7 @@ class FunctionMixing(Mixing):
         e = _check_input(e, self.input_dim, f"mixing {self.name}")
         try:  # the user's function: what it raises is named, as bad input, not a traceback
             out = np.asarray(self.fn(e))
-        except Exception as err:  # noqa: BLE001
+        except (Exception, SystemExit) as err:  # noqa: BLE001  (sys.exit named as a mixing too)
             raise MixingError(f"mixing {self.name} failed on an array of shape {e.shape}: "
                               f"{type(err).__name__}: {err}") from err  # fmt: skip
         if out.ndim < 1 or out.shape[0] != e.shape[0]:

@@ -129,6 +129,9 @@ class ConceptModel:
         object.__setattr__(self, "_Tinv", Tinv)
         object.__setattr__(self, "nuisance_dim", int(self.nuisance_dim))
         ctxs = tuple(as_context(c) for c in self.contexts)
+        if not ctxs:  # a design of no context: nothing to learn from, nothing a witness must match
+            raise ModelError("a model needs at least one training context, got none (the "
+                             "observational one is {\"interventions\": []})")  # fmt: skip
         held = tuple(as_context(c) for c in self.held_out)
         names = [c.name for c in ctxs + held]
         if len(set(names)) != len(names):

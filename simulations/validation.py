@@ -145,16 +145,32 @@ def parse_json(
         raise error(f"{where} is not JSON that can be read: {json_limit(err)}") from None
 
 
+#: the largest file :func:`read_bytes` reads: the JSON files the package takes (a model, a
+#: spec, a sweep, a context table) are far smaller; a larger one is refused before it is read
+MAX_READ_BYTES = 256 * 2**20
+
+
 def read_bytes(path: str | os.PathLike, error: type[ConceptIDError], what: str = "") -> bytes:
     """The bytes of the file ``path``, or ``error`` in one line, ``"cannot read {what}{path}:
     {why}"``, when it cannot be read (missing, a directory, no permission, a NUL byte in the
-    path)."""
+    path, not a regular file: a device such as /dev/zero or a named pipe would never end or
+    block; larger than :data:`MAX_READ_BYTES`)."""
+    try:
+        special = os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path))
+    except ValueError:  # a NUL byte in the path: open names it below
+        special = False
+    if special:
+        raise error(f"cannot read {what}{path}: not a regular file (a device or a pipe)")
     try:
         with open(path, "rb") as fh:
-            return fh.read()
+            data = fh.read(MAX_READ_BYTES + 1)
     except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte
         why = err.strerror if isinstance(err, OSError) and err.strerror else err
         raise error(f"cannot read {what}{path}: {why}") from None
+    if len(data) > MAX_READ_BYTES:
+        raise error(f"cannot read {what}{path}: larger than {MAX_READ_BYTES / 2**20:g} MiB, "
+                    "more than any file of this kind holds")  # fmt: skip
+    return data
 
 
 def probe_json(path: str | os.PathLike) -> object | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -340,3 +341,82 @@ def test_the_command_line_never_gives_a_traceback(dataset_dir, capsys, argv):
     if rc == 2:
         lines = err.splitlines()
         assert len(lines) == 1 and lines[0].startswith("conceptid") and ": error: " in lines[0]
+
+
+# -- found by a review of check (session 26): each refused in one line, exit 2 ------------------
+
+
+def _set(*path_value):
+    """An edit of a model dict: the value at ``path`` (keys and indices) replaced."""
+    *path, value = path_value
+
+    def edit(d):
+        for key in path[:-1]:
+            d = d[key]
+        d[path[-1]] = value
+
+    return edit
+
+
+REVIEWED_MODELS = [
+    # numbers in name only: numpy would have read "1.0", True and None as 1.0, 1.0 and NaN
+    (_set("sem", "noise_cov", 0, [["1.0"]]), "noise_cov of concept 'c0' must be numeric, got '1"),
+    (_set("sem", "noise_cov", 0, [[True]]), "of concept 'c0' must be numeric, got True"),
+    (_set("sem", "noise_cov", 0, [[None]]), "of concept 'c0' must be numeric, got None"),
+    (_set("sem", "weights", 1, 0, True), "weights must be numeric, got True"),
+    (_set("sem", "noise_mean", ["0", 0]), "noise_mean must be numeric, got '0'"),
+    (_set("mixing", "A", 0, 0, False), "A must be numeric, got False"),
+    # a design of no context: a witness "verified" over no context at all
+    (_set("contexts", []), "a model needs at least one training context, got none"),
+    # a node named twice was blamed on the edges as an unknown node
+    (_set("sem", "graph", "nodes", ["c0", "c0"]), "node 'c0' is named twice"),
+    # sys.exit as the mixing ended the command with status 0 and no word
+    (
+        _set("mixing", {"kind": "function", "ref": "sys:exit", "input_dim": 3}),
+        "mixing sys:exit failed on an array of shape",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("edit, words", REVIEWED_MODELS)
+def test_a_reviewed_model_file_is_refused_in_one_line(tmp_path, capsys, edit, words):
+    from test_cli_hardening import refused
+
+    d = json.loads(json.dumps(_MODEL))
+    edit(d)
+    (tmp_path / "model.json").write_text(json.dumps(d))
+    assert words in refused(["check", str(tmp_path / "model.json")], capsys)
+
+
+def test_a_mixing_that_calls_sys_exit_is_a_mixing_error_in_python():
+    from conceptid.simulations import ConceptModel
+    from conceptid.simulations.mixing import MixingError
+
+    d = json.loads(json.dumps(_MODEL))
+    d["mixing"] = {"kind": "function", "ref": "sys:exit", "input_dim": 3}
+    with pytest.raises(MixingError, match="SystemExit"):
+        check(ConceptModel.from_dict(d))
+
+
+def test_a_device_or_a_pipe_is_not_read_as_a_file(tmp_path, capsys):
+    from test_cli_hardening import refused
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it to read would block until a writer came
+    for path in ("/dev/zero", str(fifo)):  # /dev/zero would be read until memory runs out
+        assert "not a regular file" in refused(["check", path], capsys)
+        assert "not a regular file" in refused(["sweep", path, "--out", str(tmp_path / "s")],
+                                               capsys)  # fmt: skip
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_file_beyond_the_read_limit_is_refused_unread(tmp_path, monkeypatch):
+    from conceptid.simulations import validation
+    from conceptid.simulations.errors import UsageError
+
+    (tmp_path / "big.json").write_text('{"sem": {}, "mixing": {}}')  # 25 bytes
+    monkeypatch.setattr(validation, "MAX_READ_BYTES", 25)
+    assert validation.read_bytes(tmp_path / "big.json", UsageError) == b'{"sem": {}, "mixing": {}}'
+    monkeypatch.setattr(validation, "MAX_READ_BYTES", 24)
+    with pytest.raises(UsageError, match="big.json: larger than .* MiB, more than any file"):
+        validation.read_bytes(tmp_path / "big.json", UsageError)
