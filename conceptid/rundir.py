@@ -58,6 +58,7 @@ __all__ = [
     "held_data",
     "is_run_dir",
     "method_files",
+    "restart_checkpoints",
     "open_run_dir",
     "recorded_data",
     "record_data",
@@ -131,7 +132,6 @@ def check_method_paths(path: str | os.PathLike, name: str, restarts: int = 1) ->
     (``--retrain`` would not help: the package removes only files it wrote); what does not
     exist yet is fine."""
     folder = Path(path) / "models" / name
-    files = ["final.pt", "checkpoint.pt", *(f"checkpoint.pt.r{r}" for r in range(1, restarts))]
 
     def refuse(p: Path, want: str) -> None:
         if p.is_symlink() and not p.exists():
@@ -147,7 +147,7 @@ def check_method_paths(path: str | os.PathLike, name: str, restarts: int = 1) ->
             refuse(p, "directory")
         if not p.exists():  # nothing below it yet
             return
-    for p in (folder / f for f in files):
+    for p in [folder / "final.pt", *restart_checkpoints(path, name, restarts).values()]:
         if (p.exists() or p.is_symlink()) and not p.is_file():
             refuse(p, "file")
 
@@ -322,6 +322,22 @@ def run_data(run: str | os.PathLike, data: str | os.PathLike | None = None) -> D
             f"trained on (recorded: {differ}); pass --data (Python: data=)"
         )
     return ds
+
+
+def restart_checkpoints(run: str | os.PathLike, name: str, restarts: int) -> dict[int, Path]:
+    """The checkpoints of method ``name`` that ``restarts`` restarts write (restart ``r`` to
+    ``checkpoint.pt``, or ``checkpoint.pt.rR`` for ``r > 0``) and that exist (a broken link
+    included), by restart: found by reading the folder, so that their number costs nothing."""
+    folder = Path(run) / "models" / name
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for p in folder.iterdir():
+        m = _CHECKPOINT.match(p.name)
+        r = 0 if m and not m.group(1) else int(m.group(1)[2:]) if m else None
+        if r is not None and r < restarts and (r == 0 or p.name == f"checkpoint.pt.r{r}"):
+            found[r] = p  # (checkpoint.pt.r01 is not restart 1's name: not ours)
+    return dict(sorted(found.items()))
 
 
 def method_files(run: str | os.PathLike, name: str) -> list[Path]:

@@ -226,6 +226,10 @@ class Sweep:
         for i, b in enumerate(benches):
             if not isinstance(b, Mapping) or "spec" not in b:
                 raise SweepError(f"benchmarks[{i}] must be an object with a 'spec'")
+            unknown = sorted(set(b) - {"label", "spec"}, key=str)
+            if unknown:  # a misspelt label would name the benchmark b0 in every summary
+                raise SweepError(f"benchmarks[{i}]: unknown field(s) {unknown}; known: "
+                                 "['label', 'spec']")  # fmt: skip
             if not isinstance(b["spec"], Mapping):
                 raise SweepError(f"benchmarks[{i}].spec must be an object (a benchmark spec), "
                                  f"got {type(b['spec']).__name__}")  # fmt: skip
@@ -265,6 +269,9 @@ class Sweep:
         if task == FIT and unknown:
             raise SweepError(f"unknown training parameter(s) {unknown}; "
                              f"known: {sorted(_PARAMS)}")  # fmt: skip
+        if "seed" in spec_grid or "seed" in params:  # the cell's seed would override it
+            raise SweepError("seed may not be a grid axis: 'seeds' gives every cell its seed "
+                             "(one cell per seed)")  # fmt: skip
         # the summary's columns: a grid axis may not take the name of another column
         clash = sorted((set(spec_grid) & set(params)) | ((set(spec_grid) | set(params)) & _ROW))
         if clash:
@@ -927,9 +934,11 @@ def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
 def _summarise(out: Path, sweep: Sweep) -> tuple[list[dict], tuple[Path, ...]]:
     """:func:`aggregate`'s rows and the summary files it wrote, in the order csv, md, png."""
     groups: dict[str, dict] = {}  # one per benchmark, spec-grid point, method and params
+    unfinished = []
     for c, sg in sweep._cells():
         rec = _finished(out, c)
         if rec is None:
+            unfinished.append(_describe(c, sg).removeprefix("the cell "))
             continue
         gid = _canonical([c.label, sg, c.method, dict(c.params)])
         g = groups.setdefault(gid, {"benchmark": c.label, **sg, "method": c.method,
@@ -949,7 +958,7 @@ def _summarise(out: Path, sweep: Sweep) -> tuple[list[dict], tuple[Path, ...]]:
                                 "per_seed": [float(v) for v in vals],
                                 "seeds": sorted(per)})  # fmt: skip
     _write_csv(out / "summary.csv", rows)
-    write_text(out / "summary.md", summary_markdown(rows, sweep))
+    write_text(out / "summary.md", summary_markdown(rows, sweep, unfinished))
     written = (out / "summary.csv", out / "summary.md")
     grid = {**sweep.spec_grid, **sweep.params}
     axis = sweep.x or next((k for k, v in grid.items() if len(v) > 1), None)
@@ -992,8 +1001,11 @@ _SHOWN = (
 )
 
 
-def summary_markdown(rows: Sequence[dict], sweep: Sweep) -> str:
-    """One table row per group, one column per headline metric: ``mean +- se [per-seed]``."""
+def summary_markdown(rows: Sequence[dict], sweep: Sweep, unfinished: Sequence[str] = ()) -> str:
+    """One table row per group, one column per headline metric: ``mean +- se [per-seed]``; a
+    group that some seeds did not finish says which seeds it holds (and has no standard error
+    from one seed), and ``unfinished`` (the cells without a result: failed, or not run) are
+    listed under the table."""
     metrics = [m for m in _SHOWN if any(r["metric"] == m for r in rows)]
     keys = ["benchmark", *sweep.spec_grid, "method", *sweep.params]
     by: dict[tuple, dict] = {}
@@ -1008,9 +1020,19 @@ def summary_markdown(rows: Sequence[dict], sweep: Sweep) -> str:
         cells = []
         for m in metrics:
             r = ms.get(m)
-            cells.append("" if r is None else f"{r['mean']:.4g} +- {r['se']:.2g} "
-                         f"[{', '.join(f'{v:.3g}' for v in r['per_seed'])}]")  # fmt: skip
+            if r is None:
+                cells.append("")
+                continue
+            se = f"{r['se']:.2g}" if r["n"] > 1 else "n/a"
+            text = f"{r['mean']:.4g} +- {se} [{', '.join(f'{v:.3g}' for v in r['per_seed'])}]"
+            if r["n"] < len(sweep.seeds):
+                text += f" (seeds {', '.join(map(str, r['seeds']))} only)"
+            cells.append(text)
         lines.append("| " + " | ".join(list(group) + cells) + " |")
+    if unfinished:
+        lines += ["", f"{len(unfinished)} cell(s) without a result (failed, see "
+                  "cells/*.failed.json, or not run), left out of the table:", ""]  # fmt: skip
+        lines += [f"- {u}" for u in unfinished]
     return "\n".join(lines) + "\n"
 
 

@@ -49,10 +49,10 @@ from .methods import BENCHMARK_METHODS, METHODS
 from .rundir import (
     check_method_paths,
     check_run_dir,
-    method_files,
     open_run_dir,
     remove_evaluation,
     remove_method,
+    restart_checkpoints,
 )
 from .splits import Normaliser, splits
 
@@ -200,7 +200,7 @@ def check_saved_settings(
             raise PipelineError(f"{final} was trained under other settings: {diff}; "
                                 f"{_RETRAIN_HINT}")  # fmt: skip
         return
-    for r in range(restarts):
+    for r in restart_checkpoints(out, name, restarts):
         run = restart_config(cfg, r)
         diff = differs(Path(run.checkpoint), run.settings())
         if diff:
@@ -246,7 +246,7 @@ def check_trainable(
         return
     model = METHODS[name].make(ds, epochs)
     check_training_rows(model, int(ds.rows("train", "training").sum()))
-    for r in range(restarts):  # the checkpoints train's restarts would resume
+    for r in restart_checkpoints(out, name, restarts):  # those train's restarts would resume
         run = restart_config(cfg, r)
         if Path(run.checkpoint).exists():
             try:
@@ -318,9 +318,10 @@ def train(
         remove_method(out, name)
     elif state is not None:
         trained, state = _read_trained(final, ds, state)
-        for ckpt in method_files(out, name):  # left by a run killed after saving final.pt
-            if ckpt != final:
-                ckpt.unlink()
+        # left by a run killed after saving final.pt: its restarts' checkpoints (the same
+        # settings as this one's), never a file of a name no restart of it writes
+        for ckpt in restart_checkpoints(out, name, restarts).values():
+            ckpt.unlink()
         return replace(trained, reused=True)
     remove_evaluation(out)
     try:
@@ -333,9 +334,8 @@ def train(
         "settings": settings, "key": settings_key(settings),
         "normaliser": norm.state(), "history": hist, "card_hash": ds.card_hash,
     })  # fmt: skip
-    for ckpt in method_files(out, name):
-        if ckpt != final:
-            ckpt.unlink()
+    for ckpt in restart_checkpoints(out, name, restarts).values():  # this fit's own
+        ckpt.unlink()
     return Trained(method=name, model=model, settings=settings, normaliser=norm, history=hist)
 
 

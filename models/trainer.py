@@ -257,7 +257,21 @@ def read_checkpoint(path: Path) -> dict:
         raise CheckpointError(f"checkpoint {path} is corrupted or unreadable: {first}") from None
     if not isinstance(state, dict) or "model" not in state or "model_class" not in state:
         raise CheckpointError(f"{path} is not a conceptid checkpoint")
+    settings, key = state.get("settings"), state.get("key")
+    if key is not None and isinstance(settings, dict) and _key_of(settings) != key:
+        # a file whose settings were changed and its key kept: which of the two the weights
+        # were trained under cannot be told, so neither is believed
+        raise CheckpointError(f"{path} records settings that do not match their own key (the "
+                              "file was edited?); it cannot be trusted")  # fmt: skip
     return state
+
+
+def _key_of(settings: dict) -> str | None:
+    """:func:`settings_key`, or None for settings JSON cannot write."""
+    try:
+        return settings_key(settings)
+    except (TypeError, ValueError):
+        return None
 
 
 def _shape_mismatch(model, saved: dict) -> str:
@@ -454,8 +468,9 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
     warm-up stage, which is not validated: see ``hold_early_stop`` below), ``lr``,
     ``warm_up`` (whether the epoch trained a warm-up stage's objective: the epoch that ends a
     warm-up trained it, and is validated after the switch), ``stage`` (the model's ``stage``
-    during the epoch, for a model with stages), the ``best_epoch``, ``seconds`` and whether
-    training ``resumed``. With ``cfg.checkpoint`` set,
+    during the epoch, for a model with stages), the ``best_epoch``, ``seconds`` (the training
+    time, a resumed fit's included: each checkpoint records it) and whether training
+    ``resumed``. With ``cfg.checkpoint`` set,
     an existing checkpoint is resumed and a new one is written atomically after every epoch;
     resuming gives the weights and history an uninterrupted fit gives.
 
@@ -519,6 +534,9 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
         model.prepare(train)
     train_in, val_in = model.stage_inputs(train), model.stage_inputs(val)
     val_gen = torch.Generator().manual_seed(torch_seed(cfg.seed + 1))
+    # the training time before a resume (the checkpoint's), so that a resumed fit reports its
+    # whole time, not only the part after the resume
+    spent = float(hist.get("seconds", 0.0))
     t0 = time.perf_counter()
     bar = None
     if cfg.progress:
@@ -578,6 +596,7 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
                 bar.set_postfix(train=f"{total / n:.3f}", val=shown, best=f"{best:.3f}")
                 bar.update(1)
             if ckpt is not None:
+                hist["seconds"] = spent + time.perf_counter() - t0
                 save_checkpoint(ckpt, {
                     "model_class": type(model).__name__, "model": model.state_dict(),
                     "architecture": architecture(model), "options": model_options(model),
@@ -593,7 +612,7 @@ def fit(model: Estimator, train: TensorData, val: TensorData, cfg: TrainConfig) 
             bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    hist["seconds"] = hist.get("seconds", 0.0) + time.perf_counter() - t0
+    hist["seconds"] = spent + time.perf_counter() - t0
     return hist
 
 

@@ -757,3 +757,52 @@ def test_the_report_says_when_the_training_contexts_could_not_be_noise_checked(
     report = (run / "report.md").read_text()
     assert "training contexts not tested (too few test rows" in report
     assert "held-out compositions p = " in report
+
+
+def test_reuse_removes_only_checkpoints_its_restarts_write(tmp_path, data, capsys, monkeypatch):
+    # found by review: a plain rerun that reused the model deleted a user's checkpoint.pt.r3,
+    # which a run of one restart never writes
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--methods", "pooled", "--epochs", "1",
+            "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    folder = run / "models" / "pooled"
+    (folder / "checkpoint.pt.r3").write_text("mine")
+    (folder / "checkpoint.pt").write_text("left by a run killed after final.pt")
+    assert main(args) == 0 and "pooled: reused" in capsys.readouterr().out
+    assert (folder / "checkpoint.pt.r3").read_text() == "mine"
+    assert not (folder / "checkpoint.pt").exists()  # restart 0's: this run's own
+
+
+def test_a_huge_number_of_restarts_costs_no_loop_over_them(tmp_path, data, capsys, monkeypatch):
+    # found by review: --restarts 1000000000 hung before writing anything (a loop over every
+    # restart's checkpoint name); the checks now read the folder instead
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(run), "--methods", "pooled", "--epochs", "1",
+                 "--quiet"]) == 0  # fmt: skip
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt  # the fit itself would take the restarts asked for
+
+    monkeypatch.setattr(training, "fit_restarts", stop)
+    t0 = time.perf_counter()
+    rc = main(["train", str(data), "--out", str(run), "--methods", "pooled", "--epochs", "1",
+               "--restarts", str(10**9), "--retrain", "--quiet"])  # fmt: skip
+    assert rc == 130 and time.perf_counter() - t0 < 30
+
+
+def test_a_saved_model_whose_settings_were_edited_is_not_trusted(tmp_path, data, capsys):
+    # found by review: epochs changed from 1 to 2 in final.pt with the old key kept was reused
+    # by --epochs 1 as "the same settings", and refused for --epochs 2 with an empty difference
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--methods", "pooled", "--quiet"]
+    assert main([*args, "--epochs", "1"]) == 0
+    final = run / "models" / "pooled" / "final.pt"
+    state = torch.load(final, weights_only=False)
+    state["settings"]["epochs"] = 2  # the key is the one of epochs 1
+    torch.save(state, final)
+    for epochs in ("1", "2"):
+        err = one_error([*args, "--epochs", epochs], capsys)
+        assert "records settings that do not match their own key" in err
+    with pytest.raises(CheckpointError, match="do not match their own key"):
+        trainer.read_checkpoint(final)

@@ -15,7 +15,7 @@ import distributed
 import numpy as np
 import pytest
 
-from conceptid.sweep import Sweep, SweepError, run_sweep
+from conceptid.sweep import Sweep, SweepError, run_sweep, summary_markdown
 
 FIT = "conceptid.sweep:fit_cell"
 
@@ -219,8 +219,13 @@ def test_a_failing_cell_is_retried_then_reported_without_stopping_the_others(tmp
     assert len(failed) == 2
     rec = json.loads(failed[0].read_text())
     assert "toy cell told to fail (seed 1)" in rec["error"] and rec["cell"]["seed"] == 1
-    # the summary covers the finished seeds only
+    # the summary covers the finished seeds only, and the markdown says so (found by review:
+    # it read "3 seeds" with a standard error of 0 from each row's two values... or one)
     assert all(r["seeds"] == [0, 2] for r in res.rows)
+    md = (out / "summary.md").read_text()
+    assert "(seeds 0, 2 only)" in md
+    assert "2 cell(s) without a result (failed, see cells/*.failed.json, or not run)" in md
+    assert md.count("seed 1)") == 2  # each unfinished cell listed, by its seed
     # a rerun retries the failed cells only
     again = run_sweep(sw, out, client=client, progress=False)
     assert (again.skipped, len(again.failed)) == (4, 2)
@@ -857,3 +862,24 @@ def test_a_worker_leaves_ctrl_c_to_the_client_and_its_shutdown_quiet():
         signal.signal(signal.SIGINT, before)
         log.removeHandler(handler)
     assert seen == ["w1", "e1", "e2", "w4", "w5"]
+
+
+def test_seed_is_not_a_grid_axis_and_a_benchmark_entry_has_no_unknown_field():
+    # found by review: spec_grid {"seed": [5]} ran every cell with the cell's own seed while the
+    # summary named 5; a misspelt "lable" named the benchmark b0 in every summary
+    for grid in ({"spec_grid": {"seed": [5]}}, {"params": {"seed": [5]}}):
+        with pytest.raises(SweepError, match="seed may not be a grid axis"):
+            Sweep.from_dict(_toy(**grid))
+    bench = [{"lable": "chain", "spec": {"preset": "chain"}}]
+    with pytest.raises(SweepError, match=r"benchmarks\[0\]: unknown field\(s\) \['lable'\]"):
+        Sweep.from_dict(_toy(benchmarks=bench))
+
+
+def test_a_single_seed_row_has_no_standard_error():
+    sw = Sweep.from_dict(_toy(seeds=[0, 1]))
+    row = {"benchmark": "chain", "n_train": 10, "method": "pooled", "sleep": 0.05,
+           "metric": "score", "mean": 0.5, "se": 0.0, "n": 1, "min": 0.5, "max": 0.5,
+           "per_seed": [0.5], "seeds": [1]}  # fmt: skip
+    md = summary_markdown([row], sw, ["chain (n_train=10, method pooled, sleep=0.05, seed 0)"])
+    assert "0.5 +- n/a [0.5] (seeds 1 only)" in md
+    assert md.rstrip().endswith("- chain (n_train=10, method pooled, sleep=0.05, seed 0)")

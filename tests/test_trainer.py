@@ -557,3 +557,19 @@ def test_context_module_vae_exogenous_holds_its_targets_to_the_contract():
         model.exogenous(x, torch.full((4, 3), 0.5))
     with pytest.raises(UsageError):
         model.exogenous(x, torch.zeros(3, 3, dtype=torch.bool))
+
+
+def test_a_resumed_fit_reports_its_whole_training_time(tmp_path, data, monkeypatch):
+    # found by review: the checkpoint kept no time, so a fit resumed after 2 of 4 epochs
+    # reported the last 2 epochs' time only
+    from conceptid.models import trainer
+
+    tr, va, _ = data
+    cfg = _cfg(epochs=4, checkpoint=str(tmp_path / "t.pt"))
+    _interrupted_fit(_tm(), tr, va, cfg, 2, monkeypatch)
+    before = torch.load(tmp_path / "t.pt", weights_only=False)["history"]["seconds"]
+    assert before > 0
+    clock = iter(range(10**6))  # a clock of 1000 s per reading: the resumed part takes 1000 s
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: 1000.0 * next(clock))
+    h = fit(_tm(), tr, va, cfg)
+    assert h["resumed"] and h["seconds"] >= before + 1000.0
