@@ -335,9 +335,14 @@ def restart_checkpoints(run: str | os.PathLike, name: str, restarts: int) -> dic
     for p in folder.iterdir():
         m = _CHECKPOINT.match(p.name)
         r = 0 if m and not m.group(1) else int(m.group(1)[2:]) if m else None
-        if r is not None and r < restarts and (r == 0 or p.name == f"checkpoint.pt.r{r}"):
-            found[r] = p  # (checkpoint.pt.r01 is not restart 1's name: not ours)
+        # exactly the names restart_config gives (checkpoint.pt.r0 or .r01 is no restart's)
+        if r is not None and r < restarts and p.name == _checkpoint_name(r):
+            found[r] = p
     return dict(sorted(found.items()))
+
+
+def _checkpoint_name(r: int) -> str:
+    return "checkpoint.pt" if r == 0 else f"checkpoint.pt.r{r}"
 
 
 def method_files(run: str | os.PathLike, name: str) -> list[Path]:

@@ -269,9 +269,9 @@ class Sweep:
         if task == FIT and unknown:
             raise SweepError(f"unknown training parameter(s) {unknown}; "
                              f"known: {sorted(_PARAMS)}")  # fmt: skip
-        if "seed" in spec_grid or "seed" in params:  # the cell's seed would override it
-            raise SweepError("seed may not be a grid axis: 'seeds' gives every cell its seed "
-                             "(one cell per seed)")  # fmt: skip
+        if "seed" in spec_grid:  # the cell's seed overrides the spec's
+            raise SweepError("seed may not be a spec_grid axis: 'seeds' gives every cell's "
+                             "spec its seed (one cell per seed)")  # fmt: skip
         # the summary's columns: a grid axis may not take the name of another column
         clash = sorted((set(spec_grid) & set(params)) | ((set(spec_grid) | set(params)) & _ROW))
         if clash:

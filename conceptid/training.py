@@ -235,6 +235,9 @@ def check_trainable(
                         checkpoint=str(out / "models" / name / "checkpoint.pt"))  # fmt: skip
     settings = cfg.settings()
     state = saved_model(name, ds, out, settings, retrain)
+    if retrain or state is None:  # a model will be trained: the data must be enough for it
+        model = METHODS[name].make(ds, epochs)
+        check_training_rows(model, int(ds.rows("train", "training").sum()))
     if retrain:
         return
     if state is not None:
@@ -244,8 +247,6 @@ def check_trainable(
             raise CheckpointError(f"{err}; pass --retrain (retrain=True) to train it afresh, or "
                                   "use another --out") from None  # fmt: skip
         return
-    model = METHODS[name].make(ds, epochs)
-    check_training_rows(model, int(ds.rows("train", "training").sum()))
     for r in restart_checkpoints(out, name, restarts):  # those train's restarts would resume
         run = restart_config(cfg, r)
         if Path(run.checkpoint).exists():
@@ -321,7 +322,8 @@ def train(
         # left by a run killed after saving final.pt: its restarts' checkpoints (the same
         # settings as this one's), never a file of a name no restart of it writes
         for ckpt in restart_checkpoints(out, name, restarts).values():
-            ckpt.unlink()
+            if ckpt.is_file() or ckpt.is_symlink():  # check_method_paths refuses anything else
+                ckpt.unlink()
         return replace(trained, reused=True)
     remove_evaluation(out)
     try:
@@ -335,7 +337,8 @@ def train(
         "normaliser": norm.state(), "history": hist, "card_hash": ds.card_hash,
     })  # fmt: skip
     for ckpt in restart_checkpoints(out, name, restarts).values():  # this fit's own
-        ckpt.unlink()
+        if ckpt.is_file() or ckpt.is_symlink():
+            ckpt.unlink()
     return Trained(method=name, model=model, settings=settings, normaliser=norm, history=hist)
 
 

@@ -256,9 +256,13 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
 
     @property
     def min_training_rows(self) -> int:
-        """``D + 1``: the principal components that start the autoencoder, and the moments a
-        snap reads, need the training rows to span the ``D`` latent dimensions."""
-        return self.D + 1
+        """``D + 1`` where :meth:`prepare` starts the default (residual) autoencoder at the
+        principal components of the training rows, which must span the ``D`` latent
+        dimensions; 1 otherwise (your own nets, or an autoencoder already trained)."""
+        residual = isinstance(self.encoder, ResidualEncoder) and isinstance(
+            self.decoder, ResidualDecoder
+        )
+        return self.D + 1 if residual and int(self.stage) == 0 else 1
 
     @property
     def min_training_rows_reason(self) -> str:

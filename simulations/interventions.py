@@ -52,23 +52,32 @@ Target = str | int
 
 
 def _not_a_number(x) -> object:
-    """The first entry of ``x`` (a number, an array or nested lists) that is not a real number
-    but that numpy would convert to one (a string such as ``"1.0"``, a boolean, None); the
-    module's ``_NUMBERS`` when every entry is a number."""
-    if isinstance(x, np.ndarray):
-        if x.dtype.kind in "iufc":
-            return _NUMBERS
-        if x.dtype.kind != "O":  # booleans, strings, bytes, dates
-            return x.reshape(-1)[0] if x.size else _NUMBERS
-        x = x.tolist()
+    """The first entry of ``x`` (a number, an array, a tensor or nested lists) that is not a
+    real number but that numpy would convert to one (a string such as ``"1.0"``, a boolean,
+    None); the module's ``_NUMBERS`` when every entry is a number. Anything numpy reads as an
+    array of numbers (a torch tensor, a pandas Series) passes."""
+    if isinstance(x, str | bytes | bool | np.bool_) or x is None:
+        return x
     if isinstance(x, list | tuple):
         for v in x:
             bad = _not_a_number(v)
             if bad is not _NUMBERS:
                 return bad
         return _NUMBERS
-    if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Number):
-        return x
+    if isinstance(x, numbers.Number):
+        return _NUMBERS
+    try:
+        a = np.asarray(x)
+    except Exception:  # noqa: BLE001  (as_floats names what numpy cannot read)
+        return _NUMBERS
+    if a.dtype.kind == "O":  # a ragged list is as_floats' to name; a dict or a set is no number
+        if a.ndim == 0:
+            item = a.item()
+            number = isinstance(item, numbers.Number) and not isinstance(item, bool | np.bool_)
+            return _NUMBERS if number else item
+        return _not_a_number(a.tolist())
+    if a.dtype.kind not in "iufc":  # booleans, strings, bytes, dates
+        return a.reshape(-1)[0].item() if a.size else _NUMBERS
     return _NUMBERS
 
 

@@ -83,7 +83,7 @@ class ConceptModel:
     ModelError
         Inconsistent parts: shapes of read-out, nuisance and mixing, a read-out that is not
         real (complex values are refused, never cast), finite and invertible, context names
-        given twice.
+        given twice, no training context at all.
     """
 
     sem: SEM

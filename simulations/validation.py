@@ -20,6 +20,7 @@ import math
 import numbers
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -153,14 +154,15 @@ MAX_READ_BYTES = 256 * 2**20
 def read_bytes(path: str | os.PathLike, error: type[ConceptIDError], what: str = "") -> bytes:
     """The bytes of the file ``path``, or ``error`` in one line, ``"cannot read {what}{path}:
     {why}"``, when it cannot be read (missing, a directory, no permission, a NUL byte in the
-    path, not a regular file: a device such as /dev/zero or a named pipe would never end or
-    block; larger than :data:`MAX_READ_BYTES`)."""
+    path, a device such as /dev/zero, which would never end; larger than
+    :data:`MAX_READ_BYTES`). A named pipe (``<(...)``, ``/dev/stdin``) is read: it ends when its
+    writer does."""
     try:
-        special = os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path))
-    except ValueError:  # a NUL byte in the path: open names it below
-        special = False
-    if special:
-        raise error(f"cannot read {what}{path}: not a regular file (a device or a pipe)")
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing, or a NUL byte in the path: open names it below
+        mode = 0
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise error(f"cannot read {what}{path}: a device, not a file")
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_READ_BYTES + 1)
@@ -169,7 +171,8 @@ def read_bytes(path: str | os.PathLike, error: type[ConceptIDError], what: str =
         raise error(f"cannot read {what}{path}: {why}") from None
     if len(data) > MAX_READ_BYTES:
         raise error(f"cannot read {what}{path}: larger than {MAX_READ_BYTES / 2**20:g} MiB, "
-                    "more than any file of this kind holds")  # fmt: skip
+                    "the limit of the JSON files the package reads (give large arrays, such "
+                    "as labels, as .npy files)")  # fmt: skip
     return data
 
 

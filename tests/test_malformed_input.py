@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -398,16 +399,37 @@ def test_a_mixing_that_calls_sys_exit_is_a_mixing_error_in_python():
         check(ConceptModel.from_dict(d))
 
 
-def test_a_device_or_a_pipe_is_not_read_as_a_file(tmp_path, capsys):
+def test_a_device_is_not_read_but_a_pipe_is(tmp_path, capsys):
     from test_cli_hardening import refused
 
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)  # opening it to read would block until a writer came
-    for path in ("/dev/zero", str(fifo)):  # /dev/zero would be read until memory runs out
-        assert "not a regular file" in refused(["check", path], capsys)
-        assert "not a regular file" in refused(["sweep", path, "--out", str(tmp_path / "s")],
-                                               capsys)  # fmt: skip
+    # /dev/zero would be read until memory runs out
+    assert "a device, not a file" in refused(["check", "/dev/zero"], capsys)
+    assert "a device, not a file" in refused(["sweep", "/dev/zero", "--out",
+                                              str(tmp_path / "s")], capsys)  # fmt: skip
     assert not (tmp_path / "s").exists()
+    # a named pipe (a shell's <(...)) ends when its writer does: it is read
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(json.dumps(_MODEL)))
+    writer.start()
+    assert main(["check", str(fifo)]) == 0
+    writer.join()
+    assert "identifiable" in capsys.readouterr().out
+
+
+def test_array_likes_of_numbers_are_still_numbers():
+    # found by review of the change above: only strings, booleans and None are refused; a
+    # torch tensor or a tuple of numpy numbers reads as before
+    import torch
+
+    from conceptid.simulations.interventions import as_floats
+
+    assert as_floats(torch.tensor([1.0, 2.0]), "x").tolist() == [1.0, 2.0]
+    assert as_floats((np.float32(1), np.int64(2)), "x").tolist() == [1.0, 2.0]
+    assert as_floats(range(3), "x").tolist() == [0.0, 1.0, 2.0]
+    for bad in (np.array([True]), ["1"], [[1.0], [None]], b"1"):
+        with pytest.raises(ConceptIDError, match="must be numeric"):
+            as_floats(bad, "x")
 
 
 def test_a_file_beyond_the_read_limit_is_refused_unread(tmp_path, monkeypatch):
@@ -418,5 +440,5 @@ def test_a_file_beyond_the_read_limit_is_refused_unread(tmp_path, monkeypatch):
     monkeypatch.setattr(validation, "MAX_READ_BYTES", 25)
     assert validation.read_bytes(tmp_path / "big.json", UsageError) == b'{"sem": {}, "mixing": {}}'
     monkeypatch.setattr(validation, "MAX_READ_BYTES", 24)
-    with pytest.raises(UsageError, match="big.json: larger than .* MiB, more than any file"):
+    with pytest.raises(UsageError, match="big.json: larger than .* MiB, the limit of the JSON"):
         validation.read_bytes(tmp_path / "big.json", UsageError)

@@ -768,9 +768,13 @@ def test_reuse_removes_only_checkpoints_its_restarts_write(tmp_path, data, capsy
     assert main(args) == 0
     folder = run / "models" / "pooled"
     (folder / "checkpoint.pt.r3").write_text("mine")
+    (folder / "checkpoint.pt.r0").write_text("mine too")  # no restart's name (restart 0's is
+    (folder / "checkpoint.pt.r00").write_text("and mine")  # checkpoint.pt)
     (folder / "checkpoint.pt").write_text("left by a run killed after final.pt")
     assert main(args) == 0 and "pooled: reused" in capsys.readouterr().out
     assert (folder / "checkpoint.pt.r3").read_text() == "mine"
+    assert (folder / "checkpoint.pt.r0").read_text() == "mine too"
+    assert (folder / "checkpoint.pt.r00").read_text() == "and mine"
     assert not (folder / "checkpoint.pt").exists()  # restart 0's: this run's own
 
 

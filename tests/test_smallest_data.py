@@ -105,10 +105,12 @@ def test_fewer_training_rows_than_the_latent_is_refused_before_any_write(tmp_pat
     data = tmp_path / "data"
     ok(["import", "--arrays", str(x_path), "--contexts", str(ctx), "--out", str(data),
         "--fractions", "0.34,0.33,0.33"], capsys)  # fmt: skip
-    for cmd in (["train", str(data)], ["run", "--data", str(data)]):
+    for cmd in (["train", str(data)], ["run", "--data", str(data)],
+                ["train", str(data), "--retrain"]):  # fmt: skip
         before = listing(tmp_path)
-        line = refused([*cmd, "--out", str(tmp_path / "run"), "--methods", "context-flow",
-                        "--epochs", "1"], capsys)  # fmt: skip
+        # pooled first: it trains on 3 rows, and would have been written before the refusal
+        line = refused([*cmd, "--out", str(tmp_path / "run"), "--methods",
+                        "pooled,context-flow", "--epochs", "1"], capsys)  # fmt: skip
         assert "the training data has 3 rows; LatentFlowMLE needs at least 5" in line
         assert listing(tmp_path) == before  # no run directory, no copy of the data
     # the trainer's own check says the same, in Python
@@ -116,6 +118,10 @@ def test_fewer_training_rows_than_the_latent_is_refused_before_any_write(tmp_pat
     _, (tr, _, _, _) = splits(ds)
     model = LatentFlowMLE(tr.x.shape[1:], [1, 1], 2)
     assert model.min_training_rows == 5
+    # your own nets start at no principal components: one row is enough to start
+    own = LatentFlowMLE(tr.x.shape[1:], [1, 1], 2, ae_epochs=0, encoder=torch.nn.Linear(6, 4),
+                        decoder=torch.nn.Linear(4, 6))  # fmt: skip
+    assert own.min_training_rows == 1
     with pytest.raises(UsageError, match="has 3 rows; LatentFlowMLE needs at least 5"):
         check_split(model, tr, "training")
 

@@ -867,9 +867,12 @@ def test_a_worker_leaves_ctrl_c_to_the_client_and_its_shutdown_quiet():
 def test_seed_is_not_a_grid_axis_and_a_benchmark_entry_has_no_unknown_field():
     # found by review: spec_grid {"seed": [5]} ran every cell with the cell's own seed while the
     # summary named 5; a misspelt "lable" named the benchmark b0 in every summary
-    for grid in ({"spec_grid": {"seed": [5]}}, {"params": {"seed": [5]}}):
-        with pytest.raises(SweepError, match="seed may not be a grid axis"):
-            Sweep.from_dict(_toy(**grid))
+    with pytest.raises(SweepError, match="seed may not be a spec_grid axis"):
+        Sweep.from_dict(_toy(spec_grid={"seed": [5]}))
+    with pytest.raises(SweepError, match=r"unknown training parameter\(s\) \['seed'\]"):
+        Sweep.from_dict(_toy(task=FIT, params={"seed": [5]}))
+    # a custom task gets its params apart from the cell's seed: a 'seed' there is its own
+    assert Sweep.from_dict(_toy(params={"seed": [5], "sleep": [0.01]})).params["seed"] == [5]
     bench = [{"lable": "chain", "spec": {"preset": "chain"}}]
     with pytest.raises(SweepError, match=r"benchmarks\[0\]: unknown field\(s\) \['lable'\]"):
         Sweep.from_dict(_toy(benchmarks=bench))
