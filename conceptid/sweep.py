@@ -423,6 +423,9 @@ def _resolve(task: str) -> Callable[[dict], dict]:
         fn = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as e:
         raise SweepError(f"cannot import the task {task!r}: {e}") from None
+    except SystemExit as e:  # a module that exits as it is imported: not the command's exit
+        raise SweepError(f"cannot import the task {task!r}: importing it called sys.exit"
+                         f"({e.code!r})") from None  # fmt: skip
     if not callable(fn):
         raise SweepError(f"the task {task!r} is not callable")
     return fn

@@ -886,3 +886,12 @@ def test_a_single_seed_row_has_no_standard_error():
     md = summary_markdown([row], sw, ["chain (n_train=10, method pooled, sleep=0.05, seed 0)"])
     assert "0.5 +- n/a [0.5] (seeds 1 only)" in md
     assert md.rstrip().endswith("- chain (n_train=10, method pooled, sleep=0.05, seed 0)")
+
+
+def test_a_task_module_that_exits_as_it_is_imported_is_a_sweep_error(tmp_path, monkeypatch):
+    # found by review: SystemExit from the import left main() as an exception (or exit 0)
+    (tmp_path / "conceptid_exiting_task.py").write_text("import sys\nsys.exit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SweepError, match=r"importing it called sys.exit\(0\)"):
+        Sweep.from_dict(_toy(task="conceptid_exiting_task:fn"))
+    sys.modules.pop("conceptid_exiting_task", None)
