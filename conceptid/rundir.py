@@ -78,6 +78,9 @@ EVALUATION = ("metrics.json", "timings.json", "report.md")
 FIGURES = ("samples_per_context", "compositions", "concept_scatter", "r2_matrix",
            "training_curves")  # fmt: skip
 _CHECKPOINT = re.compile(r"^checkpoint\.pt(\.r\d+)?$")
+#: exactly the names restart_config gives restart ``r``: checkpoint.pt for 0, .rR for R >= 1
+#: (checkpoint.pt.r0 or .r01 is no restart's)
+_RESTART_CHECKPOINT = re.compile(r"^checkpoint\.pt(?:\.r([1-9]\d*))?$")
 _TEMPORARY = re.compile(r"^\.(final\.pt|checkpoint\.pt(?:\.r\d+)?)\.partial-")
 
 
@@ -333,16 +336,10 @@ def restart_checkpoints(run: str | os.PathLike, name: str, restarts: int) -> dic
         return {}
     found = {}
     for p in folder.iterdir():
-        m = _CHECKPOINT.match(p.name)
-        r = 0 if m and not m.group(1) else int(m.group(1)[2:]) if m else None
-        # exactly the names restart_config gives (checkpoint.pt.r0 or .r01 is no restart's)
-        if r is not None and r < restarts and p.name == _checkpoint_name(r):
-            found[r] = p
+        m = _RESTART_CHECKPOINT.match(p.name)
+        if m and int(m.group(1) or 0) < restarts:
+            found[int(m.group(1) or 0)] = p
     return dict(sorted(found.items()))
-
-
-def _checkpoint_name(r: int) -> str:
-    return "checkpoint.pt" if r == 0 else f"checkpoint.pt.r{r}"
 
 
 def method_files(run: str | os.PathLike, name: str) -> list[Path]:

@@ -10,6 +10,7 @@ Random generators take a :class:`numpy.random.Generator`; no global seeding anyw
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +31,13 @@ __all__ = [
 
 class GraphError(ConceptIDError):
     """A graph is not a valid DAG (cycle, self-loop, duplicate or unknown node name)."""
+
+
+def _refuse_duplicates(names: Sequence) -> None:
+    """GraphError naming the first node name given twice (names compared as given)."""
+    twice = [nm for nm, k in Counter(names).items() if k > 1]
+    if twice:
+        raise GraphError(f"duplicate node names: node {twice[0]!r} is named twice")
 
 
 def _default_names(m: int) -> tuple[str, ...]:
@@ -74,9 +82,7 @@ class DAG:
         for nm in names:
             if not isinstance(nm, str) or not nm:
                 raise GraphError(f"node names must be non-empty strings, got {nm!r}")
-        if len(set(names)) != m:
-            dup = sorted({nm for nm in names if names.count(nm) > 1})
-            raise GraphError(f"duplicate node names: {dup}")
+        _refuse_duplicates(names)
         loops = np.flatnonzero(np.diag(A))
         if loops.size:
             raise GraphError(f"self-loop at node {names[loops[0]]!r}")
@@ -115,9 +121,7 @@ class DAG:
                 seen.setdefault(c, None)
             nodes = list(seen)
         names = tuple(nodes)
-        twice = sorted({nm for nm in names if names.count(nm) > 1}, key=str)
-        if twice:  # before the edges, which would otherwise blame a node for being unknown
-            raise GraphError(f"node {twice[0]!r} is named twice; node names must be unique")
+        _refuse_duplicates(names)  # before the edges, which would blame a node as unknown
         index = {nm: i for i, nm in enumerate(names)}
         A = np.zeros((len(names), len(names)), dtype=bool)
         for p, c in edges:
