@@ -63,6 +63,7 @@ from .rundir import (
     check_outputs,
     ensure_data,
     held_data,
+    holds_run_dir,
     open_run_dir,
     require_run_dir,
     run_data,
@@ -125,6 +126,7 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+@holds_run_dir(lambda a: a["cfg"].out)
 def run(cfg: RunConfig) -> dict:
     """All stages; returns the metrics dict (also in ``cfg.out/metrics.json``)."""
     if cfg.data is None and cfg.spec is None:
@@ -254,6 +256,7 @@ def reproduce_commands(run_dir: Path, data: Path | None, trained: Mapping[str, T
     return "\n".join(lines)
 
 
+@holds_run_dir(lambda a: a["run_dir"], create=False)
 def evaluate_dir(run_dir: Path, data: Path | None = None,
                  check_method: str | None = None) -> dict:  # fmt: skip
     """Evaluate every trained model of the run directory ``run_dir`` (``conceptid evaluate``):

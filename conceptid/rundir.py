@@ -16,6 +16,12 @@ and removes only some of them: a method's model and checkpoints when it is retra
 it described the models before. Anything else in the directory is the user's and is never touched;
 a directory that is neither empty nor marked is refused (:func:`check_run_dir`).
 
+One command at a time: the functions that write into a run directory (``run``, ``train``,
+``evaluate_dir``; ``run_sweep`` for a sweep's directory) hold an exclusive lock on it while they
+work (:func:`run_lock`, ``flock`` on the directory itself, so no lock file is written and a
+killed command's lock goes with its process); a second command on the same directory is
+refused at once, naming it.
+
 Every file is written atomically (:func:`write_text`, :func:`write_json`, :func:`write_npy`; the
 figures through :func:`conceptid.plots.save_figure`, the models through the trainer): it appears
 whole or not at all. The dataset is put in place by :func:`ensure_data` (generated from a spec)
@@ -24,9 +30,13 @@ or :func:`adopt_data` (a copy of a dataset directory).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +77,8 @@ __all__ = [
     "require_run_dir",
     "run_data",
     "run_data_dir",
+    "run_lock",
+    "holds_run_dir",
     "write_json",
     "write_npy",
     "write_text",
@@ -87,6 +99,112 @@ _TEMPORARY = re.compile(r"^\.(final\.pt|checkpoint\.pt(?:\.r\d+)?)\.partial-")
 class RunDirError(ConceptIDError):
     """A path cannot be used as a run directory (a file, or a directory the package did not
     write as a run)."""
+
+
+# realpath -> [file descriptor, depth]: the directories this process holds (run_lock is
+# reentrant: `run` holds its directory and calls `train`, which takes the same lock)
+_HELD: dict[str, list[int]] = {}
+
+
+@contextmanager
+def run_lock(path: str | os.PathLike, what: str = "run directory", create: bool = True,
+             error: type[ConceptIDError] = RunDirError) -> Iterator[Path]:  # fmt: skip
+    """Hold an exclusive lock on the directory ``path`` for the block: another process that
+    asks for it meanwhile gets ``error`` (:class:`RunDirError`) at once (``... is in use by
+    another conceptid command``); this process may take it again (reentrant).
+
+    The lock is ``flock`` on the directory itself: no file is written, and the lock ends with
+    the process that held it, however it ended. A missing ``path`` is created to be locked
+    (``create``; else the block runs unlocked, for a caller that refuses a missing directory)
+    and removed again, with any parent created for it, if the block leaves it empty (a
+    refused command leaves nothing behind). Where the platform has no ``flock`` (Windows),
+    or ``path`` cannot be a directory (a file, say: the caller refuses it with its own
+    message), the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield Path(path)
+        return
+    path = Path(path)
+    created = []  # the directories made here, deepest first
+    if create and not path.exists() and not path.is_symlink():
+        for p in [path, *path.parents]:
+            if p.exists():
+                break
+            created.insert(0, p)
+        try:
+            path.mkdir(parents=True)
+        except OSError:  # the caller's own checks name what is wrong
+            created = []
+    key = os.path.realpath(path)
+    held = _HELD.get(key)
+    if held is not None:
+        held[1] += 1
+        try:
+            yield path
+        finally:
+            held[1] -= 1
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # not a directory, or not readable: the caller refuses it
+        yield path
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        _remove_empty(created)
+        raise error(f"{path} is in use by another conceptid command (it holds the "
+                          f"{what}'s lock); wait for it to finish, or choose another "
+                          "--out") from None  # fmt: skip
+    _HELD[key] = [fd, 1]
+    try:
+        yield path
+    finally:
+        del _HELD[key]
+        os.close(fd)  # closing the only descriptor releases the lock
+        _remove_empty(created)
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the directories ``run_lock`` made, deepest first, as long as they are empty."""
+    for p in reversed(created):
+        try:
+            p.rmdir()  # only an empty directory: never anything written into it
+        except OSError:
+            return
+
+
+def holds_run_dir(
+    get: Callable[[dict], object],
+    what: str = "run directory",
+    create: bool = True,
+    error: type[ConceptIDError] = RunDirError,
+) -> Callable:
+    """Decorate a function that writes into a directory to hold :func:`run_lock` on it while it
+    runs (``what``, ``create`` and ``error`` as there); ``get(arguments)`` picks the
+    directory from the call's bound arguments (a mapping of parameter names to values,
+    defaults applied). A call whose directory cannot be picked (bad arguments) runs unlocked,
+    to be refused by the function itself."""
+
+    def decorate(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def locked(*args, **kwargs):
+            try:
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                path = os.fspath(get(bound.arguments))
+            except (TypeError, AttributeError, KeyError):
+                return fn(*args, **kwargs)
+            with run_lock(path, what, create, error):
+                return fn(*args, **kwargs)
+
+        return locked
+
+    return decorate
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:

@@ -75,7 +75,7 @@ from conceptid.simulations.resources import (
 )
 from conceptid.simulations.validation import check_number, parse_json, probe_json, read_bytes
 
-from .rundir import write_text
+from .rundir import holds_run_dir, write_text
 
 __all__ = [
     "FORMAT",
@@ -750,6 +750,7 @@ def _quiet_shutdown(quiet: bool):
             h.removeFilter(errors)
 
 
+@holds_run_dir(lambda a: a["out"], "sweep directory", error=SweepError)
 def run_sweep(
     sweep: Sweep,
     out: str | os.PathLike,
@@ -771,7 +772,8 @@ def run_sweep(
     Raises
     ------
     SweepError
-        ``out`` is neither empty nor a sweep directory, the scheduler's address is malformed or
+        ``out`` is neither empty nor a sweep directory, another command is running a sweep in
+        it (:func:`conceptid.rundir.run_lock`), the scheduler's address is malformed or
         it cannot be reached, the task cannot be imported, or, for a local cluster, ``workers``
         (as many as the cells left to run) would exceed the
         memory limit (:data:`WORKER_BYTES` each; ``--max-memory`` of ``conceptid sweep``, the
@@ -923,8 +925,9 @@ def _scalars(result: Mapping) -> dict[str, float]:
 
 def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
     """Group finished cells over seeds: for each (benchmark, spec grid point, method, params)
-    and each scalar metric, the mean, the standard error (``std / sqrt(n)``, ``ddof = 1``; 0
-    for one seed) and the per-seed values. A grid point's values are the sweep's own (a spec
+    and each scalar metric, the mean, the standard error (``std / sqrt(n)``, ``ddof = 1``;
+    ``None`` for one seed, an empty field of ``summary.csv``: one value has none) and the
+    per-seed values. A grid point's values are the sweep's own (a spec
     field at its default value included). Writes ``summary.csv``, ``summary.md`` and, when the
     sweep has an axis to plot (``x``, else its first grid axis with several values) and a
     finished cell, ``summary.png`` (an axis of numbers as numbers, any other as categories in
@@ -954,7 +957,7 @@ def _summarise(out: Path, sweep: Sweep) -> tuple[list[dict], tuple[Path, ...]]:
     for g in groups.values():
         for metric, per in g["metrics"].items():
             vals = np.array([per[s] for s in sorted(per)])
-            se = float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else 0.0
+            se = float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else None
             keys = {k: v for k, v in g.items() if k not in ("seeds", "metrics")}
             rows.append(keys | {"metric": metric, "mean": float(vals.mean()), "se": se,
                                 "n": len(vals), "min": float(vals.min()), "max": float(vals.max()),
@@ -1115,7 +1118,7 @@ def sweep_figure(
         for name, rs in sorted(lines.items()):
             rs = sorted(rs, key=lambda r: x_of(r[axis]))
             xs = np.array([x_of(r[axis]) for r in rs])
-            ax.errorbar(xs, [r["mean"] for r in rs], yerr=[r["se"] for r in rs], capsize=3,
+            ax.errorbar(xs, [r["mean"] for r in rs], yerr=[r["se"] or 0.0 for r in rs], capsize=3,
                         label=name, **style[name])  # fmt: skip
             for xv, r in zip(xs, rs, strict=True):
                 ax.scatter([xv] * len(r["per_seed"]), r["per_seed"], s=8, alpha=0.5,

@@ -49,6 +49,7 @@ from .methods import BENCHMARK_METHODS, METHODS
 from .rundir import (
     check_method_paths,
     check_run_dir,
+    holds_run_dir,
     open_run_dir,
     remove_evaluation,
     remove_method,
@@ -256,6 +257,7 @@ def check_trainable(
                 raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
 
 
+@holds_run_dir(lambda a: a["out"])
 def train(
     name: str, ds: Dataset, out: Path, *, seed: int = DEFAULTS.seed,
     epochs: int = DEFAULTS.epochs, batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,

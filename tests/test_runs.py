@@ -141,6 +141,74 @@ def test_an_npz_archive_named_npy_is_a_dataset_error(reference, tmp_path):
         load_dataset(data)
 
 
+# -- one command at a time ------------------------------------------------------------------------
+
+_HOLD = ("import sys, time\n"
+         "from conceptid.rundir import run_lock\n"
+         "with run_lock(sys.argv[1]):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(120)\n")  # fmt: skip
+
+
+def _holder(path: Path) -> subprocess.Popen:
+    """Another process holding ``path``'s lock, as a second command on it would."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE,
+                            text=True, cwd=REPO)  # fmt: skip
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_command_on_a_run_directory_is_refused_while_the_first_works(
+    reference, tmp_path, data, capsys
+):  # fmt: skip
+    from conceptid.sweep import Sweep, SweepError, run_sweep
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    sweep_dir = tmp_path / "sweep"
+    holders = [_holder(run), _holder(sweep_dir)]
+    try:
+        for args in (["train", str(data), "--out", str(run), "--methods", "pooled", "--epochs", "3",
+                      "--restarts", "2", "--quiet"],
+                     ["run", *DATA, *TRAIN, "--out", str(run)],
+                     ["evaluate", str(run)]):  # fmt: skip
+            err = one_error(args, capsys)
+            assert f"{run} is in use by another conceptid command" in err
+        bench = [{"label": "c", "spec": {"preset": "chain"}}]
+        sw = Sweep.from_dict({"name": "t", "benchmarks": bench, "methods": ["pooled"],
+                              "seeds": [0], "task": "conceptid.sweep:toy_cell"})  # fmt: skip
+        with pytest.raises(SweepError, match="in use by another conceptid command"):
+            run_sweep(sw, sweep_dir, progress=False)
+        assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
+        assert listing(sweep_dir) == []
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+    # a killed holder's lock goes with it: the directory is free at once
+    from conceptid.rundir import run_lock
+
+    with run_lock(run):
+        with run_lock(run):  # and this process may take it again (run holds it, then train)
+            pass
+
+
+def test_a_refused_lock_leaves_no_directory_it_made(tmp_path):
+    from conceptid.rundir import RunDirError, run_lock
+
+    missing = tmp_path / "a" / "b"
+    with pytest.raises(RunDirError, match="bad"):
+        with run_lock(missing):
+            assert missing.is_dir()  # made to be locked
+            raise RunDirError("bad")
+    assert list(tmp_path.iterdir()) == []  # both levels it made, removed
+    (tmp_path / "kept").mkdir()
+    with run_lock(tmp_path / "kept"):
+        pass
+    assert (tmp_path / "kept").is_dir()  # not made here: stays, empty or not
+
+
 # -- a saved model is reused only under the settings it was trained with --------------------------
 
 

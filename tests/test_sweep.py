@@ -210,6 +210,16 @@ def test_run_resume_and_summary(tmp_path, client):
     assert (more.skipped, more.ran) == (6, 2)
 
 
+def test_one_seed_has_no_standard_error_in_either_summary(tmp_path, client):
+    # found by review: summary.csv wrote 0.0 where summary.md said n/a
+    out = tmp_path / "one"
+    res = run_sweep(Sweep.from_dict(_toy(seeds=[4])), out, client=client, progress=False)
+    assert res.rows and all(r["se"] is None and r["n"] == 1 for r in res.rows)
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert rows and all(r["se"] == "" and r["n"] == "1" for r in rows)
+    assert "+- n/a [" in (out / "summary.md").read_text()
+
+
 def test_a_failing_cell_is_retried_then_reported_without_stopping_the_others(tmp_path, client):
     sw = Sweep.from_dict(_toy(params={"sleep": [0.01], "fail_seeds": [[1]]}, retries=1))
     out = tmp_path / "f"
