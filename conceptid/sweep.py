@@ -336,14 +336,17 @@ class Sweep:
         ``validate`` checks each cell against the memory limit (:func:`_check_size`: for the
         default task generating its data and training on them, for a custom task its model
         alone) and then builds its model (refusing a bad preset argument) and, for
-        the default task, checks every training parameter, that every split has samples, and
-        that every method takes the data (images or vectors) in a size it trains on."""
+        the default task, checks every training parameter, that every split has samples, that
+        every method takes the data (images or vectors) in a size it trains on, and that the
+        training rows are as many as its model needs (``min_training_rows``: the latent's
+        dimensions plus one where its autoencoder starts at the principal components)."""
         return [c for c, _ in self._cells(validate)]
 
     def _cells(self, validate: bool = False) -> list[tuple[Cell, dict]]:
         """Every cell with its spec-grid point (the values as the sweep gives them)."""
         out = []
         fit = validate and self.task == FIT
+        built: dict = {}  # _check_rows' models, by what decides their architecture
         for (label, spec), sg, method, pg, seed in product(
             self.benchmarks, _grid(self.spec_grid, "spec_grid"), self.methods,
             _grid(self.params, "params"), self.seeds,
@@ -362,6 +365,7 @@ class Sweep:
                     model = bs.build_model()  # a bad preset or argument is refused now
                     if fit:
                         _check_method(method, model)
+                        _check_rows(method, pg, bs, model, built)
                 full = bs.to_dict()
             except (ConceptIDError, TypeError) as e:
                 raise SweepError(f"benchmark {label!r}: {e}") from None
@@ -415,6 +419,26 @@ def _check_method(method: str, model) -> None:
     if shape[0] not in TRAINABLE_IMAGE_SIZES:
         raise SweepError(f"image size {shape[0]} is not supported: the models take "
                          f"{' or '.join(map(str, TRAINABLE_IMAGE_SIZES))} pixels")  # fmt: skip
+
+
+def _check_rows(method: str, params: Mapping, spec: BenchmarkSpec, model, built: dict) -> None:
+    """The default task's training rows (``n_train`` in each training context) against what the
+    method's model needs (:func:`conceptid.models.trainer.check_training_rows`, as ``conceptid
+    run`` checks them): its model is built on a dataset of one row per split and context,
+    once per architecture (the spec but its seed and sizes, the method and the parameters)."""
+    from conceptid.methods import METHODS
+    from conceptid.models.trainer import check_training_rows
+    from conceptid.simulations.benchmark import generate
+
+    small = replace(spec, n_train=1, n_val=1, n_test=1, seed=0)
+    key = _canonical([small.to_dict(), method, dict(params)])
+    if key not in built:
+        ds = generate(small)
+        built[key] = METHODS[method].make(ds, cell_epochs(params, ds))
+    try:
+        check_training_rows(built[key], spec.n_train * len(model.contexts))
+    except ConceptIDError as e:
+        raise SweepError(f"method {method}, n_train={spec.n_train}: {e}") from None
 
 
 def _resolve(task: str) -> Callable[[dict], dict]:

@@ -134,6 +134,12 @@ def test_the_grid_and_its_keys():
         ({"task": FIT, "params": {}, "spec_grid": {}, "methods": ["pooled"],
           "benchmarks": [{"spec": {"preset": "quad", "preset_args": {"image_size": 48}}}]},
          "image size 48 is not supported"),
+        # fewer training rows than the model's latent needs (found by review: such a cell
+        # failed at run time, after its retries): 6 contexts of 1 row, a latent of 5 + 2
+        ({"task": FIT, "params": {}, "spec_grid": {"n_train": [1, 2]}, "methods": ["context-flow"],
+          "benchmarks": [{"spec": {"preset": "chain", "preset_args": {"nuisance_dim": 2}}}]},
+         "method context-flow, n_train=1: the training data has 6 rows; LatentFlowMLE needs at "
+         "least 8"),
     ],
 )  # fmt: skip
 def test_bad_sweeps_are_refused_with_one_line(over, words):
