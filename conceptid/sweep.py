@@ -206,8 +206,10 @@ class Sweep:
     task: str = "conceptid.sweep:fit_cell"
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> Sweep:
-        """Validate a sweep definition; every problem is a :class:`SweepError` naming it."""
+    def from_dict(cls, d: Mapping, progress: bool = False) -> Sweep:
+        """Validate a sweep definition; every problem is a :class:`SweepError` naming it.
+        ``progress``: a progress bar (on stderr) over the cells being checked, once the check
+        has taken two seconds (every seed's model is built: minutes for 100000 seeds)."""
         if not isinstance(d, Mapping):
             raise SweepError(f"a sweep must be a JSON object, got {type(d).__name__}")
         unknown = sorted(set(d) - _FIELDS)
@@ -302,7 +304,8 @@ class Sweep:
             threads=threads,
             task=task,
         )
-        cells = sweep._cells(validate=True)  # the grids and every spec, before any work
+        # the grids and every spec, before any work
+        cells = sweep._cells(validate=True, progress=progress)
         if sweep.x is not None and sweep.x not in set(sweep.spec_grid) | set(sweep.params):
             raise SweepError(f"x {sweep.x!r} is not an axis of spec_grid or params")
         seen: dict[str, tuple[Cell, dict]] = {}
@@ -315,14 +318,15 @@ class Sweep:
         return sweep
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike) -> Sweep:
+    def from_json(cls, path: str | os.PathLike, progress: bool = False) -> Sweep:
+        """The sweep of a JSON file, validated (:meth:`from_dict`, ``progress`` as there)."""
         # a path with a NUL byte (which lexists calls missing) is named by read_bytes
         if "\0" not in str(path) and not os.path.lexists(path):
             raise SweepError(f"no sweep file {path}")
         # not a regular file (a device, a pipe) or too large: refused before it is read
         text = read_bytes(path, SweepError, "the sweep file ")
         d = parse_json(text, str(path), SweepError, invalid="is not a readable JSON sweep")
-        return cls.from_dict(d)
+        return cls.from_dict(d, progress)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "benchmarks": [{"label": lab, "spec": s}
@@ -342,15 +346,21 @@ class Sweep:
         dimensions plus one where its autoencoder starts at the principal components)."""
         return [c for c, _ in self._cells(validate)]
 
-    def _cells(self, validate: bool = False) -> list[tuple[Cell, dict]]:
-        """Every cell with its spec-grid point (the values as the sweep gives them)."""
+    def _cells(self, validate: bool = False, progress: bool = False) -> list[tuple[Cell, dict]]:
+        """Every cell with its spec-grid point (the values as the sweep gives them);
+        ``progress``: a bar over them (:meth:`from_dict`)."""
         out = []
         fit = validate and self.task == FIT
         built: dict = {}  # _check_rows' models, by what decides their architecture
-        for (label, spec), sg, method, pg, seed in product(
-            self.benchmarks, _grid(self.spec_grid, "spec_grid"), self.methods,
-            _grid(self.params, "params"), self.seeds,
-        ):  # fmt: skip
+        grids = (self.benchmarks, _grid(self.spec_grid, "spec_grid"), self.methods,
+                 _grid(self.params, "params"), self.seeds)  # fmt: skip
+        points: Iterable = product(*grids)
+        if progress:
+            from tqdm import tqdm
+
+            points = tqdm(points, total=math.prod(map(len, grids)), desc="checking the sweep",
+                          unit="cell", delay=2.0, leave=False)  # fmt: skip
+        for (label, spec), sg, method, pg, seed in points:
             for k, v in pg.items() if fit else ():  # the default task's training settings
                 if isinstance(v, float) and v.is_integer() and _PARAMS[k].get("integer", True):
                     v = int(v)  # JSON's 1e3 or 256.0 is a count, as fit_cell reads it

@@ -147,6 +147,24 @@ def test_bad_sweeps_are_refused_with_one_line(over, words):
         Sweep.from_dict(_toy(**over))
 
 
+def test_checking_a_large_sweep_shows_progress(monkeypatch):
+    # found by review: 200000 seeds were checked for minutes without a word
+    import tqdm
+
+    seen = []
+
+    class Recording(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            seen.append((kwargs["total"], kwargs["desc"]))
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(tqdm, "tqdm", Recording)
+    d = _toy(seeds=list(range(7)))
+    shown = Sweep.from_dict(d, progress=True)
+    assert seen == [(2 * 7, "checking the sweep")]  # two n_train values, seven seeds
+    assert shown.cells() == Sweep.from_dict(d).cells() and len(seen) == 1
+
+
 def test_counts_written_as_json_floats_are_counts():
     sweep = Sweep.from_dict(_toy(task=FIT, params={"epochs": [1e3, 256.0]}))
     assert {c.params["epochs"] for c in sweep.cells()} == {1000, 256}
