@@ -54,6 +54,7 @@ import math
 import numbers
 import os
 import re
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -676,6 +677,13 @@ class _Progress:
             self.bar.set_postfix(running=running, failed=self.failed, refresh=False)
             self.bar.update(1)
 
+    def say(self, line: str) -> None:
+        """One line on stderr, above the bar when there is one."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -745,7 +753,9 @@ def dask_setup(worker) -> None:
     it starts. Ctrl-C, which a terminal sends to every process of the sweep, is left to the
     client (the worker ignores SIGINT), which then closes the cluster; and the warnings of the
     worker's own shutdown (a cell cancelled mid-run) are not printed, nor a lost connection to
-    the closing scheduler: its other errors are."""
+    the closing scheduler, nor a cell's exception with its traceback (Dask's ``Compute
+    Failed`` block: the sweep writes it to the cell's ``.failed.json`` and prints one line
+    for it): its other errors are."""
     import logging
     import signal
 
@@ -757,6 +767,8 @@ def dask_setup(worker) -> None:
         # a connection the closing cluster dropped (a heartbeat to a scheduler already
         # stopped, measured under load): the sweep's own line says what happened
         lost = record.exc_info is not None and isinstance(record.exc_info[1], CommClosedError)
+        if str(record.msg).startswith("Compute Failed"):  # a cell's own error: recorded
+            return False
         return not lost and (record.levelno >= logging.ERROR
                              or worker.status.name not in _CLOSING)  # fmt: skip
 
@@ -901,6 +913,10 @@ def _run_pending(client, pending: Sequence[Cell], out: Path, retries: int, bar) 
             "identity": c.identity(), "cell": c.to_dict(), "error": error, "traceback": tb,
         })  # fmt: skip
         failed.append(c.key)
+        bar.say(
+            f"conceptid sweep: cell {c.label} ({c.method}, seed {c.seed}) failed: "
+            f"{error.splitlines()[0] if error else error} (cells/{c.key}.failed.json)"
+        )
         bar.update(running, failed=True)
     return failed
 

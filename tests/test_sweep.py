@@ -345,12 +345,20 @@ def test_the_command_line_runs_and_resumes(tmp_path, capsys):
     assert status == 0 and "4 already finished, 0 run now" in stdout
 
 
-def test_a_failed_cell_gives_status_1_and_says_where(tmp_path, capsys):
+def test_a_failed_cell_gives_status_1_and_says_where(tmp_path, capfd):
+    """capfd: the workers' own output too (they write to this process's stderr); found by
+    review: a failing cell printed Dask's whole "Compute Failed" block with its traceback."""
     f = tmp_path / "toy.json"
     f.write_text(json.dumps(_toy(seeds=[0, 1], retries=0, params={"fail_seeds": [[1]]})))
     status, _, err = _cli(["sweep", str(f), "--out", str(tmp_path / "o"), "--workers", "1",
-                           "--quiet"], capsys)  # fmt: skip
+                           "--quiet"], capfd)  # fmt: skip
     assert status == 1 and "2 cell(s) failed after 0 retries" in err and "failed.json" in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 3, err  # one line per failed cell, then the summary's
+    for line in lines[:2]:  # the cells of n_train 10 and 100
+        assert line.startswith("conceptid sweep: cell chain (pooled, seed 1) failed: "
+                               "RuntimeError: toy cell told to fail (seed 1) (cells/")  # fmt: skip
+    assert "Traceback" not in err and "Compute Failed" not in err
 
 
 @pytest.mark.parametrize(
