@@ -15,7 +15,7 @@ from torch.func import jacrev
 from conceptid.identifiability import align
 from conceptid.models.data import Batch, TensorData, from_dataset
 from conceptid.models.flow import LatentFlow
-from conceptid.models.mle import LatentFlowMLE
+from conceptid.models.mle import LatentFlowMLE, gaussianity_penalty
 from conceptid.models.trainer import TrainConfig, fit, fit_restarts
 from conceptid.simulations import BenchmarkSpec, generate
 from conceptid.simulations.errors import UsageError
@@ -758,3 +758,105 @@ def test_generate_from_data_refuses_what_it_cannot_do():
     ablation = LatentFlowMLE((6,), (1, 2, 1), use_labels=False)
     with pytest.raises(UsageError, match="ablation"):
         ablation.generate_from_data(x.float(), xt, none, 5)
+
+
+# -- ae_gaussianity: step 1 told that the concepts are Gaussian in every context ---------------
+
+
+def test_gaussianity_penalty_is_the_skewness_and_kurtosis_scipy_computes():
+    """One dimension, one context: the squared skewness plus a quarter of the squared excess
+    kurtosis of the standardised rows, as scipy.stats computes them (ddof = 1 covariance in
+    the penalty, population moments in scipy: a factor (n / (n - 1))^(k/2) apart, removed)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    n = 50_000
+    for draw in (rng.exponential(size=n), rng.standard_t(8, size=n), rng.uniform(size=n)):
+        z = torch.from_numpy(draw)[:, None]
+        got = gaussianity_penalty(z, torch.zeros(n, dtype=torch.long)).item()
+        c = (n - 1) / n  # the penalty's variance is scipy's / c
+        skew = stats.skew(draw) * c**1.5
+        kurt = (stats.kurtosis(draw) + 3) * c**2 - 3
+        assert got == pytest.approx(skew**2 + kurt**2 / 4, rel=1e-4)
+
+
+def test_gaussianity_penalty_is_the_same_for_every_affine_image_and_small_for_gaussians():
+    rng = np.random.default_rng(1)
+    n, D = 4000, 4
+    ctx = torch.from_numpy(rng.integers(0, 3, n))
+    gauss = torch.from_numpy(rng.standard_normal((n, D)) @ rng.standard_normal((D, D)))
+    bent = gauss.clone()
+    bent[:, 1] = bent[:, 1] + 0.5 * bent[:, 0] ** 2  # a concept bent by another
+    A = torch.from_numpy(rng.standard_normal((D, D)) + 3 * np.eye(D))
+    for z in (gauss, bent):
+        assert gaussianity_penalty(z @ A.T + 5.0, ctx).item() == pytest.approx(
+            gaussianity_penalty(z, ctx).item(), rel=1e-6
+        )  # fmt: skip  (up to the jitter)
+    # the norms summed over the tensors' entries, against numpy's einsum on the same rows
+    y = gauss[ctx == 0].numpy()
+    y = y - y.mean(0)
+    y = y @ np.linalg.inv(np.linalg.cholesky(np.cov(y.T))).T
+    m3 = np.einsum("ni,nj,nk->ijk", y, y, y) / len(y)
+    eye = np.eye(D)
+    k4 = (np.einsum("ni,nj,nk,nl->ijkl", y, y, y, y) / len(y)
+          - np.einsum("ij,kl->ijkl", eye, eye) - np.einsum("ik,jl->ijkl", eye, eye)
+          - np.einsum("il,jk->ijkl", eye, eye))  # fmt: skip
+    want = (m3**2).sum() + (k4**2).sum() / 4
+    one = gaussianity_penalty(gauss[ctx == 0], ctx[ctx == 0]).item()  # from the tensors
+    assert one == pytest.approx(want, rel=1e-8)
+    few = gaussianity_penalty(gauss[ctx == 0][:16], ctx[:16] * 0).item()  # 16^2 <= 4^4: Gram
+    y16 = gauss[ctx == 0][:16].numpy()
+    y16 = y16 - y16.mean(0)
+    y16 = y16 @ np.linalg.inv(np.linalg.cholesky(np.cov(y16.T))).T
+    k4_16 = (np.einsum("ni,nj,nk,nl->ijkl", y16, y16, y16, y16) / 16
+             - np.einsum("ij,kl->ijkl", eye, eye) - np.einsum("ik,jl->ijkl", eye, eye)
+             - np.einsum("il,jk->ijkl", eye, eye))  # fmt: skip
+    m3_16 = np.einsum("ni,nj,nk->ijk", y16, y16, y16) / 16
+    assert few == pytest.approx((m3_16**2).sum() + (k4_16**2).sum() / 4, rel=1e-6)
+    # Gaussian rows score their sampling error, about (6 * 20 + 24 * 35 / 4) / 1333 = 0.25 in
+    # expectation (20 and 35 distinct entries of M3 and K4 in 4 dimensions, 1333 rows a
+    # context); a bent concept scores far above it
+    assert 0.1 < gaussianity_penalty(gauss, ctx).item() < 0.5
+    assert gaussianity_penalty(bent, ctx).item() > 10.0
+    # a context with too few rows to standardise is left out; none: 0
+    few = torch.zeros(n, dtype=torch.long)
+    few[:5] = 1
+    assert gaussianity_penalty(gauss, few).item() == pytest.approx(
+        gaussianity_penalty(gauss[5:], few[5:]).item())  # fmt: skip
+    assert gaussianity_penalty(gauss[:5], few[:5]).item() == 0.0
+    # a latent collapsed along a direction gets a ridge, not an error
+    flat = torch.cat([gauss[:, :3], gauss[:, :1] + gauss[:, 1:2]], 1)
+    assert math.isfinite(gaussianity_penalty(flat, ctx).item())
+
+
+def test_ae_gaussianity_is_validated_recorded_and_trains():
+    for bad in (-0.1, float("nan"), "1"):
+        with pytest.raises(UsageError, match="ae_gaussianity"):
+            LatentFlowMLE((4,), (1,), ae_gaussianity=bad)
+    with pytest.raises(UsageError, match="ae_gaussianity applies to the autoencoder"):
+        LatentFlowMLE((4,), (1,), ae_gaussianity=0.1, ae_epochs=0, encoder=nn.Linear(4, 1),
+                      decoder=nn.Linear(1, 4))  # fmt: skip
+    assert LatentFlowMLE((4,), (1,)).ae_gaussianity == 0.0  # off by default
+    ds = generate(BenchmarkSpec(preset="random", preset_args={"m": 3, "p": 6},
+                                n_train=200, n_val=60, n_test=10, seed=0))  # fmt: skip
+    tr, va = (from_dataset(ds, s, "training") for s in ("train", "val"))
+    _standardise(tr, va, va)
+    batch = tr.batch(torch.arange(len(tr)))
+    losses = []
+    for lam in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = LatentFlowMLE((6,), [1] * 3, ae_epochs=2, snap_every=2, ae_gaussianity=lam)
+        assert model.options()["ae_gaussianity"] == lam
+        loss, logs = model.objective(batch, 0)
+        losses.append((loss.item(), logs))
+    (plain, plain_logs), (with_pen, logs) = losses
+    assert "gauss" not in plain_logs and logs["rec"] == pytest.approx(plain_logs["rec"])
+    assert with_pen == pytest.approx(logs["rec"] + 0.5 * logs["gauss"]) and logs["gauss"] > 0
+    torch.manual_seed(0)
+    model = LatentFlowMLE((6,), [1] * 3, ae_epochs=2, snap_every=2, ae_gaussianity=0.5)
+    h = fit(model, tr, va, TrainConfig(epochs=4, lr=3e-3, progress=False, seed=0))
+    assert math.isfinite(h["val_loss"][-1])
+    # the labels-ignored ablation scores one context: the labels are what it ignores
+    abl = LatentFlowMLE((6,), [1] * 3, ae_epochs=2, ae_gaussianity=1.0, use_labels=False)
+    one = Batch(batch.x, batch.targets, torch.zeros_like(batch.context), batch.concepts)
+    assert abl.objective(batch, 0)[1]["gauss"] == pytest.approx(abl.objective(one, 0)[1]["gauss"])
