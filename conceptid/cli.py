@@ -794,7 +794,7 @@ def cmd_import(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .methods import default_methods
-    from .rundir import open_run_dir, record_data
+    from .rundir import open_run_dir, record_data, run_lock
     from .training import check_trainable, train
 
     ds = a.dataset  # loaded and verified by validate_train
@@ -802,15 +802,16 @@ def cmd_train(a: argparse.Namespace) -> int:
     names = a.method_list or default_methods(ds)
     kw = {"seed": a.seed, "epochs": a.epochs, "batch_size": a.batch_size, "device": a.device,
           "restarts": a.restarts, "retrain": a.retrain}  # fmt: skip
-    for name in names:  # what train would refuse stops the command before anything is written
-        check_trainable(name, ds, out, **kw)
-    # where `evaluate` and `generate` find the data, recorded before the first fit, so that a
-    # run killed during it still refuses another dataset
-    record_data(open_run_dir(out), ds, a.data)
-    for name in names:
-        t = train(name, ds, out, progress=not a.quiet, **kw)
-        how = "reused (trained before under the same settings)" if t.reused else "trained"
-        print(f"{name}: {how}, {t.epochs_summary} -> {out / 'models' / name / 'final.pt'}")
+    with run_lock(out):  # the whole command, every method: train alone holds it for one
+        for name in names:  # what train would refuse stops the command before any write
+            check_trainable(name, ds, out, **kw)
+        # where `evaluate` and `generate` find the data, recorded before the first fit, so
+        # that a run killed during it still refuses another dataset
+        record_data(open_run_dir(out), ds, a.data)
+        for name in names:
+            t = train(name, ds, out, progress=not a.quiet, **kw)
+            how = "reused (trained before under the same settings)" if t.reused else "trained"
+            print(f"{name}: {how}, {t.epochs_summary} -> {out / 'models' / name / 'final.pt'}")
     return 0
 
 

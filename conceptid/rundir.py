@@ -17,10 +17,10 @@ it described the models before. Anything else in the directory is the user's and
 a directory that is neither empty nor marked is refused (:func:`check_run_dir`).
 
 One command at a time: the functions that write into a run directory (``run``, ``train``,
-``evaluate_dir``; ``run_sweep`` for a sweep's directory) hold an exclusive lock on it while they
-work (:func:`run_lock`, ``flock`` on the directory itself, so no lock file is written and a
-killed command's lock goes with its process); a second command on the same directory is
-refused at once, naming it.
+``evaluate_dir``; ``run_sweep`` and ``aggregate`` for a sweep's directory) hold an exclusive
+lock on it while they work (:func:`run_lock`, ``flock`` on the directory itself, so no lock
+file is written and a killed command's lock goes with its process); a second command on the
+same directory is refused at once, naming it.
 
 Every file is written atomically (:func:`write_text`, :func:`write_json`, :func:`write_npy`; the
 figures through :func:`conceptid.plots.save_figure`, the models through the trainer): it appears
@@ -35,6 +35,7 @@ import inspect
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,70 +102,87 @@ class RunDirError(ConceptIDError):
     write as a run)."""
 
 
-# realpath -> [file descriptor, depth]: the directories this process holds (run_lock is
-# reentrant: `run` holds its directory and calls `train`, which takes the same lock)
-_HELD: dict[str, list[int]] = {}
+# (realpath, thread) of the directories this process holds: run_lock is reentrant within a
+# thread (`run` holds its directory and calls `train`, which asks for it again)
+_HELD: set[tuple[str, int]] = set()
 
 
 @contextmanager
 def run_lock(path: str | os.PathLike, what: str = "run directory", create: bool = True,
              error: type[ConceptIDError] = RunDirError) -> Iterator[Path]:  # fmt: skip
-    """Hold an exclusive lock on the directory ``path`` for the block: another process that
-    asks for it meanwhile gets ``error`` (:class:`RunDirError`) at once (``... is in use by
-    another conceptid command``); this process may take it again (reentrant).
+    """Hold an exclusive lock on the directory ``path`` for the block: another process, or
+    another thread of this one, that asks for it meanwhile gets ``error`` (:class:`RunDirError`)
+    at once (``... is in use by another conceptid command``); the same thread may take it
+    again (reentrant).
 
     The lock is ``flock`` on the directory itself: no file is written, and the lock ends with
     the process that held it, however it ended. A missing ``path`` is created to be locked
     (``create``; else the block runs unlocked, for a caller that refuses a missing directory)
     and removed again, with any parent created for it, if the block leaves it empty (a
-    refused command leaves nothing behind). Where the platform has no ``flock`` (Windows),
-    or ``path`` cannot be a directory (a file, say: the caller refuses it with its own
-    message), the block runs unlocked."""
+    refused command leaves nothing behind). The block runs unlocked where the platform has no
+    ``flock`` (Windows), where the file system does not lock (NFS mounted without locking, some
+    FUSE mounts), and where ``path`` cannot be a directory (a file, say: the caller refuses it
+    with its own message)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield Path(path)
         return
     path = Path(path)
-    created = []  # the directories made here, deepest first
-    if create and not path.exists() and not path.is_symlink():
-        for p in [path, *path.parents]:
-            if p.exists():
-                break
-            created.insert(0, p)
-        try:
-            path.mkdir(parents=True)
-        except OSError:  # the caller's own checks name what is wrong
-            created = []
-    key = os.path.realpath(path)
-    held = _HELD.get(key)
-    if held is not None:
-        held[1] += 1
-        try:
-            yield path
-        finally:
-            held[1] -= 1
-        return
+    created = _make_missing(path) if create else []
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # not a directory, or not readable: the caller refuses it
+        key = (os.path.realpath(path), threading.get_ident())
+    except ValueError:  # a NUL in the path: the caller refuses it by name
+        key = None
+    if key is None or key in _HELD:  # nothing to lock, or held by this thread already
         yield path
         return
+    fd = None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        _remove_empty(created)
-        raise error(f"{path} is in use by another conceptid command (it holds the "
-                          f"{what}'s lock); wait for it to finish, or choose another "
-                          "--out") from None  # fmt: skip
-    _HELD[key] = [fd, 1]
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (OSError, ValueError):  # not a directory: the caller refuses it
+        pass
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held elsewhere
+            os.close(fd)
+            _remove_empty(created)
+            raise error(f"{path} is in use by another conceptid command (it holds the "
+                        f"{what}'s lock); wait for it to finish, or use another "
+                        "directory") from None  # fmt: skip
+        except OSError:  # a file system that does not lock: unlocked, as without flock
+            os.close(fd)
+            fd = None
+    if fd is not None:
+        _HELD.add(key)
     try:
         yield path
     finally:
-        del _HELD[key]
-        os.close(fd)  # closing the only descriptor releases the lock
+        if fd is not None:
+            _HELD.discard(key)
+            os.close(fd)  # closing the only descriptor releases the lock
         _remove_empty(created)
+
+
+def _make_missing(path: Path) -> list[Path]:
+    """Create the missing directory ``path`` (its path made absolute and ``..`` resolved as
+    text, so ``x/../y`` makes ``y`` alone) and any missing parent; return those made,
+    outermost first (none when it exists, or cannot be made: the caller names why)."""
+    created: list[Path] = []
+    try:
+        if path.exists() or path.is_symlink():
+            return []
+        target = Path(os.path.abspath(path))
+        for p in [target, *target.parents]:
+            if p.exists():
+                break
+            created.insert(0, p)
+        target.mkdir(parents=True)
+    except (OSError, ValueError):  # a name too long, a NUL, no permission, ...
+        _remove_empty(created)  # what mkdir made before it failed
+        return []
+    return created
 
 
 def _remove_empty(created: list[Path]) -> None:
@@ -172,8 +190,8 @@ def _remove_empty(created: list[Path]) -> None:
     for p in reversed(created):
         try:
             p.rmdir()  # only an empty directory: never anything written into it
-        except OSError:
-            return
+        except (OSError, ValueError):  # not empty, or never made (mkdir failed below it)
+            continue
 
 
 def holds_run_dir(

@@ -913,10 +913,10 @@ def _run_pending(client, pending: Sequence[Cell], out: Path, retries: int, bar) 
             "identity": c.identity(), "cell": c.to_dict(), "error": error, "traceback": tb,
         })  # fmt: skip
         failed.append(c.key)
-        bar.say(
-            f"conceptid sweep: cell {c.label} ({c.method}, seed {c.seed}) failed: "
-            f"{error.splitlines()[0] if error else error} (cells/{c.key}.failed.json)"
-        )
+        said = " ".join(str(error).split())  # one line, whatever the error's text
+        said = said if len(said) <= 300 else said[:297] + "..."
+        bar.say(f"conceptid sweep: cell {c.label} ({c.method}, seed {c.seed}) failed: {said} "
+                f"(cells/{c.key}.failed.json)")  # fmt: skip
         bar.update(running, failed=True)
     return failed
 
@@ -973,6 +973,7 @@ def _scalars(result: Mapping) -> dict[str, float]:
     return out
 
 
+@holds_run_dir(lambda a: a["out"], "sweep directory", create=False, error=SweepError)
 def aggregate(out: str | os.PathLike, sweep: Sweep) -> list[dict]:
     """Group finished cells over seeds: for each (benchmark, spec grid point, method, params)
     and each scalar metric, the mean, the standard error (``std / sqrt(n)``, ``ddof = 1``;

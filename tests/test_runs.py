@@ -209,6 +209,76 @@ def test_a_refused_lock_leaves_no_directory_it_made(tmp_path):
     assert (tmp_path / "kept").is_dir()  # not made here: stays, empty or not
 
 
+def test_train_holds_the_lock_for_the_whole_command(tmp_path, data, capsys):
+    """Found by review: `train` recorded its dataset in run.json before it took the lock, so
+    a refused second `train` (another copy of the data) still rewrote the first's record."""
+    ds1, ds2 = tmp_path / "ds1", tmp_path / "ds2"
+    shutil.copytree(data, ds1)
+    shutil.copytree(data, ds2)
+    run = tmp_path / "run"
+    assert main(["train", str(ds1), "--out", str(run), "--methods", "pooled", "--epochs", "1",
+                 "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    marker = (run / "run.json").read_text()
+    holder = _holder(run)
+    try:
+        err = one_error(["train", str(ds2), "--out", str(run), "--methods", "pooled", "--epochs",
+                         "1", "--retrain", "--quiet"], capsys)  # fmt: skip
+        assert "is in use by another conceptid command" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (run / "run.json").read_text() == marker  # still the first dataset's
+
+
+def test_the_lock_across_threads_file_systems_and_odd_paths(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+    import threading
+
+    from conceptid.pipeline import evaluate_dir
+    from conceptid.rundir import RunDirError, run_lock
+
+    # another thread of this process is another command: refused (review: it got in)
+    d = tmp_path / "d"
+    d.mkdir()
+    seen = []
+
+    def second():
+        try:
+            with run_lock(d):
+                seen.append("in")
+        except RunDirError as e:
+            seen.append(str(e))
+
+    with run_lock(d):
+        t = threading.Thread(target=second)
+        t.start()
+        t.join()
+    assert len(seen) == 1 and "in use by another conceptid command" in seen[0]
+
+    # a file system that cannot lock (NFS without locking): unlocked, not "in use"
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    with monkeypatch.context() as m:
+        m.setattr(fcntl, "flock", no_locks)
+        with run_lock(d):
+            pass
+    # a missing run is refused by evaluate_dir itself, with no OSError chained to it
+    with pytest.raises(RunDirError, match="does not exist") as err:
+        evaluate_dir(tmp_path / "missing")
+    assert err.value.__context__ is None and not (tmp_path / "missing").exists()
+    # a NUL in the path, a name too long, x/../y: nothing left behind, no bare OSError
+    with run_lock(str(tmp_path / "a\0b")):
+        pass
+    with run_lock(tmp_path / "new" / ("n" * 300)):
+        pass
+    with run_lock(tmp_path / "x" / ".." / "y"):
+        assert (tmp_path / "y").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # new, x and y removed
+
+
 # -- a saved model is reused only under the settings it was trained with --------------------------
 
 
