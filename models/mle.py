@@ -64,7 +64,7 @@ from .nets import (
 )
 from .unpeeled import fit_unpeeled
 
-__all__ = ["LatentFlowMLE", "ManifoldEstimator", "ManifoldMLE"]
+__all__ = ["LatentFlowMLE", "ManifoldEstimator", "ManifoldMLE", "gaussianity_penalty"]
 
 
 def probe_rows(n: int, size: int = 4096) -> torch.Tensor:
