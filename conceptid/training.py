@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from conceptid.models.contract import option_defaults
 from conceptid.models.trainer import (
     CheckpointError,
     TrainConfig,
@@ -399,7 +400,9 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
         if saved != own:
             raise PipelineError(f"{final} was saved by a model of another architecture: "
                                 f"{architecture_difference(saved, own)}; {hint}")  # fmt: skip
-    differ = options_difference(state.get("options"), model_options(model))  # idem
+    differ = options_difference(
+        state.get("options"), model_options(model), option_defaults(model)
+    )  # idem
     if differ:
         raise PipelineError(f"{final} was saved by a model built with other options: {differ}; "
                             f"{hint}")  # fmt: skip

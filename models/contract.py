@@ -257,6 +257,22 @@ def _bound_options(cls, self, args, kwargs) -> dict | None:
         return None
 
 
+def option_defaults(model) -> dict:
+    """The defaults of ``model``'s constructor, as :func:`construction_options` shows values:
+    what a release that did not have an option built (the model of a file that does not
+    record it). Empty when they cannot be told (a constructor taking ``*args``/``**kwargs``,
+    a default beyond showing)."""
+    try:
+        sig = inspect.signature(type(model).__init__)
+        params = list(sig.parameters.values())[1:]
+        if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+            return {}
+        return construction_options({p.name: p.default for p in params
+                                     if p.default is not p.empty})  # fmt: skip
+    except Exception:  # a default beyond showing
+        return {}
+
+
 def construction_options(arguments: dict) -> dict:
     """Constructor arguments as plain, comparable values: numbers, strings, ``None`` and lists
     and dicts of them as they are (a NaN as ``"nan"``, a set sorted); a given ``nn.Module`` by

@@ -41,6 +41,7 @@ from .contract import (
     check_not_meta,
     check_observations,
     check_targets,
+    option_defaults,
 )
 from .data import TensorData
 
@@ -320,18 +321,23 @@ def model_options(model) -> dict | None:
     return model.options() if isinstance(model, EstimatorBase) else None
 
 
-def options_difference(saved: dict | None, own: dict | None) -> str | None:
-    """``ae_whitening 0.5 -> 0.25``: the construction options that both a file (``saved``)
-    and a model (``own``) record, and that differ; ``None`` when none does, or either is not
-    known (files written before options were recorded hold none). An option only one side
-    has is not compared: it came or went with a release, whose default is meant to build
-    what the file's model was."""
+def options_difference(saved: dict | None, own: dict | None,
+                       defaults: dict | None = None) -> str | None:  # fmt: skip
+    """``ae_whitening 0.5 -> 0.25``: the construction options of a file (``saved``) and of a
+    model (``own``) that differ; ``None`` when none does, or either is not known (files
+    written before options were recorded hold none). An option the file does not record came
+    with a later release, so the file's model was built as that option's default builds
+    (``defaults``, :func:`~conceptid.models.contract.option_defaults`): the model's value is
+    compared with the default (without ``defaults``, not compared). An option only the file
+    records went with a release and is not compared."""
     if not isinstance(saved, dict) or not isinstance(own, dict):
         return None
-    common = set(saved) & set(own)
-    if all(saved[k] == own[k] for k in common):
+    defaults = defaults or {}
+    then = {k: saved[k] for k in set(saved) & set(own)}
+    then |= {k: defaults[k] for k in set(own) - set(saved) if k in defaults}
+    if all(then[k] == own[k] for k in then):
         return None
-    return settings_difference({k: saved[k] for k in common}, {k: own[k] for k in common})
+    return settings_difference(then, {k: own[k] for k in then})
 
 
 def architecture_difference(saved: list, own: list[str]) -> str:
@@ -367,7 +373,7 @@ def load_checkpoint(
     if saved is not None and saved != own:
         raise CheckpointError(f"{path} was written by a model of another architecture: "
                               f"{architecture_difference(saved, own)}")  # fmt: skip
-    differ = options_difference(state.get("options"), model_options(model))
+    differ = options_difference(state.get("options"), model_options(model), option_defaults(model))
     if differ:
         raise CheckpointError(f"{path} was written by a model built with other options: {differ}")
     model.load_state_dict(state["model"])

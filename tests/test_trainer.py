@@ -432,15 +432,43 @@ def test_options_that_cannot_be_told_exactly_are_not_recorded():
     assert Odd((4,), 2).options()["tag"] is None
 
 
-def test_only_options_both_sides_record_are_compared():
-    """An option a release added or removed is not compared (its default is meant to build
-    what the file's model was); one both record and that differs is named."""
+def test_an_option_the_file_does_not_record_is_compared_with_its_default():
+    """An option a release added is compared with its default (what the release that wrote
+    the file built); one a release removed is not compared; one both record and that differs
+    is named."""
     from conceptid.models.trainer import options_difference
 
-    assert options_difference({"a": 1}, {"a": 1, "new": 0.0}) is None
-    assert options_difference({"a": 1, "gone": 2}, {"a": 1}) is None
+    assert options_difference({"a": 1}, {"a": 1, "new": 0.0}) is None  # no defaults known
+    assert options_difference({"a": 1}, {"a": 1, "new": 0.0}, {"new": 0.0}) is None
+    assert options_difference({"a": 1}, {"a": 1, "new": 0.5}, {"new": 0.0}) == "new 0.0 -> 0.5"
+    assert options_difference({"a": 1, "gone": 2}, {"a": 1}, {"a": 0}) is None
     assert options_difference({"a": 1, "b": 2}, {"a": 3, "b": 2, "new": 0}) == "a 1 -> 3"
     assert options_difference(None, {"a": 1}) is None
+
+
+def test_a_checkpoint_from_before_an_option_resumes_only_into_its_default(tmp_path, data):
+    """Found by review: a checkpoint written before ae_gaussianity existed resumed silently
+    into a model built with ae_gaussianity=0.5, which trains differently."""
+    from conceptid.models.contract import option_defaults
+    from conceptid.models.mle import LatentFlowMLE
+    from conceptid.models.trainer import load_checkpoint, read_checkpoint, save_checkpoint
+
+    tr, va, _ = data
+
+    def model(lam):
+        torch.manual_seed(0)
+        return LatentFlowMLE((8,), (1, 1, 1), nuisance_dim=1, ae_epochs=1, hidden=16,
+                             flow_layers=2, flow_hidden=8, ae_gaussianity=lam)  # fmt: skip
+
+    assert option_defaults(model(0.5))["ae_gaussianity"] == 0.0
+    path = tmp_path / "c.pt"
+    fit(model(0.0), tr, va, _cfg(epochs=2, checkpoint=str(path)))
+    old = read_checkpoint(path)
+    del old["options"]["ae_gaussianity"]  # as the release before the option wrote it
+    save_checkpoint(path, old)
+    load_checkpoint(path, model(0.0))  # its default: the same model
+    with pytest.raises(CheckpointError, match="other options: ae_gaussianity 0.0 -> 0.5"):
+        load_checkpoint(path, model(0.5))
 
 
 def test_a_checkpoint_of_the_same_tensors_in_another_architecture_is_refused(tmp_path, data):
