@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from conceptid.models.contract import option_defaults
 from conceptid.models.trainer import (
     CheckpointError,
     TrainConfig,
@@ -32,10 +31,10 @@ from conceptid.models.trainer import (
     fit_restarts,
     load_checkpoint,
     model_options,
-    options_difference,
     read_checkpoint,
     restart_config,
     save_checkpoint,
+    saved_options_difference,
     settings_difference,
     settings_key,
 )
@@ -400,9 +399,7 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
         if saved != own:
             raise PipelineError(f"{final} was saved by a model of another architecture: "
                                 f"{architecture_difference(saved, own)}; {hint}")  # fmt: skip
-    differ = options_difference(
-        state.get("options"), model_options(model), option_defaults(model)
-    )  # idem
+    differ = saved_options_difference(state.get("options"), model)  # idem
     if differ:
         raise PipelineError(f"{final} was saved by a model built with other options: {differ}; "
                             f"{hint}")  # fmt: skip

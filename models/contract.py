@@ -240,6 +240,16 @@ class EstimatorBase(nn.Module):
         return data
 
 
+def _fixed_signature(cls) -> inspect.Signature | None:
+    """The signature of ``cls.__init__``, or None when it takes ``*args`` or ``**kwargs`` (the
+    same model can then be asked for in ways that bind differently: its options cannot be
+    told)."""
+    sig = inspect.signature(cls.__init__)
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+        return None
+    return sig
+
+
 def _bound_options(cls, self, args, kwargs) -> dict | None:
     """:func:`construction_options` of a constructor call, or None when they cannot be told
     exactly: a bare call (copy and unpickling call ``__new__`` without arguments; a bad call
@@ -247,8 +257,8 @@ def _bound_options(cls, self, args, kwargs) -> dict | None:
     can be asked for in ways that bind differently), or an argument that cannot be shown.
     Recording never stops a model from being built."""
     try:
-        sig = inspect.signature(cls.__init__)
-        if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+        sig = _fixed_signature(cls)
+        if sig is None:
             return None
         bound = sig.bind(self, *args, **kwargs)
         bound.apply_defaults()
@@ -263,10 +273,10 @@ def option_defaults(model) -> dict:
     record it). Empty when they cannot be told (a constructor taking ``*args``/``**kwargs``,
     a default beyond showing)."""
     try:
-        sig = inspect.signature(type(model).__init__)
-        params = list(sig.parameters.values())[1:]
-        if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        sig = _fixed_signature(type(model))
+        if sig is None:
             return {}
+        params = list(sig.parameters.values())[1:]  # without self
         return construction_options({p.name: p.default for p in params
                                      if p.default is not p.empty})  # fmt: skip
     except Exception:  # a default beyond showing

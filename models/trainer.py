@@ -57,6 +57,7 @@ __all__ = [
     "check_split",
     "model_options",
     "options_difference",
+    "saved_options_difference",
     "restart_config",
     "best_validation_loss",
     "evaluate_loss",
@@ -321,6 +322,16 @@ def model_options(model) -> dict | None:
     return model.options() if isinstance(model, EstimatorBase) else None
 
 
+def saved_options_difference(saved: dict | None, model) -> str | None:
+    """:func:`options_difference` of a file's options (``saved``) and ``model``'s, an option
+    the file does not record compared with its default
+    (:func:`~conceptid.models.contract.option_defaults`): what a checkpoint or a saved model is
+    loaded into only when it returns None."""
+    if not isinstance(model, EstimatorBase):
+        return None
+    return options_difference(saved, model_options(model), option_defaults(model))
+
+
 def options_difference(saved: dict | None, own: dict | None,
                        defaults: dict | None = None) -> str | None:  # fmt: skip
     """``ae_whitening 0.5 -> 0.25``: the construction options of a file (``saved``) and of a
@@ -373,7 +384,7 @@ def load_checkpoint(
     if saved is not None and saved != own:
         raise CheckpointError(f"{path} was written by a model of another architecture: "
                               f"{architecture_difference(saved, own)}")  # fmt: skip
-    differ = options_difference(state.get("options"), model_options(model), option_defaults(model))
+    differ = saved_options_difference(state.get("options"), model)
     if differ:
         raise CheckpointError(f"{path} was written by a model built with other options: {differ}")
     model.load_state_dict(state["model"])
