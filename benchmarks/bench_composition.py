@@ -247,6 +247,12 @@ def _checked(ap: argparse.ArgumentParser, a: argparse.Namespace):
             LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, **schedule)
         except (TypeError, ValueError, ConceptIDError) as err:
             ap.error(f"--flow-arg: {err}")
+        if "context-flow-ablation" in methods:  # the arguments go to the ablation too
+            try:
+                LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, use_labels=False,
+                              **schedule)  # fmt: skip
+            except (TypeError, ValueError, ConceptIDError) as err:
+                ap.error(f"--flow-arg, for context-flow-ablation: {err}")
     return seeds, methods, preset_args, flow_args
 
 

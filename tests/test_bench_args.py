@@ -94,6 +94,11 @@ CASES = [
         ["--preset", "random", "--flow-arg", 'dag_weight="x"'],
         "dag_weight must be",
     ),
+    (  # the flow arguments go to the ablation too, which cannot score per context
+        "bench_composition",
+        ["--preset", "random", "--flow-arg", "ae_gaussianity=0.002"],
+        "--flow-arg, for context-flow-ablation: ae_gaussianity scores the latent context by",
+    ),
     ("bench_consistency", ["--rungs", "L5"], f"--rungs: unknown rung(s) L5; known: {RUNGS_10}"),
     ("bench_consistency", ["--n", "500,x"], "--n takes integers separated by commas, got '500,x'"),
     ("bench_consistency", ["--n", "0,500"], "--n must be at least 1, got '0,500'"),
