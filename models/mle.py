@@ -176,6 +176,18 @@ class ResidualDecoder(nn.Module):
         return self.skip(u) + self.mlp(u)
 
 
+@torch.no_grad()
+def _set_linear_path(enc: ResidualEncoder, dec: ResidualDecoder, V: torch.Tensor,
+                    mean: torch.Tensor) -> None:  # fmt: skip
+    """Start the residual nets' linear path at the projection on the orthonormal rows of
+    ``V`` ``(D, p)`` around ``mean`` ``(p,)`` and its transpose back: the best linear
+    autoencoder on those directions."""
+    enc.skip.weight.copy_(V)
+    enc.skip.bias.copy_(-V @ mean)
+    dec.skip.weight.copy_(V.T)
+    dec.skip.bias.copy_(mean)
+
+
 def _residual_mlp(a: int, b: int, hidden: int, activation: str = "silu") -> nn.Sequential:
     net = mlp([a, hidden, hidden, b], activation)
     with torch.no_grad():
@@ -484,10 +496,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
             X = X.double()
             mean = X.mean(0)
             V = torch.linalg.svd(X - mean, full_matrices=False)[2][: self.D]  # (D, p)
-            enc.skip.weight.copy_(V)
-            enc.skip.bias.copy_(-V @ mean)
-            dec.skip.weight.copy_(V.T)
-            dec.skip.bias.copy_(mean)
+            _set_linear_path(enc, dec, V, mean)
         if self.ae_epochs == 0:
             self._start_likelihood()
             if self.snap_every:
@@ -967,6 +976,23 @@ class LatentFlowMLE(ManifoldEstimator):
     1.28x, 1.61x, 1.64x), against 1.71x at best without it; 1.35x with ``finetune_after=66``
     of 86 epochs of step 2, but 1.66x with or without it on three fresh seeds. Off by default.
 
+    ``ae_starts = S > 1`` (vector data, the default residual nets) fits step 1 from ``S``
+    starts side by side: the model's own linear path starts at PCA as always, the others on
+    random orthonormal directions (drawn from torch's seed, which the trainer sets), each with
+    its own residual MLPs, trained on the same batches (the loss is their mean). At the end of
+    step 1 the start with the lowest step-1 objective on a probe of the training data
+    (:meth:`autoencoder_scores`: the reconstruction error plus ``ae_gaussianity`` times
+    :func:`gaussianity_penalty` over the whole probe of each context, hundreds of rows, where a
+    batch holds a few dozen) becomes the model's encoder and decoder (:attr:`ae_start_kept`
+    says which; 0 is PCA's) and the others stop training. Why: step 1 keeps the basin it starts
+    in. On L3 the PCA start can leave a concept out of the linear path (seed 5: affine R^2 0.25
+    from the top five components, though the data carry it affinely at 0.92), and the
+    autoencoder then bends it in (0.54 after 60 epochs with the Gaussianity penalty), where a
+    start on the concepts' own directions ends at 0.96, with a lower reconstruction error and a
+    lower Gaussianity score: the objective tells the basins apart, so more starts find the
+    better one. With ``ae_gaussianity=0`` the choice is by reconstruction alone. Step 1 costs
+    ``S`` times as much.
+
     ``flow_restarts = R > 1`` fits step 2 from ``R`` random starts on the *same* autoencoder,
     side by side in one fit: ``R`` flows and priors (coupling masks from seeds ``0..R-1``, their
     own random weights) train on the same batches, each snapped on schedule, and after every
@@ -1010,8 +1036,14 @@ class LatentFlowMLE(ManifoldEstimator):
         rec_weight: float = 100.0,
         ae_whitening: float = 0.0,
         ae_gaussianity: float = 0.0,
+        ae_starts: int = 1,
     ) -> None:
         check_number(ae_epochs, "ae_epochs (step 1 learns the manifold; 0: it is given)", minimum=0)
+        S = check_number(ae_starts, "ae_starts")
+        if S > 1 and (encoder is not None or decoder is not None or len(tuple(obs_shape)) != 1):
+            raise UsageError("ae_starts: the starts of step 1 set the linear path of the default "
+                             "residual nets, which vector data use; images and your own nets "
+                             "have none")  # fmt: skip
         if ae_epochs == 0 and (encoder is None or decoder is None):
             raise UsageError("ae_epochs=0 (no step 1) needs your own trained encoder and decoder; "
                              "the default nets start untrained")  # fmt: skip
@@ -1068,6 +1100,21 @@ class LatentFlowMLE(ManifoldEstimator):
         )
         self.spare_priors = nn.ModuleList(self._new_prior() for _ in range(1, R))
         self.flow_restarts = R
+        #: the other starts of step 1 (empty unless ``ae_starts > 1``); built last, so that
+        #: the model's own nets draw the same weights as with one start
+        p_obs = int(np.prod(self.obs_shape))
+        ae_activation = check_activation(ae_activation, "ae_activation")
+        check_size((S - 1) * 2 * (p_obs * self.D + p_obs * hidden + hidden**2 + self.D**2),
+                   f"{S} starts of the residual nets")  # fmt: skip
+        self.spare_encoders = nn.ModuleList(
+            ResidualEncoder(p_obs, self.D, hidden, ae_activation) for _ in range(1, S)
+        )
+        self.spare_decoders = nn.ModuleList(
+            ResidualDecoder(self.D, p_obs, hidden, ae_activation) for _ in range(1, S)
+        )
+        self.ae_starts = S
+        if S > 1:  # which start step 1 kept (-1: not chosen yet); 0 is the PCA start
+            self.register_buffer("ae_start_kept", torch.tensor(-1))
         #: step 1 trains under mixed precision (autocast to this dtype; weights stay float32)
         self.ae_autocast = ae_autocast
         #: step 3, the joint fine-tune, starts after this many epochs of step 2 (None: never)
@@ -1145,23 +1192,29 @@ class LatentFlowMLE(ManifoldEstimator):
         :meth:`stage_inputs` computed it, 2: the joint fine-tune, :meth:`_joint_objective`)
         and its logs."""
         if stage == 0:
-            mixed = self.ae_autocast is not None and self.training
-            w = self._whiten(batch.x)  # the autoencoder's coordinates (``ae_whitening``)
-            with torch.autocast(batch.x.device.type, torch.bfloat16, enabled=mixed):
-                z = self._latent_of_white(w)
-                out = self.decoder(z)
-            # the reconstruction error in the autoencoder's coordinates
-            rec = ((w - out.to(w.dtype)).flatten(1) ** 2).sum(1)
-            if not self.ae_gaussianity:
-                return rec.mean(), {"rec": rec.mean().item()}
-            gauss = gaussianity_penalty(z.to(w.dtype), batch.context)
-            logs = {"rec": rec.mean().item(), "gauss": gauss.item()}
-            return rec.mean() + self.ae_gaussianity * gauss, logs
+            return self._ae_objective(batch, self.encoder, self.decoder)
         if stage == 2:
             return self._joint_objective(batch)
         z = batch.features if batch.features is not None else self._latent(batch.x)
         nll, dag = self._flow_nll(z.detach(), batch.targets, self.flow, self.prior)
         return nll.mean() + self.dag_weight * dag, {"nll": nll.mean().item(), "dag": dag.item()}
+
+    def _ae_objective(self, batch: Batch, encoder: nn.Module, decoder: nn.Module):
+        """Step 1's loss of one start ``(encoder, decoder)``: the reconstruction error in the
+        autoencoder's coordinates (``ae_whitening``), plus ``ae_gaussianity`` times
+        :func:`gaussianity_penalty` of the latent; and its logs."""
+        mixed = self.ae_autocast is not None and self.training
+        w = self._whiten(batch.x)
+        with torch.autocast(batch.x.device.type, torch.bfloat16, enabled=mixed):
+            out = encoder(w)
+            z = (out[0] if isinstance(out, tuple) else out)[:, : self.D]
+            back = decoder(z)
+        rec = ((w - back.to(w.dtype)).flatten(1) ** 2).sum(1)
+        if not self.ae_gaussianity:
+            return rec.mean(), {"rec": rec.mean().item()}
+        gauss = gaussianity_penalty(z.to(w.dtype), batch.context)
+        logs = {"rec": rec.mean().item(), "gauss": gauss.item()}
+        return rec.mean() + self.ae_gaussianity * gauss, logs
 
     def _joint_objective(self, batch: Batch):
         """Step 3: everything trains on the density of ``x`` on the learned manifold,
@@ -1185,6 +1238,10 @@ class LatentFlowMLE(ManifoldEstimator):
         """:meth:`objective`; while training step 2 with ``flow_restarts > 1``, the mean of
         every start's loss (each start's gradient is its own loss's)."""
         loss, logs = self.objective(batch, int(self.stage))
+        if self.training and int(self.stage) == 0 and len(self.spare_encoders):
+            for enc, dec in zip(self.spare_encoders, self.spare_decoders):
+                loss = loss + self._ae_objective(batch, enc, dec)[0]
+            loss = loss / self.ae_starts
         if self.training and int(self.stage) == 1 and len(self.spare_flows):
             z = batch.features if batch.features is not None else self._latent(batch.x)
             for flow, prior in zip(self.spare_flows, self.spare_priors):
@@ -1192,6 +1249,42 @@ class LatentFlowMLE(ManifoldEstimator):
                 loss = loss + nll.mean() + self.dag_weight * dag
             loss = loss / self.flow_restarts
         return loss, logs
+
+    # -- the starts of step 1 -----------------------------------------------------------------
+
+    @torch.no_grad()
+    def autoencoder_scores(self, data: TensorData) -> list[float]:
+        """Step 1's objective of the model's start, then of each spare, on a probe of ``data``
+        (:func:`probe_rows`, up to 4096 rows): the mean reconstruction error plus
+        ``ae_gaussianity`` times :func:`gaussianity_penalty` of the latent, the penalty taken
+        over the whole probe of each context (hundreds of rows, not a batch's few dozen, so
+        its sampling error is small)."""
+        probe = data.batch(probe_rows(len(data))).to(self.encoder.skip.weight.device)
+        was = self.training
+        self.eval()
+        try:
+            starts = [(self.encoder, self.decoder),
+                      *zip(self.spare_encoders, self.spare_decoders)]  # fmt: skip
+            return [self._ae_objective(probe, e, d)[0].item() for e, d in starts]
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def _choose_autoencoder(self, data: TensorData) -> None:
+        """End of step 1 with ``ae_starts > 1``: the start with the lowest
+        :meth:`autoencoder_scores` becomes the model's encoder and decoder (values swapped),
+        its index is kept in :attr:`ae_start_kept`, and the spares stop training."""
+        scores = self.autoencoder_scores(data)
+        best = min(range(len(scores)), key=scores.__getitem__)
+        if best:
+            for mine, spare in ((self.encoder, self.spare_encoders[best - 1]),
+                                (self.decoder, self.spare_decoders[best - 1])):  # fmt: skip
+                kept = {k: v.clone() for k, v in mine.state_dict().items()}
+                mine.load_state_dict(spare.state_dict())
+                spare.load_state_dict(kept)
+        self.ae_start_kept.fill_(best)
+        for p in [*self.spare_encoders.parameters(), *self.spare_decoders.parameters()]:
+            p.requires_grad_(False)
 
     # -- the starts of step 2 -----------------------------------------------------------------
 
@@ -1241,6 +1334,13 @@ class LatentFlowMLE(ManifoldEstimator):
     def prepare(self, train: TensorData) -> None:
         fresh = int(self.stage) == 0
         super().prepare(train)
+        if fresh and len(self.spare_encoders):  # the other starts of step 1: random directions
+            dev = self.encoder.skip.weight.device  # (from torch's seed, which the trainer sets)
+            X = self._whiten(train.x.flatten(1).to(dev)).double()
+            for enc, dec in zip(self.spare_encoders, self.spare_decoders):
+                G = torch.randn(X.shape[1], self.D, dtype=torch.float64)
+                V = torch.linalg.qr(G)[0].T.to(dev)  # (D, p), orthonormal rows
+                _set_linear_path(enc, dec, V, X.mean(0))
         if fresh and len(self.spare_flows) and int(self.stage) == 1 and self.snap_every:
             self._snap_spares(train, require_improvement=False)  # ae_epochs = 0: snapped at once
         if int(self.stage) == 1 and self.finetune_after == 0:  # no epoch of step 2 asked for
@@ -1252,8 +1352,10 @@ class LatentFlowMLE(ManifoldEstimator):
         ``finetune_after`` step 3 starts after that many epochs of step 2."""
         if int(self.stage) == 2:  # the fine-tune refines one fit: no snaps, no starts
             return False
-        changed = super().epoch_end(epoch, train)
         done = epoch + 1
+        if int(self.stage) == 0 and done >= self.ae_epochs and len(self.spare_encoders):
+            self._choose_autoencoder(train)  # before step 2 starts from it
+        changed = super().epoch_end(epoch, train)
         if len(self.spare_flows) and int(self.stage) == 1:
             if self.snap_every and (done - self.ae_epochs) % self.snap_every == 0:
                 first = done == self.ae_epochs

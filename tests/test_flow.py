@@ -867,3 +867,71 @@ def test_ae_gaussianity_is_validated_recorded_and_trains():
     # laws are a mixture (found by review: it was pulled away from the truth)
     with pytest.raises(UsageError, match="labels-ignored ablation does not see"):
         LatentFlowMLE((6,), [1] * 3, ae_epochs=2, ae_gaussianity=1.0, use_labels=False)
+
+
+def test_ae_starts_are_validated_and_one_start_builds_what_it_built_before():
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(UsageError, match="ae_starts"):
+            LatentFlowMLE((4,), (1,), ae_starts=bad)
+    with pytest.raises(UsageError, match="ae_starts: the starts of step 1"):
+        LatentFlowMLE((3, 32, 32), (1,), ae_starts=2)
+    with pytest.raises(UsageError, match="ae_starts: the starts of step 1"):
+        LatentFlowMLE((4,), (1,), ae_starts=2, encoder=nn.Linear(4, 1), decoder=nn.Linear(1, 4))
+    with pytest.raises(UsageError, match="ae_starts: the starts of step 1"):  # no step 1
+        LatentFlowMLE((4,), (1,), ae_starts=2, ae_epochs=0, encoder=nn.Linear(4, 1),
+                      decoder=nn.Linear(1, 4))  # fmt: skip
+    torch.manual_seed(0)
+    one = LatentFlowMLE((6,), [1] * 3)
+    torch.manual_seed(0)
+    three = LatentFlowMLE((6,), [1] * 3, ae_starts=3)
+    # the model's own nets draw the same weights; one start adds no state (old files load)
+    spare_keys = [k for k in three.state_dict() if k.startswith("spare_") and "coder" in k]
+    assert spare_keys and "ae_start_kept" in three.state_dict()
+    assert set(one.state_dict()) == set(three.state_dict()) - {*spare_keys, "ae_start_kept"}
+    for k, v in one.state_dict().items():
+        assert torch.equal(v, three.state_dict()[k]), k
+    assert three.options()["ae_starts"] == 3 and one.ae_starts == 1
+
+
+def test_ae_starts_train_side_by_side_and_the_lowest_objective_is_kept():
+    ds = generate(BenchmarkSpec(preset="random", preset_args={"m": 3, "p": 6},
+                                n_train=200, n_val=60, n_test=10, seed=0))  # fmt: skip
+    tr, va = (from_dataset(ds, s, "training") for s in ("train", "val"))
+    _standardise(tr, va, va)
+    torch.manual_seed(0)
+    model = LatentFlowMLE((6,), [1] * 3, ae_epochs=3, snap_every=2, ae_starts=3,
+                          ae_gaussianity=0.01)  # fmt: skip
+    model.prepare(tr)
+    # start 0 is PCA's; the others start on random orthonormal directions
+    for enc in [model.encoder, *model.spare_encoders]:
+        W = enc.skip.weight.detach().double()
+        assert torch.allclose(W @ W.T, torch.eye(3, dtype=W.dtype), atol=1e-5)
+    assert not torch.allclose(model.encoder.skip.weight, model.spare_encoders[0].skip.weight)
+    # in step 1 the loss is the mean of the starts' objectives, each start's gradient its own
+    batch = tr.batch(torch.arange(len(tr)))
+    model.train()
+    loss, _ = model.loss(batch)
+    starts = [(model.encoder, model.decoder), *zip(model.spare_encoders, model.spare_decoders)]
+    each = [model._ae_objective(batch, e, d)[0].item() for e, d in starts]
+    assert loss.item() == pytest.approx(sum(each) / 3, rel=1e-6)
+    loss.backward()
+    assert all(p.grad is not None for p in model.spare_encoders.parameters())
+    model.zero_grad()
+    # fitted: at the end of step 1 the start of lowest probe objective becomes the model's
+    scores_before = {}
+
+    def spy(data, _orig=model._choose_autoencoder):
+        scores_before["s"] = model.autoencoder_scores(data)
+        _orig(data)
+
+    model._choose_autoencoder = spy
+    h = fit(model, tr, va, TrainConfig(epochs=5, lr=3e-3, progress=False, seed=0))
+    assert math.isfinite(h["val_loss"][-1]) and int(model.stage) == 1
+    s = scores_before["s"]
+    kept = int(model.ae_start_kept)
+    assert kept == min(range(3), key=s.__getitem__)
+    # the kept start's objective is now the model's own (scored on the same probe)
+    model.eval()
+    assert model.autoencoder_scores(tr)[0] == pytest.approx(s[kept], rel=1e-5)
+    assert not any(p.requires_grad for p in model.spare_encoders.parameters())
+    assert not any(p.requires_grad for p in model.encoder.parameters())  # step 2: frozen
