@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -1104,14 +1105,19 @@ class LatentFlowMLE(ManifoldEstimator):
         #: the model's own nets draw the same weights as with one start
         p_obs = int(np.prod(self.obs_shape))
         ae_activation = check_activation(ae_activation, "ae_activation")
-        check_size((S - 1) * 2 * (p_obs * self.D + p_obs * hidden + hidden**2 + self.D**2),
+        check_size(S * 2 * (p_obs * self.D + p_obs * hidden + hidden**2 + self.D**2),
                    f"{S} starts of the residual nets")  # fmt: skip
-        self.spare_encoders = nn.ModuleList(
-            ResidualEncoder(p_obs, self.D, hidden, ae_activation) for _ in range(1, S)
-        )
-        self.spare_decoders = nn.ModuleList(
-            ResidualDecoder(self.D, p_obs, hidden, ae_activation) for _ in range(1, S)
-        )
+        # registered only where there are spares: a model of one start has the modules (the
+        # architecture) that files written before the option record
+        self.spare_encoders: nn.ModuleList | tuple = ()
+        self.spare_decoders: nn.ModuleList | tuple = ()
+        if S > 1:
+            self.spare_encoders = nn.ModuleList(
+                ResidualEncoder(p_obs, self.D, hidden, ae_activation) for _ in range(1, S)
+            )
+            self.spare_decoders = nn.ModuleList(
+                ResidualDecoder(self.D, p_obs, hidden, ae_activation) for _ in range(1, S)
+            )
         self.ae_starts = S
         if S > 1:  # which start step 1 kept (-1: not chosen yet); 0 is the PCA start
             self.register_buffer("ae_start_kept", torch.tensor(-1))
@@ -1235,8 +1241,9 @@ class LatentFlowMLE(ManifoldEstimator):
         return self.prior_nll(u, targets, prior) - logdet, prior.dag_penalty()
 
     def loss(self, batch: Batch, generator=None):
-        """:meth:`objective`; while training step 2 with ``flow_restarts > 1``, the mean of
-        every start's loss (each start's gradient is its own loss's)."""
+        """:meth:`objective`; while training step 1 with ``ae_starts > 1`` or step 2 with
+        ``flow_restarts > 1``, the mean of every start's loss (each start's gradient is that of
+        its own loss over the number of starts; Adam's steps hardly depend on that scale)."""
         loss, logs = self.objective(batch, int(self.stage))
         if self.training and int(self.stage) == 0 and len(self.spare_encoders):
             for enc, dec in zip(self.spare_encoders, self.spare_decoders):
@@ -1274,7 +1281,7 @@ class LatentFlowMLE(ManifoldEstimator):
         """End of step 1 with ``ae_starts > 1``: the start with the lowest
         :meth:`autoencoder_scores` becomes the model's encoder and decoder (values swapped),
         its index is kept in :attr:`ae_start_kept`, and the spares stop training."""
-        scores = self.autoencoder_scores(data)
+        scores = [v if math.isfinite(v) else math.inf for v in self.autoencoder_scores(data)]
         best = min(range(len(scores)), key=scores.__getitem__)
         if best:
             for mine, spare in ((self.encoder, self.spare_encoders[best - 1]),
@@ -1335,12 +1342,14 @@ class LatentFlowMLE(ManifoldEstimator):
         fresh = int(self.stage) == 0
         super().prepare(train)
         if fresh and len(self.spare_encoders):  # the other starts of step 1: random directions
-            dev = self.encoder.skip.weight.device  # (from torch's seed, which the trainer sets)
-            X = self._whiten(train.x.flatten(1).to(dev)).double()
+            dev = self.encoder.skip.weight.device
+            mean = self._whiten(train.x.flatten(1).to(dev)).mean(0)
             for enc, dec in zip(self.spare_encoders, self.spare_decoders):
-                G = torch.randn(X.shape[1], self.D, dtype=torch.float64)
-                V = torch.linalg.qr(G)[0].T.to(dev)  # (D, p), orthonormal rows
-                _set_linear_path(enc, dec, V, X.mean(0))
+                # drawn on the CPU from torch's seed (which the trainer sets): the same
+                # directions on every device
+                G = torch.randn(len(mean), self.D, dtype=torch.float64)
+                V = torch.linalg.qr(G)[0].T.to(device=dev, dtype=mean.dtype)  # (D, p)
+                _set_linear_path(enc, dec, V, mean)
         if fresh and len(self.spare_flows) and int(self.stage) == 1 and self.snap_every:
             self._snap_spares(train, require_improvement=False)  # ae_epochs = 0: snapped at once
         if int(self.stage) == 1 and self.finetune_after == 0:  # no epoch of step 2 asked for

@@ -16,7 +16,7 @@ from conceptid.identifiability import align
 from conceptid.models.data import Batch, TensorData, from_dataset
 from conceptid.models.flow import LatentFlow
 from conceptid.models.mle import LatentFlowMLE, gaussianity_penalty
-from conceptid.models.trainer import TrainConfig, fit, fit_restarts
+from conceptid.models.trainer import TrainConfig, architecture, fit, fit_restarts
 from conceptid.simulations import BenchmarkSpec, generate
 from conceptid.simulations.errors import UsageError
 
@@ -891,6 +891,11 @@ def test_ae_starts_are_validated_and_one_start_builds_what_it_built_before():
     for k, v in one.state_dict().items():
         assert torch.equal(v, three.state_dict()[k]), k
     assert three.options()["ae_starts"] == 3 and one.ae_starts == 1
+    # nor modules: files written before the option record the architecture of one start
+    # (found by review: two empty module lists made every older file refused)
+    assert not any("spare_encoders" in line or "spare_decoders" in line
+                   for line in architecture(one))  # fmt: skip
+    assert any("spare_encoders" in line for line in architecture(three))
 
 
 def test_ae_starts_train_side_by_side_and_the_lowest_objective_is_kept():
