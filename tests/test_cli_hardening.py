@@ -230,9 +230,17 @@ def test_a_closed_pipe_ends_quietly():
     assert err == b"" and proc.returncode == 141
 
 
+def _default_sigint() -> None:
+    # a command started in the background by a shell without job control inherits SIGINT
+    # ignored, and so would the CLI below (Python keeps an ignored SIGINT): the CLI started
+    # as from a terminal, where Ctrl-C reaches it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_in_a_real_process_is_one_line_and_130(tmp_path):
     proc = _cli("simulate", "--preset", "quad", "--n-per-context", "20000", "--out",
-                str(tmp_path / "q"), "--max-memory", "100")  # fmt: skip
+                str(tmp_path / "q"), "--max-memory", "100",
+                preexec_fn=_default_sigint)  # fmt: skip
     first = proc.stderr.read(1)  # tqdm's first bytes: sampling has started, inside main()
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
