@@ -242,17 +242,16 @@ def _checked(ap: argparse.ArgumentParser, a: argparse.Namespace):
     if flow_args:
         images = len(shape) == 3
         shape = (shape[2], shape[0], shape[1]) if images else shape
-        try:
-            schedule = flow_schedule(a.epochs, images, **flow_args)
-            LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, **schedule)
-        except (TypeError, ValueError, ConceptIDError) as err:
-            ap.error(f"--flow-arg: {err}")
-        if "context-flow-ablation" in methods:  # the arguments go to the ablation too
+        builds = [("", {})]  # the arguments go to the ablation too, when it runs
+        if "context-flow-ablation" in methods:
+            builds.append((", for context-flow-ablation", {"use_labels": False}))
+        for where, fixed_args in builds:
             try:
-                LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, use_labels=False,
+                schedule = flow_schedule(a.epochs, images, **flow_args)
+                LatentFlowMLE(shape, cm.sem.block_sizes, cm.nuisance_dim, **fixed_args,
                               **schedule)  # fmt: skip
             except (TypeError, ValueError, ConceptIDError) as err:
-                ap.error(f"--flow-arg, for context-flow-ablation: {err}")
+                ap.error(f"--flow-arg{where}: {err}")
     return seeds, methods, preset_args, flow_args
 
 

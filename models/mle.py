@@ -189,6 +189,20 @@ def _set_linear_path(enc: ResidualEncoder, dec: ResidualDecoder, V: torch.Tensor
     dec.skip.bias.copy_(mean)
 
 
+@torch.no_grad()
+def _swap_values(pairs) -> None:
+    """Swap the values (parameters and buffers) of each pair of like modules ``(a, b)``."""
+    for mine, spare in pairs:
+        kept = {k: v.clone() for k, v in mine.state_dict().items()}
+        mine.load_state_dict(spare.state_dict())
+        spare.load_state_dict(kept)
+
+
+def _residual_nets_size(p: int, D: int, hidden: int) -> int:
+    """Numbers in a residual encoder and decoder for ``p`` observations, ``D`` latents."""
+    return 2 * (p * D + p * hidden + hidden * hidden + D * D)
+
+
 def _residual_mlp(a: int, b: int, hidden: int, activation: str = "silu") -> nn.Sequential:
     net = mlp([a, hidden, hidden, b], activation)
     with torch.no_grad():
@@ -283,7 +297,7 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         if encoder is None or decoder is None:
             if len(obs_shape) == 1:
                 p = obs_shape[0]
-                check_size(2 * (p * self.D + p * hidden + hidden * hidden + self.D * self.D),
+                check_size(_residual_nets_size(p, self.D, hidden),
                            f"residual nets for {p} observations")  # fmt: skip
                 enc = ResidualEncoder(int(obs_shape[0]), self.D, hidden, ae_activation)
                 dec = ResidualDecoder(self.D, int(obs_shape[0]), hidden, ae_activation)
@@ -433,9 +447,10 @@ class ManifoldEstimator(EstimatorBase, abc.ABC):
         """:meth:`latent` without the check: the training loop's (``fit`` checked its data)."""
         return self._latent_of_white(self._whiten(x))
 
-    def _latent_of_white(self, w: torch.Tensor) -> torch.Tensor:
-        """:meth:`latent` of data already in the autoencoder's coordinates (:meth:`_whiten`)."""
-        out = self.encoder(w)
+    def _latent_of_white(self, w: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+        """:meth:`latent` of data already in the autoencoder's coordinates (:meth:`_whiten`),
+        by the model's encoder or the one given (a start of step 1)."""
+        out = (self.encoder if encoder is None else encoder)(w)
         z = out[0] if isinstance(out, tuple) else out
         return z[:, : self.D]
 
@@ -1105,7 +1120,7 @@ class LatentFlowMLE(ManifoldEstimator):
         #: the model's own nets draw the same weights as with one start
         p_obs = int(np.prod(self.obs_shape))
         ae_activation = check_activation(ae_activation, "ae_activation")
-        check_size(S * 2 * (p_obs * self.D + p_obs * hidden + hidden**2 + self.D**2),
+        check_size(S * _residual_nets_size(p_obs, self.D, hidden),
                    f"{S} starts of the residual nets")  # fmt: skip
         # registered only where there are spares: a model of one start has the modules (the
         # architecture) that files written before the option record
@@ -1212,8 +1227,7 @@ class LatentFlowMLE(ManifoldEstimator):
         mixed = self.ae_autocast is not None and self.training
         w = self._whiten(batch.x)
         with torch.autocast(batch.x.device.type, torch.bfloat16, enabled=mixed):
-            out = encoder(w)
-            z = (out[0] if isinstance(out, tuple) else out)[:, : self.D]
+            z = self._latent_of_white(w, encoder)
             back = decoder(z)
         rec = ((w - back.to(w.dtype)).flatten(1) ** 2).sum(1)
         if not self.ae_gaussianity:
@@ -1284,11 +1298,8 @@ class LatentFlowMLE(ManifoldEstimator):
         scores = [v if math.isfinite(v) else math.inf for v in self.autoencoder_scores(data)]
         best = min(range(len(scores)), key=scores.__getitem__)
         if best:
-            for mine, spare in ((self.encoder, self.spare_encoders[best - 1]),
-                                (self.decoder, self.spare_decoders[best - 1])):  # fmt: skip
-                kept = {k: v.clone() for k, v in mine.state_dict().items()}
-                mine.load_state_dict(spare.state_dict())
-                spare.load_state_dict(kept)
+            _swap_values(((self.encoder, self.spare_encoders[best - 1]),
+                          (self.decoder, self.spare_decoders[best - 1])))  # fmt: skip
         self.ae_start_kept.fill_(best)
         for p in [*self.spare_encoders.parameters(), *self.spare_decoders.parameters()]:
             p.requires_grad_(False)
@@ -1299,11 +1310,7 @@ class LatentFlowMLE(ManifoldEstimator):
     def _swap(self, i: int) -> None:
         """Swap the values (parameters and buffers) of the model's flow and prior with those of
         spare start ``i``."""
-        pairs = ((self.flow, self.spare_flows[i]), (self.prior, self.spare_priors[i]))
-        for mine, spare in pairs:
-            kept = {k: v.clone() for k, v in mine.state_dict().items()}
-            mine.load_state_dict(spare.state_dict())
-            spare.load_state_dict(kept)
+        _swap_values(((self.flow, self.spare_flows[i]), (self.prior, self.spare_priors[i])))
 
     def _snap_spares(self, data: TensorData, require_improvement: bool) -> bool:
         """Snap every spare start (each in turn as the model's, then back)."""
@@ -1343,7 +1350,9 @@ class LatentFlowMLE(ManifoldEstimator):
         super().prepare(train)
         if fresh and len(self.spare_encoders):  # the other starts of step 1: random directions
             dev = self.encoder.skip.weight.device
-            mean = self._whiten(train.x.flatten(1).to(dev)).mean(0)
+            # the training rows' mean in the autoencoder's coordinates: the PCA start's centre,
+            # which _set_linear_path left as the decoder's bias
+            mean = self.decoder.skip.bias.detach().clone()
             for enc, dec in zip(self.spare_encoders, self.spare_decoders):
                 # drawn on the CPU from torch's seed (which the trainer sets): the same
                 # directions on every device
