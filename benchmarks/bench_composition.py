@@ -22,6 +22,9 @@ training rows), beside each learned concept's own R^2 up to the class; then, con
 context, the generated samples and the decoder against their floors and the prior in the space
 of the learned concepts.
 
+With ``--restarts R`` (R > 1) it prints each fit's selection score (the validation NLL of the
+two-step fits, lower kept) before the seed's metrics: how clear the choice between them was.
+
 Goals (composition issue): quad dependent composition SWD <= 0.5x the pooled VAE's and concept
 SWD <= 0.6x; quad independent composition <= 0.3x; the module beats its ablation on composition by
 at least 40% on both; on the identifiable variant (``--preset-arg identifiable=true``, where
@@ -200,6 +203,14 @@ def _noise(nc: dict) -> str:
     return f"{nc['statistic_per_dof']:.2f}/dof (p {nc['bonferroni_p']:.2g})"
 
 
+def _restarts(seed: int, name: str, hist: dict) -> str:
+    """The restarts' selection scores (``fit_restarts``: lower is better; for the two-step fits
+    the validation NLL in nats) and the one kept: how clear the choice was."""
+    scores = hist["restart_scores"]
+    shown = ", ".join(f"{v:.4f}" for v in scores)
+    return f"seed {seed} {name}: restart scores {shown}; kept restart {hist['restart']}"
+
+
 def _num(v: float, form: str = "{:.4f}") -> str:
     """``v`` in ``form``, or ``n/a`` for a floor the data do not allow (NaN)."""
     return "n/a" if np.isnan(v) else form.format(v)
@@ -314,10 +325,12 @@ def main(argv: list[str] | None = None) -> None:
                   f"{_num(floors[-1]['composition_oracle'])}", flush=True)  # fmt: skip
             for name in methods:
                 t0 = time.perf_counter()
-                model, _ = train_method(name, ds, out, seed=seed, epochs=a.epochs,
-                                        progress=False, data_splits=(norm, parts),
-                                        restarts=a.restarts)  # fmt: skip
+                model, hist = train_method(name, ds, out, seed=seed, epochs=a.epochs,
+                                           progress=False, data_splits=(norm, parts),
+                                           restarts=a.restarts)  # fmt: skip
                 sec = time.perf_counter() - t0
+                if hist.get("restart_scores"):
+                    print(_restarts(seed, name, hist), flush=True)
                 m = evaluate_method(name, model.eval(), ds, seed, n_generate=a.n_test,
                                     data_splits=(norm, parts))  # fmt: skip
                 m["seconds"] = sec
