@@ -257,10 +257,14 @@ def test_composition_prints_each_restarts_score_and_keeps_the_lowest(load, capsy
     selection scores (the validation NLL of each fit) and keeps the lowest, so a reader sees
     how clear the choice was; the per-seed and summary lines follow."""
     bench = load("bench_composition")
-    bench.main(["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "p=6",
-                "--preset-arg", "nuisance_dim=0", "--n", "200", "--n-test", "500",
-                "--epochs", "3", "--flow-arg", "ae_epochs=1", "--methods", "context-flow",
-                "--threads", "1", "--seeds", "0", "--restarts", "2"])  # fmt: skip
+    threads = torch.get_num_threads()  # --threads sets this process's: restored for the others
+    try:
+        bench.main(["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "p=6",
+                    "--preset-arg", "nuisance_dim=0", "--n", "200", "--n-test", "500",
+                    "--epochs", "3", "--flow-arg", "ae_epochs=1", "--methods", "context-flow",
+                    "--threads", "1", "--seeds", "0", "--restarts", "2"])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     out = capsys.readouterr().out.splitlines()
     line = next(v for v in out if "restart scores" in v)
     head, kept = line.split("; kept restart ")
