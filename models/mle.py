@@ -1009,7 +1009,8 @@ class LatentFlowMLE(ManifoldEstimator):
     better one. With ``ae_gaussianity=0`` the choice is by reconstruction alone. Step 1 costs
     ``S`` times as much. Measured (docs/benchmarks.md): with ``finetune_after=66`` and three
     restarts of the whole fit, L3 composes at 1.28x the same-law floor on seeds 0-2 and 1.31x
-    on fresh seeds 3-5, L4 at 1.47x on seeds 0-2; one fit a seed: L3 1.67x.
+    on fresh seeds 3-5, L4 at 1.47x on seeds 0-2 and 1.34x on seeds 3-5; one fit a seed: L3
+    1.67x.
 
     ``flow_restarts = R > 1`` fits step 2 from ``R`` random starts on the *same* autoencoder,
     side by side in one fit: ``R`` flows and priors (coupling masks from seeds ``0..R-1``, their
