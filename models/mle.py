@@ -1136,9 +1136,9 @@ class LatentFlowMLE(ManifoldEstimator):
             self.spare_decoders = nn.ModuleList(
                 ResidualDecoder(self.D, p_obs, hidden, ae_activation) for _ in range(1, S)
             )
-        self.ae_starts = S
-        if S > 1:  # which start step 1 kept (-1: not chosen yet); 0 is the PCA start
+            # which start step 1 kept (-1: not chosen yet); 0 is the PCA start
             self.register_buffer("ae_start_kept", torch.tensor(-1))
+        self.ae_starts = S
         #: step 1 trains under mixed precision (autocast to this dtype; weights stay float32)
         self.ae_autocast = ae_autocast
         #: step 3, the joint fine-tune, starts after this many epochs of step 2 (None: never)
