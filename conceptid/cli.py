@@ -335,30 +335,70 @@ def check_methods(text: str | None, images: bool | None) -> list[str] | None:
     return names
 
 
-def _parse_kv(items: list[str]) -> dict:
-    """``--preset-arg KEY=VALUE`` items as a dict, each VALUE parsed as JSON; a VALUE that is not
-    JSON is a bare string (``mixing=mlp``) unless it starts like JSON (``{``, ``[`` or ``"``),
-    which is refused with the parser's message rather than passed on as a string."""
+def _parse_kv(items: list[str], flag: str = "--preset-arg") -> dict:
+    """``--preset-arg KEY=VALUE`` items (``flag`` names the option in messages) as a dict, each
+    VALUE parsed as JSON; a VALUE that is not JSON is a bare string (``mixing=mlp``) unless it
+    starts like JSON (``{``, ``[`` or ``"``), which is refused with the parser's message
+    rather than passed on as a string."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--preset-arg expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
         if key in out:
-            raise UsageError(f"--preset-arg {key} is given twice; give it once")
+            raise UsageError(f"{flag} {key} is given twice; give it once")
         try:
-            out[key] = json.loads(value, object_pairs_hook=unique_keys(f"--preset-arg {key}"))
+            out[key] = json.loads(value, object_pairs_hook=unique_keys(f"{flag} {key}"))
         except json.JSONDecodeError as err:
             if value.lstrip()[:1] in ("{", "[", '"'):
-                why = f"--preset-arg {key}: {value!r} is not valid JSON: {err}"
+                why = f"{flag} {key}: {value!r} is not valid JSON: {err}"
                 raise UsageError(why) from None
             out[key] = value  # a bare string such as mlp
         except UsageError:  # a key given twice in one object
             raise
         except (ValueError, RecursionError) as err:  # valid JSON beyond the reader's limits
-            raise UsageError(
-                f"--preset-arg {key}: the value cannot be read: {json_limit(err)}"
-            ) from None
+            raise UsageError(f"{flag} {key}: the value cannot be read: {json_limit(err)}") from None
+    return out
+
+
+def check_method_args(items: list[str], methods: list[str], ds=None, epochs: int = 1) -> dict:
+    """``--method-arg METHOD:KEY=VALUE`` items as ``{method: {key: value}}`` (each VALUE read as
+    ``--preset-arg`` reads it), for the ``methods`` the command trains; with a dataset ``ds``,
+    each method's model is built with its options (:func:`conceptid.training.build_model`, a
+    budget of ``epochs``), so that a value its class refuses stops the command before any work.
+
+    Raises
+    ------
+    UsageError
+        A malformed item, a method not trained by the command, a key given twice.
+    PipelineError
+        An option the method does not take or sets itself, or a value it cannot be built with
+        (:func:`conceptid.methods.check_options`).
+    """
+    from .methods import check_options
+
+    grouped: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, kv = item.partition(":")
+        if not sep or not name or "=" not in kv:
+            raise UsageError(f"--method-arg expects METHOD:KEY=VALUE (context-flow:flow_layers="
+                             f"10), got {item!r}")  # fmt: skip
+        if name not in METHODS:
+            raise UsageError(f"--method-arg {item!r}: unknown method {name!r}; choose from "
+                             f"{', '.join(METHODS)}")  # fmt: skip
+        if name not in methods:
+            raise UsageError(f"--method-arg {item!r}: {name} is not among the methods this "
+                             f"command trains ({', '.join(methods)}; see --methods)")  # fmt: skip
+        grouped.setdefault(name, []).append(kv)
+    out = {n: check_options(n, _parse_kv(kvs, f"--method-arg {n}:")) for n, kvs in grouped.items()}
+    if ds is not None and out:
+        import torch
+
+        from .training import build_model
+
+        for name, options in out.items():
+            with torch.random.fork_rng(devices=[]):
+                build_model(name, ds, epochs, options)
     return out
 
 
@@ -472,6 +512,8 @@ def validate_run(a: argparse.Namespace) -> None:
                              f"identifiability check runs on it")  # fmt: skip
         if is_run_dir(a.out):
             check_data_of_run(a.out, ds, a.data)
+        a.method_options = check_method_args(a.method_arg, _trained(a.method_list, ds), ds,
+                                             a.epochs)  # fmt: skip
         return
     if a.spec and a.preset_arg:
         raise UsageError("--preset-arg cannot be combined with --spec: put it in the spec file")
@@ -487,7 +529,20 @@ def validate_run(a: argparse.Namespace) -> None:
     check_run_dir(a.out)
     check_no_recorded_data(a.out)
     model = check_spec(spec, "this run", training=True)  # its test rows: run checks them first
-    a.method_list = check_methods(a.methods, model.mixing.kind == "image")
+    images = model.mixing.kind == "image"
+    a.method_list = check_methods(a.methods, images)
+    # options are built on a dataset of one row per split and context (the model's shapes)
+    one = {"n_train": 1, "n_val": 1, "n_test": 1}
+    tiny = generate(BenchmarkSpec.from_dict({**spec.to_dict(), **one})) if a.method_arg else None
+    a.method_options = check_method_args(a.method_arg, _trained(a.method_list, images=images),
+                                         tiny, a.epochs)  # fmt: skip
+
+
+def _trained(method_list: list[str] | None, ds=None, images: bool | None = None) -> list[str]:
+    """The methods a command trains: ``--methods``, else the default ones for the data."""
+    from .methods import default_methods
+
+    return method_list or default_methods(ds, images=images)
 
 
 def check_training_data(path: str, methods: str | None):
@@ -524,6 +579,8 @@ def validate_train(a: argparse.Namespace) -> None:
 
     if is_run_dir(a.out):
         check_data_of_run(a.out, a.dataset, a.data)
+    a.method_options = check_method_args(a.method_arg, _trained(a.method_list, a.dataset),
+                                         a.dataset, a.epochs)  # fmt: skip
 
 
 def validate_import(a: argparse.Namespace) -> None:
@@ -773,7 +830,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     cfg = RunConfig(spec=a.benchmark, out=Path(a.out), seed=seed, epochs=a.epochs,
                     batch_size=a.batch_size, device=a.device, methods=a.method_list,
                     check_method=a.check_method or DEFAULTS.check_method,  # None: not given
-                    restarts=a.restarts, retrain=a.retrain,
+                    restarts=a.restarts, retrain=a.retrain, options=a.method_options,
                     progress=not a.quiet, data=Path(a.data) if a.data else None)  # fmt: skip
     run(cfg)
     return 0
@@ -804,12 +861,13 @@ def cmd_train(a: argparse.Namespace) -> int:
           "restarts": a.restarts, "retrain": a.retrain}  # fmt: skip
     with run_lock(out):  # the whole command, every method: train alone holds it for one
         for name in names:  # what train would refuse stops the command before any write
-            check_trainable(name, ds, out, **kw)
+            check_trainable(name, ds, out, options=a.method_options.get(name), **kw)
         # where `evaluate` and `generate` find the data, recorded before the first fit, so
         # that a run killed during it still refuses another dataset
         record_data(open_run_dir(out), ds, a.data)
         for name in names:
-            t = train(name, ds, out, progress=not a.quiet, **kw)
+            t = train(name, ds, out, progress=not a.quiet, options=a.method_options.get(name),
+                      **kw)  # fmt: skip
             how = "reused (trained before under the same settings)" if t.reused else "trained"
             print(f"{name}: {how}, {t.epochs_summary} -> {out / 'models' / name / 'final.pt'}")
     return 0
@@ -892,6 +950,11 @@ def _add_training(p: _Parser, seed_help: str = "seed of training and evaluation"
     p.add_argument("--device", default=DEFAULTS.device,
                    help="cpu, cuda, cuda:N or mps (checked before anything runs)")  # fmt: skip
     p.add_argument("--methods", help=_methods_help())
+    p.add_argument("--method-arg", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                   help="a construction option of one method, VALUE parsed as JSON "
+                        "(repeatable; e.g. context-flow:flow_layers=10; the options of each "
+                        "method: docs/cli.md); recorded with the model, so a saved model is "
+                        "reused only under the same options")  # fmt: skip
     p.add_argument("--retrain", action="store_true",
                    help="discard each method's saved model and checkpoints (nothing else) and "
                         "train afresh; without it, a model trained under other settings stops "

@@ -11,7 +11,7 @@ come from their registries: :data:`PRESET_NAMES` from ``conceptid.simulations.pr
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from conceptid.simulations.presets import PRESETS
 from conceptid.simulations.validation import check_number
 
 from .errors import PipelineError
-from .methods import METHODS
+from .methods import METHODS, check_options
 
 __all__ = [
     "CHECK_METHODS",
@@ -72,11 +72,15 @@ class RunConfig:
 
     ``spec`` is the benchmark to generate; or None with ``data``, an existing dataset directory
     (generated or imported) that the run copies into ``out/data`` and uses as it is.
+    ``options`` maps a method to its construction options (``{"context-flow": {"flow_layers":
+    10}}``; :func:`conceptid.methods.check_options`); a method not named there is built as
+    its defaults build it.
 
     Raises
     ------
     PipelineError
-        A count that is not a positive integer, an unknown method, preset or check arithmetic.
+        A count that is not a positive integer, an unknown method, preset or check arithmetic,
+        options of a method the run does not train, or options the method does not take.
     """
 
     spec: BenchmarkSpec | None
@@ -94,6 +98,7 @@ class RunConfig:
     retrain: bool = False
     command: str = field(default_factory=lambda: " ".join(sys.argv))
     data: Path | None = None
+    options: Mapping[str, Mapping] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -110,9 +115,20 @@ class RunConfig:
         preset = None if self.spec is None else self.spec.preset
         if preset is not None and preset not in PRESET_NAMES:
             raise PipelineError(f"unknown preset {preset!r}; presets are {list(PRESET_NAMES)}")
+        if not isinstance(self.options, Mapping):
+            raise PipelineError(f"options must map methods to their options, got "
+                                f"{type(self.options).__name__}")  # fmt: skip
+        untrained = [m for m in self.options if self.methods and m not in self.methods]
+        if untrained:
+            raise PipelineError(f"options of {', '.join(map(str, untrained))}, which the run "
+                                f"does not train (methods {', '.join(self.methods)})")  # fmt: skip
+        self.options = {m: check_options(m, o) for m, o in self.options.items() if o}
 
-    def training(self) -> dict:
+    def training(self, method: str | None = None) -> dict:
         """The training settings, as keyword arguments of
-        :func:`conceptid.training.train_method`."""
-        return {"seed": self.seed, "epochs": self.epochs, "batch_size": self.batch_size,
-                "lr": self.lr, "device": self.device, "restarts": self.restarts}  # fmt: skip
+        :func:`conceptid.training.train_method`; with ``method``, its ``options`` too."""
+        out = {"seed": self.seed, "epochs": self.epochs, "batch_size": self.batch_size,
+               "lr": self.lr, "device": self.device, "restarts": self.restarts}  # fmt: skip
+        if method is not None:
+            out["options"] = dict(self.options.get(method, {}))
+        return out

@@ -8,8 +8,11 @@ a builder imports its model class when it runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import import_module
 
 from conceptid.simulations.benchmark import Dataset
 from conceptid.simulations.validation import is_number
@@ -21,6 +24,7 @@ __all__ = [
     "BENCHMARK_METHODS",
     "METHODS",
     "Method",
+    "check_options",
     "default_methods",
     "likelihood",
     "observation_shape",
@@ -29,6 +33,12 @@ __all__ = [
 #: how learned latents are matched to concepts before R^2 (``conceptid.identifiability.align``):
 #: ``given`` (the model labels its latent blocks by concept) or ``hungarian`` (it does not)
 ASSIGNMENTS = ("given", "hungarian")
+#: constructor arguments a builder derives from the dataset (shapes, sizes, likelihood), and
+#: those that take a network (a Python object, not an option a setting can record)
+_FROM_DATA = frozenset({"obs_shape", "block_sizes", "nuisance_dim", "likelihood", "latent_dim",
+                        "n_contexts", "m", "encoder", "decoder"})  # fmt: skip
+#: the modules that hold the classes the methods build (:meth:`Method.model_type`)
+_MODEL_MODULES = ("conceptid.models.mle", "conceptid.models.estimators")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +65,9 @@ class Method:
     in_default : bool
         Whether a run that names no methods trains it (:func:`default_methods`); false for a
         baseline offered on request only.
+    fixed : frozenset of str
+        The constructor arguments its builder sets itself (the ablation's ``use_labels``,
+        the beta-VAE's ``beta``): not options of the method (:meth:`option_names`).
     """
 
     label: str
@@ -64,14 +77,32 @@ class Method:
     uses_epochs: bool = False
     model_class: str = ""
     in_default: bool = True
+    fixed: frozenset = frozenset()
 
     def __post_init__(self) -> None:
         if self.assignment not in ASSIGNMENTS:
             raise PipelineError(f"assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
 
-    def make(self, ds: Dataset, epochs: int):
-        """A fresh model of this method for ``ds`` (``epochs``: the training budget)."""
-        return self.build(ds, epochs) if self.uses_epochs else self.build(ds)
+    def make(self, ds: Dataset, epochs: int, options: Mapping | None = None):
+        """A fresh model of this method for ``ds`` (``epochs``: the training budget), built with
+        the construction ``options`` (keyword arguments of its class, :func:`check_options`)."""
+        kw = dict(options or {})
+        return self.build(ds, epochs, **kw) if self.uses_epochs else self.build(ds, **kw)
+
+    def model_type(self) -> type:
+        """The class of the models it builds (imports torch)."""
+        for module in _MODEL_MODULES:
+            cls = getattr(import_module(module), self.model_class, None)
+            if isinstance(cls, type):
+                return cls
+        raise PipelineError(f"no model class {self.model_class!r} in {_MODEL_MODULES}")
+
+    def option_names(self) -> tuple[str, ...]:
+        """The options a user may set (``conceptid train --method-arg``, ``train(options=)``):
+        the keyword arguments of :meth:`model_type`'s constructor, but those the builder derives
+        from the data, a network, and :attr:`fixed`; in the constructor's order."""
+        params = list(inspect.signature(self.model_type().__init__).parameters)[1:]
+        return tuple(p for p in params if p not in _FROM_DATA | self.fixed)
 
     def builds(self, model: object) -> bool:
         """Whether ``model`` is of the class this method builds (an instance of a subclass
@@ -91,6 +122,44 @@ class Method:
         """Whether it can fit observations of this kind (a vectors-only method cannot fit
         images)."""
         return not (self.vectors_only and images)
+
+
+def check_options(name: str, options: Mapping | None) -> dict:
+    """``options`` of the method ``name`` as plain JSON values (``{}`` for ``None``): option
+    names it takes (:meth:`Method.option_names`), each with a JSON value (a number, string,
+    boolean, null, or a list or object of them). A training's settings record them, so a saved
+    model is reused only under the same options; their values are checked when the model is
+    built (:func:`conceptid.training.check_trainable`).
+
+    Raises
+    ------
+    PipelineError
+        An unknown method, options that are not a mapping, an option the method does not take
+        or sets itself, or a value that is not JSON (a NaN, an object).
+    """
+    known = METHODS.get(name) or BENCHMARK_METHODS.get(name)
+    if known is None:
+        raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise PipelineError(f"the options of {name} must be a mapping of option names to "
+                            f"values, got {type(options).__name__}")  # fmt: skip
+    allowed = known.option_names()
+    for key in options:
+        if key in known.fixed:
+            raise PipelineError(f"{name}: the option {key} is set by the method itself")
+        if key not in allowed:
+            raise PipelineError(f"{name} takes no option {key!r}; its options: "
+                                f"{', '.join(allowed)}")  # fmt: skip
+    try:
+        text = json.dumps(dict(options), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise PipelineError(
+            f"{name}: an option's value must be JSON (a number, string, "
+            f"boolean, null, or a list or object of them): {err}"
+        ) from None
+    return json.loads(text)
 
 
 def observation_shape(ds: Dataset) -> tuple[int, ...]:
@@ -190,8 +259,8 @@ def _mle(ds: Dataset, epochs: int = 60, **kw):
     """Snap period: a sixth of the budget, between 1 and 10 epochs."""
     from conceptid.models.mle import ManifoldMLE
 
-    return ManifoldMLE(observation_shape(ds), ds.block_sizes, ds.nuisance_dim,
-                       snap_every=_snap_every(epochs), **kw)  # fmt: skip
+    kw = {"snap_every": _snap_every(epochs)} | kw  # an option may replace it
+    return ManifoldMLE(observation_shape(ds), ds.block_sizes, ds.nuisance_dim, **kw)
 
 
 def _theorem_matched(ds: Dataset, **kw):
@@ -215,20 +284,26 @@ METHODS: dict[str, Method] = {
         build=_context_flow,
         uses_epochs=True,
         model_class="LatentFlowMLE",
+        fixed=frozenset({"prior", "use_labels"}),
     ),
     "context-flow-ablation": Method(
         label="context module as exact prior, labels ignored",
         build=_context_flow_ablation,
         uses_epochs=True,
         model_class="LatentFlowMLE",
+        fixed=frozenset({"prior", "use_labels"}),
     ),  # fmt: skip
     "context-module": Method(
         label="context-module VAE (paper-faithful baseline)",
         build=_cm,
         model_class="ContextModuleVAE",
+        fixed=frozenset({"use_labels"}),
     ),
     "ablation": Method(
-        label="context-module VAE, labels ignored", build=_ablation, model_class="ContextModuleVAE"
+        label="context-module VAE, labels ignored",
+        build=_ablation,
+        model_class="ContextModuleVAE",
+        fixed=frozenset({"use_labels"}),
     ),
     "pooled": Method(
         label="pooled VAE", build=_pooled, assignment="hungarian", model_class="PooledVAE"
@@ -238,6 +313,7 @@ METHODS: dict[str, Method] = {
         build=_beta_vae,
         assignment="hungarian",
         model_class="PooledVAE",
+        fixed=frozenset({"beta"}),
     ),
     "ivae": Method(
         label="iVAE-style VAE (a learned prior per context)",

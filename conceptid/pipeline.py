@@ -33,6 +33,7 @@ configuration and defaults (:mod:`conceptid.config`), the tensors and their norm
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Mapping
@@ -146,8 +147,12 @@ def run(cfg: RunConfig) -> dict:
     # a saved model or checkpoint of other settings stops the run before its data stage; what
     # needs the data (their hashes, the architecture) is checked once they are at hand, before
     # they are saved into the run directory
+    untrained = sorted(set(cfg.options) - set(methods))
+    if untrained:  # cfg checked them against the methods it names; these are the defaults
+        raise PipelineError(f"options of {', '.join(untrained)}, which the run does not train "
+                            f"(methods {', '.join(methods)})")  # fmt: skip
     for name in methods:
-        check_saved_settings(name, cfg.out, retrain=cfg.retrain, **cfg.training())
+        check_saved_settings(name, cfg.out, retrain=cfg.retrain, **cfg.training(name))
     # adopt_data opens the run directory once the data pass the checks
     out = open_run_dir(cfg.out) if cfg.data is None else Path(cfg.out)
 
@@ -156,7 +161,7 @@ def run(cfg: RunConfig) -> dict:
         if cfg.data is not None:
             check_evaluable(ds)
         for name in methods:
-            check_trainable(name, ds, out, retrain=cfg.retrain, **cfg.training())
+            check_trainable(name, ds, out, retrain=cfg.retrain, **cfg.training(name))
 
     def announce(ds: Dataset) -> None:
         """Stage 1 begins once the data given pass every check: before the copy."""
@@ -196,7 +201,7 @@ def run(cfg: RunConfig) -> dict:
     for i, name in enumerate(methods):
         t0 = time.perf_counter()
         _say(f"[3/5] train {name} ({i + 1}/{len(methods)})")
-        t = train(name, ds, out, **cfg.training(), progress=cfg.progress,
+        t = train(name, ds, out, **cfg.training(name), progress=cfg.progress,
                   data_splits=data_splits, retrain=cfg.retrain)  # fmt: skip
         t.model.to("cpu").eval()
         trained[name] = t
@@ -234,7 +239,8 @@ def evaluate_and_report(
 def reproduce_commands(run_dir: Path, data: Path | None, trained: Mapping[str, Trained],
                        check_method: str = DEFAULTS.check_method) -> str:  # fmt: skip
     """The command lines that train ``trained`` as they were trained (from the settings stored
-    with them; methods trained alike share a line) and evaluate them."""
+    with them, construction options as ``--method-arg``; methods trained alike share a line)
+    and evaluate them."""
     groups: dict = {}
     for name, t in trained.items():
         groups.setdefault(tuple(t.settings.get(k) for k in REPORTED), []).append(name)
@@ -247,6 +253,9 @@ def reproduce_commands(run_dir: Path, data: Path | None, trained: Mapping[str, T
         line = (f"conceptid train {data_arg} --out {run_arg} --methods {','.join(names)} "
                 f"--seed {st['seed']} --epochs {st['epochs']} --batch-size {st['batch_size']} "
                 f"--restarts {st['restarts']} --device {st['device']}")  # fmt: skip
+        for name in names:
+            for key, value in (trained[name].settings.get("options") or {}).items():
+                line += " --method-arg " + shlex.quote(f"{name}:{key}={json.dumps(value)}")
         if st["lr"] != DEFAULTS.lr:
             line += f"  # learning rate {st['lr']}: train_method(lr=...) in Python"
         lines.append(line)
@@ -313,7 +322,8 @@ def evaluate_dir(run_dir: Path, data: Path | None = None,
     cfg = RunConfig(spec=ds.spec, out=run_dir, seed=first["seed"], epochs=first["epochs"],
                     batch_size=first["batch_size"], lr=first["lr"], restarts=first["restarts"],
                     methods=list(trained), check_method=check_method, progress=False,
-                    command=reproduce_commands(run_dir, data, trained, check_method))  # fmt: skip
+                    command=reproduce_commands(run_dir, data, trained, check_method),
+                    options={k: t.settings.get("options") for k, t in trained.items()})  # fmt: skip
     report = None
     if ds.has_ground_truth:  # the check the report states, in place of an earlier one
         report = check(ds.model, check_method, rng=np.random.default_rng(cfg.seed))

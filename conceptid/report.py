@@ -174,6 +174,12 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
             f"compositions (composition SWD, when the dataset holds any); {trained_as}. "
             f"{swd_text} {NO_GROUND_TRUTH[0].upper()}{NO_GROUND_TRUTH[1:]}."
         )
+    built = [f"{evaluation.trained[name].label}: "
+             + ", ".join(f"{k}={json.dumps(v)}" for k, v in m["training"]["options"].items())
+             for name, m in metrics["methods"].items() if m["training"].get("options")]  # fmt: skip
+    if built:  # the construction options given to a method (`--method-arg`), stored with it
+        L += ["", f"Built with options (the other methods with their defaults): "
+                  f"{'; '.join(built)}."]  # fmt: skip
     if trained_as.startswith("training settings per method"):
         L += ["", "| method | " + " | ".join(REPORTED) + " |", "| --- " * (len(REPORTED) + 1) + "|"]
         for name, m in metrics["methods"].items():

@@ -7,6 +7,8 @@ A sweep is a JSON file (or a :class:`Sweep`)::
       "benchmarks": [{"label": "L3", "spec": {"preset": "random", "preset_args": {...}}}],
       "spec_grid": {"n_train": [500, 2000]},        # optional: every benchmark at each value
       "methods": ["latent-flow", "pooled"],
+      "options": {"latent-flow": {"flow_layers": 10}},  # optional: a method's construction
+                                                    # options (not a grid; `--method-arg`)
       "params": {"epochs": [60]},                   # optional: training settings, a grid
       "seeds": [0, 1, 2],
       "x": "n_train",                               # optional: the figure's horizontal axis
@@ -15,16 +17,16 @@ A sweep is a JSON file (or a :class:`Sweep`)::
       "task": "conceptid.sweep:fit_cell"            # optional: what one cell runs
     }
 
-A task is a function of the cell (a dict: its label, spec, method, params, seed) that returns a
-dict of metrics; a cell whose task returns anything else fails.
+A task is a function of the cell (a dict: its label, spec, method, params, seed, options) that
+returns a dict of metrics; a cell whose task returns anything else fails.
 
 Every combination is a :class:`Cell`. A cell is keyed by a content hash of everything that
-determines it (the task, the benchmark spec with its seed, the method, the parameters, the
-package version), so a rerun skips finished cells, and two sweeps that share a cell share its
-result. Cells run on Dask's ``distributed`` engine: a ``LocalCluster`` on this machine by default
-(one process per worker, one torch thread each; no more workers than cells, nor than the memory
-takes), or an existing cluster (``scheduler=ADDRESS``, ``tcp://``, ``tls://``, ``ws://`` or
-``wss://``; for Slurm or PBS start one with dask-jobqueue).
+determines it (the task, the benchmark spec with its seed, the method and its options, the
+parameters, the package version), so a rerun skips finished cells, and two sweeps that share a
+cell share its result. Cells run on Dask's ``distributed`` engine: a ``LocalCluster`` on this
+machine by default (one process per worker, one torch thread each; no more workers than cells,
+nor than the memory takes), or an existing cluster (``scheduler=ADDRESS``, ``tcp://``,
+``tls://``, ``ws://`` or ``wss://``; for Slurm or PBS start one with dask-jobqueue).
 The client alone writes results, each atomically:
 
     sweep.json              the marker and the sweep's definition
@@ -96,8 +98,8 @@ __all__ = [
 
 FORMAT = "conceptid.sweep/1"
 MARKER = "sweep.json"
-_FIELDS = {"name", "benchmarks", "spec_grid", "methods", "params", "seeds", "x", "retries",
-           "threads", "task"}  # fmt: skip
+_FIELDS = {"name", "benchmarks", "spec_grid", "methods", "options", "params", "seeds", "x",
+           "retries", "threads", "task"}  # fmt: skip
 #: the default task's training parameters, each with its range (as TrainConfig checks them)
 _PARAMS = {"epochs": {}, "batch_size": {}, "restarts": {},
            "lr": {"integer": False, "minimum": 0, "exclusive": True},
@@ -143,7 +145,8 @@ def _canonical(obj) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """One fit: a benchmark spec (seed included), a method, training parameters, a task."""
+    """One fit: a benchmark spec (seed included), a method with its construction options,
+    training parameters, a task."""
 
     label: str
     spec: Mapping
@@ -152,11 +155,17 @@ class Cell:
     seed: int
     task: str = FIT
     threads: int = 1
+    options: Mapping = field(default_factory=dict)
 
     def identity(self) -> dict:
-        """Everything that determines the cell's result (``threads`` does not)."""
-        return {"task": self.task, "spec": dict(self.spec), "method": self.method,
-                "params": dict(self.params), "seed": self.seed, "version": _version()}  # fmt: skip
+        """Everything that determines the cell's result (``threads`` does not); the method's
+        options only where there are any, so a cell without keeps the key it had before
+        sweeps took options."""
+        out = {"task": self.task, "spec": dict(self.spec), "method": self.method,
+               "params": dict(self.params), "seed": self.seed, "version": _version()}  # fmt: skip
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
 
     @property
     def key(self) -> str:
@@ -165,12 +174,12 @@ class Cell:
     def to_dict(self) -> dict:
         return {"label": self.label, "spec": dict(self.spec), "method": self.method,
                 "params": dict(self.params), "seed": self.seed, "task": self.task,
-                "threads": self.threads}  # fmt: skip
+                "threads": self.threads, "options": dict(self.options)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Cell:
         return cls(d["label"], d["spec"], d["method"], d["params"], int(d["seed"]), d["task"],
-                   int(d.get("threads", 1)))  # fmt: skip
+                   int(d.get("threads", 1)), dict(d.get("options") or {}))  # fmt: skip
 
 
 def _object(d: Mapping, key: str) -> dict:
@@ -201,6 +210,7 @@ class Sweep:
     seeds: tuple[int, ...]
     spec_grid: Mapping = field(default_factory=dict)
     params: Mapping = field(default_factory=dict)
+    options: Mapping = field(default_factory=dict)
     x: str | None = None
     retries: int = 2
     threads: int = 1
@@ -261,6 +271,7 @@ class Sweep:
             bad = [m for m in methods if m not in METHODS]
             if bad:
                 raise SweepError(f"unknown method(s) {bad}; known: {sorted(METHODS)}")
+        options = _options(d.get("options", {}), methods, task)
         seeds = d["seeds"]
         if not isinstance(seeds, list) or not seeds:
             raise SweepError("seeds must be a non-empty list of integers")
@@ -300,6 +311,7 @@ class Sweep:
             seeds=seeds,
             spec_grid=spec_grid,
             params=params,
+            options=options,
             x=x,
             retries=retries,
             threads=threads,
@@ -333,6 +345,7 @@ class Sweep:
         return {"name": self.name, "benchmarks": [{"label": lab, "spec": s}
                                                   for lab, s in self.benchmarks],
                 "spec_grid": dict(self.spec_grid), "methods": list(self.methods),
+                "options": dict(self.options),
                 "params": dict(self.params), "seeds": list(self.seeds), "x": self.x,
                 "retries": self.retries, "threads": self.threads, "task": self.task}  # fmt: skip
 
@@ -376,12 +389,34 @@ class Sweep:
                     model = bs.build_model()  # a bad preset or argument is refused now
                     if fit:
                         _check_method(method, model)
-                        _check_rows(method, pg, bs, model, built)
+                        _check_rows(method, pg, bs, model, built, self.options.get(method))
                 full = bs.to_dict()
             except (ConceptIDError, TypeError) as e:
                 raise SweepError(f"benchmark {label!r}: {e}") from None
-            out.append((Cell(label, full, method, pg, seed, self.task, self.threads), sg))
+            cell = Cell(label, full, method, pg, seed, self.task, self.threads,
+                        dict(self.options.get(method, {})))  # fmt: skip
+            out.append((cell, sg))
         return out
+
+
+def _options(given, methods: Sequence[str], task: str) -> dict:
+    """The sweep's ``options``: an object mapping methods of the sweep to their construction
+    options (:func:`conceptid.methods.check_options`; the default task only)."""
+    if not isinstance(given, Mapping):
+        raise SweepError(f"options must be an object mapping methods to their options, got "
+                         f"{type(given).__name__}")  # fmt: skip
+    if given and task != FIT:
+        raise SweepError("options are the default task's (construction options of its methods); "
+                         "a custom task reads its own parameters from params")  # fmt: skip
+    stray = [m for m in given if m not in methods]
+    if stray:
+        raise SweepError(f"options of {stray}, which are not among the sweep's methods")
+    from conceptid.methods import check_options
+
+    try:
+        return {m: check_options(m, o) for m, o in given.items() if o}
+    except ConceptIDError as e:
+        raise SweepError(f"options: {e}") from None
 
 
 def _describe(cell: Cell, point: Mapping) -> str:
@@ -432,20 +467,25 @@ def _check_method(method: str, model) -> None:
                          f"{' or '.join(map(str, TRAINABLE_IMAGE_SIZES))} pixels")  # fmt: skip
 
 
-def _check_rows(method: str, params: Mapping, spec: BenchmarkSpec, model, built: dict) -> None:
+def _check_rows(method: str, params: Mapping, spec: BenchmarkSpec, model, built: dict,
+                options: Mapping | None = None) -> None:  # fmt: skip
     """The default task's training rows (``n_train`` in each training context) against what the
     method's model needs (:func:`conceptid.models.trainer.check_training_rows`, as ``conceptid
-    run`` checks them): its model is built on a dataset of one row per split and context,
-    once per architecture (the spec but its seed and sizes, the method and the parameters)."""
-    from conceptid.methods import METHODS
+    run`` checks them): its model is built with its ``options`` on a dataset of one row per
+    split and context (refusing a value its class refuses), once per architecture (the spec
+    but its seed and sizes, the method, its options and the parameters)."""
     from conceptid.models.trainer import check_training_rows
     from conceptid.simulations.benchmark import generate
+    from conceptid.training import build_model
 
     small = replace(spec, n_train=1, n_val=1, n_test=1, seed=0)
-    key = _canonical([small.to_dict(), method, dict(params)])
+    key = _canonical([small.to_dict(), method, dict(params), dict(options or {})])
     if key not in built:
         ds = generate(small)
-        built[key] = METHODS[method].make(ds, cell_epochs(params, ds))
+        try:
+            built[key] = build_model(method, ds, cell_epochs(params, ds), dict(options or {}))
+        except ConceptIDError as e:
+            raise SweepError(f"options of {method}: {e}") from None
     try:
         check_training_rows(built[key], spec.n_train * len(model.contexts))
     except ConceptIDError as e:
@@ -520,6 +560,7 @@ def fit_cell(cell: Mapping, root: str | os.PathLike | None = None) -> dict:
         c.method, ds, out, seed=c.seed, epochs=cell_epochs(p, ds),
         batch_size=int(p.get("batch_size", DEFAULTS.batch_size)),
         lr=float(p.get("lr", DEFAULTS.lr)), restarts=int(p.get("restarts", 1)), progress=False,
+        options=dict(c.options),
     )  # fmt: skip
     data_splits = splits(ds, trained.normaliser)
     res = evaluate_method(c.method, trained.model, ds, seed=c.seed, data_splits=data_splits,
@@ -1071,6 +1112,8 @@ def summary_markdown(rows: Sequence[dict], sweep: Sweep, unfinished: Sequence[st
     lines = [f"# Sweep `{sweep.name}`", "",
              f"{len(sweep.seeds)} seeds {list(sweep.seeds)}; mean +- standard error "
              "[per-seed values]", "",
+             *(f"{m} built with options {_canonical(o)}" + "  " for m, o in sweep.options.items()),
+             *([""] if sweep.options else []),
              "| " + " | ".join(keys + metrics) + " |",
              "|" + " --- |" * (len(keys) + len(metrics))]  # fmt: skip
     for group, ms in by.items():

@@ -2,7 +2,8 @@
 
 Every ``final.pt`` records the settings that determine it (:func:`train_settings`: the dataset's
 content hash and labels hash, the method, seed, epochs, batch size, learning rate, restarts,
-device type and the trainer's schedule) and their hash, the training history, and the
+device type, the trainer's schedule, and the method's construction options where any were
+given) and their hash, the training history, and the
 normaliser of the data it was trained on (:class:`conceptid.splits.Normaliser`). A method is
 reused only when its ``final.pt`` was trained under exactly the settings asked for, and a
 checkpoint resumed only then; otherwise training stops naming what differs, and
@@ -45,7 +46,7 @@ from conceptid.simulations.validation import check_number, is_number, torch_seed
 from .config import DEFAULTS
 from .errors import PipelineError
 from .floors import MEMORY_SETTING
-from .methods import BENCHMARK_METHODS, METHODS
+from .methods import BENCHMARK_METHODS, METHODS, check_options
 from .rundir import (
     check_method_paths,
     check_run_dir,
@@ -58,6 +59,7 @@ from .rundir import (
 from .splits import Normaliser, splits
 
 __all__ = [
+    "build_model",
     "check_saved_settings",
     "check_trainable",
     "Trained",
@@ -116,28 +118,51 @@ class Trained:
 
 
 def _train_config(name: str, ds: Dataset | None, *, seed: int, epochs: int, batch_size: int,
-                  lr: float, device: str, restarts: int, progress: bool = False,
+                  lr: float, device: str, restarts: int, options: dict | None = None,
+                  progress: bool = False,
                   checkpoint: str | None = None) -> TrainConfig:  # fmt: skip
-    """The trainer's configuration; ``ds=None``: without the data's hashes (``_DATA_SETTINGS``)."""
+    """The trainer's configuration; ``ds=None``: without the data's hashes (``_DATA_SETTINGS``).
+    ``options`` (checked by :func:`~conceptid.methods.check_options`) are a setting only where
+    some are given, so a model trained without any keeps the settings it was saved under."""
     data = {} if ds is None else {"dataset": ds.content_hash, "labels": ds.labels_hash}
+    extra = {"method": name, **data, "restarts": restarts}
+    if options:
+        extra["options"] = options
     return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                        patience=max(10, epochs // 3), progress=progress, checkpoint=checkpoint,
-                       extra={"method": name, **data, "restarts": restarts})  # fmt: skip
+                       extra=extra)  # fmt: skip
+
+
+def build_model(name: str, ds: Dataset, epochs: int, options: dict | None = None):
+    """A fresh model of the method ``name`` for ``ds`` with its construction ``options``; a
+    value its class refuses with a ``TypeError`` or ``ValueError`` (a list where a count goes)
+    is refused as a :class:`PipelineError` naming the options."""
+    try:
+        return METHODS[name].make(ds, epochs, options)
+    except (TypeError, ValueError) as err:
+        if not options:
+            raise
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        raise PipelineError(f"{name} cannot be built with the options {shown}: {err}") from None
 
 
 def train_settings(
     name: str, ds: Dataset, *, seed: int = DEFAULTS.seed, epochs: int = DEFAULTS.epochs,
     batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,
     device: str = DEFAULTS.device, restarts: int = DEFAULTS.restarts,
+    options: dict | None = None,
 ) -> dict:  # fmt: skip
     """Everything that determines the model :func:`train_method` fits: the dataset's content
     hash and labels hash (:attr:`~conceptid.simulations.benchmark.Dataset.labels_hash`: what
-    its card says the arrays mean), the method, and every training setting
+    its card says the arrays mean), the method, every training setting
     (:meth:`conceptid.models.trainer.TrainConfig.settings`:
-    seed, epochs, batch size, learning rate, schedule, device type) with the restarts. A saved
-    model or checkpoint is reused only when its settings equal these."""
+    seed, epochs, batch size, learning rate, schedule, device type) with the restarts, and the
+    method's construction ``options`` where any are given (``"options"``, as
+    :func:`~conceptid.methods.check_options` returns them). A saved model or checkpoint is
+    reused only when its settings equal these."""
     return _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                         device=device, restarts=restarts).settings()  # fmt: skip
+                         device=device, restarts=restarts,
+                         options=check_options(name, options)).settings()  # fmt: skip
 
 
 #: the settings that name the data (:func:`train_settings`); every other one is known before it
@@ -151,6 +176,7 @@ def check_saved_settings(
     name: str, out: Path, *, seed: int = DEFAULTS.seed, epochs: int = DEFAULTS.epochs,
     batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,
     device: str = DEFAULTS.device, restarts: int = DEFAULTS.restarts, retrain: bool = False,
+    options: dict | None = None,
 ) -> None:  # fmt: skip
     """What :func:`check_trainable` refuses about the *settings* of a saved model or checkpoint
     of ``name`` in the run directory ``out``, checked before the dataset is at hand: every
@@ -165,8 +191,9 @@ def check_saved_settings(
     Raises
     ------
     PipelineError
-        An unknown method, bad ``restarts``, or a ``final.pt`` trained under other settings
-        (naming each that differs, old -> new), with :func:`saved_model`'s hint.
+        An unknown method, bad ``restarts`` or ``options`` (:func:`~conceptid.methods.
+        check_options`), or a ``final.pt`` trained under other settings (naming each that
+        differs, old -> new), with :func:`saved_model`'s hint.
     CheckpointError
         A checkpoint of another training (:func:`~conceptid.models.trainer.load_checkpoint`'s
         refusal), with :func:`check_trainable`'s hint.
@@ -174,12 +201,13 @@ def check_saved_settings(
     if name not in METHODS:
         raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
     check_number(restarts, "restarts", error=PipelineError)
+    options = check_options(name, options)
     check_method_paths(out, name, restarts)
     if retrain:
         return
     folder = Path(out) / "models" / name
     cfg = _train_config(name, None, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                        device=device, restarts=restarts,
+                        device=device, restarts=restarts, options=options,
                         checkpoint=str(folder / "checkpoint.pt"))  # fmt: skip
 
     def differs(path: Path, settings: dict) -> str:
@@ -214,6 +242,7 @@ def check_trainable(
     name: str, ds: Dataset, out: Path, *, seed: int = DEFAULTS.seed,
     epochs: int = DEFAULTS.epochs, batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,
     device: str = DEFAULTS.device, restarts: int = DEFAULTS.restarts, retrain: bool = False,
+    options: dict | None = None,
 ) -> None:  # fmt: skip
     """Everything :func:`train` (the same arguments) would refuse about what ``out`` holds,
     checked without writing anything, so that a command training several methods stops
@@ -222,7 +251,8 @@ def check_trainable(
     :func:`saved_model`, and that its tensors load); the checkpoint of each restart that
     :func:`train` would resume may be resumed (its settings, model class, tensors,
     architecture and options; :func:`~conceptid.models.trainer.restart_config`). ``retrain``
-    discards them, so only the run directory is checked then.
+    discards them, so only the run directory and the model (built with ``options``) are checked
+    then.
 
     Raises what :func:`train` raises for them (:class:`PipelineError`,
     :class:`CheckpointError`, :class:`conceptid.rundir.RunDirError`, and
@@ -231,13 +261,15 @@ def check_trainable(
     out = check_run_dir(out)
     if name in METHODS and is_number(restarts):  # else saved_model names what is wrong
         check_method_paths(out, name, restarts)
+    options = check_options(name, options)
     cfg = _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                        device=device, restarts=restarts,
+                        device=device, restarts=restarts, options=options,
                         checkpoint=str(out / "models" / name / "checkpoint.pt"))  # fmt: skip
     settings = cfg.settings()
     state = saved_model(name, ds, out, settings, retrain)
     if retrain or state is None:  # a model will be trained: the data must be enough for it
-        model = METHODS[name].make(ds, epochs)
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(name, ds, epochs, options)
         check_training_rows(model, int(ds.rows("train", "training").sum()))
     if retrain:
         return
@@ -262,7 +294,7 @@ def train(
     name: str, ds: Dataset, out: Path, *, seed: int = DEFAULTS.seed,
     epochs: int = DEFAULTS.epochs, batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr,
     device: str = DEFAULTS.device, progress: bool = True, data_splits=None,
-    restarts: int = DEFAULTS.restarts, retrain: bool = False,
+    restarts: int = DEFAULTS.restarts, retrain: bool = False, options: dict | None = None,
 ) -> Trained:  # fmt: skip
     """Train ``name`` on ``ds`` into the run directory ``out`` (``out/models/name/final.pt``).
 
@@ -271,6 +303,8 @@ def train(
     :func:`conceptid.splits.splits` when the caller already has it. ``restarts``: fits from
     different seeds, the best kept (:func:`conceptid.models.trainer.fit_restarts`). ``retrain``:
     discard this method's saved model and checkpoints first (nothing else) and train afresh.
+    ``options``: keyword arguments of the method's model class (``{"flow_layers": 10}``;
+    :meth:`~conceptid.methods.Method.option_names` lists them), recorded in its settings.
     Training a model removes the run's evaluation (:func:`conceptid.rundir.remove_evaluation`),
     which described the models before.
 
@@ -282,9 +316,9 @@ def train(
     Raises
     ------
     PipelineError
-        An unknown method, a method that cannot fit this data, bad ``restarts``, or a
-        ``final.pt`` trained under other settings (naming each that differs, old -> new)
-        without ``retrain``.
+        An unknown method, a method that cannot fit this data, bad ``restarts``, options it
+        does not take or cannot be built with, or a ``final.pt`` trained under other settings
+        (naming each that differs, old -> new) without ``retrain``.
     CheckpointError
         A damaged ``final.pt`` or checkpoint, or a checkpoint of other settings, without
         ``retrain``.
@@ -304,18 +338,18 @@ def train(
     if name not in METHODS:
         raise PipelineError(f"unknown method {name!r}; known: {sorted(METHODS)}")
     check_number(restarts, "restarts", error=PipelineError)
+    options = check_options(name, options)
     out = check_run_dir(out)
     folder = out / "models" / name
     final = folder / "final.pt"
     cfg = _train_config(name, ds, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                        device=device, restarts=restarts, progress=progress,
+                        device=device, restarts=restarts, options=options, progress=progress,
                         checkpoint=str(folder / "checkpoint.pt"))  # fmt: skip
     settings = cfg.settings()
     state = saved_model(name, ds, out, settings, retrain)
-    method = METHODS[name]
     if state is None:  # to be trained: the model built and its data checked before any write
         norm, (tr, va, _, _) = data_splits or splits(ds)
-        _check_fittable(method, ds, epochs, tr, va)
+        _check_fittable(name, ds, epochs, options, tr, va)
     open_run_dir(out)  # everything is checked: from here on files are written
     if retrain:
         remove_method(out, name)
@@ -329,7 +363,8 @@ def train(
         return replace(trained, reused=True)
     remove_evaluation(out)
     try:
-        model, hist = fit_restarts(lambda: method.make(ds, epochs), tr, va, cfg, restarts)
+        model, hist = fit_restarts(lambda: build_model(name, ds, epochs, options), tr, va, cfg,
+                                   restarts)  # fmt: skip
     except CheckpointError as err:
         raise CheckpointError(f"{err} (or pass --retrain, retrain=True)") from None
     save_checkpoint(final, {
@@ -344,13 +379,14 @@ def train(
     return Trained(method=name, model=model, settings=settings, normaliser=norm, history=hist)
 
 
-def _check_fittable(method, ds: Dataset, epochs: int, tr, va) -> None:
-    """Build a model of ``method`` for ``ds`` (refusing what its constructor refuses: a latent
-    larger than an observation, a model too large for memory) and check the training and
-    validation data the trainer would refuse (:func:`~conceptid.models.trainer.check_split`),
-    without touching the random state the fit starts from."""
+def _check_fittable(name: str, ds: Dataset, epochs: int, options: dict, tr, va) -> None:
+    """Build a model of the method ``name`` for ``ds`` with ``options`` (refusing what its
+    constructor refuses: a latent larger than an observation, a model too large for memory, a
+    bad option) and check the training and validation data the trainer would refuse
+    (:func:`~conceptid.models.trainer.check_split`), without touching the random state the fit
+    starts from."""
     with torch.random.fork_rng(devices=[]):
-        model = method.make(ds, epochs)
+        model = build_model(name, ds, epochs, options)
     check_split(model, tr, "training")
     check_split(model, va, "validation")
 
@@ -392,7 +428,8 @@ def saved_model(name: str, ds: Dataset, out: Path, settings: dict, retrain: bool
     if state.get("key") != settings_key(settings):
         diff = settings_difference(state.get("settings"), settings)
         raise PipelineError(f"{final} was trained under other settings: {diff}; {hint}")
-    model = METHODS[name].make(ds, settings["epochs"])
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(name, ds, settings["epochs"], settings.get("options"))
     saved = state.get("architecture")  # files written before it was recorded have none
     if saved is not None:
         own = architecture(model)
@@ -429,7 +466,13 @@ def _read_trained(path: Path, ds: Dataset, state: dict | None = None) -> tuple[T
         raise CheckpointError(f"{path} was trained on the same arrays labelled otherwise "
                               f"(concepts, nuisance size or contexts' targets; labels hash "
                               f"{why})")  # fmt: skip
-    model = METHODS[state["method"]].make(ds, settings["epochs"])
+    options = settings.get("options")
+    try:
+        options = check_options(state["method"], options)
+        model = build_model(state["method"], ds, settings["epochs"], options)
+    except PipelineError as err:
+        raise CheckpointError(f"{path} records options this conceptid cannot build: "
+                              f"{err}") from None  # fmt: skip
     load_checkpoint(path, model, state=state)
     model.eval()
     trained = Trained(method=state["method"], model=model, settings=settings,
