@@ -42,8 +42,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -191,11 +189,6 @@ def _print_diagnosis(rows: list[dict], held: bool) -> None:
               f"(floor {mean('x_floor'):.4f})")  # fmt: skip
 
 
-def _with(build, extra: dict, ds, epochs: int):
-    """``build(ds, epochs, **extra)``: a method's builder with extra model arguments."""
-    return build(ds, epochs, **extra)
-
-
 def _noise(nc: dict) -> str:
     """The noise check of the training contexts in brief: Bartlett's statistics summed over
     the contexts per degree of freedom (about 1 when the noise is independent), and the
@@ -291,9 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     seeds, methods, preset_args, flow_args = _checked(ap, a)
     torch.set_num_threads(a.threads)
-    for name in ("context-flow", "context-flow-ablation") if flow_args else ():
-        # this process only: the builder of each method gets the extra arguments
-        METHODS[name] = replace(METHODS[name], build=partial(_with, METHODS[name].build, flow_args))
+    # the construction options of the two-step methods, recorded with their models as
+    # `conceptid run --method-arg context-flow:KEY=VALUE` records them
+    options = {name: flow_args for name in ("context-flow", "context-flow-ablation")}
     rows: dict = {m: [] for m in methods}
     floors: list[dict] = []
     names: list[str] = []
@@ -327,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
                 t0 = time.perf_counter()
                 model, hist = train_method(name, ds, out, seed=seed, epochs=a.epochs,
                                            progress=False, data_splits=(norm, parts),
-                                           restarts=a.restarts)  # fmt: skip
+                                           restarts=a.restarts,
+                                           options=options.get(name))  # fmt: skip
                 sec = time.perf_counter() - t0
                 if hist.get("restart_scores"):
                     print(_restarts(seed, name, hist), flush=True)
