@@ -56,7 +56,7 @@ from _args import (  # beside this file
 )
 
 from conceptid.evaluation import floor_summary
-from conceptid.methods import flow_schedule
+from conceptid.methods import check_options, flow_schedule
 from conceptid.models.metrics import sliced_wasserstein
 from conceptid.models.mle import LatentFlowMLE, ManifoldMLE
 from conceptid.pipeline import METHODS, ensure_data, evaluate_method, splits, train_method
@@ -244,6 +244,10 @@ def _checked(ap: argparse.ArgumentParser, a: argparse.Namespace):
         ap.error(f"--flow-arg: {', '.join(fixed)} is set by the method (context-flow or its "
                  "ablation), not here")  # fmt: skip
     if flow_args:
+        try:  # options the registry's methods take (not an encoder, a switch as a boolean)
+            flow_args = check_options("context-flow", flow_args)
+        except ConceptIDError as err:
+            ap.error(f"--flow-arg: {err}")
         images = len(shape) == 3
         shape = (shape[2], shape[0], shape[1]) if images else shape
         builds = [("", {})]  # the arguments go to the ablation too, when it runs

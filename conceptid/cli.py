@@ -361,11 +361,12 @@ def _parse_kv(items: list[str], flag: str = "--preset-arg") -> dict:
     return out
 
 
-def check_method_args(items: list[str], methods: list[str], ds=None, epochs: int = 1) -> dict:
+def check_method_args(items: list[str], methods: list[str], data=None, epochs: int = 1) -> dict:
     """``--method-arg METHOD:KEY=VALUE`` items as ``{method: {key: value}}`` (each VALUE read as
-    ``--preset-arg`` reads it), for the ``methods`` the command trains; with a dataset ``ds``,
-    each method's model is built with its options (:func:`conceptid.training.build_model`, a
-    budget of ``epochs``), so that a value its class refuses stops the command before any work.
+    ``--preset-arg`` reads it), for the ``methods`` the command trains; with ``data`` (a dataset
+    or a spec), each method's model is built with its options
+    (:func:`conceptid.training.check_builds`, a budget of ``epochs``), so that a value its class
+    refuses stops the command before any work.
 
     Raises
     ------
@@ -391,14 +392,10 @@ def check_method_args(items: list[str], methods: list[str], ds=None, epochs: int
                              f"command trains ({', '.join(methods)}; see --methods)")  # fmt: skip
         grouped.setdefault(name, []).append(kv)
     out = {n: check_options(n, _parse_kv(kvs, f"--method-arg {n}:")) for n, kvs in grouped.items()}
-    if ds is not None and out:
-        import torch
+    if data is not None and out:
+        from .training import check_builds
 
-        from .training import build_model
-
-        for name, options in out.items():
-            with torch.random.fork_rng(devices=[]):
-                build_model(name, ds, epochs, options)
+        check_builds(out, data, epochs)
     return out
 
 
@@ -531,11 +528,8 @@ def validate_run(a: argparse.Namespace) -> None:
     model = check_spec(spec, "this run", training=True)  # its test rows: run checks them first
     images = model.mixing.kind == "image"
     a.method_list = check_methods(a.methods, images)
-    # options are built on a dataset of one row per split and context (the model's shapes)
-    one = {"n_train": 1, "n_val": 1, "n_test": 1}
-    tiny = generate(BenchmarkSpec.from_dict({**spec.to_dict(), **one})) if a.method_arg else None
     a.method_options = check_method_args(a.method_arg, _trained(a.method_list, images=images),
-                                         tiny, a.epochs)  # fmt: skip
+                                         spec, a.epochs)  # fmt: skip
 
 
 def _trained(method_list: list[str] | None, ds=None, images: bool | None = None) -> list[str]:

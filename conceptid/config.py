@@ -115,6 +115,8 @@ class RunConfig:
         preset = None if self.spec is None else self.spec.preset
         if preset is not None and preset not in PRESET_NAMES:
             raise PipelineError(f"unknown preset {preset!r}; presets are {list(PRESET_NAMES)}")
+        if self.options is None:
+            self.options = {}
         if not isinstance(self.options, Mapping):
             raise PipelineError(f"options must map methods to their options, got "
                                 f"{type(self.options).__name__}")  # fmt: skip
@@ -122,7 +124,8 @@ class RunConfig:
         if untrained:
             raise PipelineError(f"options of {', '.join(map(str, untrained))}, which the run "
                                 f"does not train (methods {', '.join(self.methods)})")  # fmt: skip
-        self.options = {m: check_options(m, o) for m, o in self.options.items() if o}
+        checked = {m: check_options(m, o) for m, o in self.options.items()}
+        self.options = {m: o for m, o in checked.items() if o}
 
     def training(self, method: str | None = None) -> dict:
         """The training settings, as keyword arguments of

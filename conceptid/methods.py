@@ -37,6 +37,8 @@ ASSIGNMENTS = ("given", "hungarian")
 #: those that take a network (a Python object, not an option a setting can record)
 _FROM_DATA = frozenset({"obs_shape", "block_sizes", "nuisance_dim", "likelihood", "latent_dim",
                         "n_contexts", "m", "encoder", "decoder"})  # fmt: skip
+#: the options of the two-step fits whose default follows the budget (:func:`flow_schedule`)
+_SCHEDULED = frozenset({"ae_epochs", "snap_every"})
 #: the modules that hold the classes the methods build (:meth:`Method.model_type`)
 _MODEL_MODULES = ("conceptid.models.mle", "conceptid.models.estimators")
 
@@ -68,6 +70,9 @@ class Method:
     fixed : frozenset of str
         The constructor arguments its builder sets itself (the ablation's ``use_labels``,
         the beta-VAE's ``beta``): not options of the method (:meth:`option_names`).
+    scheduled : frozenset of str
+        The options whose default the builder computes from the budget (the two-step fits'
+        ``ae_epochs`` and ``snap_every``) rather than taking the class's.
     """
 
     label: str
@@ -78,6 +83,7 @@ class Method:
     model_class: str = ""
     in_default: bool = True
     fixed: frozenset = frozenset()
+    scheduled: frozenset = frozenset()
 
     def __post_init__(self) -> None:
         if self.assignment not in ASSIGNMENTS:
@@ -101,8 +107,13 @@ class Method:
         """The options a user may set (``conceptid train --method-arg``, ``train(options=)``):
         the keyword arguments of :meth:`model_type`'s constructor, but those the builder derives
         from the data, a network, and :attr:`fixed`; in the constructor's order."""
-        params = list(inspect.signature(self.model_type().__init__).parameters)[1:]
-        return tuple(p for p in params if p not in _FROM_DATA | self.fixed)
+        return tuple(self.option_defaults())
+
+    def option_defaults(self) -> dict:
+        """Each of :meth:`option_names` with its default in the class's constructor (for those
+        in :attr:`scheduled` the builder's own value replaces it)."""
+        params = list(inspect.signature(self.model_type().__init__).parameters.values())[1:]
+        return {p.name: p.default for p in params if p.name not in _FROM_DATA | self.fixed}
 
     def builds(self, model: object) -> bool:
         """Whether ``model`` is of the class this method builds (an instance of a subclass
@@ -145,13 +156,13 @@ def check_options(name: str, options: Mapping | None) -> dict:
     if not isinstance(options, Mapping):
         raise PipelineError(f"the options of {name} must be a mapping of option names to "
                             f"values, got {type(options).__name__}")  # fmt: skip
-    allowed = known.option_names()
+    defaults = known.option_defaults()
     for key in options:
         if key in known.fixed:
             raise PipelineError(f"{name}: the option {key} is set by the method itself")
-        if key not in allowed:
+        if key not in defaults:
             raise PipelineError(f"{name} takes no option {key!r}; its options: "
-                                f"{', '.join(allowed)}")  # fmt: skip
+                                f"{', '.join(defaults)}")  # fmt: skip
     try:
         text = json.dumps(dict(options), allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as err:
@@ -159,7 +170,18 @@ def check_options(name: str, options: Mapping | None) -> dict:
             f"{name}: an option's value must be JSON (a number, string, "
             f"boolean, null, or a list or object of them): {err}"
         ) from None
-    return json.loads(text)
+    out = {}
+    for key, value in json.loads(text).items():
+        default = defaults[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            # bool("False") is True: a switch takes a JSON boolean and nothing else
+            raise PipelineError(f"{name}: the option {key} takes true or false, got {value!r}")
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # 0 and 0.0 build the same model: one record
+        if key not in known.scheduled and type(value) is type(default) and value == default:
+            continue  # the default, given: the same model as none, so the same settings
+        out[key] = value
+    return out
 
 
 def observation_shape(ds: Dataset) -> tuple[int, ...]:
@@ -285,6 +307,7 @@ METHODS: dict[str, Method] = {
         uses_epochs=True,
         model_class="LatentFlowMLE",
         fixed=frozenset({"prior", "use_labels"}),
+        scheduled=_SCHEDULED,
     ),
     "context-flow-ablation": Method(
         label="context module as exact prior, labels ignored",
@@ -292,6 +315,7 @@ METHODS: dict[str, Method] = {
         uses_epochs=True,
         model_class="LatentFlowMLE",
         fixed=frozenset({"prior", "use_labels"}),
+        scheduled=_SCHEDULED,
     ),  # fmt: skip
     "context-module": Method(
         label="context-module VAE (paper-faithful baseline)",
@@ -328,6 +352,7 @@ METHODS: dict[str, Method] = {
         vectors_only=True,
         uses_epochs=True,
         model_class="LatentFlowMLE",
+        scheduled=_SCHEDULED,
     ),
     "manifold-mle": Method(
         label="theorem-matched manifold MLE",
@@ -335,6 +360,7 @@ METHODS: dict[str, Method] = {
         vectors_only=True,
         uses_epochs=True,
         model_class="ManifoldMLE",
+        scheduled=frozenset({"snap_every"}),
     ),
 }
 

@@ -75,6 +75,7 @@ from .rundir import (
 from .splits import Normaliser, splits
 from .training import (
     Trained,
+    check_builds,
     check_saved_settings,
     check_trainable,
     generate_samples,
@@ -153,6 +154,8 @@ def run(cfg: RunConfig) -> dict:
                             f"(methods {', '.join(methods)})")  # fmt: skip
     for name in methods:
         check_saved_settings(name, cfg.out, retrain=cfg.retrain, **cfg.training(name))
+    # a value a method's class refuses, before the data stage (on data of one row per context)
+    check_builds(cfg.options, given if given is not None else cfg.spec, cfg.epochs)
     # adopt_data opens the run directory once the data pass the checks
     out = open_run_dir(cfg.out) if cfg.data is None else Path(cfg.out)
 

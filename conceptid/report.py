@@ -178,8 +178,12 @@ def write_report(*, ds: Dataset, evaluation: Evaluation, timings: dict,
              + ", ".join(f"{k}={json.dumps(v)}" for k, v in m["training"]["options"].items())
              for name, m in metrics["methods"].items() if m["training"].get("options")]  # fmt: skip
     if built:  # the construction options given to a method (`--method-arg`), stored with it
-        L += ["", f"Built with options (the other methods with their defaults): "
-                  f"{'; '.join(built)}."]  # fmt: skip
+        rest = (
+            " (the other methods with their defaults)"
+            if len(built) < len(metrics["methods"])
+            else ""
+        )
+        L += ["", f"Built with options{rest}: {'; '.join(built)}."]
     if trained_as.startswith("training settings per method"):
         L += ["", "| method | " + " | ".join(REPORTED) + " |", "| --- " * (len(REPORTED) + 1) + "|"]
         for name, m in metrics["methods"].items():

@@ -414,9 +414,10 @@ def _options(given, methods: Sequence[str], task: str) -> dict:
     from conceptid.methods import check_options
 
     try:
-        return {m: check_options(m, o) for m, o in given.items() if o}
+        checked = {m: check_options(m, o) for m, o in given.items()}
     except ConceptIDError as e:
         raise SweepError(f"options: {e}") from None
+    return {m: o for m, o in checked.items() if o}
 
 
 def _describe(cell: Cell, point: Mapping) -> str:
@@ -479,15 +480,16 @@ def _check_rows(method: str, params: Mapping, spec: BenchmarkSpec, model, built:
     from conceptid.training import build_model
 
     small = replace(spec, n_train=1, n_val=1, n_test=1, seed=0)
-    key = _canonical([small.to_dict(), method, dict(params), dict(options or {})])
+    rows = spec.n_train * len(model.contexts)
+    epochs = _epochs(params, rows)  # the cell's own budget, not the small dataset's
+    key = _canonical([small.to_dict(), method, epochs, dict(options or {})])
     if key not in built:
-        ds = generate(small)
         try:
-            built[key] = build_model(method, ds, cell_epochs(params, ds), dict(options or {}))
+            built[key] = build_model(method, generate(small), epochs, dict(options or {}))
         except ConceptIDError as e:
-            raise SweepError(f"options of {method}: {e}") from None
+            raise SweepError(str(e)) from None
     try:
-        check_training_rows(built[key], spec.n_train * len(model.contexts))
+        check_training_rows(built[key], rows)
     except ConceptIDError as e:
         raise SweepError(f"method {method}, n_train={spec.n_train}: {e}") from None
 
@@ -580,11 +582,15 @@ def cell_epochs(params: Mapping, ds) -> int:
     ``sample_passes`` P, a budget in training-sample visits that stays the same as ``n``
     grows: ``ceil(P / rows)`` epochs over the training rows of the training contexts, at
     least 10, at most ``epochs`` when that is given too."""
+    return _epochs(params, int(ds.rows("train", "training").sum()))
+
+
+def _epochs(params: Mapping, rows: int) -> int:
+    """:func:`cell_epochs` for ``rows`` training rows of the training contexts."""
     if "sample_passes" not in params:
         from conceptid.config import DEFAULTS
 
         return int(params.get("epochs", DEFAULTS.epochs))
-    rows = int(ds.rows("train", "training").sum())
     epochs = max(10, math.ceil(float(params["sample_passes"]) / max(rows, 1)))
     return min(epochs, int(params["epochs"])) if "epochs" in params else epochs
 

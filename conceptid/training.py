@@ -14,7 +14,7 @@ A trained model comes back as a :class:`Trained`: the model with what was saved 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,7 +39,8 @@ from conceptid.models.trainer import (
     settings_difference,
     settings_key,
 )
-from conceptid.simulations.benchmark import Dataset
+from conceptid.simulations.benchmark import BenchmarkSpec, Dataset, generate
+from conceptid.simulations.errors import ConceptIDError
 from conceptid.simulations.resources import check_memory
 from conceptid.simulations.validation import check_number, is_number, torch_seed
 
@@ -60,6 +61,7 @@ from .splits import Normaliser, splits
 
 __all__ = [
     "build_model",
+    "check_builds",
     "check_saved_settings",
     "check_trainable",
     "Trained",
@@ -135,15 +137,36 @@ def _train_config(name: str, ds: Dataset | None, *, seed: int, epochs: int, batc
 
 def build_model(name: str, ds: Dataset, epochs: int, options: dict | None = None):
     """A fresh model of the method ``name`` for ``ds`` with its construction ``options``; a
-    value its class refuses with a ``TypeError`` or ``ValueError`` (a list where a count goes)
-    is refused as a :class:`PipelineError` naming the options."""
+    value its class refuses with a bare ``TypeError`` or ``ValueError`` (a list where a count
+    goes) is refused as a :class:`PipelineError` naming the options; the package's own
+    refusals (a bad value, a memory limit) keep their type and, where options were given,
+    name the method."""
     try:
         return METHODS[name].make(ds, epochs, options)
+    except ConceptIDError as err:
+        if not options:
+            raise
+        raise type(err)(f"{name}: {err}") from None
     except (TypeError, ValueError) as err:
         if not options:
             raise
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
         raise PipelineError(f"{name} cannot be built with the options {shown}: {err}") from None
+
+
+def check_builds(options: Mapping[str, Mapping], data: Dataset | BenchmarkSpec,
+                 epochs: int) -> None:  # fmt: skip
+    """Build each method of ``options`` (``{method: {key: value}}``) with its options, so that
+    a value its class refuses (:func:`build_model`) stops a command before any work: on the
+    dataset ``data``, or, for a spec, on its data at one row per split and context (the shapes
+    the models take, generated in a moment). The random state is left as it was."""
+    if not options:
+        return
+    if isinstance(data, BenchmarkSpec):
+        data = generate(replace(data, n_train=1, n_val=1, n_test=1))
+    for name, opts in options.items():
+        with torch.random.fork_rng(devices=[]):
+            build_model(name, data, epochs, check_options(name, opts))
 
 
 def train_settings(
@@ -317,8 +340,8 @@ def train(
     ------
     PipelineError
         An unknown method, a method that cannot fit this data, bad ``restarts``, options it
-        does not take or cannot be built with, or a ``final.pt`` trained under other settings
-        (naming each that differs, old -> new) without ``retrain``.
+        does not take (:func:`~conceptid.methods.check_options`), or a ``final.pt`` trained
+        under other settings (naming each that differs, old -> new) without ``retrain``.
     CheckpointError
         A damaged ``final.pt`` or checkpoint, or a checkpoint of other settings, without
         ``retrain``.
@@ -327,7 +350,8 @@ def train(
     conceptid.simulations.errors.UsageError
         A ``device`` this torch cannot train on (:func:`conceptid.models.trainer.check_device`),
         also where a saved model would be reused: the device type is one of its settings, so a
-        model trained on ``cuda`` is reused only where ``cuda`` can be asked for. Also a model
+        model trained on ``cuda`` is reused only where ``cuda`` can be asked for. Also an
+        option's value its class refuses (``flow_layers=0``), a model
         that cannot be built for this data (a latent larger than an observation; a
         :class:`~conceptid.simulations.resources.MemoryLimitError` for one too large) or
         data the trainer cannot use (an empty validation split): every refusal comes before

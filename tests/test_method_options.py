@@ -16,6 +16,7 @@ from conceptid.errors import PipelineError
 from conceptid.methods import BENCHMARK_METHODS, METHODS, check_options
 from conceptid.models.trainer import CheckpointError, read_checkpoint, settings_key
 from conceptid.simulations.benchmark import BenchmarkSpec, generate, load_dataset
+from conceptid.simulations.errors import ConceptIDError
 from conceptid.sweep import Cell, Sweep, SweepError, run_sweep
 from conceptid.training import read_trained, train, train_settings
 
@@ -59,10 +60,23 @@ def test_every_option_is_a_keyword_of_the_model_class_with_a_default(name):
 
 def test_check_options_returns_plain_json_and_refuses_what_it_cannot_record():
     assert check_options("context-flow", None) == {}
-    assert check_options("latent-flow", {"flow_hidden": 32, "ae_autocast": None}) == {
-        "flow_hidden": 32, "ae_autocast": None}  # fmt: skip
-    # a tuple is recorded as the list JSON reads back, so a reread setting equals it
-    assert check_options("manifold-mle", {"snap_every": 2}) == {"snap_every": 2}
+    assert check_options("latent-flow", {"flow_hidden": 32, "ae_autocast": "bf16"}) == {
+        "flow_hidden": 32, "ae_autocast": "bf16"}  # fmt: skip
+    # one record per model: a default given is no option (the same model as none), a whole
+    # number given to a real-valued option is that real; but the options whose default follows
+    # the budget (the two-step fits' ae_epochs and snap_every) are kept whatever their value
+    assert check_options("pooled", {"hidden": 128}) == {}
+    assert check_options("latent-flow", {"ae_autocast": None, "ae_whitening": 0}) == {}
+    assert check_options("context-flow", {"ae_gaussianity": 1}) == {"ae_gaussianity": 1.0}
+    assert isinstance(check_options("context-flow", {"ae_gaussianity": 1})["ae_gaussianity"], float)
+    assert check_options("context-flow", {"ae_epochs": 20, "snap_every": 10}) == {
+        "ae_epochs": 20, "snap_every": 10}  # fmt: skip
+    assert check_options("manifold-mle", {"snap_every": 10}) == {"snap_every": 10}
+    assert check_options("latent-flow", {"use_labels": False}) == {"use_labels": False}
+    # a switch takes a JSON boolean: bool("False") would be True
+    for value in ("False", "no", 0, 1, [1], None):
+        with pytest.raises(PipelineError, match="refine_unpeeled takes true or false"):
+            check_options("context-flow", {"refine_unpeeled": value})
     cases = {
         ("context-flow", "prior"): "set by the method itself",
         ("context-flow-ablation", "use_labels"): "set by the method itself",
@@ -119,6 +133,32 @@ def test_no_options_leave_the_settings_as_they_were(ds):
     assert settings_key(train_settings("pooled", ds, epochs=3, options=None)) == settings_key(plain)
 
 
+def test_a_default_given_reuses_the_model_trained_without_options(ds, tmp_path):
+    out = tmp_path / "run"
+    first = train("pooled", ds, out, epochs=2, progress=False)
+    again = train("pooled", ds, out, epochs=2, progress=False, options={"hidden": 128})
+    assert again.reused and again.settings == first.settings
+
+
+def test_run_refuses_a_bad_value_before_its_data_stage(tmp_path, capsys):
+    from conceptid.config import RunConfig
+    from conceptid.pipeline import run
+
+    spec = BenchmarkSpec(preset="random", preset_args={"m": 3, "p": 6}, n_train=60, n_val=15,
+                         n_test=15)  # fmt: skip
+    out = tmp_path / "run"
+    cfg = RunConfig(spec=spec, out=out, epochs=3, methods=["pooled"], progress=False,
+                    options={"pooled": {"hidden": 0}})  # fmt: skip
+    with pytest.raises(ConceptIDError, match="hidden must be a positive integer"):
+        run(cfg)
+    assert not out.exists() and "[1/5]" not in capsys.readouterr().out
+    # options=None is no options; a method given an empty set of options is built as default
+    assert RunConfig(spec=spec, out=out, options=None).options == {}
+    assert RunConfig(spec=spec, out=out, options={"pooled": {}}).options == {}
+    with pytest.raises(PipelineError, match="must be a mapping"):
+        RunConfig(spec=spec, out=out, options={"pooled": []})
+
+
 def test_a_bad_value_is_refused_before_anything_is_written(ds, tmp_path):
     out = tmp_path / "run"
     bad = [({"flow_layers": -1}, "flow_layers must be a positive integer"),
@@ -126,7 +166,7 @@ def test_a_bad_value_is_refused_before_anything_is_written(ds, tmp_path):
            ({"ae_activation": "tanhh"}, "ae_activation must be one of"),
            ({"finetune_after": 10}, "at or past the budget")]  # fmt: skip
     for options, said in bad:
-        with pytest.raises(PipelineError, match=said):
+        with pytest.raises(ConceptIDError, match=said):
             train("context-flow", ds, out, epochs=3, progress=False, options=options)
         assert not out.exists()
 
@@ -193,6 +233,7 @@ def test_run_with_method_args_reports_them_and_its_reproduce_command_reuses_the_
         ("context-flow:flow_layers=-1", "flow_layers must be a positive integer"),
         ("context-flow:flow_layers=[2", "is not valid JSON"),
         ("context-flow:finetune_after=5", "at or past the budget of 3 epochs"),
+        ("context-flow:refine_unpeeled=False", "refine_unpeeled takes true or false, got 'False'"),
     ],
 )
 def test_bad_method_args_are_refused_in_one_line_before_anything_is_written(
@@ -266,6 +307,15 @@ def test_sweep_options_are_checked_and_reach_the_fit(tmp_path):
                       ([1], "must be an object")]:  # fmt: skip
         with pytest.raises(SweepError, match=said):
             Sweep.from_dict(_sweep(options=bad))
+    with pytest.raises(SweepError, match="must be a mapping"):
+        Sweep.from_dict(_sweep(options={"pooled": []}))
+    # a budget in sample visits: the options are built under the cell's own epochs (n_train
+    # 500 in 6 training contexts, 20000 visits: 10 epochs), where step 3 would start too late
+    visits = _sweep(options={"context-flow": {"finetune_after": 20}},
+                    params={"sample_passes": [20000]})  # fmt: skip
+    visits["benchmarks"][0]["spec"]["n_train"] = 500
+    with pytest.raises(SweepError, match="at or past the budget of 10 epochs"):
+        Sweep.from_dict(visits)
     custom = _sweep(options={"context-flow": {"flow_layers": 2}}, task="conceptid.sweep:toy_cell")
     with pytest.raises(SweepError, match="default task's"):
         Sweep.from_dict(custom)
