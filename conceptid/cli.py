@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -825,7 +826,8 @@ def cmd_run(a: argparse.Namespace) -> int:
                     batch_size=a.batch_size, device=a.device, methods=a.method_list,
                     check_method=a.check_method or DEFAULTS.check_method,  # None: not given
                     restarts=a.restarts, retrain=a.retrain, options=a.method_options,
-                    progress=not a.quiet, data=Path(a.data) if a.data else None)  # fmt: skip
+                    progress=not a.quiet, data=Path(a.data) if a.data else None,
+                    command="conceptid " + shlex.join(a.argv))  # fmt: skip
     run(cfg)
     return 0
 
@@ -1185,6 +1187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             a, extra = parser.parse_known_args(argv)
+            a.argv = list(sys.argv[1:] if argv is None else argv)  # for a report's command line
         except SystemExit as done:  # --help and --version print and exit (only these)
             return done.code if isinstance(done.code, int) else 0
         prog = f"{parser.prog} {a.command}"

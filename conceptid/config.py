@@ -10,6 +10,7 @@ come from their registries: :data:`PRESET_NAMES` from ``conceptid.simulations.pr
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ class RunConfig:
     restarts: int = DEFAULTS.restarts
     progress: bool = True
     retrain: bool = False
-    command: str = field(default_factory=lambda: " ".join(sys.argv))
+    command: str = field(default_factory=lambda: shlex.join(sys.argv))
     data: Path | None = None
     options: Mapping[str, Mapping] = field(default_factory=dict)
 

@@ -202,6 +202,9 @@ def test_run_with_method_args_reports_them_and_its_reproduce_command_reuses_the_
     assert metrics["methods"]["context-flow"]["training"]["options"] == {
         "ae_activation": "prelu", "flow_layers": 2}  # fmt: skip
     assert "options" not in metrics["methods"]["pooled"]["training"]
+    # the run's own command line, as a shell reads it back: the same arguments
+    said = report.split("## Reproduce")[1].split("```")[1].strip()
+    assert shlex.split(said) == ["conceptid", "run", *DATA, *TRAIN, *FLOW, "--out", str(out)]
     # `evaluate` reads the models back with their options, and its report's command line
     # trains the same models: run it, and they are reused
     assert main(["evaluate", str(out)]) == 0
