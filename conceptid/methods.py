@@ -111,7 +111,7 @@ class Method:
 
     def option_defaults(self) -> dict:
         """Each of :meth:`option_names` with its default in the class's constructor (for those
-        in :attr:`scheduled` the builder's own value replaces it)."""
+        in :attr:`scheduled` the builder passes its own value, from the budget, instead)."""
         params = list(inspect.signature(self.model_type().__init__).parameters.values())[1:]
         return {p.name: p.default for p in params if p.name not in _FROM_DATA | self.fixed}
 
@@ -177,7 +177,13 @@ def check_options(name: str, options: Mapping | None) -> dict:
             # bool("False") is True: a switch takes a JSON boolean and nothing else
             raise PipelineError(f"{name}: the option {key} takes true or false, got {value!r}")
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)  # 0 and 0.0 build the same model: one record
+            try:
+                value = float(value)  # 0 and 0.0 build the same model: one record
+            except OverflowError:
+                raise PipelineError(
+                    f"{name}: the option {key} is too large for a real number "
+                    f"({len(str(value))} digits)"
+                ) from None
         if key not in known.scheduled and type(value) is type(default) and value == default:
             continue  # the default, given: the same model as none, so the same settings
         out[key] = value

@@ -487,7 +487,7 @@ def _check_rows(method: str, params: Mapping, spec: BenchmarkSpec, model, built:
         try:
             built[key] = build_model(method, generate(small), epochs, dict(options or {}))
         except ConceptIDError as e:
-            raise SweepError(str(e)) from None
+            raise SweepError(f"method {method}: {e}") from None
     try:
         check_training_rows(built[key], rows)
     except ConceptIDError as e:

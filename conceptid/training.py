@@ -494,7 +494,7 @@ def _read_trained(path: Path, ds: Dataset, state: dict | None = None) -> tuple[T
     try:
         options = check_options(state["method"], options)
         model = build_model(state["method"], ds, settings["epochs"], options)
-    except PipelineError as err:
+    except ConceptIDError as err:  # an unknown option, or a value its class refuses
         raise CheckpointError(f"{path} records options this conceptid cannot build: "
                               f"{err}") from None  # fmt: skip
     load_checkpoint(path, model, state=state)

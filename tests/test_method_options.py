@@ -60,8 +60,10 @@ def test_every_option_is_a_keyword_of_the_model_class_with_a_default(name):
 
 def test_check_options_returns_plain_json_and_refuses_what_it_cannot_record():
     assert check_options("context-flow", None) == {}
-    assert check_options("latent-flow", {"flow_hidden": 32, "ae_autocast": "bf16"}) == {
-        "flow_hidden": 32, "ae_autocast": "bf16"}  # fmt: skip
+    assert check_options("latent-flow", {"flow_hidden": 32, "ae_autocast": "bfloat16"}) == {
+        "flow_hidden": 32, "ae_autocast": "bfloat16"}  # fmt: skip
+    with pytest.raises(PipelineError, match="beta is too large for a real number"):
+        check_options("pooled", {"beta": 10**400})
     # one record per model: a default given is no option (the same model as none), a whole
     # number given to a real-valued option is that real; but the options whose default follows
     # the budget (the two-step fits' ae_epochs and snap_every) are kept whatever their value
@@ -178,12 +180,14 @@ def test_a_file_recording_options_this_release_cannot_build_is_refused(ds, tmp_p
     train("pooled", ds, out, epochs=2, progress=False, options={"hidden": 16})
     final = out / "models" / "pooled" / "final.pt"
     state = read_checkpoint(final)
-    # as a later release might write it: an option this one does not have, the key matching
-    state["settings"]["options"] = {"no_such_option": 1}
-    state["key"] = settings_key(state["settings"])
-    torch.save(state, final)
-    with pytest.raises(CheckpointError, match="records options this conceptid cannot build"):
-        read_trained(final, ds)
+    # as a later release might write it: an option this one does not have, or a value it
+    # refuses, the key matching
+    for options in ({"no_such_option": 1}, {"hidden": 0}):
+        state["settings"]["options"] = options
+        state["key"] = settings_key(state["settings"])
+        torch.save(state, final)
+        with pytest.raises(CheckpointError, match="records options this conceptid cannot build"):
+            read_trained(final, ds)
 
 
 # ------------------------------------------------------------------------ the command line
