@@ -10,6 +10,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from _cli import one_error
 
 from conceptid.cli import main
 from conceptid.errors import PipelineError
@@ -25,14 +26,6 @@ DATA = ["--preset", "random", "--preset-arg", "m=3", "--preset-arg", "p=6",
 FLOW = ["--method-arg", "context-flow:flow_layers=2", "--method-arg",
         "context-flow:ae_activation=prelu"]  # fmt: skip
 TRAIN = ["--epochs", "3", "--methods", "context-flow,pooled", "--quiet"]
-
-
-def one_error(args: list[str], capsys) -> str:
-    rc = main(args)
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert err.startswith(f"conceptid {args[0]}: error: ") and len(err.strip().splitlines()) == 1
-    return err
 
 
 @pytest.fixture(scope="module")

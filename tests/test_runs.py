@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _cli import one_error
 
 from conceptid import pipeline, training
 from conceptid.cli import main
@@ -38,14 +39,6 @@ class _Interrupted(BaseException):
 
 def listing(d: Path) -> list[str]:
     return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
-
-
-def one_error(args: list[str], capsys) -> str:
-    rc = main(args)
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert err.startswith(f"conceptid {args[0]}: error: ") and len(err.strip().splitlines()) == 1
-    return err
 
 
 @pytest.fixture(scope="module")
