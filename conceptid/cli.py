@@ -362,19 +362,19 @@ def _parse_kv(items: list[str], flag: str = "--preset-arg") -> dict:
     return out
 
 
-def check_method_args(items: list[str], methods: list[str], data=None, epochs: int = 1) -> dict:
+def check_method_args(items: list[str], methods: list[str]) -> dict:
     """``--method-arg METHOD:KEY=VALUE`` items as ``{method: {key: value}}`` (each VALUE read as
-    ``--preset-arg`` reads it), for the ``methods`` the command trains; with ``data`` (a dataset
-    or a spec), each method's model is built with its options
-    (:func:`conceptid.training.check_builds`, a budget of ``epochs``), so that a value its class
-    refuses stops the command before any work.
+    ``--preset-arg`` reads it), for the ``methods`` the command trains. The values are built
+    into each model before any work by the command itself (``run``:
+    :func:`conceptid.training.check_builds`; ``train``: :func:`conceptid.training.
+    check_trainable`).
 
     Raises
     ------
     UsageError
         A malformed item, a method not trained by the command, a key given twice.
     PipelineError
-        An option the method does not take or sets itself, or a value it cannot be built with
+        An option the method does not take or sets itself, or a value that is not JSON
         (:func:`conceptid.methods.check_options`).
     """
     from .methods import check_options
@@ -392,12 +392,7 @@ def check_method_args(items: list[str], methods: list[str], data=None, epochs: i
             raise UsageError(f"--method-arg {item!r}: {name} is not among the methods this "
                              f"command trains ({', '.join(methods)}; see --methods)")  # fmt: skip
         grouped.setdefault(name, []).append(kv)
-    out = {n: check_options(n, _parse_kv(kvs, f"--method-arg {n}:")) for n, kvs in grouped.items()}
-    if data is not None and out:
-        from .training import check_builds
-
-        check_builds(out, data, epochs)
-    return out
+    return {n: check_options(n, _parse_kv(kvs, f"--method-arg {n}:")) for n, kvs in grouped.items()}
 
 
 def _per_context(n: int | None) -> dict:
@@ -510,8 +505,7 @@ def validate_run(a: argparse.Namespace) -> None:
                              f"identifiability check runs on it")  # fmt: skip
         if is_run_dir(a.out):
             check_data_of_run(a.out, ds, a.data)
-        a.method_options = check_method_args(a.method_arg, _trained(a.method_list, ds), ds,
-                                             a.epochs)  # fmt: skip
+        a.method_options = check_method_args(a.method_arg, _trained(a.method_list, ds))
         return
     if a.spec and a.preset_arg:
         raise UsageError("--preset-arg cannot be combined with --spec: put it in the spec file")
@@ -529,8 +523,7 @@ def validate_run(a: argparse.Namespace) -> None:
     model = check_spec(spec, "this run", training=True)  # its test rows: run checks them first
     images = model.mixing.kind == "image"
     a.method_list = check_methods(a.methods, images)
-    a.method_options = check_method_args(a.method_arg, _trained(a.method_list, images=images),
-                                         spec, a.epochs)  # fmt: skip
+    a.method_options = check_method_args(a.method_arg, _trained(a.method_list, images=images))
 
 
 def _trained(method_list: list[str] | None, ds=None, images: bool | None = None) -> list[str]:
@@ -574,8 +567,7 @@ def validate_train(a: argparse.Namespace) -> None:
 
     if is_run_dir(a.out):
         check_data_of_run(a.out, a.dataset, a.data)
-    a.method_options = check_method_args(a.method_arg, _trained(a.method_list, a.dataset),
-                                         a.dataset, a.epochs)  # fmt: skip
+    a.method_options = check_method_args(a.method_arg, _trained(a.method_list, a.dataset))
 
 
 def validate_import(a: argparse.Namespace) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "REPORTED",
     "Defaults",
     "RunConfig",
+    "check_options_trained",
 ]
 
 #: the built-in benchmark presets (the presets registry's names, in its order)
@@ -65,6 +66,14 @@ class Defaults:
 
 #: every default of a run
 DEFAULTS = Defaults()
+
+
+def check_options_trained(options: Mapping, methods: Sequence[str]) -> None:
+    """Refuse options of a method the run does not train (:class:`PipelineError`)."""
+    untrained = [m for m in options if m not in methods]
+    if untrained:
+        raise PipelineError(f"options of {', '.join(map(str, untrained))}, which the run does "
+                            f"not train (methods {', '.join(methods)})")  # fmt: skip
 
 
 @dataclass
@@ -121,10 +130,8 @@ class RunConfig:
         if not isinstance(self.options, Mapping):
             raise PipelineError(f"options must map methods to their options, got "
                                 f"{type(self.options).__name__}")  # fmt: skip
-        untrained = [m for m in self.options if self.methods and m not in self.methods]
-        if untrained:
-            raise PipelineError(f"options of {', '.join(map(str, untrained))}, which the run "
-                                f"does not train (methods {', '.join(self.methods)})")  # fmt: skip
+        if self.methods:  # else the run's default methods, which it checks them against
+            check_options_trained(self.options, self.methods)
         checked = {m: check_options(m, o) for m, o in self.options.items()}
         self.options = {m: o for m, o in checked.items() if o}
 

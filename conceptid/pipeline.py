@@ -44,7 +44,7 @@ import numpy as np
 from conceptid.identifiability import Report, check
 from conceptid.simulations.benchmark import Dataset, load_dataset
 
-from .config import DEFAULTS, REPORTED, RunConfig
+from .config import DEFAULTS, REPORTED, RunConfig, check_options_trained
 from .errors import PipelineError
 from .evaluation import (
     NO_GROUND_TRUTH,
@@ -148,10 +148,7 @@ def run(cfg: RunConfig) -> dict:
     # a saved model or checkpoint of other settings stops the run before its data stage; what
     # needs the data (their hashes, the architecture) is checked once they are at hand, before
     # they are saved into the run directory
-    untrained = sorted(set(cfg.options) - set(methods))
-    if untrained:  # cfg checked them against the methods it names; these are the defaults
-        raise PipelineError(f"options of {', '.join(untrained)}, which the run does not train "
-                            f"(methods {', '.join(methods)})")  # fmt: skip
+    check_options_trained(cfg.options, methods)  # cfg did where it names its methods
     for name in methods:
         check_saved_settings(name, cfg.out, retrain=cfg.retrain, **cfg.training(name))
     # a value a method's class refuses, before the data stage (on data of one row per context)
